@@ -1,0 +1,72 @@
+// swift-tools-version:6.1
+//
+// hessian-harness: a numerical precision research harness for finite-difference
+// Hessian-vector products and Lanczos/SLQ spectra.
+//
+// Layers (each target imports only the ones below it):
+//   1. CMPFR, COpenBLAS        system libraries (MPFR+GMP, OpenBLAS CBLAS + LAPACKE)
+//   2. Scalars                 BFloat16, parametric low-precision formats, MPFloat<bits>, Dual<T>
+//   ...                        LinearAlgebra, Krylov, Models, Curvature, Studies (later issues)
+//   8. Harness + hessian-harness  command implementations and the CLI
+import PackageDescription
+
+let package = Package(
+    name: "hessian-harness",
+    products: [
+        .executable(name: "hessian-harness", targets: ["hessian-harness"]),
+        .library(name: "Scalars", targets: ["Scalars"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CMPFR",
+            pkgConfig: "mpfr",
+            providers: [.apt(["libmpfr-dev", "libgmp-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
+        ),
+        .target(
+            name: "Scalars",
+            dependencies: [
+                "CMPFR",
+                .product(name: "RealModule", package: "swift-numerics"),
+            ]
+        ),
+        .target(
+            name: "Harness",
+            dependencies: [
+                "Scalars",
+                "CMPFR",
+                "COpenBLAS",
+                .product(name: "RealModule", package: "swift-numerics"),
+            ]
+        ),
+        .executableTarget(
+            name: "hessian-harness",
+            dependencies: [
+                "Harness",
+                "Scalars",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "ScalarsTests",
+            dependencies: [
+                "Scalars",
+                "CMPFR",
+                .product(name: "RealModule", package: "swift-numerics"),
+            ],
+            resources: [.copy("Golden")]
+        ),
+        .testTarget(
+            name: "HarnessTests",
+            dependencies: ["Harness", "Scalars", "hessian-harness"]
+        ),
+    ]
+)

@@ -1,0 +1,124 @@
+import CMPFR
+
+/// Where `cast` rounds to: a binary format inside binary64, or MPFR at N bits.
+public enum CastTarget: Sendable, Equatable {
+    case binary(FloatFormat)
+    case mpfr(bits: Int)
+
+    /// `bf16`, `fp16`, `tf32`, `fp32`, `fp64`, `e4m3`, `e5m2`, `mpfrN` (N ≥ 2), or a
+    /// user format `p=…,emin=…,emax=…[,…]` (see ``FloatFormat/parse(_:)``).
+    public static func parse(_ name: String) throws -> CastTarget {
+        let n = name.lowercased()
+        if n.hasPrefix("mpfr"), let b = Int(n.dropFirst(4)) {
+            guard b >= 2 && b <= 1 << 20 else { throw ScalarRegistryError.unknownFormat(name) }
+            return .mpfr(bits: b)
+        }
+        if let f = FloatFormat.named.first(where: { $0.name == n }) { return .binary(f) }
+        if n.contains("=") { return .binary(try FloatFormat.parse(name)) }
+        throw ScalarRegistryError.unknownFormat(name)
+    }
+
+    public var name: String {
+        switch self {
+        case .binary(let f): return f.name
+        case .mpfr(let b): return "mpfr\(b)"
+        }
+    }
+}
+
+/// One rounded input, as `hessian-harness cast` prints it.
+public struct CastResult: Sendable, Equatable {
+    /// Shortest round-trip decimal (binary formats) or all significant digits (MPFR).
+    public var value: String
+    /// Hex encoding (`0x3f80`), empty for MPFR.
+    public var bits: String
+    public var absError: Double
+    public var relError: Double
+    /// The value as a Double (rounded to nearest for MPFR).
+    public var double: Double
+}
+
+extension ExactDecimal {
+    /// Rounds the exact value of `text` into `target` with `mode` (stochastic draws
+    /// from `random`) and measures the error against the exact input.
+    public static func cast(_ text: String, to target: CastTarget, mode: RoundingMode,
+                            random: inout SplitMix64) throws -> CastResult {
+        switch target {
+        case .binary(let f):
+            let v = try round(text, to: f, mode: mode, random: &random)
+            let (a, r) = try errors(of: v, against: text)
+            let hexDigits = (f.bitWidth + 3) / 4
+            var hex = String(f.encode(v), radix: 16)
+            hex = String(repeating: "0", count: max(0, hexDigits - hex.count)) + hex
+            return CastResult(value: ShortestDecimal.string(v, format: f), bits: "0x" + hex,
+                              absError: a, relError: r, double: v)
+        case .mpfr(let bits):
+            let (w, _) = try parse(text, precision: max(4096, 4 * bits))
+            let y = MPFRScratch(precision: bits)
+            if mode == .stochastic {
+                let lo = MPFRScratch(precision: bits), hi = MPFRScratch(precision: bits)
+                mpfr_set(lo.x, w.x, MPFR_RNDD)
+                mpfr_set(hi.x, w.x, MPFR_RNDU)
+                if mpfr_equal_p(lo.x, hi.x) != 0 || mpfr_number_p(lo.x) == 0 || mpfr_number_p(hi.x) == 0 {
+                    mpfr_set(y.x, w.x, MPFR_RNDN)
+                } else {
+                    let num = MPFRScratch(precision: max(4096, 4 * bits)), den = MPFRScratch(precision: max(4096, 4 * bits))
+                    mpfr_sub(num.x, w.x, lo.x, MPFR_RNDN)
+                    mpfr_sub(den.x, hi.x, lo.x, MPFR_RNDN)
+                    mpfr_div(num.x, num.x, den.x, MPFR_RNDN)
+                    let pUp = mpfr_get_d(num.x, MPFR_RNDN)
+                    mpfr_set(y.x, random.nextUniform() < pUp ? hi.x : lo.x, MPFR_RNDN)
+                }
+            } else {
+                // Round the exact decimal directly (not via the wide value).
+                let (d, _) = try parse(text, precision: bits, rnd: mpfrRounding(mode))
+                mpfr_set(y.x, d.x, MPFR_RNDN)
+            }
+            // Errors against the exact input.
+            var absErr = Double.nan, relErr = Double.nan
+            if mpfr_nan_p(y.x) == 0 && mpfr_nan_p(w.x) == 0 {
+                if mpfr_inf_p(w.x) != 0 || mpfr_inf_p(y.x) != 0 {
+                    let same = mpfr_equal_p(w.x, y.x) != 0
+                    absErr = same ? 0 : .infinity; relErr = absErr
+                } else {
+                    let e = MPFRScratch(precision: max(4096, 4 * bits))
+                    mpfr_sub(e.x, y.x, w.x, MPFR_RNDN)
+                    mpfr_abs(e.x, e.x, MPFR_RNDN)
+                    absErr = mpfr_get_d(e.x, MPFR_RNDN)
+                    if mpfr_zero_p(w.x) != 0 { relErr = absErr == 0 ? 0 : .infinity }
+                    else { mpfr_div(e.x, e.x, w.x, MPFR_RNDN); mpfr_abs(e.x, e.x, MPFR_RNDN); relErr = mpfr_get_d(e.x, MPFR_RNDN) }
+                }
+            }
+            let value: String
+            if mpfr_nan_p(y.x) != 0 { value = "nan" }
+            else if mpfr_inf_p(y.x) != 0 { value = mpfr_signbit(y.x) != 0 ? "-inf" : "inf" }
+            else if mpfr_zero_p(y.x) != 0 { value = mpfr_signbit(y.x) != 0 ? "-0.0" : "0.0" }
+            else {
+                let (dg, e) = ShortestDecimal.mpfrDigits(y.x, count: mpfr_get_str_ndigits(10, mpfr_prec_t(bits)))
+                value = ShortestDecimal.layout(negative: mpfr_signbit(y.x) != 0, digits: dg, exponent10: e)
+            }
+            return CastResult(value: value, bits: "", absError: absErr, relError: relErr, double: mpfr_get_d(y.x, MPFR_RNDN))
+        }
+    }
+}
+
+/// Facts about the linked MPFR and GMP, for manifests and `hessian-harness version`.
+public enum MPFRInfo {
+    public static var mpfrVersion: String { String(cString: mpfr_get_version()) }
+    public static var gmpVersion: String { String(cString: hh_gmp_version()) }
+    /// Whether MPFR keeps its flags and exponent range per thread (needed for
+    /// running MPFR computations on several threads at once).
+    public static var threadSafe: Bool { mpfr_buildopt_tls_p() != 0 }
+    /// MPFR's current exponent range in IEEE convention (significand in [1, 2)).
+    public static var ieeeExponentRange: (emin: Int, emax: Int) { (Int(mpfr_get_emin()) - 1, Int(mpfr_get_emax()) - 1) }
+    /// `2^e` as a decimal string of `digits` significant digits (for huge exponents);
+    /// with `minusUlp: b`, the largest `b`-bit value below `2^e`, `(1 − 2^-b)·2^e`.
+    public static func powerOfTwo(_ e: Int, digits: Int = 17, minusUlp bits: Int? = nil) -> String {
+        let x = MPFRScratch(precision: max(64, bits ?? 64))
+        mpfr_set_ui(x.x, 1, MPFR_RNDN)
+        if bits != nil { mpfr_nextbelow(x.x) }           // 1 − 2^-b (precision b)
+        mpfr_mul_2si(x.x, x.x, e, MPFR_RNDN)              // stays in range: exponent e
+        let (d, e10) = ShortestDecimal.mpfrDigits(x.x, count: digits)
+        return ShortestDecimal.layout(negative: false, digits: d, exponent10: e10)
+    }
+}

@@ -1,0 +1,219 @@
+import CMPFR
+
+/// A scratch MPFR number with exactly one owner: initialized in `init`, cleared in
+/// `deinit`. Used by the oracle and text conversions (not by ``MPFloat``, which
+/// keeps its limbs inline).
+@usableFromInline
+final class MPFRScratch {
+    @usableFromInline let x: UnsafeMutablePointer<__mpfr_struct>
+    @usableFromInline init(precision: Int) {
+        x = .allocate(capacity: 1)
+        mpfr_init2(x, mpfr_prec_t(precision))
+    }
+    deinit { mpfr_clear(x); x.deallocate() }
+}
+
+/// Errors of text input.
+public enum ScalarParseError: Error, CustomStringConvertible, Equatable {
+    case unparsable(String)
+    public var description: String {
+        switch self { case .unparsable(let s): return "cannot parse '\(s)' as a number (decimal, C99 hex-float, inf, -inf or nan)" }
+    }
+}
+
+@usableFromInline
+func mpfrRounding(_ mode: RoundingMode) -> mpfr_rnd_t {
+    switch mode {
+    case .nearest, .stochastic: return MPFR_RNDN
+    case .towardZero: return MPFR_RNDZ
+    case .up: return MPFR_RNDU
+    case .down: return MPFR_RNDD
+    }
+}
+
+/// Reference rounding with MPFR: a value is rounded to `p` bits, then into the
+/// format's exponent range with `mpfr_check_range` and `mpfr_subnormalize` (the
+/// emulation recipe of the MPFR manual), with IEEE `emin`/`emax` translated to
+/// MPFR's convention (significand in [1/2, 1)). This is independent of
+/// ``FormatRounding`` and serves as its test oracle, and as the exact path of
+/// `hessian-harness cast`.
+public enum MPFROracle {
+    /// Rounds the MPFR value `x` (any precision) into `f` with a non-stochastic `mode`.
+    public static func round(_ x: UnsafePointer<__mpfr_struct>, to f: FloatFormat, mode: RoundingMode) -> Double {
+        precondition(mode != .stochastic, "the oracle rounds deterministically")
+        let y = MPFRScratch(precision: f.p)
+        let inex = mpfr_set(y.x, x, mpfrRounding(mode))
+        return finish(y, inex, f, mode)
+    }
+
+    /// Completes the rounding of `y`, already rounded to `p` bits with ternary value
+    /// `inex` (the sign of `y − exact`), into the format's exponent range.
+    static func finish(_ y: MPFRScratch, _ inexact: Int32, _ f: FloatFormat, _ mode: RoundingMode) -> Double {
+        if mpfr_nan_p(y.x) != 0 { return .nan }
+        if mpfr_inf_p(y.x) != 0 {
+            return FormatRounding.nonFinite(mpfr_signbit(y.x) != 0 ? -.infinity : .infinity, f)
+        }
+        let rnd = mpfrRounding(mode)
+        var inex = inexact
+        let oldMin = mpfr_get_emin(), oldMax = mpfr_get_emax()
+        mpfr_set_emin(mpfr_exp_t(f.subnormals ? f.emin - f.p + 2 : f.emin + 1))
+        mpfr_set_emax(mpfr_exp_t(f.emax + 1))
+        inex = mpfr_check_range(y.x, inex, rnd)
+        if f.subnormals { inex = mpfr_subnormalize(y.x, inex, rnd) }
+        mpfr_set_emin(oldMin); mpfr_set_emax(oldMax)
+        let d = mpfr_get_d(y.x, MPFR_RNDN)                      // exact: y fits binary64
+        if d.isInfinite {
+            switch f.overflow {
+            case .infinity: return d
+            case .nan: return .nan
+            case .saturate: return d < 0 ? -f.greatestFinite : f.greatestFinite
+            }
+        }
+        if abs(d) > f.greatestFinite {
+            // Only formats without infinities get here (their all-ones code is NaN).
+            let increased = (d > 0) == (inex > 0)   // rounding moved away from zero
+            let overflows = mode == .nearest || increased
+            let mag = overflows ? FormatRounding.overflowMagnitude(f) : f.greatestFinite
+            return d < 0 ? -mag : mag
+        }
+        return d
+    }
+
+    /// Rounds the exact Double `x` into `f`.
+    public static func round(_ x: Double, to f: FloatFormat, mode: RoundingMode) -> Double {
+        let t = MPFRScratch(precision: 53)
+        mpfr_set_d(t.x, x, MPFR_RNDN)
+        return round(t.x, to: f, mode: mode)
+    }
+}
+
+/// Exact text input: decimal (`-1.5e-3`), C99 hex-float (`0x1.8p-3`), `inf`,
+/// `-inf`, `nan`; parsed by MPFR (`mpfr_strtofr`, correctly rounded).
+public enum ExactDecimal {
+    /// Parses `text` into an MPFR scratch value of `precision` bits, round to nearest.
+    static func parse(_ text: String, precision: Int, rnd: mpfr_rnd_t = MPFR_RNDN) throws -> (MPFRScratch, Int32) {
+        let s = text.trimmingCharacters(in: " ")
+        guard !s.isEmpty, !s.contains(" ") else { throw ScalarParseError.unparsable(text) }
+        let v = MPFRScratch(precision: precision)
+        var inex: Int32 = 0
+        let ok: Bool = s.withCString { cs in
+            var end: UnsafeMutablePointer<CChar>? = nil
+            inex = mpfr_strtofr(v.x, cs, &end, 0, rnd)
+            guard let end else { return false }
+            return end.pointee == 0 && end != UnsafeMutablePointer(mutating: cs)
+        }
+        guard ok else { throw ScalarParseError.unparsable(text) }
+        return (v, inex)
+    }
+
+    /// Rounds the exact value of `text` directly into `f` with `mode` (no
+    /// intermediate binary rounding). Stochastic rounding draws from `random`'s
+    /// next uniform, with the probability computed from the exact value.
+    public static func round(_ text: String, to f: FloatFormat, mode: RoundingMode,
+                             random: inout SplitMix64) throws -> Double {
+        if mode != .stochastic {
+            // Direct: strtofr rounds the exact decimal to p bits in the same
+            // direction; its ternary value lets the range step avoid double rounding.
+            let (v, inex) = try parse(text, precision: f.p, rnd: mpfrRounding(mode))
+            return MPFROracle.finish(v, inex, f, mode)
+        }
+        let (w, _) = try parse(text, precision: 4096, rnd: MPFR_RNDN)
+        let lo = MPFROracle.round(w.x, to: f, mode: .down)
+        let hi = MPFROracle.round(w.x, to: f, mode: .up)
+        if lo == hi || !lo.isFinite || !hi.isFinite {
+            return MPFROracle.round(w.x, to: f, mode: .nearest)
+        }
+        // P(up) = (x − lo) / (hi − lo), evaluated at 4096 bits.
+        let num = MPFRScratch(precision: 4096), den = MPFRScratch(precision: 4096)
+        mpfr_sub_d(num.x, w.x, lo, MPFR_RNDN)
+        mpfr_set_d(den.x, hi, MPFR_RNDN)
+        mpfr_sub_d(den.x, den.x, lo, MPFR_RNDN)
+        mpfr_div(num.x, num.x, den.x, MPFR_RNDN)
+        let pUp = mpfr_get_d(num.x, MPFR_RNDN)
+        return random.nextUniform() < pUp ? hi : lo
+    }
+
+    /// ``round(_:to:mode:random:)`` for deterministic modes (stochastic uses seed 0).
+    public static func round(_ text: String, to f: FloatFormat, mode: RoundingMode) throws -> Double {
+        var g = SplitMix64(seed: 0)
+        return try round(text, to: f, mode: mode, random: &g)
+    }
+
+    /// `|value − exact(text)|` and that over `|exact(text)|`, evaluated at 4096 bits
+    /// and rounded to Double. Infinite input equal to the value gives 0.
+    public static func errors(of value: Double, against text: String) throws -> (abs: Double, rel: Double) {
+        let (w, _) = try parse(text, precision: 4096)
+        if mpfr_nan_p(w.x) != 0 || value.isNaN { return (.nan, .nan) }
+        if mpfr_inf_p(w.x) != 0 {
+            let same = value.isInfinite && (value < 0) == (mpfr_signbit(w.x) != 0)
+            return same ? (0, 0) : (.infinity, .infinity)
+        }
+        if value.isInfinite { return (.infinity, .infinity) }
+        let d = MPFRScratch(precision: 4096)
+        mpfr_d_sub(d.x, value, w.x, MPFR_RNDN)
+        mpfr_abs(d.x, d.x, MPFR_RNDN)
+        let absErr = mpfr_get_d(d.x, MPFR_RNDN)
+        if mpfr_zero_p(w.x) != 0 { return (absErr, absErr == 0 ? 0 : .infinity) }
+        mpfr_div(d.x, d.x, w.x, MPFR_RNDN)
+        mpfr_abs(d.x, d.x, MPFR_RNDN)
+        return (absErr, mpfr_get_d(d.x, MPFR_RNDN))
+    }
+}
+
+/// Shortest decimal strings that read back to the same value of a format.
+public enum ShortestDecimal {
+    /// The shortest decimal (at most 17 significant digits) that rounds to nearest
+    /// back to `x` in `format`, written like Swift's own `description`.
+    public static func string(_ x: Double, format f: FloatFormat) -> String {
+        if x.isNaN { return "nan" }
+        if x.isInfinite { return x < 0 ? "-inf" : "inf" }
+        if x == 0 { return x.sign == .minus ? "-0.0" : "0.0" }
+        let v = MPFRScratch(precision: 53)
+        mpfr_set_d(v.x, x, MPFR_RNDN)
+        for n in 1...17 {
+            let (digits, e) = mpfrDigits(v.x, count: n)
+            let text = layout(negative: x < 0, digits: digits, exponent10: e)
+            if let back = try? ExactDecimal.round(text, to: f, mode: .nearest), back == x { return text }
+        }
+        let (digits, e) = mpfrDigits(v.x, count: 17)
+        return layout(negative: x < 0, digits: digits, exponent10: e)
+    }
+
+    /// `count` significant decimal digits of `x` (round to nearest) and the decimal
+    /// exponent `e` with `|x| = 0.d₁d₂… × 10^e`.
+    static func mpfrDigits(_ x: UnsafePointer<__mpfr_struct>, count: Int) -> (String, Int) {
+        var e: mpfr_exp_t = 0
+        guard let p = mpfr_get_str(nil, &e, 10, count, x, MPFR_RNDN) else { return ("0", 0) }
+        defer { mpfr_free_str(p) }
+        var s = String(cString: p)
+        if s.first == "-" { s.removeFirst() }
+        while s.count > 1 && s.last == "0" { s.removeLast() }
+        return (s, Int(e))
+    }
+
+    /// Lays out digits `d₁d₂…` with value `0.d₁d₂… × 10^e`: plain for decimal
+    /// exponents −4…15, otherwise `d.ddde±XX`.
+    public static func layout(negative: Bool, digits: String, exponent10 e: Int) -> String {
+        let x = e - 1
+        var out = negative ? "-" : ""
+        let d = Array(digits)
+        if x >= -4 && x < 16 {
+            if x >= 0 {
+                let intCount = x + 1
+                if d.count <= intCount {
+                    out += String(d) + String(repeating: "0", count: intCount - d.count) + ".0"
+                } else {
+                    out += String(d[0..<intCount]) + "." + String(d[intCount...])
+                }
+            } else {
+                out += "0." + String(repeating: "0", count: -x - 1) + String(d)
+            }
+        } else {
+            out += String(d[0])
+            if d.count > 1 { out += "." + String(d[1...]) }
+            let ax = abs(x)
+            out += "e" + (x < 0 ? "-" : "+") + (ax < 10 ? "0" : "") + String(ax)
+        }
+        return out
+    }
+}

@@ -1,0 +1,168 @@
+/// What happens to a value whose magnitude rounds beyond the largest finite number.
+public enum OverflowBehavior: String, Sendable, CaseIterable {
+    /// IEEE 754: round-to-nearest and rounding away from zero give ±∞;
+    /// rounding toward zero gives ±largest finite.
+    case infinity
+    /// The OCP FP8 "non-saturating" rule for formats without infinities (`e4m3`):
+    /// where IEEE would give ±∞ the result is NaN.
+    case nan
+    /// Saturating conversion: every overflow (and ±∞ input) gives ±largest finite.
+    case saturate
+}
+
+/// A binary floating-point format, described by the few parameters CPFloat and
+/// chop use (NUMERICS.md §1): precision `p` (significand bits including the hidden
+/// bit), exponent range `[emin, emax]` of normal numbers, whether subnormals exist,
+/// whether infinities exist, and what overflow does.
+///
+/// Formats without infinities follow the OCP FP8 convention: the encoding with
+/// every exponent and significand bit set is NaN, so the top binade loses its
+/// largest significand (e4m3: largest finite 448 rather than 480).
+///
+/// Any format inside binary64 can be described (and used by `cast` and the MPFR
+/// oracle). Emulated arithmetic types store values exactly in a `Float`, so they
+/// need ``isEmulatable``: `p ≤ 24` and the range, subnormals included, inside
+/// binary32. That keeps every product of two values exact in a `Double`, which
+/// the arithmetic relies on (see ``FormatRounding``).
+public struct FloatFormat: Hashable, Sendable, CustomStringConvertible {
+    public var name: String
+    public var p: Int
+    public var emin: Int
+    public var emax: Int
+    public var subnormals: Bool
+    public var infinities: Bool
+    public var overflow: OverflowBehavior
+
+    public enum Invalid: Error, CustomStringConvertible, Equatable {
+        case precision(Int), range(emin: Int, emax: Int), overflowRule(String)
+        public var description: String {
+            switch self {
+            case .precision(let p): return "precision p=\(p) is outside 2...53"
+            case .range(let lo, let hi): return "exponent range [\(lo), \(hi)] is outside binary64's (emin ≥ -1022, emax ≤ 1023, emin - p + 1 ≥ -1074, emin < emax)"
+            case .overflowRule(let s): return s
+            }
+        }
+    }
+
+    /// Validates and builds a format. Throws ``Invalid`` with the offending parameter.
+    public init(name: String, p: Int, emin: Int, emax: Int, subnormals: Bool = true,
+                infinities: Bool = true, overflow: OverflowBehavior? = nil) throws {
+        guard (2...53).contains(p) else { throw Invalid.precision(p) }
+        guard emin >= -1022, emax <= 1023, emin < emax, emin - p + 1 >= -1074 else {
+            throw Invalid.range(emin: emin, emax: emax)
+        }
+        let rule = overflow ?? (infinities ? .infinity : .nan)
+        if rule == .infinity && !infinities {
+            throw Invalid.overflowRule("overflow=infinity needs a format with infinities")
+        }
+        self.init(uncheckedName: name, p: p, emin: emin, emax: emax, subnormals: subnormals,
+                  infinities: infinities, overflow: rule)
+    }
+
+    @inlinable
+    public init(uncheckedName name: String, p: Int, emin: Int, emax: Int, subnormals: Bool,
+                infinities: Bool, overflow: OverflowBehavior) {
+        self.name = name; self.p = p; self.emin = emin; self.emax = emax
+        self.subnormals = subnormals; self.infinities = infinities; self.overflow = overflow
+    }
+
+    /// Whether ``LowPrecisionFloat`` can emulate the format (values fit binary32 exactly).
+    public var isEmulatable: Bool { p <= 24 && emin >= -126 && emax <= 127 && emin - p + 1 >= -149 }
+
+    /// Unit roundoff for round-to-nearest, `2^-p`.
+    @inlinable public var unitRoundoff: Double { Double(sign: .plus, exponent: -p, significand: 1) }
+    /// Machine epsilon, `2^(1-p)`.
+    @inlinable public var machineEpsilon: Double { Double(sign: .plus, exponent: 1 - p, significand: 1) }
+    /// Smallest positive normal number, `2^emin`.
+    @inlinable public var leastNormal: Double { Double(sign: .plus, exponent: emin, significand: 1) }
+    /// Smallest positive number: `2^(emin-p+1)` with subnormals, else `2^emin`.
+    @inlinable public var leastNonzero: Double {
+        subnormals ? Double(sign: .plus, exponent: emin - p + 1, significand: 1) : leastNormal
+    }
+    /// Largest finite number: `(2 - 2^(1-p)) 2^emax`, or `(2 - 2^(2-p)) 2^emax` when the
+    /// all-ones encoding is NaN (formats without infinities).
+    @inlinable public var greatestFinite: Double {
+        let lost = infinities ? 1 - p : 2 - p
+        return (2 - Double(sign: .plus, exponent: lost, significand: 1)) * Double(sign: .plus, exponent: emax, significand: 1)
+    }
+
+    /// Exponent bias of the encoding, `1 - emin`.
+    @inlinable public var bias: Int { 1 - emin }
+    /// Width of the exponent field: enough codes for zero/subnormals, the normal
+    /// binades and (with infinities) the reserved all-ones code.
+    @inlinable public var exponentBits: Int {
+        let codes = emax + bias + 1 + (infinities ? 1 : 0)
+        var w = 0
+        while (1 << w) < codes { w += 1 }
+        return w
+    }
+    /// Width of the stored significand field, `p - 1`.
+    @inlinable public var significandBits: Int { p - 1 }
+    /// Total encoding width: sign, exponent, significand.
+    @inlinable public var bitWidth: Int { 1 + exponentBits + significandBits }
+
+    public var description: String {
+        "\(name)(p=\(p), emin=\(emin), emax=\(emax), subnormals=\(subnormals ? "yes" : "no"), infinities=\(infinities ? "yes" : "no"), overflow=\(overflow.rawValue))"
+    }
+}
+
+extension FloatFormat {
+    public static let bf16 = FloatFormat(uncheckedName: "bf16", p: 8, emin: -126, emax: 127, subnormals: true, infinities: true, overflow: .infinity)
+    public static let fp16 = FloatFormat(uncheckedName: "fp16", p: 11, emin: -14, emax: 15, subnormals: true, infinities: true, overflow: .infinity)
+    public static let tf32 = FloatFormat(uncheckedName: "tf32", p: 11, emin: -126, emax: 127, subnormals: true, infinities: true, overflow: .infinity)
+    public static let fp32 = FloatFormat(uncheckedName: "fp32", p: 24, emin: -126, emax: 127, subnormals: true, infinities: true, overflow: .infinity)
+    public static let e4m3 = FloatFormat(uncheckedName: "e4m3", p: 4, emin: -6, emax: 8, subnormals: true, infinities: false, overflow: .nan)
+    public static let e5m2 = FloatFormat(uncheckedName: "e5m2", p: 3, emin: -14, emax: 15, subnormals: true, infinities: true, overflow: .infinity)
+    public static let fp64 = FloatFormat(uncheckedName: "fp64", p: 53, emin: -1022, emax: 1023, subnormals: true, infinities: true, overflow: .infinity)
+
+    /// The fixed formats of NUMERICS.md §1 (mpfrN are ``MPFloat``).
+    public static let named: [FloatFormat] = [.bf16, .fp16, .tf32, .fp32, .fp64, .e4m3, .e5m2]
+
+    /// Parses a format by name, or a user-defined one written as
+    /// `p=5,emin=-14,emax=15[,subnormals=yes|no][,infinities=yes|no][,overflow=infinity|nan|saturate][,name=NAME]`.
+    public static func parse(_ text: String) throws -> FloatFormat {
+        if let f = named.first(where: { $0.name == text.lowercased() }) { return f }
+        guard text.contains("=") else { throw Invalid.overflowRule("unknown format '\(text)'") }
+        var fields: [String: String] = [:]
+        for part in text.split(separator: ",") {
+            let kv = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: " ") }
+            guard kv.count == 2, !kv[0].isEmpty else { throw Invalid.overflowRule("malformed format field '\(part)' in '\(text)'") }
+            fields[kv[0].lowercased()] = kv[1]
+        }
+        func int(_ key: String) throws -> Int {
+            guard let s = fields.removeValue(forKey: key) else { throw Invalid.overflowRule("format '\(text)' lacks \(key)=") }
+            guard let v = Int(s) else { throw Invalid.overflowRule("format field \(key)='\(s)' is not an integer") }
+            return v
+        }
+        func flag(_ key: String, _ def: Bool) throws -> Bool {
+            guard let s = fields.removeValue(forKey: key) else { return def }
+            switch s.lowercased() {
+            case "yes", "true", "on", "1": return true
+            case "no", "false", "off", "0": return false
+            default: throw Invalid.overflowRule("format field \(key)='\(s)' is not yes/no")
+            }
+        }
+        let p = try int("p"), emin = try int("emin"), emax = try int("emax")
+        let sub = try flag("subnormals", true), inf = try flag("infinities", true)
+        var rule: OverflowBehavior? = nil
+        if let o = fields.removeValue(forKey: "overflow") {
+            guard let r = OverflowBehavior(rawValue: o.lowercased()) else {
+                throw Invalid.overflowRule("format field overflow='\(o)' is not infinity, nan or saturate")
+            }
+            rule = r
+        }
+        let name = fields.removeValue(forKey: "name") ?? text
+        if let extra = fields.keys.sorted().first { throw Invalid.overflowRule("unknown format field '\(extra)' in '\(text)'") }
+        return try FloatFormat(name: name, p: p, emin: emin, emax: emax, subnormals: sub, infinities: inf, overflow: rule)
+    }
+}
+
+extension StringProtocol {
+    @usableFromInline
+    func trimmingCharacters(in set: Character) -> String {
+        var s = Substring(self)
+        while s.first == set { s.removeFirst() }
+        while s.last == set { s.removeLast() }
+        return String(s)
+    }
+}

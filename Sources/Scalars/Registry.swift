@@ -1,0 +1,90 @@
+import RealModule
+
+/// A computation generic over the scalar type, to be run in a format chosen at
+/// run time (Swift closures cannot be generic, so the body is a type).
+///
+/// ```swift
+/// struct SumOfSquares: ScalarBody {
+///     let xs: [Double]
+///     func run<T: StudyScalar>(_: T.Type) -> Double {
+///         xs.reduce(T(0)) { $0 + T(roundingDouble: $1) * T(roundingDouble: $1) }.doubleValue
+///     }
+/// }
+/// let r = try ScalarRegistry.run(format: "bf16", rounding: .stochastic, SumOfSquares(xs: data))
+/// ```
+/// The registry's switch names a concrete type in each branch, so `run` is
+/// specialized per format (the generic body is compiled once per type, with no
+/// existentials in the inner loops).
+public protocol ScalarBody {
+    associatedtype Output
+    func run<T: StudyScalar>(_ type: T.Type) throws -> Output
+}
+
+public enum ScalarRegistryError: Error, CustomStringConvertible, Equatable {
+    case unknownFormat(String)
+    case unsupportedRounding(format: String, rounding: RoundingMode)
+    public var description: String {
+        switch self {
+        case .unknownFormat(let n):
+            return "unknown format '\(n)'; known: \(ScalarRegistry.names.joined(separator: ", "))"
+        case .unsupportedRounding(let f, let r):
+            return "format '\(f)' supports only rounding 'nearest', not '\(r.rawValue)'"
+        }
+    }
+}
+
+/// The formats of NUMERICS.md §1 by name, with the type that computes in each.
+///
+/// | name | nearest | other modes |
+/// |---|---|---|
+/// | bf16 | ``BFloat16`` | `LowPrecisionFloat<BF16Spec, Mode>` |
+/// | fp16 | `Float16` | `LowPrecisionFloat<FP16Spec, Mode>` |
+/// | tf32, e4m3, e5m2 | `LowPrecisionFloat<Spec, NearestEven>` | `LowPrecisionFloat<Spec, Mode>` |
+/// | fp32 | `Float` | `LowPrecisionFloat<FP32Spec, Mode>` |
+/// | fp64 | `Double` | — |
+/// | mpfrN, N ∈ 64·2^k up to 4096 | ``MPFloat``<N> | — |
+public enum ScalarRegistry {
+    public static let mpfrPrecisions = [64, 128, 256, 512, 1024, 2048, 4096]
+    public static let names: [String] = ["bf16", "fp16", "tf32", "fp32", "fp64", "e4m3", "e5m2"] + mpfrPrecisions.map { "mpfr\($0)" }
+
+    /// Runs `body` with the type of `format` under `rounding`.
+    public static func run<B: ScalarBody>(format: String, rounding: RoundingMode = .nearest, _ body: B) throws -> B.Output {
+        let name = format.lowercased()
+        switch name {
+        case "bf16": return rounding == .nearest ? try body.run(BFloat16.self) : try emulated(BF16Spec.self, rounding, body)
+        case "fp16": return rounding == .nearest ? try body.run(Float16.self) : try emulated(FP16Spec.self, rounding, body)
+        case "tf32": return try emulated(TF32Spec.self, rounding, body)
+        case "fp32": return rounding == .nearest ? try body.run(Float.self) : try emulated(FP32Spec.self, rounding, body)
+        case "e4m3": return try emulated(E4M3Spec.self, rounding, body)
+        case "e5m2": return try emulated(E5M2Spec.self, rounding, body)
+        case "fp64":
+            guard rounding == .nearest else { throw ScalarRegistryError.unsupportedRounding(format: name, rounding: rounding) }
+            return try body.run(Double.self)
+        default:
+            guard name.hasPrefix("mpfr"), let bits = Int(name.dropFirst(4)) else {
+                throw ScalarRegistryError.unknownFormat(format)
+            }
+            guard rounding == .nearest else { throw ScalarRegistryError.unsupportedRounding(format: name, rounding: rounding) }
+            switch bits {
+            case 64: return try body.run(MPFloat<64>.self)
+            case 128: return try body.run(MPFloat<128>.self)
+            case 256: return try body.run(MPFloat<256>.self)
+            case 512: return try body.run(MPFloat<512>.self)
+            case 1024: return try body.run(MPFloat<1024>.self)
+            case 2048: return try body.run(MPFloat<2048>.self)
+            case 4096: return try body.run(MPFloat<4096>.self)
+            default: throw ScalarRegistryError.unknownFormat(format)
+            }
+        }
+    }
+
+    static func emulated<S: FloatFormatSpec, B: ScalarBody>(_ spec: S.Type, _ mode: RoundingMode, _ body: B) throws -> B.Output {
+        switch mode {
+        case .nearest: return try body.run(LowPrecisionFloat<S, NearestEven>.self)
+        case .towardZero: return try body.run(LowPrecisionFloat<S, TowardZero>.self)
+        case .up: return try body.run(LowPrecisionFloat<S, Upward>.self)
+        case .down: return try body.run(LowPrecisionFloat<S, Downward>.self)
+        case .stochastic: return try body.run(LowPrecisionFloat<S, Stochastic>.self)
+        }
+    }
+}
