@@ -216,7 +216,8 @@ extension EmulatedFloat {
         // IEEE 754 §6.3: an exact zero sum of operands of opposite sign is +0,
         // except under roundTowardNegative where it is −0.
         guard roundingMode == .down else { return nil }
-        return (a.sign == .plus || b.sign == .plus) ? Self(exactFloat: -0.0) : nil
+        if a.isZero && b.isZero && a.sign == b.sign { return nil }   // ±0 + ±0 keeps the sign
+        return Self(exactFloat: -0.0)
     }
 
     @inlinable

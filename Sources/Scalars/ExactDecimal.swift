@@ -1,12 +1,15 @@
 import CMPFR
 
 /// A scratch MPFR number with exactly one owner: initialized in `init`, cleared in
-/// `deinit`. Used by the oracle and text conversions (not by ``MPFloat``, which
-/// keeps its limbs inline).
-@usableFromInline
-final class MPFRScratch {
-    @usableFromInline let x: UnsafeMutablePointer<__mpfr_struct>
-    @usableFromInline init(precision: Int) {
+/// `deinit`. Used by the oracle, text conversions and tests (not by ``MPFloat``,
+/// which keeps its limbs inline).
+public final class MPFRScratch {
+    public let x: UnsafeMutablePointer<__mpfr_struct>
+    public convenience init(_ value: Double, precision: Int = 53) {
+        self.init(precision: precision)
+        mpfr_set_d(x, value, MPFR_RNDN)
+    }
+    public init(precision: Int) {
         x = .allocate(capacity: 1)
         mpfr_init2(x, mpfr_prec_t(precision))
     }
@@ -21,8 +24,8 @@ public enum ScalarParseError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-@usableFromInline
-func mpfrRounding(_ mode: RoundingMode) -> mpfr_rnd_t {
+/// MPFR's rounding direction for a deterministic mode (stochastic maps to nearest).
+public func mpfrRounding(_ mode: RoundingMode) -> mpfr_rnd_t {
     switch mode {
     case .nearest, .stochastic: return MPFR_RNDN
     case .towardZero: return MPFR_RNDZ
@@ -43,6 +46,17 @@ public enum MPFROracle {
         precondition(mode != .stochastic, "the oracle rounds deterministically")
         let y = MPFRScratch(precision: f.p)
         let inex = mpfr_set(y.x, x, mpfrRounding(mode))
+        return finish(y, inex, f, mode)
+    }
+
+    /// Runs an MPFR operation `op(result, rnd)` into a `p`-bit result in MPFR's
+    /// wide exponent range (correctly rounded, with its ternary value), then rounds
+    /// into the format's range with subnormals: the format's correctly rounded
+    /// result of the operation. E.g. `apply(to: .bf16, mode: .up) { mpfr_add($0, a.x, b.x, $1) }`.
+    public static func apply(to f: FloatFormat, mode: RoundingMode,
+                             _ op: (UnsafeMutablePointer<__mpfr_struct>, mpfr_rnd_t) -> Int32) -> Double {
+        let y = MPFRScratch(precision: f.p)
+        let inex = op(y.x, mpfrRounding(mode))
         return finish(y, inex, f, mode)
     }
 
@@ -71,9 +85,8 @@ public enum MPFROracle {
         }
         if abs(d) > f.greatestFinite {
             // Only formats without infinities get here (their all-ones code is NaN).
-            let increased = (d > 0) == (inex > 0)   // rounding moved away from zero
-            let overflows = mode == .nearest || increased
-            let mag = overflows ? FormatRounding.overflowMagnitude(f) : f.greatestFinite
+            let over = FormatRounding.overflows(negative: d < 0, mode: mode, up: true, truncatedBeyond: true)
+            let mag = over ? FormatRounding.overflowMagnitude(f) : f.greatestFinite
             return d < 0 ? -mag : mag
         }
         return d
@@ -172,11 +185,11 @@ public enum ShortestDecimal {
         mpfr_set_d(v.x, x, MPFR_RNDN)
         for n in 1...17 {
             let (digits, e) = mpfrDigits(v.x, count: n)
-            let text = layout(negative: x < 0, digits: digits, exponent10: e)
+            let text = layout(negative: x < 0, digits: digits, exponent10: e, precision: f.p)
             if let back = try? ExactDecimal.round(text, to: f, mode: .nearest), back == x { return text }
         }
         let (digits, e) = mpfrDigits(v.x, count: 17)
-        return layout(negative: x < 0, digits: digits, exponent10: e)
+        return layout(negative: x < 0, digits: digits, exponent10: e, precision: f.p)
     }
 
     /// `count` significant decimal digits of `x` (round to nearest) and the decimal
@@ -191,13 +204,16 @@ public enum ShortestDecimal {
         return (s, Int(e))
     }
 
-    /// Lays out digits `d₁d₂…` with value `0.d₁d₂… × 10^e`: plain for decimal
-    /// exponents −4…15, otherwise `d.ddde±XX`.
-    public static func layout(negative: Bool, digits: String, exponent10 e: Int) -> String {
+    /// Lays out digits `d₁d₂…` with value `0.d₁d₂… × 10^e` as Swift does for its
+    /// own types: plain for decimal exponents from −4 up to (not including)
+    /// `min(16, ⌊p·log₁₀2⌋ + 1)`, otherwise `d.ddde±XX`. (For p = 24 and 53 this is
+    /// exactly where `Float` and `Double` switch to exponential notation.)
+    public static func layout(negative: Bool, digits: String, exponent10 e: Int, precision p: Int = 53) -> String {
         let x = e - 1
         var out = negative ? "-" : ""
         let d = Array(digits)
-        if x >= -4 && x < 16 {
+        let plainLimit = min(16, Int(Double(p) * 0.30102999566398120) + 1)
+        if x >= -4 && x < plainLimit {
             if x >= 0 {
                 let intCount = x + 1
                 if d.count <= intCount {

@@ -36,16 +36,22 @@ public enum FormatRounding {
         let ta = negative ? -t : t
         let e = a.exponent
         // Exponent of the quantum (gap between neighbours) at a's magnitude.
-        let qe: Int
+        var qe: Int
         if e >= f.emin { qe = e - (f.p - 1) }
         else if f.subnormals { qe = f.emin - (f.p - 1) }
         else { qe = f.emin }                        // neighbours are 0 and 2^emin
-        let scale = Double(sign: .plus, exponent: -qe, significand: 1)
+        var scale = Double(sign: .plus, exponent: -qe, significand: 1)
         let m = a * scale                           // exact: power-of-two scaling
         var n = m.rounded(.down)
         var frac = m - n                            // exact
-        let tt = ta * scale
-        if frac == 0 && tt < 0 {                    // exact value lies just below n
+        var tt = ta * scale
+        if frac == 0 && tt < 0 {
+            // The exact value lies just below n. If n is the first value of a
+            // binade, the gap below it is half as wide: use the finer quantum.
+            if e > f.emin && n == Double(sign: .plus, exponent: f.p - 1, significand: 1) {
+                qe -= 1; scale *= 2; tt *= 2
+                n = Double(sign: .plus, exponent: f.p, significand: 1)
+            }
             n -= 1; frac = 1
         }
         var up = false
@@ -69,18 +75,27 @@ public enum FormatRounding {
         if up { n += 1 }
         let r = n / scale                           // exact
         if r > f.greatestFinite {
-            // Rounding to nearest beyond the largest finite value overflows; a
-            // directed rounding that did not increase the magnitude clamps.
-            let overflows: Bool
-            switch mode {
-            case .nearest: overflows = true
-            case .stochastic: overflows = up || truncated > f.greatestFinite
-            default: overflows = up
-            }
-            let mag = overflows ? overflowMagnitude(f) : f.greatestFinite
+            let mag = overflows(negative: negative, mode: mode, up: up, truncatedBeyond: truncated > f.greatestFinite)
+                ? overflowMagnitude(f) : f.greatestFinite
             return negative ? -mag : mag
         }
         return negative ? -r : r
+    }
+
+    /// IEEE 754 §7.4 overflow: round-to-nearest and rounding away from zero give
+    /// the overflow value (∞, or NaN / largest finite by ``OverflowBehavior``);
+    /// rounding toward zero gives the largest finite number. Stochastic rounding
+    /// overflows when it rounds up past the largest finite value or when even the
+    /// value truncated to the format's grid lies beyond it.
+    @inlinable
+    public static func overflows(negative: Bool, mode: RoundingMode, up: Bool, truncatedBeyond: Bool) -> Bool {
+        switch mode {
+        case .nearest: return true
+        case .towardZero: return false
+        case .up: return !negative
+        case .down: return negative
+        case .stochastic: return up || truncatedBeyond
+        }
     }
 
     @inlinable

@@ -1,0 +1,95 @@
+import Testing
+import CMPFR
+@testable import Scalars
+
+/// Every emulated format and deterministic rounding mode, + − × ÷ √ fma, against
+/// MPFR rounding to the same format (MPFR with the format's exponent range and
+/// subnormalization): bit-identical results, signed zeros included.
+@Suite struct ArithmeticAgainstMPFR {
+    static let n = 4000
+
+    @Test(arguments: [RoundingMode.nearest, .towardZero, .up, .down])
+    func bf16(_ mode: RoundingMode) { #expect(run(BF16Spec.self, mode).isEmpty) }
+    @Test(arguments: [RoundingMode.nearest, .towardZero, .up, .down])
+    func fp16(_ mode: RoundingMode) { #expect(run(FP16Spec.self, mode).isEmpty) }
+    @Test(arguments: [RoundingMode.nearest, .towardZero, .up, .down])
+    func tf32(_ mode: RoundingMode) { #expect(run(TF32Spec.self, mode).isEmpty) }
+    @Test(arguments: [RoundingMode.nearest, .towardZero, .up, .down])
+    func fp32(_ mode: RoundingMode) { #expect(run(FP32Spec.self, mode).isEmpty) }
+    @Test(arguments: [RoundingMode.nearest, .towardZero, .up, .down])
+    func e4m3(_ mode: RoundingMode) { #expect(run(E4M3Spec.self, mode).isEmpty) }
+    @Test(arguments: [RoundingMode.nearest, .towardZero, .up, .down])
+    func e5m2(_ mode: RoundingMode) { #expect(run(E5M2Spec.self, mode).isEmpty) }
+    @Test(arguments: [RoundingMode.nearest, .towardZero, .up, .down])
+    func userNoSubnormalsSaturating(_ mode: RoundingMode) { #expect(run(P5NoSubnormalSaturating.self, mode).isEmpty) }
+    @Test(arguments: [RoundingMode.nearest, .towardZero, .up, .down])
+    func userWideRange(_ mode: RoundingMode) { #expect(run(P13Wide.self, mode).isEmpty) }
+
+    func run<S: FloatFormatSpec>(_ s: S.Type, _ mode: RoundingMode) -> [String] {
+        let seed = UInt64(S.format.p * 1000 + mode.rawValue.count)
+        let failures: [String]
+        switch mode {
+        case .nearest: failures = checkArithmetic(LowPrecisionFloat<S, NearestEven>.self, count: Self.n, seed: seed)
+        case .towardZero: failures = checkArithmetic(LowPrecisionFloat<S, TowardZero>.self, count: Self.n, seed: seed)
+        case .up: failures = checkArithmetic(LowPrecisionFloat<S, Upward>.self, count: Self.n, seed: seed)
+        case .down: failures = checkArithmetic(LowPrecisionFloat<S, Downward>.self, count: Self.n, seed: seed)
+        case .stochastic: failures = ["not a deterministic mode"]
+        }
+        for f in failures { Issue.record(Comment(rawValue: f)) }
+        return failures
+    }
+
+    /// The BFloat16 fast paths (binary32 arithmetic + one more rounding) on many
+    /// more operands, since they rest on a theorem rather than on construction.
+    @Test func bfloat16FastPaths() {
+        let failures = checkArithmetic(BFloat16.self, count: 60_000, seed: 99)
+        for f in failures { Issue.record(Comment(rawValue: f)) }
+        #expect(failures.isEmpty)
+    }
+
+    /// The native Float16: + − × ÷ √ are correctly rounded; its fma is not (it is
+    /// computed in binary32 and rounded again), which is why the registry's fp16 is
+    /// the emulated type. The known issue documents that platform behaviour.
+    @Test func nativeFloat16() {
+        var g = SplitMix64(seed: 5)
+        var bad: [String] = []
+        var fmaWrong = 0
+        for _ in 0..<40_000 {
+            let (a, b, c) = operands(.fp16, &g)
+            let ha = Float16(a), hb = Float16(b), hc = Float16(c)
+            let cases: [(String, Float16, Double)] = [
+                ("add", ha + hb, oracle(.fp16, .nearest, [a, b]) { mpfr_add($0, $1[0], $1[1], $2) }),
+                ("mul", ha * hb, oracle(.fp16, .nearest, [a, b]) { mpfr_mul($0, $1[0], $1[1], $2) }),
+                ("div", ha / hb, oracle(.fp16, .nearest, [a, b]) { mpfr_div($0, $1[0], $1[1], $2) }),
+                ("sqrt", ha.magnitude.squareRoot(), oracle(.fp16, .nearest, [abs(a)]) { mpfr_sqrt($0, $1[0], $2) }),
+            ]
+            for (name, got, want) in cases where !same(Double(got), want) && bad.count < 10 {
+                bad.append("Float16 \(name)(\(a), \(b)) = \(got), MPFR \(want)")
+            }
+            let want = oracle(.fp16, .nearest, [a, b, c]) { mpfr_fma($0, $1[0], $1[1], $1[2], $2) }
+            if !same(Double(hc.addingProduct(ha, hb)), want) { fmaWrong += 1 }
+            #expect(same(FP16Emulated(exactFloat: Float(c)).addingProduct(FP16Emulated(exactFloat: Float(a)), FP16Emulated(exactFloat: Float(b))).doubleValue, want))
+        }
+        for f in bad { Issue.record(Comment(rawValue: f)) }
+        #expect(bad.isEmpty)
+        withKnownIssue("Float16.addingProduct double-rounds on x86 (binary32 fma, then binary16)") {
+            #expect(fmaWrong == 0, "\(fmaWrong) of 40000 Float16 fma results differ from MPFR")
+        }
+    }
+
+    @Test func conversionsFromDoubleInEveryMode() {
+        var g = SplitMix64(seed: 17)
+        for f in [FloatFormat.bf16, .fp16, .tf32, .e4m3, .e5m2, P5NoSubnormalSaturating.format, P13Wide.format] {
+            for mode in [RoundingMode.nearest, .towardZero, .up, .down] {
+                for _ in 0..<5000 {
+                    // Doubles spread over and beyond the format's range.
+                    let e = Int(g.next() % UInt64(f.emax - f.emin + 2 * f.p + 8)) + f.emin - f.p - 4
+                    let x = Double(sign: g.next() & 1 == 0 ? .plus : .minus, exponent: e, significand: 1 + g.nextUniform())
+                    let got = FormatRounding.round(x, to: f, mode: mode)
+                    let want = MPFROracle.round(x, to: f, mode: mode)
+                    #expect(same(got, want), "\(f.name) \(mode) \(x): \(got) vs \(want)")
+                }
+            }
+        }
+    }
+}
