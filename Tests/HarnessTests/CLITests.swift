@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+@testable import Harness
+import Scalars
+
+/// Runs the built `hessian-harness` executable (next to the test bundle).
+func runCLI(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        .deletingLastPathComponent().appendingPathComponent("hessian-harness")
+    let p = Process()
+    p.executableURL = exe
+    p.arguments = args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out; p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+@Suite struct CastCommandTests {
+    @Test func knownValuesInEveryFormat() throws {
+        let out = try CastCommand.run(format: "bf16", rounding: "nearest", seed: 0,
+                                      values: ["0.1", "1", "-inf", "0x1.8p-3", "3.4e38", "nan", "1e-40"])
+        let lines = out.split(separator: "\n").map(String.init)
+        #expect(lines == [
+            "input,format,rounding,value,bits,abs_error,rel_error",
+            "0.1,bf16,nearest,0.1,0x3dcd,9.765625e-05,0.0009765625",
+            "1,bf16,nearest,1.0,0x3f80,0.0,0.0",
+            "-inf,bf16,nearest,-inf,0xff80,0.0,0.0",
+            "0x1.8p-3,bf16,nearest,0.1875,0x3e40,0.0,0.0",
+            "3.4e38,bf16,nearest,inf,0x7f80,inf,inf",
+            "nan,bf16,nearest,nan,0x7fc0,nan,nan",
+            "1e-40,bf16,nearest,9e-41,0x0001,8.164503842008789e-42,0.08164503842008788",
+        ])
+        // 0.1 in bf16 is 0x3dcd = 0.10009765625: error 9.765625e-05 = 0.1 / 1024 exactly.
+        let e4m3 = try CastCommand.run(format: "e4m3", rounding: "nearest", seed: 0, values: ["464", "464.01", "-0.0"])
+        #expect(e4m3.contains("464,e4m3,nearest,4.5e+02,0x7e,16.0,") && e4m3.contains("464.01,e4m3,nearest,nan,0x7f")
+                && e4m3.contains("-0.0,e4m3,nearest,-0.0,0x80,0.0,0.0"))
+        // RN(0.1) in binary64 lies above 0.1, so `up` gives it and `down` the one below.
+        let up = try CastCommand.run(format: "fp64", rounding: "up", seed: 0, values: ["0.1"])
+        let down = try CastCommand.run(format: "fp64", rounding: "down", seed: 0, values: ["0.1"])
+        #expect(up.contains("0.1,fp64,up,0.1,0x3fb999999999999a,5.551115123125783e-18,"))
+        #expect(down.contains("0.1,fp64,down,0.09999999999999999,0x3fb9999999999999,"))
+        let tf32 = try CastCommand.run(format: "tf32", rounding: "toward-zero", seed: 0, values: ["1.00048828125"])
+        #expect(tf32.contains(",0x1fc00,"), "19-bit encoding, 5 hex digits")
+        let mp = try CastCommand.run(format: "mpfr128", rounding: "nearest", seed: 0, values: ["0.333"])
+        #expect(mp.contains("0.333,mpfr128,nearest,0.3330000000000000000000000000000000000004,,4.4668785331246924e-40,"), "40 digits round-trip 128 bits")
+    }
+
+    @Test func userFormatsAndStochasticSeed() throws {
+        let a = try CastCommand.run(format: "p=3,emin=-2,emax=3,infinities=no,overflow=saturate", rounding: "nearest", seed: 0, values: ["100"])
+        #expect(a.contains("\"p=3,emin=-2,emax=3,infinities=no,overflow=saturate\",nearest,1.2e+01,0x1a,88.0,"), Comment(rawValue: a))
+        let s1 = try CastCommand.run(format: "bf16", rounding: "stochastic", seed: 7, values: Array(repeating: "0.1", count: 20))
+        let s2 = try CastCommand.run(format: "bf16", rounding: "stochastic", seed: 7, values: Array(repeating: "0.1", count: 20))
+        #expect(s1 == s2 && s1.contains("0x3dcd") && s1.contains("0x3dcc"))
+    }
+
+    @Test func badInputExitsTwoWithNothingOnStdout() throws {
+        for args in [["cast", "--format", "bf17", "1"], ["cast", "--format", "bf16", "--rounding", "sideways", "1"],
+                     ["cast", "--format", "bf16", "1", "one"], ["cast", "--format", "bf16", "1.2.3"],
+                     ["cast", "--format", "p=1,emin=0,emax=3", "1"], ["cast", "--format", "bf16"]] {
+            let r = try runCLI(args)
+            #expect(r.status == 2, "\(args)")
+            #expect(r.stdout.isEmpty, "\(args): \(r.stdout)")
+            #expect(r.stderr.hasPrefix("error: ") && r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
+        }
+        let ok = try runCLI(["cast", "--format", "bf16", "-1.5", "-inf"])
+        #expect(ok.status == 0 && ok.stdout.contains("-1.5,bf16,nearest,-1.5,0xbfc0"))
+    }
+
+    @Test func formatsListsEveryFormat() throws {
+        let r = try runCLI(["formats", "--csv"])
+        #expect(r.status == 0)
+        let lines = r.stdout.split(separator: "\n")
+        #expect(lines.first == "name,p,emin,emax,u,smallest_subnormal,largest_finite,subnormals,infinities,bits")
+        for name in ["bf16", "fp16", "tf32", "fp32", "fp64", "e4m3", "e5m2", "mpfr256"] {
+            #expect(lines.contains { $0.hasPrefix(name + ",") }, "\(name)")
+        }
+        #expect(lines.contains("bf16,8,-126,127,0.00390625,9.183549615799121e-41,3.3895313892515355e+38,yes,yes,16"))
+        #expect(lines.contains("e4m3,4,-6,8,0.0625,0.001953125,448.0,yes,no,8"))
+        let table = try runCLI(["formats"])
+        #expect(table.status == 0 && table.stdout.contains("mpfr4096"))
+    }
+}
