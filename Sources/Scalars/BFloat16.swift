@@ -51,10 +51,10 @@ public struct BFloat16: EmulatedFloat {
     @inlinable @inline(__always)
     public init(_ value: Float) { bitPattern = Self.roundNearestEven(value) }
 
-    @inlinable public static func + (a: Self, b: Self) -> Self { Self(bitPattern: roundNearestEven(a.floatValue + b.floatValue)) }
-    @inlinable public static func - (a: Self, b: Self) -> Self { Self(bitPattern: roundNearestEven(a.floatValue - b.floatValue)) }
-    @inlinable public static func * (a: Self, b: Self) -> Self { Self(bitPattern: roundNearestEven(a.floatValue * b.floatValue)) }
-    @inlinable public static func / (a: Self, b: Self) -> Self { Self(bitPattern: roundNearestEven(a.floatValue / b.floatValue)) }
+    @inlinable @inline(__always) public static func + (a: Self, b: Self) -> Self { Self(bitPattern: roundNearestEven(a.floatValue + b.floatValue)) }
+    @inlinable @inline(__always) public static func - (a: Self, b: Self) -> Self { Self(bitPattern: roundNearestEven(a.floatValue - b.floatValue)) }
+    @inlinable @inline(__always) public static func * (a: Self, b: Self) -> Self { Self(bitPattern: roundNearestEven(a.floatValue * b.floatValue)) }
+    @inlinable @inline(__always) public static func / (a: Self, b: Self) -> Self { Self(bitPattern: roundNearestEven(a.floatValue / b.floatValue)) }
     @inlinable public static func += (a: inout Self, b: Self) { a = a + b }
     @inlinable public static func -= (a: inout Self, b: Self) { a = a - b }
     @inlinable public static func *= (a: inout Self, b: Self) { a = a * b }
@@ -62,6 +62,34 @@ public struct BFloat16: EmulatedFloat {
     @inlinable public static prefix func - (a: Self) -> Self { Self(bitPattern: a.bitPattern ^ 0x8000) }
     @inlinable public func squareRoot() -> Self { Self(bitPattern: Self.roundNearestEven(floatValue.squareRoot())) }
     @inlinable public var magnitude: Self { Self(bitPattern: bitPattern & 0x7FFF) }
+
+    /// `self + lhs × rhs` with one rounding: the product is exact in Double, the
+    /// sum and its error come from TwoSum, the sum is rounded to odd into binary32
+    /// (round-to-odd is exact to compose, and 24 ≥ 8 + 2 makes the final
+    /// round-to-nearest-even to bfloat16 equal direct rounding: Boldo & Melquiond 2008).
+    /// Written without branches (selects only) so that loops of it vectorize. An
+    /// exact zero needs no special case: the Double sum already has IEEE's sign.
+    @inlinable @inline(__always)
+    public func addingProduct(_ lhs: Self, _ rhs: Self) -> Self {
+        let p = Double(lhs.floatValue) * Double(rhs.floatValue)   // exact (≤ 16 bits)
+        let c = Double(floatValue)
+        let s = p + c
+        let bb = s - p
+        let err = (p - (s - bb)) + (c - bb)                        // TwoSum: s + err exact
+        // Round to odd into Double: one ulp toward the exact sum if inexact and even.
+        let sb = s.bitPattern
+        let inexact = err > 0 || err < 0                           // false for NaN
+        let towardExact: UInt64 = (err > 0) == (s > 0) ? 1 : ~0
+        let so = Double(bitPattern: sb &+ (inexact && sb & 1 == 0 ? towardExact : 0))
+        // Round to odd into binary32.
+        let f = Float(so)
+        let fd = Double(f)
+        let fb = f.bitPattern
+        let inexactF = (fd < so || fd > so) && f.isFinite
+        let upF: UInt32 = fd.magnitude < so.magnitude ? 1 : ~0
+        let fo = Float(bitPattern: fb &+ (inexactF && fb & 1 == 0 ? upF : 0))
+        return Self(bitPattern: Self.roundNearestEven(fo))
+    }
 
     @inlinable public var isNaN: Bool { bitPattern & 0x7FFF > 0x7F80 }
     @inlinable public var isSignalingNaN: Bool { isNaN && bitPattern & 0x0040 == 0 }
@@ -85,6 +113,6 @@ public struct BFloat16: EmulatedFloat {
 /// The spec of bf16 (NUMERICS.md §1).
 public enum BF16Spec: FloatFormatSpec {
     @inlinable public static var format: FloatFormat {
-        FloatFormat(uncheckedName: "bf16", p: 8, emin: -126, emax: 127, subnormals: true, infinities: true, overflow: .infinity)
+        .bf16
     }
 }

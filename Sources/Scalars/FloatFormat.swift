@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// What happens to a value whose magnitude rounds beyond the largest finite number.
 public enum OverflowBehavior: String, Sendable, CaseIterable {
     /// IEEE 754: round-to-nearest and rounding away from zero give ±∞;
@@ -25,7 +31,10 @@ public enum OverflowBehavior: String, Sendable, CaseIterable {
 /// binary32. That keeps every product of two values exact in a `Double`, which
 /// the arithmetic relies on (see ``FormatRounding``).
 public struct FloatFormat: Hashable, Sendable, CustomStringConvertible {
-    public var name: String
+    /// The name, interned (``FormatNames``), so that a format is plain data: the
+    /// arithmetic of emulated types copies it freely and folds its constants.
+    @usableFromInline var nameID: Int32
+    public var name: String { FormatNames.name(nameID) }
     public var p: Int
     public var emin: Int
     public var emax: Int
@@ -59,10 +68,17 @@ public struct FloatFormat: Hashable, Sendable, CustomStringConvertible {
                   infinities: infinities, overflow: rule)
     }
 
-    @inlinable
+    /// A format known to be valid (not checked; ``FloatFormatSpec/validate()`` checks).
+    /// Interns `name`: in a spec's `format` property prefer `static let format = …`.
     public init(uncheckedName name: String, p: Int, emin: Int, emax: Int, subnormals: Bool,
                 infinities: Bool, overflow: OverflowBehavior) {
-        self.name = name; self.p = p; self.emin = emin; self.emax = emax
+        self.init(nameID: FormatNames.intern(name), p: p, emin: emin, emax: emax, subnormals: subnormals,
+                  infinities: infinities, overflow: overflow)
+    }
+
+    @inlinable
+    init(nameID: Int32, p: Int, emin: Int, emax: Int, subnormals: Bool, infinities: Bool, overflow: OverflowBehavior) {
+        self.nameID = nameID; self.p = p; self.emin = emin; self.emax = emax
         self.subnormals = subnormals; self.infinities = infinities; self.overflow = overflow
     }
 
@@ -70,53 +86,80 @@ public struct FloatFormat: Hashable, Sendable, CustomStringConvertible {
     public var isEmulatable: Bool { p <= 24 && emin >= -126 && emax <= 127 && emin - p + 1 >= -149 }
 
     /// Unit roundoff for round-to-nearest, `2^-p`.
-    @inlinable public var unitRoundoff: Double { Double(sign: .plus, exponent: -p, significand: 1) }
+    @inlinable @inline(__always) public var unitRoundoff: Double { FormatRounding.pow2(-p) }
     /// Machine epsilon, `2^(1-p)`.
-    @inlinable public var machineEpsilon: Double { Double(sign: .plus, exponent: 1 - p, significand: 1) }
+    @inlinable @inline(__always) public var machineEpsilon: Double { FormatRounding.pow2(1 - p) }
     /// Smallest positive normal number, `2^emin`.
-    @inlinable public var leastNormal: Double { Double(sign: .plus, exponent: emin, significand: 1) }
+    @inlinable @inline(__always) public var leastNormal: Double { FormatRounding.pow2(emin) }
     /// Smallest positive number: `2^(emin-p+1)` with subnormals, else `2^emin`.
-    @inlinable public var leastNonzero: Double {
-        subnormals ? Double(sign: .plus, exponent: emin - p + 1, significand: 1) : leastNormal
+    @inlinable @inline(__always) public var leastNonzero: Double {
+        subnormals ? FormatRounding.pow2(emin - p + 1) : leastNormal
     }
     /// Largest finite number: `(2 - 2^(1-p)) 2^emax`, or `(2 - 2^(2-p)) 2^emax` when the
     /// all-ones encoding is NaN (formats without infinities).
-    @inlinable public var greatestFinite: Double {
+    @inlinable @inline(__always) public var greatestFinite: Double {
         let lost = infinities ? 1 - p : 2 - p
-        return (2 - Double(sign: .plus, exponent: lost, significand: 1)) * Double(sign: .plus, exponent: emax, significand: 1)
+        return (2 - FormatRounding.pow2(lost)) * FormatRounding.pow2(emax)
     }
 
     /// Exponent bias of the encoding, `1 - emin`.
-    @inlinable public var bias: Int { 1 - emin }
+    @inlinable @inline(__always) public var bias: Int { 1 - emin }
     /// Width of the exponent field: enough codes for zero/subnormals, the normal
     /// binades and (with infinities) the reserved all-ones code.
-    @inlinable public var exponentBits: Int {
+    @inlinable @inline(__always) public var exponentBits: Int {
         let codes = emax + bias + 1 + (infinities ? 1 : 0)
         var w = 0
         while (1 << w) < codes { w += 1 }
         return w
     }
     /// Width of the stored significand field, `p - 1`.
-    @inlinable public var significandBits: Int { p - 1 }
+    @inlinable @inline(__always) public var significandBits: Int { p - 1 }
     /// Total encoding width: sign, exponent, significand.
-    @inlinable public var bitWidth: Int { 1 + exponentBits + significandBits }
+    @inlinable @inline(__always) public var bitWidth: Int { 1 + exponentBits + significandBits }
 
     public var description: String {
         "\(name)(p=\(p), emin=\(emin), emax=\(emax), subnormals=\(subnormals ? "yes" : "no"), infinities=\(infinities ? "yes" : "no"), overflow=\(overflow.rawValue))"
     }
 }
 
+/// The interned names of formats: built-ins have fixed IDs, user formats are
+/// appended (append-only, lock-protected; lookups of built-ins take no lock).
+public enum FormatNames {
+    @usableFromInline static let builtins = ["bf16", "fp16", "tf32", "fp32", "e4m3", "e5m2", "fp64"]
+    private static let table = NameTable()
+
+    private final class NameTable: @unchecked Sendable {
+        var names: [String] = []
+        var lock = pthread_mutex_t()
+        init() { pthread_mutex_init(&lock, nil) }
+    }
+
+    public static func intern(_ name: String) -> Int32 {
+        if let i = builtins.firstIndex(of: name) { return Int32(i) }
+        pthread_mutex_lock(&table.lock); defer { pthread_mutex_unlock(&table.lock) }
+        if let i = table.names.firstIndex(of: name) { return Int32(builtins.count + i) }
+        table.names.append(name)
+        return Int32(builtins.count + table.names.count - 1)
+    }
+
+    public static func name(_ id: Int32) -> String {
+        if Int(id) < builtins.count { return builtins[Int(id)] }
+        pthread_mutex_lock(&table.lock); defer { pthread_mutex_unlock(&table.lock) }
+        return table.names[Int(id) - builtins.count]
+    }
+}
+
 extension FloatFormat {
-    public static let bf16 = FloatFormat(uncheckedName: "bf16", p: 8, emin: -126, emax: 127, subnormals: true, infinities: true, overflow: .infinity)
-    public static let fp16 = FloatFormat(uncheckedName: "fp16", p: 11, emin: -14, emax: 15, subnormals: true, infinities: true, overflow: .infinity)
-    public static let tf32 = FloatFormat(uncheckedName: "tf32", p: 11, emin: -126, emax: 127, subnormals: true, infinities: true, overflow: .infinity)
-    public static let fp32 = FloatFormat(uncheckedName: "fp32", p: 24, emin: -126, emax: 127, subnormals: true, infinities: true, overflow: .infinity)
-    public static let e4m3 = FloatFormat(uncheckedName: "e4m3", p: 4, emin: -6, emax: 8, subnormals: true, infinities: false, overflow: .nan)
-    public static let e5m2 = FloatFormat(uncheckedName: "e5m2", p: 3, emin: -14, emax: 15, subnormals: true, infinities: true, overflow: .infinity)
-    public static let fp64 = FloatFormat(uncheckedName: "fp64", p: 53, emin: -1022, emax: 1023, subnormals: true, infinities: true, overflow: .infinity)
+    @inlinable public static var bf16: FloatFormat { FloatFormat(nameID: 0, p: 8, emin: -126, emax: 127, subnormals: true, infinities: true, overflow: .infinity) }
+    @inlinable public static var fp16: FloatFormat { FloatFormat(nameID: 1, p: 11, emin: -14, emax: 15, subnormals: true, infinities: true, overflow: .infinity) }
+    @inlinable public static var tf32: FloatFormat { FloatFormat(nameID: 2, p: 11, emin: -126, emax: 127, subnormals: true, infinities: true, overflow: .infinity) }
+    @inlinable public static var fp32: FloatFormat { FloatFormat(nameID: 3, p: 24, emin: -126, emax: 127, subnormals: true, infinities: true, overflow: .infinity) }
+    @inlinable public static var e4m3: FloatFormat { FloatFormat(nameID: 4, p: 4, emin: -6, emax: 8, subnormals: true, infinities: false, overflow: .nan) }
+    @inlinable public static var e5m2: FloatFormat { FloatFormat(nameID: 5, p: 3, emin: -14, emax: 15, subnormals: true, infinities: true, overflow: .infinity) }
+    @inlinable public static var fp64: FloatFormat { FloatFormat(nameID: 6, p: 53, emin: -1022, emax: 1023, subnormals: true, infinities: true, overflow: .infinity) }
 
     /// The fixed formats of NUMERICS.md §1 (mpfrN are ``MPFloat``).
-    public static let named: [FloatFormat] = [.bf16, .fp16, .tf32, .fp32, .fp64, .e4m3, .e5m2]
+    public static var named: [FloatFormat] { [.bf16, .fp16, .tf32, .fp32, .fp64, .e4m3, .e5m2] }
 
     /// Parses a format by name, or a user-defined one written as
     /// `p=5,emin=-14,emax=15[,subnormals=yes|no][,infinities=yes|no][,overflow=infinity|nan|saturate][,name=NAME]`.

@@ -20,8 +20,95 @@
 public enum FormatRounding {
     /// Rounds `x + tail` into `format` with `mode`. Returns the result as a Double
     /// (exactly a value of the format, or ±∞ / NaN).
-    @inlinable
+    ///
+    /// Works on the bit pattern: `|x| = sig·2^(e−52)` with a 53-bit integer `sig`;
+    /// the quantum of the format at that magnitude is `2^qe`, so the candidate is
+    /// `n = sig >> (qe − e + 52)` and the dropped bits decide the rounding (compared
+    /// with the half-quantum as integers), with `tail` breaking ties and deciding
+    /// exactness.
+    @inlinable @inline(__always)
     public static func round(_ x: Double, tail: Double = 0, to f: FloatFormat, mode: RoundingMode) -> Double {
+        if !x.isFinite { return x.isNaN ? .nan : nonFinite(x, f) }
+        var value = x
+        var t = tail
+        if value == 0 {
+            if t == 0 { return value }
+            value = t; t = 0
+        }
+        let negative = value.sign == .minus
+        let bits = value.bitPattern & 0x7FFF_FFFF_FFFF_FFFF
+        let biased = Int(truncatingIfNeeded: bits >> 52)
+        if biased == 0 { return roundReference(value, tail: t, to: f, mode: mode) }
+        let e = biased - 1023
+        let sig = (bits & 0x000F_FFFF_FFFF_FFFF) | 0x0010_0000_0000_0000
+        var qe: Int
+        if e >= f.emin { qe = e - (f.p - 1) }
+        else if f.subnormals { qe = f.emin - (f.p - 1) }
+        else { qe = f.emin }
+        let shift = qe - (e - 52)                   // ≥ 53 − p ≥ 0
+        var n: UInt64
+        var cmpHalf: Int                            // dropped bits vs half a quantum
+        var dropped: Bool                           // any dropped bit set
+        var frac: Double                            // dropped bits in quanta (stochastic)
+        if shift == 0 {
+            n = sig; cmpHalf = -1; dropped = false; frac = 0
+        } else if shift < 64 {
+            n = sig >> UInt64(shift)
+            let rem = sig & ((1 << UInt64(shift)) - 1)
+            let half: UInt64 = 1 << UInt64(shift - 1)
+            cmpHalf = rem < half ? -1 : (rem == half ? 0 : 1)
+            dropped = rem != 0
+            frac = Double(rem) * pow2(-shift)
+        } else {
+            n = 0; cmpHalf = -1; dropped = true
+            frac = Double(sig) * pow2(-53) * pow2(53 - shift)
+        }
+        let ta = negative ? -t : t                  // > 0: exact magnitude is larger
+        if !dropped && ta < 0 {
+            // Exact value just below n·2^qe; at the start of a binade the gap below
+            // is half as wide, so step down on the finer grid.
+            if e > f.emin && n == (1 << UInt64(f.p - 1)) {
+                qe -= 1; n = (1 << UInt64(f.p)) - 1
+            } else {
+                n -= 1
+            }
+            cmpHalf = 1; dropped = true; frac = 1
+        }
+        var up = false
+        if dropped || ta != 0 {
+            switch mode {
+            case .nearest:
+                up = cmpHalf > 0 || (cmpHalf == 0 && (ta > 0 || (ta == 0 && n & 1 == 1)))
+            case .towardZero: up = false
+            case .up: up = !negative
+            case .down: up = negative
+            case .stochastic:
+                up = StochasticRounding.nextUniform() < frac + ta * pow2(-qe)
+            }
+        }
+        let scale = pow2(qe)
+        let truncated = Double(n) * scale
+        if up { n += 1 }
+        let r = Double(n) * scale                   // exact: n ≤ 2^p
+        if r > f.greatestFinite {
+            let mag = overflows(negative: negative, mode: mode, up: up, truncatedBeyond: truncated > f.greatestFinite)
+                ? overflowMagnitude(f) : f.greatestFinite
+            return negative ? -mag : mag
+        }
+        return negative ? -r : r
+    }
+
+    /// 2^k as a Double, by construction of the bit pattern for normal exponents.
+    @inlinable @inline(__always)
+    public static func pow2(_ k: Int) -> Double {
+        if k >= -1022 && k <= 1023 { return Double(bitPattern: UInt64(k + 1023) << 52) }
+        return Double(sign: .plus, exponent: k, significand: 1)
+    }
+
+    /// The reference algorithm, in Double arithmetic (exponent, floor, remainder):
+    /// used for inputs below binary64's normal range and as a cross-check in tests.
+    @inlinable @inline(never)
+    public static func roundReference(_ x: Double, tail: Double = 0, to f: FloatFormat, mode: RoundingMode) -> Double {
         if x.isNaN { return .nan }
         if x.isInfinite { return nonFinite(x, f) }
         var value = x
@@ -87,7 +174,7 @@ public enum FormatRounding {
     /// rounding toward zero gives the largest finite number. Stochastic rounding
     /// overflows when it rounds up past the largest finite value or when even the
     /// value truncated to the format's grid lies beyond it.
-    @inlinable
+    @inlinable @inline(__always)
     public static func overflows(negative: Bool, mode: RoundingMode, up: Bool, truncatedBeyond: Bool) -> Bool {
         switch mode {
         case .nearest: return true
@@ -98,7 +185,7 @@ public enum FormatRounding {
         }
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     static func overflowMagnitude(_ f: FloatFormat) -> Double {
         switch f.overflow {
         case .infinity: return .infinity
@@ -107,7 +194,7 @@ public enum FormatRounding {
         }
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     static func nonFinite(_ x: Double, _ f: FloatFormat) -> Double {
         if f.infinities { return x }
         switch f.overflow {

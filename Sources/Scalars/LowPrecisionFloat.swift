@@ -3,10 +3,8 @@
 ///
 /// ```swift
 /// enum MyFP6: FloatFormatSpec {
-///     static var format: FloatFormat {
-///         FloatFormat(uncheckedName: "fp6", p: 3, emin: -2, emax: 4,
-///                     subnormals: true, infinities: false, overflow: .saturate)
-///     }
+///     static let format = FloatFormat(uncheckedName: "fp6", p: 3, emin: -2, emax: 4,
+///                                     subnormals: true, infinities: false, overflow: .saturate)
 /// }
 /// typealias FP6 = LowPrecisionFloat<MyFP6, NearestEven>
 /// ```
@@ -28,19 +26,19 @@ extension FloatFormatSpec {
 /// IEEE binary16 (fp16).
 public enum FP16Spec: FloatFormatSpec {
     @inlinable public static var format: FloatFormat {
-        FloatFormat(uncheckedName: "fp16", p: 11, emin: -14, emax: 15, subnormals: true, infinities: true, overflow: .infinity)
+        .fp16
     }
 }
 /// NVIDIA TensorFloat-32: binary32's range with fp16's precision.
 public enum TF32Spec: FloatFormatSpec {
     @inlinable public static var format: FloatFormat {
-        FloatFormat(uncheckedName: "tf32", p: 11, emin: -126, emax: 127, subnormals: true, infinities: true, overflow: .infinity)
+        .tf32
     }
 }
 /// IEEE binary32, for rounding modes other than nearest (nearest is `Float`).
 public enum FP32Spec: FloatFormatSpec {
     @inlinable public static var format: FloatFormat {
-        FloatFormat(uncheckedName: "fp32", p: 24, emin: -126, emax: 127, subnormals: true, infinities: true, overflow: .infinity)
+        .fp32
     }
 }
 /// OCP FP8 E4M3 ("e4m3fn"): no infinities, NaN = S.1111.111, largest finite 448;
@@ -48,13 +46,13 @@ public enum FP32Spec: FloatFormatSpec {
 /// the OCP saturating conversion).
 public enum E4M3Spec: FloatFormatSpec {
     @inlinable public static var format: FloatFormat {
-        FloatFormat(uncheckedName: "e4m3", p: 4, emin: -6, emax: 8, subnormals: true, infinities: false, overflow: .nan)
+        .e4m3
     }
 }
 /// OCP FP8 E5M2: IEEE-like, binary16's range with p = 3.
 public enum E5M2Spec: FloatFormatSpec {
     @inlinable public static var format: FloatFormat {
-        FloatFormat(uncheckedName: "e5m2", p: 3, emin: -14, emax: 15, subnormals: true, infinities: true, overflow: .infinity)
+        .e5m2
     }
 }
 

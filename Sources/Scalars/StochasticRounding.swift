@@ -16,41 +16,36 @@ import Darwin
 /// Each thread starts from seed 0. Studies set the seed of each configuration with
 /// ``withSeed(_:_:)`` and record it in the results manifest.
 public enum StochasticRounding {
-    @usableFromInline
-    final class State {
-        @usableFromInline var s: UInt64
-        init(_ s: UInt64) { self.s = s }
-    }
-
+    /// The per-thread state is one heap-allocated `UInt64` whose address sits in a
+    /// pthread key: no reference counting or exclusivity checks per draw.
     private static let key: pthread_key_t = {
         var k = pthread_key_t()
         let rc = pthread_key_create(&k) { p in
-            if let p { Unmanaged<State>.fromOpaque(p).release() }
+            p?.assumingMemoryBound(to: UInt64.self).deallocate()
         }
         precondition(rc == 0, "pthread_key_create failed")
         return k
     }()
 
     @usableFromInline
-    static func state() -> State {
-        if let p = pthread_getspecific(key) {
-            return Unmanaged<State>.fromOpaque(p).takeUnretainedValue()
-        }
-        let st = State(0)
-        pthread_setspecific(key, Unmanaged.passRetained(st).toOpaque())
+    static func state() -> UnsafeMutablePointer<UInt64> {
+        if let p = pthread_getspecific(key) { return p.assumingMemoryBound(to: UInt64.self) }
+        let st = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+        st.initialize(to: 0)
+        pthread_setspecific(key, st)
         return st
     }
 
     /// Reseeds this thread's generator.
-    public static func seed(_ seed: UInt64) { state().s = seed }
+    public static func seed(_ seed: UInt64) { state().pointee = seed }
 
     /// Runs `body` with this thread's generator seeded to `seed`, restoring the
     /// previous state afterwards.
     public static func withSeed<R>(_ seed: UInt64, _ body: () throws -> R) rethrows -> R {
         let st = state()
-        let saved = st.s
-        st.s = seed
-        defer { st.s = saved }
+        let saved = st.pointee
+        st.pointee = seed
+        defer { st.pointee = saved }
         return try body()
     }
 
@@ -58,8 +53,9 @@ public enum StochasticRounding {
     @inlinable
     public static func next() -> UInt64 {
         let st = state()
-        st.s &+= 0x9E37_79B9_7F4A_7C15
-        var z = st.s
+        let s = st.pointee &+ 0x9E37_79B9_7F4A_7C15
+        st.pointee = s
+        var z = s
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)

@@ -91,13 +91,9 @@ func checkArithmetic<T: EmulatedFloat>(_ type: T.Type, count: Int, seed: UInt64)
 /// A user-defined format exercising the other options: no subnormals, no
 /// infinities, saturating overflow.
 enum P5NoSubnormalSaturating: FloatFormatSpec {
-    static var format: FloatFormat {
-        FloatFormat(uncheckedName: "p5-nosub-sat", p: 5, emin: -6, emax: 7, subnormals: false, infinities: false, overflow: .saturate)
-    }
+    static let format = FloatFormat(uncheckedName: "p5-nosub-sat", p: 5, emin: -6, emax: 7, subnormals: false, infinities: false, overflow: .saturate)
 }
 /// A user-defined IEEE-like format with a wide range and p = 13.
 enum P13Wide: FloatFormatSpec {
-    static var format: FloatFormat {
-        FloatFormat(uncheckedName: "p13", p: 13, emin: -100, emax: 100, subnormals: true, infinities: true, overflow: .infinity)
-    }
+    static let format = FloatFormat(uncheckedName: "p13", p: 13, emin: -100, emax: 100, subnormals: true, infinities: true, overflow: .infinity)
 }
