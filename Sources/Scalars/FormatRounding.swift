@@ -89,7 +89,13 @@ public enum FormatRounding {
         let scale = pow2(qe)
         let truncated = Double(n) * scale
         if up { n += 1 }
-        let r = Double(n) * scale                   // exact: n ≤ 2^p
+        return finish(Double(n) * scale, truncated: truncated, negative: negative, up: up, f, mode)
+    }
+
+    /// The signed result, with the overflow rule applied when `r` (the rounded
+    /// magnitude, exact) exceeds the largest finite value.
+    @inlinable @inline(__always)
+    static func finish(_ r: Double, truncated: Double, negative: Bool, up: Bool, _ f: FloatFormat, _ mode: RoundingMode) -> Double {
         if r > f.greatestFinite {
             let mag = overflows(negative: negative, mode: mode, up: up, truncatedBeyond: truncated > f.greatestFinite)
                 ? overflowMagnitude(f) : f.greatestFinite
@@ -160,13 +166,7 @@ public enum FormatRounding {
         }
         let truncated = n / scale
         if up { n += 1 }
-        let r = n / scale                           // exact
-        if r > f.greatestFinite {
-            let mag = overflows(negative: negative, mode: mode, up: up, truncatedBeyond: truncated > f.greatestFinite)
-                ? overflowMagnitude(f) : f.greatestFinite
-            return negative ? -mag : mag
-        }
-        return negative ? -r : r
+        return finish(n / scale, truncated: truncated, negative: negative, up: up, f, mode)
     }
 
     /// IEEE 754 §7.4 overflow: round-to-nearest and rounding away from zero give
