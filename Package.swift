@@ -6,7 +6,8 @@
 // Layers (each target imports only the ones below it):
 //   1. CMPFR, COpenBLAS        system libraries (MPFR+GMP, OpenBLAS CBLAS + LAPACKE)
 //   2. Scalars                 BFloat16, parametric low-precision formats, MPFloat<bits>, Dual<T>
-//   ...                        LinearAlgebra, Krylov, Models, Curvature, Studies (later issues)
+//   3. LinearAlgebra           kernels under accumulation policies, BLAS/LAPACK fast paths, eigensolvers
+//   ...                        Krylov, Models, Curvature, Studies (later issues)
 //   8. Harness + hessian-harness  command implementations and the CLI
 import PackageDescription
 
@@ -15,6 +16,7 @@ let package = Package(
     products: [
         .executable(name: "hessian-harness", targets: ["hessian-harness"]),
         .library(name: "Scalars", targets: ["Scalars"]),
+        .library(name: "LinearAlgebra", targets: ["LinearAlgebra"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
@@ -35,6 +37,14 @@ let package = Package(
             name: "Scalars",
             dependencies: [
                 "CMPFR",
+                .product(name: "RealModule", package: "swift-numerics"),
+            ]
+        ),
+        .target(
+            name: "LinearAlgebra",
+            dependencies: [
+                "Scalars",
+                "COpenBLAS",
                 .product(name: "RealModule", package: "swift-numerics"),
             ]
         ),
@@ -63,6 +73,15 @@ let package = Package(
                 .product(name: "RealModule", package: "swift-numerics"),
             ],
             resources: [.copy("Golden")]
+        ),
+        .testTarget(
+            name: "LinearAlgebraTests",
+            dependencies: [
+                "LinearAlgebra",
+                "Scalars",
+                "COpenBLAS",
+                .product(name: "RealModule", package: "swift-numerics"),
+            ]
         ),
         .testTarget(
             name: "HarnessTests",

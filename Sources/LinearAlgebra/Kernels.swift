@@ -1,0 +1,183 @@
+import Scalars
+import RealModule
+import COpenBLAS
+
+/// Level-1 and level-2/3 kernels generic over the scalar, under an ``Accumulation``
+/// policy. Vectors are contiguous buffers; matrices are ``Matrix`` (row-major).
+public enum Kernels {
+    // MARK: Dot products
+
+    /// `Σ xᵢ yᵢ` under `accumulation`.
+    @inlinable
+    public static func dot<T: StudyScalar>(_ x: UnsafeBufferPointer<T>, _ y: UnsafeBufferPointer<T>,
+                                           accumulation: Accumulation = .recursive) -> T {
+        precondition(x.count == y.count, "dot: length mismatch \(x.count) vs \(y.count)")
+        switch accumulation {
+        case .recursive:
+            var s = T.zero
+            for i in 0..<x.count { s += x[i] * y[i] }
+            return s
+        case .pairwise:
+            return pairwiseDot(x, y, 0, x.count)
+        case .compensated:
+            var s = T.zero, c = T.zero
+            for i in 0..<x.count {
+                let p = x[i] * y[i]
+                let t = s + p
+                if s.magnitude >= p.magnitude { c += (s - t) + p } else { c += (p - t) + s }
+                s = t
+            }
+            return s + c
+        case .widened(.fp32):
+            var s: Float = 0
+            for i in 0..<x.count { s += Float(x[i].doubleValue) * Float(y[i].doubleValue) }
+            return T(roundingDouble: Double(s))
+        case .widened(.fp64):
+            var s = 0.0
+            for i in 0..<x.count { s += x[i].doubleValue * y[i].doubleValue }
+            return T(roundingDouble: s)
+        case .blas:
+            if T.self == Double.self {
+                return x.withMemoryRebound(to: Double.self) { xd in
+                    y.withMemoryRebound(to: Double.self) { yd in
+                        T(roundingDouble: cblas_ddot(Int32(x.count), xd.baseAddress, 1, yd.baseAddress, 1))
+                    }
+                }
+            }
+            if T.self == Float.self {
+                return x.withMemoryRebound(to: Float.self) { xf in
+                    y.withMemoryRebound(to: Float.self) { yf in
+                        T(roundingDouble: Double(cblas_sdot(Int32(x.count), xf.baseAddress, 1, yf.baseAddress, 1)))
+                    }
+                }
+            }
+            if fitsInFloat(T.self) {
+                let xf = x.map { Float($0.doubleValue) }, yf = y.map { Float($0.doubleValue) }
+                return T(roundingDouble: Double(cblas_sdot(Int32(x.count), xf, 1, yf, 1)))
+            }
+            return dot(x, y, accumulation: .recursive)
+        }
+    }
+
+    @inlinable
+    static func pairwiseDot<T: StudyScalar>(_ x: UnsafeBufferPointer<T>, _ y: UnsafeBufferPointer<T>, _ lo: Int, _ hi: Int) -> T {
+        if hi - lo <= 8 {
+            var s = T.zero
+            for i in lo..<hi { s += x[i] * y[i] }
+            return s
+        }
+        let mid = lo + (hi - lo) / 2
+        return pairwiseDot(x, y, lo, mid) + pairwiseDot(x, y, mid, hi)
+    }
+
+    @inlinable
+    public static func dot<T: StudyScalar>(_ x: [T], _ y: [T], accumulation: Accumulation = .recursive) -> T {
+        x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in dot(xp, yp, accumulation: accumulation) } }
+    }
+
+    /// `‖x‖₂ = √(x·x)` under `accumulation`.
+    @inlinable
+    public static func nrm2<T: StudyScalar>(_ x: [T], accumulation: Accumulation = .recursive) -> T {
+        dot(x, x, accumulation: accumulation).squareRoot()
+    }
+
+    // MARK: Level 1 updates (elementwise: one rounding per element in T)
+
+    /// `y ← a·x + y` (one fused rounding per element: `y.addingProduct(a, x)`).
+    @inlinable
+    public static func axpy<T: StudyScalar>(_ a: T, _ x: [T], _ y: inout [T]) {
+        precondition(x.count == y.count, "axpy: length mismatch")
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                for i in 0..<yp.count { yp[i] = yp[i].addingProduct(a, xp[i]) }
+            }
+        }
+    }
+
+    /// `x ← a·x`.
+    @inlinable
+    public static func scal<T: StudyScalar>(_ a: T, _ x: inout [T]) {
+        x.withUnsafeMutableBufferPointer { xp in for i in 0..<xp.count { xp[i] *= a } }
+    }
+
+    // MARK: Level 2 and 3
+
+    /// `y = A x` with each output a dot product under `accumulation`.
+    @inlinable
+    public static func gemv<T: StudyScalar>(_ a: Matrix<T>, _ x: [T], accumulation: Accumulation = .recursive) -> [T] {
+        precondition(a.cols == x.count, "gemv: A is \(a.rows)×\(a.cols), x has \(x.count)")
+        if case .blas = accumulation, let y = blasGemv(a, x) { return y }
+        var y = [T](repeating: .zero, count: a.rows)
+        a.storage.withUnsafeBufferPointer { ap in
+            x.withUnsafeBufferPointer { xp in
+                for i in 0..<a.rows {
+                    let row = UnsafeBufferPointer(rebasing: ap[(i * a.cols)..<((i + 1) * a.cols)])
+                    y[i] = dot(row, xp, accumulation: accumulation)
+                }
+            }
+        }
+        return y
+    }
+
+    @inlinable
+    static func blasGemv<T: StudyScalar>(_ a: Matrix<T>, _ x: [T]) -> [T]? {
+        let m = Int32(a.rows), n = Int32(a.cols)
+        if T.self == Double.self {
+            var y = [Double](repeating: 0, count: a.rows)
+            a.storage.withUnsafeBufferPointer { ap in x.withUnsafeBufferPointer { xp in
+                ap.withMemoryRebound(to: Double.self) { ad in xp.withMemoryRebound(to: Double.self) { xd in
+                    cblas_dgemv(CblasRowMajor, CblasNoTrans, m, n, 1, ad.baseAddress, max(n, 1), xd.baseAddress, 1, 0, &y, 1)
+                } }
+            } }
+            return y.map { T(roundingDouble: $0) }
+        }
+        guard fitsInFloat(T.self) else { return nil }
+        let af = a.storage.map { Float($0.doubleValue) }, xf = x.map { Float($0.doubleValue) }
+        var y = [Float](repeating: 0, count: a.rows)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, m, n, 1, af, max(n, 1), xf, 1, 0, &y, 1)
+        return y.map { T(roundingDouble: Double($0)) }
+    }
+
+    /// `C = A B` with each output a dot product under `accumulation`.
+    @inlinable
+    public static func gemm<T: StudyScalar>(_ a: Matrix<T>, _ b: Matrix<T>, accumulation: Accumulation = .recursive) -> Matrix<T> {
+        precondition(a.cols == b.rows, "gemm: A is \(a.rows)×\(a.cols), B is \(b.rows)×\(b.cols)")
+        if case .blas = accumulation, let c = blasGemm(a, b) { return c }
+        let bt = b.transposed()
+        var c = Matrix<T>(rows: a.rows, cols: b.cols)
+        a.storage.withUnsafeBufferPointer { ap in
+            bt.storage.withUnsafeBufferPointer { bp in
+                c.storage.withUnsafeMutableBufferPointer { cp in
+                    for i in 0..<a.rows {
+                        let row = UnsafeBufferPointer(rebasing: ap[(i * a.cols)..<((i + 1) * a.cols)])
+                        for j in 0..<b.cols {
+                            let col = UnsafeBufferPointer(rebasing: bp[(j * b.rows)..<((j + 1) * b.rows)])
+                            cp[i * b.cols + j] = dot(row, col, accumulation: accumulation)
+                        }
+                    }
+                }
+            }
+        }
+        return c
+    }
+
+    @inlinable
+    static func blasGemm<T: StudyScalar>(_ a: Matrix<T>, _ b: Matrix<T>) -> Matrix<T>? {
+        let m = Int32(a.rows), n = Int32(b.cols), k = Int32(a.cols)
+        if T.self == Double.self {
+            var c = [Double](repeating: 0, count: a.rows * b.cols)
+            a.storage.withUnsafeBufferPointer { ap in b.storage.withUnsafeBufferPointer { bp in
+                ap.withMemoryRebound(to: Double.self) { ad in bp.withMemoryRebound(to: Double.self) { bd in
+                    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, ad.baseAddress, max(k, 1),
+                                bd.baseAddress, max(n, 1), 0, &c, max(n, 1))
+                } }
+            } }
+            return Matrix(rows: a.rows, cols: b.cols, storage: c.map { T(roundingDouble: $0) })
+        }
+        guard fitsInFloat(T.self) else { return nil }
+        let af = a.storage.map { Float($0.doubleValue) }, bf = b.storage.map { Float($0.doubleValue) }
+        var c = [Float](repeating: 0, count: a.rows * b.cols)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, af, max(k, 1), bf, max(n, 1), 0, &c, max(n, 1))
+        return Matrix(rows: a.rows, cols: b.cols, storage: c.map { T(roundingDouble: Double($0)) })
+    }
+}

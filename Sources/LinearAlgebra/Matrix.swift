@@ -1,0 +1,50 @@
+import Scalars
+
+/// A dense row-major matrix of any scalar.
+public struct Matrix<T: StudyScalar>: Sendable {
+    public let rows: Int
+    public let cols: Int
+    public var storage: [T]
+
+    @inlinable
+    public init(rows: Int, cols: Int, storage: [T]) {
+        precondition(storage.count == rows * cols, "Matrix: \(storage.count) elements for \(rows)×\(cols)")
+        self.rows = rows; self.cols = cols; self.storage = storage
+    }
+
+    @inlinable
+    public init(rows: Int, cols: Int, repeating value: T = .zero) {
+        self.init(rows: rows, cols: cols, storage: [T](repeating: value, count: rows * cols))
+    }
+
+    /// The identity.
+    @inlinable
+    public static func identity(_ n: Int) -> Matrix {
+        var m = Matrix(rows: n, cols: n)
+        for i in 0..<n { m[i, i] = 1 }
+        return m
+    }
+
+    @inlinable
+    public subscript(i: Int, j: Int) -> T {
+        get { storage[i * cols + j] }
+        set { storage[i * cols + j] = newValue }
+    }
+
+    @inlinable
+    public func transposed() -> Matrix {
+        var t = Matrix(rows: cols, cols: rows)
+        for i in 0..<rows { for j in 0..<cols { t.storage[j * rows + i] = storage[i * cols + j] } }
+        return t
+    }
+
+    /// Elementwise conversion through Double (exact for formats inside binary64).
+    @inlinable
+    public func converted<U: StudyScalar>(to: U.Type = U.self) -> Matrix<U> {
+        Matrix<U>(rows: rows, cols: cols, storage: storage.map { U(roundingDouble: $0.doubleValue) })
+    }
+
+    /// Column `j` as an array.
+    @inlinable
+    public func column(_ j: Int) -> [T] { (0..<rows).map { self[$0, j] } }
+}
