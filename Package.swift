@@ -7,7 +7,8 @@
 //   1. CMPFR, COpenBLAS        system libraries (MPFR+GMP, OpenBLAS CBLAS + LAPACKE)
 //   2. Scalars                 BFloat16, parametric low-precision formats, MPFloat<bits>, Dual<T>
 //   3. LinearAlgebra           kernels under accumulation policies, BLAS/LAPACK fast paths, eigensolvers
-//   ...                        Krylov, Models, Curvature, Studies (later issues)
+//   4. Krylov                  Lanczos (reorthogonalization, diagnostics), SLQ, trace estimators, synthetic operators
+//   ...                        Models, Curvature, Studies (later issues)
 //   8. Harness + hessian-harness  command implementations and the CLI
 import PackageDescription
 
@@ -17,6 +18,7 @@ let package = Package(
         .executable(name: "hessian-harness", targets: ["hessian-harness"]),
         .library(name: "Scalars", targets: ["Scalars"]),
         .library(name: "LinearAlgebra", targets: ["LinearAlgebra"]),
+        .library(name: "Krylov", targets: ["Krylov"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
@@ -49,9 +51,19 @@ let package = Package(
             ]
         ),
         .target(
+            name: "Krylov",
+            dependencies: [
+                "Scalars",
+                "LinearAlgebra",
+                .product(name: "RealModule", package: "swift-numerics"),
+            ]
+        ),
+        .target(
             name: "Harness",
             dependencies: [
                 "Scalars",
+                "LinearAlgebra",
+                "Krylov",
                 "CMPFR",
                 "COpenBLAS",
                 .product(name: "RealModule", package: "swift-numerics"),
@@ -80,6 +92,15 @@ let package = Package(
                 "LinearAlgebra",
                 "Scalars",
                 "COpenBLAS",
+                .product(name: "RealModule", package: "swift-numerics"),
+            ]
+        ),
+        .testTarget(
+            name: "KrylovTests",
+            dependencies: [
+                "Krylov",
+                "LinearAlgebra",
+                "Scalars",
                 .product(name: "RealModule", package: "swift-numerics"),
             ]
         ),

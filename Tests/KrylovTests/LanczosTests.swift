@@ -1,0 +1,98 @@
+import Testing
+import RealModule
+@testable import Krylov
+import LinearAlgebra
+import Scalars
+
+func probe<T: StudyScalar>(_ n: Int, seed: UInt64, as: T.Type) -> [T] {
+    var g = ProbeGenerator(seed: seed, kind: .rademacher)
+    return g.next(n).map { T(roundingDouble: $0) }
+}
+
+@Suite struct LanczosTests {
+    /// fp64, full reorthogonalization: extremal eigenvalues to 1e-10 relative.
+    @Test(arguments: ["rotated:n=150,lo=-2,hi=3", "spiked:n=300", "powerlaw:n=2000,alpha=1.5", "mp:n=120,ratio=0.5"])
+    func fullReorthRecoversExtremes(_ spec: String) throws {
+        let (op, exact) = try OperatorSpec.parse(spec).build(Double.self, seed: 7)
+        let steps = min(op.dimension, 120)
+        let l = Lanczos.run(op, start: probe(op.dimension, seed: 1, as: Double.self),
+                            options: LanczosOptions(steps: steps, reorthogonalization: .full))
+        let theta = try l.ritz().values
+        let scale = max(abs(exact.first!), abs(exact.last!))
+        #expect(abs(theta.last! - exact.last!) <= 1e-10 * scale, "\(spec) largest: \(theta.last!) vs \(exact.last!)")
+        if !spec.hasPrefix("powerlaw") && !spec.hasPrefix("spiked") {
+            #expect(abs(theta.first! - exact.first!) <= 1e-10 * scale, "\(spec) smallest")
+        }
+        if spec.hasPrefix("spiked") {
+            for r in 1...3 { #expect(abs(theta[theta.count - r] - exact[exact.count - r]) <= 1e-10 * scale, "spike \(r)") }
+        }
+    }
+
+    /// Strakoš matrix in fp32: without reorthogonalization Lanczos produces ghost
+    /// copies of converged eigenvalues; full and partial do not.
+    @Test func ghostsWithoutReorthogonalizationOnly() throws {
+        let (op, exact) = try OperatorSpec.parse("strakos:n=100").build(Float.self, seed: 1)
+        var ghosts: [Reorthogonalization: Int] = [:], spurious: [Reorthogonalization: Int] = [:]
+        for policy in Reorthogonalization.allCases {
+            let l = Lanczos.run(op, start: probe(100, seed: 3, as: Float.self), options: LanczosOptions(steps: 100, reorthogonalization: policy))
+            let (theta, res, _) = try l.ritz()
+            let d = RitzDiagnostics(ritz: theta, residuals: res, exact: exact, r: 3, tol: 1e-4)
+            ghosts[policy] = d.ghostCount; spurious[policy] = d.spuriousCount
+            #expect(d.ritzErrTop.allSatisfy { $0 < 1e-6 }, "\(policy): top eigenvalues found")
+        }
+        #expect(ghosts[.none]! >= 10 && spurious[.none]! > 0, "none: \(ghosts[.none]!) ghosts")
+        #expect(ghosts[.full] == 0 && ghosts[.partial] == 0 && ghosts[.selective] == 0)
+        #expect(spurious[.full] == 0 && spurious[.partial] == 0)
+    }
+
+    /// Partial reorthogonalization keeps orth_loss ≤ √u_krylov at every step.
+    @Test(arguments: ["strakos:n=100", "spiked:n=200", "mp:n=200,ratio=0.5"])
+    func partialKeepsSemiorthogonality(_ spec: String) throws {
+        let (op, _) = try OperatorSpec.parse(spec).build(Float.self, seed: 4)
+        let l = Lanczos.run(op, start: probe(op.dimension, seed: 2, as: Float.self),
+                            options: LanczosOptions(steps: min(op.dimension, 150), reorthogonalization: .partial))
+        let sqrtU = Double(Float.ulpOfOne / 2).squareRoot()
+        for r in l.records { #expect(r.orthLoss! <= sqrtU, "step \(r.step): \(r.orthLoss!)") }
+        let none = Lanczos.run(op, start: probe(op.dimension, seed: 2, as: Float.self),
+                               options: LanczosOptions(steps: min(op.dimension, 150)))
+        #expect(none.records.last!.orthLoss! > 100 * sqrtU, "the case needs reorthogonalization")
+        #expect(l.reorthogonalizations < l.steps, "partial does not reorthogonalize every step")
+    }
+
+    @Test func breakdownOnInvariantSubspace() throws {
+        // diag(1,2,3,…) started on e1 + e2: a 2-dimensional invariant subspace.
+        let op = DiagonalOperator<Double>((1...10).map(Double.init))
+        var v = [Double](repeating: 0, count: 10); v[0] = 1; v[1] = 1
+        let l = Lanczos.run(op, start: v, options: LanczosOptions(steps: 8))
+        #expect(l.breakdownStep == 2)
+        #expect(try l.ritz().values.map { ($0 * 1e12).rounded() / 1e12 } == [1, 2])
+    }
+
+    @Test func lanczosRunsInEveryFormat() throws {
+        let (op64, exact) = try OperatorSpec.parse("diag:n=50,lo=1,hi=10").build(Double.self, seed: 0)
+        _ = op64
+        func top<T: StudyScalar>(_: T.Type) throws -> Double {
+            let (op, _) = try OperatorSpec.parse("diag:n=50,lo=1,hi=10").build(T.self, seed: 0)
+            let l = Lanczos.run(op, start: probe(50, seed: 1, as: T.self), options: LanczosOptions(steps: 50, reorthogonalization: .full))
+            return try l.ritz().values.last!
+        }
+        #expect(abs(try top(BFloat16.self) - exact.last!) < 0.1)
+        #expect(abs(try top(LowPrecisionFloat<BF16Spec, Stochastic>.self) - exact.last!) < 0.1)
+        #expect(abs(try top(Float.self) - exact.last!) < 1e-4)
+        #expect(abs(try top(MPFloat<128>.self) - exact.last!) < 1e-12)
+    }
+}
+
+@Suite struct RitzDiagnosticsTests {
+    @Test func handComputedCases() {
+        // Exact {1, 2, 10}; Ritz {2, 10, 10.000001, 5} with the first three converged.
+        let d = RitzDiagnostics(ritz: [2, 5, 10, 10.000001], residuals: [0, 1, 0, 0], exact: [1, 2, 10], r: 2, tol: 1e-4)
+        #expect(d.ghostCount == 1 && d.spuriousCount == 1)
+        #expect(d.ritzErrTop == [0, 0])
+        // A double exact eigenvalue is not a ghost.
+        let e = RitzDiagnostics(ritz: [3, 3], residuals: [0, 0], exact: [3, 3], r: 1, tol: 1e-6)
+        #expect(e.ghostCount == 0 && e.spuriousCount == 0)
+        let f = RitzDiagnostics(ritz: [9], residuals: [0], exact: [1, 10], r: 2, tol: 1e-3)
+        #expect(f.ritzErrTop == [0.1, 0.8] && f.spuriousCount == 1)
+    }
+}
