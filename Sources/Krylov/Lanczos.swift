@@ -28,8 +28,9 @@ public struct LanczosOptions: Sendable {
     /// Measure `orth_loss` and `orth_loss_fro` at every step, in fp64 (keeps an fp64
     /// copy of the basis: n·m doubles).
     public var measureOrthogonality: Bool
-    /// Breakdown when `β_{j+1} ≤ breakdownTolerance · max_i(|α_i| + β_i)`; default
-    /// `n·u` of the Krylov format.
+    /// Breakdown when `β_{j+1} ≤ breakdownTolerance · max_i(|α_i| + β_i)`: the new
+    /// residual is at the rounding level of one matrix-vector product. Default `4u`
+    /// of the Krylov format.
     public var breakdownTolerance: Double?
 
     public init(steps: Int, reorthogonalization: Reorthogonalization = .none, accumulation: Accumulation = .recursive,
@@ -93,7 +94,7 @@ public enum Lanczos {
         let policy = options.reorthogonalization
         let u = T.ulpOfOne.doubleValue / 2
         let sqrtU = u.squareRoot()
-        let breakTol = options.breakdownTolerance ?? Double(n) * u
+        let breakTol = options.breakdownTolerance ?? 4 * u
         let needBasis = options.storeBasis || policy != .none
 
         var q = start

@@ -23,7 +23,7 @@ struct HessianHarness: ParsableCommand {
         commandName: "hessian-harness",
         abstract: "Numerical precision research harness for finite-difference Hessian-vector products and Lanczos/SLQ.",
         version: ToolInfo.version,
-        subcommands: [Formats.self, Cast.self, Version.self, Bench.self]
+        subcommands: [Formats.self, Cast.self, Spectrum.self, SLQ.self, Version.self, Bench.self]
     )
 }
 
@@ -53,6 +53,52 @@ struct Cast: ParsableCommand {
     }
 }
 
+struct Spectrum: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Exact eigenvalues of a synthetic operator → DIR/eigenvalues.csv (index,eigenvalue) and manifest.json.",
+        discussion: "SPEC: diag:values=1;2;3 | diag:n=N,lo=A,hi=B[,dist=linear|log] | rotated:… | mp:n=N,ratio=R | spiked:n=N[,spikes=5;4;3][,ratio=R] | powerlaw:n=N,alpha=A | strakos:n=N")
+    @Option(name: .customLong("operator"), help: "Operator spec.") var operatorSpec: String
+    @Option(help: "Seed of the operator's random draws.") var seed: UInt64 = 0
+    @Option(help: "Output directory.") var out: String
+    func run() throws {
+        do { try SpectrumCommand.run(operator: operatorSpec, seed: seed, out: out, command: CommandLine.arguments) }
+        catch let e as HarnessError { fail(e.message) }
+        catch { fail("\(error)") }
+    }
+}
+
+struct SLQ: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "slq",
+        abstract: "Stochastic Lanczos quadrature of a synthetic operator in any Krylov format.",
+        discussion: """
+        Writes DIR/nodes.csv (probe,node,weight), density.csv (x,density: Gaussian broadening, default σ = 1% of \
+        the node range), lanczos.csv (probe,step,alpha,beta,orth_loss,orth_loss_fro,reorthogonalized), summary.csv \
+        (w1, w1_scaled, ks against the exact spectrum, Ritz diagnostics, timings) and manifest.json. Bad input: \
+        one line on stderr, exit 2, nothing written.
+        """)
+    @Option(name: .customLong("operator"), help: "Operator spec (see `spectrum --help`).") var operatorSpec: String
+    @Option(help: "Lanczos steps per probe.") var steps: Int = 50
+    @Option(help: "Number of probes.") var probes: Int = 10
+    @Option(help: "none, full, partial or selective.") var reorth: String = "none"
+    @Option(help: "Format of the Lanczos vectors and dot products (bf16, fp32, fp64, mpfr256, …).") var krylov: String = "fp64"
+    @Option(help: "Rounding mode of the Krylov format.") var rounding: String = "nearest"
+    @Option(help: "Dot-product accumulation: recursive, pairwise, compensated, fp32, fp64, blas.") var accumulation: String = "recursive"
+    @Option(help: "rademacher or gaussian.") var probe: String = "rademacher"
+    @Option(help: "Gaussian broadening σ of the density (default 1% of the node range).") var sigma: Double?
+    @Option(help: "Points of the density grid.") var grid: Int = 512
+    @Option(help: "Seed (operator, probes, stochastic rounding).") var seed: UInt64 = 0
+    @Option(help: "Output directory.") var out: String
+    func run() throws {
+        let c = SLQCommand(operatorSpec: operatorSpec, steps: steps, probes: probes, reorth: reorth, krylov: krylov,
+                           rounding: rounding, accumulation: accumulation, probe: probe, sigma: sigma, gridPoints: grid,
+                           seed: seed, out: out, command: CommandLine.arguments)
+        do { try c.run() }
+        catch let e as HarnessError { fail(e.message) }
+        catch { fail("\(error)") }
+    }
+}
+
 struct Version: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Tool and library versions (MPFR, GMP, OpenBLAS).")
     func run() throws { for l in ToolInfo.lines { print(l) } }
@@ -71,4 +117,16 @@ struct Bench: ParsableCommand {
     }
 }
 
-HessianHarness.main()
+// Parse errors and bad values exit with status 2 and one line on stderr, like the
+// commands' own validation; help and version requests print and exit 0.
+do {
+    var command = try HessianHarness.parseAsRoot()
+    try command.run()
+} catch {
+    if HessianHarness.exitCode(for: error) == .success {
+        print(HessianHarness.fullMessage(for: error))
+        exit(0)
+    }
+    let message = HessianHarness.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+    fail(message)
+}

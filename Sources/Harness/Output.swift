@@ -1,0 +1,130 @@
+import Foundation
+import CSV
+import Scalars
+import COpenBLAS
+
+/// A tidy table: one header row, snake_case columns (NUMERICS.md §10).
+public struct Table: Sendable {
+    public var header: [String]
+    public var rows: [[String]]
+    public init(header: [String], rows: [[String]] = []) { self.header = header; self.rows = rows }
+
+    public mutating func append(_ row: [String]) {
+        precondition(row.count == header.count, "row of \(row.count) fields for \(header.count) columns")
+        rows.append(row)
+    }
+
+    /// RFC 4180 CSV (written by CSV.swift), with a final newline.
+    public func csv() throws -> Data {
+        let w = try CSVWriter(stream: .toMemory())
+        try w.write(row: header)
+        for r in rows { try w.write(row: r) }
+        w.stream.close()
+        var data = w.stream.property(forKey: .dataWrittenToMemoryStreamKey) as? Data ?? Data()
+        if data.last != UInt8(ascii: "\n") { data.append(UInt8(ascii: "\n")) }
+        return data
+    }
+}
+
+/// Number formatting for CSV: Swift's shortest round-trip decimal.
+@inlinable public func csvNumber(_ x: Double) -> String { "\(x)" }
+
+/// Files written atomically: each goes to a temporary file in the target folder
+/// and is renamed over its final name, so a reader (or a crash) never sees a
+/// partial file. A bundle is computed entirely before the folder is touched.
+public struct OutputBundle {
+    public var files: [(name: String, data: Data)] = []
+    public init() {}
+    public mutating func add(_ name: String, _ data: Data) { files.append((name, data)) }
+    public mutating func add(_ name: String, _ table: Table) throws { files.append((name, try table.csv())) }
+
+    public func write(to dir: URL) throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: dir.path, isDirectory: &isDir), !isDir.boolValue {
+            throw HarnessError("output path '\(dir.path)' exists and is not a directory")
+        }
+        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        for f in files { try AtomicFile.write(f.data, to: dir.appendingPathComponent(f.name)) }
+    }
+}
+
+public enum AtomicFile {
+    /// Writes `data` to a temporary sibling, fsyncs it, and renames it into place.
+    public static func write(_ data: Data, to url: URL) throws {
+        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+        guard FileManager.default.createFile(atPath: tmp.path, contents: nil) else {
+            throw HarnessError("cannot create '\(tmp.path)'")
+        }
+        let h = try FileHandle(forWritingTo: tmp)
+        try h.write(contentsOf: data)
+        try h.synchronize()
+        try h.close()
+        if rename(tmp.path, url.path) != 0 {
+            try? FileManager.default.removeItem(at: tmp)
+            throw HarnessError("cannot rename '\(tmp.path)' to '\(url.path)': errno \(errno)")
+        }
+    }
+}
+
+/// `manifest.json` beside every result (NUMERICS.md §10).
+public struct Manifest: Encodable {
+    public var tool = "hessian-harness"
+    public var toolVersion = ToolInfo.version
+    public var gitCommit = Manifest.gitCommit()
+    public var command: [String]
+    public var seeds: [String: UInt64]
+    public var parameters: [String: String]
+    public var mpfrVersion = MPFRInfo.mpfrVersion
+    public var gmpVersion = MPFRInfo.gmpVersion
+    public var openblasConfig = ToolInfo.openBLASConfig
+    public var cores = ProcessInfo.processInfo.activeProcessorCount
+    public var startTime: String
+    public var endTime: String
+
+    enum CodingKeys: String, CodingKey {
+        case tool, toolVersion = "tool_version", gitCommit = "git_commit", command, seeds, parameters
+        case mpfrVersion = "mpfr_version", gmpVersion = "gmp_version", openblasConfig = "openblas_config"
+        case cores, startTime = "start_time", endTime = "end_time"
+    }
+
+    public init(command: [String], seeds: [String: UInt64], parameters: [String: String], start: Date, end: Date) {
+        self.command = command; self.seeds = seeds; self.parameters = parameters
+        startTime = Manifest.iso(start); endTime = Manifest.iso(end)
+    }
+
+    public func json() throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        var d = try e.encode(self)
+        d.append(UInt8(ascii: "\n"))
+        return d
+    }
+
+    static func iso(_ d: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: d)
+    }
+
+    /// The commit of the working directory's repository (`HH_GIT_COMMIT` overrides),
+    /// with `-dirty` when it has uncommitted changes; "unknown" outside a repository.
+    static func gitCommit() -> String {
+        if let c = ProcessInfo.processInfo.environment["HH_GIT_COMMIT"] { return c }
+        func git(_ args: [String]) -> String? {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["git"] + args
+            let out = Pipe()
+            p.standardOutput = out; p.standardError = Pipe()
+            do { try p.run() } catch { return nil }
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else { return nil }
+            return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        guard let head = git(["rev-parse", "HEAD"]) else { return "unknown" }
+        let dirty = git(["status", "--porcelain", "--untracked-files=no"]).map { !$0.isEmpty } ?? false
+        return dirty ? head + "-dirty" : head
+    }
+}
