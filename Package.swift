@@ -8,7 +8,8 @@
 //   2. Scalars                 BFloat16, parametric low-precision formats, MPFloat<bits>, Dual<T>
 //   3. LinearAlgebra           kernels under accumulation policies, BLAS/LAPACK fast paths, eigensolvers
 //   4. Krylov                  Lanczos (reorthogonalization, diagnostics), SLQ, trace estimators, synthetic operators
-//   ...                        Models, Curvature, Studies (later issues)
+//   5. Models                  parameter layouts, hand-written reverse passes (quadratic, softmax regression, MLP)
+//   ...                        Curvature, Studies (later issues)
 //   8. Harness + hessian-harness  command implementations and the CLI
 import PackageDescription
 
@@ -19,6 +20,7 @@ let package = Package(
         .library(name: "Scalars", targets: ["Scalars"]),
         .library(name: "LinearAlgebra", targets: ["LinearAlgebra"]),
         .library(name: "Krylov", targets: ["Krylov"]),
+        .library(name: "Models", targets: ["Models"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
@@ -56,6 +58,15 @@ let package = Package(
             dependencies: [
                 "Scalars",
                 "LinearAlgebra",
+                .product(name: "RealModule", package: "swift-numerics"),
+            ]
+        ),
+        .target(
+            name: "Models",
+            dependencies: [
+                "Scalars",
+                "LinearAlgebra",
+                "Krylov",
                 .product(name: "RealModule", package: "swift-numerics"),
             ]
         ),
@@ -100,6 +111,16 @@ let package = Package(
         .testTarget(
             name: "KrylovTests",
             dependencies: [
+                "Krylov",
+                "LinearAlgebra",
+                "Scalars",
+                .product(name: "RealModule", package: "swift-numerics"),
+            ]
+        ),
+        .testTarget(
+            name: "ModelsTests",
+            dependencies: [
+                "Models",
                 "Krylov",
                 "LinearAlgebra",
                 "Scalars",

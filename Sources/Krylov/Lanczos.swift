@@ -42,6 +42,11 @@ public struct LanczosOptions: Sendable {
 
 /// One Lanczos step's record (column names of `lanczos.csv`).
 public struct LanczosStepRecord: Sendable, Equatable {
+    @inlinable
+    public init(step: Int, alpha: Double, beta: Double, orthLoss: Double?, orthLossFro: Double?, reorthogonalized: Bool) {
+        self.step = step; self.alpha = alpha; self.beta = beta; self.orthLoss = orthLoss
+        self.orthLossFro = orthLossFro; self.reorthogonalized = reorthogonalized
+    }
     public var step: Int
     public var alpha: Double
     public var beta: Double
@@ -53,6 +58,11 @@ public struct LanczosStepRecord: Sendable, Equatable {
 }
 
 public struct LanczosResult<T: StudyScalar> {
+    @inlinable
+    public init(alpha: [T], beta: [T], records: [LanczosStepRecord], basis: [[T]]?, breakdownStep: Int?, reorthogonalizations: Int) {
+        self.alpha = alpha; self.beta = beta; self.records = records; self.basis = basis
+        self.breakdownStep = breakdownStep; self.reorthogonalizations = reorthogonalizations
+    }
     /// α_1…α_k.
     public var alpha: [T]
     /// β_2…β_{k+1}: `beta[j]` is the norm of the residual after step j+1 (so
@@ -85,6 +95,7 @@ public struct LanczosResult<T: StudyScalar> {
 public enum Lanczos {
     /// Runs `options.steps` Lanczos steps of `op` from `start` (normalized first), all
     /// vectors and dot products in `T` under the options' accumulation policy.
+    @inlinable
     public static func run<Op: LinearOperator>(_ op: Op, start: [Op.Scalar], options: LanczosOptions) -> LanczosResult<Op.Scalar> {
         typealias T = Op.Scalar
         let n = op.dimension
@@ -208,6 +219,7 @@ public enum Lanczos {
     }
 
     /// Twice classical Gram–Schmidt of `w` against `basis`, in `T`.
+    @inlinable
     static func gramSchmidt<T: StudyScalar>(_ w: inout [T], _ basis: [[T]], _ acc: Accumulation) {
         for _ in 0..<2 {
             let h = basis.map { Kernels.dot($0, w, accumulation: acc) }
@@ -215,7 +227,7 @@ public enum Lanczos {
         }
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     static func dot64(_ a: [Double], _ b: [Double]) -> Double {
         var s = 0.0
         for i in 0..<a.count { s += a[i] * b[i] }

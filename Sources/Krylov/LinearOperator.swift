@@ -21,8 +21,8 @@ extension LinearOperator {
 /// `A = diag(d)`, applied elementwise (one rounding per element in `T`).
 public struct DiagonalOperator<T: StudyScalar>: LinearOperator {
     public var diagonal: [T]
-    public init(_ diagonal: [T]) { self.diagonal = diagonal }
-    public var dimension: Int { diagonal.count }
+    @inlinable public init(_ diagonal: [T]) { self.diagonal = diagonal }
+    @inlinable public var dimension: Int { diagonal.count }
     @inlinable
     public func apply(_ x: [T], into y: inout [T]) {
         diagonal.withUnsafeBufferPointer { d in

@@ -8,10 +8,11 @@ public enum ProbeKind: String, CaseIterable, Sendable { case rademacher, gaussia
 /// Seeded probes: probe `p` of a run with seed `s` is the p-th vector drawn from
 /// one SplitMix64 stream, so the first probes do not depend on how many follow.
 public struct ProbeGenerator {
-    var g: SplitMix64
+    @usableFromInline var g: SplitMix64
     public let kind: ProbeKind
     public init(seed: UInt64, kind: ProbeKind) { g = SplitMix64(seed: seed); self.kind = kind }
     /// A unit-norm probe (Rademacher entries ±1/√n; Gaussian normalized), in fp64.
+    @inlinable
     public mutating func next(_ n: Int) -> [Double] {
         switch kind {
         case .rademacher:
@@ -94,6 +95,10 @@ public struct SLQOptions: Sendable {
 }
 
 public struct SLQProbeResult<T: StudyScalar> {
+    @inlinable
+    public init(nodes: [Double], weights: [Double], residuals: [Double], lanczos: LanczosResult<T>) {
+        self.nodes = nodes; self.weights = weights; self.residuals = residuals; self.lanczos = lanczos
+    }
     public var nodes: [Double]
     public var weights: [Double]
     public var residuals: [Double]
@@ -101,6 +106,7 @@ public struct SLQProbeResult<T: StudyScalar> {
 }
 
 public struct SLQResult<T: StudyScalar> {
+    @inlinable public init(probes: [SLQProbeResult<T>]) { self.probes = probes }
     public var probes: [SLQProbeResult<T>]
     /// μ = (1/k) Σ_probes Σ_j τⱼ δ(θⱼ).
     public var measure: SpectralMeasure {
@@ -110,6 +116,7 @@ public struct SLQResult<T: StudyScalar> {
 }
 
 public enum SLQ {
+    @inlinable
     public static func run<Op: LinearOperator>(_ op: Op, options: SLQOptions) throws -> SLQResult<Op.Scalar> {
         var gen = ProbeGenerator(seed: options.seed, kind: options.probe)
         var out: [SLQProbeResult<Op.Scalar>] = []

@@ -121,18 +121,21 @@ public struct OperatorSpec: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// The operator in scalar type `T` and its exact eigenvalues (ascending, fp64).
-    public func build<T: StudyScalar>(_: T.Type, seed: UInt64, accumulation: Accumulation = .recursive) throws -> (op: AnyOperator<T>, eigenvalues: [Double]) {
+    /// The operator in fp64 — a diagonal or a dense symmetric matrix — with its
+    /// exact eigenvalues (ascending): the defining values for diagonal kinds,
+    /// LAPACK `dsyevd` of the stored matrix for dense ones.
+    public func matrix(seed: UInt64) throws -> (diagonal: [Double]?, dense: Matrix<Double>?, eigenvalues: [Double]) {
         var g = SplitMix64(seed: seed)
         func gaussian() -> Double {
             // Box–Muller on the seeded generator.
             let u1 = max(g.nextUniform(), 0x1p-60), u2 = g.nextUniform()
             return (-2 * Double.log(u1)).squareRoot() * Double.cos(2 * .pi * u2)
         }
+        var a: Matrix<Double>
         switch kind {
         case .diag, .powerlaw, .strakos:
-            let d = try baseValues().map { T(roundingDouble: $0) }
-            return (AnyOperator(DiagonalOperator(d)), d.map(\.doubleValue).sorted())
+            let d = try baseValues()
+            return (d, nil, d.sorted())
         case .rotated:
             let vals = try baseValues()
             let n = vals.count
@@ -149,32 +152,41 @@ public struct OperatorSpec: Sendable, Equatable, CustomStringConvertible {
                 let nr = q[j].reduce(0) { $0 + $1 * $1 }.squareRoot()
                 for i in 0..<n { q[j][i] /= nr }
             }
-            var a = Matrix<Double>(rows: n, cols: n)
+            a = Matrix<Double>(rows: n, cols: n)
             for i in 0..<n { for j in 0...i {
                 var s = 0.0
                 for k in 0..<n { s += q[k][i] * vals[k] * q[k][j] }
                 a[i, j] = s; a[j, i] = s
             } }
-            return try dense(a, accumulation)
         case .mp:
             let n = try int("n"), r = try double("ratio")
             let m = max(1, Int((Double(n) / r).rounded()))
             let x = Matrix<Double>(rows: m, cols: n, storage: (0..<(m * n)).map { _ in gaussian() })
-            var a = Kernels.gemm(x.transposed(), x, accumulation: .blas)
+            a = Kernels.gemm(x.transposed(), x, accumulation: .blas)
             for i in 0..<a.storage.count { a.storage[i] /= Double(m) }
-            symmetrize(&a)
-            return try dense(a, accumulation)
         case .spiked:
             let n = try int("n"), r = try double("ratio", default: 1)
             let spikes = (parameters["spikes"] ?? "5;4;3").split(separator: ";").compactMap { Double($0) }
             let m = max(1, Int((Double(n) / r).rounded()))
             let z = Matrix<Double>(rows: n, cols: m, storage: (0..<(n * m)).map { _ in gaussian() })
-            var a = Kernels.gemm(z, z.transposed(), accumulation: .blas)
+            a = Kernels.gemm(z, z.transposed(), accumulation: .blas)
             for i in 0..<a.storage.count { a.storage[i] /= Double(m) }
             for (i, s) in spikes.prefix(n).enumerated() { a[i, i] += s }
-            symmetrize(&a)
-            return try dense(a, accumulation)
         }
+        symmetrize(&a)
+        let exact = try SymmetricEigen.decompose(a, vectors: false).values
+        return (nil, a, exact)
+    }
+
+    /// The operator in scalar type `T` and its exact eigenvalues (ascending, fp64):
+    /// the spectrum of the operator as stored in `T`.
+    public func build<T: StudyScalar>(_: T.Type, seed: UInt64, accumulation: Accumulation = .recursive) throws -> (op: AnyOperator<T>, eigenvalues: [Double]) {
+        let (diag, dense, _) = try matrix(seed: seed)
+        if let d = diag {
+            let stored = d.map { T(roundingDouble: $0) }
+            return (AnyOperator(DiagonalOperator(stored)), stored.map(\.doubleValue).sorted())
+        }
+        return try self.dense(dense!, accumulation)
     }
 
     func symmetrize(_ a: inout Matrix<Double>) {
@@ -191,10 +203,11 @@ public struct OperatorSpec: Sendable, Equatable, CustomStringConvertible {
 /// A type-erased operator (one indirect call per application, not per element).
 public struct AnyOperator<T: StudyScalar>: LinearOperator {
     public let dimension: Int
-    let applyBody: (_ x: [T], _ y: inout [T]) -> Void
+    @usableFromInline let applyBody: (_ x: [T], _ y: inout [T]) -> Void
+    @inlinable
     public init<Op: LinearOperator>(_ op: Op) where Op.Scalar == T {
         dimension = op.dimension
         applyBody = { x, y in op.apply(x, into: &y) }
     }
-    public func apply(_ x: [T], into y: inout [T]) { applyBody(x, &y) }
+    @inlinable public func apply(_ x: [T], into y: inout [T]) { applyBody(x, &y) }
 }

@@ -31,6 +31,7 @@ public enum TridiagonalEigen {
     public struct Result<T: StudyScalar> {
         /// Eigenvalues, ascending.
         public var values: [T]
+        @inlinable init(values: [T], components: [[T]], rows: [Int]) { self.values = values; self.components = components; self.rows = rows }
         /// Rows of the eigenvector matrix: `components[r][j]` is component
         /// `rows[r]` of the unit eigenvector of `values[j]`.
         public var components: [[T]]
@@ -42,22 +43,26 @@ public enum TridiagonalEigen {
     ///   - e: the off-diagonal (n − 1), `e[i]` coupling `i` and `i + 1`.
     ///   - rows: rows of the eigenvector matrix to compute (`nil`: all of them).
     ///   - maxIterations: QL sweeps allowed per eigenvalue.
+    @inlinable
     public static func solve<T: StudyScalar>(diagonal d: [T], offDiagonal e: [T], rows: [Int]? = [],
                                              maxIterations: Int = 60) throws -> Result<T> {
         let n = d.count
         precondition(e.count == max(n - 1, 0), "offDiagonal must have n-1 = \(n - 1) elements, has \(e.count)")
         guard d.allSatisfy(\.isFinite), e.allSatisfy(\.isFinite) else { throw EigenError.notFinite }
         let tracked = rows ?? Array(0..<n)
-        var z: [[T]] = tracked.map { r in (0..<n).map { $0 == r ? T(1) : T(0) } }
-        let (values, _) = try ql(d, e, &z)
+        var z = [T](repeating: .zero, count: tracked.count * n)
+        for (k, r) in tracked.enumerated() { z[k * n + r] = 1 }
+        let (values, _) = try ql(d, e, &z, rowCount: tracked.count)
         let order = values.indices.sorted { values[$0] < values[$1] }
-        return Result(values: order.map { values[$0] }, components: z.map { row in order.map { row[$0] } }, rows: tracked)
+        let comps = (0..<tracked.count).map { k in order.map { z[k * n + $0] } }
+        return Result(values: order.map { values[$0] }, components: comps, rows: tracked)
     }
 
-    /// QL iterations on (d, e), applying the rotations to the rows `z` (each of
-    /// length n, columns indexed like d). Returns the unsorted eigenvalues.
+    /// QL iterations on (d, e), applying the rotations to `rowCount` rows stored
+    /// flat in `z` (row k is `z[k·n ..< (k+1)·n]`, columns indexed like d).
+    /// Returns the unsorted eigenvalues.
     @inlinable
-    static func ql<T: StudyScalar>(_ d0: [T], _ e0: [T], _ z: inout [[T]], maxIterations: Int = 60) throws -> ([T], Int) {
+    static func ql<T: StudyScalar>(_ d0: [T], _ e0: [T], _ z: inout [T], rowCount: Int, maxIterations: Int = 60) throws -> ([T], Int) {
         let n = d0.count
         var d = d0
         var e = e0 + [T.zero]                       // e[n−1] = 0
@@ -98,10 +103,13 @@ public enum TridiagonalEigen {
                     p = s * r
                     d[i + 1] = g + p
                     g = c * r - b
-                    for k in z.indices {
-                        let fz = z[k][i + 1]
-                        z[k][i + 1] = s * z[k][i] + c * fz
-                        z[k][i] = c * z[k][i] - s * fz
+                    z.withUnsafeMutableBufferPointer { zp in
+                        for k in 0..<rowCount {
+                            let base = k * n
+                            let fz = zp[base + i + 1]
+                            zp[base + i + 1] = s * zp[base + i] + c * fz
+                            zp[base + i] = c * zp[base + i] - s * fz
+                        }
                     }
                     i -= 1
                 }

@@ -106,14 +106,17 @@ struct Version: ParsableCommand {
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks (build with -c release). Suites: scalars.")
+        abstract: "Benchmarks (build with -c release). Suites: scalars, krylov.")
     @Argument(help: "Suite to run.") var suite: String = "scalars"
     @Option(help: "Elements per elementwise kernel.") var n: Int = 4096
     @Option(help: "Repetitions per trial.") var reps: Int = 200
     @Option(help: "Trials (the median is reported).") var trials: Int = 7
     func run() throws {
-        guard suite == "scalars" else { fail("unknown benchmark suite '\(suite)' (known: scalars)") }
-        print(ScalarsBench.render(ScalarsBench.run(n: n, reps: reps, trials: trials)), terminator: "")
+        switch suite {
+        case "scalars": print(ScalarsBench.render(ScalarsBench.run(n: n, reps: reps, trials: trials)), terminator: "")
+        case "krylov": print(KrylovBench.render(try KrylovBench.run(trials: min(trials, 3))), terminator: "")
+        default: fail("unknown benchmark suite '\(suite)' (known: scalars, krylov)")
+        }
     }
 }
 

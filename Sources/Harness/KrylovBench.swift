@@ -1,0 +1,57 @@
+import Scalars
+import LinearAlgebra
+import Krylov
+
+/// `hessian-harness bench krylov`: Lanczos time per step on a diagonal operator
+/// (n = 10⁶, m = 100 by default) with `none` and `full` reorthogonalization in
+/// Float and Double, and the dense symmetric eigensolver (generic Householder+QL
+/// vs LAPACK dsyevd) at n = 500 in Double. Median of `trials`.
+public enum KrylovBench {
+    public struct Row: Sendable { public var benchmark: String; public var type: String; public var seconds: Double }
+
+    static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+
+    static func median(_ trials: Int, _ body: () throws -> Void) rethrows -> Double {
+        var s: [Double] = []
+        let clock = ContinuousClock()
+        for _ in 0..<trials { s.append(seconds(try clock.measure(body))) }
+        s.sort()
+        return s[s.count / 2]
+    }
+
+    static func lanczos<T: StudyScalar>(_: T.Type, n: Int, m: Int, policy: Reorthogonalization, trials: Int) throws -> Row {
+        let (op, _) = try OperatorSpec.parse("diag:n=\(n),lo=0,hi=1").build(T.self, seed: 0)
+        var g = ProbeGenerator(seed: 1, kind: .rademacher)
+        let v = g.next(n).map { T(roundingDouble: $0) }
+        var steps = 0
+        let t = median(trials) {
+            let l = Lanczos.run(op, start: v, options: LanczosOptions(steps: m, reorthogonalization: policy, measureOrthogonality: false))
+            steps = l.steps
+        }
+        return Row(benchmark: "lanczos_step n=\(n) m=\(m) reorth=\(policy.rawValue)", type: T.formatName, seconds: t / Double(steps))
+    }
+
+    public static func run(n: Int = 1_000_000, m: Int = 100, denseN: Int = 500, trials: Int = 3) throws -> [Row] {
+        var rows: [Row] = []
+        for policy in [Reorthogonalization.none, .full] {
+            rows.append(try lanczos(Float.self, n: n, m: m, policy: policy, trials: trials))
+            rows.append(try lanczos(Double.self, n: n, m: m, policy: policy, trials: trials))
+        }
+        var g = SplitMix64(seed: 3)
+        var a = Matrix<Double>(rows: denseN, cols: denseN)
+        for i in 0..<denseN { for j in 0...i { let x = g.nextUniform() - 0.5; a[i, j] = x; a[j, i] = x } }
+        rows.append(Row(benchmark: "dense_eig n=\(denseN) vectors", type: "LAPACK dsyevd",
+                        seconds: try median(trials) { _ = try SymmetricEigen.decompose(a) }))
+        rows.append(Row(benchmark: "dense_eig n=\(denseN) vectors", type: "generic tred2+QL (Double)",
+                        seconds: try median(trials) { _ = try SymmetricEigen.generic(a, vectors: true) }))
+        rows.append(Row(benchmark: "dense_eig n=\(denseN) values", type: "LAPACK dsyevd",
+                        seconds: try median(trials) { _ = try SymmetricEigen.decompose(a, vectors: false) }))
+        rows.append(Row(benchmark: "dense_eig n=\(denseN) values", type: "generic tred2+QL (Double)",
+                        seconds: try median(trials) { _ = try SymmetricEigen.generic(a, vectors: false) }))
+        return rows
+    }
+
+    public static func render(_ rows: [Row]) -> String {
+        "benchmark,type,seconds\n" + rows.map { "\($0.benchmark),\($0.type),\($0.seconds)" }.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,41 @@
+import Scalars
+import RealModule
+
+/// Elementwise activations with their exact derivative formulas.
+public enum Activation: String, Sendable, CaseIterable, Codable {
+    case tanh
+    /// GELU, exact erf form: `x·Φ(x) = x·½(1 + erf(x/√2))` (not the tanh approximation).
+    case gelu
+    case relu
+
+    @inlinable
+    public func value<T: StudyScalar>(_ x: T) -> T {
+        switch self {
+        case .tanh: return T.tanh(x)
+        case .gelu: return x * (1 + T.erf(x / T.sqrt(2))) / 2
+        case .relu: return x > 0 ? x : 0
+        }
+    }
+
+    /// The derivative at x. ReLU uses 0 at x = 0 (the convention of PyTorch and JAX).
+    @inlinable
+    public func derivative<T: StudyScalar>(_ x: T) -> T {
+        switch self {
+        case .tanh: let t = T.tanh(x); return 1 - t * t
+        case .gelu:
+            let cdf = (1 + T.erf(x / T.sqrt(2))) / 2
+            let pdf = T.exp(-x * x / 2) / T.sqrt(2 * T.pi)
+            return cdf + x * pdf
+        case .relu: return x > 0 ? 1 : 0
+        }
+    }
+
+    /// The formula, as model.json records it for outside frameworks.
+    public var formula: String {
+        switch self {
+        case .tanh: return "tanh(x)"
+        case .gelu: return "x * 0.5 * (1 + erf(x / sqrt(2)))"
+        case .relu: return "max(x, 0), derivative 0 at 0"
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import Scalars
+import LinearAlgebra
+import RealModule
+
+/// A multilayer perceptron with softmax cross-entropy (mean over the batch);
+/// `widths = [d, k]` is softmax regression.
+///
+/// Parameters, in order, per layer l = 0…L−1: `layer{l}.weight` [out, in] then
+/// `layer{l}.bias` [out], block `layer{l}`. Forward: `z_l = h_{l−1} W_lᵀ + b_l`,
+/// `h_l = act(z_l)` (no activation after the last layer); loss
+/// `mean_b(logsumexp(z_L[b]) − z_L[b, y_b])`. Products run through
+/// ``Kernels/gemm(_:_:accumulation:)`` under the given accumulation policy;
+/// elementwise operations round in the compute type.
+public struct MLP: DifferentiableModel {
+    public let widths: [Int]
+    public let activation: Activation
+    public let data: Dataset
+    public let layout: ParameterLayout
+
+    public init(widths: [Int], activation: Activation, data: Dataset) throws {
+        guard widths.count >= 2, widths.allSatisfy({ $0 >= 1 }) else { throw ModelError("mlp: widths need at least input and output sizes ≥ 1") }
+        guard widths.first == data.features else { throw ModelError("mlp: input width \(widths[0]) ≠ data features \(data.features)") }
+        guard widths.last == data.classes else { throw ModelError("mlp: output width \(widths.last!) ≠ classes \(data.classes)") }
+        self.widths = widths; self.activation = activation; self.data = data
+        var l = ParameterLayout()
+        for i in 0..<(widths.count - 1) {
+            l.add("layer\(i).weight", shape: [widths[i + 1], widths[i]], block: "layer\(i)")
+            l.add("layer\(i).bias", shape: [widths[i + 1]], block: "layer\(i)")
+        }
+        layout = l
+    }
+
+    /// Glorot-uniform weights (seeded), zero biases.
+    public func initialParameters(seed: UInt64) -> [Double] {
+        var g = SplitMix64(seed: seed)
+        var theta = [Double](repeating: 0, count: layout.count)
+        for t in layout.tensors where t.shape.count == 2 {
+            let limit = (6.0 / Double(t.shape[0] + t.shape[1])).squareRoot()
+            for i in t.range { theta[i] = (2 * g.nextUniform() - 1) * limit }
+        }
+        return theta
+    }
+
+    public func lossAndGradient<T: StudyScalar>(_ theta: [T], accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
+        precondition(theta.count == layout.count, "θ has \(theta.count) entries, the model \(layout.count)")
+        let layers = widths.count - 1
+        let batch = data.count
+        var weights: [Matrix<T>] = [], biases: [[T]] = []
+        for l in 0..<layers {
+            let w = layout.tensors[2 * l], b = layout.tensors[2 * l + 1]
+            weights.append(Matrix(rows: w.shape[0], cols: w.shape[1], storage: Array(theta[w.range])))
+            biases.append(Array(theta[b.range]))
+        }
+        // Forward.
+        var hs: [Matrix<T>] = [data.x.converted(to: T.self)]
+        var zs: [Matrix<T>] = []
+        for l in 0..<layers {
+            var z = Kernels.gemm(hs[l], weights[l].transposed(), accumulation: acc)
+            for i in 0..<batch { for j in 0..<z.cols { z[i, j] += biases[l][j] } }
+            zs.append(z)
+            if l < layers - 1 { hs.append(z.map { activation.value($0) }) }
+        }
+        // Softmax cross-entropy, mean over the batch.
+        let logits = zs[layers - 1]
+        let k = logits.cols
+        var loss = T.zero
+        var dz = Matrix<T>(rows: batch, cols: k)
+        let invB = 1 / T(batch)
+        for i in 0..<batch {
+            var m = logits[i, 0]
+            for j in 1..<k where logits[i, j] > m { m = logits[i, j] }
+            var s = T.zero
+            var e = [T](repeating: .zero, count: k)
+            for j in 0..<k { e[j] = T.exp(logits[i, j] - m); s += e[j] }
+            let y = data.labels[i]
+            loss += m + T.log(s) - logits[i, y]
+            for j in 0..<k { dz[i, j] = (e[j] / s - (j == y ? 1 : 0)) * invB }
+        }
+        loss *= invB
+        // Backward.
+        var grad = [T](repeating: .zero, count: layout.count)
+        for l in stride(from: layers - 1, through: 0, by: -1) {
+            let dW = Kernels.gemm(dz.transposed(), hs[l], accumulation: acc)        // out × in
+            let wt = layout.tensors[2 * l], bt = layout.tensors[2 * l + 1]
+            for (i, idx) in wt.range.enumerated() { grad[idx] = dW.storage[i] }
+            for j in 0..<dz.cols {
+                var s = T.zero
+                for i in 0..<batch { s += dz[i, j] }
+                grad[bt.offset + j] = s
+            }
+            if l > 0 {
+                var dh = Kernels.gemm(dz, weights[l], accumulation: acc)             // batch × in
+                let zPrev = zs[l - 1]
+                for i in dh.storage.indices { dh.storage[i] *= activation.derivative(zPrev.storage[i]) }
+                dz = dh
+            }
+        }
+        return (loss, grad)
+    }
+}

@@ -1,0 +1,34 @@
+import Scalars
+import LinearAlgebra
+
+/// A loss with a hand-written reverse pass, generic over the compute scalar.
+///
+/// Swift's `_Differentiation` does not work generically over `Real`, so each model
+/// writes its backward pass by hand. Running the same code in `Dual<T>` with the
+/// parameter tangents set to `v` gives `(∇L, Hv)`: forward-over-reverse.
+public protocol DifferentiableModel: Sendable {
+    var layout: ParameterLayout { get }
+    /// Loss and gradient at θ, computed in `T`, matrix products under `accumulation`.
+    func lossAndGradient<T: StudyScalar>(_ theta: [T], accumulation: Accumulation) -> (loss: T, gradient: [T])
+    /// Seeded initial parameters (fp64).
+    func initialParameters(seed: UInt64) -> [Double]
+}
+
+extension DifferentiableModel {
+    public var parameterCount: Int { layout.count }
+
+    /// The exact Hessian-vector product `Hv = d/dt ∇L(θ + t v)|₀`, by running the
+    /// reverse pass in `Dual<T>` (forward-over-reverse). Returns (∇L, Hv) in `T`.
+    public func exactHVP<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation = .recursive) -> (gradient: [T], hv: [T]) {
+        precondition(theta.count == v.count && theta.count == parameterCount)
+        let dual = zip(theta, v).map { Dual<T>($0, $1) }
+        let (_, g) = lossAndGradient(dual, accumulation: accumulation)
+        return (g.map(\.value), g.map(\.tangent))
+    }
+}
+
+extension Matrix {
+    /// Elementwise map.
+    @inlinable
+    public func map(_ f: (T) -> T) -> Matrix<T> { Matrix(rows: rows, cols: cols, storage: storage.map(f)) }
+}
