@@ -9,7 +9,8 @@
 //   3. LinearAlgebra           kernels under accumulation policies, BLAS/LAPACK fast paths, eigensolvers
 //   4. Krylov                  Lanczos (reorthogonalization, diagnostics), SLQ, trace estimators, synthetic operators
 //   5. Models                  parameter layouts, hand-written reverse passes (quadratic, softmax regression, MLP)
-//   ...                        Curvature, Studies (later issues)
+//   6. Curvature               exact and finite-difference HVPs, step policies, full Hessians
+//   ...                        Studies (later issues)
 //   8. Harness + hessian-harness  command implementations and the CLI
 import PackageDescription
 
@@ -21,6 +22,7 @@ let package = Package(
         .library(name: "LinearAlgebra", targets: ["LinearAlgebra"]),
         .library(name: "Krylov", targets: ["Krylov"]),
         .library(name: "Models", targets: ["Models"]),
+        .library(name: "Curvature", targets: ["Curvature"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
@@ -67,6 +69,16 @@ let package = Package(
                 "Scalars",
                 "LinearAlgebra",
                 "Krylov",
+                .product(name: "RealModule", package: "swift-numerics"),
+            ]
+        ),
+        .target(
+            name: "Curvature",
+            dependencies: [
+                "Scalars",
+                "LinearAlgebra",
+                "Krylov",
+                "Models",
                 .product(name: "RealModule", package: "swift-numerics"),
             ]
         ),
@@ -121,6 +133,7 @@ let package = Package(
             name: "ModelsTests",
             dependencies: [
                 "Models",
+                "Curvature",
                 "Krylov",
                 "LinearAlgebra",
                 "Scalars",

@@ -112,3 +112,23 @@ import CMPFR
         }
     }
 }
+
+/// Runtime-format arithmetic (policy stages) against MPFR: one rounding per op.
+@Test func formatArithmeticAgainstMPFR() throws {
+    var g = SplitMix64(seed: 31)
+    for name in ["bf16", "fp16", "e4m3", "fp32"] {
+        for mode in [RoundingMode.nearest, .up] {
+            let fa = try FormatArithmetic(name: name, mode: mode)
+            let f = fa.format!
+            for _ in 0..<3000 {
+                let a = g.nextUniform() * 4 - 2, b = Double(sign: .plus, exponent: Int(g.next() % 20) - 10, significand: 1 + g.nextUniform())
+                #expect(same(fa.add(a, b), oracle(f, mode, [a, b]) { mpfr_add($0, $1[0], $1[1], $2) }))
+                #expect(same(fa.mul(a, b), oracle(f, mode, [a, b]) { mpfr_mul($0, $1[0], $1[1], $2) }))
+                #expect(same(fa.div(a, b), oracle(f, mode, [a, b]) { mpfr_div($0, $1[0], $1[1], $2) }))
+                #expect(same(fa.fma(a, b, 0.1), oracle(f, mode, [a, b, 0.1]) { mpfr_fma($0, $1[1], $1[2], $1[0], $2) }))
+            }
+        }
+    }
+    #expect(try FormatArithmetic(name: "fp64") == .fp64)
+    #expect(throws: ScalarRegistryError.self) { try FormatArithmetic(name: "fp99") }
+}

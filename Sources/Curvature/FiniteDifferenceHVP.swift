@@ -1,0 +1,185 @@
+import Scalars
+import LinearAlgebra
+import Models
+
+/// Finite-difference schemes of NUMERICS.md §3, with their stencils.
+public enum FDScheme: String, CaseIterable, Sendable {
+    /// `(g(θ+εv) − g(θ)) / ε`, truncation O(ε).
+    case forward
+    /// `(g(θ+εv) − g(θ−εv)) / 2ε`, truncation O(ε²).
+    case central
+    /// `(8[g(θ+εv) − g(θ−εv)] − [g(θ+2εv) − g(θ−2εv)]) / 12ε`, truncation O(ε⁴).
+    case richardson
+
+    /// Truncation order k of `err ≈ A εᵏ`.
+    public var order: Int { switch self { case .forward: 1; case .central: 2; case .richardson: 4 } }
+    /// Multiples c of εv at which gradients are taken.
+    public var offsets: [Double] { switch self { case .forward: [1, 0]; case .central: [1, -1]; case .richardson: [1, -1, 2, -2] } }
+    /// Gradient evaluations per HVP.
+    public var gradients: Int { offsets.count }
+}
+
+/// How ε is chosen (NUMERICS.md §3).
+public enum StepPolicy: Sendable, Equatable, CustomStringConvertible {
+    /// ε as given.
+    case absolute(Double)
+    /// ε = η‖θ‖₂/‖v‖₂, η dimensionless.
+    case relative(Double)
+
+    public var description: String {
+        switch self { case .absolute(let e): "absolute:\(e)"; case .relative(let e): "relative:\(e)" }
+    }
+
+    /// Validates a step: finite and > 0.
+    public static func make(kind: String, value: Double) throws -> StepPolicy {
+        guard value.isFinite && value > 0 else { throw CurvatureError("ε must be a finite number > 0 (got \(value))") }
+        switch kind {
+        case "absolute": return .absolute(value)
+        case "relative": return .relative(value)
+        default: throw CurvatureError("unknown step policy '\(kind)' (known: absolute, relative)")
+        }
+    }
+
+    public func epsilon(theta: [Double], v: [Double]) -> Double {
+        switch self {
+        case .absolute(let e): return e
+        case .relative(let eta):
+            let nt = theta.reduce(0) { $0 + $1 * $1 }.squareRoot(), nv = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            return nt > 0 && nv > 0 ? eta * nt / nv : eta
+        }
+    }
+}
+
+public struct CurvatureError: Error, CustomStringConvertible, Equatable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The precision of each stage of an FD-HVP (NUMERICS.md §2): `param` rounds the
+/// perturbed parameters, the gradient is computed in the compute type chosen by the
+/// caller with matrix products under `accumulation`, `grad` rounds the gradient,
+/// `hvp` forms the difference quotient.
+public struct FDPrecision: Sendable {
+    public var param: FormatArithmetic
+    public var grad: FormatArithmetic
+    public var hvp: FormatArithmetic
+    public var accumulation: Accumulation
+    public init(param: FormatArithmetic = .fp64, grad: FormatArithmetic = .fp64, hvp: FormatArithmetic = .fp64,
+                accumulation: Accumulation = .recursive) {
+        self.param = param; self.grad = grad; self.hvp = hvp; self.accumulation = accumulation
+    }
+}
+
+public struct FDResult: Sendable {
+    /// The estimate ĥ.
+    public var hv: [Double]
+    /// ε actually used (after the step policy).
+    public var epsilon: Double
+    /// δ = fl_param(θ + εv) − θ, the perturbation actually applied (fp64).
+    public var delta: [Double]
+    /// Share of components with vᵢ ≠ 0 and fl_param(θᵢ + εvᵢ) = θᵢ.
+    public var swampedFraction: Double
+}
+
+public enum FiniteDifferenceHVP {
+    /// `fl_param(θᵢ + c ε vᵢ)`, the exact value rounded once into the param format.
+    @inlinable
+    public static func perturb(_ theta: [Double], _ v: [Double], _ c: Double, _ eps: Double, _ param: FormatArithmetic) -> [Double] {
+        let ce = c * eps                                   // c ∈ {±1, ±2}: exact scaling
+        return zip(theta, v).map { t, vi in param.fma(t, ce, vi) }
+    }
+
+    /// FD-HVP of `model` at θ (values of the param format) along v, gradients in `T`.
+    public static func estimate<M: DifferentiableModel, T: StudyScalar>(
+        _ model: M, theta: [Double], v: [Double], scheme: FDScheme, step: StepPolicy,
+        precision: FDPrecision, compute: T.Type
+    ) -> FDResult {
+        precondition(theta.count == v.count && theta.count == model.parameterCount)
+        let eps = step.epsilon(theta: theta, v: v)
+        var grads: [[Double]] = []
+        var plus: [Double] = theta
+        for c in scheme.offsets {
+            let p = c == 0 ? theta : perturb(theta, v, c, eps, precision.param)
+            if c == 1 { plus = p }
+            let g = model.lossAndGradient(p.map { T(roundingDouble: $0) }, accumulation: precision.accumulation).gradient
+            grads.append(g.map { precision.grad.round($0.doubleValue) })
+        }
+        let h = precision.hvp
+        let n = theta.count
+        var hv = [Double](repeating: 0, count: n)
+        switch scheme {
+        case .forward:
+            let d = h.round(eps)
+            for i in 0..<n { hv[i] = h.div(h.sub(grads[0][i], grads[1][i]), d) }
+        case .central:
+            let d = h.round(2 * eps)
+            for i in 0..<n { hv[i] = h.div(h.sub(grads[0][i], grads[1][i]), d) }
+        case .richardson:
+            let d = h.round(12 * eps)
+            for i in 0..<n {
+                let near = h.sub(grads[0][i], grads[1][i]), far = h.sub(grads[2][i], grads[3][i])
+                hv[i] = h.div(h.sub(h.mul(8, near), far), d)
+            }
+        }
+        let delta = zip(plus, theta).map { $0 - $1 }
+        var moving = 0, swamped = 0
+        for i in 0..<n where v[i] != 0 {
+            moving += 1
+            if plus[i] == theta[i] { swamped += 1 }
+        }
+        return FDResult(hv: hv, epsilon: eps, delta: delta, swampedFraction: moving > 0 ? Double(swamped) / Double(moving) : 0)
+    }
+
+    /// The same scheme entirely in `T` (perturbation, gradients and quotient all in
+    /// T's own arithmetic): with T = MPFloat<256> this is the reference-format FD
+    /// whose error against the exact HVP is pure truncation (`bias_rel`).
+    public static func estimateInFormat<M: DifferentiableModel, T: StudyScalar>(
+        _ model: M, theta: [T], v: [T], scheme: FDScheme, epsilon eps: T, accumulation: Accumulation = .recursive
+    ) -> [T] {
+        func g(_ c: T) -> [T] {
+            model.lossAndGradient(zip(theta, v).map { $0 + c * eps * $1 }, accumulation: accumulation).gradient
+        }
+        switch scheme {
+        case .forward:
+            let a = g(1), b = g(0)
+            return zip(a, b).map { ($0 - $1) / eps }
+        case .central:
+            let a = g(1), b = g(-1)
+            return zip(a, b).map { ($0 - $1) / (2 * eps) }
+        case .richardson:
+            let a = g(1), b = g(-1), c = g(2), d = g(-2)
+            let eight = T(8), den = T(12) * eps
+            var out = [T](repeating: .zero, count: theta.count)
+            for i in 0..<theta.count {
+                let near: T = a[i] - b[i], far: T = c[i] - d[i]
+                out[i] = (eight * near - far) / den
+            }
+            return out
+        }
+    }
+}
+
+/// The full Hessian of a small model from exact HVPs against basis vectors.
+public enum FullHessian {
+    /// H (n×n) in `T`, column j = H eⱼ by forward-over-reverse, and the symmetry
+    /// defect ‖H − Hᵀ‖_F / ‖H‖_F.
+    public static func compute<M: DifferentiableModel, T: StudyScalar>(
+        _ model: M, theta: [T], accumulation: Accumulation = .recursive
+    ) -> (hessian: Matrix<T>, asymmetry: Double) {
+        let n = model.parameterCount
+        var h = Matrix<T>(rows: n, cols: n)
+        for j in 0..<n {
+            var e = [T](repeating: .zero, count: n)
+            e[j] = 1
+            let col = model.exactHVP(theta, e, accumulation: accumulation).hv
+            for i in 0..<n { h[i, j] = col[i] }
+        }
+        var num = 0.0, den = 0.0
+        for i in 0..<n { for j in 0..<n {
+            let a = h[i, j].doubleValue, b = h[j, i].doubleValue
+            num += (a - b) * (a - b); den += a * a
+        } }
+        return (h, den > 0 ? (num / den).squareRoot() : 0)
+    }
+}

@@ -1,0 +1,169 @@
+import Testing
+import RealModule
+@testable import Models
+@testable import Curvature
+import Krylov
+import LinearAlgebra
+import Scalars
+
+typealias R = MPFloat<256>
+
+/// Small instances of every model (tens of parameters, so per-parameter finite
+/// differences in MPFloat stay fast).
+func smallModels() throws -> [(String, any DifferentiableModel)] {
+    let data = try Dataset.teacherStudent(samples: 6, features: 3, classes: 3, seed: 11)
+    return [
+        ("quadratic-dense", try QuadraticModel(operator: OperatorSpec.parse("mp:n=8,ratio=0.5"), seed: 1)),
+        ("quadratic-diag", try QuadraticModel(operator: OperatorSpec.parse("diag:n=8,lo=0.5,hi=4"), seed: 2)),
+        ("softmax", try MLP(widths: [3, 3], activation: .tanh, data: data)),
+        ("mlp-tanh", try MLP(widths: [3, 4, 3], activation: .tanh, data: data)),
+        ("mlp-gelu", try MLP(widths: [3, 4, 4, 3], activation: .gelu, data: data)),
+        ("mlp-relu", try MLP(widths: [3, 5, 3], activation: .relu, data: data)),
+    ]
+}
+
+func toR(_ x: [Double]) -> [R] { x.map { R($0) } }
+
+func maxAbs<T: StudyScalar>(_ a: [T]) -> Double { a.map { abs($0.doubleValue) }.max() ?? 0 }
+
+@Suite struct GradientTests {
+    /// ∇L in MPFloat<256> against central differences of L in MPFloat<256> with
+    /// h = 2⁻⁸⁰: truncation ≈ h²·|L'''| ≈ 2⁻¹⁶⁰, rounding ≈ 2⁻²⁵⁶/h = 2⁻¹⁷⁶.
+    /// The tolerance 2⁻¹²⁰ (≈ 1e-36) is far below fp64 precision.
+    @Test func gradientsAgainstMPFRCentralDifferences() throws {
+        let h = R(sign: .plus, exponent: -80, significand: 1)
+        for (name, model) in try smallModels() {
+            let theta = toR(model.initialParameters(seed: 3).map { $0 + 0.1 })
+            let g = model.lossAndGradient(theta, accumulation: .recursive).gradient
+            for i in 0..<theta.count {
+                var tp = theta, tm = theta
+                tp[i] += h; tm[i] -= h
+                let fd = (model.lossAndGradient(tp, accumulation: .recursive).loss - model.lossAndGradient(tm, accumulation: .recursive).loss) / (2 * h)
+                let err = (fd - g[i]).magnitude.doubleValue
+                #expect(err < 0x1p-120, "\(name) ∂L/∂θ[\(i)]: error \(err)")
+            }
+            // The fp64 gradient agrees with the MPFR one to fp64 accuracy.
+            let g64 = model.lossAndGradient(theta.map { $0.doubleValue }, accumulation: .recursive).gradient
+            let scale = max(maxAbs(g), 1e-300)
+            for i in 0..<g.count { #expect(abs(g64[i] - g[i].doubleValue) <= 1e-13 * scale, "\(name) fp64 gradient [\(i)]") }
+        }
+    }
+
+    /// Exact HVP (Dual<MPFloat<256>>, forward-over-reverse) against central
+    /// differences of MPFR gradients, h = 2⁻⁸⁰.
+    @Test func exactHVPAgainstMPFRFiniteDifferences() throws {
+        let h = R(sign: .plus, exponent: -80, significand: 1)
+        for (name, model) in try smallModels() {
+            let theta = toR(model.initialParameters(seed: 4).map { $0 - 0.05 })
+            var g = SplitMix64(seed: 9)
+            let v = (0..<theta.count).map { _ in R(g.nextUniform() - 0.5) }
+            let hv = model.exactHVP(theta, v).hv
+            let fd = FiniteDifferenceHVP.estimateInFormat(model, theta: theta, v: v, scheme: .central, epsilon: h)
+            for i in 0..<hv.count {
+                #expect((hv[i] - fd[i]).magnitude.doubleValue < 0x1p-120, "\(name) (Hv)[\(i)]")
+            }
+        }
+    }
+
+    @Test func quadraticHVPIsAv() throws {
+        for spec in ["mp:n=20,ratio=0.5", "diag:n=20,lo=1,hi=5", "rotated:n=12,lo=-1,hi=2"] {
+            let model = try QuadraticModel(operator: OperatorSpec.parse(spec), seed: 5)
+            let theta = model.initialParameters(seed: 1)
+            var g = SplitMix64(seed: 2)
+            let v = (0..<theta.count).map { _ in g.nextUniform() - 0.5 }
+            let hv = model.exactHVP(theta, v).hv
+            let av: [Double] = model.diagonal.map { d in zip(d, v).map { $0 * $1 } } ?? Kernels.gemv(model.dense!, v)
+            for (a, b) in zip(hv, av) { #expect(a == b, "\(spec): forward-over-reverse reproduces the same products") }
+        }
+    }
+
+    @Test func fullHessianIsSymmetricAndEqualsAForQuadratics() throws {
+        for (name, model) in try smallModels() {
+            let theta = model.initialParameters(seed: 6)
+            let (h, asym) = FullHessian.compute(model, theta: theta)
+            #expect(asym <= 4e-16 * Double(model.parameterCount), "\(name): ‖H−Hᵀ‖/‖H‖ = \(asym)")
+            if let q = model as? QuadraticModel {
+                let a = q.dense ?? {
+                    var m = Matrix<Double>(rows: q.diagonal!.count, cols: q.diagonal!.count)
+                    for (i, d) in q.diagonal!.enumerated() { m[i, i] = d }
+                    return m
+                }()
+                #expect(h.storage == a.storage, "\(name): H = A")
+                let eig = try SymmetricEigen.decompose(h, vectors: false).values
+                for (x, y) in zip(eig, q.eigenvalues) { #expect(abs(x - y) < 1e-13) }
+            }
+        }
+        let (hR, asymR) = FullHessian.compute(try smallModels()[4].1, theta: toR(try smallModels()[4].1.initialParameters(seed: 6)))
+        #expect(asymR < 1e-70 && hR.rows == 51)
+    }
+}
+
+@Suite struct FiniteDifferenceTests {
+    /// In fp64 and the truncation regime the FD errors scale as εᵏ with k = 1, 2, 4:
+    /// the fitted log-log slopes (least squares over four ε) match within 0.25.
+    @Test func truncationOrdersInFp64() throws {
+        let data = try Dataset.teacherStudent(samples: 8, features: 4, classes: 3, seed: 1)
+        let model = try MLP(widths: [4, 6, 3], activation: .tanh, data: data)
+        let theta = model.initialParameters(seed: 2)
+        var g = SplitMix64(seed: 3)
+        let v = (0..<theta.count).map { _ in g.nextUniform() - 0.5 }
+        let exact = model.exactHVP(toR(theta), toR(v)).hv.map { $0.doubleValue }
+        let norm = exact.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        let grids: [FDScheme: [Double]] = [.forward: [1e-2, 3e-3, 1e-3, 3e-4], .central: [1e-1, 5e-2, 2.5e-2, 1.25e-2],
+                                           .richardson: [4e-1, 2e-1, 1e-1, 5e-2]]
+        for scheme in FDScheme.allCases {
+            var xs: [Double] = [], ys: [Double] = []
+            for eps in grids[scheme]! {
+                let r = FiniteDifferenceHVP.estimate(model, theta: theta, v: v, scheme: scheme, step: .absolute(eps),
+                                                     precision: FDPrecision(), compute: Double.self)
+                let err = zip(r.hv, exact).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot() / norm
+                xs.append(Double.log(eps)); ys.append(Double.log(err))
+            }
+            let mx = xs.reduce(0, +) / 4, my = ys.reduce(0, +) / 4
+            let slope = zip(xs, ys).reduce(0) { $0 + ($1.0 - mx) * ($1.1 - my) } / xs.reduce(0) { $0 + ($1 - mx) * ($1 - mx) }
+            #expect(abs(slope - Double(scheme.order)) < 0.25, "\(scheme): slope \(slope)")
+        }
+    }
+
+    /// Central FD on a quadratic has no truncation error: in fp64 the error is pure
+    /// rounding and shrinks as ε grows (∝ u/ε).
+    @Test func quadraticCentralErrorIsPureRounding() throws {
+        let model = try QuadraticModel(operator: OperatorSpec.parse("rotated:n=30,lo=1,hi=10"), seed: 3)
+        let theta = model.initialParameters(seed: 1)
+        var g = SplitMix64(seed: 4)
+        let v = (0..<30).map { _ in g.nextUniform() - 0.5 }
+        let exact = model.exactHVP(theta, v).hv
+        let norm = exact.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        var errs: [Double] = []
+        for eps in [1e-8, 1e-5, 1e-2, 1.0] {
+            let r = FiniteDifferenceHVP.estimate(model, theta: theta, v: v, scheme: .central, step: .absolute(eps),
+                                                 precision: FDPrecision(), compute: Double.self)
+            errs.append(zip(r.hv, exact).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot() / norm)
+        }
+        for i in 1..<errs.count { #expect(errs[i] < errs[i - 1], "\(errs)") }
+        #expect(errs.last! < 1e-14)
+    }
+
+    /// In bf16 a small perturbation rounds back to θ: the swamped fraction says so,
+    /// and δ is exactly fl_bf16(θ + εv) − θ.
+    @Test func swampingInBf16() throws {
+        let model = try QuadraticModel(operator: OperatorSpec.parse("diag:n=64,lo=1,hi=2"), seed: 1)
+        let bf = try FormatArithmetic(name: "bf16")
+        let theta = model.initialParameters(seed: 2).map { bf.round(1.5 + 0.49 * $0) }   // θ ∈ [1, 2) in bf16: ulp 2⁻⁷
+        var g = SplitMix64(seed: 5)
+        let v = (0..<64).map { _ in g.nextUniform() - 0.5 }
+        let p = FDPrecision(param: bf, grad: bf, hvp: bf)
+        let tiny = FiniteDifferenceHVP.estimate(model, theta: theta, v: v, scheme: .central, step: .absolute(1e-5), precision: p, compute: BFloat16.self)
+        #expect(tiny.swampedFraction == 1 && tiny.hv.allSatisfy { $0 == 0 })
+        let big = FiniteDifferenceHVP.estimate(model, theta: theta, v: v, scheme: .central, step: .absolute(0.5), precision: p, compute: BFloat16.self)
+        #expect(big.swampedFraction < 0.2)
+        for i in 0..<64 {
+            let want = MPFROracle.round(theta[i] + 0.5 * v[i], to: .bf16, mode: .nearest) - theta[i]   // θ + εv exact in fp64 here
+            #expect(big.delta[i] == want)
+        }
+        #expect(throws: CurvatureError.self) { try StepPolicy.make(kind: "absolute", value: 0) }
+        #expect(throws: CurvatureError.self) { try StepPolicy.make(kind: "relative", value: .nan) }
+        #expect(throws: CurvatureError.self) { try StepPolicy.make(kind: "sideways", value: 1) }
+        #expect(StepPolicy.relative(0.5).epsilon(theta: [3, 4], v: [0, 2]) == 1.25)
+    }
+}
