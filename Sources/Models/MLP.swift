@@ -41,10 +41,13 @@ public struct MLP: DifferentiableModel {
         return theta
     }
 
-    public func lossAndGradient<T: StudyScalar>(_ theta: [T], accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
+    public var sampleCount: Int { data.count }
+
+    public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
         precondition(theta.count == layout.count, "θ has \(theta.count) entries, the model \(layout.count)")
         let layers = widths.count - 1
-        let batch = data.count
+        let batch = samples.count
+        if batch == 0 { return (.zero, [T](repeating: .zero, count: layout.count)) }
         var weights: [Matrix<T>] = [], biases: [[T]] = []
         for l in 0..<layers {
             let w = layout.tensors[2 * l], b = layout.tensors[2 * l + 1]
@@ -52,7 +55,9 @@ public struct MLP: DifferentiableModel {
             biases.append(Array(theta[b.range]))
         }
         // Forward.
-        var hs: [Matrix<T>] = [data.x.converted(to: T.self)]
+        let xs = Matrix<Double>(rows: batch, cols: data.features,
+                                storage: Array(data.x.storage[(samples.lowerBound * data.features)..<(samples.upperBound * data.features)]))
+        var hs: [Matrix<T>] = [xs.converted(to: T.self)]
         var zs: [Matrix<T>] = []
         for l in 0..<layers {
             var z = Kernels.gemm(hs[l], weights[l].transposed(), accumulation: acc)
@@ -65,14 +70,14 @@ public struct MLP: DifferentiableModel {
         let k = logits.cols
         var loss = T.zero
         var dz = Matrix<T>(rows: batch, cols: k)
-        let invB = 1 / T(batch)
+        let invB = 1 / T(data.count)
         for i in 0..<batch {
             var m = logits[i, 0]
             for j in 1..<k where logits[i, j] > m { m = logits[i, j] }
             var s = T.zero
             var e = [T](repeating: .zero, count: k)
             for j in 0..<k { e[j] = T.exp(logits[i, j] - m); s += e[j] }
-            let y = data.labels[i]
+            let y = data.labels[samples.lowerBound + i]
             loss += m + T.log(s) - logits[i, y]
             for j in 0..<k { dz[i, j] = (e[j] / s - (j == y ? 1 : 0)) * invB }
         }

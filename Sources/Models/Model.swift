@@ -8,14 +8,24 @@ import LinearAlgebra
 /// parameter tangents set to `v` gives `(∇L, Hv)`: forward-over-reverse.
 public protocol DifferentiableModel: Sendable {
     var layout: ParameterLayout { get }
-    /// Loss and gradient at θ, computed in `T`, matrix products under `accumulation`.
-    func lossAndGradient<T: StudyScalar>(_ theta: [T], accumulation: Accumulation) -> (loss: T, gradient: [T])
+    /// Number of samples the loss averages over (1 for models without data).
+    var sampleCount: Int { get }
+    /// The contribution of `samples` to the loss and its gradient at θ, normalized
+    /// by the full ``sampleCount`` (so contributions of disjoint ranges add up to the
+    /// full loss: what each data-parallel rank computes). In `T`, matrix products
+    /// under `accumulation`.
+    func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T])
     /// Seeded initial parameters (fp64).
     func initialParameters(seed: UInt64) -> [Double]
 }
 
 extension DifferentiableModel {
     public var parameterCount: Int { layout.count }
+
+    /// Loss and gradient over all samples.
+    public func lossAndGradient<T: StudyScalar>(_ theta: [T], accumulation: Accumulation) -> (loss: T, gradient: [T]) {
+        lossAndGradient(theta, samples: 0..<sampleCount, accumulation: accumulation)
+    }
 
     /// The exact Hessian-vector product `Hv = d/dt ∇L(θ + t v)|₀`, by running the
     /// reverse pass in `Dual<T>` (forward-over-reverse). Returns (∇L, Hv) in `T`.

@@ -31,7 +31,12 @@ public struct QuadraticModel: DifferentiableModel {
         return (0..<layout.count).map { _ in 2 * g.nextUniform() - 1 }
     }
 
-    public func lossAndGradient<T: StudyScalar>(_ theta: [T], accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
+    /// One "sample": the whole loss (data-parallel ranks other than the owner of
+    /// sample 0 contribute zero).
+    public var sampleCount: Int { 1 }
+
+    public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
+        if samples.isEmpty { return (.zero, [T](repeating: .zero, count: theta.count)) }
         let at: [T]
         if let d = diagonal {
             at = zip(d, theta).map { T(roundingDouble: $0) * $1 }

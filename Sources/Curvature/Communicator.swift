@@ -1,0 +1,161 @@
+import Foundation
+import Scalars
+
+/// The order in which a reduction adds the ranks' contributions.
+public enum ReductionOrder: String, Sendable, CaseIterable {
+    /// ((c₀ + c₁) + c₂) + … in rank order.
+    case sequential
+    /// Pairwise tree over ranks: (c₀ + c₁) + (c₂ + c₃), …
+    case tree
+}
+
+/// Collective communication as FSDP uses it, written SPMD-style: every rank calls
+/// the same collective with its own data, and each call returns that rank's result.
+/// Values travel as Doubles, an exact carrier for every format inside binary64;
+/// reductions add in `format` (one rounding per addition) in `order`, so results are
+/// deterministic and independent of timing. A multi-process backend (MPI) implements
+/// the same protocol; callers do not change.
+public protocol Communicator: Sendable {
+    var rank: Int { get }
+    var size: Int { get }
+    /// Concatenation of every rank's `local` (all of equal length), in rank order.
+    func allGather(_ local: [Double]) -> [Double]
+    /// Elementwise sum over ranks of `full` (length size·m), scattered: rank r gets
+    /// elements r·m ..< (r+1)·m of the sum.
+    func reduceScatter(_ full: [Double], format: FormatArithmetic, order: ReductionOrder) -> [Double]
+    /// Elementwise sum over ranks, returned to every rank.
+    func allReduce(_ x: [Double], format: FormatArithmetic, order: ReductionOrder) -> [Double]
+}
+
+extension Communicator {
+    /// Sum of the ranks' scalars.
+    public func allReduce(_ x: Double, format: FormatArithmetic, order: ReductionOrder) -> Double {
+        allReduce([x], format: format, order: order)[0]
+    }
+}
+
+/// Reduces contributions (indexed by rank) in `format` and `order`.
+@inlinable
+func reduce(_ parts: [[Double]], _ format: FormatArithmetic, _ order: ReductionOrder) -> [Double] {
+    switch order {
+    case .sequential:
+        var acc = parts[0]
+        for p in parts.dropFirst() { for i in acc.indices { acc[i] = format.add(acc[i], p[i]) } }
+        return acc
+    case .tree:
+        var level = parts
+        while level.count > 1 {
+            var next: [[Double]] = []
+            var i = 0
+            while i < level.count {
+                if i + 1 < level.count { next.append(zip(level[i], level[i + 1]).map { format.add($0, $1) }) }
+                else { next.append(level[i]) }
+                i += 2
+            }
+            level = next
+        }
+        return level[0]
+    }
+}
+
+/// In-process SPMD world: `run` starts one thread per rank; collectives exchange
+/// through shared slots between two barriers.
+public final class InProcessWorld: @unchecked Sendable {
+    public let size: Int
+    private var slots: [[Double]]
+    private let lock = NSCondition()
+    private var arrived = 0
+    private var generation = 0
+
+    public init(size: Int) {
+        precondition(size >= 1)
+        self.size = size
+        slots = Array(repeating: [], count: size)
+    }
+
+    /// Runs `body` on every rank concurrently; returns the ranks' results in rank order.
+    public func run<R: Sendable>(_ body: @escaping @Sendable (any Communicator) throws -> R) throws -> [R] {
+        let results = ResultBox<R>(size)
+        let group = DispatchGroup()
+        for r in 0..<size {
+            let comm = RankCommunicator(world: self, rank: r)
+            let t = Thread {
+                do { results.set(r, .success(try body(comm))) } catch { results.set(r, .failure(error)) }
+                group.leave()
+            }
+            t.stackSize = 16 << 20
+            group.enter()
+            t.start()
+        }
+        group.wait()
+        return try results.values()
+    }
+
+    /// Deposits `data` for `rank`, waits for all ranks, returns a snapshot of all
+    /// slots, then waits again so slots can be reused by the next collective.
+    func exchange(_ rank: Int, _ data: [Double]) -> [[Double]] {
+        lock.lock()
+        slots[rank] = data
+        barrier()
+        let snapshot = slots
+        barrier()
+        lock.unlock()
+        return snapshot
+    }
+
+    /// Must be called with `lock` held.
+    private func barrier() {
+        let gen = generation
+        arrived += 1
+        if arrived == size {
+            arrived = 0; generation += 1
+            lock.broadcast()
+        } else {
+            while gen == generation { lock.wait() }
+        }
+    }
+
+    final class ResultBox<R>: @unchecked Sendable {
+        private var items: [Result<R, Error>?]
+        private let l = NSLock()
+        init(_ n: Int) { items = Array(repeating: nil, count: n) }
+        func set(_ i: Int, _ r: Result<R, Error>) { l.lock(); items[i] = r; l.unlock() }
+        func values() throws -> [R] { try items.map { try $0!.get() } }
+    }
+}
+
+struct RankCommunicator: Communicator {
+    let world: InProcessWorld
+    let rank: Int
+    var size: Int { world.size }
+
+    func allGather(_ local: [Double]) -> [Double] { world.exchange(rank, local).flatMap { $0 } }
+
+    func reduceScatter(_ full: [Double], format: FormatArithmetic, order: ReductionOrder) -> [Double] {
+        precondition(full.count % size == 0, "reduceScatter: length \(full.count) not divisible by \(size) ranks")
+        let m = full.count / size
+        let parts = world.exchange(rank, full).map { Array($0[(rank * m)..<((rank + 1) * m)]) }
+        return reduce(parts, format, order)
+    }
+
+    func allReduce(_ x: [Double], format: FormatArithmetic, order: ReductionOrder) -> [Double] {
+        reduce(world.exchange(rank, x), format, order)
+    }
+}
+
+/// The flat parameter vector split into S equal shards as FSDP does (the last one
+/// padded with zeros).
+public struct ShardLayout: Sendable, Equatable {
+    public let count: Int
+    public let shards: Int
+    public var shardSize: Int { (count + shards - 1) / shards }
+    public var paddedCount: Int { shardSize * shards }
+    public init(count: Int, shards: Int) { precondition(shards >= 1); self.count = count; self.shards = shards }
+
+    /// Rank r's slice of `full` (length `count`), zero-padded to `shardSize`.
+    public func shard(_ full: [Double], rank r: Int) -> [Double] {
+        (0..<shardSize).map { i in let j = r * shardSize + i; return j < count ? full[j] : 0 }
+    }
+    /// Drops the padding of a gathered vector.
+    public func unpad(_ padded: [Double]) -> [Double] { Array(padded.prefix(count)) }
+}

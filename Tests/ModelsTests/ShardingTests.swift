@@ -1,0 +1,74 @@
+import Testing
+@testable import Curvature
+@testable import Models
+import Krylov
+import Scalars
+
+@Suite struct ShardingTests {
+    @Test func collectivesOnHandCheckedData() throws {
+        let world = InProcessWorld(size: 3)
+        let out = try world.run { comm -> [[Double]] in
+            let r = Double(comm.rank)
+            let gathered = comm.allGather([r, r + 10])
+            let scattered = comm.reduceScatter([1 * (r + 1), 2 * (r + 1), 3 * (r + 1), 4, 5, 6], format: .fp64, order: .sequential)
+            let reduced = comm.allReduce([r, 1], format: .fp64, order: .tree)
+            return [gathered, scattered, reduced]
+        }
+        for r in 0..<3 { #expect(out[r][0] == [0, 10, 1, 11, 2, 12]) }
+        #expect(out[0][1] == [6, 12] && out[1][1] == [18, 12] && out[2][1] == [15, 18])
+        for r in 0..<3 { #expect(out[r][2] == [3, 3]) }
+    }
+
+    /// In bf16 the reduction order changes the result: for [1, 2⁻⁹, 2⁻⁸, 2⁻⁸],
+    /// sequential ((1 + 2⁻⁹) + 2⁻⁸) + 2⁻⁸ loses every small term (ties to even),
+    /// the tree (1 + 2⁻⁹) + (2⁻⁸ + 2⁻⁸) keeps 2⁻⁷.
+    @Test func reductionOrderIsExplicitAndMatters() throws {
+        let bf = try FormatArithmetic(name: "bf16")
+        let world = InProcessWorld(size: 4)
+        let v4 = [1.0, 0x1p-9, 0x1p-8, 0x1p-8]
+        let seq = try world.run { comm in comm.allReduce(v4[comm.rank], format: bf, order: .sequential) }
+        let tree = try world.run { comm in comm.allReduce(v4[comm.rank], format: bf, order: .tree) }
+        #expect(seq == [1, 1, 1, 1])
+        #expect(tree == [Double](repeating: 1 + 0x1p-7, count: 4))
+    }
+
+    @Test(arguments: [1, 2, 3, 8])
+    func shardedEqualsUnsharded(_ shards: Int) throws {
+        let data = try Dataset.teacherStudent(samples: 24, features: 5, classes: 3, seed: 2)
+        let mlp = try MLP(widths: [5, 7, 3], activation: .gelu, data: data)
+        let theta = mlp.initialParameters(seed: 1)
+        var g = SplitMix64(seed: 3)
+        let v = (0..<theta.count).map { _ in g.nextUniform() - 0.5 }
+        for scheme in FDScheme.allCases {
+            for step in [StepPolicy.absolute(1e-4), .relative(1e-5)] {
+                let full = FiniteDifferenceHVP.estimate(mlp, theta: theta, v: v, scheme: scheme, step: step,
+                                                        precision: FDPrecision(), compute: Double.self)
+                let sh = try ShardedHVP.estimate(mlp, theta: theta, v: v, scheme: scheme, step: step,
+                                                 precision: FDPrecision(), shards: shards, compute: Double.self)
+                if shards == 1 {
+                    #expect(sh.hv == full.hv && sh.delta == full.delta, "S=1 is bitwise the unsharded pipeline")
+                } else {
+                    let num = zip(sh.hv, full.hv).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
+                    let den = full.hv.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                    // Only the summation order of per-sample gradient terms changes; the
+                    // FD quotient amplifies that by 1/ε: bound (B + S)·u/ε relative.
+                    let bound = Double(24 + shards) * 0x1p-53 / sh.epsilon * 10
+                    #expect(num / den <= bound, "S=\(shards) \(scheme) \(step): \(num / den) > \(bound)")
+                }
+                #expect(sh.swampedFraction == full.swampedFraction)
+            }
+        }
+        // A model without data: every other rank adds exact zeros, bitwise equal.
+        let quad = try QuadraticModel(operator: OperatorSpec.parse("mp:n=13,ratio=0.5"), seed: 1)
+        let tq = quad.initialParameters(seed: 2), vq = quad.initialParameters(seed: 3)
+        let a = FiniteDifferenceHVP.estimate(quad, theta: tq, v: vq, scheme: .central, step: .absolute(1e-3), precision: FDPrecision(), compute: Float.self)
+        let b = try ShardedHVP.estimate(quad, theta: tq, v: vq, scheme: .central, step: .absolute(1e-3), precision: FDPrecision(), shards: shards, compute: Float.self)
+        #expect(a.hv == b.hv)
+    }
+
+    @Test func shardLayoutPads() {
+        let l = ShardLayout(count: 10, shards: 3)
+        #expect(l.shardSize == 4 && l.paddedCount == 12)
+        #expect(l.shard(Array(0..<10).map(Double.init), rank: 2) == [8, 9, 0, 0])
+    }
+}
