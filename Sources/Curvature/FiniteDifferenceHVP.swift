@@ -90,23 +90,10 @@ public enum FiniteDifferenceHVP {
         return zip(theta, v).map { t, vi in param.fma(t, ce, vi) }
     }
 
-    /// FD-HVP of `model` at θ (values of the param format) along v, gradients in `T`.
-    public static func estimate<M: DifferentiableModel, T: StudyScalar>(
-        _ model: M, theta: [Double], v: [Double], scheme: FDScheme, step: StepPolicy,
-        precision: FDPrecision, compute: T.Type
-    ) -> FDResult {
-        precondition(theta.count == v.count && theta.count == model.parameterCount)
-        let eps = step.epsilon(theta: theta, v: v)
-        var grads: [[Double]] = []
-        var plus: [Double] = theta
-        for c in scheme.offsets {
-            let p = c == 0 ? theta : perturb(theta, v, c, eps, precision.param)
-            if c == 1 { plus = p }
-            let g = model.lossAndGradient(p.map { T(roundingDouble: $0) }, accumulation: precision.accumulation).gradient
-            grads.append(g.map { precision.grad.round($0.doubleValue) })
-        }
-        let h = precision.hvp
-        let n = theta.count
+    /// The difference quotient of the gradients at the scheme's offsets (in the
+    /// order of ``FDScheme/offsets``), each operation rounded into the `hvp` format.
+    public static func quotient(_ grads: [[Double]], scheme: FDScheme, epsilon eps: Double, hvp h: FormatArithmetic) -> [Double] {
+        let n = grads[0].count
         var hv = [Double](repeating: 0, count: n)
         switch scheme {
         case .forward:
@@ -122,6 +109,26 @@ public enum FiniteDifferenceHVP {
                 hv[i] = h.div(h.sub(h.mul(8, near), far), d)
             }
         }
+        return hv
+    }
+
+    /// FD-HVP of `model` at θ (values of the param format) along v, gradients in `T`.
+    public static func estimate<M: DifferentiableModel, T: StudyScalar>(
+        _ model: M, theta: [Double], v: [Double], scheme: FDScheme, step: StepPolicy,
+        precision: FDPrecision, compute: T.Type
+    ) -> FDResult {
+        precondition(theta.count == v.count && theta.count == model.parameterCount)
+        let eps = step.epsilon(theta: theta, v: v)
+        var grads: [[Double]] = []
+        var plus: [Double] = theta
+        for c in scheme.offsets {
+            let p = c == 0 ? theta : perturb(theta, v, c, eps, precision.param)
+            if c == 1 { plus = p }
+            let g = model.lossAndGradient(p.map { T(roundingDouble: $0) }, accumulation: precision.accumulation).gradient
+            grads.append(g.map { precision.grad.round($0.doubleValue) })
+        }
+        let n = theta.count
+        let hv = quotient(grads, scheme: scheme, epsilon: eps, hvp: precision.hvp)
         let delta = zip(plus, theta).map { $0 - $1 }
         var moving = 0, swamped = 0
         for i in 0..<n where v[i] != 0 {

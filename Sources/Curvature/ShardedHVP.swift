@@ -54,22 +54,7 @@ public enum ShardedHVP {
                 gpad += [Double](repeating: 0, count: layout.paddedCount - n)
                 grads.append(comm.reduceScatter(gpad, format: precision.grad, order: order))
             }
-            let h = precision.hvp
-            var hv = [Double](repeating: 0, count: layout.shardSize)
-            switch scheme {
-            case .forward:
-                let d = h.round(eps)
-                for i in hv.indices { hv[i] = h.div(h.sub(grads[0][i], grads[1][i]), d) }
-            case .central:
-                let d = h.round(2 * eps)
-                for i in hv.indices { hv[i] = h.div(h.sub(grads[0][i], grads[1][i]), d) }
-            case .richardson:
-                let d = h.round(12 * eps)
-                for i in hv.indices {
-                    let near = h.sub(grads[0][i], grads[1][i]), far = h.sub(grads[2][i], grads[3][i])
-                    hv[i] = h.div(h.sub(h.mul(8, near), far), d)
-                }
-            }
+            let hv = FiniteDifferenceHVP.quotient(grads, scheme: scheme, epsilon: eps, hvp: precision.hvp)
             return RankOut(hv: hv, plus: plus, eps: eps)
         }
         let hv = layout.unpad(outs.flatMap(\.hv))
