@@ -88,6 +88,8 @@ let package = Package(
                 "Scalars",
                 "LinearAlgebra",
                 "Krylov",
+                "Models",
+                "Curvature",
                 "CMPFR",
                 "COpenBLAS",
                 .product(name: "RealModule", package: "swift-numerics"),

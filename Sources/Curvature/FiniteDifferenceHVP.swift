@@ -72,6 +72,9 @@ public struct FDPrecision: Sendable {
 }
 
 public struct FDResult: Sendable {
+    public init(hv: [Double], epsilon: Double, delta: [Double], swampedFraction: Double) {
+        self.hv = hv; self.epsilon = epsilon; self.delta = delta; self.swampedFraction = swampedFraction
+    }
     /// The estimate ĥ.
     public var hv: [Double]
     /// ε actually used (after the step policy).

@@ -23,7 +23,7 @@ struct HessianHarness: ParsableCommand {
         commandName: "hessian-harness",
         abstract: "Numerical precision research harness for finite-difference Hessian-vector products and Lanczos/SLQ.",
         version: ToolInfo.version,
-        subcommands: [Formats.self, Cast.self, Spectrum.self, SLQ.self, Version.self, Bench.self]
+        subcommands: [Formats.self, Cast.self, Spectrum.self, SLQ.self, HVP.self, Version.self, Bench.self]
     )
 }
 
@@ -93,6 +93,34 @@ struct SLQ: ParsableCommand {
         let c = SLQCommand(operatorSpec: operatorSpec, steps: steps, probes: probes, reorth: reorth, krylov: krylov,
                            rounding: rounding, accumulation: accumulation, probe: probe, sigma: sigma, gridPoints: grid,
                            seed: seed, out: out, command: CommandLine.arguments)
+        do { try c.run() }
+        catch let e as HarnessError { fail(e.message) }
+        catch { fail("\(error)") }
+    }
+}
+
+struct HVP: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hvp",
+        abstract: "One Hessian-vector product of a model under a precision policy, against the exact HVP in mpfr256.",
+        discussion: """
+        MODEL: quadratic:OPERATOR | softmax:d=D,classes=K[,samples=N] | mlp:widths=D-H-…-K[,act=tanh|gelu|relu][,samples=N]. \
+        POLICY: param=F,compute=F,accumulate=F,grad=F,hvp=F (unnamed stages fp64). Writes model.json, params.npy, x.npy/y.npy \
+        (or the quadratic's A and b), v.npy, hv_exact.npy, hv.npy, summary.csv (rel_err, cos_align, swamped_fraction, timings) \
+        and manifest.json. Bad input: one line on stderr, exit 2, nothing written.
+        """)
+    @Option(help: "Model spec.") var model: String
+    @Option(help: "Seed (data, parameters, v, stochastic rounding).") var seed: UInt64 = 0
+    @Option(help: "Precision policy.") var policy: String = ""
+    @Option(help: "exact, forward, central or richardson.") var scheme: String = "central"
+    @Option(help: "Step ε (absolute) or η (relative); finite and > 0.") var eps: Double = 1e-4
+    @Option(name: .customLong("step-policy"), help: "absolute or relative.") var stepPolicy: String = "absolute"
+    @Option(help: "FSDP shards (in-process ranks).") var shards: Int = 1
+    @Option(help: "Reduction order of the collectives: sequential or tree.") var order: String = "sequential"
+    @Option(help: "Output directory.") var out: String
+    func run() throws {
+        let c = HVPCommand(model: model, seed: seed, policy: policy, scheme: scheme, eps: eps, stepPolicy: stepPolicy,
+                           shards: shards, order: order, out: out, command: CommandLine.arguments)
         do { try c.run() }
         catch let e as HarnessError { fail(e.message) }
         catch { fail("\(error)") }

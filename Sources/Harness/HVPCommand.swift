@@ -1,0 +1,149 @@
+import Foundation
+import Scalars
+import LinearAlgebra
+import Models
+import Curvature
+
+/// `hessian-harness hvp`: one FD (or exact) HVP of a model under a precision
+/// policy, against the exact HVP in mpfr256, with everything an outside framework
+/// needs to reproduce it.
+public struct HVPCommand {
+    public var model: String
+    public var seed: UInt64
+    public var policy: String
+    public var scheme: String
+    public var eps: Double
+    public var stepPolicy: String
+    public var shards: Int
+    public var order: String
+    public var out: String
+    public var command: [String]
+
+    public init(model: String, seed: UInt64, policy: String, scheme: String, eps: Double, stepPolicy: String,
+                shards: Int, order: String, out: String, command: [String]) {
+        self.model = model; self.seed = seed; self.policy = policy; self.scheme = scheme; self.eps = eps
+        self.stepPolicy = stepPolicy; self.shards = shards; self.order = order; self.out = out; self.command = command
+    }
+
+    public func run() throws {
+        let start = Date()
+        // Validate everything first: nothing is written on bad input.
+        let m: any DifferentiableModel
+        do { m = try ModelSpec.build(model, seed: seed) } catch { throw HarnessError("--model: \(error)") }
+        let pol: PrecisionPolicy
+        do { pol = try PrecisionPolicy(policy) } catch { throw HarnessError("--policy: \(error)") }
+        let exactOnly = scheme == "exact"
+        guard exactOnly || FDScheme(rawValue: scheme) != nil else {
+            throw HarnessError("unknown --scheme '\(scheme)' (known: exact, forward, central, richardson)")
+        }
+        let step: StepPolicy
+        do { step = try StepPolicy.make(kind: stepPolicy, value: eps) } catch { throw HarnessError("--eps/--step-policy: \(error)") }
+        guard shards >= 1 && shards <= 1024 else { throw HarnessError("--shards must be in 1...1024 (got \(shards))") }
+        guard let ord = ReductionOrder(rawValue: order) else { throw HarnessError("unknown --order '\(order)' (known: sequential, tree)") }
+        let param = try FormatArithmetic(name: pol.param), grad = try FormatArithmetic(name: pol.grad), hvp = try FormatArithmetic(name: pol.hvp)
+        let acc = try pol.accumulation()
+
+        let n = m.parameterCount
+        let theta = m.initialParameters(seed: seed).map { param.round($0) }
+        var g = SplitMix64(seed: seed ^ 0x5DEE_CE66_D)
+        let v = (0..<n).map { _ in 2 * g.nextUniform() - 1 }
+        let clock = ContinuousClock()
+        func secs(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+
+        // Reference: exact HVP in mpfr256 (forward-over-reverse), rounded to fp64.
+        var exact: [Double] = []
+        let tExact = secs(clock.measure {
+            exact = m.exactHVP(theta.map { MPFloat<256>($0) }, v.map { MPFloat<256>($0) }).hv.map { $0.doubleValue }
+        })
+        struct Body<M: DifferentiableModel>: ScalarBody {
+            let m: M, theta: [Double], v: [Double], scheme: String, step: StepPolicy
+            let precision: FDPrecision, shards: Int, order: ReductionOrder
+            func run<T: StudyScalar>(_: T.Type) throws -> (FDResult, Double, Double) {
+                let clock = ContinuousClock()
+                func secs(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+                let tGrad = secs(clock.measure { _ = m.lossAndGradient(theta.map { T(roundingDouble: $0) }, accumulation: precision.accumulation) })
+                var r: FDResult? = nil
+                let tHVP = try secs(clock.measure {
+                    if scheme == "exact" {
+                        let hv = m.exactHVP(theta.map { T(roundingDouble: $0) }, v.map { T(roundingDouble: $0) }, accumulation: precision.accumulation).hv
+                        r = FDResult(hv: hv.map { precision.hvp.round($0.doubleValue) }, epsilon: 0, delta: [Double](repeating: 0, count: v.count), swampedFraction: 0)
+                    } else if shards == 1 {
+                        r = FiniteDifferenceHVP.estimate(m, theta: theta, v: v, scheme: FDScheme(rawValue: scheme)!, step: step, precision: precision, compute: T.self)
+                    } else {
+                        r = try ShardedHVP.estimate(m, theta: theta, v: v, scheme: FDScheme(rawValue: scheme)!, step: step, precision: precision,
+                                                    shards: shards, order: order, compute: T.self)
+                    }
+                })
+                return (r!, tGrad, tHVP)
+            }
+        }
+        let precision = FDPrecision(param: param, grad: grad, hvp: hvp, accumulation: acc)
+        func go<M: DifferentiableModel>(_ model: M) throws -> (FDResult, Double, Double) {
+            try ScalarRegistry.run(format: pol.compute, Body(m: model, theta: theta, v: v, scheme: scheme, step: step,
+                                                             precision: precision, shards: shards, order: ord))
+        }
+        let (r, tGrad, tHVP) = try StochasticRounding.withSeed(seed) { try go(m) }
+        let norm = exact.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        let diff = zip(r.hv, exact).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
+        let dotp = zip(r.hv, exact).reduce(0) { $0 + $1.0 * $1.1 }
+        let nh = r.hv.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        var summary = Table(header: ["model", "policy", "scheme", "step_policy", "eps", "eps_applied", "shards", "reduction_order", "seed",
+                                    "rel_err", "cos_align", "swamped_fraction", "time_grad_s", "time_hvp_s", "time_exact_mpfr256_s", "hvp_over_grad"])
+        summary.append([model, pol.description, scheme, stepPolicy, csvNumber(eps), csvNumber(r.epsilon), "\(shards)", ord.rawValue, "\(seed)",
+                        csvNumber(norm > 0 ? diff / norm : diff), csvNumber(nh > 0 && norm > 0 ? dotp / (nh * norm) : 0),
+                        csvNumber(r.swampedFraction), csvNumber(tGrad), csvNumber(tHVP), csvNumber(tExact),
+                        csvNumber(tGrad > 0 ? tHVP / tGrad : 0)])
+        var bundle = OutputBundle()
+        let (json, extra) = try describe(m)
+        bundle.add("model.json", json)
+        for (name, data) in extra { bundle.add(name, data) }
+        bundle.add("params.npy", NPY.float64(theta))
+        bundle.add("v.npy", NPY.float64(v))
+        bundle.add("hv_exact.npy", NPY.float64(exact))
+        bundle.add("hv.npy", NPY.float64(r.hv))
+        try bundle.add("summary.csv", summary)
+        let manifest = Manifest(command: command, seeds: ["model": seed, "v": seed ^ 0x5DEE_CE66_D, "stochastic_rounding": seed],
+                                parameters: ["model": model, "policy": pol.description, "scheme": scheme, "eps": "\(eps)",
+                                             "step_policy": stepPolicy, "shards": "\(shards)", "reduction_order": ord.rawValue,
+                                             "reference": "exact HVP (forward-over-reverse) in mpfr256, rounded to fp64",
+                                             "v": "uniform(-1, 1) entries from SplitMix64(seed ^ 0x5DEECE66D), fp64"],
+                                start: start, end: Date())
+        bundle.add("manifest.json", try manifest.json())
+        try bundle.write(to: URL(fileURLWithPath: out))
+    }
+
+    /// model.json and the data files an outside framework needs to rebuild the loss.
+    func describe(_ m: any DifferentiableModel) throws -> (Data, [(String, Data)]) {
+        var d: [String: Any] = [
+            "spec": model, "seed": seed,
+            "parameter_count": m.parameterCount,
+            "layout": m.layout.tensors.map { ["name": $0.name, "shape": $0.shape, "offset": $0.offset, "block": $0.block] as [String: Any] },
+            "parameters_file": "params.npy",
+        ]
+        var files: [(String, Data)] = []
+        if let mlp = m as? MLP {
+            d["type"] = mlp.widths.count == 2 ? "softmax_regression" : "mlp"
+            d["widths"] = mlp.widths
+            d["activation"] = ["name": mlp.activation.rawValue, "formula": mlp.activation.formula]
+            d["forward"] = "h_0 = x; z_l = h_{l-1} @ W_l.T + b_l; h_l = act(z_l) for all but the last layer; logits = z_L"
+            d["loss"] = "mean over samples of logsumexp(logits) - logits[label] (softmax cross-entropy)"
+            d["data"] = ["x": "x.npy", "y": "y.npy", "x_shape": [mlp.data.count, mlp.data.features], "classes": mlp.data.classes,
+                         "generator": "teacher-student, seeded"] as [String: Any]
+            files.append(("x.npy", NPY.float64(mlp.data.x.storage, shape: [mlp.data.count, mlp.data.features])))
+            files.append(("y.npy", NPY.int64(mlp.data.labels)))
+        } else if let q = m as? QuadraticModel {
+            d["type"] = "quadratic"
+            d["loss"] = "0.5 * theta @ A @ theta - b @ theta"
+            d["operator"] = q.spec.text
+            d["b"] = "b.npy"
+            files.append(("b.npy", NPY.float64(q.b)))
+            if let diag = q.diagonal { d["A"] = ["diagonal": "A_diag.npy"]; files.append(("A_diag.npy", NPY.float64(diag))) }
+            else if let a = q.dense { d["A"] = ["dense": "A.npy"]; files.append(("A.npy", NPY.float64(a.storage, shape: [a.rows, a.cols]))) }
+            d["exact_eigenvalues"] = "A_eigenvalues.npy"
+            files.append(("A_eigenvalues.npy", NPY.float64(q.eigenvalues)))
+        }
+        var json = try JSONSerialization.data(withJSONObject: d, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        json.append(UInt8(ascii: "\n"))
+        return (json, files)
+    }
+}

@@ -1,0 +1,107 @@
+import Scalars
+import Krylov
+import LinearAlgebra
+
+public typealias LinearAlgebraAccumulation = Accumulation
+
+/// Models by spec string (CLI and experiment files):
+///
+/// | spec | model |
+/// |---|---|
+/// | `quadratic:OPERATOR` | ½θᵀAθ − bᵀθ with A = `OPERATOR` (any operator spec, e.g. `quadratic:mp:n=200,ratio=0.5`) |
+/// | `softmax:d=D,classes=K[,samples=N]` | softmax regression on teacher–student data |
+/// | `mlp:widths=D-H-…-K[,act=tanh\|gelu\|relu][,samples=N]` | MLP on teacher–student data |
+///
+/// Data and the quadratic's b are drawn from the seed.
+public enum ModelSpec {
+    public static func build(_ text: String, seed: UInt64) throws -> any DifferentiableModel {
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        guard let kind = parts.first?.lowercased() else { throw ModelError("empty model spec") }
+        let rest = parts.count > 1 ? parts[1] : ""
+        switch kind {
+        case "quadratic":
+            do { return try QuadraticModel(operator: OperatorSpec.parse(rest), seed: seed) }
+            catch let e as OperatorSpecError { throw ModelError("quadratic: \(e.message)") }
+        case "softmax", "mlp":
+            var fields: [String: String] = [:]
+            for kv in rest.split(separator: ",") {
+                let p = kv.split(separator: "=", maxSplits: 1).map(String.init)
+                guard p.count == 2 else { throw ModelError("malformed field '\(kv)' in model spec '\(text)'") }
+                fields[p[0]] = p[1]
+            }
+            let allowed: Set<String> = kind == "mlp" ? ["widths", "act", "samples"] : ["d", "classes", "samples", "act"]
+            if let bad = fields.keys.sorted().first(where: { !allowed.contains($0) }) {
+                throw ModelError("unknown field '\(bad)' for model '\(kind)' (allowed: \(allowed.sorted().joined(separator: ", ")))")
+            }
+            func int(_ k: String, _ d: Int?) throws -> Int {
+                guard let s = fields[k] else { if let d { return d }; throw ModelError("model '\(kind)' needs \(k)=") }
+                guard let v = Int(s), v >= 1, v <= 10_000_000 else { throw ModelError("\(k)='\(s)' must be a positive integer") }
+                return v
+            }
+            let widths: [Int]
+            if kind == "mlp" {
+                guard let w = fields["widths"] else { throw ModelError("model 'mlp' needs widths=D-H-…-K") }
+                let ws = w.split(separator: "-").map { Int($0) }
+                guard ws.count >= 2, ws.allSatisfy({ ($0 ?? 0) >= 1 }) else { throw ModelError("widths='\(w)' must be positive integers joined by '-'") }
+                widths = ws.map { $0! }
+            } else {
+                widths = [try int("d", nil), try int("classes", nil)]
+            }
+            guard widths.last! >= 2 else { throw ModelError("a classifier needs at least 2 classes") }
+            let act = try fields["act"].map { a -> Activation in
+                guard let x = Activation(rawValue: a) else { throw ModelError("unknown activation '\(a)' (known: tanh, gelu, relu)") }
+                return x
+            } ?? .tanh
+            let data = try Dataset.teacherStudent(samples: try int("samples", 64), features: widths[0], classes: widths.last!, seed: seed)
+            return try MLP(widths: widths, activation: act, data: data)
+        default:
+            throw ModelError("unknown model '\(kind)' (known: quadratic, softmax, mlp)")
+        }
+    }
+}
+
+/// A precision policy (NUMERICS.md §2): `param=bf16,compute=bf16,accumulate=fp32,grad=fp32,hvp=fp32,krylov=fp32`.
+/// Unnamed stages default to fp64; `accumulate` is an ``Accumulation`` name or a
+/// format (`fp32`, `fp64`: widened accumulation; the compute format's own name:
+/// recursive in it).
+public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
+    public var param = "fp64", compute = "fp64", accumulate = "fp64", grad = "fp64", hvp = "fp64", krylov = "fp64"
+    public var text: String
+
+    public init(_ text: String) throws {
+        self.text = text
+        for kv in text.split(separator: ",") where !kv.isEmpty {
+            let p = kv.split(separator: "=", maxSplits: 1).map { String($0).lowercased() }
+            guard p.count == 2, !p[1].isEmpty else { throw ModelError("malformed policy field '\(kv)' (expected stage=format)") }
+            switch p[0] {
+            case "param": param = p[1]
+            case "compute": compute = p[1]
+            case "accumulate": accumulate = p[1]
+            case "grad": grad = p[1]
+            case "hvp": hvp = p[1]
+            case "krylov": krylov = p[1]
+            default: throw ModelError("unknown policy stage '\(p[0])' (known: param, compute, accumulate, grad, hvp, krylov)")
+            }
+        }
+        for (stage, f) in [("param", param), ("grad", grad), ("hvp", hvp)] {
+            do { _ = try FormatArithmetic(name: f) } catch { throw ModelError("policy \(stage)=\(f): \(error)") }
+        }
+        struct Check: ScalarBody { func run<T: StudyScalar>(_: T.Type) -> Bool { true } }
+        for (stage, f) in [("compute", compute), ("krylov", krylov)] {
+            do { _ = try ScalarRegistry.run(format: f, Check()) } catch { throw ModelError("policy \(stage)=\(f): \(error)") }
+        }
+        _ = try accumulation()
+    }
+
+    public var description: String {
+        "param=\(param),compute=\(compute),accumulate=\(accumulate),grad=\(grad),hvp=\(hvp),krylov=\(krylov)"
+    }
+
+    public func accumulation() throws -> LinearAlgebraAccumulation {
+        if accumulate == compute { return .recursive }
+        guard let a = LinearAlgebraAccumulation(name: accumulate) else {
+            throw ModelError("policy accumulate=\(accumulate): not an accumulation (recursive, pairwise, compensated, fp32, fp64, blas)")
+        }
+        return a
+    }
+}

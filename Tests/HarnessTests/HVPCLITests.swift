@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+@testable import Harness
+
+@Suite struct HVPCLITests {
+    /// Parses a .npy header (version 1.0) and returns (descr, shape, payload bytes).
+    func readNPY(_ url: URL) throws -> (String, String, Int) {
+        let d = try Data(contentsOf: url)
+        #expect(Array(d.prefix(8)) == [0x93] + Array("NUMPY".utf8) + [1, 0])
+        let len = Int(d[8]) | Int(d[9]) << 8
+        #expect((10 + len) % 64 == 0, "header aligned to 64 bytes")
+        let header = String(decoding: d[10..<(10 + len)], as: UTF8.self)
+        let descr = header.components(separatedBy: "'descr': '")[1].components(separatedBy: "'")[0]
+        let shape = header.components(separatedBy: "'shape': ")[1].components(separatedBy: ")")[0] + ")"
+        return (descr, shape, d.count - 10 - len)
+    }
+
+    @Test func writesEverythingAnOutsideFrameworkNeeds() throws {
+        let dir = tempDir("hvp")
+        let r = try runCLI(["hvp", "--model", "mlp:widths=4-6-3,act=tanh,samples=10", "--policy", "param=bf16,compute=fp32,grad=fp32",
+                            "--scheme", "richardson", "--eps", "0.01", "--shards", "3", "--seed", "2", "--out", dir.path])
+        #expect(r.status == 0, Comment(rawValue: r.stderr))
+        let n = 4 * 6 + 6 + 6 * 3 + 3
+        for f in ["params.npy", "v.npy", "hv_exact.npy", "hv.npy"] {
+            let (descr, shape, bytes) = try readNPY(dir.appendingPathComponent(f))
+            #expect(descr == "<f8" && shape == "(\(n),)" && bytes == 8 * n, "\(f)")
+        }
+        let (xd, xs, _) = try readNPY(dir.appendingPathComponent("x.npy"))
+        #expect(xd == "<f8" && xs == "(10, 4)")
+        #expect(try readNPY(dir.appendingPathComponent("y.npy")).0 == "<i8")
+        let model = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("model.json"))) as! [String: Any]
+        #expect(model["type"] as? String == "mlp" && (model["layout"] as? [Any])?.count == 4)
+        #expect((model["activation"] as? [String: String])?["formula"] == "tanh(x)")
+        let summary = try String(contentsOf: dir.appendingPathComponent("summary.csv"), encoding: .utf8).split(separator: "\n")
+        let cols = summary[0].split(separator: ","), vals = summary[1].split(separator: ",", omittingEmptySubsequences: false)
+        _ = vals
+        #expect(cols.contains("rel_err") && cols.contains("cos_align") && cols.contains("swamped_fraction") && cols.contains("hvp_over_grad"))
+    }
+
+    @Test func badInputExitsTwoAndWritesNothing() throws {
+        for args in [["--model", "mlp:widths=4"], ["--model", "transformer:d=4"], ["--model", "quadratic:bogus:n=3"],
+                     ["--model", "softmax:d=3,classes=2", "--policy", "param=bf17"], ["--model", "softmax:d=3,classes=2", "--policy", "colour=red"],
+                     ["--model", "softmax:d=3,classes=2", "--eps", "0"], ["--model", "softmax:d=3,classes=2", "--eps", "nan"],
+                     ["--model", "softmax:d=3,classes=2", "--scheme", "backward"], ["--model", "softmax:d=3,classes=2", "--step-policy", "sideways"],
+                     ["--model", "softmax:d=3,classes=2", "--shards", "0"], ["--model", "mlp:widths=3-2,act=swish"]] {
+            let dir = tempDir("hvp-bad")
+            let r = try runCLI(["hvp"] + args + ["--out", dir.path])
+            #expect(r.status == 2 && r.stdout.isEmpty && r.stderr.hasPrefix("error: "), "\(args): \(r.status) \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: dir.path), "\(args) wrote \(dir.path)")
+        }
+    }
+}
