@@ -12,9 +12,9 @@ public enum FDScheme: String, CaseIterable, Sendable {
     case richardson
 
     /// Truncation order k of `err ≈ A εᵏ`.
-    public var order: Int { switch self { case .forward: 1; case .central: 2; case .richardson: 4 } }
+    @inlinable public var order: Int { switch self { case .forward: 1; case .central: 2; case .richardson: 4 } }
     /// Multiples c of εv at which gradients are taken.
-    public var offsets: [Double] { switch self { case .forward: [1, 0]; case .central: [1, -1]; case .richardson: [1, -1, 2, -2] } }
+    @inlinable public var offsets: [Double] { switch self { case .forward: [1, 0]; case .central: [1, -1]; case .richardson: [1, -1, 2, -2] } }
     /// Gradient evaluations per HVP.
     public var gradients: Int { offsets.count }
 }
@@ -40,7 +40,7 @@ public enum StepPolicy: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public func epsilon(theta: [Double], v: [Double]) -> Double {
+    @inlinable public func epsilon(theta: [Double], v: [Double]) -> Double {
         switch self {
         case .absolute(let e): return e
         case .relative(let eta):
@@ -72,7 +72,7 @@ public struct FDPrecision: Sendable {
 }
 
 public struct FDResult: Sendable {
-    public init(hv: [Double], epsilon: Double, delta: [Double], swampedFraction: Double) {
+    @inlinable public init(hv: [Double], epsilon: Double, delta: [Double], swampedFraction: Double) {
         self.hv = hv; self.epsilon = epsilon; self.delta = delta; self.swampedFraction = swampedFraction
     }
     /// The estimate ĥ.
@@ -95,6 +95,7 @@ public enum FiniteDifferenceHVP {
 
     /// The difference quotient of the gradients at the scheme's offsets (in the
     /// order of ``FDScheme/offsets``), each operation rounded into the `hvp` format.
+    @inlinable
     public static func quotient(_ grads: [[Double]], scheme: FDScheme, epsilon eps: Double, hvp h: FormatArithmetic) -> [Double] {
         let n = grads[0].count
         var hv = [Double](repeating: 0, count: n)
@@ -116,6 +117,7 @@ public enum FiniteDifferenceHVP {
     }
 
     /// FD-HVP of `model` at θ (values of the param format) along v, gradients in `T`.
+    @inlinable
     public static func estimate<M: DifferentiableModel, T: StudyScalar>(
         _ model: M, theta: [Double], v: [Double], scheme: FDScheme, step: StepPolicy,
         precision: FDPrecision, compute: T.Type
@@ -144,6 +146,7 @@ public enum FiniteDifferenceHVP {
     /// The same scheme entirely in `T` (perturbation, gradients and quotient all in
     /// T's own arithmetic): with T = MPFloat<256> this is the reference-format FD
     /// whose error against the exact HVP is pure truncation (`bias_rel`).
+    @inlinable
     public static func estimateInFormat<M: DifferentiableModel, T: StudyScalar>(
         _ model: M, theta: [T], v: [T], scheme: FDScheme, epsilon eps: T, accumulation: Accumulation = .recursive
     ) -> [T] {

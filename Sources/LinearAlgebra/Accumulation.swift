@@ -12,6 +12,7 @@ import Scalars
 /// | `widened(.fp64)` | formats inside binary64 | the same in `Double` |
 /// | `blas` | `Float`, `Double` | OpenBLAS `?dot`/`?gemv`/`?gemm` in the element format (summation order: the library's) |
 /// | `blas` | formats inside binary32 | exact widening to `Float`, OpenBLAS `sdot`/`sgemv`/`sgemm`, one rounding of each output: the tensor-core GEMM model |
+/// | `blas` | `Dual<Float>`, `Dual<Double>` (gemm) | three BLAS products: value AB, tangent A'B + AB' |
 /// | `blas` | wider types (`MPFloat`) | falls back to `recursive` (no BLAS exists) |
 ///
 /// `widened` with a format narrower than the elements (fp32 for Double) rounds the

@@ -161,8 +161,29 @@ public enum Kernels {
         return c
     }
 
+    /// Dual numbers over Float/Double under `.blas`: (A + εA')(B + εB') = AB + ε(A'B + AB'),
+    /// three BLAS products (the tangent accumulates A'B and AB' in one output).
+    @inlinable
+    static func blasDualGemm<W: StudyScalar>(_ a: Matrix<Dual<W>>, _ b: Matrix<Dual<W>>) -> Matrix<Dual<W>> {
+        let av = Matrix(rows: a.rows, cols: a.cols, storage: a.storage.map { $0.value })
+        let at = Matrix(rows: a.rows, cols: a.cols, storage: a.storage.map { $0.tangent })
+        let bv = Matrix(rows: b.rows, cols: b.cols, storage: b.storage.map { $0.value })
+        let bt = Matrix(rows: b.rows, cols: b.cols, storage: b.storage.map { $0.tangent })
+        let cv = blasGemm(av, bv)!, c1 = blasGemm(at, bv)!, c2 = blasGemm(av, bt)!
+        var out = [Dual<W>]()
+        out.reserveCapacity(cv.storage.count)
+        for i in cv.storage.indices { out.append(Dual(cv.storage[i], c1.storage[i] + c2.storage[i])) }
+        return Matrix(rows: a.rows, cols: b.cols, storage: out)
+    }
+
     @inlinable
     static func blasGemm<T: StudyScalar>(_ a: Matrix<T>, _ b: Matrix<T>) -> Matrix<T>? {
+        if T.self == Dual<Float>.self {
+            return unsafeBitCast(blasDualGemm(unsafeBitCast(a, to: Matrix<Dual<Float>>.self), unsafeBitCast(b, to: Matrix<Dual<Float>>.self)), to: Matrix<T>.self)
+        }
+        if T.self == Dual<Double>.self {
+            return unsafeBitCast(blasDualGemm(unsafeBitCast(a, to: Matrix<Dual<Double>>.self), unsafeBitCast(b, to: Matrix<Dual<Double>>.self)), to: Matrix<T>.self)
+        }
         let m = Int32(a.rows), n = Int32(b.cols), k = Int32(a.cols)
         if T.self == Double.self {
             var c = [Double](repeating: 0, count: a.rows * b.cols)

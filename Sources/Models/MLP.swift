@@ -43,6 +43,7 @@ public struct MLP: DifferentiableModel {
 
     public var sampleCount: Int { data.count }
 
+    @inlinable
     public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
         precondition(theta.count == layout.count, "θ has \(theta.count) entries, the model \(layout.count)")
         let layers = widths.count - 1

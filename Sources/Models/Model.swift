@@ -23,12 +23,14 @@ extension DifferentiableModel {
     public var parameterCount: Int { layout.count }
 
     /// Loss and gradient over all samples.
+    @inlinable
     public func lossAndGradient<T: StudyScalar>(_ theta: [T], accumulation: Accumulation) -> (loss: T, gradient: [T]) {
         lossAndGradient(theta, samples: 0..<sampleCount, accumulation: accumulation)
     }
 
     /// The exact Hessian-vector product `Hv = d/dt ∇L(θ + t v)|₀`, by running the
     /// reverse pass in `Dual<T>` (forward-over-reverse). Returns (∇L, Hv) in `T`.
+    @inlinable
     public func exactHVP<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation = .recursive) -> (gradient: [T], hv: [T]) {
         precondition(theta.count == v.count && theta.count == parameterCount)
         let dual = zip(theta, v).map { Dual<T>($0, $1) }

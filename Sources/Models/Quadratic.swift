@@ -35,6 +35,7 @@ public struct QuadraticModel: DifferentiableModel {
     /// sample 0 contribute zero).
     public var sampleCount: Int { 1 }
 
+    @inlinable
     public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
         if samples.isEmpty { return (.zero, [T](repeating: .zero, count: theta.count)) }
         let at: [T]

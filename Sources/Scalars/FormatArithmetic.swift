@@ -5,10 +5,24 @@
 ///
 /// `format == nil` means binary64 with round-to-nearest (plain Double arithmetic).
 public struct FormatArithmetic: Sendable, Equatable, CustomStringConvertible {
-    public var format: FloatFormat?
-    public var mode: RoundingMode
+    public var format: FloatFormat? { didSet { fast = Self.fastPath(format, mode) } }
+    public var mode: RoundingMode { didSet { fast = Self.fastPath(format, mode) } }
+    /// 0: generic core; 1: binary32 nearest; 2: bfloat16 nearest (exact shortcuts
+    /// when an operation has no tail: hardware Double→Float conversion is one
+    /// correct rounding, and bf16 from an exact binary32 value is the RNE bit trick).
+    @usableFromInline var fast: UInt8 = 0
 
-    public init(format: FloatFormat?, mode: RoundingMode = .nearest) { self.format = format; self.mode = mode }
+    public init(format: FloatFormat?, mode: RoundingMode = .nearest) {
+        self.format = format; self.mode = mode
+        fast = Self.fastPath(format, mode)
+    }
+
+    static func fastPath(_ f: FloatFormat?, _ mode: RoundingMode) -> UInt8 {
+        guard let f, mode == .nearest else { return 0 }
+        if f.p == 24 && f.emin == -126 && f.emax == 127 && f.subnormals && f.infinities { return 1 }
+        if f.p == 8 && f.emin == -126 && f.emax == 127 && f.subnormals && f.infinities { return 2 }
+        return 0
+    }
     public static let fp64 = FormatArithmetic(format: nil)
 
     /// A stage format by name: the emulated formats, `fp32`, `fp64` (or any `mpfrN`,
@@ -30,6 +44,21 @@ public struct FormatArithmetic: Sendable, Equatable, CustomStringConvertible {
 
     @inlinable public func round(_ x: Double, tail: Double = 0) -> Double {
         guard let f = format else { return x }
+        if fast == 1 {
+            // Binary32 nearest: Float(x) is the correct rounding of x + tail unless x
+            // lies exactly halfway between two binary32 numbers (29 dropped bits
+            // 1000…0) and the tail breaks the tie. Normal range only.
+            let a = x.magnitude
+            if a >= 0x1p-126 && a.isFinite && (tail == 0 || x.bitPattern & 0x1FFF_FFFF != 0x1000_0000) {
+                return Double(Float(x))
+            }
+        }
+        if tail == 0 {
+            if fast == 2 {
+                let fx = Float(x)
+                if Double(fx) == x { return Double(BFloat16(fx).floatValue) }   // x exact in binary32
+            }
+        }
         return FormatRounding.round(x, tail: tail, to: f, mode: mode)
     }
     @inlinable public func add(_ a: Double, _ b: Double) -> Double {

@@ -134,7 +134,7 @@ struct Version: ParsableCommand {
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks (build with -c release). Suites: scalars, krylov.")
+        abstract: "Benchmarks (build with -c release). Suites: scalars, krylov, models.")
     @Argument(help: "Suite to run.") var suite: String = "scalars"
     @Option(help: "Elements per elementwise kernel.") var n: Int = 4096
     @Option(help: "Repetitions per trial.") var reps: Int = 200
@@ -143,7 +143,8 @@ struct Bench: ParsableCommand {
         switch suite {
         case "scalars": print(ScalarsBench.render(ScalarsBench.run(n: n, reps: reps, trials: trials)), terminator: "")
         case "krylov": print(KrylovBench.render(try KrylovBench.run(trials: min(trials, 3))), terminator: "")
-        default: fail("unknown benchmark suite '\(suite)' (known: scalars, krylov)")
+        case "models": print(ModelsBench.render(try ModelsBench.run(trials: min(trials, 5))), terminator: "")
+        default: fail("unknown benchmark suite '\(suite)' (known: scalars, krylov, models)")
         }
     }
 }
