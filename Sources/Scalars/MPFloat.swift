@@ -123,13 +123,19 @@ public struct MPFloat<let bits: Int>: @unchecked Sendable {
     @inlinable
     public static func dot(_ a: [Self], _ b: [Self]) -> Self {
         precondition(a.count == b.count, "dot: length mismatch")
+        // Resolve every operand's mpfr_t once; the arrays keep the buffers alive for
+        // the whole loop, so the loop is two MPFR calls per element and nothing else.
+        let pa = a.map { $0.buffer.withUnsafeMutablePointerToHeader { UnsafePointer($0) } }
+        let pb = b.map { $0.buffer.withUnsafeMutablePointerToHeader { UnsafePointer($0) } }
         var acc = Self(_zero: ())
         let tmp = Self(_zero: ())
-        tmp.buffer.withUnsafeMutablePointerToHeader { t in
-            acc.write { s in
-                for i in a.indices {
-                    a[i].read { x in b[i].read { y in _ = mpfr_mul(t, x, y, MPFR_RNDN) } }
-                    _ = mpfr_add(s, s, t, MPFR_RNDN)
+        withExtendedLifetime((a, b, tmp)) {
+            tmp.buffer.withUnsafeMutablePointerToHeader { t in
+                acc.write { s in
+                    for i in 0..<pa.count {
+                        _ = mpfr_mul(t, pa[i], pb[i], MPFR_RNDN)
+                        _ = mpfr_add(s, s, t, MPFR_RNDN)
+                    }
                 }
             }
         }
