@@ -131,6 +131,16 @@ public struct HVPCommand {
                          "generator": "teacher-student, seeded"] as [String: Any]
             files.append(("x.npy", NPY.float64(mlp.data.x.storage, shape: [mlp.data.count, mlp.data.features])))
             files.append(("y.npy", NPY.int64(mlp.data.labels)))
+        } else if let t = m as? TransformerLM {
+            d["type"] = "transformer_lm"
+            d["config"] = ["context": t.config.context, "width": t.config.width, "heads": t.config.heads, "layers": t.config.layers,
+                           "ff": t.config.ff, "sequences": t.config.sequences]
+            d["vocabulary"] = String(t.vocab)
+            d["architecture"] = "pre-norm decoder: h0 = tokens[x] + positions; per block h += attn(LN1(h)) @ Wo.T, h += W2·gelu(W1·LN2(h) + b1) + b2; logits = LN_f(h) @ head.T; causal multi-head attention, scores (q·k)/sqrt(width/heads), no attention biases; LN eps 1e-5, biased variance; gelu exact erf; linear maps y = x @ W.T"
+            d["loss"] = "mean over sequences and positions of cross-entropy of the next token"
+            d["data"] = ["tokens": "tokens.npy", "shape": [t.sequences.count, t.config.context + 1],
+                         "inputs": "tokens[:, :-1]", "targets": "tokens[:, 1:]"] as [String: Any]
+            files.append(("tokens.npy", NPY.int64(t.sequences.flatMap { $0 }, shape: [t.sequences.count, t.config.context + 1])))
         } else if let q = m as? QuadraticModel {
             d["type"] = "quadratic"
             d["loss"] = "0.5 * theta @ A @ theta - b @ theta"

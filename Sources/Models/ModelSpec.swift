@@ -11,6 +11,7 @@ public typealias LinearAlgebraAccumulation = Accumulation
 /// | `quadratic:OPERATOR` | ½θᵀAθ − bᵀθ with A = `OPERATOR` (any operator spec, e.g. `quadratic:mp:n=200,ratio=0.5`) |
 /// | `softmax:d=D,classes=K[,samples=N]` | softmax regression on teacher–student data |
 /// | `mlp:widths=D-H-…-K[,act=tanh\|gelu\|relu][,samples=N]` | MLP on teacher–student data |
+/// | `transformer[:context=16,width=32,heads=4,layers=2,ff=128,sequences=8]` | character-level decoder-only LM on the built-in corpus |
 ///
 /// Data and the quadratic's b are drawn from the seed.
 public enum ModelSpec {
@@ -54,8 +55,26 @@ public enum ModelSpec {
             } ?? .tanh
             let data = try Dataset.teacherStudent(samples: try int("samples", 64), features: widths[0], classes: widths.last!, seed: seed)
             return try MLP(widths: widths, activation: act, data: data)
+        case "transformer":
+            var c = TransformerLM.Config()
+            for kv in rest.split(separator: ",") {
+                let p = kv.split(separator: "=", maxSplits: 1).map(String.init)
+                guard p.count == 2, let v = Int(p[1]), v >= 1, v <= 100_000 else {
+                    throw ModelError("malformed field '\(kv)' in model spec '\(text)' (expected key=positive integer)")
+                }
+                switch p[0] {
+                case "context": c.context = v
+                case "width": c.width = v
+                case "heads": c.heads = v
+                case "layers": c.layers = v
+                case "ff": c.ff = v
+                case "sequences": c.sequences = v
+                default: throw ModelError("unknown field '\(p[0])' for model 'transformer' (allowed: context, ff, heads, layers, sequences, width)")
+                }
+            }
+            return try TransformerLM(config: c, seed: seed)
         default:
-            throw ModelError("unknown model '\(kind)' (known: quadratic, softmax, mlp)")
+            throw ModelError("unknown model '\(kind)' (known: quadratic, softmax, mlp, transformer)")
         }
     }
 }

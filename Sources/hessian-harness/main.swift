@@ -104,7 +104,8 @@ struct HVP: ParsableCommand {
         commandName: "hvp",
         abstract: "One Hessian-vector product of a model under a precision policy, against the exact HVP in mpfr256.",
         discussion: """
-        MODEL: quadratic:OPERATOR | softmax:d=D,classes=K[,samples=N] | mlp:widths=D-H-…-K[,act=tanh|gelu|relu][,samples=N]. \
+        MODEL: quadratic:OPERATOR | softmax:d=D,classes=K[,samples=N] | mlp:widths=D-H-…-K[,act=tanh|gelu|relu][,samples=N] | \
+        transformer[:context=16,width=32,heads=4,layers=2,ff=128,sequences=8]. \
         POLICY: param=F,compute=F,accumulate=F,grad=F,hvp=F (unnamed stages fp64). Writes model.json, params.npy, x.npy/y.npy \
         (or the quadratic's A and b), v.npy, hv_exact.npy, hv.npy, summary.csv (rel_err, cos_align, swamped_fraction, timings) \
         and manifest.json. Bad input: one line on stderr, exit 2, nothing written.
