@@ -67,21 +67,10 @@ public struct MLP: DifferentiableModel {
             if l < layers - 1 { hs.append(z.map { activation.value($0) }) }
         }
         // Softmax cross-entropy, mean over the batch.
-        let logits = zs[layers - 1]
-        let k = logits.cols
-        var loss = T.zero
-        var dz = Matrix<T>(rows: batch, cols: k)
         let invB = 1 / T(data.count)
-        for i in 0..<batch {
-            var m = logits[i, 0]
-            for j in 1..<k where logits[i, j] > m { m = logits[i, j] }
-            var s = T.zero
-            var e = [T](repeating: .zero, count: k)
-            for j in 0..<k { e[j] = T.exp(logits[i, j] - m); s += e[j] }
-            let y = data.labels[samples.lowerBound + i]
-            loss += m + T.log(s) - logits[i, y]
-            for j in 0..<k { dz[i, j] = (e[j] / s - (j == y ? 1 : 0)) * invB }
-        }
+        let (sum, dzLogits) = softmaxCrossEntropy(zs[layers - 1], label: { data.labels[samples.lowerBound + $0] }, scale: invB)
+        var loss = sum
+        var dz = dzLogits
         loss *= invB
         // Backward.
         var grad = [T](repeating: .zero, count: layout.count)

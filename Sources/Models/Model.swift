@@ -1,5 +1,6 @@
 import Scalars
 import LinearAlgebra
+import RealModule
 
 /// A loss with a hand-written reverse pass, generic over the compute scalar.
 ///
@@ -43,4 +44,25 @@ extension Matrix {
     /// Elementwise map.
     @inlinable
     public func map(_ f: (T) -> T) -> Matrix<T> { Matrix(rows: rows, cols: cols, storage: storage.map(f)) }
+}
+
+/// Softmax cross-entropy of each row of `logits` against `label(row)`: returns the
+/// sum over rows of `logsumexp(z_r) − z_r[y_r]` (max-shifted) and its gradient
+/// `(softmax(z_r) − onehot(y_r))·scale`.
+@inlinable
+public func softmaxCrossEntropy<T: StudyScalar>(_ logits: Matrix<T>, label: (Int) -> Int, scale: T) -> (sum: T, gradient: Matrix<T>) {
+    let k = logits.cols
+    var total = T.zero
+    var dz = Matrix<T>(rows: logits.rows, cols: k)
+    for i in 0..<logits.rows {
+        var m = logits[i, 0]
+        for j in 1..<k where logits[i, j] > m { m = logits[i, j] }
+        var s = T.zero
+        var e = [T](repeating: .zero, count: k)
+        for j in 0..<k { e[j] = T.exp(logits[i, j] - m); s += e[j] }
+        let y = label(i)
+        total += m + T.log(s) - logits[i, y]
+        for j in 0..<k { dz[i, j] = (e[j] / s - (j == y ? 1 : 0)) * scale }
+    }
+    return (total, dz)
 }

@@ -185,17 +185,8 @@ public struct TransformerLM: DifferentiableModel {
             }
             let (zf, cf) = layerNorm(h, slice(theta, "final.ln.gain"), slice(theta, "final.ln.bias"))
             let logits = Kernels.gemm(zf, head.transposed(), accumulation: acc)
-            var dlogits = Matrix<T>(rows: L, cols: V)
-            for t in 0..<L {
-                var m = logits[t, 0]
-                for j in 1..<V where logits[t, j] > m { m = logits[t, j] }
-                var z = T.zero
-                var e = [T](repeating: .zero, count: V)
-                for j in 0..<V { e[j] = T.exp(logits[t, j] - m); z += e[j] }
-                let y = seq[t + 1]
-                loss += (m + T.log(z) - logits[t, y]) * norm
-                for j in 0..<V { dlogits[t, j] = (e[j] / z - (j == y ? 1 : 0)) * norm }
-            }
+            let (sum, dlogits) = softmaxCrossEntropy(logits, label: { seq[$0 + 1] }, scale: norm)
+            loss += sum * norm
             // Backward.
             addMatrix(&grad, "head", Kernels.gemm(dlogits.transposed(), zf, accumulation: acc))
             let dzf = Kernels.gemm(dlogits, head, accumulation: acc)
