@@ -70,6 +70,7 @@ let package = Package(
                 "LinearAlgebra",
                 "Krylov",
                 .product(name: "RealModule", package: "swift-numerics"),
+                .product(name: "CSV", package: "CSV.swift"),
             ]
         ),
         .target(

@@ -3,7 +3,7 @@ import Foundation
 /// NumPy `.npy` files (format version 1.0): magic, header dict, little-endian data.
 /// Written by hand: the format is a dozen lines and no NPY package is available.
 public enum NPY {
-    static func header(descr: String, shape: [Int]) -> Data {
+    public static func header(descr: String, shape: [Int]) -> Data {
         let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
         var dict = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
         // Pad with spaces so that magic (6) + version (2) + length (2) + header ends on a 64-byte boundary.

@@ -11,6 +11,7 @@ public typealias LinearAlgebraAccumulation = Accumulation
 /// | `quadratic:OPERATOR` | ½θᵀAθ − bᵀθ with A = `OPERATOR` (any operator spec, e.g. `quadratic:mp:n=200,ratio=0.5`) |
 /// | `softmax:d=D,classes=K[,samples=N]` | softmax regression on teacher–student data |
 /// | `mlp:widths=D-H-…-K[,act=tanh\|gelu\|relu][,samples=N]` | MLP on teacher–student data |
+/// | `…,data=FILE.csv` or `…,x=X.npy,y=Y.npy` (softmax, mlp) | the same on user data (see ``DataFiles``) |
 /// | `transformer[:context=16,width=32,heads=4,layers=2,ff=128,sequences=8]` | character-level decoder-only LM on the built-in corpus |
 ///
 /// Data and the quadratic's b are drawn from the seed.
@@ -30,7 +31,7 @@ public enum ModelSpec {
                 guard p.count == 2 else { throw ModelError("malformed field '\(kv)' in model spec '\(text)'") }
                 fields[p[0]] = p[1]
             }
-            let allowed: Set<String> = kind == "mlp" ? ["widths", "act", "samples"] : ["d", "classes", "samples", "act"]
+            let allowed: Set<String> = kind == "mlp" ? ["widths", "act", "samples", "data", "x", "y"] : ["d", "classes", "samples", "act", "data", "x", "y"]
             if let bad = fields.keys.sorted().first(where: { !allowed.contains($0) }) {
                 throw ModelError("unknown field '\(bad)' for model '\(kind)' (allowed: \(allowed.sorted().joined(separator: ", ")))")
             }
@@ -53,7 +54,15 @@ public enum ModelSpec {
                 guard let x = Activation(rawValue: a) else { throw ModelError("unknown activation '\(a)' (known: tanh, gelu, relu)") }
                 return x
             } ?? .tanh
-            let data = try Dataset.teacherStudent(samples: try int("samples", 64), features: widths[0], classes: widths.last!, seed: seed)
+            let data: Dataset
+            if let csv = fields["data"] {
+                data = try DataFiles.load(csv: csv, classes: widths.last!)
+            } else if let x = fields["x"] {
+                guard let y = fields["y"] else { throw ModelError("model '\(kind)': x= needs y= (labels .npy)") }
+                data = try DataFiles.load(x: x, y: y, classes: widths.last!)
+            } else {
+                data = try Dataset.teacherStudent(samples: try int("samples", 64), features: widths[0], classes: widths.last!, seed: seed)
+            }
             return try MLP(widths: widths, activation: act, data: data)
         case "transformer":
             var c = TransformerLM.Config()

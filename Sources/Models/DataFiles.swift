@@ -1,0 +1,93 @@
+import Foundation
+import CSV
+import LinearAlgebra
+
+/// User data for classification models, from `.npy` or `.csv` files.
+///
+/// - `.npy` (NumPy format 1.x/2.x, C order): inputs `<f8`/`<f4` of shape (n, d),
+///   labels `<i8`/`<i4` (or integral floats) of shape (n,).
+/// - `.csv`: one sample per row, the label in the last column; a header row is
+///   skipped when its fields are not numbers.
+/// Every problem (missing file, wrong dtype or shape, NaN or infinity, non-integer
+/// or negative label) is a ``ModelError`` naming the file and, for CSV, the line.
+public enum DataFiles {
+    public static func load(x xPath: String, y yPath: String, classes: Int?) throws -> Dataset {
+        let (xs, xShape) = try readNPY(xPath)
+        let (ys, yShape) = try readNPY(yPath)
+        guard xShape.count == 2 else { throw ModelError("\(xPath): inputs must be 2-dimensional (n, d), got shape \(xShape)") }
+        guard yShape == [xShape[0]] else { throw ModelError("\(yPath): labels must have shape (\(xShape[0]),), got \(yShape)") }
+        if let i = xs.firstIndex(where: { !$0.isFinite }) { throw ModelError("\(xPath): element \(i) is \(xs[i]) (NaN or infinity)") }
+        let labels = try ys.enumerated().map { i, v -> Int in
+            guard v.isFinite, v == v.rounded(), v >= 0 else { throw ModelError("\(yPath): label \(i) is \(v), not a nonnegative integer") }
+            return Int(v)
+        }
+        let k = classes ?? ((labels.max() ?? 0) + 1)
+        return try Dataset(x: Matrix(rows: xShape[0], cols: xShape[1], storage: xs), labels: labels, classes: k)
+    }
+
+    public static func load(csv path: String, classes: Int?) throws -> Dataset {
+        guard let stream = InputStream(fileAtPath: path), FileManager.default.fileExists(atPath: path) else {
+            throw ModelError("\(path): cannot open")
+        }
+        let reader: CSVReader
+        do { reader = try CSVReader(stream: stream) } catch { throw ModelError("\(path): \(error)") }
+        var rows: [[Double]] = []
+        var line = 0
+        while let fields = reader.next() {
+            line += 1
+            let nums = fields.map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            if line == 1 && nums.contains(where: { $0 == nil }) { continue }            // header
+            guard !nums.contains(where: { $0 == nil }) else { throw ModelError("\(path):\(line): non-numeric field") }
+            let r = nums.map { $0! }
+            guard r.count >= 2 else { throw ModelError("\(path):\(line): need at least one feature and a label") }
+            if let f = rows.first, f.count != r.count { throw ModelError("\(path):\(line): \(r.count) fields, expected \(f.count)") }
+            if let bad = r.first(where: { !$0.isFinite }) { throw ModelError("\(path):\(line): value \(bad) (NaN or infinity)") }
+            guard let y = r.last, y == y.rounded(), y >= 0 else { throw ModelError("\(path):\(line): label \(r.last!) is not a nonnegative integer") }
+            rows.append(r)
+        }
+        guard let d = rows.first.map({ $0.count - 1 }) else { throw ModelError("\(path): no data rows") }
+        let labels = rows.map { Int($0.last!) }
+        let k = classes ?? ((labels.max() ?? 0) + 1)
+        return try Dataset(x: Matrix(rows: rows.count, cols: d, storage: rows.flatMap { $0.dropLast() }), labels: labels, classes: k)
+    }
+
+    /// Reads a C-order NumPy array of float64/float32/int64/int32 as Doubles.
+    public static func readNPY(_ path: String) throws -> ([Double], [Int]) {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ModelError("\(path): cannot read") }
+        let bytes = [UInt8](data)
+        guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1...5]) == Array("NUMPY".utf8) else { throw ModelError("\(path): not a .npy file") }
+        let major = bytes[6]
+        let (headerLen, start): (Int, Int) = major == 1 ? (Int(bytes[8]) | Int(bytes[9]) << 8, 10)
+            : (Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24, 12)
+        guard bytes.count >= start + headerLen else { throw ModelError("\(path): truncated header") }
+        let header = String(decoding: bytes[start..<(start + headerLen)], as: UTF8.self)
+        func field(_ key: String) -> String? {
+            guard let r = header.range(of: "'\(key)':") else { return nil }
+            return String(header[r.upperBound...]).trimmingCharacters(in: .whitespaces)
+        }
+        guard let descrField = field("descr"), let q1 = descrField.firstIndex(of: "'") else { throw ModelError("\(path): header lacks descr") }
+        let descr = String(descrField[descrField.index(after: q1)...].prefix { $0 != "'" })
+        guard let fo = field("fortran_order"), fo.hasPrefix("False") else { throw ModelError("\(path): Fortran order is not supported") }
+        guard let sf = field("shape"), let open = sf.firstIndex(of: "("), let close = sf.firstIndex(of: ")") else { throw ModelError("\(path): header lacks shape") }
+        let shape = sf[sf.index(after: open)..<close].split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let count = shape.reduce(1, *)
+        let body = Array(bytes[(start + headerLen)...])
+        let width: Int
+        switch descr { case "<f8", "<i8": width = 8; case "<f4", "<i4": width = 4
+        default: throw ModelError("\(path): dtype '\(descr)' not supported (float64, float32, int64, int32)") }
+        guard body.count == count * width else { throw ModelError("\(path): \(body.count) data bytes for shape \(shape) of \(descr)") }
+        var out = [Double](repeating: 0, count: count)
+        body.withUnsafeBytes { raw in
+            for i in 0..<count {
+                let off = i * width
+                switch descr {
+                case "<f8": out[i] = Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: off, as: UInt64.self)))
+                case "<f4": out[i] = Double(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: off, as: UInt32.self))))
+                case "<i8": out[i] = Double(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: off, as: Int64.self)))
+                default: out[i] = Double(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: off, as: Int32.self)))
+                }
+            }
+        }
+        return (out, shape)
+    }
+}
