@@ -24,37 +24,12 @@ public enum ShardedHVP {
         let n = model.parameterCount
         precondition(theta.count == n && v.count == n)
         let layout = ShardLayout(count: n, shards: shards)
-        let samples = model.sampleCount
-        let per = (samples + shards - 1) / shards
         let world = InProcessWorld(size: shards)
         let outs = try world.run { comm -> RankOut in
             let r = comm.rank
             let tr = layout.shard(theta, rank: r), vr = layout.shard(v, rank: r)
-            let eps: Double
-            switch step {
-            case .absolute(let e): eps = e
-            case .relative(let eta):
-                var st = 0.0, sv = 0.0
-                for x in tr { st += x * x }
-                for x in vr { sv += x * x }
-                let nt = comm.allReduce(st, format: .fp64, order: order).squareRoot()
-                let nv = comm.allReduce(sv, format: .fp64, order: order).squareRoot()
-                eps = nt > 0 && nv > 0 ? eta * nt / nv : eta
-            }
-            let mySamples = min(r * per, samples)..<min((r + 1) * per, samples)
-            var grads: [[Double]] = []
-            var plus = tr
-            for c in scheme.offsets {
-                let local = c == 0 ? tr : FiniteDifferenceHVP.perturb(tr, vr, c, eps, precision.param)
-                if c == 1 { plus = local }
-                let full = layout.unpad(comm.allGather(local))
-                let g = model.lossAndGradient(full.map { T(roundingDouble: $0) }, samples: mySamples,
-                                              accumulation: precision.accumulation).gradient
-                var gpad = g.map { precision.grad.round($0.doubleValue) }
-                gpad += [Double](repeating: 0, count: layout.paddedCount - n)
-                grads.append(comm.reduceScatter(gpad, format: precision.grad, order: order))
-            }
-            let hv = FiniteDifferenceHVP.quotient(grads, scheme: scheme, epsilon: eps, hvp: precision.hvp)
+            let (hv, plus, eps) = rankEstimate(comm: comm, model: model, thetaShard: tr, vShard: vr, layout: layout, scheme: scheme,
+                                               step: step, precision: precision, order: order, compute: T.self)
             return RankOut(hv: hv, plus: plus, eps: eps)
         }
         let hv = layout.unpad(outs.flatMap(\.hv))
@@ -66,6 +41,43 @@ public enum ShardedHVP {
         }
         return FDResult(hv: hv, epsilon: outs[0].eps, delta: zip(plus, theta).map { $0 - $1 },
                         swampedFraction: moving > 0 ? Double(swamped) / Double(moving) : 0)
+    }
+
+    /// One rank's part of the sharded FD-HVP: called by every rank of `comm` with
+    /// its shards of θ and v (length `layout.shardSize`); returns this rank's shard
+    /// of ĥ, of fl_param(θ + εv), and ε.
+    public static func rankEstimate<M: DifferentiableModel, T: StudyScalar>(
+        comm: any Communicator, model: M, thetaShard tr: [Double], vShard vr: [Double], layout: ShardLayout,
+        scheme: FDScheme, step: StepPolicy, precision: FDPrecision, order: ReductionOrder, compute: T.Type
+    ) -> (hv: [Double], plus: [Double], eps: Double) {
+        let n = model.parameterCount, r = comm.rank, shards = comm.size
+        let samples = model.sampleCount
+        let per = (samples + shards - 1) / shards
+        let eps: Double
+        switch step {
+        case .absolute(let e): eps = e
+        case .relative(let eta):
+            var st = 0.0, sv = 0.0
+            for x in tr { st += x * x }
+            for x in vr { sv += x * x }
+            let nt = comm.allReduce(st, format: .fp64, order: order).squareRoot()
+            let nv = comm.allReduce(sv, format: .fp64, order: order).squareRoot()
+            eps = nt > 0 && nv > 0 ? eta * nt / nv : eta
+        }
+        let mySamples = min(r * per, samples)..<min((r + 1) * per, samples)
+        var grads: [[Double]] = []
+        var plus = tr
+        for c in scheme.offsets {
+            let local = c == 0 ? tr : FiniteDifferenceHVP.perturb(tr, vr, c, eps, precision.param)
+            if c == 1 { plus = local }
+            let full = layout.unpad(comm.allGather(local))
+            let g = model.lossAndGradient(full.map { T(roundingDouble: $0) }, samples: mySamples,
+                                          accumulation: precision.accumulation).gradient
+            var gpad = g.map { precision.grad.round($0.doubleValue) }
+            gpad += [Double](repeating: 0, count: layout.paddedCount - n)
+            grads.append(comm.reduceScatter(gpad, format: precision.grad, order: order))
+        }
+        return (FiniteDifferenceHVP.quotient(grads, scheme: scheme, epsilon: eps, hvp: precision.hvp), plus, eps)
     }
 
     /// A Lanczos-style dot product of sharded vectors: local dot in fp64, then an
