@@ -43,6 +43,7 @@ public enum ScalarRegistryError: Error, CustomStringConvertible, Equatable {
 /// | fp32 | `Float` | `LowPrecisionFloat<FP32Spec, Mode>` |
 /// | fp64 | `Double` | — |
 /// | mpfrN, N ∈ 64·2^k up to 4096 | ``MPFloat``<N> | — |
+/// | `p=…,emin=…,emax=…[,…]` (inside binary32) | `LowPrecisionFloat<UserFormatSlot<k>, NearestEven>` | `LowPrecisionFloat<UserFormatSlot<k>, Mode>` |
 public enum ScalarRegistry {
     public static let mpfrPrecisions = [64, 128, 256, 512, 1024, 2048, 4096]
     public static let names: [String] = ["bf16", "fp16", "tf32", "fp32", "fp64", "e4m3", "e5m2"] + mpfrPrecisions.map { "mpfr\($0)" }
@@ -63,6 +64,20 @@ public enum ScalarRegistry {
             guard rounding == .nearest else { throw ScalarRegistryError.unsupportedRounding(format: name, rounding: rounding) }
             return try body.run(Double.self)
         default:
+            if format.contains("=") {
+                // A user-defined format: p=…,emin=…,emax=…[,subnormals=…][,infinities=…][,overflow=…]
+                guard let f = try? FloatFormat.parse(format), f.isEmulatable else { throw ScalarRegistryError.unknownFormat(format) }
+                switch try UserFormats.slot(for: f) {
+                case 0: return try emulated(UserFormatSlot<0>.self, rounding, body)
+                case 1: return try emulated(UserFormatSlot<1>.self, rounding, body)
+                case 2: return try emulated(UserFormatSlot<2>.self, rounding, body)
+                case 3: return try emulated(UserFormatSlot<3>.self, rounding, body)
+                case 4: return try emulated(UserFormatSlot<4>.self, rounding, body)
+                case 5: return try emulated(UserFormatSlot<5>.self, rounding, body)
+                case 6: return try emulated(UserFormatSlot<6>.self, rounding, body)
+                default: return try emulated(UserFormatSlot<7>.self, rounding, body)
+                }
+            }
             guard name.hasPrefix("mpfr"), let bits = Int(name.dropFirst(4)) else {
                 throw ScalarRegistryError.unknownFormat(format)
             }

@@ -92,3 +92,24 @@ import Testing
         #expect(throws: ScalarRegistryError.self) { try ScalarRegistry.run(format: "mpfr100", Probe()) }
     }
 }
+
+/// User formats by name at run time: the registry runs generic code in them, and
+/// their arithmetic is correctly rounded (checked against MPFR).
+@Test func userFormatsByNameInTheRegistry() throws {
+    struct Third: ScalarBody {
+        func run<T: StudyScalar>(_ type: T.Type) throws -> (String, Double) {
+            (T.formatName, (T(roundingDouble: 1) / T(roundingDouble: 3)).doubleValue)
+        }
+    }
+    let spec = "p=5,emin=-6,emax=7,subnormals=no,infinities=no,overflow=saturate"
+    let (name, third) = try ScalarRegistry.run(format: spec, Third())
+    let f = try FloatFormat.parse(spec)
+    #expect(name == spec && third == MPFROracle.round(1.0 / 3, to: f, mode: .nearest))
+    let up = try ScalarRegistry.run(format: spec, rounding: .up, Third()).1
+    #expect(up > 1.0 / 3 && up == FormatRounding.round(1.0 / 3, tail: 1e-20, to: f, mode: .up))
+    // Same format, same slot; arithmetic of the slot type against MPFR.
+    let slot = try UserFormats.slot(for: f)
+    #expect(try UserFormats.slot(for: f) == slot)
+    #expect(checkArithmetic(LowPrecisionFloat<UserFormatSlot<0>, Downward>.self, count: 500, seed: 5).isEmpty || slot != 0)
+    #expect(throws: ScalarRegistryError.self) { try ScalarRegistry.run(format: "p=40,emin=-6,emax=7", Third()) }
+}
