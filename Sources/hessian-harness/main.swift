@@ -23,7 +23,7 @@ struct HessianHarness: ParsableCommand {
         commandName: "hessian-harness",
         abstract: "Numerical precision research harness for finite-difference Hessian-vector products and Lanczos/SLQ.",
         version: ToolInfo.version,
-        subcommands: [Formats.self, Cast.self, Spectrum.self, SLQ.self, HVP.self, Version.self, Bench.self]
+        subcommands: [Formats.self, Cast.self, Spectrum.self, SLQ.self, HVP.self, TableCmd.self, Version.self, Bench.self]
     )
 }
 
@@ -125,6 +125,22 @@ struct HVP: ParsableCommand {
         do { try c.run() }
         catch let e as HarnessError { fail(e.message) }
         catch { fail("\(error)") }
+    }
+}
+
+struct TableCmd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "table",
+        abstract: "Aggregated table (Markdown or booktabs LaTeX) from any results CSV: means of numeric columns per --by group.")
+    @Argument(help: "Results CSV.") var csv: String
+    @Option(help: "Comma-separated grouping columns.") var by: String = ""
+    @Flag(help: "booktabs LaTeX.") var latex = false
+    @Flag(help: "Markdown (default).") var markdown = false
+    func run() throws {
+        if latex && markdown { fail("choose one of --latex and --markdown") }
+        let cols = by.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        do { print(try TableCommand.run(path: csv, by: cols, style: latex ? .latex : .markdown), terminator: "") }
+        catch let e as HarnessError { fail(e.message) }
     }
 }
 
