@@ -132,3 +132,27 @@ import CMPFR
     #expect(try FormatArithmetic(name: "fp64") == .fp64)
     #expect(throws: ScalarRegistryError.self) { try FormatArithmetic(name: "fp99") }
 }
+
+/// The BFloat16 fma where its argument is delicate: products below 2⁻¹³⁴ (inexact
+/// in binary32, replaced by ±2⁻¹⁴⁹) against addends near the subnormal range, and
+/// products beyond binary32's range brought back by the addend.
+@Test func bfloat16FmaEdgeRegions() {
+    var g = SplitMix64(seed: 77)
+    var bad: [String] = []
+    func check(_ a: BFloat16, _ b: BFloat16, _ c: BFloat16) {
+        let want = oracle(.bf16, .nearest, [a.doubleValue, b.doubleValue, c.doubleValue]) { mpfr_fma($0, $1[0], $1[1], $1[2], $2) }
+        let got = c.addingProduct(a, b).doubleValue
+        if !same(got, want) && bad.count < 5 { bad.append("fma(\(a), \(b), \(c)) = \(got), MPFR \(want)") }
+    }
+    func random(_ eLo: Int, _ eHi: Int) -> BFloat16 {
+        let e = Int(g.next() % UInt64(eHi - eLo + 1)) + eLo
+        return BFloat16(Double(sign: g.next() & 1 == 0 ? .plus : .minus, exponent: e, significand: 1 + g.nextUniform()))
+    }
+    for _ in 0..<20_000 {
+        check(random(-80, -60), random(-80, -60), random(-140, -120))                    // tiny products, tiny addends
+        check(random(-80, -60), random(-80, -60), BFloat16(bitPattern: UInt16(g.next() % 8)))   // ±0 and the smallest subnormals
+        check(random(60, 70), random(60, 70), random(126, 127))                           // products near/beyond fp32 max
+    }
+    for f in bad { Issue.record(Comment(rawValue: f)) }
+    #expect(bad.isEmpty)
+}
