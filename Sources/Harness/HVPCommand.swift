@@ -48,22 +48,20 @@ public struct HVPCommand {
         var g = SplitMix64(seed: seed ^ 0x5DEE_CE66_D)
         let v = (0..<n).map { _ in 2 * g.nextUniform() - 1 }
         let clock = ContinuousClock()
-        func secs(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
 
         // Reference: exact HVP in mpfr256 (forward-over-reverse), rounded to fp64.
         var exact: [Double] = []
-        let tExact = secs(clock.measure {
+        let tExact = clock.measure {
             exact = m.exactHVP(theta.map { MPFloat<256>($0) }, v.map { MPFloat<256>($0) }).hv.map { $0.doubleValue }
-        })
+        }.seconds
         struct Body<M: DifferentiableModel>: ScalarBody {
             let m: M, theta: [Double], v: [Double], scheme: String, step: StepPolicy
             let precision: FDPrecision, shards: Int, order: ReductionOrder
             func run<T: StudyScalar>(_: T.Type) throws -> (FDResult, Double, Double) {
                 let clock = ContinuousClock()
-                func secs(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
-                let tGrad = secs(clock.measure { _ = m.lossAndGradient(theta.map { T(roundingDouble: $0) }, accumulation: precision.accumulation) })
+                let tGrad = clock.measure { _ = m.lossAndGradient(theta.map { T(roundingDouble: $0) }, accumulation: precision.accumulation) }.seconds
                 var r: FDResult? = nil
-                let tHVP = try secs(clock.measure {
+                let tHVP = try clock.measure {
                     if scheme == "exact" {
                         let hv = m.exactHVP(theta.map { T(roundingDouble: $0) }, v.map { T(roundingDouble: $0) }, accumulation: precision.accumulation).hv
                         r = FDResult(hv: hv.map { precision.hvp.round($0.doubleValue) }, epsilon: 0, delta: [Double](repeating: 0, count: v.count), swampedFraction: 0)
@@ -73,7 +71,7 @@ public struct HVPCommand {
                         r = try ShardedHVP.estimate(m, theta: theta, v: v, scheme: FDScheme(rawValue: scheme)!, step: step, precision: precision,
                                                     shards: shards, order: order, compute: T.self)
                     }
-                })
+                }.seconds
                 return (r!, tGrad, tHVP)
             }
         }

@@ -9,22 +9,12 @@ import Krylov
 public enum KrylovBench {
     public struct Row: Sendable { public var benchmark: String; public var type: String; public var seconds: Double }
 
-    static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
-
-    static func median(_ trials: Int, _ body: () throws -> Void) rethrows -> Double {
-        var s: [Double] = []
-        let clock = ContinuousClock()
-        for _ in 0..<trials { s.append(seconds(try clock.measure(body))) }
-        s.sort()
-        return s[s.count / 2]
-    }
-
     static func lanczos<T: StudyScalar>(_: T.Type, n: Int, m: Int, policy: Reorthogonalization, trials: Int) throws -> Row {
         let (op, _) = try OperatorSpec.parse("diag:n=\(n),lo=0,hi=1").build(T.self, seed: 0)
         var g = ProbeGenerator(seed: 1, kind: .rademacher)
         let v = g.next(n).map { T(roundingDouble: $0) }
         var steps = 0
-        let t = median(trials) {
+        let t = Timing.median(trials: trials) {
             let l = Lanczos.run(op, start: v, options: LanczosOptions(steps: m, reorthogonalization: policy, measureOrthogonality: false))
             steps = l.steps
         }
@@ -41,13 +31,13 @@ public enum KrylovBench {
         var a = Matrix<Double>(rows: denseN, cols: denseN)
         for i in 0..<denseN { for j in 0...i { let x = g.nextUniform() - 0.5; a[i, j] = x; a[j, i] = x } }
         rows.append(Row(benchmark: "dense_eig n=\(denseN) vectors", type: "LAPACK dsyevd",
-                        seconds: try median(trials) { _ = try SymmetricEigen.decompose(a) }))
+                        seconds: try Timing.median(trials: trials) { _ = try SymmetricEigen.decompose(a) }))
         rows.append(Row(benchmark: "dense_eig n=\(denseN) vectors", type: "generic tred2+QL (Double)",
-                        seconds: try median(trials) { _ = try SymmetricEigen.generic(a, vectors: true) }))
+                        seconds: try Timing.median(trials: trials) { _ = try SymmetricEigen.generic(a, vectors: true) }))
         rows.append(Row(benchmark: "dense_eig n=\(denseN) values", type: "LAPACK dsyevd",
-                        seconds: try median(trials) { _ = try SymmetricEigen.decompose(a, vectors: false) }))
+                        seconds: try Timing.median(trials: trials) { _ = try SymmetricEigen.decompose(a, vectors: false) }))
         rows.append(Row(benchmark: "dense_eig n=\(denseN) values", type: "generic tred2+QL (Double)",
-                        seconds: try median(trials) { _ = try SymmetricEigen.generic(a, vectors: false) }))
+                        seconds: try Timing.median(trials: trials) { _ = try SymmetricEigen.generic(a, vectors: false) }))
         return rows
     }
 

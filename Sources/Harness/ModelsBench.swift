@@ -10,17 +10,6 @@ import Curvature
 public enum ModelsBench {
     public struct Row: Sendable { public var benchmark: String; public var seconds: Double; public var overGrad: Double? }
 
-    static func median(_ trials: Int, _ body: () throws -> Void) rethrows -> Double {
-        var s: [Double] = []
-        let clock = ContinuousClock()
-        for _ in 0..<trials {
-            let d = try clock.measure(body)
-            s.append(Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
-        }
-        s.sort()
-        return s[s.count / 2]
-    }
-
     public static func run(trials: Int = 5) throws -> [Row] {
         let data = try Dataset.teacherStudent(samples: 256, features: 784, classes: 10, seed: 1)
         let mlp = try MLP(widths: [784, 256, 256, 10], activation: .tanh, data: data)
@@ -30,20 +19,20 @@ public enum ModelsBench {
         let v = (0..<theta.count).map { _ in g.nextUniform() - 0.5 }
         let vF = v.map { Float($0) }
         var sink: Float = 0
-        let tGrad = try median(trials) { sink += mlp.lossAndGradient(thetaF, accumulation: .blas).loss }
+        let tGrad = try Timing.median(trials: trials) { sink += mlp.lossAndGradient(thetaF, accumulation: .blas).loss }
         let p = FDPrecision(param: try FormatArithmetic(name: "fp32"), grad: try FormatArithmetic(name: "fp32"),
                             hvp: try FormatArithmetic(name: "fp32"), accumulation: .blas)
-        let tFD = try median(trials) {
+        let tFD = try Timing.median(trials: trials) {
             let r = FiniteDifferenceHVP.estimate(mlp, theta: theta.map { Double(Float($0)) }, v: v, scheme: .central,
                                                  step: .absolute(1e-2), precision: p, compute: Float.self)
             sink += Float(r.hv[0])
         }
-        let tDual = try median(trials) { sink += mlp.exactHVP(thetaF, vF, accumulation: .blas).hv[0] }
+        let tDual = try Timing.median(trials: trials) { sink += mlp.exactHVP(thetaF, vF, accumulation: .blas).hv[0] }
         // Exact HVP in MPFloat<256>: MLP 64-128-10 (9,610 parameters), 32 samples.
         let small = try MLP(widths: [64, 128, 10], activation: .tanh, data: try Dataset.teacherStudent(samples: 32, features: 64, classes: 10, seed: 4))
         let ts = small.initialParameters(seed: 5).map { MPFloat<256>($0) }
         let vs = (0..<ts.count).map { _ in MPFloat<256>(g.nextUniform() - 0.5) }
-        let tMP = try median(1) { sink += Float(small.exactHVP(ts, vs).hv[0].doubleValue) }
+        let tMP = try Timing.median(trials: 1) { sink += Float(small.exactHVP(ts, vs).hv[0].doubleValue) }
         if sink.isNaN { print("") }
         return [
             Row(benchmark: "mlp 784-256-256-10 batch 256 fp32 gradient (sgemm)", seconds: tGrad, overGrad: 1),

@@ -24,16 +24,9 @@ public enum ScalarsBench {
         for i in 0..<c.count { c[i] = c[i].addingProduct(a[i], b[i]) }
     }
 
+    /// Median nanoseconds over `trials`, after a warm-up run.
     static func time(trials: Int, _ body: () -> Void) -> Double {
-        var samples: [Double] = []
-        let clock = ContinuousClock()
-        body()                                               // warm-up
-        for _ in 0..<trials {
-            let d = clock.measure(body)
-            samples.append(Double(d.components.seconds) * 1e9 + Double(d.components.attoseconds) * 1e-9)
-        }
-        samples.sort()
-        return samples[samples.count / 2]
+        Timing.median(trials: trials, warmUp: true, body) * 1e9
     }
 
     static func elementwise<T: StudyScalar>(_ type: T.Type, name: String, n: Int, reps: Int, trials: Int) -> [Row] {

@@ -104,7 +104,7 @@ public struct SLQCommand {
                 result = try StochasticRounding.withSeed(cmd.seed) { try SLQ.run(op, options: opts) }
             }
             let r = result!
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            let seconds = elapsed.seconds
             let totalSteps = r.probes.map(\.lanczos.steps).reduce(0, +)
 
             var nodes = Table(header: ["probe", "node", "weight"])
