@@ -19,10 +19,7 @@ public struct ProbeGenerator {
             let s = 1 / Double(n).squareRoot()
             return (0..<n).map { _ in g.next() & 1 == 0 ? s : -s }
         case .gaussian:
-            var v = (0..<n).map { _ -> Double in
-                let u1 = max(g.nextUniform(), 0x1p-60), u2 = g.nextUniform()
-                return (-2 * Double.log(u1)).squareRoot() * Double.cos(2 * .pi * u2)
-            }
+            var v = (0..<n).map { _ in g.nextGaussian() }
             let nr = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
             for i in v.indices { v[i] /= nr }
             return v

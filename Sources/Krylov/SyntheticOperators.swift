@@ -126,11 +126,6 @@ public struct OperatorSpec: Sendable, Equatable, CustomStringConvertible {
     /// LAPACK `dsyevd` of the stored matrix for dense ones.
     public func matrix(seed: UInt64) throws -> (diagonal: [Double]?, dense: Matrix<Double>?, eigenvalues: [Double]) {
         var g = SplitMix64(seed: seed)
-        func gaussian() -> Double {
-            // Box–Muller on the seeded generator.
-            let u1 = max(g.nextUniform(), 0x1p-60), u2 = g.nextUniform()
-            return (-2 * Double.log(u1)).squareRoot() * Double.cos(2 * .pi * u2)
-        }
         var a: Matrix<Double>
         switch kind {
         case .diag, .powerlaw, .strakos:
@@ -140,7 +135,7 @@ public struct OperatorSpec: Sendable, Equatable, CustomStringConvertible {
             let vals = try baseValues()
             let n = vals.count
             // Haar orthogonal: QR of a Gaussian matrix (modified Gram–Schmidt, twice).
-            var q = (0..<n).map { _ in (0..<n).map { _ in gaussian() } }
+            var q = (0..<n).map { _ in (0..<n).map { _ in g.nextGaussian() } }
             for j in 0..<n {
                 for _ in 0..<2 {
                     for k in 0..<j {
@@ -161,14 +156,14 @@ public struct OperatorSpec: Sendable, Equatable, CustomStringConvertible {
         case .mp:
             let n = try int("n"), r = try double("ratio")
             let m = max(1, Int((Double(n) / r).rounded()))
-            let x = Matrix<Double>(rows: m, cols: n, storage: (0..<(m * n)).map { _ in gaussian() })
+            let x = Matrix<Double>(rows: m, cols: n, storage: (0..<(m * n)).map { _ in g.nextGaussian() })
             a = Kernels.gemm(x.transposed(), x, accumulation: .blas)
             for i in 0..<a.storage.count { a.storage[i] /= Double(m) }
         case .spiked:
             let n = try int("n"), r = try double("ratio", default: 1)
             let spikes = (parameters["spikes"] ?? "5;4;3").split(separator: ";").compactMap { Double($0) }
             let m = max(1, Int((Double(n) / r).rounded()))
-            let z = Matrix<Double>(rows: n, cols: m, storage: (0..<(n * m)).map { _ in gaussian() })
+            let z = Matrix<Double>(rows: n, cols: m, storage: (0..<(n * m)).map { _ in g.nextGaussian() })
             a = Kernels.gemm(z, z.transposed(), accumulation: .blas)
             for i in 0..<a.storage.count { a.storage[i] /= Double(m) }
             for (i, s) in spikes.prefix(n).enumerated() { a[i, i] += s }

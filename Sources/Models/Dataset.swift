@@ -21,14 +21,10 @@ public struct Dataset: Sendable {
     /// random tanh teacher network d → 2d → classes with N(0, 1/fan_in) weights.
     public static func teacherStudent(samples n: Int, features d: Int, classes k: Int, seed: UInt64) throws -> Dataset {
         var g = SplitMix64(seed: seed)
-        func gaussian() -> Double {
-            let u1 = max(g.nextUniform(), 0x1p-60), u2 = g.nextUniform()
-            return (-2 * Double.log(u1)).squareRoot() * Double.cos(2 * .pi * u2)
-        }
-        let x = Matrix<Double>(rows: n, cols: d, storage: (0..<(n * d)).map { _ in gaussian() })
+        let x = Matrix<Double>(rows: n, cols: d, storage: (0..<(n * d)).map { _ in g.nextGaussian() })
         let h = 2 * d
-        let w1 = Matrix<Double>(rows: d, cols: h, storage: (0..<(d * h)).map { _ in gaussian() / Double(d).squareRoot() })
-        let w2 = Matrix<Double>(rows: h, cols: k, storage: (0..<(h * k)).map { _ in gaussian() / Double(h).squareRoot() })
+        let w1 = Matrix<Double>(rows: d, cols: h, storage: (0..<(d * h)).map { _ in g.nextGaussian() / Double(d).squareRoot() })
+        let w2 = Matrix<Double>(rows: h, cols: k, storage: (0..<(h * k)).map { _ in g.nextGaussian() / Double(h).squareRoot() })
         var hidden = Kernels.gemm(x, w1)
         for i in hidden.storage.indices { hidden.storage[i] = Double.tanh(hidden.storage[i]) }
         let out = Kernels.gemm(hidden, w2)

@@ -1,3 +1,5 @@
+import RealModule
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -84,4 +86,12 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
     /// A uniform draw from [0, 1) with 53 random bits.
     @inlinable
     public mutating func nextUniform() -> Double { Double(next() >> 11) * 0x1p-53 }
+
+    /// A standard normal draw (Box–Muller, cosine branch; two uniforms per draw,
+    /// the first clamped at 2⁻⁶⁰ so the logarithm is finite).
+    @inlinable
+    public mutating func nextGaussian() -> Double {
+        let u1 = max(nextUniform(), 0x1p-60), u2 = nextUniform()
+        return (-2 * Double.log(u1)).squareRoot() * Double.cos(2 * .pi * u2)
+    }
 }
