@@ -9,7 +9,7 @@ public enum SpectrumCommand {
         let start = Date()
         let parsed: OperatorSpec
         do { parsed = try OperatorSpec.parse(spec) } catch { throw HarnessError("\(error)") }
-        let (_, eigenvalues) = try parsed.build(Double.self, seed: seed)
+        let eigenvalues = try parsed.matrix(seed: seed).eigenvalues
         var t = Table(header: ["index", "eigenvalue"])
         for (i, l) in eigenvalues.enumerated() { t.append(["\(i)", csvNumber(l)]) }
         var bundle = OutputBundle()

@@ -56,7 +56,7 @@ public struct OperatorSpec: Sendable, Equatable, CustomStringConvertible {
             throw OperatorSpecError("unknown field '\(bad)' for operator '\(kind.rawValue)' (allowed: \(allowed[kind]!.sorted().joined(separator: ", ")))")
         }
         let spec = OperatorSpec(kind: kind, parameters: params, text: text)
-        _ = try spec.baseValues(seedlessCheckOnly: true)
+        _ = try spec.baseValues()
         return spec
     }
 
@@ -79,7 +79,7 @@ public struct OperatorSpec: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The defining eigenvalues (diagonal kinds) — validated, in fp64.
-    func baseValues(seedlessCheckOnly: Bool = false) throws -> [Double] {
+    func baseValues() throws -> [Double] {
         switch kind {
         case .diag, .rotated:
             if let v = parameters["values"] {
@@ -125,12 +125,18 @@ public struct OperatorSpec: Sendable, Equatable, CustomStringConvertible {
     /// exact eigenvalues (ascending): the defining values for diagonal kinds,
     /// LAPACK `dsyevd` of the stored matrix for dense ones.
     public func matrix(seed: UInt64) throws -> (diagonal: [Double]?, dense: Matrix<Double>?, eigenvalues: [Double]) {
+        let (diag, dense) = try definition(seed: seed)
+        if let d = diag { return (d, nil, d.sorted()) }
+        return (nil, dense, try SymmetricEigen.decompose(dense!, vectors: false).values)
+    }
+
+    /// The operator in fp64 without its spectrum: a diagonal or a dense matrix.
+    func definition(seed: UInt64) throws -> (diagonal: [Double]?, dense: Matrix<Double>?) {
         var g = SplitMix64(seed: seed)
         var a: Matrix<Double>
         switch kind {
         case .diag, .powerlaw, .strakos:
-            let d = try baseValues()
-            return (d, nil, d.sorted())
+            return (try baseValues(), nil)
         case .rotated:
             let vals = try baseValues()
             let n = vals.count
@@ -169,14 +175,13 @@ public struct OperatorSpec: Sendable, Equatable, CustomStringConvertible {
             for (i, s) in spikes.prefix(n).enumerated() { a[i, i] += s }
         }
         symmetrize(&a)
-        let exact = try SymmetricEigen.decompose(a, vectors: false).values
-        return (nil, a, exact)
+        return (nil, a)
     }
 
     /// The operator in scalar type `T` and its exact eigenvalues (ascending, fp64):
     /// the spectrum of the operator as stored in `T`.
     public func build<T: StudyScalar>(_: T.Type, seed: UInt64, accumulation: Accumulation = .recursive) throws -> (op: AnyOperator<T>, eigenvalues: [Double]) {
-        let (diag, dense, _) = try matrix(seed: seed)
+        let (diag, dense) = try definition(seed: seed)
         if let d = diag {
             let stored = d.map { T(roundingDouble: $0) }
             return (AnyOperator(DiagonalOperator(stored)), stored.map(\.doubleValue).sorted())
