@@ -69,6 +69,14 @@ public struct TransformerLM: DifferentiableModel {
     }
 
     struct LNCache<T: StudyScalar> { var xhat: Matrix<T>; var invStd: [T] }
+    /// One block's weight matrices (as stored: [out, in]).
+    struct BlockWeights<T: StudyScalar> {
+        var wq, wk, wv, wo, w1, w2: Matrix<T>
+        func transposed() -> BlockWeights {
+            BlockWeights(wq: wq.transposed(), wk: wk.transposed(), wv: wv.transposed(), wo: wo.transposed(),
+                         w1: w1.transposed(), w2: w2.transposed())
+        }
+    }
     struct BlockCache<T: StudyScalar> {
         var ln1: LNCache<T>; var a: Matrix<T>; var q: Matrix<T>; var k: Matrix<T>; var v: Matrix<T>
         var p: [Matrix<T>]; var o: Matrix<T>; var ln2: LNCache<T>; var m: Matrix<T>; var u: Matrix<T>; var gu: Matrix<T>
@@ -134,6 +142,13 @@ public struct TransformerLM: DifferentiableModel {
         let norm = 1 / T(sequences.count * L)
         let scale = 1 / T(dh).squareRoot()
         let tok = mat(theta, "embed.tokens"), pos = mat(theta, "embed.positions"), head = mat(theta, "head")
+        let headT = head.transposed()
+        // Weight matrices and their transposes depend only on θ: build them once, not per sequence.
+        let w = (0..<c.layers).map { b in
+            BlockWeights(wq: mat(theta, "block\(b).attn.wq"), wk: mat(theta, "block\(b).attn.wk"), wv: mat(theta, "block\(b).attn.wv"),
+                         wo: mat(theta, "block\(b).attn.wo"), w1: mat(theta, "block\(b).mlp.w1"), w2: mat(theta, "block\(b).mlp.w2"))
+        }
+        let wT = w.map { $0.transposed() }
         for s in samples {
             let seq = sequences[s]
             // Forward.
@@ -143,9 +158,9 @@ public struct TransformerLM: DifferentiableModel {
             for b in 0..<c.layers {
                 let blk = "block\(b)"
                 let (a, c1) = layerNorm(h, slice(theta, "\(blk).ln1.gain"), slice(theta, "\(blk).ln1.bias"))
-                let q = Kernels.gemm(a, mat(theta, "\(blk).attn.wq").transposed(), accumulation: acc)
-                let k = Kernels.gemm(a, mat(theta, "\(blk).attn.wk").transposed(), accumulation: acc)
-                let v = Kernels.gemm(a, mat(theta, "\(blk).attn.wv").transposed(), accumulation: acc)
+                let q = Kernels.gemm(a, wT[b].wq, accumulation: acc)
+                let k = Kernels.gemm(a, wT[b].wk, accumulation: acc)
+                let v = Kernels.gemm(a, wT[b].wv, accumulation: acc)
                 var o = Matrix<T>(rows: L, cols: d)
                 var ps: [Matrix<T>] = []
                 for hd in 0..<H {
@@ -170,21 +185,21 @@ public struct TransformerLM: DifferentiableModel {
                     }
                     ps.append(p)
                 }
-                let attn = Kernels.gemm(o, mat(theta, "\(blk).attn.wo").transposed(), accumulation: acc)
+                let attn = Kernels.gemm(o, wT[b].wo, accumulation: acc)
                 for i in h.storage.indices { h.storage[i] += attn.storage[i] }
                 let (m2, c2) = layerNorm(h, slice(theta, "\(blk).ln2.gain"), slice(theta, "\(blk).ln2.bias"))
-                var u = Kernels.gemm(m2, mat(theta, "\(blk).mlp.w1").transposed(), accumulation: acc)
+                var u = Kernels.gemm(m2, wT[b].w1, accumulation: acc)
                 let b1 = slice(theta, "\(blk).mlp.b1"), b10 = b1.startIndex
                 for t in 0..<L { for j in 0..<c.ff { u[t, j] += b1[b10 + j] } }
                 let gu = u.map { Activation.gelu.value($0) }
-                var f = Kernels.gemm(gu, mat(theta, "\(blk).mlp.w2").transposed(), accumulation: acc)
+                var f = Kernels.gemm(gu, wT[b].w2, accumulation: acc)
                 let b2 = slice(theta, "\(blk).mlp.b2"), b20 = b2.startIndex
                 for t in 0..<L { for j in 0..<d { f[t, j] += b2[b20 + j] } }
                 for i in h.storage.indices { h.storage[i] += f.storage[i] }
                 caches.append(BlockCache(ln1: c1, a: a, q: q, k: k, v: v, p: ps, o: o, ln2: c2, m: m2, u: u, gu: gu))
             }
             let (zf, cf) = layerNorm(h, slice(theta, "final.ln.gain"), slice(theta, "final.ln.bias"))
-            let logits = Kernels.gemm(zf, head.transposed(), accumulation: acc)
+            let logits = Kernels.gemm(zf, headT, accumulation: acc)
             let (sum, dlogits) = softmaxCrossEntropy(logits, label: { seq[$0 + 1] }, scale: norm)
             loss += sum * norm
             // Backward.
@@ -198,18 +213,18 @@ public struct TransformerLM: DifferentiableModel {
                 addMatrix(&grad, "\(blk).mlp.w2", Kernels.gemm(dh_.transposed(), cache.gu, accumulation: acc))
                 let ob2 = layout.tensor("\(blk).mlp.b2")!.offset
                 for t in 0..<L { for j in 0..<d { grad[ob2 + j] += dh_[t, j] } }
-                var du = Kernels.gemm(dh_, mat(theta, "\(blk).mlp.w2"), accumulation: acc)
+                var du = Kernels.gemm(dh_, w[b].w2, accumulation: acc)
                 for i in du.storage.indices { du.storage[i] *= Activation.gelu.derivative(cache.u.storage[i]) }
                 addMatrix(&grad, "\(blk).mlp.w1", Kernels.gemm(du.transposed(), cache.m, accumulation: acc))
                 let ob1 = layout.tensor("\(blk).mlp.b1")!.offset
                 for t in 0..<L { for j in 0..<c.ff { grad[ob1 + j] += du[t, j] } }
-                let dm = Kernels.gemm(du, mat(theta, "\(blk).mlp.w1"), accumulation: acc)
+                let dm = Kernels.gemm(du, w[b].w1, accumulation: acc)
                 let dln2 = layerNormBackward(dm, cache.ln2, slice(theta, "\(blk).ln2.gain"), &grad,
                                              gainOffset: layout.tensor("\(blk).ln2.gain")!.offset, biasOffset: layout.tensor("\(blk).ln2.bias")!.offset)
                 for i in dh_.storage.indices { dh_.storage[i] += dln2.storage[i] }
                 // Attention.
                 addMatrix(&grad, "\(blk).attn.wo", Kernels.gemm(dh_.transposed(), cache.o, accumulation: acc))
-                let dO = Kernels.gemm(dh_, mat(theta, "\(blk).attn.wo"), accumulation: acc)
+                let dO = Kernels.gemm(dh_, w[b].wo, accumulation: acc)
                 var dq = Matrix<T>(rows: L, cols: d), dk = Matrix<T>(rows: L, cols: d), dv = Matrix<T>(rows: L, cols: d)
                 for hd in 0..<H {
                     let p = cache.p[hd]
@@ -236,9 +251,9 @@ public struct TransformerLM: DifferentiableModel {
                 addMatrix(&grad, "\(blk).attn.wq", Kernels.gemm(dq.transposed(), cache.a, accumulation: acc))
                 addMatrix(&grad, "\(blk).attn.wk", Kernels.gemm(dk.transposed(), cache.a, accumulation: acc))
                 addMatrix(&grad, "\(blk).attn.wv", Kernels.gemm(dv.transposed(), cache.a, accumulation: acc))
-                var da = Kernels.gemm(dq, mat(theta, "\(blk).attn.wq"), accumulation: acc)
-                let dak = Kernels.gemm(dk, mat(theta, "\(blk).attn.wk"), accumulation: acc)
-                let dav = Kernels.gemm(dv, mat(theta, "\(blk).attn.wv"), accumulation: acc)
+                var da = Kernels.gemm(dq, w[b].wq, accumulation: acc)
+                let dak = Kernels.gemm(dk, w[b].wk, accumulation: acc)
+                let dav = Kernels.gemm(dv, w[b].wv, accumulation: acc)
                 for i in da.storage.indices { da.storage[i] += dak.storage[i] + dav.storage[i] }
                 let dln1 = layerNormBackward(da, cache.ln1, slice(theta, "\(blk).ln1.gain"), &grad,
                                              gainOffset: layout.tensor("\(blk).ln1.gain")!.offset, biasOffset: layout.tensor("\(blk).ln1.bias")!.offset)
