@@ -41,11 +41,15 @@ public enum StepPolicy: Sendable, Equatable, CustomStringConvertible {
     }
 
     @inlinable public func epsilon(theta: [Double], v: [Double]) -> Double {
+        guard case .relative = self else { return epsilon(thetaNorm: 0, vNorm: 0) }
+        return epsilon(thetaNorm: theta.reduce(0) { $0 + $1 * $1 }.squareRoot(), vNorm: v.reduce(0) { $0 + $1 * $1 }.squareRoot())
+    }
+
+    /// ε from the norms ‖θ‖₂ and ‖v‖₂ (ignored by `absolute`; η itself when either is 0).
+    @inlinable public func epsilon(thetaNorm nt: Double, vNorm nv: Double) -> Double {
         switch self {
         case .absolute(let e): return e
-        case .relative(let eta):
-            let nt = theta.reduce(0) { $0 + $1 * $1 }.squareRoot(), nv = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            return nt > 0 && nv > 0 ? eta * nt / nv : eta
+        case .relative(let eta): return nt > 0 && nv > 0 ? eta * nt / nv : eta
         }
     }
 }
@@ -74,6 +78,17 @@ public struct FDPrecision: Sendable {
 public struct FDResult: Sendable {
     @inlinable public init(hv: [Double], epsilon: Double, delta: [Double], swampedFraction: Double) {
         self.hv = hv; self.epsilon = epsilon; self.delta = delta; self.swampedFraction = swampedFraction
+    }
+
+    /// The result of perturbing θ to `plus` = fl_param(θ + εv): δ and the swamped fraction.
+    @inlinable public init(hv: [Double], epsilon: Double, theta: [Double], plus: [Double], v: [Double]) {
+        var moving = 0, swamped = 0
+        for i in v.indices where v[i] != 0 {
+            moving += 1
+            if plus[i] == theta[i] { swamped += 1 }
+        }
+        self.init(hv: hv, epsilon: epsilon, delta: zip(plus, theta).map { $0 - $1 },
+                  swampedFraction: moving > 0 ? Double(swamped) / Double(moving) : 0)
     }
     /// The estimate ĥ.
     public var hv: [Double]
@@ -124,23 +139,27 @@ public enum FiniteDifferenceHVP {
     ) -> FDResult {
         precondition(theta.count == v.count && theta.count == model.parameterCount)
         let eps = step.epsilon(theta: theta, v: v)
+        let (grads, plus) = gradientsAtOffsets(theta, v, scheme: scheme, epsilon: eps, param: precision.param) { p in
+            model.lossAndGradient(p.map { T(roundingDouble: $0) }, accumulation: precision.accumulation).gradient
+                .map { precision.grad.round($0.doubleValue) }
+        }
+        return FDResult(hv: quotient(grads, scheme: scheme, epsilon: eps, hvp: precision.hvp), epsilon: eps,
+                        theta: theta, plus: plus, v: v)
+    }
+
+    /// The gradients at the scheme's offsets: θ itself for offset 0, otherwise
+    /// `fl_param(θ + cεv)`, each passed to `gradient`. Also returns fl_param(θ + εv).
+    @inlinable
+    public static func gradientsAtOffsets(_ theta: [Double], _ v: [Double], scheme: FDScheme, epsilon eps: Double,
+                                          param: FormatArithmetic, gradient: ([Double]) -> [Double]) -> (grads: [[Double]], plus: [Double]) {
         var grads: [[Double]] = []
-        var plus: [Double] = theta
+        var plus = theta
         for c in scheme.offsets {
-            let p = c == 0 ? theta : perturb(theta, v, c, eps, precision.param)
+            let p = c == 0 ? theta : perturb(theta, v, c, eps, param)
             if c == 1 { plus = p }
-            let g = model.lossAndGradient(p.map { T(roundingDouble: $0) }, accumulation: precision.accumulation).gradient
-            grads.append(g.map { precision.grad.round($0.doubleValue) })
+            grads.append(gradient(p))
         }
-        let n = theta.count
-        let hv = quotient(grads, scheme: scheme, epsilon: eps, hvp: precision.hvp)
-        let delta = zip(plus, theta).map { $0 - $1 }
-        var moving = 0, swamped = 0
-        for i in 0..<n where v[i] != 0 {
-            moving += 1
-            if plus[i] == theta[i] { swamped += 1 }
-        }
-        return FDResult(hv: hv, epsilon: eps, delta: delta, swampedFraction: moving > 0 ? Double(swamped) / Double(moving) : 0)
+        return (grads, plus)
     }
 
     /// The same scheme entirely in `T` (perturbation, gradients and quotient all in

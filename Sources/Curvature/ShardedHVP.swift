@@ -32,15 +32,8 @@ public enum ShardedHVP {
                                                step: step, precision: precision, order: order, compute: T.self)
             return RankOut(hv: hv, plus: plus, eps: eps)
         }
-        let hv = layout.unpad(outs.flatMap(\.hv))
-        let plus = layout.unpad(outs.flatMap(\.plus))
-        var moving = 0, swamped = 0
-        for i in 0..<n where v[i] != 0 {
-            moving += 1
-            if plus[i] == theta[i] { swamped += 1 }
-        }
-        return FDResult(hv: hv, epsilon: outs[0].eps, delta: zip(plus, theta).map { $0 - $1 },
-                        swampedFraction: moving > 0 ? Double(swamped) / Double(moving) : 0)
+        return FDResult(hv: layout.unpad(outs.flatMap(\.hv)), epsilon: outs[0].eps,
+                        theta: theta, plus: layout.unpad(outs.flatMap(\.plus)), v: v)
     }
 
     /// One rank's part of the sharded FD-HVP: called by every rank of `comm` with
@@ -53,29 +46,23 @@ public enum ShardedHVP {
         let n = model.parameterCount, r = comm.rank, shards = comm.size
         let samples = model.sampleCount
         let per = (samples + shards - 1) / shards
-        let eps: Double
-        switch step {
-        case .absolute(let e): eps = e
-        case .relative(let eta):
+        var nt = 0.0, nv = 0.0
+        if case .relative = step {                      // ‖θ‖, ‖v‖: local sums plus an all-reduce
             var st = 0.0, sv = 0.0
             for x in tr { st += x * x }
             for x in vr { sv += x * x }
-            let nt = comm.allReduce(st, format: .fp64, order: order).squareRoot()
-            let nv = comm.allReduce(sv, format: .fp64, order: order).squareRoot()
-            eps = nt > 0 && nv > 0 ? eta * nt / nv : eta
+            nt = comm.allReduce(st, format: .fp64, order: order).squareRoot()
+            nv = comm.allReduce(sv, format: .fp64, order: order).squareRoot()
         }
+        let eps = step.epsilon(thetaNorm: nt, vNorm: nv)
         let mySamples = min(r * per, samples)..<min((r + 1) * per, samples)
-        var grads: [[Double]] = []
-        var plus = tr
-        for c in scheme.offsets {
-            let local = c == 0 ? tr : FiniteDifferenceHVP.perturb(tr, vr, c, eps, precision.param)
-            if c == 1 { plus = local }
+        let (grads, plus) = FiniteDifferenceHVP.gradientsAtOffsets(tr, vr, scheme: scheme, epsilon: eps, param: precision.param) { local in
             let full = layout.unpad(comm.allGather(local))
             let g = model.lossAndGradient(full.map { T(roundingDouble: $0) }, samples: mySamples,
                                           accumulation: precision.accumulation).gradient
             var gpad = g.map { precision.grad.round($0.doubleValue) }
             gpad += [Double](repeating: 0, count: layout.paddedCount - n)
-            grads.append(comm.reduceScatter(gpad, format: precision.grad, order: order))
+            return comm.reduceScatter(gpad, format: precision.grad, order: order)
         }
         return (FiniteDifferenceHVP.quotient(grads, scheme: scheme, epsilon: eps, hvp: precision.hvp), plus, eps)
     }
