@@ -48,8 +48,7 @@ struct Cast: ParsableCommand {
     @Option(help: "Seed of the stochastic-rounding generator (SplitMix64).") var seed: UInt64 = 0
     @Argument(parsing: .allUnrecognized, help: "Values to round.") var values: [String] = []
     func run() throws {
-        do { print(try CastCommand.run(format: format, rounding: rounding, seed: seed, values: values), terminator: "") }
-        catch let e as HarnessError { fail(e.message) }
+        print(try CastCommand.run(format: format, rounding: rounding, seed: seed, values: values), terminator: "")
     }
 }
 
@@ -61,9 +60,7 @@ struct Spectrum: ParsableCommand {
     @Option(help: "Seed of the operator's random draws.") var seed: UInt64 = 0
     @Option(help: "Output directory.") var out: String
     func run() throws {
-        do { try SpectrumCommand.run(operator: operatorSpec, seed: seed, out: out, command: CommandLine.arguments) }
-        catch let e as HarnessError { fail(e.message) }
-        catch { fail("\(error)") }
+        try SpectrumCommand.run(operator: operatorSpec, seed: seed, out: out, command: CommandLine.arguments)
     }
 }
 
@@ -93,9 +90,7 @@ struct SLQ: ParsableCommand {
         let c = SLQCommand(operatorSpec: operatorSpec, steps: steps, probes: probes, reorth: reorth, krylov: krylov,
                            rounding: rounding, accumulation: accumulation, probe: probe, sigma: sigma, gridPoints: grid,
                            seed: seed, out: out, command: CommandLine.arguments)
-        do { try c.run() }
-        catch let e as HarnessError { fail(e.message) }
-        catch { fail("\(error)") }
+        try c.run()
     }
 }
 
@@ -122,9 +117,7 @@ struct HVP: ParsableCommand {
     func run() throws {
         let c = HVPCommand(model: model, seed: seed, policy: policy, scheme: scheme, eps: eps, stepPolicy: stepPolicy,
                            shards: shards, order: order, out: out, command: CommandLine.arguments)
-        do { try c.run() }
-        catch let e as HarnessError { fail(e.message) }
-        catch { fail("\(error)") }
+        try c.run()
     }
 }
 
@@ -139,8 +132,7 @@ struct TableCmd: ParsableCommand {
     func run() throws {
         if latex && markdown { fail("choose one of --latex and --markdown") }
         let cols = by.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        do { print(try TableCommand.run(path: csv, by: cols, style: latex ? .latex : .markdown), terminator: "") }
-        catch let e as HarnessError { fail(e.message) }
+        print(try TableCommand.run(path: csv, by: cols, style: latex ? .latex : .markdown), terminator: "")
     }
 }
 
