@@ -74,21 +74,7 @@ extension ExactDecimal {
                 let (d, _) = try parse(text, precision: bits, rnd: mpfrRounding(mode))
                 mpfr_set(y.x, d.x, MPFR_RNDN)
             }
-            // Errors against the exact input.
-            var absErr = Double.nan, relErr = Double.nan
-            if mpfr_nan_p(y.x) == 0 && mpfr_nan_p(w.x) == 0 {
-                if mpfr_inf_p(w.x) != 0 || mpfr_inf_p(y.x) != 0 {
-                    let same = mpfr_equal_p(w.x, y.x) != 0
-                    absErr = same ? 0 : .infinity; relErr = absErr
-                } else {
-                    let e = MPFRScratch(precision: max(4096, 4 * bits))
-                    mpfr_sub(e.x, y.x, w.x, MPFR_RNDN)
-                    mpfr_abs(e.x, e.x, MPFR_RNDN)
-                    absErr = mpfr_get_d(e.x, MPFR_RNDN)
-                    if mpfr_zero_p(w.x) != 0 { relErr = absErr == 0 ? 0 : .infinity }
-                    else { mpfr_div(e.x, e.x, w.x, MPFR_RNDN); mpfr_abs(e.x, e.x, MPFR_RNDN); relErr = mpfr_get_d(e.x, MPFR_RNDN) }
-                }
-            }
+            let (absErr, relErr) = errors(of: y.x, exact: w.x, precision: max(4096, 4 * bits))
             let value: String
             if mpfr_nan_p(y.x) != 0 { value = "nan" }
             else if mpfr_inf_p(y.x) != 0 { value = mpfr_signbit(y.x) != 0 ? "-inf" : "inf" }

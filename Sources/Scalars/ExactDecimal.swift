@@ -156,18 +156,24 @@ public enum ExactDecimal {
     /// and rounded to Double. Infinite input equal to the value gives 0.
     public static func errors(of value: Double, against text: String) throws -> (abs: Double, rel: Double) {
         let (w, _) = try parse(text, precision: 4096)
-        if mpfr_nan_p(w.x) != 0 || value.isNaN { return (.nan, .nan) }
-        if mpfr_inf_p(w.x) != 0 {
-            let same = value.isInfinite && (value < 0) == (mpfr_signbit(w.x) != 0)
-            return same ? (0, 0) : (.infinity, .infinity)
+        let y = MPFRScratch(value)                 // named: it must outlive the call using y.x
+        return withExtendedLifetime((y, w)) { errors(of: y.x, exact: w.x, precision: 4096) }
+    }
+
+    /// `|y − w|` and that over `|w|` for the exact value `w`, evaluated at
+    /// `precision` bits and rounded to Double: NaN if either is NaN; 0 for equal
+    /// infinities and ∞ for any other infinite case; relative error ∞ (or 0) at w = 0.
+    static func errors(of y: UnsafePointer<__mpfr_struct>, exact w: UnsafePointer<__mpfr_struct>, precision: Int) -> (abs: Double, rel: Double) {
+        if mpfr_nan_p(y) != 0 || mpfr_nan_p(w) != 0 { return (.nan, .nan) }
+        if mpfr_inf_p(w) != 0 || mpfr_inf_p(y) != 0 {
+            return mpfr_equal_p(w, y) != 0 ? (0, 0) : (.infinity, .infinity)
         }
-        if value.isInfinite { return (.infinity, .infinity) }
-        let d = MPFRScratch(precision: 4096)
-        mpfr_d_sub(d.x, value, w.x, MPFR_RNDN)
+        let d = MPFRScratch(precision: precision)
+        mpfr_sub(d.x, y, w, MPFR_RNDN)
         mpfr_abs(d.x, d.x, MPFR_RNDN)
         let absErr = mpfr_get_d(d.x, MPFR_RNDN)
-        if mpfr_zero_p(w.x) != 0 { return (absErr, absErr == 0 ? 0 : .infinity) }
-        mpfr_div(d.x, d.x, w.x, MPFR_RNDN)
+        if mpfr_zero_p(w) != 0 { return (absErr, absErr == 0 ? 0 : .infinity) }
+        mpfr_div(d.x, d.x, w, MPFR_RNDN)
         mpfr_abs(d.x, d.x, MPFR_RNDN)
         return (absErr, mpfr_get_d(d.x, MPFR_RNDN))
     }
