@@ -76,12 +76,9 @@ public enum MPFROracle {
         if f.subnormals { inex = mpfr_subnormalize(y.x, inex, rnd) }
         mpfr_set_emin(oldMin); mpfr_set_emax(oldMax)
         let d = mpfr_get_d(y.x, MPFR_RNDN)                      // exact: y fits binary64
-        if d.isInfinite {
-            switch f.overflow {
-            case .infinity: return d
-            case .nan: return .nan
-            case .saturate: return d < 0 ? -f.greatestFinite : f.greatestFinite
-            }
+        if d.isInfinite {                                         // MPFR overflowed: the format's overflow rule
+            let mag = FormatRounding.overflowMagnitude(f)
+            return d < 0 ? -mag : mag
         }
         if abs(d) > f.greatestFinite {
             // Only formats without infinities get here (their all-ones code is NaN).

@@ -28,16 +28,13 @@ public struct FormatArithmetic: Sendable, Equatable, CustomStringConvertible {
     /// A stage format by name: the emulated formats, `fp32`, `fp64` (or any `mpfrN`,
     /// which at this stage means "no rounding beyond binary64").
     public init(name: String, mode: RoundingMode = .nearest) throws {
-        let n = name.lowercased()
-        if n == "fp64" || n.hasPrefix("mpfr") {
-            guard mode == .nearest || n.hasPrefix("mpfr") == false else { throw ScalarRegistryError.unsupportedRounding(format: n, rounding: mode) }
-            self.init(format: mode == .nearest ? nil : .fp64, mode: mode)
+        if name.lowercased().hasPrefix("mpfr") {          // no rounding beyond binary64 at a Double stage
+            guard mode == .nearest else { throw ScalarRegistryError.unsupportedRounding(format: name.lowercased(), rounding: mode) }
+            self.init(format: nil)
             return
         }
-        guard let f = FloatFormat.named.first(where: { $0.name == n }) ?? (n.contains("=") ? try? FloatFormat.parse(name) : nil) else {
-            throw ScalarRegistryError.unknownFormat(name)
-        }
-        self.init(format: f, mode: mode)
+        guard let f = try? FloatFormat.parse(name) else { throw ScalarRegistryError.unknownFormat(name) }
+        self.init(format: f == .fp64 && mode == .nearest ? nil : f, mode: mode)   // fp64 nearest: plain Double
     }
 
     public var description: String { (format?.name ?? "fp64") + (mode == .nearest ? "" : "/\(mode.rawValue)") }

@@ -38,6 +38,10 @@ func runCLI(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: 
         let e4m3 = try CastCommand.run(format: "e4m3", rounding: "nearest", seed: 0, values: ["464", "464.01", "-0.0"])
         #expect(e4m3.contains("464,e4m3,nearest,4.5e+02,0x7e,16.0,") && e4m3.contains("464.01,e4m3,nearest,nan,0x7f")
                 && e4m3.contains("-0.0,e4m3,nearest,-0.0,0x80,0.0,0.0"))
+        // Negative overflow to NaN keeps the sign bit, as ml_dtypes' float8_e4m3fn does (0xff),
+        // both just past the largest finite value and past MPFR's overflow of the p-bit value.
+        let neg = try CastCommand.run(format: "e4m3", rounding: "nearest", seed: 0, values: ["-470", "-1e5"])
+        #expect(neg.contains("-470,e4m3,nearest,nan,0xff,") && neg.contains("-1e5,e4m3,nearest,nan,0xff,"))
         // RN(0.1) in binary64 lies above 0.1, so `up` gives it and `down` the one below.
         let up = try CastCommand.run(format: "fp64", rounding: "up", seed: 0, values: ["0.1"])
         let down = try CastCommand.run(format: "fp64", rounding: "down", seed: 0, values: ["0.1"])
