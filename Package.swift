@@ -10,7 +10,7 @@
 //   4. Krylov                  Lanczos (reorthogonalization, diagnostics), SLQ, trace estimators, synthetic operators
 //   5. Models                  parameter layouts, hand-written reverse passes (quadratic, softmax regression, MLP)
 //   6. Curvature               exact and finite-difference HVPs, step policies, full Hessians
-//   ...                        Studies (later issues)
+//   7. Studies                 one file per study: pure functions from a config to tables
 //   8. Harness + hessian-harness  command implementations and the CLI
 import PackageDescription
 
@@ -23,11 +23,13 @@ let package = Package(
         .library(name: "Krylov", targets: ["Krylov"]),
         .library(name: "Models", targets: ["Models"]),
         .library(name: "Curvature", targets: ["Curvature"]),
+        .library(name: "Studies", targets: ["Studies"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(
@@ -84,8 +86,20 @@ let package = Package(
             ]
         ),
         .target(
+            name: "Studies",
+            dependencies: [
+                "Scalars",
+                "LinearAlgebra",
+                "Krylov",
+                "Models",
+                "Curvature",
+                .product(name: "RealModule", package: "swift-numerics"),
+            ]
+        ),
+        .target(
             name: "Harness",
             dependencies: [
+                "Studies",
                 "Scalars",
                 "LinearAlgebra",
                 "Krylov",
@@ -95,6 +109,7 @@ let package = Package(
                 "COpenBLAS",
                 .product(name: "RealModule", package: "swift-numerics"),
                 .product(name: "CSV", package: "CSV.swift"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         .executableTarget(

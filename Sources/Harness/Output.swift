@@ -81,11 +81,16 @@ public struct Manifest: Encodable {
     public var cores = ProcessInfo.processInfo.activeProcessorCount
     public var startTime: String
     public var endTime: String
+    /// Experiment runs: the file, its SHA-256 and the study (absent otherwise).
+    public var experimentFile: String?
+    public var experimentSHA256: String?
+    public var study: String?
 
     enum CodingKeys: String, CodingKey {
         case tool, toolVersion = "tool_version", gitCommit = "git_commit", command, seeds, parameters
         case mpfrVersion = "mpfr_version", gmpVersion = "gmp_version", openblasConfig = "openblas_config"
         case cores, startTime = "start_time", endTime = "end_time"
+        case experimentFile = "experiment_file", experimentSHA256 = "experiment_sha256", study
     }
 
     public init(command: [String], seeds: [String: UInt64], parameters: [String: String], start: Date, end: Date) {

@@ -12,19 +12,7 @@ public enum TableCommand {
     public enum Style: String { case markdown, latex }
 
     public static func run(path: String, by: [String], style: Style) throws -> String {
-        guard let stream = InputStream(fileAtPath: path), FileManager.default.fileExists(atPath: path) else {
-            throw HarnessError("cannot open '\(path)'")
-        }
-        let reader: CSVReader
-        do { reader = try CSVReader(stream: stream, hasHeaderRow: true) } catch { throw HarnessError("\(path): \(error)") }
-        guard let header = reader.headerRow, !header.isEmpty else { throw HarnessError("\(path): no header row") }
-        var rows: [[String]] = []
-        var line = 1
-        while let r = reader.next() {
-            line += 1
-            guard r.count == header.count else { throw HarnessError("\(path):\(line): \(r.count) fields, header has \(header.count)") }
-            rows.append(r)
-        }
+        let (header, rows) = try CSVTable.readRows(path: path)
         guard !rows.isEmpty else { throw HarnessError("\(path): no data rows") }
         for c in by where !header.contains(c) {
             throw HarnessError("--by column '\(c)' is not in \(path) (columns: \(header.joined(separator: ", ")))")
@@ -93,5 +81,32 @@ public enum TableCommand {
         for r in rows { out += r.map(esc).joined(separator: " & ") + " \\\\\n" }
         out += "\\bottomrule\n\\end{tabular}\n"
         return out
+    }
+}
+
+/// Reading a tidy results CSV (CSV.swift), with positioned errors.
+public enum CSVTable {
+    /// Header and rows; every row must have the header's field count.
+    public static func readRows(path: String) throws -> (header: [String], rows: [[String]]) {
+        guard let stream = InputStream(fileAtPath: path), FileManager.default.fileExists(atPath: path) else {
+            throw HarnessError("cannot open '\(path)'")
+        }
+        let reader: CSVReader
+        do { reader = try CSVReader(stream: stream, hasHeaderRow: true) } catch { throw HarnessError("\(path): \(error)") }
+        guard let header = reader.headerRow, !header.isEmpty else { throw HarnessError("\(path): no header row") }
+        var rows: [[String]] = []
+        var line = 1
+        while let r = reader.next() {
+            line += 1
+            guard r.count == header.count else { throw HarnessError("\(path):\(line): \(r.count) fields, header has \(header.count)") }
+            rows.append(r)
+        }
+        return (header, rows)
+    }
+
+    /// Rows as column → value dictionaries.
+    public static func read(path: String) throws -> [[String: String]] {
+        let (h, rows) = try readRows(path: path)
+        return rows.map { Dictionary(uniqueKeysWithValues: zip(h, $0)) }
     }
 }

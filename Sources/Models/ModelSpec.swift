@@ -13,6 +13,7 @@ public typealias LinearAlgebraAccumulation = Accumulation
 /// | `mlp:widths=D-H-…-K[,act=tanh\|gelu\|relu][,samples=N]` | MLP on teacher–student data |
 /// | `…,data=FILE.csv` or `…,x=X.npy,y=Y.npy` (softmax, mlp) | the same on user data (see ``DataFiles``) |
 /// | `transformer[:context=16,width=32,heads=4,layers=2,ff=128,sequences=8]` | character-level decoder-only LM on the built-in corpus |
+/// | `expsum:n=N` | Σ wᵢ exp(θᵢ): every derivative in closed form (``ExpSumModel``) |
 ///
 /// Data and the quadratic's b are drawn from the seed.
 public enum ModelSpec {
@@ -82,8 +83,14 @@ public enum ModelSpec {
                 }
             }
             return try TransformerLM(config: c, seed: seed)
+        case "expsum":
+            let p = rest.split(separator: "=", maxSplits: 1).map(String.init)
+            guard p.count == 2, p[0] == "n", let n = Int(p[1]), n >= 1, n <= 10_000_000 else {
+                throw ModelError("model 'expsum' needs n=N with N a positive integer (got '\(rest)')")
+            }
+            return ExpSumModel(n: n, seed: seed)
         default:
-            throw ModelError("unknown model '\(kind)' (known: quadratic, softmax, mlp, transformer)")
+            throw ModelError("unknown model '\(kind)' (known: quadratic, softmax, mlp, transformer, expsum)")
         }
     }
 }
@@ -91,10 +98,25 @@ public enum ModelSpec {
 /// A precision policy (NUMERICS.md §2): `param=bf16,compute=bf16,accumulate=fp32,grad=fp32,hvp=fp32,krylov=fp32`.
 /// Unnamed stages default to fp64; `accumulate` is an ``Accumulation`` name or a
 /// format (`fp32`, `fp64`: widened accumulation; the compute format's own name:
-/// recursive in it).
+/// recursive in it). An optional `rounding=MODE` (nearest, toward-zero, up, down,
+/// stochastic) applies to every stage whose format is emulated (not fp64 or
+/// mpfrN, which always round to nearest).
 public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
     public var param = "fp64", compute = "fp64", accumulate = "fp64", grad = "fp64", hvp = "fp64", krylov = "fp64"
+    public var rounding: RoundingMode = .nearest
     public var text: String
+
+    /// The rounding mode of a stage in `format`: the policy's mode, except nearest
+    /// for fp64 and mpfrN.
+    public func mode(for format: String) -> RoundingMode {
+        let f = format.lowercased()
+        return f == "fp64" || f.hasPrefix("mpfr") ? .nearest : rounding
+    }
+
+    /// The `param`, `grad` or `hvp` stage as arithmetic on Doubles.
+    public func arithmetic(_ format: String) throws -> FormatArithmetic {
+        try FormatArithmetic(name: format, mode: mode(for: format))
+    }
 
     public init(_ text: String) throws {
         self.text = text
@@ -108,21 +130,27 @@ public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
             case "grad": grad = p[1]
             case "hvp": hvp = p[1]
             case "krylov": krylov = p[1]
-            default: throw ModelError("unknown policy stage '\(p[0])' (known: param, compute, accumulate, grad, hvp, krylov)")
+            case "rounding":
+                guard let m = RoundingMode(name: p[1]) else {
+                    throw ModelError("unknown rounding '\(p[1])' in policy (known: nearest, toward-zero, up, down, stochastic)")
+                }
+                rounding = m
+            default: throw ModelError("unknown policy stage '\(p[0])' (known: param, compute, accumulate, grad, hvp, krylov, rounding)")
             }
         }
         for (stage, f) in [("param", param), ("grad", grad), ("hvp", hvp)] {
-            do { _ = try FormatArithmetic(name: f) } catch { throw ModelError("policy \(stage)=\(f): \(error)") }
+            do { _ = try arithmetic(f) } catch { throw ModelError("policy \(stage)=\(f): \(error)") }
         }
         struct Check: ScalarBody { func run<T: StudyScalar>(_: T.Type) -> Bool { true } }
         for (stage, f) in [("compute", compute), ("krylov", krylov)] {
-            do { _ = try ScalarRegistry.run(format: f, Check()) } catch { throw ModelError("policy \(stage)=\(f): \(error)") }
+            do { _ = try ScalarRegistry.run(format: f, rounding: mode(for: f), Check()) } catch { throw ModelError("policy \(stage)=\(f): \(error)") }
         }
         _ = try accumulation()
     }
 
     public var description: String {
         "param=\(param),compute=\(compute),accumulate=\(accumulate),grad=\(grad),hvp=\(hvp),krylov=\(krylov)"
+            + (rounding == .nearest ? "" : ",rounding=\(rounding.rawValue)")
     }
 
     public func accumulation() throws -> LinearAlgebraAccumulation {

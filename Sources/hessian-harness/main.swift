@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Harness
 import Scalars
 #if canImport(Glibc)
@@ -23,7 +24,7 @@ struct HessianHarness: ParsableCommand {
         commandName: "hessian-harness",
         abstract: "Numerical precision research harness for finite-difference Hessian-vector products and Lanczos/SLQ.",
         version: ToolInfo.version,
-        subcommands: [Formats.self, Cast.self, Spectrum.self, SLQ.self, HVP.self, TableCmd.self, Version.self, Bench.self]
+        subcommands: [Formats.self, Cast.self, Spectrum.self, SLQ.self, HVP.self, Run.self, TableCmd.self, Version.self, Bench.self]
     )
 }
 
@@ -67,30 +68,53 @@ struct Spectrum: ParsableCommand {
 struct SLQ: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "slq",
-        abstract: "Stochastic Lanczos quadrature of a synthetic operator in any Krylov format.",
+        abstract: "Stochastic Lanczos quadrature: of a synthetic operator in any Krylov format (--operator), or FD-HVP SLQ of a model with settings from a regimes file (--model, --regimes).",
         discussion: """
-        Writes DIR/nodes.csv (probe,node,weight), density.csv (x,density: Gaussian broadening, default σ = 1% of \
+        Operator form: writes DIR/nodes.csv (probe,node,weight), density.csv (x,density: Gaussian broadening, default σ = 1% of \
         the node range), lanczos.csv (probe,step,alpha,beta,orth_loss,orth_loss_fro,reorthogonalized), summary.csv \
-        (w1, w1_scaled, ks against the exact spectrum, Ritz diagnostics, timings) and manifest.json. Bad input: \
-        one line on stderr, exit 2, nothing written.
+        (w1, w1_scaled, ks against the exact spectrum, Ritz diagnostics, timings) and manifest.json. \
+        Model form: ε, scheme, step policy, reorthogonalization and steps come from the regimes entry matching --policy \
+        (its param and grad formats; --scheme/--step-policy choose among several); --steps/--reorth override. The \
+        Lanczos vectors are in the policy's krylov format; --shards runs every FD-HVP FSDP-style in process. Writes the \
+        same files (summary.csv compares with the exact spectrum when the model has ≤ 3000 parameters). \
+        Bad input: one line on stderr, exit 2, nothing written.
         """)
-    @Option(name: .customLong("operator"), help: "Operator spec (see `spectrum --help`).") var operatorSpec: String
-    @Option(help: "Lanczos steps per probe.") var steps: Int = 50
+    @Option(name: .customLong("operator"), help: "Operator spec (see `spectrum --help`).") var operatorSpec: String?
+    @Option(help: "Model spec (see `hvp --help`); needs --regimes.") var model: String?
+    @Option(help: "Regimes file (regimes.json from the regimes study).") var regimes: String?
+    @Option(help: "Precision policy of the model run (default: the regimes entry's).") var policy: String?
+    @Option(help: "Choose the regimes entry's scheme (forward, central, richardson).") var scheme: String?
+    @Option(name: .customLong("step-policy"), help: "Choose the regimes entry's step policy (absolute, relative).") var stepPolicy: String?
+    @Option(help: "FSDP shards of the model run (in-process ranks).") var shards: Int = 1
+    @Option(help: "Reduction order of the collectives: sequential or tree.") var order: String = "sequential"
+    @Option(help: "Lanczos steps per probe (model form: default from the regimes entry).") var steps: Int?
     @Option(help: "Number of probes.") var probes: Int = 10
-    @Option(help: "none, full, partial or selective.") var reorth: String = "none"
-    @Option(help: "Format of the Lanczos vectors and dot products (bf16, fp32, fp64, mpfr256, …).") var krylov: String = "fp64"
-    @Option(help: "Rounding mode of the Krylov format.") var rounding: String = "nearest"
-    @Option(help: "Dot-product accumulation: recursive, pairwise, compensated, fp32, fp64, blas.") var accumulation: String = "recursive"
+    @Option(help: "none, full, partial or selective (model form: default from the regimes entry).") var reorth: String?
+    @Option(help: "Format of the Lanczos vectors and dot products (operator form).") var krylov: String = "fp64"
+    @Option(help: "Rounding mode of the Krylov format (operator form).") var rounding: String = "nearest"
+    @Option(help: "Dot-product accumulation: recursive, pairwise, compensated, fp32, fp64, blas (operator form).") var accumulation: String = "recursive"
     @Option(help: "rademacher or gaussian.") var probe: String = "rademacher"
     @Option(help: "Gaussian broadening σ of the density (default 1% of the node range).") var sigma: Double?
     @Option(help: "Points of the density grid.") var grid: Int = 512
-    @Option(help: "Seed (operator, probes, stochastic rounding).") var seed: UInt64 = 0
+    @Option(help: "Seed (operator or model, probes, stochastic rounding).") var seed: UInt64 = 0
     @Option(help: "Output directory.") var out: String
     func run() throws {
-        let c = SLQCommand(operatorSpec: operatorSpec, steps: steps, probes: probes, reorth: reorth, krylov: krylov,
-                           rounding: rounding, accumulation: accumulation, probe: probe, sigma: sigma, gridPoints: grid,
-                           seed: seed, out: out, command: CommandLine.arguments)
-        try c.run()
+        switch (operatorSpec, model) {
+        case (let op?, nil):
+            if regimes != nil || policy != nil { fail("--regimes and --policy go with --model, not --operator") }
+            let c = SLQCommand(operatorSpec: op, steps: steps ?? 50, probes: probes, reorth: reorth ?? "none", krylov: krylov,
+                               rounding: rounding, accumulation: accumulation, probe: probe, sigma: sigma, gridPoints: grid,
+                               seed: seed, out: out, command: CommandLine.arguments)
+            try c.run()
+        case (nil, let m?):
+            guard let r = regimes else { fail("--model needs --regimes FILE (a regimes.json from the regimes study)") }
+            let c = ModelSLQCommand(model: m, regimes: r, policy: policy, scheme: scheme, stepPolicy: stepPolicy, shards: shards,
+                                    order: order, steps: steps, reorth: reorth, probes: probes, probe: probe, sigma: sigma,
+                                    gridPoints: grid, seed: seed, out: out, command: CommandLine.arguments)
+            try c.run()
+        default:
+            fail("give exactly one of --operator and --model")
+        }
     }
 }
 
@@ -118,6 +142,32 @@ struct HVP: ParsableCommand {
         let c = HVPCommand(model: model, seed: seed, policy: policy, scheme: scheme, eps: eps, stepPolicy: stepPolicy,
                            shards: shards, order: order, out: out, command: CommandLine.arguments)
         try c.run()
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run an experiment file's parameter sweep: tidy CSV tables and manifest.json in one folder.",
+        discussion: """
+        FILE is a YAML experiment (see experiments/README.md): study (fd-bias, noise-amplification, krylov-stability, \
+        regimes), its grid, seeds and tolerance. Configurations run in parallel (--jobs); each completed one is \
+        journaled in DIR/.sweep, so after an interruption (even kill -9) --resume completes the sweep. The tables are \
+        written only when every configuration is done, each file atomically; the same file and seeds give \
+        byte-identical CSV for any --jobs. Default DIR: results/NAME (results/quick/NAME with --quick), NAME being the \
+        experiment's name or file base name. Bad input: FILE:LINE:COLUMN and the problem on stderr, exit 2, nothing written.
+        """)
+    @Argument(help: "Experiment file (YAML).") var file: String
+    @Option(help: "Output directory.") var out: String?
+    @Flag(help: "Complete an interrupted sweep in --out.") var resume = false
+    @Option(help: "Parallel configurations (default: the number of cores).") var jobs: Int?
+    @Flag(help: "Run the experiment's reduced grid (its quick: section).") var quick = false
+    func run() throws {
+        let e = try ExperimentLoader.load(path: file, quick: quick)
+        let dir = out ?? (quick ? "results/quick/\(e.name)" : "results/\(e.name)")
+        let s = Sweep(experiment: e, out: URL(fileURLWithPath: dir), resume: resume,
+                      jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount, command: CommandLine.arguments)
+        try s.run()
+        print("\(e.study.name): \(e.study.units.count) configurations → \(dir)")
     }
 }
 

@@ -1,0 +1,348 @@
+import Foundation
+import Yams
+import Scalars
+import Krylov
+import Models
+import Curvature
+import Studies
+
+/// An experiment file (YAML, parsed by Yams) turned into a study.
+///
+/// ```yaml
+/// study: fd-bias                  # fd-bias | noise-amplification | krylov-stability | regimes
+/// name: fd-bias                   # optional: results folder name (default: the file's base name)
+/// models: [expsum:n=64, "mlp:widths=8-16-4,samples=32"]
+/// policies: [param=bf16,compute=bf16,accumulate=fp32,grad=fp32,hvp=fp32]
+/// schemes: [forward, central, richardson]
+/// step_policies: [relative]
+/// eps: {from: 1e-8, to: 1e-1, points: 15}     # log-spaced; or a list of values
+/// seeds: [0, 1]                   # or {from: 0, count: 4}
+/// tolerance: 1e-2
+/// quick:                          # keys replaced by --quick
+///   eps: {from: 1e-6, to: 1e-1, points: 6}
+/// ```
+///
+/// Every problem is reported as `FILE:LINE:COLUMN: message` and nothing runs.
+public struct Experiment {
+    public var path: String
+    public var sha256: String
+    public var name: String
+    public var quick: Bool
+    public var study: any Study
+    /// The study's settings as written (after `--quick` overrides), for the manifest.
+    public var parameters: [String: String]
+}
+
+/// A problem in an experiment file, with its position.
+struct ExperimentError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+public enum ExperimentLoader {
+    public static let studies = ["fd-bias", "noise-amplification", "krylov-stability", "regimes"]
+
+    static let common: Set<String> = ["study", "name", "description", "quick"]
+    static let keys: [String: Set<String>] = [
+        "fd-bias": ["models", "policies", "schemes", "step_policies", "eps", "seeds", "tolerance", "dominance"],
+        "noise-amplification": ["models", "policies", "schemes", "step_policies", "eps", "seeds", "vary", "replicates", "shards"],
+        "krylov-stability": ["models", "policies", "schemes", "step_policies", "eps", "reorth", "steps", "checkpoints", "probes", "seeds",
+                             "ritz_top", "ritz_tol", "tolerance", "max_parameters"],
+        "regimes": ["from", "validate", "tolerance"],
+    ]
+
+    public static func load(path: String, quick: Bool) throws -> Experiment {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw HarnessError("cannot read experiment file '\(path)'")
+        }
+        guard let text = String(data: data, encoding: .utf8) else { throw HarnessError("\(path): not UTF-8 text") }
+        let root: Node
+        do {
+            guard let r = try Yams.compose(yaml: text) else { throw HarnessError("\(path): empty experiment file") }
+            root = r
+        } catch let e as YamlError {
+            throw HarnessError("\(path):\(yamlPosition(e)) malformed YAML: \(yamlProblem(e))")
+        }
+        let doc = YNode(node: root, file: path)
+        var map = try doc.mapping()
+        let studyNode = try doc.required(map, "study")
+        let study = try studyNode.string()
+        guard let allowed = keys[study] else {
+            throw studyNode.error("unknown study '\(study)' (known: \(studies.joined(separator: ", ")))")
+        }
+        for (k, node) in map where !common.contains(k) && !allowed.contains(k) {
+            throw node.keyError("unknown key '\(k)' for study '\(study)' (allowed: \((common.union(allowed)).sorted().joined(separator: ", ")))")
+        }
+        if let q = map["quick"] {
+            for (k, node) in try q.mapping() {
+                guard allowed.contains(k) else { throw node.keyError("unknown key '\(k)' under quick (allowed: \(allowed.sorted().joined(separator: ", ")))") }
+                if quick { map[k] = node }
+            }
+        }
+        let name = try map["name"]?.string() ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw (map["name"] ?? doc).error("name '\(name)' must be letters, digits, '-', '_' or '.'")
+        }
+        var params: [String: String] = [:]
+        for (k, node) in map where k != "quick" { params[k] = node.flowText }
+        let s: any Study
+        switch study {
+        case "fd-bias": s = try fdBias(map, doc)
+        case "noise-amplification": s = try noise(map, doc)
+        case "krylov-stability": s = try krylov(map, doc)
+        default: s = try regimes(map, doc)
+        }
+        return Experiment(path: path, sha256: SHA256.hex(data), name: name, quick: quick, study: s, parameters: params)
+    }
+
+    // MARK: studies
+
+    static func fdBias(_ m: [String: YNode], _ doc: YNode) throws -> any Study {
+        let c = FDBiasStudy.Config(
+            models: try models(doc.required(m, "models")), policies: try policies(doc.required(m, "policies")),
+            schemes: try schemes(doc.required(m, "schemes")), stepPolicies: try stepPolicies(m["step_policies"]),
+            eps: try doc.required(m, "eps").epsGrid(), seeds: try seeds(m["seeds"]),
+            tolerance: try m["tolerance"]?.positive() ?? 1e-2, dominance: try m["dominance"]?.positive() ?? 3)
+        return try wrap(doc) { try FDBiasStudy(c) }
+    }
+
+    static func noise(_ m: [String: YNode], _ doc: YNode) throws -> any Study {
+        let varyNode = try doc.required(m, "vary")
+        let vary = try varyNode.stringList().map { v -> NoiseAmplificationStudy.Vary in
+            guard let x = NoiseAmplificationStudy.Vary(rawValue: v) else {
+                throw varyNode.error("unknown vary '\(v)' (known: \(NoiseAmplificationStudy.Vary.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            return x
+        }
+        let c = NoiseAmplificationStudy.Config(
+            models: try models(doc.required(m, "models")), policies: try policies(doc.required(m, "policies")),
+            schemes: try schemes(doc.required(m, "schemes")), stepPolicies: try stepPolicies(m["step_policies"]),
+            eps: try doc.required(m, "eps").epsGrid(), seeds: try seeds(m["seeds"]), vary: vary,
+            replicates: try m["replicates"]?.int(min: 2, max: 10_000) ?? 8,
+            shards: try m["shards"]?.intList(min: 1, max: 64) ?? [1, 2, 4, 8])
+        return try wrap(varyNode) { try NoiseAmplificationStudy(c) }
+    }
+
+    static func krylov(_ m: [String: YNode], _ doc: YNode) throws -> any Study {
+        let rNode = try doc.required(m, "reorth")
+        let reorth = try rNode.stringList().map { r -> Reorthogonalization in
+            guard let x = Reorthogonalization(rawValue: r) else {
+                throw rNode.error("unknown reorth '\(r)' (known: \(Reorthogonalization.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            return x
+        }
+        let stepsNode = try doc.required(m, "steps")
+        let steps = try stepsNode.int(min: 1, max: 10_000)
+        let c = KrylovStabilityStudy.Config(
+            models: try models(doc.required(m, "models")), policies: try policies(doc.required(m, "policies")),
+            schemes: try schemes(doc.required(m, "schemes")), stepPolicies: try stepPolicies(m["step_policies"]),
+            eps: try doc.required(m, "eps").epsGrid(), reorth: reorth, steps: steps,
+            checkpoints: try m["checkpoints"]?.intList(min: 1, max: steps) ?? [steps],
+            probes: try m["probes"]?.int(min: 1, max: 10_000) ?? 4, seeds: try seeds(m["seeds"]),
+            ritzTop: try m["ritz_top"]?.int(min: 1, max: 100) ?? 3, ritzTol: try m["ritz_tol"]?.positive() ?? 1e-3,
+            tolerance: try m["tolerance"]?.positive() ?? 1e-2, maxParameters: try m["max_parameters"]?.int(min: 1, max: 20_000) ?? 3000)
+        return try wrap(doc) { try KrylovStabilityStudy(c) }
+    }
+
+    static func regimes(_ m: [String: YNode], _ doc: YNode) throws -> any Study {
+        let from = try doc.required(m, "from")
+        let fm = try from.mapping()
+        for (k, n) in fm where k != "fd_bias" && k != "krylov_stability" {
+            throw n.keyError("unknown key '\(k)' under from (allowed: fd_bias, krylov_stability)")
+        }
+        let fdNode = try from.required(fm, "fd_bias")
+        let fits = try readTable(fdNode, file: "fits.csv")
+        let kr = try fm["krylov_stability"].map { try readTable($0, file: "summary.csv") } ?? []
+        let val = try doc.required(m, "validate")
+        let vm = try val.mapping()
+        for (k, n) in vm where k != "models" && k != "seeds" { throw n.keyError("unknown key '\(k)' under validate (allowed: models, seeds)") }
+        let c = RegimesStudy.Config(fits: fits, krylov: kr, validateModels: try models(val.required(vm, "models")),
+                                    validateSeeds: try seeds(vm["seeds"]), tolerance: try m["tolerance"]?.positive())
+        return try wrap(val) { try RegimesStudy(c) }
+    }
+
+    /// A results table named by a folder (containing `file`) or a CSV path.
+    static func readTable(_ node: YNode, file: String) throws -> [[String: String]] {
+        let p = try node.string()
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else { throw node.error("no such file or folder '\(p)'") }
+        let path = isDir.boolValue ? (p as NSString).appendingPathComponent(file) : p
+        do { return try CSVTable.read(path: path) } catch { throw node.error("\(error)") }
+    }
+
+    // MARK: values
+
+    static func wrap<T>(_ node: YNode, _ f: () throws -> T) throws -> T {
+        do { return try f() } catch let e as StudyError { throw node.error(e.message) }
+    }
+
+    static func models(_ n: YNode) throws -> [String] {
+        let items = try n.items()
+        guard !items.isEmpty else { throw n.error("empty list of models") }
+        return try items.map { item in
+            let s = try item.string()
+            do { _ = try ModelSpec.build(s, seed: 0) } catch { throw item.error("model '\(s)': \(error)") }
+            return s
+        }
+    }
+
+    static func policies(_ n: YNode) throws -> [PrecisionPolicy] {
+        let items = try n.items()
+        guard !items.isEmpty else { throw n.error("empty list of policies") }
+        return try items.map { item in
+            let s = try item.string()
+            do { return try PrecisionPolicy(s) } catch { throw item.error("policy '\(s)': \(error)") }
+        }
+    }
+
+    static func schemes(_ n: YNode) throws -> [FDScheme] {
+        try n.items().map { item in
+            let s = try item.string()
+            guard let x = FDScheme(rawValue: s) else {
+                throw item.error("unknown scheme '\(s)' (known: \(FDScheme.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            return x
+        }
+    }
+
+    static func stepPolicies(_ n: YNode?) throws -> [String] {
+        guard let n else { return ["absolute"] }
+        return try n.items().map { item in
+            let s = try item.string()
+            guard s == "absolute" || s == "relative" else { throw item.error("unknown step policy '\(s)' (known: absolute, relative)") }
+            return s
+        }
+    }
+
+    static func seeds(_ n: YNode?) throws -> [UInt64] {
+        guard let n else { return [0] }
+        if case .mapping = n.node {
+            let m = try n.mapping()
+            for (k, v) in m where k != "from" && k != "count" { throw v.keyError("unknown key '\(k)' in seeds (allowed: from, count)") }
+            let from = try m["from"]?.uint64() ?? 0
+            let count = try n.required(m, "count").int(min: 1, max: 100_000)
+            return (0..<UInt64(count)).map { from &+ $0 }
+        }
+        let s = try n.items().map { try $0.uint64() }
+        guard !s.isEmpty else { throw n.error("empty list of seeds") }
+        guard Set(s).count == s.count else { throw n.error("duplicate seeds") }
+        return s
+    }
+
+    static func yamlPosition(_ e: YamlError) -> String {
+        switch e {
+        case .scanner(_, _, let m, _), .parser(_, _, let m, _), .composer(_, _, let m, _): return "\(m.line):\(m.column):"
+        default: return ""
+        }
+    }
+    static func yamlProblem(_ e: YamlError) -> String {
+        switch e {
+        case .scanner(let c, let p, _, _), .parser(let c, let p, _, _), .composer(let c, let p, _, _):
+            return p + (c.map { " (\($0.text))" } ?? "")
+        case .duplicatedKeysInMapping(let d, _): return "duplicate keys \(d.joined(separator: ", "))"
+        default: return "\(e)"
+        }
+    }
+}
+
+/// A YAML node with its file, for typed access with positioned errors.
+struct YNode {
+    let node: Node
+    let file: String
+    var keyMark: Mark? = nil
+
+    var position: String { node.mark.map { "\(file):\($0.line):\($0.column)" } ?? file }
+    func error(_ message: String) -> HarnessError { HarnessError("\(position): \(message)") }
+    /// An error at the key that introduced this value.
+    func keyError(_ message: String) -> HarnessError {
+        HarnessError("\(keyMark.map { "\(file):\($0.line):\($0.column)" } ?? position): \(message)")
+    }
+
+    func mapping() throws -> [String: YNode] {
+        guard case .mapping(let m) = node else { throw error("expected a mapping (key: value lines)") }
+        var out: [String: YNode] = [:]
+        for (k, v) in m {
+            guard case .scalar(let s) = k else { throw YNode(node: k, file: file).error("keys must be plain strings") }
+            guard out[s.string] == nil else { throw YNode(node: k, file: file).error("duplicate key '\(s.string)'") }
+            out[s.string] = YNode(node: v, file: file, keyMark: k.mark)
+        }
+        return out
+    }
+
+    func required(_ m: [String: YNode], _ key: String) throws -> YNode {
+        guard let v = m[key] else { throw error("missing key '\(key)'") }
+        return v
+    }
+
+    func string() throws -> String {
+        guard case .scalar(let s) = node else { throw error("expected a single value") }
+        return s.string
+    }
+
+    /// A list, or a single value as a list of one.
+    func items() throws -> [YNode] {
+        switch node {
+        case .sequence(let s): return s.map { YNode(node: $0, file: file) }
+        case .scalar: return [self]
+        default: throw error("expected a list")
+        }
+    }
+    func stringList() throws -> [String] { try items().map { try $0.string() } }
+
+    func double() throws -> Double {
+        let s = try string()
+        guard let x = Double(s.trimmingCharacters(in: .whitespaces)) else { throw error("'\(s)' is not a number") }
+        return x
+    }
+    func positive() throws -> Double {
+        let x = try double()
+        guard x.isFinite, x > 0 else { throw error("\(x) must be finite and > 0") }
+        return x
+    }
+    func int(min lo: Int, max hi: Int) throws -> Int {
+        let s = try string()
+        guard let x = Int(s), x >= lo, x <= hi else { throw error("'\(s)' must be an integer in \(lo)...\(hi)") }
+        return x
+    }
+    func intList(min lo: Int, max hi: Int) throws -> [Int] {
+        let xs = try items().map { try $0.int(min: lo, max: hi) }
+        guard !xs.isEmpty else { throw error("empty list") }
+        return xs
+    }
+    func uint64() throws -> UInt64 {
+        let s = try string()
+        guard let x = UInt64(s) else { throw error("'\(s)' must be a non-negative integer seed") }
+        return x
+    }
+
+    /// ε values: a list, or `{from: A, to: B, points: N}` log-spaced (inclusive).
+    /// Every value finite and > 0.
+    func epsGrid() throws -> [Double] {
+        if case .mapping = node {
+            let m = try mapping()
+            for (k, v) in m where !["from", "to", "points"].contains(k) {
+                throw v.keyError("unknown key '\(k)' in an ε range (allowed: from, to, points)")
+            }
+            let from = try required(m, "from").positive(), to = try required(m, "to").positive()
+            let pNode = try required(m, "points")
+            let points = try pNode.int(min: 1, max: 10_000)
+            guard from < to || (from == to && points == 1) else { throw error("ε range needs from < to (got \(from) … \(to))") }
+            return logGrid(from: from, to: to, points: points)
+        }
+        let xs = try items()
+        guard !xs.isEmpty else { throw error("empty ε grid") }
+        let vals = try xs.map { try $0.positive() }
+        guard Set(vals).count == vals.count else { throw error("duplicate ε values") }
+        return vals
+    }
+
+    /// The value as compact one-line text (for the manifest).
+    var flowText: String {
+        switch node {
+        case .scalar(let s): return s.string
+        case .sequence(let s): return "[" + s.map { YNode(node: $0, file: file).flowText }.joined(separator: ", ") + "]"
+        case .mapping(let m): return "{" + m.map { "\($0.key.string ?? ""): \(YNode(node: $0.value, file: file).flowText)" }.joined(separator: ", ") + "}"
+        case .alias: return "*alias"
+        }
+    }
+}

@@ -1,0 +1,167 @@
+import Foundation
+import Scalars
+import Krylov
+import Models
+import Curvature
+import Studies
+
+/// `hessian-harness slq --model SPEC --regimes FILE [--policy POLICY] …`: FD-HVP SLQ
+/// on a model, with ε and the Lanczos settings taken from the regimes entry that
+/// matches the run's policy (param and grad formats, and the scheme / step policy
+/// when given). Without `--policy` the regimes file must offer exactly one entry
+/// (after the filters), whose policy is used.
+public struct ModelSLQCommand {
+    public var model: String
+    public var regimes: String
+    public var policy: String?
+    public var scheme: String?
+    public var stepPolicy: String?
+    public var shards: Int
+    public var order: String
+    public var steps: Int?
+    public var reorth: String?
+    public var probes: Int
+    public var probe: String
+    public var sigma: Double?
+    public var gridPoints: Int
+    public var seed: UInt64
+    public var out: String
+    public var command: [String]
+
+    public init(model: String, regimes: String, policy: String?, scheme: String?, stepPolicy: String?, shards: Int, order: String,
+                steps: Int?, reorth: String?, probes: Int, probe: String, sigma: Double?, gridPoints: Int, seed: UInt64,
+                out: String, command: [String]) {
+        self.model = model; self.regimes = regimes; self.policy = policy; self.scheme = scheme; self.stepPolicy = stepPolicy
+        self.shards = shards; self.order = order; self.steps = steps; self.reorth = reorth; self.probes = probes; self.probe = probe
+        self.sigma = sigma; self.gridPoints = gridPoints; self.seed = seed; self.out = out; self.command = command
+    }
+
+    /// The entry for a policy, or an error listing the entries that exist.
+    public static func select(_ file: RegimesFile, path: String, policy: PrecisionPolicy?, scheme: String?, stepPolicy: String?) throws -> RegimeEntry {
+        let matches = file.entries.filter { e in
+            (policy.map { e.param == $0.param && e.grad == $0.grad } ?? true)
+                && (scheme.map { e.scheme == $0 } ?? true) && (stepPolicy.map { e.stepPolicy == $0 } ?? true)
+        }
+        let list = file.entries.map { "param=\($0.param),grad=\($0.grad) \($0.scheme) \($0.stepPolicy)" }.joined(separator: "; ")
+        var want: [String] = []
+        if let p = policy { want.append("param=\(p.param),grad=\(p.grad)") }
+        if let s = scheme { want.append("scheme \(s)") }
+        if let s = stepPolicy { want.append("step policy \(s)") }
+        guard !matches.isEmpty else {
+            throw HarnessError("no regimes entry in \(path) for \(want.isEmpty ? "this run" : want.joined(separator: ", ")) (entries: \(list.isEmpty ? "none" : list))")
+        }
+        if matches.count > 1 && (scheme == nil || stepPolicy == nil) {
+            let l = matches.map { "\($0.scheme) \($0.stepPolicy)" }.joined(separator: "; ")
+            throw HarnessError("\(matches.count) regimes entries in \(path) match (\(l)); choose one with --scheme and --step-policy")
+        }
+        return matches[0]
+    }
+
+    public func run() throws {
+        let start = Date()
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: regimes)) } catch { throw HarnessError("cannot read regimes file '\(regimes)'") }
+        let file: RegimesFile
+        do { file = try RegimesFile.decode(data, path: regimes) } catch let e as StudyError { throw HarnessError(e.message) }
+        var pol: PrecisionPolicy? = nil
+        if let p = policy { do { pol = try PrecisionPolicy(p) } catch { throw HarnessError("--policy: \(error)") } }
+        if let s = scheme, FDScheme(rawValue: s) == nil { throw HarnessError("unknown --scheme '\(s)' (known: forward, central, richardson)") }
+        if let s = stepPolicy, s != "absolute" && s != "relative" { throw HarnessError("unknown --step-policy '\(s)' (known: absolute, relative)") }
+        let entry = try Self.select(file, path: regimes, policy: pol, scheme: scheme, stepPolicy: stepPolicy)
+        let policy: PrecisionPolicy
+        do { policy = try pol ?? PrecisionPolicy(entry.policy) } catch { throw HarnessError("regimes entry policy '\(entry.policy)': \(error)") }
+        guard let fdScheme = FDScheme(rawValue: entry.scheme) else { throw HarnessError("\(regimes): unknown scheme '\(entry.scheme)'") }
+        let step: StepPolicy
+        do { step = try StepPolicy.make(kind: entry.stepPolicy, value: entry.epsStar) } catch { throw HarnessError("\(regimes): \(error)") }
+        let nSteps = steps ?? entry.lanczosMaxSteps
+        guard nSteps >= 1 && nSteps <= 10_000 else {
+            throw HarnessError(steps == nil ? "the regimes entry found no stable Lanczos step count (lanczos_max_steps = 0); pass --steps and --reorth"
+                                            : "--steps must be in 1...10000")
+        }
+        let reorthName = reorth ?? entry.lanczosReorth
+        guard let ro = Reorthogonalization(rawValue: reorthName) else {
+            throw HarnessError("unknown reorthogonalization '\(reorthName)' (known: none, full, partial, selective)")
+        }
+        guard shards >= 1 && shards <= 1024 else { throw HarnessError("--shards must be in 1...1024 (got \(shards))") }
+        guard let ord = ReductionOrder(rawValue: order) else { throw HarnessError("unknown --order '\(order)' (known: sequential, tree)") }
+        guard probes >= 1 && probes <= 10_000 else { throw HarnessError("--probes must be in 1...10000") }
+        guard let kind = ProbeKind(rawValue: probe) else { throw HarnessError("unknown --probe '\(probe)' (known: rademacher, gaussian)") }
+        guard gridPoints >= 2 && gridPoints <= 1_000_000 else { throw HarnessError("--grid must be in 2...1000000") }
+        if let s = sigma, !(s > 0 && s.isFinite) { throw HarnessError("--sigma must be finite and > 0") }
+        let m: any DifferentiableModel
+        do { m = try ModelSpec.build(model, seed: seed) } catch { throw HarnessError("--model: \(error)") }
+
+        let param = try policy.arithmetic(policy.param)
+        let theta = m.initialParameters(seed: seed).map { param.round($0) }
+        let n = m.parameterCount
+        let engine = try FDEngine(model: m, policy: policy)
+        var gen = ProbeGenerator(seed: seed, kind: kind)
+        let ps = (0..<probes).map { _ in gen.next(n) }
+        let apply: ([Double]) -> [Double] = { q in
+            (try? engine.estimate(theta: theta, v: q, scheme: fdScheme, step: step, shards: shards, order: ord).hv)
+                ?? [Double](repeating: .nan, count: q.count)
+        }
+        let clock = ContinuousClock()
+        var traces: [LanczosTrace] = []
+        let elapsed = try clock.measure {
+            traces = try ModelLanczos.run(krylov: policy.krylov, mode: policy.mode(for: policy.krylov), reorthogonalization: ro,
+                                          steps: nSteps, dimension: n, probes: ps, seed: seed, apply: apply)
+        }.seconds
+
+        var nodes = Table(header: ["probe", "node", "weight"])
+        var lanczos = Table(header: ["probe", "step", "alpha", "beta", "orth_loss", "orth_loss_fro"])
+        var allNodes: [Double] = [], allWeights: [Double] = [], residuals: [[Double]] = [], ritzValues: [[Double]] = []
+        for (p, t) in traces.enumerated() {
+            let r = try KrylovStabilityStudy.ritz(t, k: t.alpha.count)
+            for (x, w) in zip(r.values, r.weights) { nodes.append(["\(p)", csvNumber(x), csvNumber(w)]) }
+            allNodes += r.values; allWeights += r.weights.map { $0 / Double(probes) }
+            residuals.append(r.residuals); ritzValues.append(r.values)
+            for j in t.alpha.indices {
+                lanczos.append(["\(p)", "\(j + 1)", csvNumber(t.alpha[j]), csvNumber(t.beta[j]), cell(t.orthLoss[j]), cell(t.orthLossFro[j])])
+            }
+        }
+        let mu = SpectralMeasure(nodes: allNodes, weights: allWeights)
+        let sig = sigma ?? mu.defaultSigma
+        let exact: [Double]? = n <= 3000 ? try ExactSpectrum.of(m, theta: theta, spec: model) : nil
+        let lo = min(mu.nodes.min() ?? 0, exact?.first ?? .infinity) - 3 * sig
+        let hi = max(mu.nodes.max() ?? 0, exact?.last ?? -.infinity) + 3 * sig
+        let grid = (0..<gridPoints).map { lo + (hi - lo) * Double($0) / Double(gridPoints - 1) }
+        var density = Table(header: ["x", "density"])
+        for (x, d) in zip(grid, mu.density(on: grid, sigma: sig)) { density.append([csvNumber(x), csvNumber(d)]) }
+
+        var summary = Table(header: ["model", "n", "policy", "scheme", "step_policy", "eps", "eps_abs", "reorth", "steps", "probes", "shards",
+                                     "reduction_order", "seed", "tolerance", "predicted_err", "validated_err", "lambda_min", "lambda_max",
+                                     "w1_scaled", "ks", "ritz_err_top_1", "orth_loss_max", "time_lanczos_s", "time_lanczos_step_s",
+                                     "exact_spectrum"])
+        var w1s: Double? = nil, ks: Double? = nil, top: Double? = nil
+        if let exact {
+            let (w1, k) = SpectralDistance.compare(mu, SpectralMeasure(eigenvalues: exact))
+            let range = (exact.last ?? 0) - (exact.first ?? 0)
+            w1s = range > 0 ? w1 / range : w1; ks = k
+            top = ritzValues.map { RitzDiagnostics(ritz: $0, residuals: [Double](repeating: 0, count: $0.count), exact: exact, r: 1, tol: 1e-3).ritzErrTop[0] }.max()
+        }
+        let totalSteps = traces.map(\.alpha.count).reduce(0, +)
+        let orthMax = traces.flatMap { $0.orthLoss.compactMap { $0 } }.max() ?? 0
+        summary.append([model, "\(n)", policy.description, entry.scheme, entry.stepPolicy, csvNumber(entry.epsStar),
+                        csvNumber(step.epsilon(theta: theta, v: ps[0])), ro.rawValue, "\(nSteps)", "\(probes)", "\(shards)", ord.rawValue,
+                        "\(seed)", csvNumber(entry.tolerance), csvNumber(entry.predictedErr), cell(entry.validatedErr),
+                        csvNumber(allNodes.min() ?? .nan), csvNumber(allNodes.max() ?? .nan), cell(w1s), cell(ks), cell(top),
+                        csvNumber(orthMax), csvNumber(elapsed), csvNumber(totalSteps > 0 ? elapsed / Double(totalSteps) : 0),
+                        exact == nil ? "no (n > 3000)" : "yes"])
+        var bundle = OutputBundle()
+        try bundle.add("nodes.csv", nodes)
+        try bundle.add("density.csv", density)
+        try bundle.add("lanczos.csv", lanczos)
+        try bundle.add("summary.csv", summary)
+        var manifest = Manifest(command: command, seeds: ["model": seed, "probes": seed, "stochastic_rounding": seed],
+                                parameters: ["model": model, "policy": policy.description, "regimes_file": regimes,
+                                             "regimes_sha256": SHA256.hex(data), "scheme": entry.scheme, "step_policy": entry.stepPolicy,
+                                             "eps": "\(entry.epsStar)", "reorth": ro.rawValue, "steps": "\(nSteps)", "probes": "\(probes)",
+                                             "probe": kind.rawValue, "shards": "\(shards)", "reduction_order": ord.rawValue,
+                                             "sigma": "\(sig)", "grid": "\(gridPoints)", "tridiagonal_solver": "fp64 implicit QL"],
+                                start: start, end: Date())
+        manifest.study = nil
+        bundle.add("manifest.json", try manifest.json())
+        try bundle.write(to: URL(fileURLWithPath: out))
+    }
+}

@@ -1,0 +1,262 @@
+import RealModule
+import Scalars
+import LinearAlgebra
+import Krylov
+import Models
+import Curvature
+
+/// A symmetric operator given by an fp64 closure, applied in `T` (x converted to
+/// fp64 exactly, the result rounded into `T`): how an FD-HVP, whose stages have
+/// their own formats, is fed to Lanczos running in the Krylov format.
+public struct ClosureOperator<T: StudyScalar>: LinearOperator {
+    public let dimension: Int
+    let f: ([Double]) -> [Double]
+    public init(dimension: Int, _ f: @escaping ([Double]) -> [Double]) { self.dimension = dimension; self.f = f }
+    public func apply(_ x: [T], into y: inout [T]) {
+        let r = f(x.map(\.doubleValue))
+        for i in 0..<dimension { y[i] = T(roundingDouble: r[i]) }
+    }
+}
+
+/// One Lanczos run of a probe reduced to what the diagnostics need (fp64).
+public struct LanczosTrace: Sendable {
+    public var alpha: [Double], beta: [Double], orthLoss: [Double?], orthLossFro: [Double?]
+}
+
+/// Lanczos on an fp64 operator closure (typically an FD-HVP), with the vectors and
+/// dot products in a Krylov format chosen by name at run time.
+public enum ModelLanczos {
+    /// One run per probe, `steps` steps each, orthogonality measured in fp64;
+    /// stochastic rounding (if `mode` is stochastic) seeded by `seed`.
+    public static func run(krylov: String, mode: RoundingMode, reorthogonalization reorth: Reorthogonalization, steps: Int,
+                           dimension n: Int, probes: [[Double]], seed: UInt64,
+                           apply: @escaping ([Double]) -> [Double]) throws -> [LanczosTrace] {
+        struct Body: ScalarBody {
+            let n: Int, probes: [[Double]], options: LanczosOptions, apply: ([Double]) -> [Double]
+            func run<T: StudyScalar>(_: T.Type) -> [LanczosTrace] {
+                let op = ClosureOperator<T>(dimension: n, apply)
+                return probes.map { p in
+                    let r = Lanczos.run(op, start: p.map { T(roundingDouble: $0) }, options: options)
+                    return LanczosTrace(alpha: r.alpha.map(\.doubleValue), beta: r.beta.map(\.doubleValue),
+                                        orthLoss: r.records.map(\.orthLoss), orthLossFro: r.records.map(\.orthLossFro))
+                }
+            }
+        }
+        let opts = LanczosOptions(steps: steps, reorthogonalization: reorth, measureOrthogonality: true)
+        return try StochasticRounding.withSeed(derivedSeed(seed, "krylov-sr")) {
+            try ScalarRegistry.run(format: krylov, rounding: mode, Body(n: n, probes: probes, options: opts, apply: apply))
+        }
+    }
+}
+
+/// Study `krylov-stability` (NUMERICS.md §6–7): Lanczos/SLQ fed by FD-HVPs at
+/// chosen ε under each precision policy (Lanczos vectors and dot products in the
+/// policy's `krylov` format), for each reorthogonalization policy, against
+/// (a) exact-HVP Lanczos in fp64 from the same probes and (b) the exact spectrum
+/// (eigenvalues of the full Hessian from exact dual HVPs in fp64, LAPACK dsyevd).
+///
+/// Each unit runs `steps` Lanczos steps per probe once; the diagnostics are taken
+/// at every checkpoint k in `checkpoints` from the leading k×k block of T.
+/// Tables:
+/// - `lanczos.csv`: per probe and step: `orth_loss`, `orth_loss_fro` of the FD run
+///   and `orth_loss_exact_hvp` of the fp64 exact-HVP run.
+/// - `summary.csv`: per checkpoint: `ritz_err_top_1…r` (max over probes),
+///   `ghost_count` and `spurious_count` (summed over probes, tolerance `ritz_tol`),
+///   `w1_scaled`, `ks` against the exact spectrum, `w1_scaled_vs_exact_hvp` against
+///   the exact-HVP SLQ measure, `orth_loss_max`, and `trustworthy` = 1 when
+///   max ritz_err_top ≤ tolerance, ghost_count = 0 and w1_scaled_vs_exact_hvp ≤
+///   tolerance (spurious Ritz values are reported, not judged: with k ≪ n,
+///   unconverged interior Ritz values lie between eigenvalues by construction).
+/// - `region.csv`: per policy × scheme × step policy × ε × reorth × steps, over models
+///   and seeds: `trustworthy_fraction` and the worst `ritz_err_top_max`.
+public struct KrylovStabilityStudy: Study {
+    public struct Config: Sendable {
+        public var models: [String]
+        public var policies: [PrecisionPolicy]
+        public var schemes: [FDScheme]
+        public var stepPolicies: [String]
+        public var eps: [Double]
+        public var reorth: [Reorthogonalization]
+        public var steps: Int
+        public var checkpoints: [Int]
+        public var probes: Int
+        public var seeds: [UInt64]
+        public var ritzTop: Int
+        public var ritzTol: Double
+        public var tolerance: Double
+        public var maxParameters: Int
+        public init(models: [String], policies: [PrecisionPolicy], schemes: [FDScheme], stepPolicies: [String], eps: [Double],
+                    reorth: [Reorthogonalization], steps: Int, checkpoints: [Int], probes: Int, seeds: [UInt64],
+                    ritzTop: Int = 3, ritzTol: Double = 1e-3, tolerance: Double = 1e-2, maxParameters: Int = 3000) {
+            self.models = models; self.policies = policies; self.schemes = schemes; self.stepPolicies = stepPolicies; self.eps = eps
+            self.reorth = reorth; self.steps = steps; self.checkpoints = checkpoints; self.probes = probes; self.seeds = seeds
+            self.ritzTop = ritzTop; self.ritzTol = ritzTol; self.tolerance = tolerance; self.maxParameters = maxParameters
+        }
+    }
+
+    public let config: Config
+    public let name = "krylov-stability"
+    struct Run: Sendable {
+        var model: String; var policy: PrecisionPolicy; var scheme: FDScheme; var step: String; var eps: Double
+        var reorth: Reorthogonalization; var seed: UInt64
+    }
+    let runs: [Run]
+
+    public init(_ c: Config) throws {
+        guard !c.models.isEmpty, !c.policies.isEmpty, !c.schemes.isEmpty, !c.stepPolicies.isEmpty, !c.eps.isEmpty,
+              !c.reorth.isEmpty, !c.seeds.isEmpty else {
+            throw StudyError("empty grid: models, policies, schemes, step_policies, eps, reorth and seeds each need at least one value")
+        }
+        for e in c.eps { _ = try stepCheck("absolute", e) }
+        for s in c.stepPolicies { _ = try stepCheck(s, 1) }
+        guard c.steps >= 1, c.steps <= 10_000 else { throw StudyError("steps must be in 1...10000 (got \(c.steps))") }
+        guard c.probes >= 1, c.probes <= 10_000 else { throw StudyError("probes must be in 1...10000 (got \(c.probes))") }
+        guard c.ritzTop >= 1 else { throw StudyError("ritz_top must be ≥ 1") }
+        guard c.tolerance > 0, c.tolerance.isFinite, c.ritzTol > 0, c.ritzTol.isFinite else { throw StudyError("tolerance and ritz_tol must be finite and > 0") }
+        if let bad = c.checkpoints.first(where: { $0 < 1 || $0 > c.steps }) { throw StudyError("checkpoint \(bad) outside 1...steps (\(c.steps))") }
+        config = c
+        var rs: [Run] = []
+        for m in c.models { for p in c.policies { for s in c.schemes { for st in c.stepPolicies { for e in c.eps { for r in c.reorth { for seed in c.seeds {
+            rs.append(Run(model: m, policy: p, scheme: s, step: st, eps: e, reorth: r, seed: seed))
+        } } } } } } }
+        runs = rs
+    }
+
+    public var units: [StudyUnit] {
+        runs.map { StudyUnit(key: "\($0.model)|\($0.policy)|\($0.scheme.rawValue)|\($0.step)|\($0.eps)|\($0.reorth.rawValue)|\($0.seed)") }
+    }
+    public var seeds: [String: UInt64] { Dictionary(uniqueKeysWithValues: config.seeds.map { ("seed_\($0)", $0) }) }
+    var checkpoints: [Int] { Array(Set(config.checkpoints + [config.steps])).sorted() }
+
+    public static let lead = ["model", "policy", "param", "grad", "krylov", "scheme", "step_policy", "eps", "reorth", "seed"]
+    public static let lanczosHeader = lead + ["probe", "step", "orth_loss", "orth_loss_fro", "orth_loss_exact_hvp"]
+    public var summaryHeader: [String] {
+        Self.lead + ["steps", "probes", "n"] + (1...config.ritzTop).map { "ritz_err_top_\($0)" }
+            + ["ghost_count", "spurious_count", "w1_scaled", "ks", "w1_scaled_vs_exact_hvp", "orth_loss_max", "ritz_tol", "tolerance", "trustworthy"]
+    }
+    public static let regionHeader = ["policy", "param", "grad", "krylov", "scheme", "step_policy", "eps", "reorth", "steps",
+                                      "runs", "trustworthy_fraction", "ritz_err_top_max"]
+
+    /// Exact eigenvalues of the model's Hessian at θ (ascending).
+    func spectrum(_ s: ModelSetup, context: StudyContext) throws -> [Double] {
+        try context.cached("spectrum|\(s.spec)|\(s.seed)|\(s.param)") {
+            try ExactSpectrum.of(s.model, theta: s.theta, spec: s.spec, maxParameters: config.maxParameters)
+        }
+    }
+
+    func probes(_ seed: UInt64, _ n: Int) -> [[Double]] {
+        var g = ProbeGenerator(seed: derivedSeed(seed, "krylov-probes"), kind: .rademacher)
+        return (0..<config.probes).map { _ in g.next(n) }
+    }
+
+    func lanczos(krylov: String, mode: RoundingMode, reorth: Reorthogonalization, n: Int, probes: [[Double]], seed: UInt64,
+                 apply: @escaping ([Double]) -> [Double]) throws -> [LanczosTrace] {
+        try ModelLanczos.run(krylov: krylov, mode: mode, reorthogonalization: reorth, steps: config.steps, dimension: n,
+                             probes: probes, seed: seed, apply: apply)
+    }
+
+    /// Ritz values, residual estimates and SLQ weights of the leading k×k block.
+    public static func ritz(_ t: LanczosTrace, k: Int) throws -> (values: [Double], residuals: [Double], weights: [Double]) {
+        let k = min(k, t.alpha.count)
+        let r = try TridiagonalEigen.solve(diagonal: Array(t.alpha.prefix(k)), offDiagonal: Array(t.beta.prefix(k - 1)), rows: [0, k - 1])
+        let w = r.components[0].map { $0 * $0 }
+        let s = w.reduce(0, +)
+        return (r.values, r.components[1].map { abs($0) * t.beta[k - 1] }, w.map { $0 / s })
+    }
+
+    public func run(unit index: Int, context: StudyContext) throws -> UnitOutput {
+        let c = runs[index]
+        let setup = try ModelSetup.make(c.model, seed: c.seed, param: c.policy.param, context: context)
+        let exact = try spectrum(setup, context: context)
+        let n = setup.model.parameterCount
+        let ps = probes(c.seed, n)
+        let engine = try FDEngine(model: setup.model, policy: c.policy)
+        let step = try StepPolicy.make(kind: c.step, value: c.eps)
+        let theta = setup.theta, model = setup.model
+        let fdApply: ([Double]) -> [Double] = { q in
+            (try? engine.estimate(theta: theta, v: q, scheme: c.scheme, step: step).hv) ?? [Double](repeating: .nan, count: q.count)
+        }
+        let fd = try lanczos(krylov: c.policy.krylov, mode: c.policy.mode(for: c.policy.krylov), reorth: c.reorth, n: n,
+                             probes: ps, seed: derivedSeed(c.seed, units[index].key), apply: fdApply)
+        let base: [LanczosTrace] = try context.cached("exact-lanczos|\(c.model)|\(c.seed)|\(c.policy.param)|\(c.reorth.rawValue)") {
+            try lanczos(krylov: "fp64", mode: .nearest, reorth: c.reorth, n: n, probes: ps, seed: c.seed) { q in
+                model.exactHVP(theta, q).hv
+            }
+        }
+        let lead = [c.model] + policyCells(c.policy) + [c.policy.krylov, c.scheme.rawValue, c.step, cell(c.eps), c.reorth.rawValue, "\(c.seed)"]
+        var out = UnitOutput()
+        for (p, t) in fd.enumerated() {
+            for j in t.alpha.indices {
+                let b = j < base[p].orthLoss.count ? base[p].orthLoss[j] : nil
+                out.append("lanczos", lead + ["\(p)", "\(j + 1)", cell(t.orthLoss[j]), cell(t.orthLossFro[j]), cell(b)])
+            }
+        }
+        let exactMeasure = SpectralMeasure(eigenvalues: exact)
+        let range = (exact.last ?? 0) - (exact.first ?? 0)
+        for k in checkpoints {
+            var top = [Double](repeating: 0, count: config.ritzTop)
+            var ghosts = 0, spurious = 0
+            var nodes: [Double] = [], weights: [Double] = [], bNodes: [Double] = [], bWeights: [Double] = []
+            var orthMax = 0.0
+            for (p, t) in fd.enumerated() {
+                let r = try Self.ritz(t, k: k)
+                let d = RitzDiagnostics(ritz: r.values, residuals: r.residuals, exact: exact, r: config.ritzTop, tol: config.ritzTol)
+                for (i, e) in d.ritzErrTop.enumerated() { top[i] = max(top[i], e) }
+                ghosts += d.ghostCount; spurious += d.spuriousCount
+                nodes += r.values; weights += r.weights.map { $0 / Double(fd.count) }
+                let b = try Self.ritz(base[p], k: k)
+                bNodes += b.values; bWeights += b.weights.map { $0 / Double(fd.count) }
+                orthMax = max(orthMax, t.orthLoss.prefix(k).compactMap { $0 }.max() ?? 0)
+            }
+            let mu = SpectralMeasure(nodes: nodes, weights: weights)
+            let (w1, ks) = SpectralDistance.compare(mu, exactMeasure)
+            let (w1b, _) = SpectralDistance.compare(mu, SpectralMeasure(nodes: bNodes, weights: bWeights))
+            let scale = range > 0 ? range : 1
+            let trusted = (top.max() ?? 0) <= config.tolerance && ghosts == 0 && w1b / scale <= config.tolerance
+            out.append("summary", lead + ["\(k)", "\(config.probes)", "\(n)"] + top.map(cell)
+                       + ["\(ghosts)", "\(spurious)", cell(w1 / scale), cell(ks), cell(w1b / scale), cell(orthMax),
+                          cell(config.ritzTol), cell(config.tolerance), trusted ? "1" : "0"])
+        }
+        return out
+    }
+
+    public func finish(_ outputs: [UnitOutput]) throws -> StudyOutput {
+        let summary = concatenate("summary", summaryHeader, outputs)
+        // Region: group by everything but model and seed.
+        let h = summaryHeader
+        func col(_ name: String) -> Int { h.firstIndex(of: name)! }
+        let keyCols = ["policy", "param", "grad", "krylov", "scheme", "step_policy", "eps", "reorth", "steps"].map(col)
+        let topCols = (1...config.ritzTop).map { col("ritz_err_top_\($0)") }
+        var order: [[String]] = []
+        var groups: [[String]: (runs: Int, trusted: Int, worst: Double)] = [:]
+        for r in summary.rows {
+            let k = keyCols.map { r[$0] }
+            if groups[k] == nil { order.append(k); groups[k] = (0, 0, 0) }
+            let worst = topCols.map { Double(r[$0]) ?? .infinity }.max() ?? 0
+            groups[k]!.runs += 1
+            groups[k]!.trusted += r[col("trustworthy")] == "1" ? 1 : 0
+            groups[k]!.worst = max(groups[k]!.worst, worst)
+        }
+        let region = StudyTable(name: "region", header: Self.regionHeader, rows: order.map { k in
+            let g = groups[k]!
+            return k + ["\(g.runs)", cell(Double(g.trusted) / Double(g.runs)), cell(g.worst)]
+        })
+        return StudyOutput(tables: [concatenate("lanczos", Self.lanczosHeader, outputs), summary, region])
+    }
+}
+
+/// The exact spectrum of a model's Hessian at θ: the defining eigenvalues of a
+/// quadratic, otherwise the eigenvalues (LAPACK dsyevd) of the symmetrized dense
+/// Hessian assembled from exact dual-number HVPs in fp64.
+public enum ExactSpectrum {
+    public static func of(_ model: any DifferentiableModel, theta: [Double], spec: String, maxParameters: Int = 3000) throws -> [Double] {
+        if let q = model as? QuadraticModel { return q.eigenvalues.sorted() }
+        guard model.parameterCount <= maxParameters else {
+            throw StudyError("model '\(spec)' has \(model.parameterCount) parameters; the exact spectrum needs a dense Hessian (max_parameters = \(maxParameters))")
+        }
+        let (h, _) = FullHessian.compute(model, theta: theta)
+        var sym = h
+        for i in 0..<h.rows { for j in 0..<i { let a = (h[i, j] + h[j, i]) / 2; sym[i, j] = a; sym[j, i] = a } }
+        return try SymmetricEigen.decompose(sym, vectors: false).values
+    }
+}

@@ -1,0 +1,131 @@
+import RealModule
+import Scalars
+import LinearAlgebra
+import Krylov
+import Models
+import Curvature
+
+/// A model at its evaluation point, with the reference Hessian-vector product.
+///
+/// θ is the model's seeded initialization rounded into the policy's `param`
+/// format (the stored parameters); v has uniform(−1, 1) entries from
+/// `SplitMix64(seed ^ 0x5DEECE66D)` (as the `hvp` command draws it); `hRef` is the
+/// exact HVP (forward-over-reverse) in mpfr256 (NUMERICS.md §3).
+public struct ModelSetup: Sendable {
+    public let spec: String
+    public let seed: UInt64
+    public let param: String
+    public let model: any DifferentiableModel
+    public let theta: [Double]
+    public let v: [Double]
+    public let hRef: [MPFloat<256>]
+    public let hRefNorm: Double
+
+    /// From the context's cache: one mpfr256 reference per (model, seed, param format).
+    public static func make(_ spec: String, seed: UInt64, param: String, context: StudyContext) throws -> ModelSetup {
+        try context.cached("setup|\(spec)|\(seed)|\(param)") {
+            let m: any DifferentiableModel
+            do { m = try ModelSpec.build(spec, seed: seed) } catch { throw StudyError("model '\(spec)': \(error)") }
+            let p = try FormatArithmetic(name: param)
+            let theta = m.initialParameters(seed: seed).map { p.round($0) }
+            var g = SplitMix64(seed: seed ^ 0x5DEE_CE66_D)
+            let v = (0..<m.parameterCount).map { _ in 2 * g.nextUniform() - 1 }
+            let h = m.exactHVP(theta.map { MPFloat<256>($0) }, v.map { MPFloat<256>($0) }).hv
+            var s = MPFloat<256>.zero
+            for x in h { s += x * x }
+            return ModelSetup(spec: spec, seed: seed, param: param, model: m, theta: theta, v: v, hRef: h,
+                              hRefNorm: s.squareRoot().doubleValue)
+        }
+    }
+
+    /// ‖x − h_ref‖₂ / ‖h_ref‖₂ with the difference taken in mpfr256.
+    public func relativeError(_ x: [Double]) -> Double { relativeDistance(x.map { MPFloat<256>($0) }) }
+
+    /// ‖x − h_ref‖₂ / ‖h_ref‖₂ for x in mpfr256.
+    public func relativeDistance(_ x: [MPFloat<256>]) -> Double {
+        var s = 0.0
+        for i in x.indices { let d = (x[i] - hRef[i]).doubleValue; s += d * d }
+        return hRefNorm > 0 ? s.squareRoot() / hRefNorm : s.squareRoot()
+    }
+
+    /// cos(x, h_ref).
+    public func cosine(_ x: [Double]) -> Double {
+        var d = 0.0, nx = 0.0
+        for i in x.indices { let h = hRef[i].doubleValue; d += x[i] * h; nx += x[i] * x[i] }
+        let den = nx.squareRoot() * hRefNorm
+        return den > 0 ? d / den : 0
+    }
+
+    /// The same FD scheme and ε entirely in mpfr256 (ĥ_ref(ε): its error against
+    /// h_ref is pure truncation). Cached per (scheme, ε).
+    public func referenceFD(scheme: FDScheme, epsilon: Double, context: StudyContext) -> [MPFloat<256>] {
+        context.cached("refFD|\(spec)|\(seed)|\(param)|\(scheme.rawValue)|\(epsilon.bitPattern)") {
+            FiniteDifferenceHVP.estimateInFormat(model, theta: theta.map { MPFloat<256>($0) }, v: v.map { MPFloat<256>($0) },
+                                                 scheme: scheme, epsilon: MPFloat<256>(epsilon))
+        }
+    }
+}
+
+/// FD-HVP under a precision policy, as a closure over fp64 carriers: gradients in
+/// the policy's compute type (from the scalar registry, under its rounding mode),
+/// rounded into `grad`; perturbation in `param`; quotient in `hvp`. One shard runs
+/// ``FiniteDifferenceHVP``; S > 1 shards run ``ShardedHVP`` in process.
+public struct FDEngine: Sendable {
+    public let policy: PrecisionPolicy
+    public let precision: FDPrecision
+    let body: @Sendable (_ theta: [Double], _ v: [Double], _ scheme: FDScheme, _ step: StepPolicy,
+                         _ shards: Int, _ order: ReductionOrder) throws -> FDResult
+
+    public init(model: any DifferentiableModel, policy: PrecisionPolicy) throws {
+        self.policy = policy
+        let precision = FDPrecision(param: try policy.arithmetic(policy.param), grad: try policy.arithmetic(policy.grad),
+                                    hvp: try policy.arithmetic(policy.hvp), accumulation: try policy.accumulation())
+        self.precision = precision
+        struct Make<M: DifferentiableModel>: ScalarBody {
+            let m: M, precision: FDPrecision
+            func run<T: StudyScalar>(_: T.Type) -> @Sendable ([Double], [Double], FDScheme, StepPolicy, Int, ReductionOrder) throws -> FDResult {
+                let m = m, precision = precision
+                return { theta, v, scheme, step, shards, order in
+                    if shards == 1 {
+                        return FiniteDifferenceHVP.estimate(m, theta: theta, v: v, scheme: scheme, step: step, precision: precision, compute: T.self)
+                    }
+                    return try ShardedHVP.estimate(m, theta: theta, v: v, scheme: scheme, step: step, precision: precision,
+                                                   shards: shards, order: order, compute: T.self)
+                }
+            }
+        }
+        func open<M: DifferentiableModel>(_ m: M) throws -> @Sendable ([Double], [Double], FDScheme, StepPolicy, Int, ReductionOrder) throws -> FDResult {
+            try ScalarRegistry.run(format: policy.compute, rounding: policy.mode(for: policy.compute), Make(m: m, precision: precision))
+        }
+        body = try open(model)
+    }
+
+    /// ĥ at θ along v.
+    public func estimate(theta: [Double], v: [Double], scheme: FDScheme, step: StepPolicy,
+                         shards: Int = 1, order: ReductionOrder = .sequential) throws -> FDResult {
+        try body(theta, v, scheme, step, shards, order)
+    }
+
+    /// The unit roundoff that scales the rounding term of the error model: the
+    /// largest of the param, compute and grad formats' (NUMERICS.md §4's u).
+    public var unitRoundoff: Double {
+        [policy.param, policy.compute, policy.grad].map { FDEngine.unitRoundoff($0) }.max()!
+    }
+
+    public static func unitRoundoff(_ format: String) -> Double {
+        let f = format.lowercased()
+        if f.hasPrefix("mpfr"), let p = Int(f.dropFirst(4)) { return Double.pow(2, -Double(p)) }
+        return (try? FloatFormat.parse(f))?.unitRoundoff ?? 0x1p-53
+    }
+}
+
+/// Log-spaced grid of `points` values from `lo` to `hi` inclusive, each value
+/// `lo · (hi/lo)^(i/(points−1))` computed in fp64 (then identical on every run).
+public func logGrid(from lo: Double, to hi: Double, points: Int) -> [Double] {
+    if points == 1 { return [lo] }
+    let a = Double.log(lo), b = Double.log(hi)
+    return (0..<points).map { i in i == 0 ? lo : i == points - 1 ? hi : Double.exp(a + (b - a) * Double(i) / Double(points - 1)) }
+}
+
+/// Cells shared by the studies: the policy's param and grad formats.
+func policyCells(_ p: PrecisionPolicy) -> [String] { [p.description, p.param, p.grad] }

@@ -1,0 +1,263 @@
+import Foundation
+import RealModule
+import Scalars
+import Krylov
+import Models
+import Curvature
+
+/// One operating regime (NUMERICS.md §10): for a (param format, grad format,
+/// scheme, step policy), the recommended ε, its safe band, the predicted and the
+/// validated error, and the Lanczos settings found stable.
+public struct RegimeEntry: Codable, Sendable, Equatable {
+    public var param: String
+    public var grad: String
+    public var scheme: String
+    public var stepPolicy: String
+    /// The precision policy validated (the first of `derivedFrom`); consumers with
+    /// another compute/accumulate/hvp/krylov setting use the entry at their own risk.
+    public var policy: String
+    public var derivedFrom: [String]
+    /// Recommended step: ε (absolute) or η (relative).
+    public var epsStar: Double
+    /// Safe band; nil edges: no measured band (the tolerance was not met on every curve).
+    public var epsLo: Double?
+    public var epsHi: Double?
+    public var tolerance: Double
+    public var predictedErr: Double
+    public var validatedErr: Double?
+    public var validatedOK: Bool
+    public var curves: Int
+    public var lanczosReorth: String
+    /// Largest step count found trustworthy (0: none found; pass settings explicitly).
+    public var lanczosMaxSteps: Int
+    /// The ε of the krylov-stability runs the Lanczos settings come from (nil: no data).
+    public var lanczosEpsTested: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case param, grad, scheme, stepPolicy = "step_policy", policy, derivedFrom = "derived_from", epsStar = "eps_star"
+        case epsLo = "eps_lo", epsHi = "eps_hi", tolerance, predictedErr = "predicted_err", validatedErr = "validated_err"
+        case validatedOK = "validated_ok", curves, lanczosReorth = "lanczos_reorth", lanczosMaxSteps = "lanczos_max_steps"
+        case lanczosEpsTested = "lanczos_eps_tested"
+    }
+}
+
+/// The regimes file: `regimes.json`.
+public struct RegimesFile: Codable, Sendable, Equatable {
+    public static let schemaName = "hessian-harness/regimes"
+    public static let schemaVersion = 1
+    public var schema: String
+    public var version: Int
+    public var entries: [RegimeEntry]
+
+    public init(entries: [RegimeEntry]) { schema = Self.schemaName; version = Self.schemaVersion; self.entries = entries }
+
+    /// Parses and checks a regimes file (schema name and version, finite positive ε).
+    public static func decode(_ data: Data, path: String) throws -> RegimesFile {
+        let f: RegimesFile
+        do { f = try JSONDecoder().decode(RegimesFile.self, from: data) } catch {
+            throw StudyError("\(path): not a regimes file (\(Self.schemaName) v\(Self.schemaVersion)): \(Self.describe(error))")
+        }
+        guard f.schema == schemaName, f.version == schemaVersion else {
+            throw StudyError("\(path): schema '\(f.schema)' version \(f.version); expected '\(schemaName)' version \(schemaVersion)")
+        }
+        for (i, e) in f.entries.enumerated() where !(e.epsStar > 0 && e.epsStar.isFinite) {
+            throw StudyError("\(path): entry \(i) has eps_star \(e.epsStar) (must be finite and > 0)")
+        }
+        return f
+    }
+
+    static func describe(_ e: Error) -> String {
+        switch e {
+        case DecodingError.keyNotFound(let k, let c): return "missing key '\(k.stringValue)' at \(path(c))"
+        case DecodingError.typeMismatch(let t, let c): return "wrong type at \(path(c)) (expected \(t))"
+        case DecodingError.valueNotFound(let t, let c): return "null at \(path(c)) (expected \(t))"
+        case DecodingError.dataCorrupted(let c): return "malformed JSON \(c.debugDescription)"
+        default: return "\(e)"
+        }
+    }
+    static func path(_ c: DecodingError.Context) -> String {
+        c.codingPath.isEmpty ? "top level" : c.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    }
+
+    public func json() throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        var d = try e.encode(self)
+        d.append(UInt8(ascii: "\n"))
+        return d
+    }
+
+    public static let csvHeader = ["param", "grad", "scheme", "step_policy", "policy", "eps_star", "eps_lo", "eps_hi", "tolerance",
+                                   "predicted_err", "validated_err", "validated_ok", "curves", "lanczos_reorth", "lanczos_max_steps",
+                                   "lanczos_eps_tested"]
+    public var csvRows: [[String]] {
+        entries.map { e in
+            [e.param, e.grad, e.scheme, e.stepPolicy, e.policy, cell(e.epsStar), cell(e.epsLo), cell(e.epsHi), cell(e.tolerance),
+             cell(e.predictedErr), cell(e.validatedErr), e.validatedOK ? "1" : "0", "\(e.curves)", e.lanczosReorth,
+             "\(e.lanczosMaxSteps)", cell(e.lanczosEpsTested)]
+        }
+    }
+}
+
+/// Study `regimes`: derives the regimes from an `fd-bias` fits table (and, where
+/// given, a `krylov-stability` summary table), then validates every entry on
+/// models and seeds not used to derive it.
+///
+/// Derivation per (param, grad, scheme, step policy), over the curves of fits.csv:
+/// - ε*: geometric mean over curves of the fitted `eps_star` (or, where the fit left
+///   it unresolved — infinite, zero or outside the measured range — the curve's
+///   best measured grid point `meas_eps_best`), clamped into the band;
+/// - band: the intersection of the curves' measured bands (`meas_eps_lo`, `meas_eps_hi`);
+///   no band when any curve missed the tolerance;
+/// - predicted error: the largest fitted error model value at ε* over the curves;
+/// - Lanczos: among the krylov-stability rows of the same formats/scheme/step policy
+///   at the tested ε nearest ε* (in log distance), the cheapest reorthogonalization
+///   (none < selective < partial < full) reaching the largest step count at which
+///   every run was trustworthy.
+/// Validation: the FD-HVP at ε* under the entry's policy on each validation model ×
+/// seed, against the mpfr256 exact HVP; `validated_err` is the largest rel_err.
+/// Tables: `regimes.csv` (+ `regimes.json`), `validation.csv`.
+public struct RegimesStudy: Study {
+    public struct Config: Sendable {
+        public var fits: [[String: String]]
+        public var krylov: [[String: String]]
+        public var validateModels: [String]
+        public var validateSeeds: [UInt64]
+        public var tolerance: Double?
+        public init(fits: [[String: String]], krylov: [[String: String]], validateModels: [String], validateSeeds: [UInt64], tolerance: Double? = nil) {
+            self.fits = fits; self.krylov = krylov; self.validateModels = validateModels; self.validateSeeds = validateSeeds; self.tolerance = tolerance
+        }
+    }
+    public let config: Config
+    public let name = "regimes"
+    public let entries: [RegimeEntry]
+    struct Check: Sendable { var entry: Int; var model: String; var seed: UInt64 }
+    let checks: [Check]
+
+    static let fitColumns = ["model", "policy", "param", "grad", "scheme", "step_policy", "seed", "order_k", "u", "tolerance", "fit_a", "fit_b",
+                             "eps_star", "meas_eps_lo", "meas_eps_hi", "meas_eps_best"]
+
+    public init(_ c: Config) throws {
+        guard !c.fits.isEmpty else { throw StudyError("the fd-bias fits table has no rows") }
+        if let missing = Self.fitColumns.first(where: { c.fits[0][$0] == nil }) {
+            throw StudyError("the fd-bias fits table has no column '\(missing)' (is it an fd-bias fits.csv?)")
+        }
+        guard !c.validateModels.isEmpty, !c.validateSeeds.isEmpty else { throw StudyError("validate needs at least one model and one seed") }
+        let derived = Set(c.fits.map { "\($0["model"]!)|\($0["seed"]!)" })
+        for m in c.validateModels { for s in c.validateSeeds where derived.contains("\(m)|\(s)") {
+            throw StudyError("validation model '\(m)' with seed \(s) was used to derive the regimes; validate on held-out models or seeds")
+        } }
+        if let t = c.tolerance { guard t > 0, t.isFinite else { throw StudyError("tolerance must be finite and > 0") } }
+        config = c
+        func num(_ r: [String: String], _ k: String) throws -> Double {
+            guard let s = r[k] else { throw StudyError("fits row without '\(k)'") }
+            if s.isEmpty { return .nan }
+            guard let x = Double(s) else { throw StudyError("fits column '\(k)': '\(s)' is not a number") }
+            return x
+        }
+        var order: [String] = []
+        var groups: [String: [[String: String]]] = [:]
+        for r in c.fits {
+            let k = ["param", "grad", "scheme", "step_policy"].map { r[$0]! }.joined(separator: "|")
+            if groups[k] == nil { order.append(k) }
+            groups[k, default: []].append(r)
+        }
+        var es: [RegimeEntry] = []
+        for k in order {
+            let rows = groups[k]!
+            var policies: [String] = []
+            for r in rows where !policies.contains(r["policy"]!) { policies.append(r["policy"]!) }
+            let tol = try c.tolerance ?? rows.map { try num($0, "tolerance") }.max()!
+            var logs = 0.0
+            var lo = 0.0, hi = Double.infinity, banded = true
+            for r in rows {
+                let star = try num(r, "eps_star"), best = try num(r, "meas_eps_best")
+                let mlo = try num(r, "meas_eps_lo"), mhi = try num(r, "meas_eps_hi")
+                let inRange = star.isFinite && star > 0 && (mlo.isNaN || (star >= mlo / 10 && star <= mhi * 10))
+                logs += Double.log(inRange ? star : best)
+                if mlo.isNaN || mhi.isNaN { banded = false } else { lo = max(lo, mlo); hi = min(hi, mhi) }
+            }
+            var eps = Double.exp(logs / Double(rows.count))
+            if banded && lo <= hi { eps = min(max(eps, lo), hi) } else { banded = false }
+            var predicted = 0.0
+            for r in rows {
+                let f = ErrorModelFit(k: Int(try num(r, "order_k")), u: try num(r, "u"), a: try num(r, "fit_a"), b: try num(r, "fit_b"),
+                                      pointsA: 0, pointsB: 0)
+                predicted = max(predicted, f.err(eps))
+            }
+            let first = rows[0]
+            let (reorth, steps, epsTested) = Self.lanczosSettings(c.krylov, param: first["param"]!, grad: first["grad"]!,
+                                                                  scheme: first["scheme"]!, step: first["step_policy"]!, eps: eps)
+            es.append(RegimeEntry(param: first["param"]!, grad: first["grad"]!, scheme: first["scheme"]!, stepPolicy: first["step_policy"]!,
+                                  policy: policies[0], derivedFrom: policies, epsStar: eps, epsLo: banded ? lo : nil,
+                                  epsHi: banded ? hi : nil, tolerance: tol, predictedErr: predicted, validatedErr: nil, validatedOK: false,
+                                  curves: rows.count, lanczosReorth: reorth, lanczosMaxSteps: steps, lanczosEpsTested: epsTested))
+        }
+        entries = es
+        var cs: [Check] = []
+        for e in es.indices { for m in c.validateModels { for s in c.validateSeeds { cs.append(Check(entry: e, model: m, seed: s)) } } }
+        checks = cs
+    }
+
+    static func lanczosSettings(_ rows: [[String: String]], param: String, grad: String, scheme: String, step: String,
+                                eps: Double) -> (String, Int, Double?) {
+        let mine = rows.filter { $0["param"] == param && $0["grad"] == grad && $0["scheme"] == scheme && $0["step_policy"] == step }
+        let tested = Set(mine.compactMap { Double($0["eps"] ?? "") }).filter { $0 > 0 }
+        guard let near = tested.min(by: { abs(Double.log($0 / eps)) < abs(Double.log($1 / eps)) }) else { return ("full", 0, nil) }
+        let at = mine.filter { Double($0["eps"] ?? "") == near }
+        var best = ("full", 0)
+        for r in ["none", "selective", "partial", "full"] {
+            let rr = at.filter { $0["reorth"] == r }
+            let steps = Set(rr.compactMap { Int($0["steps"] ?? "") }).sorted()
+            var ok = 0
+            for s in steps where rr.filter({ Int($0["steps"] ?? "") == s }).allSatisfy({ $0["trustworthy"] == "1" }) { ok = s }
+            if ok > best.1 { best = (r, ok) }
+        }
+        return (best.0, best.1, near)
+    }
+
+    public var units: [StudyUnit] {
+        checks.map { ch in
+            let e = entries[ch.entry]
+            return StudyUnit(key: "\(e.param)|\(e.grad)|\(e.scheme)|\(e.stepPolicy)|\(ch.model)|\(ch.seed)")
+        }
+    }
+    public var seeds: [String: UInt64] { Dictionary(uniqueKeysWithValues: config.validateSeeds.map { ("validate_seed_\($0)", $0) }) }
+
+    public static let validationHeader = ["param", "grad", "scheme", "step_policy", "policy", "model", "seed", "eps", "eps_abs",
+                                          "rel_err", "predicted_err", "tolerance"]
+
+    public func run(unit index: Int, context: StudyContext) throws -> UnitOutput {
+        let ch = checks[index]
+        let e = entries[ch.entry]
+        let policy: PrecisionPolicy
+        do { policy = try PrecisionPolicy(e.policy) } catch { throw StudyError("policy '\(e.policy)': \(error)") }
+        guard let scheme = FDScheme(rawValue: e.scheme) else { throw StudyError("unknown scheme '\(e.scheme)' in the fits table") }
+        let setup = try ModelSetup.make(ch.model, seed: ch.seed, param: policy.param, context: context)
+        let engine = try FDEngine(model: setup.model, policy: policy)
+        let step = try stepCheck(e.stepPolicy, e.epsStar)
+        let r = try StochasticRounding.withSeed(derivedSeed(ch.seed, "regimes", units[index].key)) {
+            try engine.estimate(theta: setup.theta, v: setup.v, scheme: scheme, step: step)
+        }
+        var out = UnitOutput()
+        out.append("validation", [e.param, e.grad, e.scheme, e.stepPolicy, e.policy, ch.model, "\(ch.seed)", cell(e.epsStar),
+                                  cell(r.epsilon), cell(setup.relativeError(r.hv)), cell(e.predictedErr), cell(e.tolerance)])
+        return out
+    }
+
+    public func finish(_ outputs: [UnitOutput]) throws -> StudyOutput {
+        let validation = concatenate("validation", Self.validationHeader, outputs)
+        var es = entries
+        for (i, ch) in checks.enumerated() {
+            for row in outputs[i].tables["validation"] ?? [] {
+                let err = Double(row[9]) ?? .nan
+                es[ch.entry].validatedErr = max(es[ch.entry].validatedErr ?? 0, err.isNaN ? .infinity : err)
+            }
+        }
+        for i in es.indices where !(es[i].validatedErr?.isFinite ?? true) { es[i].validatedErr = nil }
+        for i in es.indices { es[i].validatedOK = (es[i].validatedErr ?? .infinity) <= es[i].tolerance && es[i].epsLo != nil }
+        let file = RegimesFile(entries: es)
+        return StudyOutput(tables: [StudyTable(name: "regimes", header: RegimesFile.csvHeader, rows: file.csvRows), validation],
+                           files: [("regimes.json", try file.json())])
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import Synchronization
+
+/// A study: a pure function from a configuration to tidy tables, split into
+/// independent units of work so a sweep can run them in parallel, journal each one
+/// as it completes, and resume after an interruption.
+///
+/// Determinism contract: ``run(unit:context:)`` depends only on the study's
+/// configuration and the unit's index (every random draw is seeded from the
+/// configuration), never on the thread, the order of execution or other units; and
+/// ``finish(_:)`` receives the outputs in unit order. Hence the same configuration
+/// gives byte-identical tables whatever the number of jobs.
+public protocol Study: Sendable {
+    /// The study's name (`fd-bias`, …), also the default results folder.
+    var name: String { get }
+    /// The units of work, in a fixed order. Each key is unique and stable: it names
+    /// the unit in the resume journal.
+    var units: [StudyUnit] { get }
+    /// Computes one unit: rows of one or more tables (cells already formatted).
+    func run(unit index: Int, context: StudyContext) throws -> UnitOutput
+    /// Assembles the tables (and any other files) from all units' outputs, in unit order.
+    func finish(_ outputs: [UnitOutput]) throws -> StudyOutput
+    /// Seeds used, for the manifest (name → seed).
+    var seeds: [String: UInt64] { get }
+}
+
+/// One unit of work of a sweep.
+public struct StudyUnit: Sendable, Equatable {
+    public var key: String
+    public init(key: String) { self.key = key }
+}
+
+/// The rows one unit produced, per table name. Codable for the resume journal.
+public struct UnitOutput: Sendable, Codable, Equatable {
+    public var tables: [String: [[String]]]
+    public init(tables: [String: [[String]]] = [:]) { self.tables = tables }
+    public mutating func append(_ table: String, _ row: [String]) { tables[table, default: []].append(row) }
+}
+
+/// A table with one header row (NUMERICS.md §10: snake_case, units in names).
+public struct StudyTable: Sendable, Equatable {
+    public var name: String
+    public var header: [String]
+    public var rows: [[String]]
+    public init(name: String, header: [String], rows: [[String]] = []) { self.name = name; self.header = header; self.rows = rows }
+}
+
+/// Everything a finished study writes: tables (as CSV) and other files (JSON, …).
+public struct StudyOutput: Sendable {
+    public var tables: [StudyTable]
+    public var files: [(name: String, data: Data)]
+    public init(tables: [StudyTable], files: [(name: String, data: Data)] = []) { self.tables = tables; self.files = files }
+}
+
+/// A study configuration problem (unknown model, ε ≤ 0, …), reported with the
+/// experiment file's line by the harness.
+public struct StudyError: Error, CustomStringConvertible, Equatable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Shared, thread-safe state of one sweep: caches of expensive values that several
+/// units need (the mpfr256 reference HVP of a model, its exact spectrum, …). A
+/// cached value is a pure function of its key, so caching never changes results.
+public final class StudyContext: Sendable {
+    private let cache = Mutex<[String: any Sendable]>([:])
+    public init() {}
+
+    /// The value for `key`, computing it with `make` on a miss. Two threads missing
+    /// at once may both compute it (same result); the first stored wins.
+    public func cached<V: Sendable>(_ key: String, _ make: () throws -> V) rethrows -> V {
+        if let v = cache.withLock({ $0[key] }) as? V { return v }
+        let v = try make()
+        return cache.withLock { c in
+            if let old = c[key] as? V { return old }
+            c[key] = v
+            return v
+        }
+    }
+}
+
+/// Round-trip decimal of a Double for CSV (NUMERICS.md §10); empty for nil.
+@inlinable public func cell(_ x: Double?) -> String { x.map { "\($0)" } ?? "" }
+
+/// A 64-bit seed derived from a base seed and labels (SplitMix64 finalizer over
+/// FNV-1a of the labels): independent streams per unit and replicate, stable
+/// across runs and platforms.
+public func derivedSeed(_ base: UInt64, _ labels: String...) -> UInt64 {
+    var h: UInt64 = 0xCBF2_9CE4_8422_2325 ^ base
+    for l in labels { for b in l.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }; h = (h ^ 0xFF) &* 0x0000_0100_0000_01B3 }
+    var z = h &+ 0x9E37_79B9_7F4A_7C15
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+}
