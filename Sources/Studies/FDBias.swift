@@ -79,10 +79,9 @@ public struct FDBiasStudy: Study {
             }
             let ref = setup.referenceFD(scheme: c.scheme, epsilon: r.epsilon, context: context)
             let relErr = setup.relativeError(r.hv)
-            let bias = setup.relativeDistance(ref)
-            var noise = 0.0
-            for j in ref.indices { let d = (MPFloat<256>(r.hv[j]) - ref[j]).doubleValue; noise += d * d }
-            noise = setup.hRefNorm > 0 ? noise.squareRoot() / setup.hRefNorm : noise.squareRoot()
+            let bias = ref.biasRel
+            let dn = ref.distance(r.hv)
+            let noise = setup.hRefNorm > 0 ? dn / setup.hRefNorm : dn
             var dev = 0.0, nv = 0.0
             for j in setup.v.indices {
                 let ev = r.epsilon * setup.v[j]

@@ -8,7 +8,7 @@ import Curvature
 ///
 /// Replicates (`vary`):
 /// - `stochastic-rounding`: R replicates, each with its own stochastic-rounding
-///   seed (the policy must have `rounding=stochastic`);
+///   seed (applied to the policies with `rounding=stochastic` only);
 /// - `shards`: one replicate per shard count in `shards` (FSDP-style gradient
 ///   reduce-scatter: the order in which per-sample contributions are summed changes);
 /// - `reduction-order`: every shard count × {sequential, tree}.
@@ -50,8 +50,8 @@ public struct NoiseAmplificationStudy: Study {
         for s in c.stepPolicies { _ = try stepCheck(s, 1) }
         if c.vary.contains(.stochasticRounding) {
             guard c.replicates >= 2 else { throw StudyError("replicates must be ≥ 2 (got \(c.replicates))") }
-            if let p = c.policies.first(where: { $0.rounding != .stochastic }) {
-                throw StudyError("vary: stochastic-rounding needs policies with rounding=stochastic ('\(p.text)' rounds \(p.rounding.rawValue): its replicates would be identical)")
+            guard c.policies.contains(where: { $0.rounding == .stochastic }) else {
+                throw StudyError("vary: stochastic-rounding needs at least one policy with rounding=stochastic (with any other rounding the replicates would be identical)")
             }
         }
         if c.vary.contains(.shards) || c.vary.contains(.reductionOrder) {
@@ -60,7 +60,7 @@ public struct NoiseAmplificationStudy: Study {
         }
         config = c
         var cs: [Curve] = []
-        for m in c.models { for p in c.policies { for s in c.schemes { for st in c.stepPolicies { for seed in c.seeds { for v in c.vary {
+        for m in c.models { for p in c.policies { for s in c.schemes { for st in c.stepPolicies { for seed in c.seeds { for v in c.vary where v != .stochasticRounding || p.rounding == .stochastic {
             cs.append(Curve(model: m, policy: p, scheme: s, step: st, seed: seed, vary: v))
         } } } } } }
         curves = cs

@@ -57,12 +57,29 @@ public struct ModelSetup: Sendable {
     }
 
     /// The same FD scheme and ε entirely in mpfr256 (ĥ_ref(ε): its error against
-    /// h_ref is pure truncation). Cached per (scheme, ε).
-    public func referenceFD(scheme: FDScheme, epsilon: Double, context: StudyContext) -> [MPFloat<256>] {
+    /// h_ref is pure truncation), cached per (scheme, ε) as a double-double pair
+    /// (16 bytes per entry instead of an MPFR value) with its `bias_rel`.
+    public func referenceFD(scheme: FDScheme, epsilon: Double, context: StudyContext) -> ReferenceFD {
         context.cached("refFD|\(spec)|\(seed)|\(param)|\(scheme.rawValue)|\(epsilon.bitPattern)") {
-            FiniteDifferenceHVP.estimateInFormat(model, theta: theta.map { MPFloat<256>($0) }, v: v.map { MPFloat<256>($0) },
-                                                 scheme: scheme, epsilon: MPFloat<256>(epsilon))
+            let r = FiniteDifferenceHVP.estimateInFormat(model, theta: theta.map { MPFloat<256>($0) }, v: v.map { MPFloat<256>($0) },
+                                                         scheme: scheme, epsilon: MPFloat<256>(epsilon))
+            let hi = r.map { $0.doubleValue }
+            let lo = zip(r, hi).map { ($0 - MPFloat<256>($1)).doubleValue }
+            return ReferenceFD(hi: hi, lo: lo, biasRel: relativeDistance(r))
         }
+    }
+}
+
+/// ĥ_ref(ε) as hi + lo (double-double) and its relative distance to h_ref.
+public struct ReferenceFD: Sendable {
+    public var hi: [Double]
+    public var lo: [Double]
+    public var biasRel: Double
+    /// ‖x − ĥ_ref‖₂ (each difference formed as (xᵢ − hiᵢ) − loᵢ).
+    public func distance(_ x: [Double]) -> Double {
+        var s = 0.0
+        for i in x.indices { let d = (x[i] - hi[i]) - lo[i]; s += d * d }
+        return s.squareRoot()
     }
 }
 
