@@ -159,8 +159,18 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "StudiesTests",
+            dependencies: [
+                "Studies",
+                "Models",
+                "Curvature",
+                "Scalars",
+                .product(name: "RealModule", package: "swift-numerics"),
+            ]
+        ),
+        .testTarget(
             name: "HarnessTests",
-            dependencies: ["Harness", "Scalars", "Krylov", "hessian-harness"]
+            dependencies: ["Harness", "Studies", "Scalars", "Krylov", "hessian-harness"]
         ),
     ]
 )

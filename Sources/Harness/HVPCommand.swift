@@ -40,7 +40,7 @@ public struct HVPCommand {
         do { step = try StepPolicy.make(kind: stepPolicy, value: eps) } catch { throw HarnessError("--eps/--step-policy: \(error)") }
         guard shards >= 1 && shards <= 1024 else { throw HarnessError("--shards must be in 1...1024 (got \(shards))") }
         guard let ord = ReductionOrder(rawValue: order) else { throw HarnessError("unknown --order '\(order)' (known: sequential, tree)") }
-        let param = try FormatArithmetic(name: pol.param), grad = try FormatArithmetic(name: pol.grad), hvp = try FormatArithmetic(name: pol.hvp)
+        let param = try pol.arithmetic(pol.param), grad = try pol.arithmetic(pol.grad), hvp = try pol.arithmetic(pol.hvp)
         let acc = try pol.accumulation()
 
         let n = m.parameterCount
@@ -77,7 +77,7 @@ public struct HVPCommand {
         }
         let precision = FDPrecision(param: param, grad: grad, hvp: hvp, accumulation: acc)
         func go<M: DifferentiableModel>(_ model: M) throws -> (FDResult, Double, Double) {
-            try ScalarRegistry.run(format: pol.compute, Body(m: model, theta: theta, v: v, scheme: scheme, step: step,
+            try ScalarRegistry.run(format: pol.compute, rounding: pol.mode(for: pol.compute), Body(m: model, theta: theta, v: v, scheme: scheme, step: step,
                                                              precision: precision, shards: shards, order: ord))
         }
         let (r, tGrad, tHVP) = try StochasticRounding.withSeed(seed) { try go(m) }

@@ -110,8 +110,8 @@ public struct RegimesFile: Codable, Sendable, Equatable {
 /// - band: the intersection of the curves' measured bands (`meas_eps_lo`, `meas_eps_hi`);
 ///   no band when any curve missed the tolerance;
 /// - predicted error: the largest fitted error model value at ε* over the curves;
-/// - Lanczos: among the krylov-stability rows of the same formats/scheme/step policy
-///   at the tested ε nearest ε* (in log distance), the cheapest reorthogonalization
+/// - Lanczos: among the krylov-stability rows of the same param/grad/krylov formats,
+///   scheme and step policy at the tested ε nearest ε* (in log distance), the cheapest reorthogonalization
 ///   (none < selective < partial < full) reaching the largest step count at which
 ///   every run was trustworthy.
 /// Validation: the FD-HVP at ε* under the entry's policy on each validation model ×
@@ -186,8 +186,10 @@ public struct RegimesStudy: Study {
                 predicted = max(predicted, f.err(eps))
             }
             let first = rows[0]
+            let krylovFormat = (try? PrecisionPolicy(policies[0]))?.krylov
             let (reorth, steps, epsTested) = Self.lanczosSettings(c.krylov, param: first["param"]!, grad: first["grad"]!,
-                                                                  scheme: first["scheme"]!, step: first["step_policy"]!, eps: eps)
+                                                                  scheme: first["scheme"]!, step: first["step_policy"]!, eps: eps,
+                                                                  krylov: krylovFormat)
             es.append(RegimeEntry(param: first["param"]!, grad: first["grad"]!, scheme: first["scheme"]!, stepPolicy: first["step_policy"]!,
                                   policy: policies[0], derivedFrom: policies, epsStar: eps, epsLo: banded ? lo : nil,
                                   epsHi: banded ? hi : nil, tolerance: tol, predictedErr: predicted, validatedErr: nil, validatedOK: false,
@@ -200,8 +202,9 @@ public struct RegimesStudy: Study {
     }
 
     static func lanczosSettings(_ rows: [[String: String]], param: String, grad: String, scheme: String, step: String,
-                                eps: Double) -> (String, Int, Double?) {
-        let mine = rows.filter { $0["param"] == param && $0["grad"] == grad && $0["scheme"] == scheme && $0["step_policy"] == step }
+                                eps: Double, krylov: String? = nil) -> (String, Int, Double?) {
+        let mine = rows.filter { $0["param"] == param && $0["grad"] == grad && $0["scheme"] == scheme && $0["step_policy"] == step
+            && (krylov == nil || $0["krylov"] == nil || $0["krylov"] == krylov) }
         let tested = Set(mine.compactMap { Double($0["eps"] ?? "") }).filter { $0 > 0 }
         guard let near = tested.min(by: { abs(Double.log($0 / eps)) < abs(Double.log($1 / eps)) }) else { return ("full", 0, nil) }
         let at = mine.filter { Double($0["eps"] ?? "") == near }

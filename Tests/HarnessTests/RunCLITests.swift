@@ -1,0 +1,221 @@
+import Testing
+import Foundation
+@testable import Harness
+import Studies
+
+/// Writes an experiment file into a fresh folder and returns (folder, file).
+func experiment(_ name: String, _ yaml: String) throws -> (URL, String) {
+    let dir = tempDir(name)
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let f = dir.appendingPathComponent("\(name).yaml")
+    try yaml.write(to: f, atomically: true, encoding: .utf8)
+    return (dir, f.path)
+}
+
+let smallFD = """
+study: fd-bias
+models: [expsum:n=16, "mlp:widths=4-6-3,samples=8"]
+policies:
+  - "param=bf16,compute=bf16,accumulate=fp32,grad=fp32,hvp=fp32"
+  - "param=fp32,compute=fp32,accumulate=fp32,grad=fp32,hvp=fp32,rounding=stochastic"
+schemes: [forward, central]
+step_policies: [absolute, relative]
+eps: {from: 1.0e-5, to: 1.0e-1, points: 5}
+seeds: [0, 1]
+tolerance: 1.0e-2
+quick:
+  models: [expsum:n=16]
+  seeds: [0]
+
+"""
+
+func files(_ dir: URL) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).sorted() }
+func read(_ dir: URL, _ f: String) -> Data { FileManager.default.contents(atPath: dir.appendingPathComponent(f).path) ?? Data() }
+
+@Suite(.serialized) struct RunCLITests {
+    @Test func sameFileAndSeedGiveByteIdenticalCSVForAnyJobs() throws {
+        let (dir, file) = try experiment("det", smallFD)
+        var outs: [URL] = []
+        for jobs in ["1", "2", "3"] {
+            let out = dir.appendingPathComponent("out-\(jobs)")
+            let r = try runCLI(["run", file, "--out", out.path, "--jobs", jobs])
+            #expect(r.status == 0, Comment(rawValue: r.stderr))
+            #expect(r.stderr.contains("[32/32]"), "plain progress lines when stderr is not a terminal")
+            outs.append(out)
+        }
+        #expect(files(outs[0]) == ["fits.csv", "manifest.json", "points.csv"], "journal removed, nothing else written")
+        for f in ["points.csv", "fits.csv"] {
+            #expect(!read(outs[0], f).isEmpty)
+            #expect(read(outs[0], f) == read(outs[1], f) && read(outs[0], f) == read(outs[2], f), "\(f) differs across --jobs")
+        }
+        let points = String(decoding: read(outs[0], "points.csv"), as: UTF8.self).split(separator: "\n")
+        #expect(points.count == 1 + 32 * 5)
+        let m = try JSONSerialization.jsonObject(with: read(outs[0], "manifest.json")) as! [String: Any]
+        let sha = try #require(m["experiment_sha256"] as? String)
+        #expect(sha == SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: file))))
+        #expect(m["study"] as? String == "fd-bias" && m["experiment_file"] as? String == file)
+        #expect((m["seeds"] as? [String: Any])?.keys.sorted() == ["seed_0", "seed_1"])
+        // --quick: the reduced grid of the same study.
+        let q = dir.appendingPathComponent("quick")
+        #expect(try runCLI(["run", file, "--quick", "--out", q.path]).status == 0)
+        #expect(String(decoding: read(q, "points.csv"), as: UTF8.self).split(separator: "\n").count == 1 + 8 * 5)
+    }
+
+    /// A real `kill -9` of the sweep mid-run, then --resume: the same CSV as an
+    /// uninterrupted run, no duplicate rows, and no results file before completion.
+    @Test func resumeAfterKillNine() throws {
+        let (dir, file) = try experiment("resume", smallFD)
+        let clean = dir.appendingPathComponent("clean"), out = dir.appendingPathComponent("killed")
+        #expect(try runCLI(["run", file, "--out", clean.path, "--jobs", "2"]).status == 0)
+
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("hessian-harness")
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = ["run", file, "--out", out.path, "--jobs", "2"]
+        var env = ProcessInfo.processInfo.environment
+        env["HH_TEST_UNIT_DELAY_MS"] = "150"
+        p.environment = env
+        p.standardError = FileHandle.nullDevice
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let journal = out.appendingPathComponent(".sweep/units")
+        let deadline = Date().addingTimeInterval(60)
+        while files(journal).filter({ $0.hasSuffix(".json") }).count < 6 && Date() < deadline { usleep(20_000) }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        #expect(p.terminationReason == .uncaughtSignal)
+        let journaled = files(journal).filter { $0.hasSuffix(".json") }.count
+        #expect(journaled >= 6 && journaled < 32, "killed after \(journaled) configurations")
+        #expect(!files(out).contains("points.csv") && !files(out).contains("fits.csv"), "no results before the sweep completes")
+
+        // Without --resume the unfinished sweep is refused, and left as it was.
+        let refused = try runCLI(["run", file, "--out", out.path])
+        #expect(refused.status == 2 && refused.stderr.contains("--resume"), Comment(rawValue: refused.stderr))
+        let r = try runCLI(["run", file, "--out", out.path, "--resume", "--jobs", "3"])
+        #expect(r.status == 0, Comment(rawValue: r.stderr))
+        #expect(r.stderr.contains("resuming, \(journaled) of 32"), Comment(rawValue: r.stderr))
+        for f in ["points.csv", "fits.csv"] { #expect(read(out, f) == read(clean, f), "\(f) after resume differs from a clean run") }
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent(".sweep").path))
+
+        // Resuming with a changed experiment is refused.
+        let (dir2, file2) = try experiment("resume2", smallFD)
+        let out2 = dir2.appendingPathComponent("o")
+        try FileManager.default.createDirectory(at: out2.appendingPathComponent(".sweep/units"), withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: out2.appendingPathComponent(".sweep/header.json"))
+        let r2 = try runCLI(["run", file2, "--out", out2.path, "--resume"])
+        #expect(r2.status == 2 && r2.stderr.contains("different experiment"), Comment(rawValue: r2.stderr))
+    }
+
+    /// Every bad-input case: clear message with file and line, exit 2, nothing created.
+    @Test(arguments: [
+        ("study: fd-bias\nmodels: [expsum:n=4\n", "malformed-yaml", "3:1: malformed YAML"),
+        ("study: fd-bais\n", "unknown-study", "1:8: unknown study 'fd-bais'"),
+        ("study: fd-bias\nmodels: [expsum:n=4, \"resnet:depth=50\"]\npolicies: [fp64]\nschemes: [central]\neps: [1.0e-3]\n", "unknown-model", "2:22: model 'resnet:depth=50'"),
+        ("study: fd-bias\nmodels: [expsum:n=4]\npolicies: [\"param=bf17\"]\nschemes: [central]\neps: [1.0e-3]\n", "unknown-format", "3:12: policy 'param=bf17'"),
+        ("study: fd-bias\nmodels: [expsum:n=4]\npolicies: [\"\"]\nschemes: [centre]\neps: [1.0e-3]\n", "unknown-scheme", "4:11: unknown scheme 'centre'"),
+        ("study: fd-bias\nmodels: [expsum:n=4]\npolicies: [\"\"]\nschemes: [central]\neps: [1.0e-3, 0]\n", "eps-zero", "5:15: 0.0 must be finite and > 0"),
+        ("study: fd-bias\nmodels: [expsum:n=4]\npolicies: [\"\"]\nschemes: [central]\neps: [-1.0e-3]\n", "eps-negative", "5:7: -0.001 must be finite and > 0"),
+        ("study: fd-bias\nmodels: [expsum:n=4]\npolicies: [\"\"]\nschemes: [central]\neps: [nan]\n", "eps-nan", "5:7: nan must be finite and > 0"),
+        ("study: fd-bias\nmodels: [expsum:n=4]\npolicies: [\"\"]\nschemes: [central]\neps: {from: 1.0e-3, to: 1.0e-5, points: 3}\n", "eps-range", "5:6: ε range needs from < to"),
+        ("study: fd-bias\nmodels: []\npolicies: [\"\"]\nschemes: [central]\neps: [1.0e-3]\n", "empty-grid", "2:9: empty list of models"),
+        ("study: fd-bias\nmodels: [expsum:n=4]\npolicies: [\"\"]\nschemes: []\neps: [1.0e-3]\n", "empty-schemes", "empty grid"),
+        ("study: fd-bias\nmodels: [expsum:n=4]\npolicies: [\"\"]\nschemes: [central]\neps: [1.0e-3]\nepsilon: 3\n", "unknown-key", "6:1: unknown key 'epsilon'"),
+        ("study: fd-bias\nmodels: [expsum:n=4]\npolicies: [\"\"]\nschemes: [central]\n", "missing-key", "1:1: missing key 'eps'"),
+        ("study: noise-amplification\nmodels: [expsum:n=4]\npolicies: [\"\"]\nschemes: [central]\neps: [1.0e-3]\nvary: [stochastic-rounding]\n", "no-sr-policy", "6:7: vary: stochastic-rounding needs"),
+        ("study: regimes\nfrom: {fd_bias: /nonexistent/fd}\nvalidate: {models: [expsum:n=4]}\n", "regimes-missing-input", "2:17: no such file or folder '/nonexistent/fd'"),
+    ])
+    func badExperimentFiles(yaml: String, name: String, expected: String) throws {
+        let (dir, file) = try experiment(name, yaml)
+        let out = dir.appendingPathComponent("out")
+        let r = try runCLI(["run", file, "--out", out.path])
+        #expect(r.status == 2)
+        #expect(r.stderr.hasPrefix("error: \(file):"), Comment(rawValue: r.stderr))
+        #expect(r.stderr.contains(expected), Comment(rawValue: r.stderr))
+        #expect(r.stderr.split(separator: "\n").count == 1 && r.stdout.isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: out.path), "nothing written on bad input")
+    }
+
+    @Test func missingFileAndBadJobs() throws {
+        let r = try runCLI(["run", "/nonexistent/x.yaml", "--out", tempDir("nofile").path])
+        #expect(r.status == 2 && r.stderr.contains("cannot read experiment file"))
+        let (_, file) = try experiment("jobs", smallFD)
+        let out = tempDir("jobs-out")
+        let j = try runCLI(["run", file, "--out", out.path, "--jobs", "0"])
+        #expect(j.status == 2 && j.stderr.contains("--jobs"))
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+    }
+
+    /// The committed experiment files load (default and quick grids).
+    @Test func committedExperimentsLoad() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        for s in ["fd-bias", "noise-amplification", "krylov-stability"] {
+            for quick in [false, true] {
+                let e = try ExperimentLoader.load(path: root.appendingPathComponent("experiments/\(s).yaml").path, quick: quick)
+                #expect(e.study.name == s && e.name == s && !e.study.units.isEmpty)
+            }
+        }
+    }
+
+    @Test func sha256KnownVectors() throws {
+        #expect(SHA256.hex(Data("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256.hex(Data()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hex(Data("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        // Against coreutils on a file longer than one block.
+        let f = tempDir("sha").appendingPathExtension("bin")
+        let bytes = Data((0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 7919) })
+        try bytes.write(to: f)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        p.arguments = [f.path]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let line = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(line.hasPrefix(SHA256.hex(bytes)))
+    }
+}
+
+@Suite(.serialized) struct ModelSLQTests {
+    /// fd-bias → regimes → slq --model: the pipeline end to end on small models.
+    @Test func regimesFeedTheModelSLQ() throws {
+        let (dir, fdFile) = try experiment("pipe", smallFD)
+        let fd = dir.appendingPathComponent("fd")
+        #expect(try runCLI(["run", fdFile, "--quick", "--out", fd.path]).status == 0)
+        let regFile = dir.appendingPathComponent("regimes.yaml")
+        try "study: regimes\nfrom: {fd_bias: \(fd.path)}\nvalidate: {models: [expsum:n=24], seeds: [9]}\n"
+            .write(to: regFile, atomically: true, encoding: .utf8)
+        let reg = dir.appendingPathComponent("reg")
+        let r = try runCLI(["run", regFile.path, "--out", reg.path])
+        #expect(r.status == 0, Comment(rawValue: r.stderr))
+        #expect(files(reg) == ["manifest.json", "regimes.csv", "regimes.json", "validation.csv"])
+        let regimes = reg.appendingPathComponent("regimes.json").path
+
+        let policy = "param=fp32,compute=fp32,accumulate=fp32,grad=fp32,hvp=fp32"
+        let out = dir.appendingPathComponent("slq")
+        let s = try runCLI(["slq", "--model", "expsum:n=30", "--regimes", regimes, "--policy", policy, "--scheme", "central",
+                            "--step-policy", "absolute", "--steps", "12", "--reorth", "full", "--probes", "2", "--out", out.path])
+        #expect(s.status == 0, Comment(rawValue: s.stderr))
+        #expect(files(out) == ["density.csv", "lanczos.csv", "manifest.json", "nodes.csv", "summary.csv"])
+        let sum = try CSVTable.read(path: out.appendingPathComponent("summary.csv").path)[0]
+        let entry = try RegimesFile.decode(Data(contentsOf: URL(fileURLWithPath: regimes)), path: regimes).entries
+            .first { $0.param == "fp32" && $0.scheme == "central" }!
+        #expect(sum["eps"] == "\(entry.epsStar)" && sum["exact_spectrum"] == "yes")
+        // expsum's Hessian is diagonal with a known spectrum; 12 full-reorth steps on 30 eigenvalues find the top one.
+        #expect(Double(sum["ritz_err_top_1"]!)! < 1e-3)
+
+        // No entry for the policy: the error lists the entries that exist; nothing is written.
+        let none = dir.appendingPathComponent("none")
+        let n = try runCLI(["slq", "--model", "expsum:n=30", "--regimes", regimes, "--policy", "param=e5m2", "--out", none.path])
+        #expect(n.status == 2 && n.stderr.contains("no regimes entry") && n.stderr.contains("param=bf16,grad=fp32 central absolute"),
+                Comment(rawValue: n.stderr))
+        #expect(!FileManager.default.fileExists(atPath: none.path))
+        // A file of another schema.
+        let bad = dir.appendingPathComponent("bad.json")
+        try Data("{\"schema\": \"hessian-harness/regimes\", \"version\": 7, \"entries\": []}".utf8).write(to: bad)
+        let b = try runCLI(["slq", "--model", "expsum:n=30", "--regimes", bad.path, "--out", none.path])
+        #expect(b.status == 2 && b.stderr.contains("version 7"), Comment(rawValue: b.stderr))
+        #expect(!FileManager.default.fileExists(atPath: none.path))
+    }
+}

@@ -1,0 +1,179 @@
+import Foundation
+import Testing
+import RealModule
+import Scalars
+import Models
+import Curvature
+@testable import Studies
+
+/// Runs every unit of a study in order and finishes it.
+func runAll(_ s: some Study) throws -> StudyOutput {
+    let ctx = StudyContext()
+    return try s.finish(s.units.indices.map { try s.run(unit: $0, context: ctx) })
+}
+
+func column(_ t: StudyTable, _ name: String) -> [String] {
+    let i = t.header.firstIndex(of: name)!
+    return t.rows.map { $0[i] }
+}
+func numbers(_ t: StudyTable, _ name: String) -> [Double] { column(t, name).map { Double($0) ?? .nan } }
+func table(_ o: StudyOutput, _ name: String) -> StudyTable { o.tables.first { $0.name == name }! }
+
+let fp64 = try! PrecisionPolicy("")
+let fp32 = try! PrecisionPolicy("param=fp32,compute=fp32,accumulate=fp32,grad=fp32,hvp=fp32")
+
+@Suite struct FDBiasStudyTests {
+    /// expsum has a closed-form third derivative: the fitted truncation constant of
+    /// central and forward differences matches ‖w e^θ v^{k+1}‖ / (c_k ‖w e^θ v‖), and
+    /// bias_rel (the mpfr256 FD against the mpfr256 exact HVP) is A ε^k to first order.
+    @Test func fittedTruncationConstantMatchesTheClosedForm() throws {
+        let eps = logGrid(from: 1e-4, to: 1e-2, points: 5)
+        let s = try FDBiasStudy(.init(models: ["expsum:n=40"], policies: [fp64], schemes: [.forward, .central],
+                                      stepPolicies: ["absolute"], eps: eps, seeds: [3], tolerance: 1e-2))
+        let out = try runAll(s)
+        let ctx = StudyContext()
+        let setup = try ModelSetup.make("expsum:n=40", seed: 3, param: "fp64", context: ctx)
+        let m = setup.model as! ExpSumModel
+        let fits = table(out, "fits")
+        for (row, k) in zip(0..<2, [1, 2]) {
+            let a = m.truncationConstant(theta: setup.theta, v: setup.v, order: k)
+            let fitA = Double(fits.rows[row][fits.header.firstIndex(of: "fit_a")!])!
+            // Next-order terms are O(ε) (forward) and O(ε²) (central) relative at ε ≤ 1e-2.
+            #expect(abs(fitA / a - 1) < (k == 1 ? 2e-2 : 1e-3), "k=\(k): fit_a \(fitA), closed form \(a)")
+            #expect(fits.rows[row][fits.header.firstIndex(of: "fit_points_a")!] == "5")
+            let pts = table(out, "points").rows.filter { $0[4] == (k == 1 ? "forward" : "central") }
+            let bias = pts.map { Double($0[table(out, "points").header.firstIndex(of: "bias_rel")!])! }
+            for (e, b) in zip(eps, bias) { #expect(abs(b / (a * Double.pow(e, k)) - 1) < (k == 1 ? 2e-2 : 1e-3)) }
+        }
+    }
+
+    /// A quadratic's central difference has no truncation error: bias_rel is at the
+    /// mpfr256 rounding level, rel_err equals noise_rel, no truncation-dominated
+    /// point exists and eps_star is +∞; the rounding error falls like 1/ε.
+    @Test func quadraticCentralErrorIsPureRounding() throws {
+        let eps = logGrid(from: 1e-6, to: 1e-1, points: 6)
+        let s = try FDBiasStudy(.init(models: ["quadratic:mp:n=50,ratio=0.5"], policies: [fp32], schemes: [.central],
+                                      stepPolicies: ["absolute"], eps: eps, seeds: [0], tolerance: 1e-2))
+        let out = try runAll(s)
+        let p = table(out, "points")
+        for b in numbers(p, "bias_rel") { #expect(b < 1e-60) }
+        for (e, n) in zip(numbers(p, "rel_err"), numbers(p, "noise_rel")) { #expect(abs(e / n - 1) < 1e-12) }
+        let slope = logLogFit(x: eps, y: numbers(p, "rel_err"))!.slope
+        #expect(slope < -0.8 && slope > -1.2, "slope \(slope)")
+        let f = table(out, "fits")
+        #expect(column(f, "fit_points_a") == ["0"] && column(f, "eps_star") == ["inf"])
+    }
+
+    @Test func badConfigurationsAreRejected() {
+        #expect(throws: StudyError.self) {
+            try FDBiasStudy(.init(models: [], policies: [fp64], schemes: [.central], stepPolicies: ["absolute"], eps: [1e-3], seeds: [0], tolerance: 1e-2))
+        }
+        for bad in [0.0, -1e-3, .nan, .infinity] {
+            #expect(throws: StudyError.self) {
+                try FDBiasStudy(.init(models: ["expsum:n=4"], policies: [fp64], schemes: [.central], stepPolicies: ["absolute"],
+                                      eps: [bad], seeds: [0], tolerance: 1e-2))
+            }
+        }
+        #expect(throws: StudyError.self) {
+            try FDBiasStudy(.init(models: ["expsum:n=4"], policies: [fp64], schemes: [.central], stepPolicies: ["sideways"], eps: [1e-3], seeds: [0], tolerance: 1e-2))
+        }
+    }
+}
+
+@Suite struct NoiseAndKrylovTests {
+    /// Stochastic-rounding replicates: the spread falls like 1/ε (slope ≈ −1).
+    @Test func stochasticRoundingNoiseSlopeIsMinusOne() throws {
+        let sr = try PrecisionPolicy("param=bf16,compute=bf16,accumulate=fp32,grad=bf16,hvp=fp32,rounding=stochastic")
+        let s = try NoiseAmplificationStudy(.init(models: ["mlp:widths=6-8-3,samples=16"], policies: [sr], schemes: [.central],
+                                                  stepPolicies: ["absolute"], eps: logGrid(from: 1e-4, to: 1e-1, points: 4),
+                                                  seeds: [0], vary: [.stochasticRounding], replicates: 6, shards: [1]))
+        let out = try runAll(s)
+        let slope = Double(table(out, "slopes").rows[0][NoiseAmplificationStudy.slopesHeader.firstIndex(of: "noise_slope")!])!
+        #expect(slope > -1.2 && slope < -0.8, "noise_slope \(slope)")
+        #expect(table(out, "replicates").rows.count == 24)
+        // Nearest rounding only: no stochastic-rounding replicates can be formed.
+        #expect(throws: StudyError.self) {
+            try NoiseAmplificationStudy(.init(models: ["expsum:n=4"], policies: [fp32], schemes: [.central], stepPolicies: ["absolute"],
+                                              eps: [1e-3], seeds: [0], vary: [.stochasticRounding], replicates: 4, shards: [1]))
+        }
+    }
+
+    /// Shard counts change only the summation order of the gradient reduce-scatter:
+    /// in fp64 the spread is at the rounding level, and a single shard count gives none.
+    @Test func shardReplicatesDifferOnlyByRounding() throws {
+        let s = try NoiseAmplificationStudy(.init(models: ["mlp:widths=4-6-3,samples=12"], policies: [fp64], schemes: [.central],
+                                                  stepPolicies: ["absolute"], eps: [1e-3], seeds: [0], vary: [.shards],
+                                                  replicates: 2, shards: [1, 2, 3]))
+        let n = numbers(table(try runAll(s), "points"), "noise_std_rel")[0]
+        #expect(n > 0 && n < 1e-10, "noise_std_rel \(n)")
+    }
+
+    /// On a quadratic with a known spectrum, FD-HVP Lanczos in fp64 with full
+    /// reorthogonalization stays orthogonal to working precision and finds the top
+    /// eigenvalues; without reorthogonalization orthogonality is lost once Ritz
+    /// values converge (Paige), which the study records.
+    @Test func orthogonalityAndRitzAccuracyOnAQuadratic() throws {
+        let s = try KrylovStabilityStudy(.init(models: ["quadratic:diag:n=80,lo=0.01,hi=1,dist=log"], policies: [fp64], schemes: [.central],
+                                               stepPolicies: ["absolute"], eps: [1e-4], reorth: [.none, .full], steps: 60,
+                                               checkpoints: [20, 60], probes: 1, seeds: [0]))
+        let out = try runAll(s)
+        let sum = table(out, "summary")
+        let orth = numbers(sum, "orth_loss_max"), top = numbers(sum, "ritz_err_top_1")
+        let reorth = column(sum, "reorth"), steps = column(sum, "steps")
+        for i in sum.rows.indices where steps[i] == "60" {
+            if reorth[i] == "full" { #expect(orth[i] < 1e-12) } else { #expect(orth[i] > 1e-6, "none: orth_loss \(orth[i])") }
+            #expect(top[i] < 1e-8)
+        }
+        #expect(table(out, "region").rows.count == 4)
+        #expect(table(out, "lanczos").rows.count == 120)
+    }
+}
+
+@Suite struct RegimesTests {
+    func row(_ model: String, _ seed: Int, star: Double, lo: Double, hi: Double, best: Double) -> [String: String] {
+        ["model": model, "policy": "param=fp32,compute=fp32,accumulate=fp32,grad=fp32,hvp=fp32", "param": "fp32", "grad": "fp32",
+         "scheme": "central", "step_policy": "absolute", "seed": "\(seed)", "order_k": "2", "u": "\(0x1p-24)", "tolerance": "0.01",
+         "fit_a": "0.1", "fit_b": "1.0", "eps_star": "\(star)", "meas_eps_lo": "\(lo)", "meas_eps_hi": "\(hi)", "meas_eps_best": "\(best)"]
+    }
+
+    /// ε* is the geometric mean of the curves' ε*, the band their intersection, and
+    /// the predicted error the worst fitted model at ε*.
+    @Test func derivation() throws {
+        let s = try RegimesStudy(.init(fits: [row("expsum:n=8", 0, star: 1e-3, lo: 1e-5, hi: 1e-1, best: 1e-3),
+                                              row("expsum:n=8", 1, star: 1e-2, lo: 1e-4, hi: 1e-2, best: 1e-2)],
+                                       krylov: [], validateModels: ["expsum:n=16"], validateSeeds: [5]))
+        let e = s.entries[0]
+        #expect(abs(e.epsStar / 0.1.squareRoot() / 1e-2 - 1) < 1e-12)
+        #expect(e.epsLo == 1e-4 && e.epsHi == 1e-2 && e.curves == 2)
+        let f = ErrorModelFit(k: 2, u: 0x1p-24, a: 0.1, b: 1, pointsA: 0, pointsB: 0)
+        #expect(e.predictedErr == f.err(e.epsStar))
+        #expect(e.lanczosMaxSteps == 0 && e.lanczosEpsTested == nil)
+        let out = try runAll(s)
+        let file = try RegimesFile.decode(out.files[0].data, path: "regimes.json")
+        #expect(file.entries.count == 1 && file.entries[0].validatedErr != nil)
+        #expect(file.entries[0].validatedOK == (file.entries[0].validatedErr! <= 0.01))
+    }
+
+    @Test func validationMustBeHeldOut() {
+        #expect(throws: StudyError.self) {
+            try RegimesStudy(.init(fits: [self.row("expsum:n=8", 0, star: 1e-3, lo: 1e-5, hi: 1e-1, best: 1e-3)], krylov: [],
+                                   validateModels: ["expsum:n=8"], validateSeeds: [0]))
+        }
+    }
+
+    @Test func lanczosSettingsPickTheCheapestStableReorthogonalization() {
+        func k(_ r: String, _ steps: Int, _ ok: Bool, eps: String = "0.001") -> [String: String] {
+            ["param": "fp32", "grad": "fp32", "scheme": "central", "step_policy": "absolute", "eps": eps, "reorth": r,
+             "steps": "\(steps)", "trustworthy": ok ? "1" : "0"]
+        }
+        let rows = [k("none", 20, true), k("none", 40, false), k("partial", 20, true), k("partial", 40, true),
+                    k("full", 20, true), k("full", 40, true), k("none", 40, true, eps: "0.1")]
+        let (r, s, e) = RegimesStudy.lanczosSettings(rows, param: "fp32", grad: "fp32", scheme: "central", step: "absolute", eps: 2e-3)
+        #expect(r == "partial" && s == 40 && e == 1e-3)
+    }
+
+    @Test func regimesFileSchemaIsChecked() {
+        #expect(throws: StudyError.self) { try RegimesFile.decode(Data("{\"schema\":\"other\",\"version\":1,\"entries\":[]}".utf8), path: "x") }
+        #expect(throws: StudyError.self) { try RegimesFile.decode(Data("[1,2]".utf8), path: "x") }
+    }
+}
