@@ -124,7 +124,8 @@ public struct HVPCommand {
             d["widths"] = mlp.widths
             d["activation"] = ["name": mlp.activation.rawValue, "formula": mlp.activation.formula]
             d["forward"] = "h_0 = x; z_l = h_{l-1} @ W_l.T + b_l; h_l = act(z_l) for all but the last layer; logits = z_L"
-            d["loss"] = "mean over samples of logsumexp(logits) - logits[label] (softmax cross-entropy)"
+            d["loss"] = mlp.outputLoss == .crossEntropy ? "mean over samples of logsumexp(logits) - logits[label] (softmax cross-entropy)"
+                : "mean over samples of 0.5 * sum((logits - onehot(label))**2) (squared error)"
             d["data"] = ["x": "x.npy", "y": "y.npy", "x_shape": [mlp.data.count, mlp.data.features], "classes": mlp.data.classes,
                          "generator": "teacher-student, seeded"] as [String: Any]
             files.append(("x.npy", NPY.float64(mlp.data.x.storage, shape: [mlp.data.count, mlp.data.features])))

@@ -11,13 +11,16 @@ import RealModule
 /// `mean_b(logsumexp(z_L[b]) − z_L[b, y_b])`. Products run through
 /// ``Kernels/gemm(_:_:accumulation:)`` under the given accumulation policy;
 /// elementwise operations round in the compute type.
-public struct MLP: DifferentiableModel {
+public struct MLP: OutputModel {
     public let widths: [Int]
     public let activation: Activation
     public let data: Dataset
     public let layout: ParameterLayout
+    /// Softmax cross-entropy (default) or squared error against one-hot targets.
+    public let outputLoss: OutputLoss
 
-    public init(widths: [Int], activation: Activation, data: Dataset) throws {
+    public init(widths: [Int], activation: Activation, data: Dataset, loss: OutputLoss = .crossEntropy) throws {
+        self.outputLoss = loss
         guard widths.count >= 2, widths.allSatisfy({ $0 >= 1 }) else { throw ModelError("mlp: widths need at least input and output sizes ≥ 1") }
         guard widths.first == data.features else { throw ModelError("mlp: input width \(widths[0]) ≠ data features \(data.features)") }
         guard widths.last == data.classes else { throw ModelError("mlp: output width \(widths.last!) ≠ classes \(data.classes)") }
@@ -45,6 +48,11 @@ public struct MLP: DifferentiableModel {
 
     @inlinable
     public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
+        lossAndGradient(theta, samples: samples, accumulation: acc, head: outputLoss)
+    }
+
+    @inlinable
+    public func lossAndGradient<T: StudyScalar, H: LossHead>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation, head: H) -> (loss: T, gradient: [T]) {
         precondition(theta.count == layout.count, "θ has \(theta.count) entries, the model \(layout.count)")
         let layers = widths.count - 1
         let batch = samples.count
@@ -66,9 +74,9 @@ public struct MLP: DifferentiableModel {
             zs.append(z)
             if l < layers - 1 { hs.append(z.map { activation.value($0) }) }
         }
-        // Softmax cross-entropy, mean over the batch.
+        // The output loss (softmax cross-entropy unless another head is given), mean over the batch.
         let invB = 1 / T(data.count)
-        let (sum, dzLogits) = softmaxCrossEntropy(zs[layers - 1], label: { data.labels[samples.lowerBound + $0] }, scale: invB)
+        let (sum, dzLogits) = head.evaluate(zs[layers - 1], label: { data.labels[samples.lowerBound + $0] }, scale: invB)
         var loss = sum
         var dz = dzLogits
         loss *= invB

@@ -10,7 +10,7 @@ public typealias LinearAlgebraAccumulation = Accumulation
 /// |---|---|
 /// | `quadratic:OPERATOR` | ½θᵀAθ − bᵀθ with A = `OPERATOR` (any operator spec, e.g. `quadratic:mp:n=200,ratio=0.5`) |
 /// | `softmax:d=D,classes=K[,samples=N]` | softmax regression on teacher–student data |
-/// | `mlp:widths=D-H-…-K[,act=tanh\|gelu\|relu][,samples=N]` | MLP on teacher–student data |
+/// | `mlp:widths=D-H-…-K[,act=tanh\|gelu\|relu][,samples=N][,loss=ce\|mse]` | MLP on teacher–student data (softmax cross-entropy, or squared error against one-hot targets) |
 /// | `…,data=FILE.csv` or `…,x=X.npy,y=Y.npy` (softmax, mlp) | the same on user data (see ``DataFiles``) |
 /// | `transformer[:context=16,width=32,heads=4,layers=2,ff=128,sequences=8]` | character-level decoder-only LM on the built-in corpus |
 /// | `expsum:n=N` | Σ wᵢ exp(θᵢ): every derivative in closed form (``ExpSumModel``) |
@@ -32,7 +32,7 @@ public enum ModelSpec {
                 guard p.count == 2 else { throw ModelError("malformed field '\(kv)' in model spec '\(text)'") }
                 fields[p[0]] = p[1]
             }
-            let allowed: Set<String> = kind == "mlp" ? ["widths", "act", "samples", "data", "x", "y"] : ["d", "classes", "samples", "act", "data", "x", "y"]
+            let allowed: Set<String> = kind == "mlp" ? ["widths", "act", "samples", "data", "x", "y", "loss"] : ["d", "classes", "samples", "act", "data", "x", "y", "loss"]
             if let bad = fields.keys.sorted().first(where: { !allowed.contains($0) }) {
                 throw ModelError("unknown field '\(bad)' for model '\(kind)' (allowed: \(allowed.sorted().joined(separator: ", ")))")
             }
@@ -64,7 +64,11 @@ public enum ModelSpec {
             } else {
                 data = try Dataset.teacherStudent(samples: try int("samples", 64), features: widths[0], classes: widths.last!, seed: seed)
             }
-            return try MLP(widths: widths, activation: act, data: data)
+            let loss = try fields["loss"].map { l -> OutputLoss in
+                guard let x = OutputLoss(rawValue: l) else { throw ModelError("unknown loss '\(l)' (known: ce, mse)") }
+                return x
+            } ?? .crossEntropy
+            return try MLP(widths: widths, activation: act, data: data, loss: loss)
         case "transformer":
             var c = TransformerLM.Config()
             for kv in rest.split(separator: ",") {

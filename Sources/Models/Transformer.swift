@@ -10,7 +10,7 @@ import RealModule
 /// Attention: H heads of width D/H, causal, scores `QKᵀ/√(D/H)`, no attention
 /// biases. Layer norm: `(x − μ)/√(σ² + 1e-5)·g + b` with the biased variance.
 /// GELU: exact erf form. Products go through ``Kernels/gemm(_:_:accumulation:)``.
-public struct TransformerLM: DifferentiableModel {
+public struct TransformerLM: OutputModel {
     public struct Config: Sendable, Equatable, Codable {
         public var context: Int, width: Int, heads: Int, layers: Int, ff: Int, sequences: Int
         public init(context: Int = 16, width: Int = 32, heads: Int = 4, layers: Int = 2, ff: Int = 128, sequences: Int = 8) {
@@ -135,6 +135,12 @@ public struct TransformerLM: DifferentiableModel {
     }
 
     public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
+        lossAndGradient(theta, samples: samples, accumulation: acc, head: OutputLoss.crossEntropy)
+    }
+
+    public var outputLoss: OutputLoss { .crossEntropy }
+
+    public func lossAndGradient<T: StudyScalar, Head: LossHead>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation, head lossHead: Head) -> (loss: T, gradient: [T]) {
         precondition(theta.count == layout.count)
         let c = config, d = c.width, L = c.context, H = c.heads, dh = d / H, V = vocab.count
         var grad = [T](repeating: .zero, count: layout.count)
@@ -200,7 +206,7 @@ public struct TransformerLM: DifferentiableModel {
             }
             let (zf, cf) = layerNorm(h, slice(theta, "final.ln.gain"), slice(theta, "final.ln.bias"))
             let logits = Kernels.gemm(zf, headT, accumulation: acc)
-            let (sum, dlogits) = softmaxCrossEntropy(logits, label: { seq[$0 + 1] }, scale: norm)
+            let (sum, dlogits) = lossHead.evaluate(logits, label: { seq[$0 + 1] }, scale: norm)
             loss += sum * norm
             // Backward.
             addMatrix(&grad, "head", Kernels.gemm(dlogits.transposed(), zf, accumulation: acc))
