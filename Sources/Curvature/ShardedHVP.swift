@@ -67,6 +67,28 @@ public enum ShardedHVP {
         return (FiniteDifferenceHVP.quotient(grads, scheme: scheme, epsilon: eps, hvp: precision.hvp), plus, eps)
     }
 
+    /// The gradient as FSDP computes it on S ranks: each rank all-gathers θ from the
+    /// shards, computes its block of samples' contribution in `T`, rounds it into the
+    /// `grad` format, and receives its gradient shard by reduce-scatter. Returns the
+    /// full gradient (the shards concatenated).
+    public static func gradient<M: DifferentiableModel, T: StudyScalar>(
+        _ model: M, theta: [Double], precision: FDPrecision, shards: Int, order: ReductionOrder = .sequential, compute: T.Type
+    ) throws -> [Double] {
+        let n = model.parameterCount, samples = model.sampleCount
+        let layout = ShardLayout(count: n, shards: shards)
+        let per = (samples + shards - 1) / shards
+        let outs = try InProcessWorld(size: shards).run { comm -> [Double] in
+            let r = comm.rank
+            let full = layout.unpad(comm.allGather(layout.shard(theta, rank: r)))
+            let mine = min(r * per, samples)..<min((r + 1) * per, samples)
+            var g = model.lossAndGradient(full.map { T(roundingDouble: $0) }, samples: mine, accumulation: precision.accumulation)
+                .gradient.map { precision.grad.round($0.doubleValue) }
+            g += [Double](repeating: 0, count: layout.paddedCount - n)
+            return comm.reduceScatter(g, format: precision.grad, order: order)
+        }
+        return layout.unpad(outs.flatMap { $0 })
+    }
+
     /// A Lanczos-style dot product of sharded vectors: local dot in fp64, then an
     /// all-reduce in `format` and `order`.
     public static func dot(_ x: [Double], _ y: [Double], comm: any Communicator, format: FormatArithmetic = .fp64,

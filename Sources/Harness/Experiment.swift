@@ -40,7 +40,7 @@ struct ExperimentError: Error, CustomStringConvertible {
 }
 
 public enum ExperimentLoader {
-    public static let studies = ["fd-bias", "noise-amplification", "krylov-stability", "regimes"]
+    public static let studies = ["fd-bias", "noise-amplification", "krylov-stability", "regimes", "block-diagonal"]
 
     static let common: Set<String> = ["study", "name", "description", "quick"]
     static let keys: [String: Set<String>] = [
@@ -49,6 +49,7 @@ public enum ExperimentLoader {
         "krylov-stability": ["models", "policies", "schemes", "step_policies", "eps", "reorth", "steps", "checkpoints", "probes", "seeds",
                              "ritz_top", "ritz_tol", "tolerance", "max_parameters"],
         "regimes": ["from", "validate", "tolerance"],
+        "block-diagonal": ["models", "seeds", "partitions", "approximations", "probes", "max_dense", "top_k", "diagonal_probes"],
     ]
 
     public static func load(path: String, quick: Bool) throws -> Experiment {
@@ -90,6 +91,7 @@ public enum ExperimentLoader {
         case "fd-bias": s = try fdBias(map, doc)
         case "noise-amplification": s = try noise(map, doc)
         case "krylov-stability": s = try krylov(map, doc)
+        case "block-diagonal": s = try blockDiagonal(map, doc)
         default: s = try regimes(map, doc)
         }
         return Experiment(path: path, sha256: SHA256.hex(data), name: name, quick: quick, study: s, parameters: params)
@@ -142,6 +144,29 @@ public enum ExperimentLoader {
             ritzTop: try m["ritz_top"]?.int(min: 1, max: 100) ?? 3, ritzTol: try m["ritz_tol"]?.positive() ?? 1e-3,
             tolerance: try m["tolerance"]?.positive() ?? 1e-2, maxParameters: try m["max_parameters"]?.int(min: 1, max: 20_000) ?? 3000)
         return try wrap(doc) { try KrylovStabilityStudy(c) }
+    }
+
+    static func blockDiagonal(_ m: [String: YNode], _ doc: YNode) throws -> any Study {
+        let aNode = try doc.required(m, "approximations")
+        let approx = try aNode.items().map { item -> BlockDiagonalStudy.Approximation in
+            let s = try item.string()
+            guard let x = BlockDiagonalStudy.Approximation(rawValue: s) else {
+                throw item.error("unknown approximation '\(s)' (known: \(BlockDiagonalStudy.Approximation.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            return x
+        }
+        let parts = try m["partitions"]?.items().map { item -> PartitionKind in
+            let s = try item.string()
+            guard let x = PartitionKind(rawValue: s) else {
+                throw item.error("unknown partition '\(s)' (known: \(PartitionKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            return x
+        } ?? [.tensor, .layer, .block]
+        let c = BlockDiagonalStudy.Config(
+            models: try models(doc.required(m, "models")), seeds: try seeds(m["seeds"]), partitions: parts, approximations: approx,
+            probes: try m["probes"]?.int(min: 1, max: 10_000) ?? 8, maxDense: try m["max_dense"]?.int(min: 0, max: 20_000) ?? 2000,
+            topK: try m["top_k"]?.int(min: 1, max: 10_000) ?? 10, diagonalProbes: try m["diagonal_probes"]?.int(min: 1, max: 100_000) ?? 32)
+        return try wrap(aNode) { try BlockDiagonalStudy(c) }
     }
 
     static func regimes(_ m: [String: YNode], _ doc: YNode) throws -> any Study {

@@ -7,7 +7,7 @@ import Studies
 
 /// `hessian-harness slq --model SPEC --regimes FILE [--policy POLICY] …`: FD-HVP SLQ
 /// on a model, with ε and the Lanczos settings taken from the regimes entry that
-/// matches the run's policy (param and grad formats, and the scheme / step policy
+/// matches the run's policy (param, compute and grad formats, and the scheme / step policy
 /// when given). Without `--policy` the regimes file must offer exactly one entry
 /// (after the filters), whose policy is used.
 public struct ModelSLQCommand {
@@ -39,12 +39,12 @@ public struct ModelSLQCommand {
     /// The entry for a policy, or an error listing the entries that exist.
     public static func select(_ file: RegimesFile, path: String, policy: PrecisionPolicy?, scheme: String?, stepPolicy: String?) throws -> RegimeEntry {
         let matches = file.entries.filter { e in
-            (policy.map { e.param == $0.param && e.grad == $0.grad } ?? true)
+            (policy.map { e.param == $0.param && e.compute == $0.compute && e.grad == $0.grad } ?? true)
                 && (scheme.map { e.scheme == $0 } ?? true) && (stepPolicy.map { e.stepPolicy == $0 } ?? true)
         }
-        let list = file.entries.map { "param=\($0.param),grad=\($0.grad) \($0.scheme) \($0.stepPolicy)" }.joined(separator: "; ")
+        let list = file.entries.map { "param=\($0.param),compute=\($0.compute),grad=\($0.grad) \($0.scheme) \($0.stepPolicy)" }.joined(separator: "; ")
         var want: [String] = []
-        if let p = policy { want.append("param=\(p.param),grad=\(p.grad)") }
+        if let p = policy { want.append("param=\(p.param),compute=\(p.compute),grad=\(p.grad)") }
         if let s = scheme { want.append("scheme \(s)") }
         if let s = stepPolicy { want.append("step policy \(s)") }
         guard !matches.isEmpty else {

@@ -57,9 +57,9 @@ public struct FDBiasStudy: Study {
     public var units: [StudyUnit] { curves.map { StudyUnit(key: "\($0.model)|\($0.policy)|\($0.scheme.rawValue)|\($0.step)|\($0.seed)") } }
     public var seeds: [String: UInt64] { Dictionary(uniqueKeysWithValues: config.seeds.map { ("seed_\($0)", $0) }) }
 
-    public static let pointsHeader = ["model", "policy", "param", "grad", "scheme", "step_policy", "seed", "eps", "eps_abs", "u",
+    public static let pointsHeader = ["model", "policy", "param", "compute", "grad", "scheme", "step_policy", "seed", "eps", "eps_abs", "u",
                                       "rel_err", "bias_rel", "noise_rel", "cos_align", "swamped_fraction", "delta_rel_dev"]
-    public static let fitsHeader = ["model", "policy", "param", "grad", "scheme", "step_policy", "seed", "order_k", "u", "tolerance",
+    public static let fitsHeader = ["model", "policy", "param", "compute", "grad", "scheme", "step_policy", "seed", "order_k", "u", "tolerance",
                                     "fit_a", "fit_b", "fit_points_a", "fit_points_b", "eps_star", "err_star",
                                     "fit_eps_lo", "fit_eps_hi", "meas_eps_lo", "meas_eps_hi", "meas_eps_best", "meas_err_min"]
 

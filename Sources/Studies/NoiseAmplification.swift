@@ -71,7 +71,7 @@ public struct NoiseAmplificationStudy: Study {
     }
     public var seeds: [String: UInt64] { Dictionary(uniqueKeysWithValues: config.seeds.map { ("seed_\($0)", $0) }) }
 
-    public static let lead = ["model", "policy", "param", "grad", "scheme", "step_policy", "seed", "vary"]
+    public static let lead = ["model", "policy", "param", "compute", "grad", "scheme", "step_policy", "seed", "vary"]
     public static let pointsHeader = lead + ["eps", "eps_abs", "replicates", "noise_std_rel", "rel_err_mean"]
     public static let replicatesHeader = lead + ["eps", "replicate", "shards", "reduction_order", "sr_seed", "rel_err"]
     public static let slopesHeader = lead + ["noise_slope", "noise_slope_r2", "slope_points"]

@@ -90,8 +90,17 @@ public struct ReferenceFD: Sendable {
 public struct FDEngine: Sendable {
     public let policy: PrecisionPolicy
     public let precision: FDPrecision
-    let body: @Sendable (_ theta: [Double], _ v: [Double], _ scheme: FDScheme, _ step: StepPolicy,
-                         _ shards: Int, _ order: ReductionOrder) throws -> FDResult
+    let ops: Ops
+
+    typealias FD = @Sendable (_ theta: [Double], _ v: [Double], _ scheme: FDScheme, _ step: StepPolicy,
+                              _ shards: Int, _ order: ReductionOrder) throws -> FDResult
+    struct Ops: Sendable {
+        let fd: FD
+        let gradient: @Sendable (_ theta: [Double], _ shards: Int, _ order: ReductionOrder) throws -> [Double]
+        let exact: @Sendable (_ theta: [Double], _ v: [Double]) -> [Double]
+        /// Bytes of one value of the compute type in memory.
+        let computeBytes: Int
+    }
 
     public init(model: any DifferentiableModel, policy: PrecisionPolicy) throws {
         self.policy = policy
@@ -100,27 +109,47 @@ public struct FDEngine: Sendable {
         self.precision = precision
         struct Make<M: DifferentiableModel>: ScalarBody {
             let m: M, precision: FDPrecision
-            func run<T: StudyScalar>(_: T.Type) -> @Sendable ([Double], [Double], FDScheme, StepPolicy, Int, ReductionOrder) throws -> FDResult {
+            func run<T: StudyScalar>(_: T.Type) -> Ops {
                 let m = m, precision = precision
-                return { theta, v, scheme, step, shards, order in
+                return Ops(fd: { theta, v, scheme, step, shards, order in
                     if shards == 1 {
                         return FiniteDifferenceHVP.estimate(m, theta: theta, v: v, scheme: scheme, step: step, precision: precision, compute: T.self)
                     }
                     return try ShardedHVP.estimate(m, theta: theta, v: v, scheme: scheme, step: step, precision: precision,
                                                    shards: shards, order: order, compute: T.self)
-                }
+                }, gradient: { theta, shards, order in
+                    if shards == 1 {
+                        return m.lossAndGradient(theta.map { T(roundingDouble: $0) }, accumulation: precision.accumulation)
+                            .gradient.map { precision.grad.round($0.doubleValue) }
+                    }
+                    return try ShardedHVP.gradient(m, theta: theta, precision: precision, shards: shards, order: order, compute: T.self)
+                }, exact: { theta, v in
+                    m.exactHVP(theta.map { T(roundingDouble: $0) }, v.map { T(roundingDouble: $0) }, accumulation: precision.accumulation)
+                        .hv.map { precision.hvp.round($0.doubleValue) }
+                }, computeBytes: MemoryLayout<T>.stride)
             }
         }
-        func open<M: DifferentiableModel>(_ m: M) throws -> @Sendable ([Double], [Double], FDScheme, StepPolicy, Int, ReductionOrder) throws -> FDResult {
+        func open<M: DifferentiableModel>(_ m: M) throws -> Ops {
             try ScalarRegistry.run(format: policy.compute, rounding: policy.mode(for: policy.compute), Make(m: m, precision: precision))
         }
-        body = try open(model)
+        ops = try open(model)
     }
+
+    /// ∇L(θ) in the policy (sharded FSDP-style when `shards` > 1), rounded into `grad`.
+    public func gradient(theta: [Double], shards: Int = 1, order: ReductionOrder = .sequential) throws -> [Double] {
+        try ops.gradient(theta, shards, order)
+    }
+
+    /// The exact HVP (forward-over-reverse) in the compute type, rounded into `hvp`.
+    public func exactHVP(theta: [Double], v: [Double]) -> [Double] { ops.exact(theta, v) }
+
+    /// Bytes per value of the compute type as the harness stores it.
+    public var computeBytes: Int { ops.computeBytes }
 
     /// ĥ at θ along v.
     public func estimate(theta: [Double], v: [Double], scheme: FDScheme, step: StepPolicy,
                          shards: Int = 1, order: ReductionOrder = .sequential) throws -> FDResult {
-        try body(theta, v, scheme, step, shards, order)
+        try ops.fd(theta, v, scheme, step, shards, order)
     }
 
     /// The unit roundoff that scales the rounding term of the error model: the
@@ -144,5 +173,5 @@ public func logGrid(from lo: Double, to hi: Double, points: Int) -> [Double] {
     return (0..<points).map { i in i == 0 ? lo : i == points - 1 ? hi : Double.exp(a + (b - a) * Double(i) / Double(points - 1)) }
 }
 
-/// Cells shared by the studies: the policy's param and grad formats.
-func policyCells(_ p: PrecisionPolicy) -> [String] { [p.description, p.param, p.grad] }
+/// Cells shared by the studies: the policy and its param, compute and grad formats.
+func policyCells(_ p: PrecisionPolicy) -> [String] { [p.description, p.param, p.compute, p.grad] }

@@ -10,6 +10,9 @@ import Curvature
 /// validated error, and the Lanczos settings found stable.
 public struct RegimeEntry: Codable, Sendable, Equatable {
     public var param: String
+    /// The compute format: part of the key because it sets the rounding noise as much
+    /// as the param and grad formats do (a refinement of NUMERICS.md §10's key).
+    public var compute: String
     public var grad: String
     public var scheme: String
     public var stepPolicy: String
@@ -19,9 +22,11 @@ public struct RegimeEntry: Codable, Sendable, Equatable {
     public var derivedFrom: [String]
     /// Recommended step: ε (absolute) or η (relative).
     public var epsStar: Double
-    /// Safe band; nil edges: no measured band (the tolerance was not met on every curve).
+    /// Safe band: the intersection of the measured bands of the curves that met the
+    /// tolerance (`bandCurves` of `curves`); nil: no curve met it, or the bands do not overlap.
     public var epsLo: Double?
     public var epsHi: Double?
+    public var bandCurves: Int
     public var tolerance: Double
     public var predictedErr: Double
     public var validatedErr: Double?
@@ -34,8 +39,8 @@ public struct RegimeEntry: Codable, Sendable, Equatable {
     public var lanczosEpsTested: Double?
 
     enum CodingKeys: String, CodingKey {
-        case param, grad, scheme, stepPolicy = "step_policy", policy, derivedFrom = "derived_from", epsStar = "eps_star"
-        case epsLo = "eps_lo", epsHi = "eps_hi", tolerance, predictedErr = "predicted_err", validatedErr = "validated_err"
+        case param, compute, grad, scheme, stepPolicy = "step_policy", policy, derivedFrom = "derived_from", epsStar = "eps_star"
+        case epsLo = "eps_lo", epsHi = "eps_hi", bandCurves = "band_curves", tolerance, predictedErr = "predicted_err", validatedErr = "validated_err"
         case validatedOK = "validated_ok", curves, lanczosReorth = "lanczos_reorth", lanczosMaxSteps = "lanczos_max_steps"
         case lanczosEpsTested = "lanczos_eps_tested"
     }
@@ -87,12 +92,12 @@ public struct RegimesFile: Codable, Sendable, Equatable {
         return d
     }
 
-    public static let csvHeader = ["param", "grad", "scheme", "step_policy", "policy", "eps_star", "eps_lo", "eps_hi", "tolerance",
+    public static let csvHeader = ["param", "compute", "grad", "scheme", "step_policy", "policy", "eps_star", "eps_lo", "eps_hi", "band_curves", "tolerance",
                                    "predicted_err", "validated_err", "validated_ok", "curves", "lanczos_reorth", "lanczos_max_steps",
                                    "lanczos_eps_tested"]
     public var csvRows: [[String]] {
         entries.map { e in
-            [e.param, e.grad, e.scheme, e.stepPolicy, e.policy, cell(e.epsStar), cell(e.epsLo), cell(e.epsHi), cell(e.tolerance),
+            [e.param, e.compute, e.grad, e.scheme, e.stepPolicy, e.policy, cell(e.epsStar), cell(e.epsLo), cell(e.epsHi), "\(e.bandCurves)", cell(e.tolerance),
              cell(e.predictedErr), cell(e.validatedErr), e.validatedOK ? "1" : "0", "\(e.curves)", e.lanczosReorth,
              "\(e.lanczosMaxSteps)", cell(e.lanczosEpsTested)]
         }
@@ -103,12 +108,12 @@ public struct RegimesFile: Codable, Sendable, Equatable {
 /// given, a `krylov-stability` summary table), then validates every entry on
 /// models and seeds not used to derive it.
 ///
-/// Derivation per (param, grad, scheme, step policy), over the curves of fits.csv:
+/// Derivation per (param, compute, grad, scheme, step policy), over the curves of fits.csv:
 /// - ε*: geometric mean over curves of the fitted `eps_star` (or, where the fit left
 ///   it unresolved — infinite, zero or outside the measured range — the curve's
 ///   best measured grid point `meas_eps_best`), clamped into the band;
-/// - band: the intersection of the curves' measured bands (`meas_eps_lo`, `meas_eps_hi`);
-///   no band when any curve missed the tolerance;
+/// - band: the intersection of the measured bands (`meas_eps_lo`, `meas_eps_hi`) of the
+///   curves that met the tolerance (`band_curves` counts them); no band when none did;
 /// - predicted error: the largest fitted error model value at ε* over the curves;
 /// - Lanczos: among the krylov-stability rows of the same param/grad/krylov formats,
 ///   scheme and step policy at the tested ε nearest ε* (in log distance), the cheapest reorthogonalization
@@ -134,7 +139,7 @@ public struct RegimesStudy: Study {
     struct Check: Sendable { var entry: Int; var model: String; var seed: UInt64 }
     let checks: [Check]
 
-    static let fitColumns = ["model", "policy", "param", "grad", "scheme", "step_policy", "seed", "order_k", "u", "tolerance", "fit_a", "fit_b",
+    static let fitColumns = ["model", "policy", "param", "compute", "grad", "scheme", "step_policy", "seed", "order_k", "u", "tolerance", "fit_a", "fit_b",
                              "eps_star", "meas_eps_lo", "meas_eps_hi", "meas_eps_best"]
 
     public init(_ c: Config) throws {
@@ -158,7 +163,7 @@ public struct RegimesStudy: Study {
         var order: [String] = []
         var groups: [String: [[String: String]]] = [:]
         for r in c.fits {
-            let k = ["param", "grad", "scheme", "step_policy"].map { r[$0]! }.joined(separator: "|")
+            let k = ["param", "compute", "grad", "scheme", "step_policy"].map { r[$0]! }.joined(separator: "|")
             if groups[k] == nil { order.append(k) }
             groups[k, default: []].append(r)
         }
@@ -169,16 +174,17 @@ public struct RegimesStudy: Study {
             for r in rows where !policies.contains(r["policy"]!) { policies.append(r["policy"]!) }
             let tol = try c.tolerance ?? rows.map { try num($0, "tolerance") }.max()!
             var logs = 0.0
-            var lo = 0.0, hi = Double.infinity, banded = true
+            var lo = 0.0, hi = Double.infinity, bandCurves = 0
             for r in rows {
                 let star = try num(r, "eps_star"), best = try num(r, "meas_eps_best")
                 let mlo = try num(r, "meas_eps_lo"), mhi = try num(r, "meas_eps_hi")
                 let inRange = star.isFinite && star > 0 && (mlo.isNaN || (star >= mlo / 10 && star <= mhi * 10))
                 logs += Double.log(inRange ? star : best)
-                if mlo.isNaN || mhi.isNaN { banded = false } else { lo = max(lo, mlo); hi = min(hi, mhi) }
+                if !mlo.isNaN && !mhi.isNaN { lo = max(lo, mlo); hi = min(hi, mhi); bandCurves += 1 }
             }
             var eps = Double.exp(logs / Double(rows.count))
-            if banded && lo <= hi { eps = min(max(eps, lo), hi) } else { banded = false }
+            let banded = bandCurves > 0 && lo <= hi
+            if banded { eps = min(max(eps, lo), hi) }
             var predicted = 0.0
             for r in rows {
                 let f = ErrorModelFit(k: Int(try num(r, "order_k")), u: try num(r, "u"), a: try num(r, "fit_a"), b: try num(r, "fit_b"),
@@ -187,12 +193,12 @@ public struct RegimesStudy: Study {
             }
             let first = rows[0]
             let krylovFormat = (try? PrecisionPolicy(policies[0]))?.krylov
-            let (reorth, steps, epsTested) = Self.lanczosSettings(c.krylov, param: first["param"]!, grad: first["grad"]!,
+            let (reorth, steps, epsTested) = Self.lanczosSettings(c.krylov, param: first["param"]!, compute: first["compute"]!, grad: first["grad"]!,
                                                                   scheme: first["scheme"]!, step: first["step_policy"]!, eps: eps,
                                                                   krylov: krylovFormat)
-            es.append(RegimeEntry(param: first["param"]!, grad: first["grad"]!, scheme: first["scheme"]!, stepPolicy: first["step_policy"]!,
+            es.append(RegimeEntry(param: first["param"]!, compute: first["compute"]!, grad: first["grad"]!, scheme: first["scheme"]!, stepPolicy: first["step_policy"]!,
                                   policy: policies[0], derivedFrom: policies, epsStar: eps, epsLo: banded ? lo : nil,
-                                  epsHi: banded ? hi : nil, tolerance: tol, predictedErr: predicted, validatedErr: nil, validatedOK: false,
+                                  epsHi: banded ? hi : nil, bandCurves: bandCurves, tolerance: tol, predictedErr: predicted, validatedErr: nil, validatedOK: false,
                                   curves: rows.count, lanczosReorth: reorth, lanczosMaxSteps: steps, lanczosEpsTested: epsTested))
         }
         entries = es
@@ -201,9 +207,9 @@ public struct RegimesStudy: Study {
         checks = cs
     }
 
-    static func lanczosSettings(_ rows: [[String: String]], param: String, grad: String, scheme: String, step: String,
+    static func lanczosSettings(_ rows: [[String: String]], param: String, compute: String? = nil, grad: String, scheme: String, step: String,
                                 eps: Double, krylov: String? = nil) -> (String, Int, Double?) {
-        let mine = rows.filter { $0["param"] == param && $0["grad"] == grad && $0["scheme"] == scheme && $0["step_policy"] == step
+        let mine = rows.filter { $0["param"] == param && $0["grad"] == grad && (compute == nil || $0["compute"] == nil || $0["compute"] == compute) && $0["scheme"] == scheme && $0["step_policy"] == step
             && (krylov == nil || $0["krylov"] == nil || $0["krylov"] == krylov) }
         let tested = Set(mine.compactMap { Double($0["eps"] ?? "") }).filter { $0 > 0 }
         guard let near = tested.min(by: { abs(Double.log($0 / eps)) < abs(Double.log($1 / eps)) }) else { return ("full", 0, nil) }
@@ -222,12 +228,12 @@ public struct RegimesStudy: Study {
     public var units: [StudyUnit] {
         checks.map { ch in
             let e = entries[ch.entry]
-            return StudyUnit(key: "\(e.param)|\(e.grad)|\(e.scheme)|\(e.stepPolicy)|\(ch.model)|\(ch.seed)")
+            return StudyUnit(key: "\(e.param)|\(e.compute)|\(e.grad)|\(e.scheme)|\(e.stepPolicy)|\(ch.model)|\(ch.seed)")
         }
     }
     public var seeds: [String: UInt64] { Dictionary(uniqueKeysWithValues: config.validateSeeds.map { ("validate_seed_\($0)", $0) }) }
 
-    public static let validationHeader = ["param", "grad", "scheme", "step_policy", "policy", "model", "seed", "eps", "eps_abs",
+    public static let validationHeader = ["param", "compute", "grad", "scheme", "step_policy", "policy", "model", "seed", "eps", "eps_abs",
                                           "rel_err", "predicted_err", "tolerance"]
 
     public func run(unit index: Int, context: StudyContext) throws -> UnitOutput {
@@ -243,7 +249,7 @@ public struct RegimesStudy: Study {
             try engine.estimate(theta: setup.theta, v: setup.v, scheme: scheme, step: step)
         }
         var out = UnitOutput()
-        out.append("validation", [e.param, e.grad, e.scheme, e.stepPolicy, e.policy, ch.model, "\(ch.seed)", cell(e.epsStar),
+        out.append("validation", [e.param, e.compute, e.grad, e.scheme, e.stepPolicy, e.policy, ch.model, "\(ch.seed)", cell(e.epsStar),
                                   cell(r.epsilon), cell(setup.relativeError(r.hv)), cell(e.predictedErr), cell(e.tolerance)])
         return out
     }
@@ -253,12 +259,12 @@ public struct RegimesStudy: Study {
         var es = entries
         for (i, ch) in checks.enumerated() {
             for row in outputs[i].tables["validation"] ?? [] {
-                let err = Double(row[9]) ?? .nan
+                let err = Double(row[Self.validationHeader.firstIndex(of: "rel_err")!]) ?? .nan
                 es[ch.entry].validatedErr = max(es[ch.entry].validatedErr ?? 0, err.isNaN ? .infinity : err)
             }
         }
         for i in es.indices where !(es[i].validatedErr?.isFinite ?? true) { es[i].validatedErr = nil }
-        for i in es.indices { es[i].validatedOK = (es[i].validatedErr ?? .infinity) <= es[i].tolerance && es[i].epsLo != nil }
+        for i in es.indices { es[i].validatedOK = (es[i].validatedErr ?? .infinity) <= es[i].tolerance }
         let file = RegimesFile(entries: es)
         return StudyOutput(tables: [StudyTable(name: "regimes", header: RegimesFile.csvHeader, rows: file.csvRows), validation],
                            files: [("regimes.json", try file.json())])

@@ -74,7 +74,7 @@ struct SLQ: ParsableCommand {
         the node range), lanczos.csv (probe,step,alpha,beta,orth_loss,orth_loss_fro,reorthogonalized), summary.csv \
         (w1, w1_scaled, ks against the exact spectrum, Ritz diagnostics, timings) and manifest.json. \
         Model form: ε, scheme, step policy, reorthogonalization and steps come from the regimes entry matching --policy \
-        (its param and grad formats; --scheme/--step-policy choose among several); --steps/--reorth override. The \
+        (its param, compute and grad formats; --scheme/--step-policy choose among several); --steps/--reorth override. The \
         Lanczos vectors are in the policy's krylov format; --shards runs every FD-HVP FSDP-style in process. Writes the \
         same files (summary.csv compares with the exact spectrum when the model has ≤ 3000 parameters). \
         Bad input: one line on stderr, exit 2, nothing written.

@@ -148,7 +148,7 @@ func read(_ dir: URL, _ f: String) -> Data { FileManager.default.contents(atPath
     /// The committed experiment files load (default and quick grids).
     @Test func committedExperimentsLoad() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        for s in ["fd-bias", "noise-amplification", "krylov-stability"] {
+        for s in ["fd-bias", "noise-amplification", "krylov-stability", "block-diagonal"] {
             for quick in [false, true] {
                 let e = try ExperimentLoader.load(path: root.appendingPathComponent("experiments/\(s).yaml").path, quick: quick)
                 #expect(e.study.name == s && e.name == s && !e.study.units.isEmpty)
@@ -200,7 +200,7 @@ func read(_ dir: URL, _ f: String) -> Data { FileManager.default.contents(atPath
         #expect(files(out) == ["density.csv", "lanczos.csv", "manifest.json", "nodes.csv", "summary.csv"])
         let sum = try CSVTable.read(path: out.appendingPathComponent("summary.csv").path)[0]
         let entry = try RegimesFile.decode(Data(contentsOf: URL(fileURLWithPath: regimes)), path: regimes).entries
-            .first { $0.param == "fp32" && $0.scheme == "central" }!
+            .first { $0.param == "fp32" && $0.compute == "fp32" && $0.scheme == "central" }!
         #expect(sum["eps"] == "\(entry.epsStar)" && sum["exact_spectrum"] == "yes")
         // expsum's Hessian is diagonal with a known spectrum; 12 full-reorth steps on 30 eigenvalues find the top one.
         #expect(Double(sum["ritz_err_top_1"]!)! < 1e-3)
@@ -208,7 +208,7 @@ func read(_ dir: URL, _ f: String) -> Data { FileManager.default.contents(atPath
         // No entry for the policy: the error lists the entries that exist; nothing is written.
         let none = dir.appendingPathComponent("none")
         let n = try runCLI(["slq", "--model", "expsum:n=30", "--regimes", regimes, "--policy", "param=e5m2", "--out", none.path])
-        #expect(n.status == 2 && n.stderr.contains("no regimes entry") && n.stderr.contains("param=bf16,grad=fp32 central absolute"),
+        #expect(n.status == 2 && n.stderr.contains("no regimes entry") && n.stderr.contains("param=bf16,compute=bf16,grad=fp32 central absolute"),
                 Comment(rawValue: n.stderr))
         #expect(!FileManager.default.fileExists(atPath: none.path))
         // A file of another schema.

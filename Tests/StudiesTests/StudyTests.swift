@@ -131,7 +131,7 @@ let fp32 = try! PrecisionPolicy("param=fp32,compute=fp32,accumulate=fp32,grad=fp
 
 @Suite struct RegimesTests {
     func row(_ model: String, _ seed: Int, star: Double, lo: Double, hi: Double, best: Double) -> [String: String] {
-        ["model": model, "policy": "param=fp32,compute=fp32,accumulate=fp32,grad=fp32,hvp=fp32", "param": "fp32", "grad": "fp32",
+        ["model": model, "policy": "param=fp32,compute=fp32,accumulate=fp32,grad=fp32,hvp=fp32", "param": "fp32", "compute": "fp32", "grad": "fp32",
          "scheme": "central", "step_policy": "absolute", "seed": "\(seed)", "order_k": "2", "u": "\(0x1p-24)", "tolerance": "0.01",
          "fit_a": "0.1", "fit_b": "1.0", "eps_star": "\(star)", "meas_eps_lo": "\(lo)", "meas_eps_hi": "\(hi)", "meas_eps_best": "\(best)"]
     }
@@ -144,7 +144,7 @@ let fp32 = try! PrecisionPolicy("param=fp32,compute=fp32,accumulate=fp32,grad=fp
                                        krylov: [], validateModels: ["expsum:n=16"], validateSeeds: [5]))
         let e = s.entries[0]
         #expect(abs(e.epsStar / 0.1.squareRoot() / 1e-2 - 1) < 1e-12)
-        #expect(e.epsLo == 1e-4 && e.epsHi == 1e-2 && e.curves == 2)
+        #expect(e.epsLo == 1e-4 && e.epsHi == 1e-2 && e.curves == 2 && e.bandCurves == 2)
         let f = ErrorModelFit(k: 2, u: 0x1p-24, a: 0.1, b: 1, pointsA: 0, pointsB: 0)
         #expect(e.predictedErr == f.err(e.epsStar))
         #expect(e.lanczosMaxSteps == 0 && e.lanczosEpsTested == nil)
@@ -175,5 +175,50 @@ let fp32 = try! PrecisionPolicy("param=fp32,compute=fp32,accumulate=fp32,grad=fp
     @Test func regimesFileSchemaIsChecked() {
         #expect(throws: StudyError.self) { try RegimesFile.decode(Data("{\"schema\":\"other\",\"version\":1,\"entries\":[]}".utf8), path: "x") }
         #expect(throws: StudyError.self) { try RegimesFile.decode(Data("[1,2]".utf8), path: "x") }
+    }
+}
+
+extension RegimesTests {
+    /// Curves that miss the tolerance do not veto the band of the others; with none
+    /// meeting it there is no band.
+    @Test func bandFromTheCurvesThatMeetTheTolerance() throws {
+        var missed = row("expsum:n=8", 1, star: 1e-2, lo: 1e-4, hi: 1e-2, best: 1e-2)
+        missed["meas_eps_lo"] = ""; missed["meas_eps_hi"] = ""
+        let s = try RegimesStudy(.init(fits: [row("expsum:n=8", 0, star: 1e-3, lo: 1e-5, hi: 1e-1, best: 1e-3), missed],
+                                       krylov: [], validateModels: ["expsum:n=16"], validateSeeds: [5]))
+        #expect(s.entries[0].epsLo == 1e-5 && s.entries[0].epsHi == 1e-1 && s.entries[0].bandCurves == 1)
+        let none = try RegimesStudy(.init(fits: [missed], krylov: [], validateModels: ["expsum:n=16"], validateSeeds: [5]))
+        #expect(none.entries[0].epsLo == nil && none.entries[0].bandCurves == 0)
+    }
+}
+
+@Suite struct BlockDiagonalStudyTests {
+    /// The study's exact cases: the full partition is H (all errors 0); softmax
+    /// regression is linear in θ, so its GGN is H; a deep tanh MLP's per-layer blocks
+    /// drop curvature of order one; the probe path (beyond max_dense) agrees with the
+    /// dense path on the same probes.
+    @Test func exactCasesAndDenseVersusProbes() throws {
+        let models = ["softmax:d=4,classes=3,samples=8", "mlp:widths=4-6-6-3,samples=8"]
+        let s = try BlockDiagonalStudy(.init(models: models, seeds: [0], partitions: [.full, .layer],
+                                             approximations: [.blockDiagonal, .ggn, .kfac], probes: 4, maxDense: 1000))
+        let t = table(try runAll(s), "summary")
+        func value(_ model: String, _ approx: String, _ part: String, _ col: String) -> Double {
+            let r = t.rows.first { $0[0] == model && $0[6] == approx && $0[7] == part }!
+            return Double(r[t.header.firstIndex(of: col)!])!
+        }
+        for m in models {
+            #expect(value(m, "block-diagonal", "full", "approx_rel_err") == 0 && value(m, "block-diagonal", "full", "approx_fro_rel") == 0)
+            #expect(abs(value(m, "block-diagonal", "full", "topk_overlap") - 1) < 1e-9)
+        }
+        #expect(value(models[0], "ggn", "", "approx_fro_rel") < 1e-12)
+        #expect(value(models[1], "block-diagonal", "layer", "approx_rel_err") > 0.1)
+        #expect(t.rows.allSatisfy { $0[9] == "dense" && $0[15] == "exact" })
+        // The same study with max_dense 0: probes only, Hutchinson Frobenius estimate, no spectral metrics.
+        let p = try BlockDiagonalStudy(.init(models: [models[1]], seeds: [0], partitions: [.layer], approximations: [.blockDiagonal],
+                                             probes: 4, maxDense: 0))
+        let tp = table(try runAll(p), "summary")
+        #expect(tp.rows[0][9] == "probes" && tp.rows[0][15] == "hutchinson(4)" && tp.rows[0][16] == "")
+        let dense = value(models[1], "block-diagonal", "layer", "approx_rel_err")
+        #expect(abs(Double(tp.rows[0][11])! / dense - 1) < 1e-10, "same probes, same products")
     }
 }
