@@ -40,7 +40,7 @@ struct ExperimentError: Error, CustomStringConvertible {
 }
 
 public enum ExperimentLoader {
-    public static let studies = ["fd-bias", "noise-amplification", "krylov-stability", "regimes", "block-diagonal"]
+    public static let studies = ["fd-bias", "noise-amplification", "krylov-stability", "regimes", "block-diagonal", "scaling"]
 
     static let common: Set<String> = ["study", "name", "description", "quick"]
     static let keys: [String: Set<String>] = [
@@ -49,6 +49,7 @@ public enum ExperimentLoader {
         "krylov-stability": ["models", "policies", "schemes", "step_policies", "eps", "reorth", "steps", "checkpoints", "probes", "seeds",
                              "ritz_top", "ritz_tol", "tolerance", "max_parameters"],
         "regimes": ["from", "validate", "tolerance"],
+        "scaling": ["models", "policy", "shards", "schemes", "repeats", "lanczos_steps", "memory_steps", "extrapolate_to", "seed"],
         "block-diagonal": ["models", "seeds", "partitions", "approximations", "probes", "max_dense", "top_k", "diagonal_probes"],
     ]
 
@@ -92,6 +93,7 @@ public enum ExperimentLoader {
         case "noise-amplification": s = try noise(map, doc)
         case "krylov-stability": s = try krylov(map, doc)
         case "block-diagonal": s = try blockDiagonal(map, doc)
+        case "scaling": s = try scaling(map, doc)
         default: s = try regimes(map, doc)
         }
         return Experiment(path: path, sha256: SHA256.hex(data), name: name, quick: quick, study: s, parameters: params)
@@ -167,6 +169,20 @@ public enum ExperimentLoader {
             probes: try m["probes"]?.int(min: 1, max: 10_000) ?? 8, maxDense: try m["max_dense"]?.int(min: 0, max: 20_000) ?? 2000,
             topK: try m["top_k"]?.int(min: 1, max: 10_000) ?? 10, diagonalProbes: try m["diagonal_probes"]?.int(min: 1, max: 100_000) ?? 32)
         return try wrap(aNode) { try BlockDiagonalStudy(c) }
+    }
+
+    static func scaling(_ m: [String: YNode], _ doc: YNode) throws -> any Study {
+        let pNode = try doc.required(m, "policy")
+        let ps = try policies(pNode)
+        guard ps.count == 1 else { throw pNode.error("scaling takes one policy") }
+        let xs = try m["extrapolate_to"].map { try $0.items().map { try $0.positive() } } ?? [1e9, 1e10, 1e11]
+        let c = ScalingStudy.Config(
+            models: try models(doc.required(m, "models")), policy: ps[0], shards: try m["shards"]?.intList(min: 1, max: 64) ?? [1],
+            schemes: try m["schemes"].map(schemes) ?? [.forward, .central, .richardson],
+            repeats: try m["repeats"]?.int(min: 1, max: 1000) ?? 5, lanczosSteps: try m["lanczos_steps"]?.int(min: 1, max: 10_000) ?? 10,
+            memorySteps: try m["memory_steps"]?.int(min: 1, max: 1_000_000) ?? 100, extrapolateTo: xs,
+            seed: try m["seed"]?.uint64() ?? 0)
+        return try wrap(doc) { try ScalingStudy(c) }
     }
 
     static func regimes(_ m: [String: YNode], _ doc: YNode) throws -> any Study {

@@ -98,7 +98,7 @@ public struct Sweep {
                 }
             }
         }
-        let n = min(jobs, max(pending.count, 1))
+        let n = study.exclusive ? 1 : min(jobs, max(pending.count, 1))
         var threads: [Thread] = []
         let group = DispatchGroup()
         for _ in 0..<n {

@@ -22,6 +22,12 @@ public protocol Study: Sendable {
     func finish(_ outputs: [UnitOutput]) throws -> StudyOutput
     /// Seeds used, for the manifest (name → seed).
     var seeds: [String: UInt64] { get }
+    /// Units must run one at a time (measurements of time and memory).
+    var exclusive: Bool { get }
+}
+
+extension Study {
+    public var exclusive: Bool { false }
 }
 
 /// One unit of work of a sweep.

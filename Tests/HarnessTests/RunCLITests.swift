@@ -148,7 +148,7 @@ func read(_ dir: URL, _ f: String) -> Data { FileManager.default.contents(atPath
     /// The committed experiment files load (default and quick grids).
     @Test func committedExperimentsLoad() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        for s in ["fd-bias", "noise-amplification", "krylov-stability", "block-diagonal"] {
+        for s in ["fd-bias", "noise-amplification", "krylov-stability", "block-diagonal", "scaling"] {
             for quick in [false, true] {
                 let e = try ExperimentLoader.load(path: root.appendingPathComponent("experiments/\(s).yaml").path, quick: quick)
                 #expect(e.study.name == s && e.name == s && !e.study.units.isEmpty)

@@ -222,3 +222,31 @@ extension RegimesTests {
         #expect(abs(Double(tp.rows[0][11])! / dense - 1) < 1e-10, "same probes, same products")
     }
 }
+
+@Suite struct ScalingStudyTests {
+    @Test func tablesFitsAndLabelledExtrapolation() throws {
+        let s = try ScalingStudy(.init(models: ["mlp:widths=4-4-2,samples=8", "mlp:widths=8-16-4,samples=8"], policy: fp32,
+                                       shards: [1, 2], schemes: [.central], repeats: 1, lanczosSteps: 3, memorySteps: 10,
+                                       extrapolateTo: [1e9]))
+        #expect(s.exclusive)
+        let out = try runAll(s)
+        let t = table(out, "timings")
+        #expect(t.rows.count == 4 && numbers(t, "time_grad_s").allSatisfy { $0 > 0 } && numbers(t, "peak_rss_bytes").allSatisfy { $0 > 1e6 })
+        #expect(column(t, "lanczos_steps") == ["3", "3", "3", "3"])
+        #expect(table(out, "fits").rows.count == 2 * 4)            // 2 shard counts × (grad, central, exact, lanczos step)
+        let e = table(out, "extrapolation")
+        #expect(e.rows.allSatisfy { $0[7].hasPrefix("extrapolated") })
+        // Native memory model at 1e9 parameters, 2 shards, fp32 everywhere, full reorthogonalization with 11 vectors:
+        // per shard 5e8 · (2·4 + 2·4 + 4 + 11·8) = 5.4e10 bytes (the policy leaves krylov at fp64); transient
+        // full-size buffers 1e9 · (4 + 4) = 8e9.
+        let row = e.rows.first { $0[1] == "2" && $0[2] == "full" && $0[4] == "memory_sharded_per_shard_bytes" }!
+        #expect(Double(row[5]) == 5.4e10)
+        #expect(Double(e.rows.first { $0[1] == "2" && $0[2] == "full" && $0[4] == "memory_unsharded_transient_bytes" }![5]) == 8e9)
+    }
+
+    @Test func storageBytesOfFormats() {
+        #expect(["e4m3", "e5m2", "bf16", "fp16", "tf32", "fp32", "fp64", "mpfr256"].map(MemoryModel.storageBytes) == [1, 1, 2, 2, 4, 4, 8, 48])
+        #expect(MemoryModel.storageBytes("p=8,emin=-126,emax=127") == 2)
+        #expect(MemoryModel.storageBytes("p=4,emin=-6,emax=8") == 1)
+    }
+}
