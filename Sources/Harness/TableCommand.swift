@@ -12,6 +12,12 @@ public enum TableCommand {
     public enum Style: String { case markdown, latex }
 
     public static func run(path: String, by: [String], style: Style) throws -> String {
+        let (outHeader, outRows) = try aggregate(path: path, by: by)
+        return style == .markdown ? markdown(outHeader, outRows) : latex(outHeader, outRows)
+    }
+
+    /// The aggregated table (header, formatted rows) that `run` prints.
+    public static func aggregate(path: String, by: [String]) throws -> (header: [String], rows: [[String]]) {
         let (header, rows) = try CSVTable.readRows(path: path)
         guard !rows.isEmpty else { throw HarnessError("\(path): no data rows") }
         for c in by where !header.contains(c) {
@@ -40,7 +46,7 @@ public enum TableCommand {
                 } + ["\(g.count)"]
             }
         }
-        return style == .markdown ? markdown(outHeader, outRows) : latex(outHeader, outRows)
+        return (outHeader, outRows)
     }
 
     static func fmt(_ x: Double) -> String {

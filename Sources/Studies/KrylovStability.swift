@@ -74,6 +74,11 @@ public enum ModelLanczos {
 ///   between eigenvalues by construction).
 /// - `region.csv`: per policy × scheme × step policy × ε × reorth × steps, over models
 ///   and seeds: `trustworthy_fraction` and the worst `ritz_err_top_max`.
+/// - `nodes.csv`: the SLQ nodes and weights (τ_j / probes) after `steps` steps, per run
+///   and probe, of the FD run (`source = fd`), and of the exact-HVP fp64 run
+///   (`exact_hvp`, once per model, seed, param format and reorthogonalization; its
+///   policy-dependent columns are those of the first run that used it).
+/// - `spectrum.csv`: the exact eigenvalues per model, seed and param format.
 public struct KrylovStabilityStudy: Study {
     public struct Config: Sendable {
         public var models: [String]
@@ -140,6 +145,8 @@ public struct KrylovStabilityStudy: Study {
             + (1...config.ritzTop).map { "ritz_dev_top_\($0)" }
             + ["ghost_count", "spurious_count", "w1_scaled", "ks", "w1_scaled_vs_exact_hvp", "orth_loss_max", "ritz_tol", "tolerance", "trustworthy"]
     }
+    public static let nodesHeader = lead + ["source", "probe", "node", "weight"]
+    public static let spectrumHeader = ["model", "seed", "param", "index", "eigenvalue"]
     public static let regionHeader = ["policy", "param", "compute", "grad", "krylov", "scheme", "step_policy", "eps", "reorth", "steps",
                                       "runs", "trustworthy_fraction", "ritz_err_top_max"]
 
@@ -197,6 +204,18 @@ public struct KrylovStabilityStudy: Study {
                 out.append("lanczos", lead + ["\(p)", "\(j + 1)", cell(t.orthLoss[j]), cell(t.orthLossFro[j]), cell(b)])
             }
         }
+        // The exact-HVP run depends only on (model, seed, param, reorth): its nodes once, from the first unit that uses it.
+        let firstOfBase = index == runs.firstIndex { $0.model == c.model && $0.seed == c.seed && $0.policy.param == c.policy.param && $0.reorth == c.reorth }
+        for (src, traces) in [("fd", fd), ("exact_hvp", base)] where src == "fd" || firstOfBase {
+            for (p, t) in traces.enumerated() {
+                let r = try Self.ritz(t, k: t.alpha.count)
+                for (x, w) in zip(r.values, r.weights) { out.append("nodes", lead + [src, "\(p)", cell(x), cell(w / Double(traces.count))]) }
+            }
+        }
+        // The exact spectrum once per (model, seed, param): from the first unit that uses it.
+        if index == runs.firstIndex(where: { $0.model == c.model && $0.seed == c.seed && $0.policy.param == c.policy.param }) {
+            for (i, l) in exact.enumerated() { out.append("spectrum", [c.model, "\(c.seed)", c.policy.param, "\(i)", cell(l)]) }
+        }
         let exactMeasure = SpectralMeasure(eigenvalues: exact)
         let range = (exact.last ?? 0) - (exact.first ?? 0)
         for k in checkpoints {
@@ -251,7 +270,8 @@ public struct KrylovStabilityStudy: Study {
             let g = groups[k]!
             return k + ["\(g.runs)", cell(Double(g.trusted) / Double(g.runs)), cell(g.worst)]
         })
-        return StudyOutput(tables: [concatenate("lanczos", Self.lanczosHeader, outputs), summary, region])
+        return StudyOutput(tables: [concatenate("lanczos", Self.lanczosHeader, outputs), summary, region,
+                                    concatenate("nodes", Self.nodesHeader, outputs), concatenate("spectrum", Self.spectrumHeader, outputs)])
     }
 }
 

@@ -24,7 +24,7 @@ struct HessianHarness: ParsableCommand {
         commandName: "hessian-harness",
         abstract: "Numerical precision research harness for finite-difference Hessian-vector products and Lanczos/SLQ.",
         version: ToolInfo.version,
-        subcommands: [Formats.self, Cast.self, Spectrum.self, SLQ.self, HVP.self, Run.self, TableCmd.self, Version.self, Bench.self]
+        subcommands: [Formats.self, Cast.self, Spectrum.self, SLQ.self, HVP.self, Run.self, Report.self, TableCmd.self, Version.self, Bench.self]
     )
 }
 
@@ -168,6 +168,22 @@ struct Run: ParsableCommand {
                       jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount, command: CommandLine.arguments)
         try s.run()
         print("\(e.study.name): \(e.study.units.count) configurations → \(dir)")
+    }
+}
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A study's results as a self-contained HTML report (SVG figures, tables) and a Jupyter notebook.",
+        discussion: """
+        RESULTS_DIR is a folder written by `run` (its manifest.json names the study). Writes DIR/report.html (no network, \
+        no Python needed) and DIR/report.ipynb (nbformat 4: pandas loads the same CSV, matplotlib redraws each figure; \
+        the figures are embedded so it reads without running). Default DIR: notebooks-export/NAME, NAME being the \
+        results folder's name. Missing or malformed results: one line on stderr, exit 2, nothing written.
+        """)
+    @Argument(help: "Results folder.") var results: String
+    @Option(help: "Output directory.") var out: String?
+    func run() throws {
+        for p in try ReportCommand.run(results: results, out: out) { print(p) }
     }
 }
 

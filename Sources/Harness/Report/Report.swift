@@ -1,0 +1,284 @@
+import Foundation
+
+/// `hessian-harness report RESULTS_DIR [--out DIR]`: a study's results as a
+/// self-contained HTML report (manifest summary, tables, SVG figures) and a Jupyter
+/// notebook (nbformat 4) that loads the same CSV with pandas and redraws every figure
+/// with matplotlib; each figure cell carries the harness's SVG as its output, so the
+/// notebook reads without being run.
+public enum ReportCommand {
+    /// A figure with the matplotlib code that redraws it.
+    struct Plot { var figure: Figure; var python: String }
+    struct Section {
+        var heading: String
+        var text: String = ""
+        var plots: [Plot] = []
+        var tables: [(caption: String, header: [String], rows: [[String]])] = []
+    }
+    struct Content { var title: String; var intro: String; var sections: [Section]; var files: [String] }
+
+    /// Writes report.html and report.ipynb; returns their paths.
+    @discardableResult
+    public static func run(results: String, out: String?) throws -> [String] {
+        let dir = URL(fileURLWithPath: results)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
+            throw HarnessError("no results folder '\(results)'")
+        }
+        let mpath = dir.appendingPathComponent("manifest.json")
+        guard let mdata = FileManager.default.contents(atPath: mpath.path) else {
+            throw HarnessError("'\(results)' is not a results folder: no manifest.json")
+        }
+        guard let manifest = (try? JSONSerialization.jsonObject(with: mdata)) as? [String: Any] else {
+            throw HarnessError("\(mpath.path): malformed JSON")
+        }
+        guard let study = manifest["study"] as? String else {
+            throw HarnessError("\(mpath.path) names no study (reports are made from the results of `hessian-harness run`)")
+        }
+        let r = Reader(dir: dir)
+        let content: Content
+        switch study {
+        case "fd-bias": content = try fdBias(r)
+        case "noise-amplification": content = try noise(r)
+        case "krylov-stability": content = try krylov(r)
+        case "regimes": content = try regimes(r)
+        case "block-diagonal": content = try blockDiagonal(r)
+        case "scaling": content = try scaling(r)
+        default: throw HarnessError("\(mpath.path): no report for study '\(study)'")
+        }
+        let outDir = URL(fileURLWithPath: out ?? "notebooks-export/\(dir.lastPathComponent)")
+        let rel = relativePath(from: outDir.standardizedFileURL.path, to: dir.standardizedFileURL.path)
+        var bundle = OutputBundle()
+        bundle.add("report.html", Data(html(content, manifest: manifest).utf8))
+        bundle.add("report.ipynb", try notebook(content, manifest: manifest, resultsPath: rel))
+        try bundle.write(to: outDir)
+        return ["report.html", "report.ipynb"].map { outDir.appendingPathComponent($0).path }
+    }
+
+    // MARK: reading
+
+    struct Reader {
+        let dir: URL
+        func table(_ name: String) throws -> (header: [String], rows: [[String: String]]) {
+            let p = dir.appendingPathComponent(name).path
+            guard FileManager.default.fileExists(atPath: p) else { throw HarnessError("results folder '\(dir.path)' lacks \(name)") }
+            let (h, rows) = try CSVTable.readRows(path: p)
+            return (h, rows.map { Dictionary(uniqueKeysWithValues: zip(h, $0)) })
+        }
+        func aggregate(_ name: String, by: [String]) throws -> (header: [String], rows: [[String]]) {
+            try TableCommand.aggregate(path: dir.appendingPathComponent(name).path, by: by)
+        }
+    }
+
+    static func num(_ r: [String: String], _ k: String) -> Double { Double(r[k] ?? "") ?? .nan }
+    /// Distinct values in order of first appearance.
+    static func distinct(_ rows: [[String: String]], _ k: String) -> [String] {
+        var seen = Set<String>(), out: [String] = []
+        for r in rows { if let v = r[k], seen.insert(v).inserted { out.append(v) } }
+        return out
+    }
+    static func color(_ i: Int) -> String { Figure.palette[i % Figure.palette.count] }
+    static func py(_ s: String) -> String {
+        "'" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
+    }
+    static func short(_ policy: String) -> String {
+        policy.split(separator: ",").filter { !$0.hasSuffix("=fp64") || $0.hasPrefix("param") }.joined(separator: ",")
+    }
+
+    // MARK: studies
+
+    static func fdBias(_ r: Reader) throws -> Content {
+        let pts = try r.table("points.csv").rows, fits = try r.table("fits.csv").rows
+        var sec = Section(heading: "Error against ε",
+                          text: "Per model, policy and step policy: rel_err (markers, every seed), bias_rel (truncation: the same FD in mpfr256, dashed), noise_rel (rounding, dotted) and the fitted error model A·ε^k + B·u/ε (thin) of the first seed; the shaded span is the measured safe band at the tolerance and the vertical line ε* of the fit, per scheme (colour).")
+        for m in distinct(pts, "model") { for p in distinct(pts, "policy") { for st in distinct(pts, "step_policy") {
+            let sel = pts.filter { $0["model"] == m && $0["policy"] == p && $0["step_policy"] == st }
+            if sel.isEmpty { continue }
+            var f = Figure(title: "\(m) · \(short(p)) · \(st)", xLabel: st == "relative" ? "η (relative step, dimensionless)" : "ε (absolute step)",
+                           yLabel: "relative error of ĥ (dimensionless)", logX: true, logY: true)
+            let firstSeed = distinct(sel, "seed").first!
+            for (si, scheme) in distinct(sel, "scheme").enumerated() {
+                let c = color(si)
+                for seed in distinct(sel, "seed") {
+                    let s = sel.filter { $0["scheme"] == scheme && $0["seed"] == seed }
+                    let x = s.map { num($0, "eps") }
+                    f.series.append(.init(label: "\(scheme) rel_err", x: x, y: s.map { num($0, "rel_err") }, color: c))
+                    guard seed == firstSeed else { continue }
+                    f.series.append(.init(label: "\(scheme) bias_rel", x: x, y: s.map { num($0, "bias_rel") }, color: c, dash: "6,3", markers: false))
+                    f.series.append(.init(label: "\(scheme) noise_rel", x: x, y: s.map { num($0, "noise_rel") }, color: c, dash: "1,3", markers: false))
+                    if let fit = fits.first(where: { $0["model"] == m && $0["policy"] == p && $0["step_policy"] == st && $0["scheme"] == scheme && $0["seed"] == seed }) {
+                        let a = num(fit, "fit_a"), b = num(fit, "fit_b"), u = num(fit, "u"), k = num(fit, "order_k")
+                        let grid = (0...60).map { Foundation.pow(10, log10(x.min()!) + (log10(x.max()!) - log10(x.min()!)) * Double($0) / 60) }
+                        f.series.append(.init(label: "", x: grid, y: grid.map { a * Foundation.pow($0, k) + b * u / $0 }, color: c, dash: "3,2", markers: false))
+                        let lo = num(fit, "meas_eps_lo"), hi = num(fit, "meas_eps_hi")
+                        if lo.isFinite && hi.isFinite { f.bands.append(.init(lo: lo, hi: hi, color: c, label: "\(scheme) safe band")) }
+                        let star = num(fit, "eps_star")
+                        if star.isFinite && star > 0 { f.vlines.append(.init(x: star, color: c, label: "\(scheme) ε*")) }
+                    }
+                }
+            }
+            sec.plots.append(Plot(figure: f, python: "plot_fd_bias(\(py(m)), \(py(p)), \(py(st)))"))
+        } } }
+        let agg = try r.aggregate("fits.csv", by: ["param", "compute", "grad", "scheme", "step_policy"])
+        var tab = Section(heading: "Fitted error model and safe bands", text: "Means over models and seeds of fits.csv (the `table` command's aggregation).")
+        tab.tables.append(("fits.csv by format, scheme and step policy", agg.header, agg.rows))
+        return Content(title: "fd-bias: FD-HVP truncation bias and rounding noise",
+                       intro: "Relative error of finite-difference Hessian-vector products against the exact HVP in mpfr256 (NUMERICS.md §3–4).",
+                       sections: [sec, tab], files: ["points.csv", "fits.csv"])
+    }
+
+    static func noise(_ r: Reader) throws -> Content {
+        let pts = try r.table("points.csv").rows, slopes = try r.table("slopes.csv").rows
+        var sec = Section(heading: "Noise against ε", text: "noise_std_rel (spread across rounding-only replicates, over ‖h_ref‖) per policy; the legend gives the fitted log-log slope (expected ≈ −1).")
+        for m in distinct(pts, "model") { for v in distinct(pts, "vary") {
+            let sel = pts.filter { $0["model"] == m && $0["vary"] == v }
+            var f = Figure(title: "\(m) · vary \(v)", xLabel: "ε (step)", yLabel: "noise_std_rel (dimensionless)", logX: true, logY: true)
+            for (i, p) in distinct(sel, "policy").enumerated() {
+                let s = sel.filter { $0["policy"] == p }
+                let slope = slopes.first { $0["model"] == m && $0["vary"] == v && $0["policy"] == p }.map { num($0, "noise_slope") } ?? .nan
+                f.series.append(.init(label: "\(short(p)) (slope \(String(format: "%.2f", slope)))", x: s.map { num($0, "eps") },
+                                      y: s.map { num($0, "noise_std_rel") }, color: color(i)))
+            }
+            sec.plots.append(Plot(figure: f, python: "plot_noise(\(py(m)), \(py(v)))"))
+        } }
+        var tab = Section(heading: "Slopes")
+        let agg = try r.aggregate("slopes.csv", by: ["model", "policy", "vary"])
+        tab.tables.append(("slopes.csv", agg.header, agg.rows))
+        return Content(title: "noise-amplification: rounding noise of FD-HVPs", intro: "Replicates that differ only in rounding (NUMERICS.md §5).",
+                       sections: [sec, tab], files: ["points.csv", "slopes.csv"])
+    }
+
+    static func krylov(_ r: Reader) throws -> Content {
+        let lz = try r.table("lanczos.csv").rows, sum = try r.table("summary.csv").rows
+        let nodes = try r.table("nodes.csv").rows, spec = try r.table("spectrum.csv").rows
+        var orth = Section(heading: "Loss of orthogonality", text: "orth_loss = max |q_iᵀq_j| per Lanczos step (every probe), per reorthogonalization; FD-HVP runs in the policy's Krylov format.")
+        var ritz = Section(heading: "Ritz accuracy", text: "ritz_err_top_1 (largest exact eigenvalue to the nearest Ritz value, over the spectral radius) against the number of steps, per reorthogonalization (colour) and ε (line style).")
+        var dens = Section(heading: "SLQ density against the exact spectrum", text: "Gaussian-broadened SLQ density (σ = 1% of the spectral range) of the FD-HVP run with full reorthogonalization at the middle ε, the exact-HVP fp64 run, and the histogram of the exact eigenvalues.")
+        let dashes: [String?] = [nil, "6,3", "1,3", "8,2,2,2"]
+        for m in distinct(lz, "model") { for p in distinct(lz, "policy") {
+            let sel = lz.filter { $0["model"] == m && $0["policy"] == p }
+            if sel.isEmpty { continue }
+            for e in distinct(sel, "eps") {
+                let s2 = sel.filter { $0["eps"] == e }
+                var f = Figure(title: "\(m) · \(short(p)) · ε \(e)", xLabel: "Lanczos step", yLabel: "orth_loss (dimensionless)", logY: true)
+                for (i, ro) in distinct(s2, "reorth").enumerated() {
+                    for pr in distinct(s2, "probe") {
+                        let s = s2.filter { $0["reorth"] == ro && $0["probe"] == pr }
+                        f.series.append(.init(label: ro, x: s.map { num($0, "step") }, y: s.map { num($0, "orth_loss") }, color: color(i)))
+                    }
+                }
+                orth.plots.append(Plot(figure: f, python: "plot_orth(\(py(m)), \(py(p)), \(py(e)))"))
+            }
+            let ss = sum.filter { $0["model"] == m && $0["policy"] == p }
+            var f = Figure(title: "\(m) · \(short(p))", xLabel: "Lanczos steps", yLabel: "ritz_err_top_1 (dimensionless)", logY: true)
+            for (i, ro) in distinct(ss, "reorth").enumerated() { for (j, e) in distinct(ss, "eps").enumerated() {
+                let s = ss.filter { $0["reorth"] == ro && $0["eps"] == e }
+                f.series.append(.init(label: "\(ro) ε \(e)", x: s.map { num($0, "steps") }, y: s.map { num($0, "ritz_err_top_1") },
+                                      color: color(i), dash: dashes[j % dashes.count]))
+            } }
+            ritz.plots.append(Plot(figure: f, python: "plot_ritz(\(py(m)), \(py(p)))"))
+            // Density.
+            let nsel = nodes.filter { $0["model"] == m && $0["policy"] == p && $0["source"] == "fd" }
+            let epsList = distinct(nsel, "eps")
+            guard !epsList.isEmpty else { continue }
+            let e = epsList[epsList.count / 2]
+            let reo = distinct(nsel, "reorth").contains("full") ? "full" : distinct(nsel, "reorth").last!
+            let fdN = nsel.filter { $0["eps"] == e && $0["reorth"] == reo }
+            let param = fdN.first?["param"] ?? "", seed = fdN.first?["seed"] ?? "0"
+            let exN = nodes.filter { $0["model"] == m && $0["source"] == "exact_hvp" && $0["param"] == param && $0["seed"] == seed && $0["reorth"] == reo }
+            let lam = spec.filter { $0["model"] == m && $0["param"] == param && $0["seed"] == seed }.map { num($0, "eigenvalue") }
+            guard let lo = lam.min(), let hi = lam.max(), hi > lo else { continue }
+            let sigma = 0.01 * (hi - lo)
+            let grid = (0..<200).map { lo - 3 * sigma + (hi - lo + 6 * sigma) * Double($0) / 199 }
+            func density(_ rows: [[String: String]]) -> [Double] {
+                grid.map { x in rows.reduce(0) { acc, r in
+                    let z = (x - num(r, "node")) / sigma
+                    return acc + num(r, "weight") * Foundation.exp(-z * z / 2) / (sigma * (2 * Double.pi).squareRoot())
+                } }
+            }
+            var g = Figure(title: "\(m) · \(short(p)) · ε \(e) · \(reo)", xLabel: "eigenvalue", yLabel: "density (per unit eigenvalue)")
+            let bins = 40, w = (hi - lo) / Double(bins)
+            var counts = [Double](repeating: 0, count: bins)
+            for l in lam { counts[min(Int((l - lo) / w), bins - 1)] += 1 }
+            g.bars = counts.enumerated().map { .init(x0: lo + Double($0.offset) * w, x1: lo + Double($0.offset + 1) * w, height: $0.element / (Double(lam.count) * w)) }
+            g.barLabel = "exact eigenvalues"
+            g.series.append(.init(label: "SLQ, FD-HVP", x: grid, y: density(fdN), color: color(0), markers: false))
+            g.series.append(.init(label: "SLQ, exact HVP fp64", x: grid, y: density(exN), color: color(1), dash: "6,3", markers: false))
+            dens.plots.append(Plot(figure: g, python: "plot_density(\(py(m)), \(py(p)), \(py(e)), \(py(reo)))"))
+        } }
+        var tab = Section(heading: "Trustworthy region", text: "Fraction of runs (models × seeds) whose FD-HVP Lanczos reproduces exact-HVP Lanczos (no ghosts, Ritz values and SLQ measure within the tolerance), per format, ε, reorthogonalization and step count.")
+        let reg = try r.table("region.csv")
+        tab.tables.append(("region.csv", reg.header.filter { $0 != "policy" }, reg.rows.map { row in reg.header.filter { $0 != "policy" }.map { row[$0]! } }))
+        return Content(title: "krylov-stability: Lanczos and SLQ fed by FD-HVPs", intro: "Orthogonality, Ritz accuracy, ghosts and SLQ distance (NUMERICS.md §6–7).",
+                       sections: [orth, ritz, dens, tab], files: ["lanczos.csv", "summary.csv", "nodes.csv", "spectrum.csv", "region.csv"])
+    }
+
+    static func regimes(_ r: Reader) throws -> Content {
+        let t = try r.table("regimes.csv"), v = try r.table("validation.csv").rows
+        var sec = Section(heading: "Operating regimes", text: "Recommended step (ε for absolute, η for relative steps), the measured safe band, the predicted error of the fitted model and the largest error on held-out models and seeds.")
+        sec.tables.append(("regimes.csv", t.header.filter { $0 != "policy" }, t.rows.map { row in t.header.filter { $0 != "policy" }.map { row[$0]! } }))
+        var f = Figure(title: "Validated against predicted error", xLabel: "predicted_err", yLabel: "validated rel_err (held out)", logX: true, logY: true)
+        for (i, s) in distinct(v, "scheme").enumerated() {
+            let sel = v.filter { $0["scheme"] == s }
+            f.series.append(.init(label: s, x: sel.map { num($0, "predicted_err") }, y: sel.map { num($0, "rel_err") }, color: color(i), line: false))
+        }
+        let all = v.flatMap { [num($0, "predicted_err"), num($0, "rel_err")] }.filter { $0 > 0 && $0.isFinite }
+        if let lo = all.min(), let hi = all.max() { f.series.append(.init(label: "y = x", x: [lo, hi], y: [lo, hi], color: "#555555", dash: "4,3", markers: false)) }
+        sec.plots.append(Plot(figure: f, python: "plot_validation()"))
+        return Content(title: "regimes: safe step-size operating regimes", intro: "Derived from fd-bias and krylov-stability, validated on held-out models (NUMERICS.md §10).",
+                       sections: [sec], files: ["regimes.csv", "validation.csv"])
+    }
+
+    static func blockDiagonal(_ r: Reader) throws -> Content {
+        let s = try r.table("summary.csv").rows
+        var sec = Section(heading: "Approximation error against model size", text: "Mean over probes of ‖(H − Ĥ)v‖/‖Hv‖ and cos(Ĥv, Hv), per approximation and partition (colour), every model and seed; a relative error of 1 means the approximation is as wrong as returning zero.")
+        for (metric, label) in [("approx_rel_err", "approx_rel_err (dimensionless)"), ("approx_cos", "approx_cos (dimensionless)")] {
+            for fam in distinct(s, "family") {
+                let sel = s.filter { $0["family"] == fam }
+                var f = Figure(title: "\(fam): \(metric)", xLabel: "parameters", yLabel: label, logX: true)
+                for (i, key) in Set(sel.map { "\($0["approximation"]!) \($0["partition"]!)" }).sorted().enumerated() {
+                    let ss = sel.filter { "\($0["approximation"]!) \($0["partition"]!)" == key }
+                    f.series.append(.init(label: key.trimmingCharacters(in: .whitespaces), x: ss.map { num($0, "parameters") }, y: ss.map { num($0, metric) },
+                                          color: color(i), line: false))
+                }
+                sec.plots.append(Plot(figure: f, python: "plot_approx(\(py(fam)), \(py(metric)))"))
+            }
+        }
+        var tab = Section(heading: "Summary", text: "Means over models and seeds per family, approximation and partition; order_one is the share of rows with approx_rel_err ≥ 0.5.")
+        let agg = try r.aggregate("summary.csv", by: ["family", "approximation", "partition"])
+        tab.tables.append(("summary.csv by family, approximation and partition", agg.header, agg.rows))
+        return Content(title: "block-diagonal: curvature approximations against the exact Hessian", intro: "NUMERICS.md §8 metrics at initialization.",
+                       sections: [sec, tab], files: ["summary.csv"])
+    }
+
+    static func scaling(_ r: Reader) throws -> Content {
+        let t = try r.table("timings.csv"), fits = try r.table("fits.csv").rows
+        let quantities = t.header.filter { $0.hasPrefix("time_") }
+        var sec = Section(heading: "Time against parameter count", text: "Medians per configuration (markers) and the power-law fit t = a·n^b (lines), per shard count.")
+        for sh in distinct(t.rows, "shards") {
+            let sel = t.rows.filter { $0["shards"] == sh }
+            var f = Figure(title: "shards = \(sh)", xLabel: "parameters", yLabel: "time (s)", logX: true, logY: true)
+            for (i, q) in quantities.enumerated() {
+                f.series.append(.init(label: q, x: sel.map { num($0, "parameters") }, y: sel.map { num($0, q) }, color: color(i), line: false))
+                if let fit = fits.first(where: { $0["quantity"] == q && $0["shards"] == sh }) {
+                    let xs = [num(fit, "n_min"), num(fit, "n_max")]
+                    f.series.append(.init(label: "", x: xs, y: xs.map { num(fit, "fit_a") * Foundation.pow($0, num(fit, "fit_b")) }, color: color(i), markers: false))
+                }
+            }
+            sec.plots.append(Plot(figure: f, python: "plot_times(\(sh))"))
+        }
+        var mem = Section(heading: "Memory", text: "Peak resident memory of each configuration's Lanczos phase above its starting RSS, against the memory model of the harness's representation.")
+        var f = Figure(title: "Lanczos phase memory", xLabel: "parameters", yLabel: "bytes", logX: true, logY: true)
+        for (i, sh) in distinct(t.rows, "shards").enumerated() {
+            let sel = t.rows.filter { $0["shards"] == sh }
+            f.series.append(.init(label: "measured, \(sh) shards", x: sel.map { num($0, "parameters") }, y: sel.map { num($0, "rss_delta_bytes") }, color: color(i), line: false))
+            f.series.append(.init(label: "model, \(sh) shards", x: sel.map { num($0, "parameters") }, y: sel.map { num($0, "mem_model_bytes") }, color: color(i), dash: "4,3", markers: false))
+        }
+        mem.plots.append(Plot(figure: f, python: "plot_memory()"))
+        var tab = Section(heading: "Fits and extrapolation", text: "Extrapolated rows are labelled as such; the memory extrapolation excludes activations.")
+        let ft = try r.table("fits.csv"), ex = try r.table("extrapolation.csv")
+        tab.tables.append(("fits.csv", ft.header, ft.rows.map { row in ft.header.map { row[$0]! } }))
+        tab.tables.append(("extrapolation.csv", ex.header, ex.rows.map { row in ex.header.map { row[$0]! } }))
+        return Content(title: "scaling: runtime and memory", intro: "Cost of gradients, HVPs and Lanczos steps (NUMERICS.md §9).",
+                       sections: [sec, mem, tab], files: ["timings.csv", "fits.csv", "extrapolation.csv"])
+    }
+}
