@@ -129,6 +129,11 @@ public struct FDEngine: Sendable {
                 }, computeBytes: MemoryLayout<T>.stride)
             }
         }
+        // Generic on purpose (the model type comes from an existential, so the gradient is
+        // not specialized; see the performance note of issue 4): an -O build that
+        // specialized this path by casting to the concrete model types and an inlinable
+        // registry produced wrong forward differences (offset 0) while central ones stayed
+        // bit-identical, which remains to be explained before it is used.
         func open<M: DifferentiableModel>(_ m: M) throws -> Ops {
             try ScalarRegistry.run(format: policy.compute, rounding: policy.mode(for: policy.compute), Make(m: m, precision: precision))
         }
