@@ -105,6 +105,22 @@ struct RecordHead<T: StudyScalar>: LossHead {
     }
 }
 
+/// Collects the output rows (logits) of a forward pass in T.
+final class LogitRecorder<T: StudyScalar>: @unchecked Sendable {
+    var values: [T] = [], rows = 0, cols = 0
+    var scale: T = .zero
+}
+
+struct RecordLogitsHead<T: StudyScalar>: LossHead {
+    let box: LogitRecorder<T>
+    func evaluate<S: StudyScalar>(_ logits: Matrix<S>, label: (Int) -> Int, scale: S) -> (sum: S, gradient: Matrix<S>) {
+        box.values += logits.storage as! [T]
+        box.rows += logits.rows; box.cols = logits.cols
+        box.scale = scale as! T
+        return (.zero, Matrix<S>(rows: logits.rows, cols: logits.cols))
+    }
+}
+
 /// Hands out fixed output gradients, row block by row block, in call order.
 final class FixedRows<T>: @unchecked Sendable {
     var storage: [T], cursor = 0
@@ -131,9 +147,66 @@ struct FixedHead<T: StudyScalar>: LossHead {
 /// products by `A_l ⊗ G_l`, exact for one sample. Applied as `G V A` on the layer's
 /// [W b] block (out × (in+1)); block diagonal across layers.
 public struct KFAC<T: StudyScalar> {
-    public struct Layer { public var a: Matrix<T>; public var g: Matrix<T>; public var weight: TensorSpec; public var bias: TensorSpec }
+    /// One linear map's factors: A over its input (with a trailing 1 when it has a
+    /// bias), G over its output.
+    public struct Layer { public var a: Matrix<T>; public var g: Matrix<T>; public var weight: TensorSpec; public var bias: TensorSpec? }
     public var layers: [Layer]
     public let count: Int
+
+    /// Parameters that belong to a K-FAC block (the linear maps' weights and biases).
+    public var covered: [Bool] {
+        var c = [Bool](repeating: false, count: count)
+        for l in layers { for i in l.weight.range { c[i] = true }; if let b = l.bias { for i in b.range { c[i] = true } } }
+        return c
+    }
+
+    /// K-FAC for the linear maps of a transformer LM (Q, K, V, output projections,
+    /// both MLP layers, the head), positions as samples ("K-FAC expand"): with the
+    /// loss `norm · Σ_rows ℓ` over the S·L next-token rows,
+    /// `A = mean over rows of ā āᵀ` and `G = norm · Σ_c Σ_rows dy⁽ᶜ⁾ dy⁽ᶜ⁾ᵀ`, where dY⁽ᶜ⁾
+    /// is the model's own reverse pass of the c-th column of the loss-Hessian factors
+    /// of every row at once (so cross-position terms of attention enter G through
+    /// the backward pass; those between positions in A ⊗ G are dropped).
+    public init(_ lm: TransformerLM, theta: [T], accumulation acc: Accumulation = .recursive) {
+        count = lm.layout.count
+        let all = 0..<lm.sampleCount
+        // Pass 1: the logits of every sequence.
+        let rec = LogitRecorder<T>()
+        _ = lm.lossAndGradient(theta, samples: all, accumulation: acc, head: RecordLogitsHead(box: rec))
+        let z = Matrix(rows: rec.rows, cols: rec.cols, storage: rec.values)
+        let norm = rec.scale
+        let factors = (0..<z.rows).map { lm.outputLoss.hessianFactor(z, row: $0) }
+        var names: [String] = []
+        var aSum: [String: Matrix<T>] = [:], gSum: [String: Matrix<T>] = [:]
+        var rows = 0
+        for c in 0..<z.cols {
+            var q = [T](); q.reserveCapacity(z.rows * z.cols)
+            for r in 0..<z.rows { q += factors[r][c] }
+            let first = c == 0
+            _ = lm.lossAndGradient(theta, samples: all, accumulation: acc, head: FixedHead(box: FixedRows(q))) { name, x, dy in
+                let hasBias = name.hasSuffix("mlp.w1") || name.hasSuffix("mlp.w2")
+                if first {
+                    if aSum[name] == nil { names.append(name) }
+                    var xb = x
+                    if hasBias {
+                        xb = Matrix<T>(rows: x.rows, cols: x.cols + 1)
+                        for i in 0..<x.rows { for j in 0..<x.cols { xb[i, j] = x[i, j] }; xb[i, x.cols] = 1 }
+                    }
+                    let xx = Kernels.gemm(xb.transposed(), xb, accumulation: acc)
+                    if let s = aSum[name] { aSum[name] = Matrix(rows: s.rows, cols: s.cols, storage: zip(s.storage, xx.storage).map(+)) } else { aSum[name] = xx }
+                    if name == "head" { rows += x.rows }
+                }
+                let gg = Kernels.gemm(dy.transposed(), dy, accumulation: acc)
+                if let s = gSum[name] { gSum[name] = Matrix(rows: s.rows, cols: s.cols, storage: zip(s.storage, gg.storage).map(+)) } else { gSum[name] = gg }
+            }
+        }
+        layers = names.map { name in
+            let w = lm.layout.tensor(name)!
+            let bias: TensorSpec? = name.hasSuffix("mlp.w1") ? lm.layout.tensor(name.replacingOccurrences(of: "mlp.w1", with: "mlp.b1"))
+                : name.hasSuffix("mlp.w2") ? lm.layout.tensor(name.replacingOccurrences(of: "mlp.w2", with: "mlp.b2")) : nil
+            return Layer(a: aSum[name]!.map { $0 / T(rows) }, g: gSum[name]!.map { $0 * norm }, weight: w, bias: bias)
+        }
+    }
 
     public init(_ mlp: MLP, theta: [T], accumulation acc: Accumulation = .recursive) {
         let nl = mlp.widths.count - 1, n = mlp.data.count
@@ -177,20 +250,21 @@ public struct KFAC<T: StudyScalar> {
         }
     }
 
-    /// The K-FAC approximation applied to v (block diagonal over layers).
+    /// The K-FAC approximation applied to v (block diagonal over layers; zero on
+    /// parameters outside every layer, see ``covered``).
     public func apply(_ v: [T]) -> [T] {
         var out = [T](repeating: .zero, count: count)
         for L in layers {
-            let o = L.weight.shape[0], i = L.weight.shape[1]
-            var vm = Matrix<T>(rows: o, cols: i + 1)
+            let o = L.weight.shape[0], i = L.weight.shape[1], k = L.bias == nil ? i : i + 1
+            var vm = Matrix<T>(rows: o, cols: k)
             for r in 0..<o {
                 for c in 0..<i { vm[r, c] = v[L.weight.offset + r * i + c] }
-                vm[r, i] = v[L.bias.offset + r]
+                if let b = L.bias { vm[r, i] = v[b.offset + r] }
             }
             let res = Kernels.gemm(Kernels.gemm(L.g, vm), L.a)
             for r in 0..<o {
                 for c in 0..<i { out[L.weight.offset + r * i + c] = res[r, c] }
-                out[L.bias.offset + r] = res[r, i]
+                if let b = L.bias { out[b.offset + r] = res[r, i] }
             }
         }
         return out

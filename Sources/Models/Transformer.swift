@@ -141,6 +141,16 @@ public struct TransformerLM: OutputModel {
     public var outputLoss: OutputLoss { .crossEntropy }
 
     public func lossAndGradient<T: StudyScalar, Head: LossHead>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation, head lossHead: Head) -> (loss: T, gradient: [T]) {
+        lossAndGradient(theta, samples: samples, accumulation: acc, head: lossHead, observer: nil)
+    }
+
+    /// The reverse pass with an observer of every linear map `Y = X Wᵀ (+ b)`: it is
+    /// called, per sequence, with the weight's name, the map's input X (rows =
+    /// positions) and the gradient of the loss with respect to its output Y (what
+    /// K-FAC's factors are built from). Linear maps: `head`, and per block
+    /// `attn.wq`, `attn.wk`, `attn.wv`, `attn.wo`, `mlp.w1` (bias `mlp.b1`), `mlp.w2` (bias `mlp.b2`).
+    public func lossAndGradient<T: StudyScalar, Head: LossHead>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation, head lossHead: Head,
+                                                               observer: ((_ weight: String, _ input: Matrix<T>, _ outputGradient: Matrix<T>) -> Void)?) -> (loss: T, gradient: [T]) {
         precondition(theta.count == layout.count)
         let c = config, d = c.width, L = c.context, H = c.heads, dh = d / H, V = vocab.count
         var grad = [T](repeating: .zero, count: layout.count)
@@ -209,6 +219,7 @@ public struct TransformerLM: OutputModel {
             let (sum, dlogits) = lossHead.evaluate(logits, label: { seq[$0 + 1] }, scale: norm)
             loss += sum * norm
             // Backward.
+            observer?("head", zf, dlogits)
             addMatrix(&grad, "head", Kernels.gemm(dlogits.transposed(), zf, accumulation: acc))
             let dzf = Kernels.gemm(dlogits, head, accumulation: acc)
             var dh_ = layerNormBackward(dzf, cf, slice(theta, "final.ln.gain"), &grad,
@@ -216,11 +227,13 @@ public struct TransformerLM: OutputModel {
             for b in stride(from: c.layers - 1, through: 0, by: -1) {
                 let blk = "block\(b)", cache = caches[b]
                 // MLP.
+                observer?("\(blk).mlp.w2", cache.gu, dh_)
                 addMatrix(&grad, "\(blk).mlp.w2", Kernels.gemm(dh_.transposed(), cache.gu, accumulation: acc))
                 let ob2 = layout.tensor("\(blk).mlp.b2")!.offset
                 for t in 0..<L { for j in 0..<d { grad[ob2 + j] += dh_[t, j] } }
                 var du = Kernels.gemm(dh_, w[b].w2, accumulation: acc)
                 for i in du.storage.indices { du.storage[i] *= Activation.gelu.derivative(cache.u.storage[i]) }
+                observer?("\(blk).mlp.w1", cache.m, du)
                 addMatrix(&grad, "\(blk).mlp.w1", Kernels.gemm(du.transposed(), cache.m, accumulation: acc))
                 let ob1 = layout.tensor("\(blk).mlp.b1")!.offset
                 for t in 0..<L { for j in 0..<c.ff { grad[ob1 + j] += du[t, j] } }
@@ -229,6 +242,7 @@ public struct TransformerLM: OutputModel {
                                              gainOffset: layout.tensor("\(blk).ln2.gain")!.offset, biasOffset: layout.tensor("\(blk).ln2.bias")!.offset)
                 for i in dh_.storage.indices { dh_.storage[i] += dln2.storage[i] }
                 // Attention.
+                observer?("\(blk).attn.wo", cache.o, dh_)
                 addMatrix(&grad, "\(blk).attn.wo", Kernels.gemm(dh_.transposed(), cache.o, accumulation: acc))
                 let dO = Kernels.gemm(dh_, w[b].wo, accumulation: acc)
                 var dq = Matrix<T>(rows: L, cols: d), dk = Matrix<T>(rows: L, cols: d), dv = Matrix<T>(rows: L, cols: d)
@@ -254,6 +268,9 @@ public struct TransformerLM: OutputModel {
                         }
                     }
                 }
+                observer?("\(blk).attn.wq", cache.a, dq)
+                observer?("\(blk).attn.wk", cache.a, dk)
+                observer?("\(blk).attn.wv", cache.a, dv)
                 addMatrix(&grad, "\(blk).attn.wq", Kernels.gemm(dq.transposed(), cache.a, accumulation: acc))
                 addMatrix(&grad, "\(blk).attn.wk", Kernels.gemm(dk.transposed(), cache.a, accumulation: acc))
                 addMatrix(&grad, "\(blk).attn.wv", Kernels.gemm(dv.transposed(), cache.a, accumulation: acc))

@@ -10,7 +10,9 @@ import Curvature
 ///
 /// Approximations: `block-diagonal` (per `tensor`, `layer` or `block` partition, see
 /// ``PartitionKind``), `diagonal`, `ggn` (Gauss–Newton; models with an output loss:
-/// softmax/MLP/transformer) and `kfac` (MLP and softmax regression only). Everything
+/// softmax/MLP/transformer) and `kfac` (MLP and softmax regression; transformer: K-FAC
+/// on its linear maps, positions as samples, with the exact per-tensor blocks of the
+/// embeddings and layer norms, see ``KFAC``). Everything
 /// is evaluated at the model's seeded initialization, in fp64 (exact dual-number HVPs).
 ///
 /// When the model has at most `max_dense` parameters, H and Ĥ are formed densely and
@@ -61,7 +63,7 @@ public struct BlockDiagonalStudy: Study {
                     case .blockDiagonal: for p in c.partitions { cs.append(Case(model: m, seed: s, approximation: a, partition: p)) }
                     case .diagonal: cs.append(Case(model: m, seed: s, approximation: a, partition: nil))
                     case .ggn where model is any OutputModel: cs.append(Case(model: m, seed: s, approximation: a, partition: nil))
-                    case .kfac where model is MLP: cs.append(Case(model: m, seed: s, approximation: a, partition: nil))
+                    case .kfac where model is MLP || model is TransformerLM: cs.append(Case(model: m, seed: s, approximation: a, partition: nil))
                     default: break          // not defined for this model (see the type's documentation)
                     }
                 }
@@ -134,9 +136,30 @@ public struct BlockDiagonalStudy: Study {
         case .ggn:
             approx = Self.ggn(m, theta)
         case .kfac:
-            let k = KFAC(m as! MLP, theta: theta)
-            blocks = k.layers.count
-            approx = { k.apply($0) }
+            if let mlp = m as? MLP {
+                let k = KFAC(mlp, theta: theta)
+                blocks = k.layers.count
+                approx = { k.apply($0) }
+            } else {
+                // Transformer: K-FAC on the linear maps, the exact per-tensor blocks elsewhere
+                // (embeddings, layer norms), where K-FAC defines no factors.
+                let k = KFAC(m as! TransformerLM, theta: theta)
+                let covered = k.covered
+                let rest = Partition(layout: m.layout, kind: .tensor)
+                let others = zip(rest.names, rest.ranges).filter { !covered[$0.1[0].lowerBound] }
+                blocks = k.layers.count + others.count
+                let h = pt.dense
+                approx = { v in
+                    var out = k.apply(v)
+                    for (_, rs) in others {
+                        var vb = [Double](repeating: 0, count: n)
+                        for r in rs { for j in r { vb[j] = v[j] } }
+                        let hb = h.map { Kernels.gemv($0, vb) } ?? hvp(vb)
+                        for r in rs { for j in r { out[j] = hb[j] } }
+                    }
+                    return out
+                }
+            }
         }
         let metrics: ApproximationMetrics
         if let h = pt.dense {

@@ -133,3 +133,28 @@ func maxAbs(_ a: Matrix<Double>) -> Double { a.storage.map(abs).max() ?? 0 }
         #expect(abs(try ApproximationMetrics.dense(h: h, approx: rot, probes: [[1, 0]], k: 1).topkOverlap!) < 1e-15)
     }
 }
+
+extension ApproximationTests {
+    /// With one sequence of one position there are no cross-position terms: every
+    /// K-FAC block of the transformer's linear maps equals the corresponding diagonal
+    /// block of the GGN. With several positions it is only an approximation.
+    @Test func transformerKFACIsExactForOnePosition() throws {
+        for (spec, exact) in [("transformer:context=1,width=4,heads=2,layers=1,ff=8,sequences=1", true),
+                              ("transformer:context=3,width=4,heads=2,layers=1,ff=8,sequences=2", false)] {
+            let t = try ModelSpec.build(spec, seed: 3) as! TransformerLM
+            let theta = t.initialParameters(seed: 3), n = t.parameterCount
+            let k = KFAC(t, theta: theta)
+            #expect(k.layers.map(\.weight.name) == ["head", "block0.mlp.w2", "block0.mlp.w1", "block0.attn.wo", "block0.attn.wq", "block0.attn.wk", "block0.attn.wv"])
+            let g = denseFrom(n) { GaussNewton.vectorProduct(t, theta: theta, v: $0) }
+            let kd = denseFrom(n) { k.apply($0) }
+            var worst = 0.0
+            for l in k.layers {
+                let idx = Array(l.weight.range) + (l.bias.map { Array($0.range) } ?? [])
+                for i in idx { for j in idx { worst = max(worst, abs(g[i, j] - kd[i, j])) } }
+            }
+            if exact { #expect(worst < 1e-13 * maxAbs(g), "\(spec): worst block difference \(worst)") }
+            else { #expect(worst > 1e-6 * maxAbs(g)) }
+            #expect(maxAbsDiff(kd, kd.transposed()) < 1e-13 * maxAbs(kd))
+        }
+    }
+}
