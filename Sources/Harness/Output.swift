@@ -113,7 +113,8 @@ public struct Manifest: Encodable {
     }
 
     /// The commit of the working directory's repository (`HH_GIT_COMMIT` overrides),
-    /// with `-dirty` when it has uncommitted changes; "unknown" outside a repository.
+    /// with `-dirty` when tracked files other than results/ and notebooks-export/ have
+    /// uncommitted changes; "unknown" outside a repository.
     static func gitCommit() -> String {
         if let c = ProcessInfo.processInfo.environment["HH_GIT_COMMIT"] { return c }
         func git(_ args: [String]) -> String? {
@@ -129,7 +130,10 @@ public struct Manifest: Encodable {
             return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         }
         guard let head = git(["rev-parse", "HEAD"]) else { return "unknown" }
-        let dirty = git(["status", "--porcelain", "--untracked-files=no"]).map { !$0.isEmpty } ?? false
+        // Uncommitted changes to tracked files outside the outputs (results/, notebooks-export/):
+        // regenerating committed results in place must not mark the code as dirty.
+        let dirty = git(["status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", ":(exclude)notebooks-export"])
+            .map { !$0.isEmpty } ?? false
         return dirty ? head + "-dirty" : head
     }
 }
