@@ -219,3 +219,34 @@ func read(_ dir: URL, _ f: String) -> Data { FileManager.default.contents(atPath
         #expect(!FileManager.default.fileExists(atPath: none.path))
     }
 }
+
+extension RunCLITests {
+    /// A configuration that fails while the sweep runs (here: a model too large for
+    /// the dense exact spectrum) stops the sweep with its key and the problem; no
+    /// results file is written, and a folder the run created with nothing finished is removed.
+    @Test func failingConfigurationStopsTheSweep() throws {
+        let (dir, file) = try experiment("unitfail", """
+        study: krylov-stability
+        models: ["mlp:widths=4-6-3,samples=8", "mlp:widths=30-40-10,samples=8"]
+        policies: [""]
+        schemes: [central]
+        eps: [1.0e-3]
+        reorth: [full]
+        steps: 5
+        max_parameters: 100
+
+        """)
+        let out = dir.appendingPathComponent("out")
+        let r = try runCLI(["run", file, "--out", out.path, "--jobs", "1"])
+        #expect(r.status == 2, Comment(rawValue: r.stderr))
+        #expect(r.stderr.contains("configuration mlp:widths=30-40-10,samples=8|") && r.stderr.contains("max_parameters = 100"), Comment(rawValue: r.stderr))
+        #expect(r.stderr.contains("--resume"), "the finished configuration is kept for --resume")
+        #expect(!files(out).contains("summary.csv") && files(out).allSatisfy { $0 == ".sweep" })
+        // Failing first: nothing finished, and the output folder this run created is removed.
+        let (dir2, file2) = try experiment("unitfail2", try String(contentsOfFile: file, encoding: .utf8)
+            .replacingOccurrences(of: "[\"mlp:widths=4-6-3,samples=8\", \"mlp:widths=30-40-10,samples=8\"]", with: "[\"mlp:widths=30-40-10,samples=8\"]"))
+        let out2 = dir2.appendingPathComponent("out")
+        let r2 = try runCLI(["run", file2, "--out", out2.path, "--jobs", "1"])
+        #expect(r2.status == 2 && !FileManager.default.fileExists(atPath: out2.path), Comment(rawValue: r2.stderr))
+    }
+}
