@@ -1,0 +1,144 @@
+"""Side-by-side benchmarks: hessian-harness against the tools researchers would otherwise use.
+
+Run by bench/compare (which builds ours and installs these into a virtual environment).
+Rounds interleave ours and theirs on identical problem sizes; every cell is the median over
+rounds of each side's own median. One core for both sides (bench/compare runs everything
+under `taskset -c 0`; OPENBLAS_NUM_THREADS=1). Writes results/benchmarks/compare.csv and machine.md.
+"""
+import csv, io, os, platform, statistics, subprocess, sys, time
+import numpy as np
+
+ROUNDS = int(os.environ.get("HH_BENCH_ROUNDS", "3"))
+HH = ".build/release/hessian-harness"
+MPFR_DOT = ".build/mpfr_dot"
+
+def med(f, trials=7, reps=1):
+    f()
+    ts = []
+    for _ in range(trials):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            f()
+        ts.append((time.perf_counter() - t0) / reps)
+    return statistics.median(ts)
+
+# --- theirs ---------------------------------------------------------------------------
+
+def ml_dtypes_elementwise(n=4096, reps=200):
+    import ml_dtypes
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal(n).astype(ml_dtypes.bfloat16); b = rng.standard_normal(n).astype(ml_dtypes.bfloat16)
+    af, bf = a.astype(np.float32), b.astype(np.float32)
+    out = {}
+    out["bf16 add (ns/element)"] = med(lambda: a + b, reps=reps) / n * 1e9
+    out["bf16 mul (ns/element)"] = med(lambda: a * b, reps=reps) / n * 1e9
+    out["fp32 add numpy (ns/element)"] = med(lambda: af + bf, reps=reps) / n * 1e9
+    return out
+
+def gmpy2_dot(n=10000):
+    import gmpy2
+    gmpy2.get_context().precision = 256
+    rng = np.random.default_rng(2)
+    a = [gmpy2.mpfr(float(x)) / 3 for x in rng.random(n)]; b = [gmpy2.mpfr(float(x)) / 7 for x in rng.random(n)]
+    def dot():
+        s = gmpy2.mpfr(0)
+        for x, y in zip(a, b):
+            s += x * y
+        return s
+    return {"mpfr256 dot (ns/element)": med(dot, trials=5) / n * 1e9}
+
+def jax_mlp():
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    import jax, jax.numpy as jnp
+    jax.config.update("jax_platforms", "cpu")
+    rng = np.random.default_rng(3)
+    sizes = [784, 256, 256, 10]
+    params = []
+    for i, o in zip(sizes[:-1], sizes[1:]):
+        lim = np.sqrt(6 / (i + o))
+        params += [jnp.asarray(rng.uniform(-lim, lim, (o, i)), jnp.float32), jnp.zeros(o, jnp.float32)]
+    x = jnp.asarray(rng.standard_normal((256, 784)), jnp.float32); y = jnp.asarray(rng.integers(0, 10, 256))
+    def loss(p):
+        h = x
+        for k in range(0, len(p) - 2, 2):
+            h = jnp.tanh(h @ p[k].T + p[k + 1])
+        z = h @ p[-2].T + p[-1]
+        return jnp.mean(jax.nn.logsumexp(z, axis=1) - z[jnp.arange(256), y])
+    g = jax.jit(jax.grad(loss))
+    v = [jnp.asarray(rng.uniform(-0.5, 0.5, t.shape), jnp.float32) for t in params]
+    hvp = jax.jit(lambda p, v: jax.jvp(jax.grad(loss), (p,), (v,))[1])
+    eps = 1e-2
+    fd = jax.jit(lambda p, v: [(a - b) / (2 * eps) for a, b in zip(jax.grad(loss)([q + eps * w for q, w in zip(p, v)]),
+                                                                    jax.grad(loss)([q - eps * w for q, w in zip(p, v)]))])
+    block = lambda r: jax.block_until_ready(r)
+    return {"mlp 784-256-256-10 b256 fp32 gradient (s)": med(lambda: block(g(params))),
+            "mlp 784-256-256-10 b256 fp32 exact HVP (s)": med(lambda: block(hvp(params, v))),
+            "mlp 784-256-256-10 b256 fp32 central FD-HVP (s)": med(lambda: block(fd(params, v)))}
+
+# --- ours ------------------------------------------------------------------------------
+
+def run(cmd):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
+def ours_scalars():
+    rows = list(csv.DictReader(io.StringIO(run([HH, "bench", "scalars"]))))
+    get = lambda k, t: float(next(r["ns_per_element"] for r in rows if r["kernel"] == k and r["type"] == t))
+    return {"bf16 add (ns/element)": get("add", "BFloat16"), "bf16 mul (ns/element)": get("mul", "BFloat16"),
+            "fp32 add Swift Float (ns/element)": get("add", "Float"), "fp32 mul Swift Float (ns/element)": get("mul", "Float"),
+            "mpfr256 dot (ns/element)": get("dot", "MPFloat<256>.dot")}
+
+def ours_models():
+    rows = list(csv.DictReader(io.StringIO(run([HH, "bench", "models"]))))
+    sec = lambda prefix: float(next(r["seconds"] for r in rows if r["benchmark"].startswith(prefix)))
+    return {"mlp 784-256-256-10 b256 fp32 gradient (s)": sec("mlp 784-256-256-10 batch 256 fp32 gradient"),
+            "mlp 784-256-256-10 b256 fp32 exact HVP (s)": sec("mlp 784-256-256-10 batch 256 fp32 exact HVP"),
+            "mlp 784-256-256-10 b256 fp32 central FD-HVP (s)": sec("mlp 784-256-256-10 batch 256 fp32 central FD-HVP")}
+
+def c_mpfr():
+    out = run([MPFR_DOT, "10000", "7"])
+    ns = [float(t) for t in out.replace(",", " ").split() if t.replace(".", "", 1).isdigit()]
+    return {"mpfr256 dot (ns/element)": ns[-1]}
+
+def main():
+    samples = {}
+    def add(side, d):
+        for k, val in d.items():
+            samples.setdefault((side, k), []).append(val)
+    for r in range(ROUNDS):
+        print(f"round {r + 1}/{ROUNDS}", file=sys.stderr)
+        add("ours", ours_scalars()); add("ml_dtypes/numpy", ml_dtypes_elementwise())
+        add("ours", ours_models()); add("jax", jax_mlp())
+        add("c-mpfr", c_mpfr()); add("gmpy2", gmpy2_dot())
+    m = {k: statistics.median(v) for k, v in samples.items()}
+    rows = []
+    def row(bench, ours_key, tool, their_key, target, ok):
+        o, t = m[("ours", ours_key)], m[(tool, their_key)]
+        rows.append([bench, f"{o:.4g}", tool, f"{t:.4g}", f"{o / t:.3g}", target, "yes" if ok(o, t) else "no"])
+    row("bf16 add, ns/element (n=4096)", "bf16 add (ns/element)", "ml_dtypes/numpy", "bf16 add (ns/element)", "ours ≤ 0.25× ml_dtypes", lambda o, t: o <= 0.25 * t)
+    row("bf16 mul, ns/element (n=4096)", "bf16 mul (ns/element)", "ml_dtypes/numpy", "bf16 mul (ns/element)", "ours ≤ 0.25× ml_dtypes", lambda o, t: o <= 0.25 * t)
+    rows.append(["bf16 add vs Swift Float add, ns/element", f"{m[('ours', 'bf16 add (ns/element)')]:.4g}", "ours (Float)",
+                 f"{m[('ours', 'fp32 add Swift Float (ns/element)')]:.4g}",
+                 f"{m[('ours', 'bf16 add (ns/element)')] / m[('ours', 'fp32 add Swift Float (ns/element)')]:.3g}", "≤ 2× Float",
+                 "yes" if m[('ours', 'bf16 add (ns/element)')] <= 2 * m[('ours', 'fp32 add Swift Float (ns/element)')] else "no"])
+    row("MPFloat<256> dot, ns/element (n=10^4)", "mpfr256 dot (ns/element)", "c-mpfr", "mpfr256 dot (ns/element)", "ours ≤ 1.3× C MPFR loop", lambda o, t: o <= 1.3 * t)
+    row("MPFloat<256> dot, ns/element (n=10^4)", "mpfr256 dot (ns/element)", "gmpy2", "mpfr256 dot (ns/element)", "ours ≤ 0.25× gmpy2", lambda o, t: o <= 0.25 * t)
+    row("fp32 MLP gradient, s", "mlp 784-256-256-10 b256 fp32 gradient (s)", "jax", "mlp 784-256-256-10 b256 fp32 gradient (s)", "ours ≤ 1.0× JAX", lambda o, t: o <= t)
+    row("fp32 MLP exact HVP (dual numbers vs jvp(grad)), s", "mlp 784-256-256-10 b256 fp32 exact HVP (s)", "jax", "mlp 784-256-256-10 b256 fp32 exact HVP (s)", "ours ≤ 1.5× JAX jvp(grad)", lambda o, t: o <= 1.5 * t)
+    row("fp32 MLP central FD-HVP, s", "mlp 784-256-256-10 b256 fp32 central FD-HVP (s)", "jax", "mlp 784-256-256-10 b256 fp32 central FD-HVP (s)", "(reference)", lambda o, t: True)
+    fd, gr = m[("ours", "mlp 784-256-256-10 b256 fp32 central FD-HVP (s)")], m[("ours", "mlp 784-256-256-10 b256 fp32 gradient (s)")]
+    rows.append(["fp32 MLP central FD-HVP over our gradient", f"{fd:.4g}", "ours (gradient)", f"{gr:.4g}", f"{fd / gr:.3g}", "≤ 2.1", "yes" if fd <= 2.1 * gr else "no"])
+    os.makedirs("results/benchmarks", exist_ok=True)
+    with open("results/benchmarks/compare.csv", "w", newline="") as f:
+        w = csv.writer(f); w.writerow(["benchmark", "ours", "tool", "theirs", "ratio_ours_over_theirs", "target", "met"]); w.writerows(rows)
+    import jax, ml_dtypes, gmpy2, scipy
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    with open("results/benchmarks/machine.md", "w") as f:
+        f.write(f"# Machine of results/benchmarks/compare.csv\n\n- CPU: {cpu}, {os.cpu_count()} cores; {platform.platform()}\n"
+                f"- rounds: {ROUNDS}, interleaved; everything pinned to one core (taskset -c 0)\n"
+                f"- ours: `{run([HH, 'version']).strip().splitlines()[0]}` (release build, baseline x86-64)\n"
+                f"- theirs: jax {jax.__version__}, ml_dtypes {ml_dtypes.__version__}, gmpy2 {gmpy2.version()}, numpy {np.__version__}, scipy {scipy.__version__}, C loop bench/mpfr_dot.c (cc -O2)\n")
+    print("benchmark | ours | tool | theirs | ratio | target | met")
+    for r in rows: print(" | ".join(r))
+
+if __name__ == "__main__":
+    main()
