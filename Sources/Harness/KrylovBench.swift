@@ -44,4 +44,33 @@ public enum KrylovBench {
     public static func render(_ rows: [Row]) -> String {
         "benchmark,type,seconds\n" + rows.map { "\($0.benchmark),\($0.type),\($0.seconds)" }.joined(separator: "\n") + "\n"
     }
+
+    /// Top-k eigenvalues of a dense synthetic operator by Lanczos (fp64, full
+    /// reorthogonalization, BLAS products), with the fewest steps (from 2k, in
+    /// increments of k) whose top-k Ritz values are within `tol`·ρ of the exact
+    /// eigenvalues; the time of that run (median of `trials`). The comparison script
+    /// runs SciPy's eigsh on the same matrix (`hvp --model quadratic:SPEC` writes it).
+    public static func topK(spec: String, seed: UInt64, k: Int, tol: Double, trials: Int) throws -> (seconds: Double, steps: Int, maxErr: Double) {
+        let os = try OperatorSpec.parse(spec)
+        let (_, dense, exact) = try os.matrix(seed: seed)
+        guard let a = dense else { throw HarnessError("bench topk needs a dense operator (rotated, mp, spiked, powerlaw, strakos)") }
+        let op = DenseOperator(a, accumulation: .blas)
+        var g = ProbeGenerator(seed: seed, kind: .gaussian)
+        let v = g.next(a.rows)
+        let lam = exact.sorted(by: >).prefix(k)
+        let rho = max(abs(exact.min() ?? 0), abs(exact.max() ?? 0))
+        func err(_ m: Int) throws -> Double {
+            let l = Lanczos.run(op, start: v, options: LanczosOptions(steps: m, reorthogonalization: .full, accumulation: .blas, measureOrthogonality: false))
+            let ritz = try l.ritz().values.sorted(by: >)
+            guard ritz.count >= k else { return .infinity }
+            return zip(ritz.prefix(k), lam).map { abs($0 - $1) / rho }.max() ?? .infinity
+        }
+        var m = 2 * k
+        while m < a.rows, try err(m) > tol { m += k }
+        let e = try err(m)
+        let t = Timing.median(trials: trials) {
+            _ = Lanczos.run(op, start: v, options: LanczosOptions(steps: m, reorthogonalization: .full, accumulation: .blas, measureOrthogonality: false))
+        }
+        return (t, m, e)
+    }
 }

@@ -209,17 +209,24 @@ struct Version: ParsableCommand {
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks (build with -c release). Suites: scalars, krylov, models.")
+        abstract: "Benchmarks (build with -c release). Suites: scalars, krylov, models, topk.")
     @Argument(help: "Suite to run.") var suite: String = "scalars"
     @Option(help: "Elements per elementwise kernel.") var n: Int = 4096
     @Option(help: "Repetitions per trial.") var reps: Int = 200
     @Option(help: "Trials (the median is reported).") var trials: Int = 7
+    @Option(name: .customLong("operator"), help: "topk: dense operator spec.") var operatorSpec: String = "mp:n=2000,ratio=0.5"
+    @Option(help: "topk: operator seed.") var seed: UInt64 = 1
+    @Option(help: "topk: number of largest eigenvalues.") var k: Int = 10
+    @Option(help: "topk: accuracy, relative to the spectral radius.") var tol: Double = 1e-10
     func run() throws {
         switch suite {
         case "scalars": print(ScalarsBench.render(ScalarsBench.run(n: n, reps: reps, trials: trials)), terminator: "")
         case "krylov": print(KrylovBench.render(try KrylovBench.run(trials: min(trials, 3))), terminator: "")
         case "models": print(ModelsBench.render(try ModelsBench.run(trials: min(trials, 5))), terminator: "")
-        default: fail("unknown benchmark suite '\(suite)' (known: scalars, krylov, models)")
+        case "topk":
+            let r = try KrylovBench.topK(spec: operatorSpec, seed: seed, k: k, tol: tol, trials: min(trials, 5))
+            print("benchmark,seconds,steps,max_rel_err\n\"lanczos top-\(k) \(operatorSpec) seed \(seed)\",\(r.seconds),\(r.steps),\(r.maxErr)")
+        default: fail("unknown benchmark suite '\(suite)' (known: scalars, krylov, models, topk)")
         }
     }
 }
