@@ -88,35 +88,25 @@ public enum GaussNewton {
     }
 }
 
-/// Collects the output rows (values and tangents) of a forward pass in Dual<T>.
+/// Collects the output rows of a forward pass: their values, and their tangents
+/// when the pass runs in Dual<T>.
 final class OutputRecorder<T: StudyScalar>: @unchecked Sendable {
     var values: [T] = [], tangents: [T] = [], rows = 0, cols = 0
     var scale: T = .zero
 }
 
+/// Records the output rows (in T or in Dual<T>) and returns a zero output gradient.
 struct RecordHead<T: StudyScalar>: LossHead {
     let box: OutputRecorder<T>
     func evaluate<S: StudyScalar>(_ logits: Matrix<S>, label: (Int) -> Int, scale: S) -> (sum: S, gradient: Matrix<S>) {
-        let d = logits.storage as! [Dual<T>]
-        box.values += d.map(\.value); box.tangents += d.map(\.tangent)
+        if let d = logits.storage as? [Dual<T>] {
+            box.values += d.map(\.value); box.tangents += d.map(\.tangent)
+            box.scale = (scale as! Dual<T>).value
+        } else {
+            box.values += logits.storage as! [T]
+            box.scale = scale as! T
+        }
         box.rows += logits.rows; box.cols = logits.cols
-        box.scale = (scale as! Dual<T>).value
-        return (.zero, Matrix<S>(rows: logits.rows, cols: logits.cols))
-    }
-}
-
-/// Collects the output rows (logits) of a forward pass in T.
-final class LogitRecorder<T: StudyScalar>: @unchecked Sendable {
-    var values: [T] = [], rows = 0, cols = 0
-    var scale: T = .zero
-}
-
-struct RecordLogitsHead<T: StudyScalar>: LossHead {
-    let box: LogitRecorder<T>
-    func evaluate<S: StudyScalar>(_ logits: Matrix<S>, label: (Int) -> Int, scale: S) -> (sum: S, gradient: Matrix<S>) {
-        box.values += logits.storage as! [T]
-        box.rows += logits.rows; box.cols = logits.cols
-        box.scale = scale as! T
         return (.zero, Matrix<S>(rows: logits.rows, cols: logits.cols))
     }
 }
@@ -171,8 +161,8 @@ public struct KFAC<T: StudyScalar> {
         count = lm.layout.count
         let all = 0..<lm.sampleCount
         // Pass 1: the logits of every sequence.
-        let rec = LogitRecorder<T>()
-        _ = lm.lossAndGradient(theta, samples: all, accumulation: acc, head: RecordLogitsHead(box: rec))
+        let rec = OutputRecorder<T>()
+        _ = lm.lossAndGradient(theta, samples: all, accumulation: acc, head: RecordHead(box: rec))
         let z = Matrix(rows: rec.rows, cols: rec.cols, storage: rec.values)
         let norm = rec.scale
         let factors = (0..<z.rows).map { lm.outputLoss.hessianFactor(z, row: $0) }

@@ -33,12 +33,6 @@ public struct Experiment {
     public var parameters: [String: String]
 }
 
-/// A problem in an experiment file, with its position.
-struct ExperimentError: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
-}
-
 public enum ExperimentLoader {
     public static let studies = ["fd-bias", "noise-amplification", "krylov-stability", "regimes", "block-diagonal", "scaling"]
 

@@ -110,12 +110,12 @@ public struct ModelSLQCommand {
 
         var nodes = Table(header: ["probe", "node", "weight"])
         var lanczos = Table(header: ["probe", "step", "alpha", "beta", "orth_loss", "orth_loss_fro"])
-        var allNodes: [Double] = [], allWeights: [Double] = [], residuals: [[Double]] = [], ritzValues: [[Double]] = []
+        var allNodes: [Double] = [], allWeights: [Double] = [], ritzValues: [[Double]] = []
         for (p, t) in traces.enumerated() {
             let r = try KrylovStabilityStudy.ritz(t, k: t.alpha.count)
             for (x, w) in zip(r.values, r.weights) { nodes.append(["\(p)", csvNumber(x), csvNumber(w)]) }
             allNodes += r.values; allWeights += r.weights.map { $0 / Double(probes) }
-            residuals.append(r.residuals); ritzValues.append(r.values)
+            ritzValues.append(r.values)
             for j in t.alpha.indices {
                 lanczos.append(["\(p)", "\(j + 1)", csvNumber(t.alpha[j]), csvNumber(t.beta[j]), cell(t.orthLoss[j]), cell(t.orthLossFro[j])])
             }

@@ -2,6 +2,7 @@ import Foundation
 import CSV
 import Scalars
 import COpenBLAS
+import Studies
 
 /// A tidy table: one header row, snake_case columns (NUMERICS.md §10).
 public struct Table: Sendable {
@@ -98,13 +99,7 @@ public struct Manifest: Encodable {
         startTime = Manifest.iso(start); endTime = Manifest.iso(end)
     }
 
-    public func json() throws -> Data {
-        let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        var d = try e.encode(self)
-        d.append(UInt8(ascii: "\n"))
-        return d
-    }
+    public func json() throws -> Data { try prettyJSON(self) }
 
     static func iso(_ d: Date) -> String {
         let f = ISO8601DateFormatter()

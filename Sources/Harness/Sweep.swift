@@ -99,13 +99,11 @@ public struct Sweep {
             }
         }
         let n = study.exclusive ? 1 : min(jobs, max(pending.count, 1))
-        var threads: [Thread] = []
         let group = DispatchGroup()
         for _ in 0..<n {
             group.enter()
             let t = Thread { worker(); group.leave() }
             t.stackSize = 16 << 20
-            threads.append(t)
             t.start()
         }
         group.wait()
@@ -113,7 +111,6 @@ public struct Sweep {
         let (outputs, failure) = state.withLock { ($0.outputs, $0.error) }
         if let failure {
             if createdOut && outputs.count == 0 { try? fm.removeItem(at: out) }
-            else if outputs.count == done.count { /* nothing new */ }
             throw HarnessError(failure + (outputs.isEmpty ? "" : " (completed configurations are kept in \(journal.path); fix the cause and rerun with --resume)"))
         }
         let result = try study.finish(units.indices.map { outputs[$0]! })

@@ -174,7 +174,7 @@ public struct OperatorSpec: Sendable, Equatable, CustomStringConvertible {
             for i in 0..<a.storage.count { a.storage[i] /= Double(m) }
             for (i, s) in spikes.prefix(n).enumerated() { a[i, i] += s }
         }
-        symmetrize(&a)
+        a.symmetrize()
         return (nil, a)
     }
 
@@ -187,10 +187,6 @@ public struct OperatorSpec: Sendable, Equatable, CustomStringConvertible {
             return (AnyOperator(DiagonalOperator(stored)), stored.map(\.doubleValue).sorted())
         }
         return try self.dense(dense!, accumulation)
-    }
-
-    func symmetrize(_ a: inout Matrix<Double>) {
-        for i in 0..<a.rows { for j in 0..<i { let v = (a[i, j] + a[j, i]) / 2; a[i, j] = v; a[j, i] = v } }
     }
 
     func dense<T: StudyScalar>(_ a: Matrix<Double>, _ acc: Accumulation) throws -> (op: AnyOperator<T>, eigenvalues: [Double]) {

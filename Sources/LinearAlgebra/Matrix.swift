@@ -38,6 +38,13 @@ public struct Matrix<T: StudyScalar>: Sendable {
         return t
     }
 
+    /// Replaces a square matrix by (A + Aᵀ)/2, entry pair by entry pair.
+    @inlinable
+    public mutating func symmetrize() {
+        precondition(rows == cols, "symmetrize: matrix is \(rows)×\(cols)")
+        for i in 0..<rows { for j in 0..<i { let v = (self[i, j] + self[j, i]) / 2; self[i, j] = v; self[j, i] = v } }
+    }
+
     /// Elementwise conversion through Double (exact for formats inside binary64).
     @inlinable
     public func converted<U: StudyScalar>(to: U.Type = U.self) -> Matrix<U> {

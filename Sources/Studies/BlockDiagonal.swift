@@ -100,10 +100,9 @@ public struct BlockDiagonalStudy: Study {
             let theta = m.initialParameters(seed: seed)
             var dense: Matrix<Double>? = nil
             if m.parameterCount <= config.maxDense {
-                let (h, _) = FullHessian.compute(m, theta: theta)
-                var s = h
-                for i in 0..<h.rows { for j in 0..<i { let a = (h[i, j] + h[j, i]) / 2; s[i, j] = a; s[j, i] = a } }
-                dense = s
+                var h = FullHessian.compute(m, theta: theta).hessian
+                h.symmetrize()
+                dense = h
             }
             return Point(model: m, theta: theta, dense: dense)
         }
@@ -169,7 +168,7 @@ public struct BlockDiagonalStudy: Study {
                 let col = approx(e)
                 for i in 0..<n { a[i, j] = col[i] }
             }
-            for i in 0..<n { for j in 0..<i { let s = (a[i, j] + a[j, i]) / 2; a[i, j] = s; a[j, i] = s } }
+            a.symmetrize()
             metrics = try ApproximationMetrics.dense(h: h, approx: a, probes: probes, k: config.topK)
         } else {
             metrics = ApproximationMetrics.fromProbes(hv: probes.map(hvp), av: probes.map(approx))

@@ -43,8 +43,7 @@ public struct FDBiasStudy: Study {
         guard !c.models.isEmpty, !c.policies.isEmpty, !c.schemes.isEmpty, !c.stepPolicies.isEmpty, !c.eps.isEmpty, !c.seeds.isEmpty else {
             throw StudyError("empty grid: models, policies, schemes, step_policies, eps and seeds each need at least one value")
         }
-        for e in c.eps { _ = try stepCheck("absolute", e) }
-        for s in c.stepPolicies { _ = try stepCheck(s, 1) }
+        try checkSteps(eps: c.eps, stepPolicies: c.stepPolicies)
         guard c.tolerance > 0, c.tolerance.isFinite else { throw StudyError("tolerance must be finite and > 0 (got \(c.tolerance))") }
         config = c
         var cs: [Curve] = []
@@ -110,6 +109,12 @@ public struct FDBiasStudy: Study {
 /// Validates a step policy and value (throws the step policy's own message).
 func stepCheck(_ kind: String, _ value: Double) throws -> StepPolicy {
     do { return try StepPolicy.make(kind: kind, value: value) } catch { throw StudyError("\(error)") }
+}
+
+/// Every ε finite and > 0, every step policy known (the step policy's own messages).
+func checkSteps(eps: [Double], stepPolicies: [String]) throws {
+    for e in eps { _ = try stepCheck("absolute", e) }
+    for s in stepPolicies { _ = try stepCheck(s, 1) }
 }
 
 /// One table from every unit's rows of that name, in unit order.

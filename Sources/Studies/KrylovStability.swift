@@ -117,8 +117,7 @@ public struct KrylovStabilityStudy: Study {
               !c.reorth.isEmpty, !c.seeds.isEmpty else {
             throw StudyError("empty grid: models, policies, schemes, step_policies, eps, reorth and seeds each need at least one value")
         }
-        for e in c.eps { _ = try stepCheck("absolute", e) }
-        for s in c.stepPolicies { _ = try stepCheck(s, 1) }
+        try checkSteps(eps: c.eps, stepPolicies: c.stepPolicies)
         guard c.steps >= 1, c.steps <= 10_000 else { throw StudyError("steps must be in 1...10000 (got \(c.steps))") }
         guard c.probes >= 1, c.probes <= 10_000 else { throw StudyError("probes must be in 1...10000 (got \(c.probes))") }
         guard c.ritzTop >= 1 else { throw StudyError("ritz_top must be ≥ 1") }
@@ -284,9 +283,8 @@ public enum ExactSpectrum {
         guard model.parameterCount <= maxParameters else {
             throw StudyError("model '\(spec)' has \(model.parameterCount) parameters; the exact spectrum needs a dense Hessian (max_parameters = \(maxParameters))")
         }
-        let (h, _) = FullHessian.compute(model, theta: theta)
-        var sym = h
-        for i in 0..<h.rows { for j in 0..<i { let a = (h[i, j] + h[j, i]) / 2; sym[i, j] = a; sym[j, i] = a } }
-        return try SymmetricEigen.decompose(sym, vectors: false).values
+        var h = FullHessian.compute(model, theta: theta).hessian
+        h.symmetrize()
+        return try SymmetricEigen.decompose(h, vectors: false).values
     }
 }

@@ -46,8 +46,7 @@ public struct NoiseAmplificationStudy: Study {
         guard !c.models.isEmpty, !c.policies.isEmpty, !c.schemes.isEmpty, !c.stepPolicies.isEmpty, !c.eps.isEmpty, !c.seeds.isEmpty, !c.vary.isEmpty else {
             throw StudyError("empty grid: models, policies, schemes, step_policies, eps, seeds and vary each need at least one value")
         }
-        for e in c.eps { _ = try stepCheck("absolute", e) }
-        for s in c.stepPolicies { _ = try stepCheck(s, 1) }
+        try checkSteps(eps: c.eps, stepPolicies: c.stepPolicies)
         if c.vary.contains(.stochasticRounding) {
             guard c.replicates >= 2 else { throw StudyError("replicates must be ≥ 2 (got \(c.replicates))") }
             guard c.policies.contains(where: { $0.rounding == .stochastic }) else {
@@ -96,7 +95,7 @@ public struct NoiseAmplificationStudy: Study {
         var noise: [Double] = []
         for eps in config.eps {
             let step = try StepPolicy.make(kind: c.step, value: eps)
-            var hs: [[Double]] = []
+            var hs: [[Double]] = [], errs: [Double] = []
             var epsAbs = 0.0
             for (r, (shards, order, sr)) in reps.enumerated() {
                 let res = try StochasticRounding.withSeed(sr) {
@@ -104,12 +103,13 @@ public struct NoiseAmplificationStudy: Study {
                 }
                 epsAbs = res.epsilon
                 hs.append(res.hv)
-                out.append("replicates", lead + [cell(eps), "\(r)", "\(shards)", order.rawValue, "\(sr)", cell(setup.relativeError(res.hv))])
+                errs.append(setup.relativeError(res.hv))
+                out.append("replicates", lead + [cell(eps), "\(r)", "\(shards)", order.rawValue, "\(sr)", cell(errs.last!)])
             }
             let std = componentwiseStdNorm(hs)
             let ns = setup.hRefNorm > 0 ? std / setup.hRefNorm : std
             noise.append(ns)
-            let meanErr = hs.map { setup.relativeError($0) }.reduce(0, +) / Double(hs.count)
+            let meanErr = errs.reduce(0, +) / Double(errs.count)
             out.append("points", lead + [cell(eps), cell(epsAbs), "\(hs.count)", cell(ns), cell(meanErr)])
         }
         let fit = logLogFit(x: config.eps, y: noise)

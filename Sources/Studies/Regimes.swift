@@ -84,13 +84,7 @@ public struct RegimesFile: Codable, Sendable, Equatable {
         c.codingPath.isEmpty ? "top level" : c.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
     }
 
-    public func json() throws -> Data {
-        let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        var d = try e.encode(self)
-        d.append(UInt8(ascii: "\n"))
-        return d
-    }
+    public func json() throws -> Data { try prettyJSON(self) }
 
     public static let csvHeader = ["param", "compute", "grad", "scheme", "step_policy", "policy", "eps_star", "eps_lo", "eps_hi", "band_curves", "tolerance",
                                    "predicted_err", "validated_err", "validated_ok", "curves", "lanczos_reorth", "lanczos_max_steps",

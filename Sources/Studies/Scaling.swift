@@ -107,9 +107,8 @@ public struct ScalingStudy: Study {
         let krylovBytes = try Self.krylovBytes(config.policy)
         MemoryProbe.resetPeak()
         let rss0 = MemoryProbe.current()
-        var lanczosSeconds = 0.0
         var steps = 0
-        lanczosSeconds = seconds(try clock.measure {
+        let lanczosSeconds = seconds(try clock.measure {
             let traces = try ModelLanczos.run(krylov: config.policy.krylov, mode: config.policy.mode(for: config.policy.krylov),
                                               reorthogonalization: .full, steps: config.lanczosSteps, dimension: n, probes: [v],
                                               seed: config.seed) { q in

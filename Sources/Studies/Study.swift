@@ -86,6 +86,16 @@ public final class StudyContext: Sendable {
     }
 }
 
+/// The project's JSON files (manifests, regimes): pretty-printed, sorted keys,
+/// unescaped slashes, a final newline.
+public func prettyJSON<T: Encodable>(_ value: T) throws -> Data {
+    let e = JSONEncoder()
+    e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    var d = try e.encode(value)
+    d.append(UInt8(ascii: "\n"))
+    return d
+}
+
 /// Round-trip decimal of a Double for CSV (NUMERICS.md §10); empty for nil.
 @inlinable public func cell(_ x: Double?) -> String { x.map { "\($0)" } ?? "" }
 

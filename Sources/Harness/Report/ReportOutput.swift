@@ -105,7 +105,7 @@ extension ReportCommand {
 
     /// Loading and the matplotlib functions that redraw the figures.
     static func prelude(resultsPath: String, files: [String]) -> String {
-        var s = """
+        """
         import numpy as np
         import pandas as pd
         import matplotlib.pyplot as plt
@@ -164,7 +164,7 @@ extension ReportCommand {
             return fig
 
         def plot_orth(model, policy, eps):
-            lz = CSV.get("lanczos.csv")
+            lz = CSV["lanczos.csv"]
             sel = lz[(lz.model == model) & (lz.policy == policy) & (lz.eps.astype(str) == eps)]
             fig, ax = plt.subplots(figsize=(7, 4))
             for i, reorth in enumerate(dict.fromkeys(sel.reorth)):
@@ -252,7 +252,5 @@ extension ReportCommand {
             ax.set_title("Lanczos phase memory", fontsize=9); legend(ax)
             return fig
         """
-        if !files.contains("lanczos.csv") { s = s.replacingOccurrences(of: "CSV.get(\"lanczos.csv\")", with: "CSV[\"lanczos.csv\"]") }
-        return s
     }
 }
