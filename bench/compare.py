@@ -3,9 +3,9 @@
 Run by bench/compare (which builds ours and installs these into a virtual environment).
 Rounds interleave ours and theirs on identical problem sizes; every cell is the median over
 rounds of each side's own median. One core for both sides (bench/compare runs everything
-under `taskset -c 0`; OPENBLAS_NUM_THREADS=1). Writes results/benchmarks/compare.csv and machine.md.
+under `taskset -c 0`; OPENBLAS_NUM_THREADS=1). Writes results/benchmarks/compare.csv, machine.md and manifest.json.
 """
-import csv, io, os, platform, statistics, subprocess, sys, time
+import csv, datetime, io, json, os, platform, statistics, subprocess, sys, time
 import numpy as np
 
 ROUNDS = int(os.environ.get("HH_BENCH_ROUNDS", "3"))
@@ -121,6 +121,7 @@ def c_mpfr():
     return {"mpfr256 dot (ns/element)": ns[-1]}
 
 def main():
+    start = datetime.datetime.now(datetime.timezone.utc).isoformat()
     if not os.path.exists(f"{TOPK_DIR}/A.npy"):
         run([HH, "hvp", "--model", f"quadratic:{TOPK_SPEC}", "--seed", TOPK_SEED, "--scheme", "exact", "--out", TOPK_DIR])
     samples = {}
@@ -166,6 +167,21 @@ def main():
                 f"- rounds: {ROUNDS}, interleaved; everything pinned to one core (taskset -c 0)\n"
                 f"- ours: `{run([HH, 'version']).strip().splitlines()[0]}` (release build, baseline x86-64)\n"
                 f"- theirs: jax {jax.__version__}, ml_dtypes {ml_dtypes.__version__}, gmpy2 {gmpy2.version()}, numpy {np.__version__}, scipy {scipy.__version__}, C loop bench/mpfr_dot.c (cc -O2)\n")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", ":(exclude)notebooks-export"],
+                           capture_output=True, text=True).stdout.strip()
+    manifest = {"tool": "hessian-harness bench/compare", "tool_version": run([HH, "version"]).strip().splitlines()[0],
+                "git_commit": commit + ("-dirty" if dirty else ""), "command": ["bench/compare"] + sys.argv[1:],
+                "parameters": {"rounds": str(ROUNDS), "pinning": "taskset -c 0", "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", ""),
+                               "topk_operator": TOPK_SPEC, "topk_seed": TOPK_SEED, "topk_k": str(TOPK_K)},
+                "seeds": {"numpy_default_rng": [1, 2, 3], "topk_operator": int(TOPK_SEED)},
+                "versions": {"jax": jax.__version__, "ml_dtypes": ml_dtypes.__version__, "gmpy2": gmpy2.version(),
+                             "numpy": np.__version__, "scipy": scipy.__version__},
+                "library_versions": run([HH, "version"]).strip().splitlines()[1:],
+                "cores": os.cpu_count(), "cpu": cpu, "start_time": start,
+                "end_time": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+    with open("results/benchmarks/manifest.json", "w") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True); f.write("\n")
     print("benchmark | ours | tool | theirs | ratio | target | met")
     for r in rows: print(" | ".join(r))
 
