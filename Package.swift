@@ -12,7 +12,16 @@
 //   6. Curvature               exact and finite-difference HVPs, step policies, full Hessians
 //   7. Studies                 one file per study: pure functions from a config to tables
 //   8. Harness + hessian-harness  command implementations and the CLI
+import Foundation
 import PackageDescription
+
+// MPI is optional: the backend (CMPI, MPIBackend, hessian-harness-mpi, MPITests) is
+// part of the package when Open MPI's headers are installed (libopenmpi-dev), or
+// forced with HH_MPI=1 / left out with HH_MPI=0. Everything else builds without it.
+let mpiHeaders = ["/usr/lib/x86_64-linux-gnu/openmpi/include/mpi.h", "/usr/lib/aarch64-linux-gnu/openmpi/include/mpi.h",
+                  "/usr/include/openmpi/mpi.h", "/usr/include/mpi.h", "/usr/local/include/mpi.h"]
+let mpiSetting = ProcessInfo.processInfo.environment["HH_MPI"]
+let withMPI = mpiSetting == "1" || (mpiSetting != "0" && mpiHeaders.contains { FileManager.default.fileExists(atPath: $0) })
 
 let package = Package(
     name: "hessian-harness",
@@ -112,13 +121,17 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
-        .executableTarget(
-            name: "hessian-harness",
+        .target(
+            name: "HarnessCLI",
             dependencies: [
                 "Harness",
                 "Scalars",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        .executableTarget(
+            name: "hessian-harness",
+            dependencies: ["HarnessCLI"]
         ),
         .testTarget(
             name: "ScalarsTests",
@@ -174,3 +187,26 @@ let package = Package(
         ),
     ]
 )
+
+if withMPI {
+    package.products.append(.executable(name: "hessian-harness-mpi", targets: ["hessian-harness-mpi"]))
+    package.targets += [
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "ompi",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]
+        ),
+        .target(
+            name: "MPIBackend",
+            dependencies: ["CMPI", "Curvature", "Scalars"]
+        ),
+        .executableTarget(
+            name: "hessian-harness-mpi",
+            dependencies: ["MPIBackend", "HarnessCLI", "Harness"]
+        ),
+        .testTarget(
+            name: "MPITests",
+            dependencies: ["Harness", "hessian-harness", "hessian-harness-mpi"]
+        ),
+    ]
+}

@@ -34,9 +34,11 @@ extension Communicator {
     }
 }
 
-/// Reduces contributions (indexed by rank) in `format` and `order`.
+/// Reduces contributions (indexed by rank) in `format` and `order`: the one
+/// definition of a reduction's result, shared by every backend (in-process and MPI
+/// gather the contributions and call this), so results never depend on the transport.
 @inlinable
-func reduce(_ parts: [[Double]], _ format: FormatArithmetic, _ order: ReductionOrder) -> [Double] {
+public func reduce(_ parts: [[Double]], _ format: FormatArithmetic, _ order: ReductionOrder) -> [Double] {
     switch order {
     case .sequential:
         var acc = parts[0]
@@ -55,6 +57,37 @@ func reduce(_ parts: [[Double]], _ format: FormatArithmetic, _ order: ReductionO
             level = next
         }
         return level[0]
+    }
+}
+
+/// Runs SPMD bodies: on S in-process ranks (threads), or, when this process is one
+/// rank of a real job (`world`, e.g. MPI), as that rank.
+///
+/// Stochastic rounding: rank r's generator starts from the caller's state for r = 0
+/// and from a seed derived from it and r otherwise, in both cases, so a sharded
+/// computation with stochastic rounding is reproducible from the caller's seed and
+/// identical in process and under MPI.
+public enum SPMD {
+    /// Runs `body` on every rank; returns rank 0's result in process and this rank's
+    /// result under `world`. Bodies that end in a collective (an all-gather of their
+    /// shards) return the same value on every rank.
+    public static func run<R: Sendable>(shards: Int, world: (any Communicator)?,
+                                        _ body: @escaping @Sendable (any Communicator) throws -> R) throws -> R {
+        let base = StochasticRounding.currentState
+        if let world {
+            precondition(world.size == shards, "SPMD.run: \(shards) shards on a world of \(world.size) ranks")
+            return try StochasticRounding.withSeed(rankSeed(base, world.rank)) { try body(world) }
+        }
+        return try InProcessWorld(size: shards).run { comm in
+            try StochasticRounding.withSeed(rankSeed(base, comm.rank)) { try body(comm) }
+        }[0]
+    }
+
+    /// Rank r's stochastic-rounding seed from the caller's generator state.
+    public static func rankSeed(_ base: UInt64, _ rank: Int) -> UInt64 {
+        guard rank > 0 else { return base }
+        var g = SplitMix64(seed: base ^ (UInt64(rank) &* 0x9E37_79B9_7F4A_7C15))
+        return g.next()
     }
 }
 

@@ -15,25 +15,24 @@ import Models
 /// rank, then across ranks), so the difference is bounded by the usual summation
 /// error, ≈ (B + S)·u_grad·Σ|per-sample contributions| per component.
 public enum ShardedHVP {
-    struct RankOut: Sendable { var hv: [Double]; var plus: [Double]; var eps: Double }
-
+    /// The sharded FD-HVP on `shards` ranks: simulated in process, or, under `world`
+    /// (a real job of `shards` processes, e.g. MPI), with this process as one rank.
+    /// Every rank returns the full ĥ (its shards all-gathered).
     public static func estimate<M: DifferentiableModel, T: StudyScalar>(
         _ model: M, theta: [Double], v: [Double], scheme: FDScheme, step: StepPolicy, precision: FDPrecision,
-        shards: Int, order: ReductionOrder = .sequential, compute: T.Type
+        shards: Int, order: ReductionOrder = .sequential, world: (any Communicator)? = nil, compute: T.Type
     ) throws -> FDResult {
         let n = model.parameterCount
         precondition(theta.count == n && v.count == n)
         let layout = ShardLayout(count: n, shards: shards)
-        let world = InProcessWorld(size: shards)
-        let outs = try world.run { comm -> RankOut in
+        return try SPMD.run(shards: shards, world: world) { comm -> FDResult in
             let r = comm.rank
             let tr = layout.shard(theta, rank: r), vr = layout.shard(v, rank: r)
             let (hv, plus, eps) = rankEstimate(comm: comm, model: model, thetaShard: tr, vShard: vr, layout: layout, scheme: scheme,
                                                step: step, precision: precision, order: order, compute: T.self)
-            return RankOut(hv: hv, plus: plus, eps: eps)
+            return FDResult(hv: layout.unpad(comm.allGather(hv)), epsilon: eps,
+                            theta: theta, plus: layout.unpad(comm.allGather(plus)), v: v)
         }
-        return FDResult(hv: layout.unpad(outs.flatMap(\.hv)), epsilon: outs[0].eps,
-                        theta: theta, plus: layout.unpad(outs.flatMap(\.plus)), v: v)
     }
 
     /// One rank's part of the sharded FD-HVP: called by every rank of `comm` with
@@ -72,21 +71,21 @@ public enum ShardedHVP {
     /// `grad` format, and receives its gradient shard by reduce-scatter. Returns the
     /// full gradient (the shards concatenated).
     public static func gradient<M: DifferentiableModel, T: StudyScalar>(
-        _ model: M, theta: [Double], precision: FDPrecision, shards: Int, order: ReductionOrder = .sequential, compute: T.Type
+        _ model: M, theta: [Double], precision: FDPrecision, shards: Int, order: ReductionOrder = .sequential,
+        world: (any Communicator)? = nil, compute: T.Type
     ) throws -> [Double] {
         let n = model.parameterCount, samples = model.sampleCount
         let layout = ShardLayout(count: n, shards: shards)
         let per = (samples + shards - 1) / shards
-        let outs = try InProcessWorld(size: shards).run { comm -> [Double] in
+        return try SPMD.run(shards: shards, world: world) { comm -> [Double] in
             let r = comm.rank
             let full = layout.unpad(comm.allGather(layout.shard(theta, rank: r)))
             let mine = min(r * per, samples)..<min((r + 1) * per, samples)
             var g = model.lossAndGradient(full.map { T(roundingDouble: $0) }, samples: mine, accumulation: precision.accumulation)
                 .gradient.map { precision.grad.round($0.doubleValue) }
             g += [Double](repeating: 0, count: layout.paddedCount - n)
-            return comm.reduceScatter(g, format: precision.grad, order: order)
+            return layout.unpad(comm.allGather(comm.reduceScatter(g, format: precision.grad, order: order)))
         }
-        return layout.unpad(outs.flatMap { $0 })
     }
 
     /// A Lanczos-style dot product of sharded vectors: local dot in fp64, then an

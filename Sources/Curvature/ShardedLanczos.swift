@@ -8,10 +8,30 @@ import Krylov
 /// (typically ``ShardedHVP/rankEstimate(comm:model:thetaShard:vShard:layout:scheme:step:precision:order:compute:)``,
 /// which uses collectives itself). Full reorthogonalization (twice classical
 /// Gram–Schmidt) sends all projections of a pass in one all-reduce.
+///
+/// With `measureOrthogonality`, every rank keeps its shards of the basis and after
+/// each step the new vector's projections on all earlier ones are all-reduced in
+/// fp64 (sequential order): `orth_loss` and `orth_loss_fro` of NUMERICS.md §6, as
+/// ``Lanczos`` measures them unsharded, at the cost of one extra all-reduce per step.
 public enum ShardedLanczos {
+    public struct Result: Sendable, Equatable {
+        public var alpha: [Double], beta: [Double]
+        /// Per step (nil when not measured).
+        public var orthLoss: [Double?], orthLossFro: [Double?]
+    }
+
     public static func run(comm: any Communicator, start: [Double], steps: Int,
                            reorthogonalization: Reorthogonalization = .none, krylov k: FormatArithmetic = .fp64,
                            order: ReductionOrder = .sequential, apply: ([Double]) -> [Double]) -> (alpha: [Double], beta: [Double]) {
+        let r = run(comm: comm, start: start, steps: steps, reorthogonalization: reorthogonalization, krylov: k, order: order,
+                    measureOrthogonality: false, apply: apply)
+        return (r.alpha, r.beta)
+    }
+
+    public static func run(comm: any Communicator, start: [Double], steps: Int,
+                           reorthogonalization: Reorthogonalization = .none, krylov k: FormatArithmetic = .fp64,
+                           order: ReductionOrder = .sequential, measureOrthogonality measure: Bool,
+                           apply: ([Double]) -> [Double]) -> Result {
         precondition(reorthogonalization == .none || reorthogonalization == .full, "sharded Lanczos supports none and full")
         func localDot(_ a: [Double], _ b: [Double]) -> Double {
             var s = 0.0
@@ -28,6 +48,14 @@ public enum ShardedLanczos {
         var basis: [[Double]] = [q]
         var alphas: [Double] = [], betas: [Double] = []
         var normEstimate = 0.0
+        // Orthogonality in fp64: local sums plus an all-reduce in fp64.
+        func dots64(_ vs: [[Double]], _ x: [Double]) -> [Double] {
+            comm.allReduce(vs.map { a in var s = 0.0; for i in a.indices { s += a[i] * x[i] }; return s }, format: .fp64, order: .sequential)
+        }
+        var measured: [[Double]] = measure ? [q] : []
+        var maxOff = 0.0, fro2 = 0.0
+        if measure { let s = dots64([q], q)[0]; fro2 = (1 - s) * (1 - s) }
+        var orthLoss: [Double?] = [], orthLossFro: [Double?] = []
         for j in 0..<steps {
             var w = apply(q)
             let alpha = dot(q, w)
@@ -43,13 +71,20 @@ public enum ShardedLanczos {
             }
             let beta = k.round(dot(w, w).squareRoot())
             alphas.append(alpha); betas.append(beta)
+            orthLoss.append(measure ? maxOff : nil); orthLossFro.append(measure ? fro2.squareRoot() : nil)
             normEstimate = max(normEstimate, abs(alpha) + beta + betaPrev)
             if beta <= 4 * u * normEstimate || j + 1 == steps { break }
             qPrev = q
             for i in q.indices { q[i] = k.div(w[i], beta) }
             betaPrev = beta
             if reorthogonalization == .full { basis.append(q) }
+            if measure {
+                let d = dots64(measured + [q], q)
+                for x in d.dropLast() { maxOff = max(maxOff, abs(x)); fro2 += 2 * x * x }
+                fro2 += (1 - d.last!) * (1 - d.last!)
+                measured.append(q)
+            }
         }
-        return (alphas, betas)
+        return Result(alpha: alphas, beta: betas, orthLoss: orthLoss, orthLossFro: orthLossFro)
     }
 }

@@ -40,6 +40,11 @@ public struct HVPCommand {
         do { step = try StepPolicy.make(kind: stepPolicy, value: eps) } catch { throw HarnessError("--eps/--step-policy: \(error)") }
         guard shards >= 1 && shards <= 1024 else { throw HarnessError("--shards must be in 1...1024 (got \(shards))") }
         guard let ord = ReductionOrder(rawValue: order) else { throw HarnessError("unknown --order '\(order)' (known: sequential, tree)") }
+        let world = Cluster.world
+        if let w = world, shards != 1 && shards != w.size {
+            throw HarnessError("--shards \(shards) differs from the job's \(w.size) ranks (under MPI every rank holds one shard; omit --shards)")
+        }
+        let nShards = world?.size ?? shards
         let param = try pol.arithmetic(pol.param), grad = try pol.arithmetic(pol.grad), hvp = try pol.arithmetic(pol.hvp)
         let acc = try pol.accumulation()
 
@@ -49,14 +54,15 @@ public struct HVPCommand {
         let v = (0..<n).map { _ in 2 * g.nextUniform() - 1 }
         let clock = ContinuousClock()
 
-        // Reference: exact HVP in mpfr256 (forward-over-reverse), rounded to fp64.
+        // Reference: exact HVP in mpfr256 (forward-over-reverse), rounded to fp64 (rank 0 only).
         var exact: [Double] = []
         let tExact = clock.measure {
+            guard Cluster.isRoot else { return }
             exact = m.exactHVP(theta.map { MPFloat<256>($0) }, v.map { MPFloat<256>($0) }).hv.map { $0.doubleValue }
         }.seconds
         struct Body<M: DifferentiableModel>: ScalarBody {
             let m: M, theta: [Double], v: [Double], scheme: String, step: StepPolicy
-            let precision: FDPrecision, shards: Int, order: ReductionOrder
+            let precision: FDPrecision, shards: Int, order: ReductionOrder, world: (any Communicator)?
             func run<T: StudyScalar>(_: T.Type) throws -> (FDResult, Double, Double) {
                 let clock = ContinuousClock()
                 let tGrad = clock.measure { _ = m.lossAndGradient(theta.map { T(roundingDouble: $0) }, accumulation: precision.accumulation) }.seconds
@@ -65,11 +71,11 @@ public struct HVPCommand {
                     if scheme == "exact" {
                         let hv = m.exactHVP(theta.map { T(roundingDouble: $0) }, v.map { T(roundingDouble: $0) }, accumulation: precision.accumulation).hv
                         r = FDResult(hv: hv.map { precision.hvp.round($0.doubleValue) }, epsilon: 0, delta: [Double](repeating: 0, count: v.count), swampedFraction: 0)
-                    } else if shards == 1 {
+                    } else if shards == 1 && world == nil {
                         r = FiniteDifferenceHVP.estimate(m, theta: theta, v: v, scheme: FDScheme(rawValue: scheme)!, step: step, precision: precision, compute: T.self)
                     } else {
                         r = try ShardedHVP.estimate(m, theta: theta, v: v, scheme: FDScheme(rawValue: scheme)!, step: step, precision: precision,
-                                                    shards: shards, order: order, compute: T.self)
+                                                    shards: shards, order: order, world: world, compute: T.self)
                     }
                 }.seconds
                 return (r!, tGrad, tHVP)
@@ -78,16 +84,17 @@ public struct HVPCommand {
         let precision = FDPrecision(param: param, grad: grad, hvp: hvp, accumulation: acc)
         func go<M: DifferentiableModel>(_ model: M) throws -> (FDResult, Double, Double) {
             try ScalarRegistry.run(format: pol.compute, rounding: pol.mode(for: pol.compute), Body(m: model, theta: theta, v: v, scheme: scheme, step: step,
-                                                             precision: precision, shards: shards, order: ord))
+                                                             precision: precision, shards: nShards, order: ord, world: world))
         }
         let (r, tGrad, tHVP) = try StochasticRounding.withSeed(seed) { try go(m) }
+        guard Cluster.isRoot else { return }     // every rank holds ĥ; rank 0 writes
         let norm = exact.reduce(0) { $0 + $1 * $1 }.squareRoot()
         let diff = zip(r.hv, exact).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
         let dotp = zip(r.hv, exact).reduce(0) { $0 + $1.0 * $1.1 }
         let nh = r.hv.reduce(0) { $0 + $1 * $1 }.squareRoot()
         var summary = Table(header: ["model", "policy", "scheme", "step_policy", "eps", "eps_applied", "shards", "reduction_order", "seed",
                                     "rel_err", "cos_align", "swamped_fraction", "time_grad_s", "time_hvp_s", "time_exact_mpfr256_s", "hvp_over_grad"])
-        summary.append([model, pol.description, scheme, stepPolicy, csvNumber(eps), csvNumber(r.epsilon), "\(shards)", ord.rawValue, "\(seed)",
+        summary.append([model, pol.description, scheme, stepPolicy, csvNumber(eps), csvNumber(r.epsilon), "\(nShards)", ord.rawValue, "\(seed)",
                         csvNumber(norm > 0 ? diff / norm : diff), csvNumber(nh > 0 && norm > 0 ? dotp / (nh * norm) : 0),
                         csvNumber(r.swampedFraction), csvNumber(tGrad), csvNumber(tHVP), csvNumber(tExact),
                         csvNumber(tGrad > 0 ? tHVP / tGrad : 0)])
@@ -102,7 +109,7 @@ public struct HVPCommand {
         try bundle.add("summary.csv", summary)
         let manifest = Manifest(command: command, seeds: ["model": seed, "v": seed ^ 0x5DEE_CE66_D, "stochastic_rounding": seed],
                                 parameters: ["model": model, "policy": pol.description, "scheme": scheme, "eps": "\(eps)",
-                                             "step_policy": stepPolicy, "shards": "\(shards)", "reduction_order": ord.rawValue,
+                                             "step_policy": stepPolicy, "shards": "\(nShards)", "mpi_ranks": "\(Cluster.size)", "reduction_order": ord.rawValue,
                                              "reference": "exact HVP (forward-over-reverse) in mpfr256, rounded to fp64",
                                              "v": "uniform(-1, 1) entries from SplitMix64(seed ^ 0x5DEECE66D), fp64"],
                                 start: start, end: Date())

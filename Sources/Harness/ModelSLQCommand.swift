@@ -91,22 +91,59 @@ public struct ModelSLQCommand {
         let m: any DifferentiableModel
         do { m = try ModelSpec.build(model, seed: seed) } catch { throw HarnessError("--model: \(error)") }
 
+        let world = Cluster.world
+        if let w = world, shards != 1 && shards != w.size {
+            throw HarnessError("--shards \(shards) differs from the job's \(w.size) ranks (under MPI every rank holds one shard; omit --shards)")
+        }
+        let nShards = world?.size ?? shards
+        // The FSDP pipeline (shard-local Lanczos vectors, all-reduced dot products) runs
+        // when its Lanczos supports the settings; partial and selective
+        // reorthogonalization, or a Krylov format beyond fp64, run unsharded Lanczos
+        // (with --shards applying to each FD-HVP only), which a multi-process job refuses.
+        let shardedLanczos = (ro == .none || ro == .full) && !policy.krylov.lowercased().hasPrefix("mpfr")
+        if world != nil && !shardedLanczos {
+            throw HarnessError("under MPI, slq needs reorthogonalization none or full and a krylov format within fp64 (got \(ro.rawValue), krylov=\(policy.krylov))")
+        }
+
         let param = try policy.arithmetic(policy.param)
         let theta = m.initialParameters(seed: seed).map { param.round($0) }
         let n = m.parameterCount
         let engine = try FDEngine(model: m, policy: policy)
         var gen = ProbeGenerator(seed: seed, kind: kind)
         let ps = (0..<probes).map { _ in gen.next(n) }
-        let apply: ([Double]) -> [Double] = { q in
-            (try? engine.estimate(theta: theta, v: q, scheme: fdScheme, step: step, shards: shards, order: ord).hv)
-                ?? [Double](repeating: .nan, count: q.count)
-        }
         let clock = ContinuousClock()
         var traces: [LanczosTrace] = []
-        let elapsed = try clock.measure {
-            traces = try ModelLanczos.run(krylov: policy.krylov, mode: policy.mode(for: policy.krylov), reorthogonalization: ro,
-                                          steps: nSteps, dimension: n, probes: ps, seed: seed, apply: apply)
-        }.seconds
+        let elapsed: Double
+        if shardedLanczos {
+            let k = try policy.arithmetic(policy.krylov)
+            let layout = ShardLayout(count: n, shards: nShards)
+            let stepsCap = min(nSteps, n)
+            elapsed = try clock.measure {
+                traces = try StochasticRounding.withSeed(derivedSeed(seed, "krylov-sr")) {
+                    try SPMD.run(shards: nShards, world: world) { comm -> [LanczosTrace] in
+                        let tr = layout.shard(theta, rank: comm.rank)
+                        return ps.map { p in
+                            let r = ShardedLanczos.run(comm: comm, start: layout.shard(p, rank: comm.rank), steps: stepsCap,
+                                                       reorthogonalization: ro, krylov: k, order: ord, measureOrthogonality: true) { q in
+                                engine.rankEstimate(comm: comm, thetaShard: tr, vShard: q, layout: layout, scheme: fdScheme, step: step, order: ord)
+                            }
+                            return LanczosTrace(alpha: r.alpha, beta: r.beta, orthLoss: r.orthLoss, orthLossFro: r.orthLossFro)
+                        }
+                    }
+                }
+            }.seconds
+        } else {
+            let apply: ([Double]) -> [Double] = { q in
+                (try? engine.estimate(theta: theta, v: q, scheme: fdScheme, step: step, shards: shards, order: ord).hv)
+                    ?? [Double](repeating: .nan, count: q.count)
+            }
+            elapsed = try clock.measure {
+                traces = try ModelLanczos.run(krylov: policy.krylov, mode: policy.mode(for: policy.krylov), reorthogonalization: ro,
+                                              steps: nSteps, dimension: n, probes: ps, seed: seed, apply: apply)
+            }.seconds
+        }
+        // Every rank holds the same tridiagonals; rank 0 alone writes the results.
+        guard Cluster.isRoot else { return }
 
         var nodes = Table(header: ["probe", "node", "weight"])
         var lanczos = Table(header: ["probe", "step", "alpha", "beta", "orth_loss", "orth_loss_fro"])
@@ -143,7 +180,7 @@ public struct ModelSLQCommand {
         let totalSteps = traces.map(\.alpha.count).reduce(0, +)
         let orthMax = traces.flatMap { $0.orthLoss.compactMap { $0 } }.max() ?? 0
         summary.append([model, "\(n)", policy.description, entry.scheme, entry.stepPolicy, csvNumber(entry.epsStar),
-                        csvNumber(step.epsilon(theta: theta, v: ps[0])), ro.rawValue, "\(nSteps)", "\(probes)", "\(shards)", ord.rawValue,
+                        csvNumber(step.epsilon(theta: theta, v: ps[0])), ro.rawValue, "\(nSteps)", "\(probes)", "\(nShards)", ord.rawValue,
                         "\(seed)", csvNumber(entry.tolerance), csvNumber(entry.predictedErr), cell(entry.validatedErr),
                         csvNumber(allNodes.min() ?? .nan), csvNumber(allNodes.max() ?? .nan), cell(w1s), cell(ks), cell(top),
                         csvNumber(orthMax), csvNumber(elapsed), csvNumber(totalSteps > 0 ? elapsed / Double(totalSteps) : 0),
@@ -157,7 +194,8 @@ public struct ModelSLQCommand {
                                 parameters: ["model": model, "policy": policy.description, "regimes_file": regimes,
                                              "regimes_sha256": SHA256.hex(data), "scheme": entry.scheme, "step_policy": entry.stepPolicy,
                                              "eps": "\(entry.epsStar)", "reorth": ro.rawValue, "steps": "\(nSteps)", "probes": "\(probes)",
-                                             "probe": kind.rawValue, "shards": "\(shards)", "reduction_order": ord.rawValue,
+                                             "probe": kind.rawValue, "shards": "\(nShards)",
+                                             "lanczos": shardedLanczos ? "sharded (FSDP)" : "unsharded", "mpi_ranks": "\(Cluster.size)", "reduction_order": ord.rawValue,
                                              "sigma": "\(sig)", "grid": "\(gridPoints)", "tridiagonal_solver": "fp64 implicit QL"],
                                 start: start, end: Date())
         manifest.study = nil

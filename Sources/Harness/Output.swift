@@ -80,6 +80,7 @@ public struct Manifest: Encodable {
     public var gmpVersion = MPFRInfo.gmpVersion
     public var openblasConfig = ToolInfo.openBLASConfig
     public var cores = ProcessInfo.processInfo.activeProcessorCount
+    public var blasThreads = ToolInfo.blasThreads
     public var startTime: String
     public var endTime: String
     /// Experiment runs: the file, its SHA-256 and the study (absent otherwise).
@@ -90,7 +91,7 @@ public struct Manifest: Encodable {
     enum CodingKeys: String, CodingKey {
         case tool, toolVersion = "tool_version", gitCommit = "git_commit", command, seeds, parameters
         case mpfrVersion = "mpfr_version", gmpVersion = "gmp_version", openblasConfig = "openblas_config"
-        case cores, startTime = "start_time", endTime = "end_time"
+        case cores, blasThreads = "blas_threads", startTime = "start_time", endTime = "end_time"
         case experimentFile = "experiment_file", experimentSHA256 = "experiment_sha256", study
     }
 

@@ -34,6 +34,8 @@ public struct Sweep {
 
     public func run() throws {
         let start = Date()
+        let world = Cluster.world
+        let rank = world?.rank ?? 0, size = world?.size ?? 1
         let study = experiment.study
         let units = study.units
         guard !units.isEmpty else { throw HarnessError("\(experiment.path): the sweep has no configurations") }
@@ -46,16 +48,10 @@ public struct Sweep {
         }
         let journal = out.appendingPathComponent(".sweep"), unitsDir = journal.appendingPathComponent("units")
         let header = JournalHeader(study: study.name, experimentSHA256: experiment.sha256, quick: experiment.quick, units: units.count)
-        var done: [Int: UnitOutput] = [:]
         let createdOut = !fm.fileExists(atPath: out.path)
-        if fm.fileExists(atPath: journal.path) {
-            guard resume else {
-                throw HarnessError("'\(out.path)' holds an unfinished sweep (\(journal.path)); pass --resume to complete it, or remove that folder to start over")
-            }
-            let h = try? JSONDecoder().decode(JournalHeader.self, from: Data(contentsOf: journal.appendingPathComponent("header.json")))
-            guard h == header else {
-                throw HarnessError("the unfinished sweep in '\(out.path)' was started from a different experiment (file changed, or --quick differs); remove \(journal.path) to start over")
-            }
+        // Reads the completed units of the journal.
+        func loadJournal() throws -> [Int: UnitOutput] {
+            var done: [Int: UnitOutput] = [:]
             for f in (try? fm.contentsOfDirectory(atPath: unitsDir.path)) ?? [] where f.hasSuffix(".json") {
                 guard let d = fm.contents(atPath: unitsDir.appendingPathComponent(f).path),
                       let j = try? JSONDecoder().decode(JournalUnit.self, from: d) else { continue }   // unreadable: recompute
@@ -64,13 +60,40 @@ public struct Sweep {
                 }
                 done[j.index] = j.output
             }
-        } else {
-            try fm.createDirectory(at: unitsDir, withIntermediateDirectories: true)
-            try AtomicFile.write(try JSONEncoder().encode(header), to: journal.appendingPathComponent("header.json"))
+            return done
         }
+        // Rank 0 checks or creates the journal; in a job the other ranks wait for it.
+        var setupError: Error? = nil
+        if Cluster.isRoot {
+            do {
+                if fm.fileExists(atPath: journal.path) {
+                    guard resume else {
+                        throw HarnessError("'\(out.path)' holds an unfinished sweep (\(journal.path)); pass --resume to complete it, or remove that folder to start over")
+                    }
+                    let h = try? JSONDecoder().decode(JournalHeader.self, from: Data(contentsOf: journal.appendingPathComponent("header.json")))
+                    guard h == header else {
+                        throw HarnessError("the unfinished sweep in '\(out.path)' was started from a different experiment (file changed, or --quick differs); remove \(journal.path) to start over")
+                    }
+                    _ = try loadJournal()
+                } else {
+                    try fm.createDirectory(at: unitsDir, withIntermediateDirectories: true)
+                    try AtomicFile.write(try JSONEncoder().encode(header), to: journal.appendingPathComponent("header.json"))
+                }
+            } catch { setupError = error }
+        }
+        if let w = world, w.allReduce(setupError == nil ? 0 : 1, format: .fp64, order: .sequential) > 0 {
+            throw setupError ?? PeerFailure()
+        }
+        if let e = setupError { throw e }
+        let done = try loadJournal()
 
-        let pending = units.indices.filter { done[$0] == nil }
-        let progress = Progress(total: units.count, already: done.count, interactive: interactive ?? (isatty(2) == 1), label: study.name)
+        // In a job of N ranks, rank r runs every N-th missing unit (a static partition
+        // that every rank computes alike from the same journal); each rank journals its
+        // own units, so --resume after any rank dies loses at most the units in flight.
+        let pending = units.indices.filter { done[$0] == nil }.enumerated().filter { $0.offset % size == rank }.map(\.element)
+        let progress = Progress(total: world == nil ? units.count : done.count + pending.count, already: done.count, overall: units.count,
+                                interactive: world == nil && (interactive ?? (isatty(2) == 1)),
+                                label: world == nil ? study.name : "\(study.name) (rank \(rank) of \(size))")
         let state = Mutex<(next: Int, outputs: [Int: UnitOutput], error: String?)>((0, done, nil))
         let context = StudyContext()
         let delay = ProcessInfo.processInfo.environment["HH_TEST_UNIT_DELAY_MS"].flatMap { Double($0) } ?? 0
@@ -108,10 +131,24 @@ public struct Sweep {
         }
         group.wait()
         progress.finish()
-        let (outputs, failure) = state.withLock { ($0.outputs, $0.error) }
-        if let failure {
+        var (outputs, failure) = state.withLock { ($0.outputs, $0.error) }
+        let kept = " (completed configurations are kept in \(journal.path); fix the cause and rerun with --resume)"
+        if let w = world {
+            // Every rank learns whether any failed; the failing ranks print their own message.
+            let failed = w.allReduce(failure == nil ? 0 : 1, format: .fp64, order: .sequential)
+            if let failure { throw RankError(failure + kept) }
+            if failed > 0 {
+                guard rank == 0 else { throw PeerFailure() }
+                throw HarnessError("a configuration failed on another rank (its message is above)" + kept)
+            }
+            guard rank == 0 else { return }          // rank 0 assembles the tables from the journal
+            outputs = try loadJournal()
+            guard outputs.count == units.count else {
+                throw HarnessError("the journal in \(journal.path) holds \(outputs.count) of \(units.count) configurations after every rank finished (is it on a file system all ranks share?)")
+            }
+        } else if let failure {
             if createdOut && outputs.count == 0 { try? fm.removeItem(at: out) }
-            throw HarnessError(failure + (outputs.isEmpty ? "" : " (completed configurations are kept in \(journal.path); fix the cause and rerun with --resume)"))
+            throw HarnessError(failure + (outputs.isEmpty ? "" : kept))
         }
         let result = try study.finish(units.indices.map { outputs[$0]! })
         var bundle = OutputBundle()
@@ -120,6 +157,7 @@ public struct Sweep {
         var params = experiment.parameters
         params["quick"] = experiment.quick ? "true" : "false"
         params["configurations"] = "\(units.count)"
+        if size > 1 { params["mpi_ranks"] = "\(size)" }
         var m = Manifest(command: command, seeds: study.seeds, parameters: params, start: start, end: Date())
         m.experimentFile = experiment.path
         m.experimentSHA256 = experiment.sha256
@@ -134,10 +172,10 @@ public struct Sweep {
 final class Progress: Sendable {
     let total: Int, interactive: Bool, label: String
     let state: Mutex<(done: Int, started: Date, fresh: Int)>
-    init(total: Int, already: Int, interactive: Bool, label: String) {
+    init(total: Int, already: Int, overall: Int, interactive: Bool, label: String) {
         self.total = total; self.interactive = interactive; self.label = label
         state = Mutex((already, Date(), 0))
-        if already > 0 { emit("\(label): resuming, \(already) of \(total) configurations already done\n") }
+        if already > 0 { emit("\(label): resuming, \(already) of \(overall) configurations already done\n") }
         if interactive { draw(already, 0, nil) }
     }
     func completed(_ key: String, seconds: Double) {

@@ -38,6 +38,10 @@ public enum StochasticRounding {
         return st
     }
 
+    /// This thread's generator state (without drawing): what a computation that fans
+    /// out to other threads or processes derives their seeds from.
+    public static var currentState: UInt64 { state().pointee }
+
     /// Reseeds this thread's generator.
     public static func seed(_ seed: UInt64) { state().pointee = seed }
 

@@ -21,6 +21,9 @@ public struct ClosureOperator<T: StudyScalar>: LinearOperator {
 /// One Lanczos run of a probe reduced to what the diagnostics need (fp64).
 public struct LanczosTrace: Sendable {
     public var alpha: [Double], beta: [Double], orthLoss: [Double?], orthLossFro: [Double?]
+    public init(alpha: [Double], beta: [Double], orthLoss: [Double?], orthLossFro: [Double?]) {
+        self.alpha = alpha; self.beta = beta; self.orthLoss = orthLoss; self.orthLossFro = orthLossFro
+    }
 }
 
 /// Lanczos on an fp64 operator closure (typically an FD-HVP), with the vectors and

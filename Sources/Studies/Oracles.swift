@@ -93,10 +93,13 @@ public struct FDEngine: Sendable {
     let ops: Ops
 
     typealias FD = @Sendable (_ theta: [Double], _ v: [Double], _ scheme: FDScheme, _ step: StepPolicy,
-                              _ shards: Int, _ order: ReductionOrder) throws -> FDResult
+                              _ shards: Int, _ order: ReductionOrder, _ world: (any Communicator)?) throws -> FDResult
+    typealias RankFD = @Sendable (_ comm: any Communicator, _ thetaShard: [Double], _ vShard: [Double], _ layout: ShardLayout,
+                                  _ scheme: FDScheme, _ step: StepPolicy, _ order: ReductionOrder) -> [Double]
     struct Ops: Sendable {
         let fd: FD
-        let gradient: @Sendable (_ theta: [Double], _ shards: Int, _ order: ReductionOrder) throws -> [Double]
+        let rankFD: RankFD
+        let gradient: @Sendable (_ theta: [Double], _ shards: Int, _ order: ReductionOrder, _ world: (any Communicator)?) throws -> [Double]
         let exact: @Sendable (_ theta: [Double], _ v: [Double]) -> [Double]
         /// Bytes of one value of the compute type in memory.
         let computeBytes: Int
@@ -111,18 +114,22 @@ public struct FDEngine: Sendable {
             let m: M, precision: FDPrecision
             func run<T: StudyScalar>(_: T.Type) -> Ops {
                 let m = m, precision = precision
-                return Ops(fd: { theta, v, scheme, step, shards, order in
-                    if shards == 1 {
+                return Ops(fd: { theta, v, scheme, step, shards, order, world in
+                    if shards == 1 && world == nil {
                         return FiniteDifferenceHVP.estimate(m, theta: theta, v: v, scheme: scheme, step: step, precision: precision, compute: T.self)
                     }
                     return try ShardedHVP.estimate(m, theta: theta, v: v, scheme: scheme, step: step, precision: precision,
-                                                   shards: shards, order: order, compute: T.self)
-                }, gradient: { theta, shards, order in
-                    if shards == 1 {
+                                                   shards: shards, order: order, world: world, compute: T.self)
+                }, rankFD: { comm, tr, vr, layout, scheme, step, order in
+                    ShardedHVP.rankEstimate(comm: comm, model: m, thetaShard: tr, vShard: vr, layout: layout, scheme: scheme, step: step,
+                                            precision: precision, order: order, compute: T.self).hv
+                }, gradient: { theta, shards, order, world in
+                    if shards == 1 && world == nil {
                         return m.lossAndGradient(theta.map { T(roundingDouble: $0) }, accumulation: precision.accumulation)
                             .gradient.map { precision.grad.round($0.doubleValue) }
                     }
-                    return try ShardedHVP.gradient(m, theta: theta, precision: precision, shards: shards, order: order, compute: T.self)
+                    return try ShardedHVP.gradient(m, theta: theta, precision: precision, shards: shards, order: order, world: world,
+                                                   compute: T.self)
                 }, exact: { theta, v in
                     m.exactHVP(theta.map { T(roundingDouble: $0) }, v.map { T(roundingDouble: $0) }, accumulation: precision.accumulation)
                         .hv.map { precision.hvp.round($0.doubleValue) }
@@ -141,8 +148,9 @@ public struct FDEngine: Sendable {
     }
 
     /// ∇L(θ) in the policy (sharded FSDP-style when `shards` > 1), rounded into `grad`.
-    public func gradient(theta: [Double], shards: Int = 1, order: ReductionOrder = .sequential) throws -> [Double] {
-        try ops.gradient(theta, shards, order)
+    public func gradient(theta: [Double], shards: Int = 1, order: ReductionOrder = .sequential,
+                         world: (any Communicator)? = nil) throws -> [Double] {
+        try ops.gradient(theta, shards, order, world)
     }
 
     /// The exact HVP (forward-over-reverse) in the compute type, rounded into `hvp`.
@@ -151,10 +159,18 @@ public struct FDEngine: Sendable {
     /// Bytes per value of the compute type as the harness stores it.
     public var computeBytes: Int { ops.computeBytes }
 
-    /// ĥ at θ along v.
+    /// ĥ at θ along v: unsharded, FSDP-style on `shards` in-process ranks, or with this
+    /// process as one rank of `world` (a job of `shards` processes).
     public func estimate(theta: [Double], v: [Double], scheme: FDScheme, step: StepPolicy,
-                         shards: Int = 1, order: ReductionOrder = .sequential) throws -> FDResult {
-        try ops.fd(theta, v, scheme, step, shards, order)
+                         shards: Int = 1, order: ReductionOrder = .sequential, world: (any Communicator)? = nil) throws -> FDResult {
+        try ops.fd(theta, v, scheme, step, shards, order, world)
+    }
+
+    /// One rank's shard of the sharded FD-HVP (``ShardedHVP/rankEstimate(comm:model:thetaShard:vShard:layout:scheme:step:precision:order:compute:)``):
+    /// called by every rank of `comm` with its shards of θ and v.
+    public func rankEstimate(comm: any Communicator, thetaShard: [Double], vShard: [Double], layout: ShardLayout,
+                             scheme: FDScheme, step: StepPolicy, order: ReductionOrder) -> [Double] {
+        ops.rankFD(comm, thetaShard, vShard, layout, scheme, step, order)
     }
 
     /// The unit roundoff that scales the rounding term of the error model: the

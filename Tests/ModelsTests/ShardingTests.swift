@@ -110,3 +110,62 @@ import LinearAlgebra
         }
     }
 }
+
+/// Stochastic rounding on sharded ranks draws from generators derived from the
+/// caller's seed (rank 0 continues the caller's stream): the same seed reproduces the
+/// HVP bit for bit, another seed changes it, and the caller's stream is left as it was.
+@Suite struct ShardedStochasticRoundingTests {
+    @Test func rankGeneratorsFollowTheCallersSeed() throws {
+        let data = try Dataset.teacherStudent(samples: 12, features: 4, classes: 3, seed: 2)
+        let mlp = try MLP(widths: [4, 6, 3], activation: .tanh, data: data)
+        let theta = mlp.initialParameters(seed: 1).map { Double(Float($0)) }
+        var g = SplitMix64(seed: 9)
+        let v = theta.map { _ in g.nextUniform() - 0.5 }
+        let sr = try FormatArithmetic(name: "bf16", mode: .stochastic)
+        let p = FDPrecision(param: sr, grad: sr, hvp: try FormatArithmetic(name: "fp32"))
+        func hv(_ seed: UInt64) throws -> [Double] {
+            try StochasticRounding.withSeed(seed) {
+                let r = try ShardedHVP.estimate(mlp, theta: theta, v: v, scheme: .central, step: .absolute(1e-2), precision: p,
+                                                shards: 3, compute: Float.self).hv
+                #expect(StochasticRounding.currentState == seed, "the caller's stream is untouched")
+                return r
+            }
+        }
+        let a = try hv(5), b = try hv(5), c = try hv(6)
+        #expect(a == b)
+        #expect(a != c, "the seed reaches the ranks' stochastic rounding")
+        #expect(SPMD.rankSeed(5, 0) == 5 && SPMD.rankSeed(5, 1) != SPMD.rankSeed(5, 2) && SPMD.rankSeed(5, 1) != 5)
+    }
+
+    /// orth_loss and orth_loss_fro measured on shards track the unsharded measurement
+    /// (fp64 Lanczos without reorthogonalization on a quadratic): equal to rounding
+    /// while orthogonality holds, and losing it at the same pace afterwards (the two
+    /// runs round differently, and without reorthogonalization rounding differences
+    /// grow with the loss itself, so later steps agree in magnitude only).
+    @Test(arguments: [1, 2, 3]) func shardedOrthogonalityMatchesUnsharded(_ shards: Int) throws {
+        let op = try OperatorSpec.parse("diag:n=40,lo=1,hi=100,dist=log")
+        let model = try QuadraticModel(operator: op, seed: 1)
+        var g = ProbeGenerator(seed: 3, kind: .rademacher)
+        let start = g.next(40)
+        let ref = Lanczos.run(DiagonalOperator(model.diagonal!), start: start, options: LanczosOptions(steps: 25, reorthogonalization: .none))
+        let layout = ShardLayout(count: 40, shards: shards)
+        let d = model.diagonal!
+        let out = try InProcessWorld(size: shards).run { comm -> ShardedLanczos.Result in
+            let lo = comm.rank * layout.shardSize
+            return ShardedLanczos.run(comm: comm, start: layout.shard(start, rank: comm.rank), steps: 25, measureOrthogonality: true) { q in
+                q.indices.map { i in lo + i < 40 ? d[lo + i] * q[i] : 0 }
+            }
+        }
+        #expect(out.allSatisfy { $0 == out[0] })
+        let r = out[0]
+        #expect(r.orthLoss.count == ref.records.count)
+        let mine = r.orthLoss.map { $0! }, theirs = ref.records.map { $0.orthLoss! }
+        for j in 0..<5 { #expect(abs(mine[j] - theirs[j]) <= 1e-13, "step \(j + 1): \(mine[j]) vs \(theirs[j])") }
+        for j in mine.indices {
+            let ratio = max(mine[j], 1e-15) / max(theirs[j], 1e-15)
+            #expect(ratio > 0.01 && ratio < 100, "step \(j + 1): \(mine[j]) vs \(theirs[j])")
+            #expect(r.orthLossFro[j]! >= mine[j] * 2.0.squareRoot() * (1 - 1e-12), "‖I − QᵀQ‖_F bounds √2·max off-diagonal")
+        }
+        #expect(r.orthLoss.last!! > 1e-6, "without reorthogonalization orthogonality is lost (the measurement can fail)")
+    }
+}

@@ -1,0 +1,50 @@
+import Foundation
+import Scalars
+import Models
+import Curvature
+import Studies
+
+/// `bench shard-hvp`: time per sharded FD-HVP and peak memory, per rank of an MPI job
+/// (under `hessian-harness-mpi`) or for the in-process simulation of `--shards` ranks
+/// (one process holding every rank). Each rank times `reps` central FD-HVPs after one
+/// warm-up and reports the median; memory is the process's peak resident set
+/// (`getrusage` ru_maxrss), which includes the runtime and the model's data.
+public enum ShardBench {
+    public static let header = "backend,ranks,rank,model,n,seconds_per_hvp,max_rss_mib"
+
+    public static func run(model spec: String, policy: String, shards: Int, reps: Int, seed: UInt64 = 0) throws -> String? {
+        guard reps >= 1 && reps <= 10_000 else { throw HarnessError("--reps must be in 1...10000") }
+        let world = Cluster.world
+        if let w = world, shards != 1 && shards != w.size {
+            throw HarnessError("--shards \(shards) differs from the job's \(w.size) ranks (omit --shards under MPI)")
+        }
+        guard shards >= 1 && shards <= 1024 else { throw HarnessError("--shards must be in 1...1024 (got \(shards))") }
+        let ranks = world?.size ?? shards
+        let m: any DifferentiableModel
+        do { m = try ModelSpec.build(spec, seed: seed) } catch { throw HarnessError("--model: \(error)") }
+        let pol: PrecisionPolicy
+        do { pol = try PrecisionPolicy(policy) } catch { throw HarnessError("--policy: \(error)") }
+        let engine = try FDEngine(model: m, policy: pol)
+        let param = try pol.arithmetic(pol.param)
+        let theta = m.initialParameters(seed: seed).map { param.round($0) }
+        var g = SplitMix64(seed: seed ^ 0x5DEE_CE66_D)
+        let v = (0..<theta.count).map { _ in 2 * g.nextUniform() - 1 }
+        func hvp() throws { _ = try engine.estimate(theta: theta, v: v, scheme: .central, step: .absolute(1e-3), shards: ranks, world: world) }
+        try hvp()
+        let clock = ContinuousClock()
+        var times: [Double] = []
+        for _ in 0..<reps { times.append(try clock.measure { try hvp() }.seconds) }
+        times.sort()
+        let median = times[times.count / 2]
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let rssMiB = Double(usage.ru_maxrss) / 1024
+        let cells = { (backend: String, rank: String, t: Double, rss: Double) in
+            "\(backend),\(ranks),\(rank),\"\(spec)\",\(theta.count),\(t),\(String(format: "%.1f", rss))"
+        }
+        guard let w = world else { return header + "\n" + cells("in-process", "all", median, rssMiB) + "\n" }
+        let all = w.allGather([median, rssMiB])
+        guard w.rank == 0 else { return nil }
+        return header + "\n" + (0..<w.size).map { cells("mpi", "\($0)", all[2 * $0], all[2 * $0 + 1]) }.joined(separator: "\n") + "\n"
+    }
+}

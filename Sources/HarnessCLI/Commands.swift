@@ -1,0 +1,268 @@
+import ArgumentParser
+import Foundation
+import Harness
+import Scalars
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The command-line interface of hessian-harness, shared by the ordinary executable
+/// and the MPI one (which sets ``Cluster/world`` first).
+public enum CLI {
+    /// Parses `arguments` (default: the process's), runs the command and returns the
+    /// exit status: 0, or 2 with one line on stderr for bad input and failures; help
+    /// and version requests print and return 0. In a multi-process job an error that
+    /// every rank raises alike is printed by rank 0 only.
+    public static func run(_ arguments: [String]? = nil) -> Int32 {
+        ToolInfo.pinBLASThreads()
+        do {
+            var command = try HessianHarness.parseAsRoot(arguments)
+            try command.run()
+            return 0
+        } catch is PeerFailure {
+            return 2
+        } catch {
+            if HessianHarness.exitCode(for: error) == .success {
+                if Cluster.isRoot { print(HessianHarness.fullMessage(for: error)) }
+                return 0
+            }
+            if Cluster.isRoot || error is RankError {
+                let message = HessianHarness.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+                StandardError.write("error: \(message)\n")
+            }
+            return 2
+        }
+    }
+}
+
+enum StandardError {
+    static func write(_ s: String) {
+        var bytes = Array(s.utf8)
+        _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+    }
+}
+
+public struct HessianHarness: ParsableCommand {
+    public init() {}
+    public static let configuration = CommandConfiguration(
+        commandName: "hessian-harness",
+        abstract: "Numerical precision research harness for finite-difference Hessian-vector products and Lanczos/SLQ.",
+        version: ToolInfo.version,
+        subcommands: [Formats.self, Cast.self, Spectrum.self, SLQ.self, HVP.self, Run.self, Report.self, TableCmd.self, Version.self, Bench.self]
+    )
+}
+
+struct Formats: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List every format with p, emin, emax, unit roundoff u, smallest subnormal and largest finite.")
+    @Flag(help: "Print CSV instead of an aligned table.") var csv = false
+    func run() throws { print(FormatsCommand.render(csv: csv), terminator: "") }
+}
+
+struct Cast: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Round exact decimal / hex-float values correctly into a format and report the error.",
+        discussion: """
+        Each VALUE is parsed exactly (decimal, C99 hex-float such as 0x1.8p-3, inf, -inf, nan) and rounded \
+        once into the format. Output: CSV with header input,format,rounding,value,bits,abs_error,rel_error. \
+        FORMAT: bf16, fp16, tf32, fp32, fp64, e4m3, e5m2, mpfrN, or p=P,emin=E,emax=E[,subnormals=yes|no]\
+        [,infinities=yes|no][,overflow=infinity|nan|saturate]. Errors: one line on stderr, exit 2, nothing on stdout.
+        """)
+    @Option(help: "Target format.") var format: String
+    @Option(help: "nearest, toward-zero, up, down or stochastic.") var rounding: String = "nearest"
+    @Option(help: "Seed of the stochastic-rounding generator (SplitMix64).") var seed: UInt64 = 0
+    @Argument(parsing: .allUnrecognized, help: "Values to round.") var values: [String] = []
+    func run() throws {
+        print(try CastCommand.run(format: format, rounding: rounding, seed: seed, values: values), terminator: "")
+    }
+}
+
+struct Spectrum: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Exact eigenvalues of a synthetic operator → DIR/eigenvalues.csv (index,eigenvalue) and manifest.json.",
+        discussion: "SPEC: diag:values=1;2;3 | diag:n=N,lo=A,hi=B[,dist=linear|log] | rotated:… | mp:n=N,ratio=R | spiked:n=N[,spikes=5;4;3][,ratio=R] | powerlaw:n=N,alpha=A | strakos:n=N")
+    @Option(name: .customLong("operator"), help: "Operator spec.") var operatorSpec: String
+    @Option(help: "Seed of the operator's random draws.") var seed: UInt64 = 0
+    @Option(help: "Output directory.") var out: String
+    func run() throws {
+        try SpectrumCommand.run(operator: operatorSpec, seed: seed, out: out, command: CommandLine.arguments)
+    }
+}
+
+struct SLQ: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "slq",
+        abstract: "Stochastic Lanczos quadrature: of a synthetic operator in any Krylov format (--operator), or FD-HVP SLQ of a model with settings from a regimes file (--model, --regimes).",
+        discussion: """
+        Operator form: writes DIR/nodes.csv (probe,node,weight), density.csv (x,density: Gaussian broadening, default σ = 1% of \
+        the node range), lanczos.csv (probe,step,alpha,beta,orth_loss,orth_loss_fro,reorthogonalized), summary.csv \
+        (w1, w1_scaled, ks against the exact spectrum, Ritz diagnostics, timings) and manifest.json. \
+        Model form: ε, scheme, step policy, reorthogonalization and steps come from the regimes entry matching --policy \
+        (its param, compute and grad formats; --scheme/--step-policy choose among several); --steps/--reorth override. The \
+        Lanczos vectors are in the policy's krylov format; --shards runs every FD-HVP FSDP-style in process. Writes the \
+        same files (summary.csv compares with the exact spectrum when the model has ≤ 3000 parameters). \
+        Bad input: one line on stderr, exit 2, nothing written.
+        """)
+    @Option(name: .customLong("operator"), help: "Operator spec (see `spectrum --help`).") var operatorSpec: String?
+    @Option(help: "Model spec (see `hvp --help`); needs --regimes.") var model: String?
+    @Option(help: "Regimes file (regimes.json from the regimes study).") var regimes: String?
+    @Option(help: "Precision policy of the model run (default: the regimes entry's).") var policy: String?
+    @Option(help: "Choose the regimes entry's scheme (forward, central, richardson).") var scheme: String?
+    @Option(name: .customLong("step-policy"), help: "Choose the regimes entry's step policy (absolute, relative).") var stepPolicy: String?
+    @Option(help: "FSDP shards of the model run (in-process ranks).") var shards: Int = 1
+    @Option(help: "Reduction order of the collectives: sequential or tree.") var order: String = "sequential"
+    @Option(help: "Lanczos steps per probe (model form: default from the regimes entry).") var steps: Int?
+    @Option(help: "Number of probes.") var probes: Int = 10
+    @Option(help: "none, full, partial or selective (model form: default from the regimes entry).") var reorth: String?
+    @Option(help: "Format of the Lanczos vectors and dot products (operator form).") var krylov: String = "fp64"
+    @Option(help: "Rounding mode of the Krylov format (operator form).") var rounding: String = "nearest"
+    @Option(help: "Dot-product accumulation: recursive, pairwise, compensated, fp32, fp64, blas (operator form).") var accumulation: String = "recursive"
+    @Option(help: "rademacher or gaussian.") var probe: String = "rademacher"
+    @Option(help: "Gaussian broadening σ of the density (default 1% of the node range).") var sigma: Double?
+    @Option(help: "Points of the density grid.") var grid: Int = 512
+    @Option(help: "Seed (operator or model, probes, stochastic rounding).") var seed: UInt64 = 0
+    @Option(help: "Output directory.") var out: String
+    func run() throws {
+        switch (operatorSpec, model) {
+        case (let op?, nil):
+            if regimes != nil || policy != nil { throw HarnessError("--regimes and --policy go with --model, not --operator") }
+            if Cluster.size > 1 { throw HarnessError("slq --operator does not run as a multi-process job; use hessian-harness") }
+            let c = SLQCommand(operatorSpec: op, steps: steps ?? 50, probes: probes, reorth: reorth ?? "none", krylov: krylov,
+                               rounding: rounding, accumulation: accumulation, probe: probe, sigma: sigma, gridPoints: grid,
+                               seed: seed, out: out, command: CommandLine.arguments)
+            try c.run()
+        case (nil, let m?):
+            guard let r = regimes else { throw HarnessError("--model needs --regimes FILE (a regimes.json from the regimes study)") }
+            let c = ModelSLQCommand(model: m, regimes: r, policy: policy, scheme: scheme, stepPolicy: stepPolicy, shards: shards,
+                                    order: order, steps: steps, reorth: reorth, probes: probes, probe: probe, sigma: sigma,
+                                    gridPoints: grid, seed: seed, out: out, command: CommandLine.arguments)
+            try c.run()
+        default:
+            throw HarnessError("give exactly one of --operator and --model")
+        }
+    }
+}
+
+struct HVP: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hvp",
+        abstract: "One Hessian-vector product of a model under a precision policy, against the exact HVP in mpfr256.",
+        discussion: """
+        MODEL: quadratic:OPERATOR | softmax:d=D,classes=K[,samples=N] | mlp:widths=D-H-…-K[,act=tanh|gelu|relu][,samples=N] | \
+        transformer[:context=16,width=32,heads=4,layers=2,ff=128,sequences=8]. \
+        POLICY: param=F,compute=F,accumulate=F,grad=F,hvp=F (unnamed stages fp64). Writes model.json, params.npy, x.npy/y.npy \
+        (or the quadratic's A and b), v.npy, hv_exact.npy, hv.npy, summary.csv (rel_err, cos_align, swamped_fraction, timings) \
+        and manifest.json. Bad input: one line on stderr, exit 2, nothing written.
+        """)
+    @Option(help: "Model spec.") var model: String
+    @Option(help: "Seed (data, parameters, v, stochastic rounding).") var seed: UInt64 = 0
+    @Option(help: "Precision policy.") var policy: String = ""
+    @Option(help: "exact, forward, central or richardson.") var scheme: String = "central"
+    @Option(help: "Step ε (absolute) or η (relative); finite and > 0.") var eps: Double = 1e-4
+    @Option(name: .customLong("step-policy"), help: "absolute or relative.") var stepPolicy: String = "absolute"
+    @Option(help: "FSDP shards (in-process ranks).") var shards: Int = 1
+    @Option(help: "Reduction order of the collectives: sequential or tree.") var order: String = "sequential"
+    @Option(help: "Output directory.") var out: String
+    func run() throws {
+        let c = HVPCommand(model: model, seed: seed, policy: policy, scheme: scheme, eps: eps, stepPolicy: stepPolicy,
+                           shards: shards, order: order, out: out, command: CommandLine.arguments)
+        try c.run()
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run an experiment file's parameter sweep: tidy CSV tables and manifest.json in one folder.",
+        discussion: """
+        FILE is a YAML experiment (see experiments/README.md): study (fd-bias, noise-amplification, krylov-stability, \
+        regimes), its grid, seeds and tolerance. Configurations run in parallel (--jobs); each completed one is \
+        journaled in DIR/.sweep, so after an interruption (even kill -9) --resume completes the sweep. The tables are \
+        written only when every configuration is done, each file atomically; the same file and seeds give \
+        byte-identical CSV for any --jobs. Default DIR: results/NAME (results/quick/NAME with --quick), NAME being the \
+        experiment's name or file base name. Bad input: FILE:LINE:COLUMN and the problem on stderr, exit 2, nothing written.
+        """)
+    @Argument(help: "Experiment file (YAML).") var file: String
+    @Option(help: "Output directory.") var out: String?
+    @Flag(help: "Complete an interrupted sweep in --out.") var resume = false
+    @Option(help: "Parallel configurations (default: the number of cores).") var jobs: Int?
+    @Flag(help: "Run the experiment's reduced grid (its quick: section).") var quick = false
+    func run() throws {
+        let e = try ExperimentLoader.load(path: file, quick: quick)
+        let dir = out ?? (quick ? "results/quick/\(e.name)" : "results/\(e.name)")
+        // In a multi-process job each rank runs one configuration at a time unless --jobs says otherwise.
+        let s = Sweep(experiment: e, out: URL(fileURLWithPath: dir), resume: resume,
+                      jobs: jobs ?? (Cluster.size > 1 ? 1 : ProcessInfo.processInfo.activeProcessorCount), command: CommandLine.arguments)
+        try s.run()
+        if Cluster.isRoot { print("\(e.study.name): \(e.study.units.count) configurations → \(dir)") }
+    }
+}
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A study's results as a self-contained HTML report (SVG figures, tables) and a Jupyter notebook.",
+        discussion: """
+        RESULTS_DIR is a folder written by `run` (its manifest.json names the study). Writes DIR/report.html (no network, \
+        no Python needed) and DIR/report.ipynb (nbformat 4: pandas loads the same CSV, matplotlib redraws each figure; \
+        the figures are embedded so it reads without running). Default DIR: notebooks-export/NAME, NAME being the \
+        results folder's name. Missing or malformed results: one line on stderr, exit 2, nothing written.
+        """)
+    @Argument(help: "Results folder.") var results: String
+    @Option(help: "Output directory.") var out: String?
+    func run() throws {
+        for p in try ReportCommand.run(results: results, out: out) { print(p) }
+    }
+}
+
+struct TableCmd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "table",
+        abstract: "Aggregated table (Markdown or booktabs LaTeX) from any results CSV: means of numeric columns per --by group.")
+    @Argument(help: "Results CSV.") var csv: String
+    @Option(help: "Comma-separated grouping columns.") var by: String = ""
+    @Flag(help: "booktabs LaTeX.") var latex = false
+    @Flag(help: "Markdown (default).") var markdown = false
+    func run() throws {
+        if latex && markdown { throw HarnessError("choose one of --latex and --markdown") }
+        let cols = by.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        print(try TableCommand.run(path: csv, by: cols, style: latex ? .latex : .markdown), terminator: "")
+    }
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Tool and library versions (MPFR, GMP, OpenBLAS).")
+    func run() throws { for l in ToolInfo.lines { print(l) } }
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks (build with -c release). Suites: scalars, krylov, models, topk, shard-hvp.",
+        discussion: """
+        shard-hvp: median time per central FD-HVP and peak memory of --shards in-process ranks, or per rank under \
+        `mpirun -np N hessian-harness-mpi bench shard-hvp` (one shard per rank).
+        """)
+    @Argument(help: "Suite to run.") var suite: String = "scalars"
+    @Option(help: "Elements per elementwise kernel.") var n: Int = 4096
+    @Option(help: "Repetitions per trial.") var reps: Int = 200
+    @Option(help: "Trials (the median is reported).") var trials: Int = 7
+    @Option(name: .customLong("operator"), help: "topk: dense operator spec.") var operatorSpec: String = "mp:n=2000,ratio=0.5"
+    @Option(help: "topk: operator seed.") var seed: UInt64 = 1
+    @Option(help: "topk: number of largest eigenvalues.") var k: Int = 10
+    @Option(help: "topk: accuracy, relative to the spectral radius.") var tol: Double = 1e-10
+    @Option(help: "shard-hvp: model spec.") var model: String = "mlp:widths=64-256-256-10,samples=256"
+    @Option(help: "shard-hvp: precision policy.") var policy: String = "param=fp32,compute=fp32,accumulate=fp32,grad=fp32,hvp=fp32"
+    @Option(help: "shard-hvp: in-process ranks (omit under MPI).") var shards: Int = 1
+    func run() throws {
+        if Cluster.size > 1 && suite != "shard-hvp" { throw HarnessError("under MPI only the shard-hvp benchmark runs") }
+        switch suite {
+        case "scalars": print(ScalarsBench.render(ScalarsBench.run(n: n, reps: reps, trials: trials)), terminator: "")
+        case "krylov": print(KrylovBench.render(try KrylovBench.run(trials: min(trials, 3))), terminator: "")
+        case "models": print(ModelsBench.render(try ModelsBench.run(trials: min(trials, 5))), terminator: "")
+        case "topk":
+            let r = try KrylovBench.topK(spec: operatorSpec, seed: seed, k: k, tol: tol, trials: min(trials, 5))
+            print("benchmark,seconds,steps,max_rel_err\n\"lanczos top-\(k) \(operatorSpec) seed \(seed)\",\(r.seconds),\(r.steps),\(r.maxErr)")
+        case "shard-hvp":
+            if let t = try ShardBench.run(model: model, policy: policy, shards: shards, reps: min(reps, 50)) { print(t, terminator: "") }
+        default: throw HarnessError("unknown benchmark suite '\(suite)' (known: scalars, krylov, models, topk, shard-hvp)")
+        }
+    }
+}
