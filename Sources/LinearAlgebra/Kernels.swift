@@ -12,6 +12,14 @@ public enum Kernels {
     public static func dot<T: StudyScalar>(_ x: UnsafeBufferPointer<T>, _ y: UnsafeBufferPointer<T>,
                                            accumulation: Accumulation = .recursive) -> T {
         precondition(x.count == y.count, "dot: length mismatch \(x.count) vs \(y.count)")
+        if let s = Specialized.dot(x, y, accumulation) { return s }
+        return dotLoop(x, y, accumulation: accumulation)
+    }
+
+    /// The loops of ``dot(_:_:accumulation:)``.
+    @inlinable
+    static func dotLoop<T: StudyScalar>(_ x: UnsafeBufferPointer<T>, _ y: UnsafeBufferPointer<T>,
+                                        accumulation: Accumulation) -> T {
         switch accumulation {
         case .recursive:
             var s = T.zero
@@ -55,7 +63,7 @@ public enum Kernels {
                 let xf = x.map { Float($0.doubleValue) }, yf = y.map { Float($0.doubleValue) }
                 return T(roundingDouble: Double(cblas_sdot(Int32(x.count), xf, 1, yf, 1)))
             }
-            return dot(x, y, accumulation: .recursive)
+            return dotLoop(x, y, accumulation: .recursive)
         }
     }
 
@@ -143,6 +151,14 @@ public enum Kernels {
     public static func gemm<T: StudyScalar>(_ a: Matrix<T>, _ b: Matrix<T>, accumulation: Accumulation = .recursive) -> Matrix<T> {
         precondition(a.cols == b.rows, "gemm: A is \(a.rows)×\(a.cols), B is \(b.rows)×\(b.cols)")
         if case .blas = accumulation, let c = blasGemm(a, b) { return c }
+        if a.rows > 0 && b.cols > 0 && a.cols > 0, let c = OrderedGemm.gemm(a, b, accumulation) { return c }
+        if let c = Specialized.gemm(a, b, accumulation) { return c }
+        return gemmLoop(a, b, accumulation: accumulation)
+    }
+
+    /// The loops of ``gemm(_:_:accumulation:)`` (outputs are ``dot(_:_:accumulation:)``s).
+    @inlinable
+    static func gemmLoop<T: StudyScalar>(_ a: Matrix<T>, _ b: Matrix<T>, accumulation: Accumulation) -> Matrix<T> {
         let bt = b.transposed()
         var c = Matrix<T>(rows: a.rows, cols: b.cols)
         a.storage.withUnsafeBufferPointer { ap in
@@ -152,7 +168,7 @@ public enum Kernels {
                         let row = UnsafeBufferPointer(rebasing: ap[(i * a.cols)..<((i + 1) * a.cols)])
                         for j in 0..<b.cols {
                             let col = UnsafeBufferPointer(rebasing: bp[(j * b.rows)..<((j + 1) * b.rows)])
-                            cp[i * b.cols + j] = dot(row, col, accumulation: accumulation)
+                            cp[i * b.cols + j] = dotLoop(row, col, accumulation: accumulation)
                         }
                     }
                 }
@@ -193,12 +209,71 @@ public enum Kernels {
                                 bd.baseAddress, max(n, 1), 0, &c, max(n, 1))
                 } }
             } }
-            return Matrix(rows: a.rows, cols: b.cols, storage: c.map { T(roundingDouble: $0) })
+            return unsafeBitCast(Matrix(rows: a.rows, cols: b.cols, storage: c), to: Matrix<T>.self)
+        }
+        if T.self == Float.self {
+            var c = [Float](repeating: 0, count: a.rows * b.cols)
+            a.storage.withUnsafeBufferPointer { ap in b.storage.withUnsafeBufferPointer { bp in
+                ap.withMemoryRebound(to: Float.self) { af in bp.withMemoryRebound(to: Float.self) { bf in
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, af.baseAddress, max(k, 1),
+                                bf.baseAddress, max(n, 1), 0, &c, max(n, 1))
+                } }
+            } }
+            return unsafeBitCast(Matrix(rows: a.rows, cols: b.cols, storage: c), to: Matrix<T>.self)
         }
         guard fitsInFloat(T.self) else { return nil }
         let af = a.storage.map { Float($0.doubleValue) }, bf = b.storage.map { Float($0.doubleValue) }
         var c = [Float](repeating: 0, count: a.rows * b.cols)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, af, max(k, 1), bf, max(n, 1), 0, &c, max(n, 1))
         return Matrix(rows: a.rows, cols: b.cols, storage: c.map { T(roundingDouble: Double($0)) })
+    }
+}
+
+/// Specialized entry points of the kernels for the scalar types the studies use most.
+///
+/// Models and studies reach the kernels from generic code whose scalar type is chosen
+/// at run time (a format name in an experiment file), where the compiler cannot
+/// specialize: every `+` and `*` would then go through a protocol witness on boxed
+/// values (≈100× slower than the specialized loop for Float). These functions compare
+/// the type's metadata once per call and hand the buffers, reinterpreted (the types
+/// are equal, so this is the identity), to an instance of the loop the compiler has
+/// specialized for that concrete type. The arithmetic is the same code, so results
+/// are bit-identical; only the dispatch changes. Other types run the generic loop.
+@usableFromInline
+enum Specialized {
+    @inlinable
+    static func dot<T: StudyScalar>(_ x: UnsafeBufferPointer<T>, _ y: UnsafeBufferPointer<T>, _ acc: Accumulation) -> T? {
+        @inline(__always) func run<U: StudyScalar>(_: U.Type) -> T {
+            unsafeBitCast(Kernels.dotLoop(unsafeBitCast(x, to: UnsafeBufferPointer<U>.self), unsafeBitCast(y, to: UnsafeBufferPointer<U>.self),
+                                          accumulation: acc), to: T.self)
+        }
+        if T.self == Float.self { return run(Float.self) }
+        if T.self == Double.self { return run(Double.self) }
+        if T.self == BFloat16.self { return run(BFloat16.self) }
+        if T.self == Dual<Float>.self { return run(Dual<Float>.self) }
+        if T.self == Dual<Double>.self { return run(Dual<Double>.self) }
+        if T.self == Dual<BFloat16>.self { return run(Dual<BFloat16>.self) }
+        if T.self == LowPrecisionFloat<FP16Spec, NearestEven>.self { return run(LowPrecisionFloat<FP16Spec, NearestEven>.self) }
+        if T.self == LowPrecisionFloat<BF16Spec, Stochastic>.self { return run(LowPrecisionFloat<BF16Spec, Stochastic>.self) }
+        if T.self == LowPrecisionFloat<FP32Spec, Stochastic>.self { return run(LowPrecisionFloat<FP32Spec, Stochastic>.self) }
+        return nil
+    }
+
+    @inlinable
+    static func gemm<T: StudyScalar>(_ a: Matrix<T>, _ b: Matrix<T>, _ acc: Accumulation) -> Matrix<T>? {
+        @inline(__always) func run<U: StudyScalar>(_: U.Type) -> Matrix<T> {
+            unsafeBitCast(Kernels.gemmLoop(unsafeBitCast(a, to: Matrix<U>.self), unsafeBitCast(b, to: Matrix<U>.self), accumulation: acc),
+                          to: Matrix<T>.self)
+        }
+        if T.self == Float.self { return run(Float.self) }
+        if T.self == Double.self { return run(Double.self) }
+        if T.self == BFloat16.self { return run(BFloat16.self) }
+        if T.self == Dual<Float>.self { return run(Dual<Float>.self) }
+        if T.self == Dual<Double>.self { return run(Dual<Double>.self) }
+        if T.self == Dual<BFloat16>.self { return run(Dual<BFloat16>.self) }
+        if T.self == LowPrecisionFloat<FP16Spec, NearestEven>.self { return run(LowPrecisionFloat<FP16Spec, NearestEven>.self) }
+        if T.self == LowPrecisionFloat<BF16Spec, Stochastic>.self { return run(LowPrecisionFloat<BF16Spec, Stochastic>.self) }
+        if T.self == LowPrecisionFloat<FP32Spec, Stochastic>.self { return run(LowPrecisionFloat<FP32Spec, Stochastic>.self) }
+        return nil
     }
 }

@@ -14,7 +14,7 @@ import LinearAlgebra
 /// `A = ‖w e^θ v^{k+1}‖ / (c_k ‖w e^θ v‖)` with c₁ = 2, c₂ = 6 (see
 /// ``truncationConstant(theta:v:order:)``): the known answer the `fd-bias` study's
 /// fit is tested against.
-public struct ExpSumModel: DifferentiableModel {
+public struct ExpSumModel: DifferentiableModel, GradientCore {
     public let weights: [Double]
     public let layout: ParameterLayout
 
@@ -37,6 +37,11 @@ public struct ExpSumModel: DifferentiableModel {
 
     @inlinable
     public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
+        specializedGradient(theta, samples: samples, accumulation: acc)
+    }
+
+    @inlinable
+    public func gradientCore<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
         if samples.isEmpty { return (.zero, [T](repeating: .zero, count: theta.count)) }
         var g = [T](repeating: .zero, count: theta.count)
         var loss = T.zero

@@ -11,7 +11,7 @@ import RealModule
 /// `mean_b(logsumexp(z_L[b]) − z_L[b, y_b])`. Products run through
 /// ``Kernels/gemm(_:_:accumulation:)`` under the given accumulation policy;
 /// elementwise operations round in the compute type.
-public struct MLP: OutputModel {
+public struct MLP: OutputModel, GradientCore {
     public let widths: [Int]
     public let activation: Activation
     public let data: Dataset
@@ -48,6 +48,11 @@ public struct MLP: OutputModel {
 
     @inlinable
     public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
+        specializedGradient(theta, samples: samples, accumulation: acc)
+    }
+
+    @inlinable
+    public func gradientCore<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
         lossAndGradient(theta, samples: samples, accumulation: acc, head: outputLoss)
     }
 

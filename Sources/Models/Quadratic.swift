@@ -5,7 +5,7 @@ import Krylov
 /// `L(θ) = ½ θᵀAθ − bᵀθ` with A a synthetic operator of known spectrum: its exact
 /// Hessian is A, its gradient `Aθ − b`, and every third derivative vanishes (so a
 /// central finite difference of the gradient has no truncation error).
-public struct QuadraticModel: DifferentiableModel {
+public struct QuadraticModel: DifferentiableModel, GradientCore {
     public let spec: OperatorSpec
     public let seed: UInt64
     public let diagonal: [Double]?
@@ -37,6 +37,11 @@ public struct QuadraticModel: DifferentiableModel {
 
     @inlinable
     public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
+        specializedGradient(theta, samples: samples, accumulation: acc)
+    }
+
+    @inlinable
+    public func gradientCore<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
         if samples.isEmpty { return (.zero, [T](repeating: .zero, count: theta.count)) }
         let at: [T]
         if let d = diagonal {

@@ -10,7 +10,7 @@ import RealModule
 /// Attention: H heads of width D/H, causal, scores `QKᵀ/√(D/H)`, no attention
 /// biases. Layer norm: `(x − μ)/√(σ² + 1e-5)·g + b` with the biased variance.
 /// GELU: exact erf form. Products go through ``Kernels/gemm(_:_:accumulation:)``.
-public struct TransformerLM: OutputModel {
+public struct TransformerLM: OutputModel, GradientCore {
     public struct Config: Sendable, Equatable, Codable {
         public var context: Int, width: Int, heads: Int, layers: Int, ff: Int, sequences: Int
         public init(context: Int = 16, width: Int = 32, heads: Int = 4, layers: Int = 2, ff: Int = 128, sequences: Int = 8) {
@@ -135,6 +135,11 @@ public struct TransformerLM: OutputModel {
     }
 
     public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
+        specializedGradient(theta, samples: samples, accumulation: acc)
+    }
+
+    @inlinable
+    public func gradientCore<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
         lossAndGradient(theta, samples: samples, accumulation: acc, head: OutputLoss.crossEntropy)
     }
 

@@ -169,3 +169,33 @@ func orderKey(_ bits: UInt16) -> Int {
     }
 }
 
+
+/// `+ − × ÷` round their binary32 result without a NaN test
+/// (``BFloat16/roundArithmeticResult(_:)``): for every bfloat16 `a` (all 65,536
+/// patterns, signaling and quiet NaNs of both signs included) against special and
+/// random `b`, the bits equal those of the rounding with the NaN select, and every NaN
+/// result is quiet.
+@Suite struct BFloat16NaNFreeRoundingTests {
+    @Test func arithmeticEqualsTheRoundingWithNaNSelect() {
+        var g = SplitMix64(seed: 5)
+        let specials: [UInt16] = [0x0000, 0x8000, 0x7F80, 0xFF80, 0x7FC0, 0xFFC0, 0x7F81, 0xFFFF, 0x7FBF, 0x0001, 0x807F, 0x7F7F, 0x3F80, 0xBF80]
+        let others = specials + (0..<40).map { _ in UInt16(truncatingIfNeeded: g.next()) }
+        var checked = 0
+        for ab in 0...UInt16.max {
+            let a = BFloat16(bitPattern: ab)
+            for bb in others {
+                let b = BFloat16(bitPattern: bb)
+                let pairs: [(BFloat16, Float)] = [(a + b, a.floatValue + b.floatValue), (a - b, a.floatValue - b.floatValue),
+                                                  (a * b, a.floatValue * b.floatValue), (a / b, a.floatValue / b.floatValue)]
+                for (r, f) in pairs {
+                    if r.bitPattern != BFloat16.roundNearestEven(f) || (r.isNaN && r.bitPattern & 0x0040 == 0) {
+                        Issue.record("\(ab) op \(bb): \(r.bitPattern) vs \(BFloat16.roundNearestEven(f))")
+                        return
+                    }
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked == 65_536 * others.count * 4)
+    }
+}

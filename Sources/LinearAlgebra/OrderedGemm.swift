@@ -1,0 +1,125 @@
+import Scalars
+
+/// Matrix products that keep the summation order of the dot-product definition
+/// (`c[i,j] = ((a[i,0]·b[0,j] + a[i,1]·b[1,j]) + …)`, each product and each sum
+/// rounded separately in the accumulation format, starting from +0) but run in SIMD
+/// lanes: each lane accumulates a different output `c[i,j]`, so vectorizing changes
+/// nothing in any output's arithmetic. Results are therefore bit-identical to
+/// ``Kernels/dot(_:_:accumulation:)`` per output, which the tests check, at close to
+/// the speed of a vectorized kernel (4 rows × 8 or 4 columns per block, `b` read
+/// row-wise so every load is contiguous). Swift does not contract `s + x * y` into a
+/// fused multiply-add, so the two roundings of the definition are kept.
+///
+/// Used for `recursive` accumulation in Float and Double, and for accumulation
+/// widened to fp32 or fp64 of every format inside it (its products are then exact
+/// in the wide format or rounded there exactly as the scalar loop rounds them).
+@usableFromInline
+enum OrderedGemm {
+    @inlinable
+    static func gemm<T: StudyScalar>(_ a: Matrix<T>, _ b: Matrix<T>, _ acc: Accumulation) -> Matrix<T>? {
+        switch acc {
+        case .recursive:
+            if T.self == Float.self {
+                return unsafeBitCast(Matrix(rows: a.rows, cols: b.cols,
+                                            storage: float(a.rows, a.cols, b.cols, unsafeBitCast(a.storage, to: [Float].self),
+                                                           unsafeBitCast(b.storage, to: [Float].self))), to: Matrix<T>.self)
+            }
+            if T.self == Double.self {
+                return unsafeBitCast(Matrix(rows: a.rows, cols: b.cols,
+                                            storage: double(a.rows, a.cols, b.cols, unsafeBitCast(a.storage, to: [Double].self),
+                                                            unsafeBitCast(b.storage, to: [Double].self))), to: Matrix<T>.self)
+            }
+            return nil
+        case .widened(.fp32):
+            guard fitsInFloat(T.self) else { return nil }
+            let c = float(a.rows, a.cols, b.cols, a.storage.map { Float($0.doubleValue) }, b.storage.map { Float($0.doubleValue) })
+            return Matrix(rows: a.rows, cols: b.cols, storage: c.map { T(roundingDouble: Double($0)) })
+        case .widened(.fp64):
+            guard fitsInDouble(T.self) else { return nil }
+            let c = double(a.rows, a.cols, b.cols, a.storage.map { $0.doubleValue }, b.storage.map { $0.doubleValue })
+            return Matrix(rows: a.rows, cols: b.cols, storage: c.map { T(roundingDouble: $0) })
+        default:
+            return nil
+        }
+    }
+
+    /// C (m×n) = A (m×k) B (k×n), row-major, Float accumulation in order.
+    @inlinable
+    static func float(_ m: Int, _ k: Int, _ n: Int, _ a: [Float], _ b: [Float]) -> [Float] {
+        var c = [Float](repeating: 0, count: m * n)
+        a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+            let A = ap.baseAddress!, B = UnsafeRawPointer(bp.baseAddress!), C = cp.baseAddress!
+            let stride = MemoryLayout<Float>.stride
+            var i = 0
+            while i < m {
+                let rows = min(4, m - i)
+                var j = 0
+                while j + 8 <= n {
+                    var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
+                    for p in 0..<k {
+                        let bv = B.loadUnaligned(fromByteOffset: (p * n + j) * stride, as: SIMD8<Float>.self)
+                        s0 = s0 + SIMD8(repeating: A[i * k + p]) * bv
+                        if rows > 1 { s1 = s1 + SIMD8(repeating: A[(i + 1) * k + p]) * bv }
+                        if rows > 2 { s2 = s2 + SIMD8(repeating: A[(i + 2) * k + p]) * bv }
+                        if rows > 3 { s3 = s3 + SIMD8(repeating: A[(i + 3) * k + p]) * bv }
+                    }
+                    let out = UnsafeMutableRawPointer(C)
+                    out.storeBytes(of: s0, toByteOffset: (i * n + j) * stride, as: SIMD8<Float>.self)
+                    if rows > 1 { out.storeBytes(of: s1, toByteOffset: ((i + 1) * n + j) * stride, as: SIMD8<Float>.self) }
+                    if rows > 2 { out.storeBytes(of: s2, toByteOffset: ((i + 2) * n + j) * stride, as: SIMD8<Float>.self) }
+                    if rows > 3 { out.storeBytes(of: s3, toByteOffset: ((i + 3) * n + j) * stride, as: SIMD8<Float>.self) }
+                    j += 8
+                }
+                for r in i..<(i + rows) {
+                    for jj in j..<n {
+                        var s: Float = 0
+                        for p in 0..<k { s = s + A[r * k + p] * bp[p * n + jj] }
+                        C[r * n + jj] = s
+                    }
+                }
+                i += rows
+            }
+        } } }
+        return c
+    }
+
+    /// C (m×n) = A (m×k) B (k×n), row-major, Double accumulation in order.
+    @inlinable
+    static func double(_ m: Int, _ k: Int, _ n: Int, _ a: [Double], _ b: [Double]) -> [Double] {
+        var c = [Double](repeating: 0, count: m * n)
+        a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+            let A = ap.baseAddress!, B = UnsafeRawPointer(bp.baseAddress!), C = cp.baseAddress!
+            let stride = MemoryLayout<Double>.stride
+            var i = 0
+            while i < m {
+                let rows = min(4, m - i)
+                var j = 0
+                while j + 4 <= n {
+                    var s0 = SIMD4<Double>(), s1 = SIMD4<Double>(), s2 = SIMD4<Double>(), s3 = SIMD4<Double>()
+                    for p in 0..<k {
+                        let bv = B.loadUnaligned(fromByteOffset: (p * n + j) * stride, as: SIMD4<Double>.self)
+                        s0 = s0 + SIMD4(repeating: A[i * k + p]) * bv
+                        if rows > 1 { s1 = s1 + SIMD4(repeating: A[(i + 1) * k + p]) * bv }
+                        if rows > 2 { s2 = s2 + SIMD4(repeating: A[(i + 2) * k + p]) * bv }
+                        if rows > 3 { s3 = s3 + SIMD4(repeating: A[(i + 3) * k + p]) * bv }
+                    }
+                    let out = UnsafeMutableRawPointer(C)
+                    out.storeBytes(of: s0, toByteOffset: (i * n + j) * stride, as: SIMD4<Double>.self)
+                    if rows > 1 { out.storeBytes(of: s1, toByteOffset: ((i + 1) * n + j) * stride, as: SIMD4<Double>.self) }
+                    if rows > 2 { out.storeBytes(of: s2, toByteOffset: ((i + 2) * n + j) * stride, as: SIMD4<Double>.self) }
+                    if rows > 3 { out.storeBytes(of: s3, toByteOffset: ((i + 3) * n + j) * stride, as: SIMD4<Double>.self) }
+                    j += 4
+                }
+                for r in i..<(i + rows) {
+                    for jj in j..<n {
+                        var s = 0.0
+                        for p in 0..<k { s = s + A[r * k + p] * bp[p * n + jj] }
+                        C[r * n + jj] = s
+                    }
+                }
+                i += rows
+            }
+        } } }
+        return c
+    }
+}
