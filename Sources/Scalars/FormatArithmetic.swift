@@ -7,7 +7,7 @@
 public struct FormatArithmetic: Sendable, Equatable, CustomStringConvertible {
     public var format: FloatFormat? { didSet { fast = Self.fastPath(format, mode) } }
     public var mode: RoundingMode { didSet { fast = Self.fastPath(format, mode) } }
-    /// 0: generic core; 1: binary32 nearest; 2: bfloat16 nearest (exact shortcuts
+    /// 0: generic core; 1: binary32 nearest; 2: bfloat16 nearest; 3: binary64 (exact shortcuts
     /// when an operation has no tail: hardware Double→Float conversion is one
     /// correct rounding, and bf16 from an exact binary32 value is the RNE bit trick).
     @usableFromInline var fast: UInt8 = 0
@@ -18,7 +18,8 @@ public struct FormatArithmetic: Sendable, Equatable, CustomStringConvertible {
     }
 
     static func fastPath(_ f: FloatFormat?, _ mode: RoundingMode) -> UInt8 {
-        guard let f, mode == .nearest else { return 0 }
+        guard let f else { return 3 }
+        guard mode == .nearest else { return 0 }
         if f.p == 24 && f.emin == -126 && f.emax == 127 && f.subnormals && f.infinities { return 1 }
         if f.p == 8 && f.emin == -126 && f.emax == 127 && f.subnormals && f.infinities { return 2 }
         return 0
@@ -40,8 +41,12 @@ public struct FormatArithmetic: Sendable, Equatable, CustomStringConvertible {
     public var description: String { (format?.name ?? "fp64") + (mode == .nearest ? "" : "/\(mode.rawValue)") }
 
     @inlinable public func round(_ x: Double, tail: Double = 0) -> Double {
-        guard let f = format else { return x }
-        if fast == 1 {
+        // The fast paths test `fast` only: binding `format` would copy a FloatFormat
+        // (and retain its name) on every operation.
+        switch fast {
+        case 3:
+            return x                                     // binary64, nearest: plain Double arithmetic
+        case 1:
             // Binary32 nearest: Float(x) is the correct rounding of x + tail unless x
             // lies exactly halfway between two binary32 numbers (29 dropped bits
             // 1000…0) and the tail breaks the tie. Normal range only.
@@ -49,13 +54,15 @@ public struct FormatArithmetic: Sendable, Equatable, CustomStringConvertible {
             if a >= 0x1p-126 && a.isFinite && (tail == 0 || x.bitPattern & 0x1FFF_FFFF != 0x1000_0000) {
                 return Double(Float(x))
             }
-        }
-        if tail == 0 {
-            if fast == 2 {
+        case 2:
+            if tail == 0 {
                 let fx = Float(x)
                 if Double(fx) == x { return Double(BFloat16(fx).floatValue) }   // x exact in binary32
             }
+        default:
+            break
         }
+        guard let f = format else { return x }
         return FormatRounding.round(x, tail: tail, to: f, mode: mode)
     }
     @inlinable public func add(_ a: Double, _ b: Double) -> Double {
@@ -65,18 +72,40 @@ public struct FormatArithmetic: Sendable, Equatable, CustomStringConvertible {
     @inlinable public func sub(_ a: Double, _ b: Double) -> Double { add(a, -b) }
     @inlinable public func mul(_ a: Double, _ b: Double) -> Double {
         let p = a * b
+        if fast == 3 { return p }
+        if fast == 1, let r = Self.binary32(p) { return r }
         return round(p, tail: p.isFinite ? (-p).addingProduct(a, b) : 0)   // exact product error (FMA)
     }
     @inlinable public func div(_ a: Double, _ b: Double) -> Double {
         let q = a / b
+        if fast == 3 { return q }
+        if fast == 1, let r = Self.binary32(q) { return r }
         guard q.isFinite, q != 0 else { return round(q) }
         return round(q, tail: a.addingProduct(-q, b) / b)
     }
-    /// `a + b·c` with one rounding (b·c exact by TwoProduct, then TwoSum).
+    /// `a + b·c` with one rounding. The exact value is a + p + pe (p = fl(b·c), pe its
+    /// exact error by FMA); TwoSum(a, p) = s + e, then e + pe = t + f and s + t = s₂ + r,
+    /// all exact, so the value is s₂ + (r + f) with the tail below half an ulp of s₂
+    /// even when a cancels b·c (then pe, not e, carries the result's low bits).
     @inlinable public func fma(_ a: Double, _ b: Double, _ c: Double) -> Double {
+        if fast == 3 { return a.addingProduct(b, c) }    // binary64: the hardware's fused operation
         let p = b * c
+        guard p.isFinite else { return round(a + p) }
         let pe = (-p).addingProduct(b, c)                // exact error of the product
         let (s, e) = FormatRounding.twoSum(a, p)
-        return round(s, tail: e + pe)
+        let (t, f) = FormatRounding.twoSum(e, pe)
+        let (s2, r) = FormatRounding.twoSum(s, t)
+        return round(s2, tail: r + f)
+    }
+
+    /// Binary32 round-to-nearest of a Double that is the correctly rounded binary64
+    /// result of an operation (|exact − x| ≤ ulp(x)/2): `Float(x)` is then the correct
+    /// rounding of the exact value unless x is a binary32 midpoint (where the exact
+    /// value may lie on either side) or outside the normal range; nil in those cases.
+    @inlinable @inline(__always)
+    static func binary32(_ x: Double) -> Double? {
+        let a = x.magnitude
+        guard a >= 0x1p-126 && a.isFinite && x.bitPattern & 0x1FFF_FFFF != 0x1000_0000 else { return nil }
+        return Double(Float(x))
     }
 }

@@ -156,3 +156,24 @@ import CMPFR
     for f in bad { Issue.record(Comment(rawValue: f)) }
     #expect(bad.isEmpty)
 }
+
+/// `fma` under cancellation: a ≈ −b·c, where the rounding error of the product b·c is
+/// far larger than the result's quantum, so the exact value is s + e + pe with a tail
+/// much larger than ulp(s). Against MPFR, in binary32 and bfloat16, nearest and up.
+@Test func formatArithmeticFmaUnderCancellation() throws {
+    var g = SplitMix64(seed: 37)
+    for name in ["fp32", "bf16"] {
+        for mode in [RoundingMode.nearest, .up] {
+            let fa = try FormatArithmetic(name: name, mode: mode)
+            let f = fa.format!
+            for i in 0..<3000 {
+                let b = Double(sign: .plus, exponent: Int(g.next() % 8) - 4, significand: 1 + g.nextUniform())
+                let c = Double(sign: g.next() & 1 == 0 ? .plus : .minus, exponent: Int(g.next() % 8) - 4, significand: 1 + g.nextUniform())
+                let p = b * c
+                let a = -p * (1 + (g.nextUniform() - 0.5) * Double.pow(2, -Double(20 + i % 30)))
+                #expect(same(fa.fma(a, b, c), oracle(f, mode, [a, b, c]) { mpfr_fma($0, $1[1], $1[2], $1[0], $2) }),
+                        "\(name) \(mode): \(a) + \(b)·\(c)")
+            }
+        }
+    }
+}
