@@ -113,22 +113,25 @@ public enum FiniteDifferenceHVP {
     @inlinable
     public static func quotient(_ grads: [[Double]], scheme: FDScheme, epsilon eps: Double, hvp h: FormatArithmetic) -> [Double] {
         let n = grads[0].count
-        var hv = [Double](repeating: 0, count: n)
-        switch scheme {
-        case .forward:
-            let d = h.round(eps)
-            for i in 0..<n { hv[i] = h.div(h.sub(grads[0][i], grads[1][i]), d) }
-        case .central:
-            let d = h.round(2 * eps)
-            for i in 0..<n { hv[i] = h.div(h.sub(grads[0][i], grads[1][i]), d) }
-        case .richardson:
-            let d = h.round(12 * eps)
-            for i in 0..<n {
-                let near = h.sub(grads[0][i], grads[1][i]), far = h.sub(grads[2][i], grads[3][i])
-                hv[i] = h.div(h.sub(h.mul(8, near), far), d)
+        let g0 = grads[0], g1 = grads[1]
+        precondition(g1.count == n)
+        return [Double](unsafeUninitializedCapacity: n) { hv, count in
+            switch scheme {
+            case .forward, .central:
+                let d = h.round(scheme == .forward ? eps : 2 * eps)
+                g0.withUnsafeBufferPointer { a in g1.withUnsafeBufferPointer { b in
+                    for i in 0..<n { hv[i] = h.div(h.sub(a[i], b[i]), d) }
+                } }
+            case .richardson:
+                let d = h.round(12 * eps)
+                let g2 = grads[2], g3 = grads[3]
+                for i in 0..<n {
+                    let near = h.sub(g0[i], g1[i]), far = h.sub(g2[i], g3[i])
+                    hv[i] = h.div(h.sub(h.mul(8, near), far), d)
+                }
             }
+            count = n
         }
-        return hv
     }
 
     /// FD-HVP of `model` at θ (values of the param format) along v, gradients in `T`.

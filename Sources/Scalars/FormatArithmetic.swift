@@ -40,9 +40,10 @@ public struct FormatArithmetic: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { (format?.name ?? "fp64") + (mode == .nearest ? "" : "/\(mode.rawValue)") }
 
-    @inlinable public func round(_ x: Double, tail: Double = 0) -> Double {
-        // The fast paths test `fast` only: binding `format` would copy a FloatFormat
-        // (and retain its name) on every operation.
+    @inlinable @inline(__always) public func round(_ x: Double, tail: Double = 0) -> Double {
+        // The fast paths test `fast` only (binding `format` would copy a FloatFormat and
+        // retain its name on every operation) and stay inline; the general rounding is
+        // one call.
         switch fast {
         case 3:
             return x                                     // binary64, nearest: plain Double arithmetic
@@ -62,6 +63,10 @@ public struct FormatArithmetic: Sendable, Equatable, CustomStringConvertible {
         default:
             break
         }
+        return roundGeneral(x, tail: tail)
+    }
+
+    @usableFromInline func roundGeneral(_ x: Double, tail: Double) -> Double {
         guard let f = format else { return x }
         return FormatRounding.round(x, tail: tail, to: f, mode: mode)
     }
@@ -89,6 +94,7 @@ public struct FormatArithmetic: Sendable, Equatable, CustomStringConvertible {
     /// even when a cancels b·c (then pe, not e, carries the result's low bits).
     @inlinable public func fma(_ a: Double, _ b: Double, _ c: Double) -> Double {
         if fast == 3 { return a.addingProduct(b, c) }    // binary64: the hardware's fused operation
+        if fast == 1, let r = Self.binary32(a.addingProduct(b, c)) { return r }   // fused result is a correct binary64 rounding
         let p = b * c
         guard p.isFinite else { return round(a + p) }
         let pe = (-p).addingProduct(b, c)                // exact error of the product
