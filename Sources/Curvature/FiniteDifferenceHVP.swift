@@ -143,8 +143,8 @@ public enum FiniteDifferenceHVP {
         precondition(theta.count == v.count && theta.count == model.parameterCount)
         let eps = step.epsilon(theta: theta, v: v)
         let (grads, plus) = gradientsAtOffsets(theta, v, scheme: scheme, epsilon: eps, param: precision.param) { p in
-            model.lossAndGradient(p.map { T(roundingDouble: $0) }, accumulation: precision.accumulation).gradient
-                .map { precision.grad.round($0.doubleValue) }
+            ScalarArrays.doubles(model.lossAndGradient(ScalarArrays.rounding(p, to: T.self), accumulation: precision.accumulation).gradient)
+                .map { precision.grad.round($0) }
         }
         return FDResult(hv: quotient(grads, scheme: scheme, epsilon: eps, hvp: precision.hvp), epsilon: eps,
                         theta: theta, plus: plus, v: v)

@@ -57,9 +57,9 @@ public enum ShardedHVP {
         let mySamples = min(r * per, samples)..<min((r + 1) * per, samples)
         let (grads, plus) = FiniteDifferenceHVP.gradientsAtOffsets(tr, vr, scheme: scheme, epsilon: eps, param: precision.param) { local in
             let full = layout.unpad(comm.allGather(local))
-            let g = model.lossAndGradient(full.map { T(roundingDouble: $0) }, samples: mySamples,
+            let g = model.lossAndGradient(ScalarArrays.rounding(full, to: T.self), samples: mySamples,
                                           accumulation: precision.accumulation).gradient
-            var gpad = g.map { precision.grad.round($0.doubleValue) }
+            var gpad = ScalarArrays.doubles(g).map { precision.grad.round($0) }
             gpad += [Double](repeating: 0, count: layout.paddedCount - n)
             return comm.reduceScatter(gpad, format: precision.grad, order: order)
         }
@@ -81,8 +81,8 @@ public enum ShardedHVP {
             let r = comm.rank
             let full = layout.unpad(comm.allGather(layout.shard(theta, rank: r)))
             let mine = min(r * per, samples)..<min((r + 1) * per, samples)
-            var g = model.lossAndGradient(full.map { T(roundingDouble: $0) }, samples: mine, accumulation: precision.accumulation)
-                .gradient.map { precision.grad.round($0.doubleValue) }
+            var g = ScalarArrays.doubles(model.lossAndGradient(ScalarArrays.rounding(full, to: T.self), samples: mine,
+                                                               accumulation: precision.accumulation).gradient).map { precision.grad.round($0) }
             g += [Double](repeating: 0, count: layout.paddedCount - n)
             return layout.unpad(comm.allGather(comm.reduceScatter(g, format: precision.grad, order: order)))
         }

@@ -34,3 +34,49 @@ extension Float16: StudyScalar {
     @inlinable public init(roundingDouble x: Double) { self = Float16(x) }
     @inlinable public var doubleValue: Double { Double(self) }
 }
+
+/// Conversions of whole arrays between fp64 carriers and a study scalar.
+///
+/// Callers often hold the scalar type only as a generic parameter chosen at run time
+/// (the format of a policy stage), where `x.map { T(roundingDouble: $0) }` runs
+/// unspecialized: a witness call and an array append per element. These compare the
+/// type once with the common ones and run a loop specialized for it (the same
+/// `init(roundingDouble:)` / `doubleValue`, so the same values); other types get one
+/// preallocated buffer and a plain loop.
+public enum ScalarArrays {
+    /// `x` rounded elementwise into `T`.
+    @inlinable
+    public static func rounding<T: StudyScalar>(_ x: [Double], to _: T.Type) -> [T] {
+        @inline(__always) func run<U: StudyScalar>(_: U.Type) -> [T] { unsafeBitCast(fill(x, U.init(roundingDouble:)), to: [T].self) }
+        if T.self == Double.self { return unsafeBitCast(x, to: [T].self) }
+        if T.self == Float.self { return run(Float.self) }
+        if T.self == BFloat16.self { return run(BFloat16.self) }
+        if T.self == LowPrecisionFloat<FP16Spec, NearestEven>.self { return run(LowPrecisionFloat<FP16Spec, NearestEven>.self) }
+        if T.self == LowPrecisionFloat<BF16Spec, Stochastic>.self { return run(LowPrecisionFloat<BF16Spec, Stochastic>.self) }
+        if T.self == LowPrecisionFloat<FP32Spec, Stochastic>.self { return run(LowPrecisionFloat<FP32Spec, Stochastic>.self) }
+        return fill(x, T.init(roundingDouble:))
+    }
+
+    /// The values of `x` as Doubles.
+    @inlinable
+    public static func doubles<T: StudyScalar>(_ x: [T]) -> [Double] {
+        @inline(__always) func run<U: StudyScalar>(_: U.Type) -> [Double] { fill(unsafeBitCast(x, to: [U].self), \.doubleValue) }
+        if T.self == Double.self { return unsafeBitCast(x, to: [Double].self) }
+        if T.self == Float.self { return run(Float.self) }
+        if T.self == BFloat16.self { return run(BFloat16.self) }
+        if T.self == LowPrecisionFloat<FP16Spec, NearestEven>.self { return run(LowPrecisionFloat<FP16Spec, NearestEven>.self) }
+        if T.self == LowPrecisionFloat<BF16Spec, Stochastic>.self { return run(LowPrecisionFloat<BF16Spec, Stochastic>.self) }
+        if T.self == LowPrecisionFloat<FP32Spec, Stochastic>.self { return run(LowPrecisionFloat<FP32Spec, Stochastic>.self) }
+        return fill(x, \.doubleValue)
+    }
+
+    @inlinable @inline(__always)
+    static func fill<A, B>(_ x: [A], _ f: (A) -> B) -> [B] {
+        [B](unsafeUninitializedCapacity: x.count) { out, count in
+            x.withUnsafeBufferPointer { xs in
+                for i in 0..<xs.count { (out.baseAddress! + i).initialize(to: f(xs[i])) }
+            }
+            count = x.count
+        }
+    }
+}

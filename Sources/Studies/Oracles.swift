@@ -125,13 +125,13 @@ public struct FDEngine: Sendable {
                                             precision: precision, order: order, compute: T.self).hv
                 }, gradient: { theta, shards, order, world in
                     if shards == 1 && world == nil {
-                        return m.lossAndGradient(theta.map { T(roundingDouble: $0) }, accumulation: precision.accumulation)
-                            .gradient.map { precision.grad.round($0.doubleValue) }
+                        return ScalarArrays.doubles(m.lossAndGradient(ScalarArrays.rounding(theta, to: T.self), accumulation: precision.accumulation)
+                            .gradient).map { precision.grad.round($0) }
                     }
                     return try ShardedHVP.gradient(m, theta: theta, precision: precision, shards: shards, order: order, world: world,
                                                    compute: T.self)
                 }, exact: { theta, v in
-                    m.exactHVP(theta.map { T(roundingDouble: $0) }, v.map { T(roundingDouble: $0) }, accumulation: precision.accumulation)
+                    m.exactHVP(ScalarArrays.rounding(theta, to: T.self), ScalarArrays.rounding(v, to: T.self), accumulation: precision.accumulation)
                         .hv.map { precision.hvp.round($0.doubleValue) }
                 }, computeBytes: MemoryLayout<T>.stride)
             }
