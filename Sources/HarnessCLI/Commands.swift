@@ -235,8 +235,10 @@ struct Version: ParsableCommand {
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks (build with -c release). Suites: scalars, krylov, models, topk, shard-hvp.",
+        abstract: "Benchmarks (build with -c release). Suites: scalars, krylov, models, topk, gemm, slq, shard-hvp.",
         discussion: """
+        gemm: C = A·B (n = 256) in fp32/fp64 (BLAS and order-preserving SIMD) and mixed precision (bf16, fp16 inputs with \
+        fp32 accumulation; bf16 accumulation). slq: one FD-HVP SLQ run on the transformer LM (--model transformer:…). \
         shard-hvp: median time per central FD-HVP and peak memory of --shards in-process ranks, or per rank under \
         `mpirun -np N hessian-harness-mpi bench shard-hvp` (one shard per rank).
         """)
@@ -260,9 +262,11 @@ struct Bench: ParsableCommand {
         case "topk":
             let r = try KrylovBench.topK(spec: operatorSpec, seed: seed, k: k, tol: tol, trials: min(trials, 5))
             print("benchmark,seconds,steps,max_rel_err\n\"lanczos top-\(k) \(operatorSpec) seed \(seed)\",\(r.seconds),\(r.steps),\(r.maxErr)")
+        case "gemm": print(PipelineBench.render(PipelineBench.gemm(trials: min(trials, 5))), terminator: "")
+        case "slq": print(PipelineBench.render(try PipelineBench.slq(spec: model.hasPrefix("transformer") ? model : "transformer")), terminator: "")
         case "shard-hvp":
             if let t = try ShardBench.run(model: model, policy: policy, shards: shards, reps: min(reps, 50)) { print(t, terminator: "") }
-        default: throw HarnessError("unknown benchmark suite '\(suite)' (known: scalars, krylov, models, topk, shard-hvp)")
+        default: throw HarnessError("unknown benchmark suite '\(suite)' (known: scalars, krylov, models, topk, gemm, slq, shard-hvp)")
         }
     }
 }

@@ -95,6 +95,13 @@ public enum Kernels {
     @inlinable
     public static func axpy<T: StudyScalar>(_ a: T, _ x: [T], _ y: inout [T]) {
         precondition(x.count == y.count, "axpy: length mismatch")
+        if Specialized.axpy(a, x, &y) { return }
+        axpyLoop(a, x, &y)
+    }
+
+    /// The loop of ``axpy(_:_:_:)``.
+    @inlinable
+    static func axpyLoop<T: StudyScalar>(_ a: T, _ x: [T], _ y: inout [T]) {
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
                 for i in 0..<yp.count { yp[i] = yp[i].addingProduct(a, xp[i]) }
@@ -257,6 +264,24 @@ enum Specialized {
         if T.self == LowPrecisionFloat<BF16Spec, Stochastic>.self { return run(LowPrecisionFloat<BF16Spec, Stochastic>.self) }
         if T.self == LowPrecisionFloat<FP32Spec, Stochastic>.self { return run(LowPrecisionFloat<FP32Spec, Stochastic>.self) }
         return nil
+    }
+
+    /// `y ← a·x + y` specialized; false when `T` is not one of the types.
+    @inlinable
+    static func axpy<T: StudyScalar>(_ a: T, _ x: [T], _ y: inout [T]) -> Bool {
+        @inline(__always) func run<U: StudyScalar>(_: U.Type, _ y: inout [T]) {
+            var yu = unsafeBitCast(y, to: [U].self)
+            y = []                                          // keep yu uniquely referenced: updated in place
+            Kernels.axpyLoop(unsafeBitCast(a, to: U.self), unsafeBitCast(x, to: [U].self), &yu)
+            y = unsafeBitCast(yu, to: [T].self)
+        }
+        if T.self == Float.self { run(Float.self, &y); return true }
+        if T.self == Double.self { run(Double.self, &y); return true }
+        if T.self == BFloat16.self { run(BFloat16.self, &y); return true }
+        if T.self == LowPrecisionFloat<FP16Spec, NearestEven>.self { run(LowPrecisionFloat<FP16Spec, NearestEven>.self, &y); return true }
+        if T.self == LowPrecisionFloat<BF16Spec, Stochastic>.self { run(LowPrecisionFloat<BF16Spec, Stochastic>.self, &y); return true }
+        if T.self == LowPrecisionFloat<FP32Spec, Stochastic>.self { run(LowPrecisionFloat<FP32Spec, Stochastic>.self, &y); return true }
+        return false
     }
 
     @inlinable

@@ -55,3 +55,22 @@ import Scalars
         #expect(OrderedGemm.gemm(x, y, .recursive)!.storage.allSatisfy { $0 == 0 })
     }
 }
+
+/// The specialized axpy is the same fused update as the generic loop, element by
+/// element, and leaves other references to the old `y` untouched.
+@Suite struct SpecializedAxpyTests {
+    func check<T: StudyScalar>(_: T.Type) {
+        var g = SplitMix64(seed: 3)
+        let x = (0..<37).map { _ in T(roundingDouble: g.nextUniform() - 0.5) }
+        let y0 = (0..<37).map { _ in T(roundingDouble: g.nextUniform() * 3) }
+        let a = T(roundingDouble: 0.3)
+        var y = y0
+        let alias = y
+        Kernels.axpy(a, x, &y)
+        #expect(y.indices.allSatisfy { y[$0].doubleValue.bitPattern == y0[$0].addingProduct(a, x[$0]).doubleValue.bitPattern }, "\(T.self)")
+        #expect(alias.map(\.doubleValue) == y0.map(\.doubleValue), "copy-on-write kept")
+    }
+    @Test func sameAsTheGenericLoop() {
+        check(Float.self); check(Double.self); check(BFloat16.self); check(LowPrecisionFloat<FP16Spec, NearestEven>.self)
+    }
+}
