@@ -230,7 +230,7 @@ struct TableCmd: ParsableCommand {
 
 struct Version: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Tool and library versions (MPFR, GMP, OpenBLAS).")
-    func run() throws { for l in ToolInfo.lines { print(l) } }
+    func run() throws { if Cluster.isRoot { for l in ToolInfo.lines { print(l) } } }
 }
 
 struct Bench: ParsableCommand {

@@ -164,6 +164,8 @@ func splitCSV(_ line: String) -> [String] {
         #expect(!FileManager.default.fileExists(atPath: d.appendingPathComponent("x").path))
         let b = try mpi(2, ["hvp", "--model", "mlp:widths=6-8-3,samples=16", "--shards", "3", "--out", d.appendingPathComponent("y").path])
         #expect(b.status != 0 && b.stderr.contains("--shards 3 differs from the job's 2 ranks"))
+        let v = try mpi(2, ["version"])
+        #expect(v.status == 0 && v.stdout.components(separatedBy: "hessian-harness ").count == 2, "printed once: \(v.stdout)")
         let c = try mpi(2, ["formats"])
         #expect(c.status != 0 && c.stderr.contains("does not run as a multi-process job"))
     }
