@@ -83,12 +83,18 @@ public struct FDResult: Sendable {
     /// The result of perturbing θ to `plus` = fl_param(θ + εv): δ and the swamped fraction.
     @inlinable public init(hv: [Double], epsilon: Double, theta: [Double], plus: [Double], v: [Double]) {
         var moving = 0, swamped = 0
-        for i in v.indices where v[i] != 0 {
-            moving += 1
-            if plus[i] == theta[i] { swamped += 1 }
+        let n = v.count
+        precondition(plus.count == n && theta.count == n, "FDResult: θ, fl(θ + εv) and v differ in length")
+        let delta = [Double](unsafeUninitializedCapacity: n) { d, count in
+            plus.withUnsafeBufferPointer { p in theta.withUnsafeBufferPointer { t in v.withUnsafeBufferPointer { vs in
+                for i in 0..<n {
+                    d[i] = p[i] - t[i]
+                    if vs[i] != 0 { moving += 1; if p[i] == t[i] { swamped += 1 } }
+                }
+            } } }
+            count = n
         }
-        self.init(hv: hv, epsilon: epsilon, delta: zip(plus, theta).map { $0 - $1 },
-                  swampedFraction: moving > 0 ? Double(swamped) / Double(moving) : 0)
+        self.init(hv: hv, epsilon: epsilon, delta: delta, swampedFraction: moving > 0 ? Double(swamped) / Double(moving) : 0)
     }
     /// The estimate ĥ.
     public var hv: [Double]
@@ -105,7 +111,12 @@ public enum FiniteDifferenceHVP {
     @inlinable
     public static func perturb(_ theta: [Double], _ v: [Double], _ c: Double, _ eps: Double, _ param: FormatArithmetic) -> [Double] {
         let ce = c * eps                                   // c ∈ {±1, ±2}: exact scaling
-        return zip(theta, v).map { t, vi in param.fma(t, ce, vi) }
+        return [Double](unsafeUninitializedCapacity: theta.count) { out, count in
+            theta.withUnsafeBufferPointer { t in v.withUnsafeBufferPointer { vs in
+                for i in 0..<t.count { (out.baseAddress! + i).initialize(to: param.fma(t[i], ce, vs[i])) }
+            } }
+            count = theta.count
+        }
     }
 
     /// The difference quotient of the gradients at the scheme's offsets (in the
@@ -143,8 +154,8 @@ public enum FiniteDifferenceHVP {
         precondition(theta.count == v.count && theta.count == model.parameterCount)
         let eps = step.epsilon(theta: theta, v: v)
         let (grads, plus) = gradientsAtOffsets(theta, v, scheme: scheme, epsilon: eps, param: precision.param) { p in
-            ScalarArrays.doubles(model.lossAndGradient(ScalarArrays.rounding(p, to: T.self), accumulation: precision.accumulation).gradient)
-                .map { precision.grad.round($0) }
+            ScalarArrays.doubles(model.lossAndGradient(ScalarArrays.rounding(p, to: T.self), accumulation: precision.accumulation).gradient,
+                                 roundedBy: precision.grad)
         }
         return FDResult(hv: quotient(grads, scheme: scheme, epsilon: eps, hvp: precision.hvp), epsilon: eps,
                         theta: theta, plus: plus, v: v)

@@ -70,6 +70,19 @@ public enum ScalarArrays {
         return fill(x, \.doubleValue)
     }
 
+    /// The values of `x` rounded into a stage format, in one pass.
+    @inlinable
+    public static func doubles<T: StudyScalar>(_ x: [T], roundedBy f: FormatArithmetic) -> [Double] {
+        @inline(__always) func run<U: StudyScalar>(_: U.Type) -> [Double] { fill(unsafeBitCast(x, to: [U].self)) { f.round($0.doubleValue) } }
+        if T.self == Double.self { return fill(unsafeBitCast(x, to: [Double].self)) { f.round($0) } }
+        if T.self == Float.self { return run(Float.self) }
+        if T.self == BFloat16.self { return run(BFloat16.self) }
+        if T.self == LowPrecisionFloat<FP16Spec, NearestEven>.self { return run(LowPrecisionFloat<FP16Spec, NearestEven>.self) }
+        if T.self == LowPrecisionFloat<BF16Spec, Stochastic>.self { return run(LowPrecisionFloat<BF16Spec, Stochastic>.self) }
+        if T.self == LowPrecisionFloat<FP32Spec, Stochastic>.self { return run(LowPrecisionFloat<FP32Spec, Stochastic>.self) }
+        return fill(x) { f.round($0.doubleValue) }
+    }
+
     @inlinable @inline(__always)
     static func fill<A, B>(_ x: [A], _ f: (A) -> B) -> [B] {
         [B](unsafeUninitializedCapacity: x.count) { out, count in
