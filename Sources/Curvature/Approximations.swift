@@ -169,6 +169,9 @@ public struct KFAC<T: StudyScalar> {
         var names: [String] = []
         var aSum: [String: Matrix<T>] = [:], gSum: [String: Matrix<T>] = [:]
         var rows = 0
+        func accumulate(_ sums: inout [String: Matrix<T>], _ name: String, _ m: Matrix<T>) {
+            if let s = sums[name] { sums[name] = Matrix(rows: s.rows, cols: s.cols, storage: zip(s.storage, m.storage).map(+)) } else { sums[name] = m }
+        }
         for c in 0..<z.cols {
             var q = [T](); q.reserveCapacity(z.rows * z.cols)
             for r in 0..<z.rows { q += factors[r][c] }
@@ -183,11 +186,11 @@ public struct KFAC<T: StudyScalar> {
                         for i in 0..<x.rows { for j in 0..<x.cols { xb[i, j] = x[i, j] }; xb[i, x.cols] = 1 }
                     }
                     let xx = Kernels.gemm(xb.transposed(), xb, accumulation: acc)
-                    if let s = aSum[name] { aSum[name] = Matrix(rows: s.rows, cols: s.cols, storage: zip(s.storage, xx.storage).map(+)) } else { aSum[name] = xx }
+                    accumulate(&aSum, name, xx)
                     if name == "head" { rows += x.rows }
                 }
                 let gg = Kernels.gemm(dy.transposed(), dy, accumulation: acc)
-                if let s = gSum[name] { gSum[name] = Matrix(rows: s.rows, cols: s.cols, storage: zip(s.storage, gg.storage).map(+)) } else { gSum[name] = gg }
+                accumulate(&gSum, name, gg)
             }
         }
         layers = names.map { name in

@@ -73,6 +73,16 @@ public struct FDPrecision: Sendable {
                 accumulation: Accumulation = .recursive) {
         self.param = param; self.grad = grad; self.hvp = hvp; self.accumulation = accumulation
     }
+
+    /// The contribution of `samples` to ∇L at θ (fp64 carriers of `param` values),
+    /// computed in `T` under `accumulation` and rounded into the `grad` format: what
+    /// every FD scheme, sharded or not, takes at each offset.
+    @inlinable
+    public func gradient<M: DifferentiableModel, T: StudyScalar>(_ model: M, at theta: [Double], samples: Range<Int>,
+                                                                 compute _: T.Type) -> [Double] {
+        ScalarArrays.doubles(model.lossAndGradient(ScalarArrays.rounding(theta, to: T.self), samples: samples, accumulation: accumulation).gradient,
+                             roundedBy: grad)
+    }
 }
 
 public struct FDResult: Sendable {
@@ -154,8 +164,7 @@ public enum FiniteDifferenceHVP {
         precondition(theta.count == v.count && theta.count == model.parameterCount)
         let eps = step.epsilon(theta: theta, v: v)
         let (grads, plus) = gradientsAtOffsets(theta, v, scheme: scheme, epsilon: eps, param: precision.param) { p in
-            ScalarArrays.doubles(model.lossAndGradient(ScalarArrays.rounding(p, to: T.self), accumulation: precision.accumulation).gradient,
-                                 roundedBy: precision.grad)
+            precision.gradient(model, at: p, samples: 0..<model.sampleCount, compute: T.self)
         }
         return FDResult(hv: quotient(grads, scheme: scheme, epsilon: eps, hvp: precision.hvp), epsilon: eps,
                         theta: theta, plus: plus, v: v)

@@ -57,9 +57,7 @@ public enum ShardedHVP {
         let mySamples = min(r * per, samples)..<min((r + 1) * per, samples)
         let (grads, plus) = FiniteDifferenceHVP.gradientsAtOffsets(tr, vr, scheme: scheme, epsilon: eps, param: precision.param) { local in
             let full = layout.unpad(comm.allGather(local))
-            let g = model.lossAndGradient(ScalarArrays.rounding(full, to: T.self), samples: mySamples,
-                                          accumulation: precision.accumulation).gradient
-            var gpad = ScalarArrays.doubles(g).map { precision.grad.round($0) }
+            var gpad = precision.gradient(model, at: full, samples: mySamples, compute: T.self)
             gpad += [Double](repeating: 0, count: layout.paddedCount - n)
             return comm.reduceScatter(gpad, format: precision.grad, order: order)
         }
@@ -81,8 +79,7 @@ public enum ShardedHVP {
             let r = comm.rank
             let full = layout.unpad(comm.allGather(layout.shard(theta, rank: r)))
             let mine = min(r * per, samples)..<min((r + 1) * per, samples)
-            var g = ScalarArrays.doubles(model.lossAndGradient(ScalarArrays.rounding(full, to: T.self), samples: mine,
-                                                               accumulation: precision.accumulation).gradient).map { precision.grad.round($0) }
+            var g = precision.gradient(model, at: full, samples: mine, compute: T.self)
             g += [Double](repeating: 0, count: layout.paddedCount - n)
             return layout.unpad(comm.allGather(comm.reduceScatter(g, format: precision.grad, order: order)))
         }

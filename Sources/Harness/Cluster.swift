@@ -14,6 +14,16 @@ public enum Cluster {
     public static var isRoot: Bool { rank == 0 }
     /// The number of ranks (1 outside a job).
     public static var size: Int { world?.size ?? 1 }
+
+    /// The shard count of a sharded command: `--shards` outside a job; in a job one
+    /// shard per rank, so `--shards` must be omitted (1) or equal the job's size.
+    public static func shards(requested: Int) throws -> Int {
+        guard requested >= 1 && requested <= 1024 else { throw HarnessError("--shards must be in 1...1024 (got \(requested))") }
+        if let w = world, requested != 1 && requested != w.size {
+            throw HarnessError("--shards \(requested) differs from the job's \(w.size) ranks (under MPI every rank holds one shard; omit --shards)")
+        }
+        return world?.size ?? requested
+    }
 }
 
 /// An error raised on one rank of a job only (a failing configuration, say): every

@@ -3,6 +3,7 @@ import Scalars
 import LinearAlgebra
 import Models
 import Curvature
+import Studies
 
 /// `hessian-harness hvp`: one FD (or exact) HVP of a model under a precision
 /// policy, against the exact HVP in mpfr256, with everything an outside framework
@@ -38,20 +39,15 @@ public struct HVPCommand {
         }
         let step: StepPolicy
         do { step = try StepPolicy.make(kind: stepPolicy, value: eps) } catch { throw HarnessError("--eps/--step-policy: \(error)") }
-        guard shards >= 1 && shards <= 1024 else { throw HarnessError("--shards must be in 1...1024 (got \(shards))") }
+        let nShards = try Cluster.shards(requested: shards)
         guard let ord = ReductionOrder(rawValue: order) else { throw HarnessError("unknown --order '\(order)' (known: sequential, tree)") }
         let world = Cluster.world
-        if let w = world, shards != 1 && shards != w.size {
-            throw HarnessError("--shards \(shards) differs from the job's \(w.size) ranks (under MPI every rank holds one shard; omit --shards)")
-        }
-        let nShards = world?.size ?? shards
         let param = try pol.arithmetic(pol.param), grad = try pol.arithmetic(pol.grad), hvp = try pol.arithmetic(pol.hvp)
         let acc = try pol.accumulation()
 
         let n = m.parameterCount
         let theta = m.initialParameters(seed: seed).map { param.round($0) }
-        var g = SplitMix64(seed: seed ^ 0x5DEE_CE66_D)
-        let v = (0..<n).map { _ in 2 * g.nextUniform() - 1 }
+        let v = ModelSetup.direction(count: n, seed: seed)
         let clock = ContinuousClock()
 
         // Reference: exact HVP in mpfr256 (forward-over-reverse), rounded to fp64 (rank 0 only).
@@ -107,7 +103,7 @@ public struct HVPCommand {
         bundle.add("hv_exact.npy", NPY.float64(exact))
         bundle.add("hv.npy", NPY.float64(r.hv))
         try bundle.add("summary.csv", summary)
-        let manifest = Manifest(command: command, seeds: ["model": seed, "v": seed ^ 0x5DEE_CE66_D, "stochastic_rounding": seed],
+        let manifest = Manifest(command: command, seeds: ["model": seed, "v": ModelSetup.directionSeed(seed), "stochastic_rounding": seed],
                                 parameters: ["model": model, "policy": pol.description, "scheme": scheme, "eps": "\(eps)",
                                              "step_policy": stepPolicy, "shards": "\(nShards)", "mpi_ranks": "\(Cluster.size)", "reduction_order": ord.rawValue,
                                              "reference": "exact HVP (forward-over-reverse) in mpfr256, rounded to fp64",

@@ -82,7 +82,7 @@ public struct ModelSLQCommand {
         guard let ro = Reorthogonalization(rawValue: reorthName) else {
             throw HarnessError("unknown reorthogonalization '\(reorthName)' (known: none, full, partial, selective)")
         }
-        guard shards >= 1 && shards <= 1024 else { throw HarnessError("--shards must be in 1...1024 (got \(shards))") }
+        let nShards = try Cluster.shards(requested: shards)
         guard let ord = ReductionOrder(rawValue: order) else { throw HarnessError("unknown --order '\(order)' (known: sequential, tree)") }
         guard probes >= 1 && probes <= 10_000 else { throw HarnessError("--probes must be in 1...10000") }
         guard let kind = ProbeKind(rawValue: probe) else { throw HarnessError("unknown --probe '\(probe)' (known: rademacher, gaussian)") }
@@ -92,10 +92,6 @@ public struct ModelSLQCommand {
         do { m = try ModelSpec.build(model, seed: seed) } catch { throw HarnessError("--model: \(error)") }
 
         let world = Cluster.world
-        if let w = world, shards != 1 && shards != w.size {
-            throw HarnessError("--shards \(shards) differs from the job's \(w.size) ranks (under MPI every rank holds one shard; omit --shards)")
-        }
-        let nShards = world?.size ?? shards
         // The FSDP pipeline (shard-local Lanczos vectors, all-reduced dot products) runs
         // when its Lanczos supports the settings; partial and selective
         // reorthogonalization, or a Krylov format beyond fp64, run unsharded Lanczos
@@ -147,17 +143,14 @@ public struct ModelSLQCommand {
 
         var nodes = Table(header: ["probe", "node", "weight"])
         var lanczos = Table(header: ["probe", "step", "alpha", "beta", "orth_loss", "orth_loss_fro"])
-        var allNodes: [Double] = [], allWeights: [Double] = [], ritzValues: [[Double]] = []
+        let (mu, perProbe) = try KrylovStabilityStudy.slq(traces)
+        let allNodes = mu.nodes, ritzValues = perProbe.map(\.values)
         for (p, t) in traces.enumerated() {
-            let r = try KrylovStabilityStudy.ritz(t, k: t.alpha.count)
-            for (x, w) in zip(r.values, r.weights) { nodes.append(["\(p)", csvNumber(x), csvNumber(w)]) }
-            allNodes += r.values; allWeights += r.weights.map { $0 / Double(probes) }
-            ritzValues.append(r.values)
+            for (x, w) in zip(perProbe[p].values, perProbe[p].weights) { nodes.append(["\(p)", csvNumber(x), csvNumber(w)]) }
             for j in t.alpha.indices {
                 lanczos.append(["\(p)", "\(j + 1)", csvNumber(t.alpha[j]), csvNumber(t.beta[j]), cell(t.orthLoss[j]), cell(t.orthLossFro[j])])
             }
         }
-        let mu = SpectralMeasure(nodes: allNodes, weights: allWeights)
         let sig = sigma ?? mu.defaultSigma
         let exact: [Double]? = n <= 3000 ? try ExactSpectrum.of(m, theta: theta, spec: model) : nil
         let lo = min(mu.nodes.min() ?? 0, exact?.first ?? .infinity) - 3 * sig

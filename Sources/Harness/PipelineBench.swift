@@ -52,15 +52,10 @@ public enum PipelineBench {
                                               probes: ps, seed: 1) { q in
                 (try? engine.estimate(theta: theta, v: q, scheme: .central, step: .absolute(1e-3)).hv) ?? q
             }
-            var all: [Double] = [], weights: [Double] = []
-            for tr in traces {
-                let r = try KrylovStabilityStudy.ritz(tr, k: tr.alpha.count)
-                all += r.values; weights += r.weights.map { $0 / Double(probes) }
-            }
-            let mu = SpectralMeasure(nodes: all, weights: weights)
-            let lo = all.min() ?? 0, hi = all.max() ?? 1
+            let mu = try KrylovStabilityStudy.slq(traces).measure
+            let lo = mu.nodes.min() ?? 0, hi = mu.nodes.max() ?? 1
             _ = mu.density(on: (0..<512).map { lo + (hi - lo) * Double($0) / 511 }, sigma: mu.defaultSigma)
-            nodes = all.count
+            nodes = mu.nodes.count
         }
         return [Row(benchmark: "SLQ \(spec) (\(m.parameterCount) params), \(probes) probes × \(steps) steps, central FD-HVP fp32, full reorth",
                     seconds: t, rate: "\(String(format: "%.1f", t / Double(probes * steps) * 1e3)) ms per Lanczos step (\(nodes) nodes)")]

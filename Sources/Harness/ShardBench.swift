@@ -15,11 +15,7 @@ public enum ShardBench {
     public static func run(model spec: String, policy: String, shards: Int, reps: Int, seed: UInt64 = 0) throws -> String? {
         guard reps >= 1 && reps <= 10_000 else { throw HarnessError("--reps must be in 1...10000") }
         let world = Cluster.world
-        if let w = world, shards != 1 && shards != w.size {
-            throw HarnessError("--shards \(shards) differs from the job's \(w.size) ranks (omit --shards under MPI)")
-        }
-        guard shards >= 1 && shards <= 1024 else { throw HarnessError("--shards must be in 1...1024 (got \(shards))") }
-        let ranks = world?.size ?? shards
+        let ranks = try Cluster.shards(requested: shards)
         let m: any DifferentiableModel
         do { m = try ModelSpec.build(spec, seed: seed) } catch { throw HarnessError("--model: \(error)") }
         let pol: PrecisionPolicy
@@ -27,8 +23,7 @@ public enum ShardBench {
         let engine = try FDEngine(model: m, policy: pol)
         let param = try pol.arithmetic(pol.param)
         let theta = m.initialParameters(seed: seed).map { param.round($0) }
-        var g = SplitMix64(seed: seed ^ 0x5DEE_CE66_D)
-        let v = (0..<theta.count).map { _ in 2 * g.nextUniform() - 1 }
+        let v = ModelSetup.direction(count: theta.count, seed: seed)
         func hvp() throws { _ = try engine.estimate(theta: theta, v: v, scheme: .central, step: .absolute(1e-3), shards: ranks, world: world) }
         try hvp()
         let clock = ContinuousClock()

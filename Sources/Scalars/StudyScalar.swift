@@ -57,20 +57,7 @@ public enum ScalarArrays {
         return fill(x, T.init(roundingDouble:))
     }
 
-    /// The values of `x` as Doubles.
-    @inlinable
-    public static func doubles<T: StudyScalar>(_ x: [T]) -> [Double] {
-        @inline(__always) func run<U: StudyScalar>(_: U.Type) -> [Double] { fill(unsafeBitCast(x, to: [U].self), \.doubleValue) }
-        if T.self == Double.self { return unsafeBitCast(x, to: [Double].self) }
-        if T.self == Float.self { return run(Float.self) }
-        if T.self == BFloat16.self { return run(BFloat16.self) }
-        if T.self == LowPrecisionFloat<FP16Spec, NearestEven>.self { return run(LowPrecisionFloat<FP16Spec, NearestEven>.self) }
-        if T.self == LowPrecisionFloat<BF16Spec, Stochastic>.self { return run(LowPrecisionFloat<BF16Spec, Stochastic>.self) }
-        if T.self == LowPrecisionFloat<FP32Spec, Stochastic>.self { return run(LowPrecisionFloat<FP32Spec, Stochastic>.self) }
-        return fill(x, \.doubleValue)
-    }
-
-    /// The values of `x` rounded into a stage format, in one pass.
+    /// The values of `x` rounded into a stage format (`.fp64`: the values as they are), in one pass.
     @inlinable
     public static func doubles<T: StudyScalar>(_ x: [T], roundedBy f: FormatArithmetic) -> [Double] {
         @inline(__always) func run<U: StudyScalar>(_: U.Type) -> [Double] { fill(unsafeBitCast(x, to: [U].self)) { f.round($0.doubleValue) } }

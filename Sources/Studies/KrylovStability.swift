@@ -179,6 +179,14 @@ public struct KrylovStabilityStudy: Study {
         return (r.values, r.components[1].map { abs($0) * t.beta[k - 1] }, w.map { $0 / s })
     }
 
+    /// SLQ over several probes: each probe's Ritz values with weights τ²ᵢ (per probe)
+    /// and the measure that puts τ²ᵢ / probes on every Ritz value of every probe.
+    public static func slq(_ traces: [LanczosTrace]) throws -> (measure: SpectralMeasure, probes: [(values: [Double], weights: [Double])]) {
+        let perProbe = try traces.map { t in let r = try ritz(t, k: t.alpha.count); return (values: r.values, weights: r.weights) }
+        let count = Double(traces.count)
+        return (SpectralMeasure(nodes: perProbe.flatMap(\.values), weights: perProbe.flatMap { $0.weights.map { $0 / count } }), perProbe)
+    }
+
     public func run(unit index: Int, context: StudyContext) throws -> UnitOutput {
         let c = runs[index]
         let setup = try ModelSetup.make(c.model, seed: c.seed, param: c.policy.param, context: context)

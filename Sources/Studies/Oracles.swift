@@ -28,14 +28,23 @@ public struct ModelSetup: Sendable {
             do { m = try ModelSpec.build(spec, seed: seed) } catch { throw StudyError("model '\(spec)': \(error)") }
             let p = try FormatArithmetic(name: param)
             let theta = m.initialParameters(seed: seed).map { p.round($0) }
-            var g = SplitMix64(seed: seed ^ 0x5DEE_CE66_D)
-            let v = (0..<m.parameterCount).map { _ in 2 * g.nextUniform() - 1 }
+            let v = direction(count: m.parameterCount, seed: seed)
             let h = m.exactHVP(theta.map { MPFloat<256>($0) }, v.map { MPFloat<256>($0) }).hv
             var s = MPFloat<256>.zero
             for x in h { s += x * x }
             return ModelSetup(spec: spec, seed: seed, param: param, model: m, theta: theta, v: v, hRef: h,
                               hRefNorm: s.squareRoot().doubleValue)
         }
+    }
+
+    /// The seed of a model's HVP direction v for the configuration seed `seed`.
+    public static func directionSeed(_ seed: UInt64) -> UInt64 { seed ^ 0x5DEE_CE66_D }
+
+    /// The HVP direction v shared by the studies, `hvp` and the benchmarks: entries
+    /// uniform in [−1, 1) from SplitMix64(``directionSeed(_:)``).
+    public static func direction(count: Int, seed: UInt64) -> [Double] {
+        var g = SplitMix64(seed: directionSeed(seed))
+        return (0..<count).map { _ in 2 * g.nextUniform() - 1 }
     }
 
     /// ‖x − h_ref‖₂ / ‖h_ref‖₂ with the difference taken in mpfr256.
@@ -125,22 +134,22 @@ public struct FDEngine: Sendable {
                                             precision: precision, order: order, compute: T.self).hv
                 }, gradient: { theta, shards, order, world in
                     if shards == 1 && world == nil {
-                        return ScalarArrays.doubles(m.lossAndGradient(ScalarArrays.rounding(theta, to: T.self), accumulation: precision.accumulation)
-                            .gradient).map { precision.grad.round($0) }
+                        return precision.gradient(m, at: theta, samples: 0..<m.sampleCount, compute: T.self)
                     }
                     return try ShardedHVP.gradient(m, theta: theta, precision: precision, shards: shards, order: order, world: world,
                                                    compute: T.self)
                 }, exact: { theta, v in
-                    m.exactHVP(ScalarArrays.rounding(theta, to: T.self), ScalarArrays.rounding(v, to: T.self), accumulation: precision.accumulation)
-                        .hv.map { precision.hvp.round($0.doubleValue) }
+                    ScalarArrays.doubles(m.exactHVP(ScalarArrays.rounding(theta, to: T.self), ScalarArrays.rounding(v, to: T.self),
+                                                    accumulation: precision.accumulation).hv, roundedBy: precision.hvp)
                 }, computeBytes: MemoryLayout<T>.stride)
             }
         }
-        // Generic on purpose (the model type comes from an existential, so the gradient is
-        // not specialized; see the performance note of issue 4): an -O build that
-        // specialized this path by casting to the concrete model types and an inlinable
-        // registry produced wrong forward differences (offset 0) while central ones stayed
-        // bit-identical, which remains to be explained before it is used.
+        // The model and scalar types stay generic here (opened from an existential and a
+        // format name); the hot code below specializes itself for the common types
+        // (`GradientCore`, the kernels' `Specialized`, `ScalarArrays`). An earlier attempt
+        // that specialized this whole path instead (casting to the concrete models, an
+        // inlinable registry) gave different forward differences in an -O build and was
+        // removed without an explanation (issue 4).
         func open<M: DifferentiableModel>(_ m: M) throws -> Ops {
             try ScalarRegistry.run(format: policy.compute, rounding: policy.mode(for: policy.compute), Make(m: m, precision: precision))
         }
