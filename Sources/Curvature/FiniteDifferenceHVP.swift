@@ -163,6 +163,21 @@ public enum FiniteDifferenceHVP {
     ) -> FDResult {
         precondition(theta.count == v.count && theta.count == model.parameterCount)
         let eps = step.epsilon(theta: theta, v: v)
+        if T.self == Float.self, let r = Binary32FD.estimate(model, theta: theta, v: v, scheme: scheme, epsilon: eps, precision: precision) {
+            return r                                       // fp32 throughout: the same values in fewer passes
+        }
+        return estimateByStages(model, theta: theta, v: v, scheme: scheme, epsilon: eps, precision: precision, compute: T.self)
+    }
+
+    /// The FD-HVP stage by stage in fp64 carriers (perturb, convert, gradient, round
+    /// into `grad`, quotient), for every policy; ``estimate(_:theta:v:scheme:step:precision:compute:)``
+    /// takes a fused path with the same values where it has one, and the tests
+    /// compare the two.
+    @inlinable
+    public static func estimateByStages<M: DifferentiableModel, T: StudyScalar>(
+        _ model: M, theta: [Double], v: [Double], scheme: FDScheme, epsilon eps: Double,
+        precision: FDPrecision, compute: T.Type
+    ) -> FDResult {
         let (grads, plus) = gradientsAtOffsets(theta, v, scheme: scheme, epsilon: eps, param: precision.param) { p in
             precision.gradient(model, at: p, samples: 0..<model.sampleCount, compute: T.self)
         }

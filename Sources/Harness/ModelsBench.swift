@@ -6,7 +6,7 @@ import Curvature
 /// `hessian-harness bench models`: the MLP 784-256-256-10, batch 256, fp32 with
 /// BLAS products: gradient time, central FD-HVP and exact dual HVP (in units of
 /// the gradient: `hvp_over_grad`), and the exact HVP in MPFloat<256> of an MLP of
-/// about 10k parameters. Median of `trials`.
+/// about 10k parameters. Medians of `trials` interleaved rounds after a warm-up round.
 public enum ModelsBench {
     public struct Row: Sendable { public var benchmark: String; public var seconds: Double; public var overGrad: Double? }
 
@@ -19,15 +19,21 @@ public enum ModelsBench {
         let v = (0..<theta.count).map { _ in g.nextUniform() - 0.5 }
         let vF = v.map { Float($0) }
         var sink: Float = 0
-        let tGrad = try Timing.median(trials: trials) { sink += mlp.lossAndGradient(thetaF, accumulation: .blas).loss }
         let p = FDPrecision(param: try FormatArithmetic(name: "fp32"), grad: try FormatArithmetic(name: "fp32"),
                             hvp: try FormatArithmetic(name: "fp32"), accumulation: .blas)
-        let tFD = try Timing.median(trials: trials) {
-            let r = FiniteDifferenceHVP.estimate(mlp, theta: theta.map { Double(Float($0)) }, v: v, scheme: .central,
-                                                 step: .absolute(1e-2), precision: p, compute: Float.self)
-            sink += Float(r.hv[0])
-        }
-        let tDual = try Timing.median(trials: trials) { sink += mlp.exactHVP(thetaF, vF, accumulation: .blas).hv[0] }
+        let thetaParam = thetaF.map { Double($0) }                 // θ in the param format (fp32), as the studies hold it
+        // Interleaved: each round times the gradient, the FD-HVP and the dual HVP in turn,
+        // so the ratios compare runs under the same load.
+        let times = try Timing.interleavedMedians(trials: trials, [
+            { sink += mlp.lossAndGradient(thetaF, accumulation: .blas).loss },
+            {
+                let r = FiniteDifferenceHVP.estimate(mlp, theta: thetaParam, v: v, scheme: .central,
+                                                     step: .absolute(1e-2), precision: p, compute: Float.self)
+                sink += Float(r.hv[0])
+            },
+            { sink += mlp.exactHVP(thetaF, vF, accumulation: .blas).hv[0] },
+        ])
+        let (tGrad, tFD, tDual) = (times[0], times[1], times[2])
         // Exact HVP in MPFloat<256>: MLP 64-128-10 (9,610 parameters), 32 samples.
         let small = try MLP(widths: [64, 128, 10], activation: .tanh, data: try Dataset.teacherStudent(samples: 32, features: 64, classes: 10, seed: 4))
         let ts = small.initialParameters(seed: 5).map { MPFloat<256>($0) }

@@ -258,7 +258,7 @@ struct Bench: ParsableCommand {
         switch suite {
         case "scalars": print(ScalarsBench.render(ScalarsBench.run(n: n, reps: reps, trials: trials)), terminator: "")
         case "krylov": print(KrylovBench.render(try KrylovBench.run(trials: min(trials, 3))), terminator: "")
-        case "models": print(ModelsBench.render(try ModelsBench.run(trials: min(trials, 5))), terminator: "")
+        case "models": print(ModelsBench.render(try ModelsBench.run(trials: trials)), terminator: "")
         case "topk":
             let r = try KrylovBench.topK(spec: operatorSpec, seed: seed, k: k, tol: tol, trials: min(trials, 5))
             print("benchmark,seconds,steps,max_rel_err\n\"lanczos top-\(k) \(operatorSpec) seed \(seed)\",\(r.seconds),\(r.steps),\(r.maxErr)")

@@ -30,6 +30,20 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
         }
     }
 
+    /// The derivative at x given the value h = `value(x)` already computed in the
+    /// forward pass, as frameworks keep activations: tanh uses `1 − h²`, the expression
+    /// ``derivative(_:)`` evaluates after recomputing tanh(x), so the same bits in every
+    /// deterministic type (duals included) without a second tanh. Under stochastic
+    /// rounding the recomputation drew a second, different rounding of tanh(x); the
+    /// backward pass now uses the value the forward pass used. GELU and ReLU need x.
+    @inlinable
+    public func derivative<T: StudyScalar>(_ x: T, value h: T) -> T {
+        switch self {
+        case .tanh: return 1 - h * h
+        case .gelu, .relu: return derivative(x)
+        }
+    }
+
     /// The formula, as model.json records it for outside frameworks.
     public var formula: String {
         switch self {

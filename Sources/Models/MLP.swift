@@ -69,13 +69,16 @@ public struct MLP: OutputModel, GradientCore {
             biases.append(Array(theta[b.range]))
         }
         // Forward.
-        let xs = Matrix<Double>(rows: batch, cols: data.features,
-                                storage: Array(data.x.storage[(samples.lowerBound * data.features)..<(samples.upperBound * data.features)]))
-        var hs: [Matrix<T>] = [xs.converted(to: T.self)]
+        let rows = samples == 0..<data.count ? data.x.storage
+            : Array(data.x.storage[(samples.lowerBound * data.features)..<(samples.upperBound * data.features)])
+        var hs: [Matrix<T>] = [Matrix(rows: batch, cols: data.features, storage: ScalarArrays.rounding(rows, to: T.self))]
         var zs: [Matrix<T>] = []
         for l in 0..<layers {
             var z = Kernels.gemm(hs[l], weights[l].transposed(), accumulation: acc)
-            for i in 0..<batch { for j in 0..<z.cols { z[i, j] += biases[l][j] } }
+            let width = z.cols
+            z.storage.withUnsafeMutableBufferPointer { zp in biases[l].withUnsafeBufferPointer { bp in
+                for i in 0..<batch { for j in 0..<width { zp[i * width + j] += bp[j] } }
+            } }
             zs.append(z)
             if l < layers - 1 { hs.append(z.map { activation.value($0) }) }
         }
@@ -90,16 +93,19 @@ public struct MLP: OutputModel, GradientCore {
         for l in stride(from: layers - 1, through: 0, by: -1) {
             let dW = Kernels.gemm(dz.transposed(), hs[l], accumulation: acc)        // out × in
             let wt = layout.tensors[2 * l], bt = layout.tensors[2 * l + 1]
-            for (i, idx) in wt.range.enumerated() { grad[idx] = dW.storage[i] }
-            for j in 0..<dz.cols {
-                var s = T.zero
-                for i in 0..<batch { s += dz[i, j] }
-                grad[bt.offset + j] = s
-            }
+            grad.replaceSubrange(wt.range, with: dW.storage)
+            // Bias gradient: column sums of dz, each accumulated over i in order (the rows
+            // swept together so dz is read contiguously).
+            let width = dz.cols
+            grad.withUnsafeMutableBufferPointer { gp in dz.storage.withUnsafeBufferPointer { dp in
+                let sums = gp.baseAddress! + bt.offset
+                for j in 0..<width { sums[j] = .zero }
+                for i in 0..<batch { for j in 0..<width { sums[j] += dp[i * width + j] } }
+            } }
             if l > 0 {
                 var dh = Kernels.gemm(dz, weights[l], accumulation: acc)             // batch × in
-                let zPrev = zs[l - 1]
-                for i in dh.storage.indices { dh.storage[i] *= activation.derivative(zPrev.storage[i]) }
+                let zPrev = zs[l - 1], hPrev = hs[l]                                // hs[l] = act(zs[l − 1])
+                for i in dh.storage.indices { dh.storage[i] *= activation.derivative(zPrev.storage[i], value: hPrev.storage[i]) }
                 dz = dh
             }
         }

@@ -26,6 +26,12 @@ public struct FormatArithmetic: Sendable, Equatable, CustomStringConvertible {
     }
     public static let fp64 = FormatArithmetic(format: nil)
 
+    /// binary32 with round-to-nearest.
+    @inlinable public var isBinary32Nearest: Bool { fast == 1 }
+    /// Rounding a binary32 value into this format returns it unchanged (binary32 or
+    /// binary64, to nearest).
+    @inlinable public var containsBinary32: Bool { fast == 1 || fast == 3 }
+
     /// A stage format by name: the emulated formats, `fp32`, `fp64` (or any `mpfrN`,
     /// which at this stage means "no rounding beyond binary64").
     public init(name: String, mode: RoundingMode = .nearest) throws {
@@ -70,18 +76,18 @@ public struct FormatArithmetic: Sendable, Equatable, CustomStringConvertible {
         guard let f = format else { return x }
         return FormatRounding.round(x, tail: tail, to: f, mode: mode)
     }
-    @inlinable public func add(_ a: Double, _ b: Double) -> Double {
+    @inlinable @inline(__always) public func add(_ a: Double, _ b: Double) -> Double {
         let (s, e) = FormatRounding.twoSum(a, b)
         return round(s, tail: e)
     }
-    @inlinable public func sub(_ a: Double, _ b: Double) -> Double { add(a, -b) }
-    @inlinable public func mul(_ a: Double, _ b: Double) -> Double {
+    @inlinable @inline(__always) public func sub(_ a: Double, _ b: Double) -> Double { add(a, -b) }
+    @inlinable @inline(__always) public func mul(_ a: Double, _ b: Double) -> Double {
         let p = a * b
         if fast == 3 { return p }
         if fast == 1, let r = Self.binary32(p) { return r }
         return round(p, tail: p.isFinite ? (-p).addingProduct(a, b) : 0)   // exact product error (FMA)
     }
-    @inlinable public func div(_ a: Double, _ b: Double) -> Double {
+    @inlinable @inline(__always) public func div(_ a: Double, _ b: Double) -> Double {
         let q = a / b
         if fast == 3 { return q }
         if fast == 1, let r = Self.binary32(q) { return r }
@@ -92,9 +98,12 @@ public struct FormatArithmetic: Sendable, Equatable, CustomStringConvertible {
     /// exact error by FMA); TwoSum(a, p) = s + e, then e + pe = t + f and s + t = s₂ + r,
     /// all exact, so the value is s₂ + (r + f) with the tail below half an ulp of s₂
     /// even when a cancels b·c (then pe, not e, carries the result's low bits).
-    @inlinable public func fma(_ a: Double, _ b: Double, _ c: Double) -> Double {
+    @inlinable @inline(__always) public func fma(_ a: Double, _ b: Double, _ c: Double) -> Double {
         if fast == 3 { return a.addingProduct(b, c) }    // binary64: the hardware's fused operation
-        if fast == 1, let r = Self.binary32(a.addingProduct(b, c)) { return r }   // fused result is a correct binary64 rounding
+        if fast == 1 {
+            if let r = Self.binary32(sum: a, b * c) { return r }                    // the common case, no fused operation
+            if let r = Self.binary32(a.addingProduct(b, c)) { return r }           // fused result is a correct binary64 rounding
+        }
         let p = b * c
         guard p.isFinite else { return round(a + p) }
         let pe = (-p).addingProduct(b, c)                // exact error of the product
@@ -102,6 +111,34 @@ public struct FormatArithmetic: Sendable, Equatable, CustomStringConvertible {
         let (t, f) = FormatRounding.twoSum(e, pe)
         let (s2, r) = FormatRounding.twoSum(s, t)
         return round(s2, tail: r + f)
+    }
+
+    /// Binary32 round-to-nearest of a + p, p = fl(b·c) the rounded product, from plain
+    /// Double arithmetic when ``binary32Decides(sum:product:)`` says r = fl(a + p) rounds
+    /// like the exact a + b·c; nil otherwise. On targets without a hardware FMA this
+    /// avoids the library's fused multiply-add: the FD perturbation fl(θ + εv) runs
+    /// through here for every parameter.
+    @inlinable @inline(__always)
+    static func binary32(sum a: Double, _ p: Double) -> Double? {
+        let r = a + p
+        return binary32Decides(sum: r, product: p) ? Double(Float(r)) : nil
+    }
+
+    /// Whether `Float(r)`, r = fl(a + p) with p = fl(b·c), is the binary32 rounding to
+    /// nearest of the exact a + b·c. When |p| ≤ 2¹²|r|, ulp(p) ≤ 2¹² ulp(r), so r is
+    /// within (2¹² + 1)/2 ulp(r) of the exact value (p's rounding error ≤ ulp(p)/2, the
+    /// sum's ≤ ulp(r)/2); if r also lies more than 2¹² ulp(r) from a binary32 midpoint
+    /// (its 29 dropped bits differ from 1000…0 by more than 2¹²), both round alike.
+    /// Also requires r in binary32's normal range. Fails for about 2⁻¹⁶ of random
+    /// operands and when a nearly cancels b·c. Branch-free (32-bit integer and Double
+    /// compares only), so loops over it vectorize.
+    @inlinable @inline(__always)
+    public static func binary32Decides(sum r: Double, product p: Double) -> Bool {
+        let m = r.magnitude
+        let dropped = UInt32(truncatingIfNeeded: r.bitPattern) & 0x1FFF_FFFF
+        let near: Int32 = p.magnitude <= 0x1p12 * m ? 1 : 0, normal: Int32 = m >= 0x1p-126 && m < 0x1p127 ? 1 : 0
+        let clear: Int32 = dropped &- (0x1000_0000 - 0x1000) > 0x2000 ? 1 : 0
+        return near & normal & clear != 0                 // no short-circuit: selects, not branches
     }
 
     /// Binary32 round-to-nearest of a Double that is the correctly rounded binary64

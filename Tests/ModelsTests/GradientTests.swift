@@ -4,7 +4,7 @@ import RealModule
 @testable import Curvature
 import Krylov
 import LinearAlgebra
-import Scalars
+@testable import Scalars
 
 typealias R = MPFloat<256>
 
@@ -142,6 +142,69 @@ func maxAbs<T: StudyScalar>(_ a: [T]) -> Double { a.map { abs($0.doubleValue) }.
         }
         for i in 1..<errs.count { #expect(errs[i] < errs[i - 1], "\(errs)") }
         #expect(errs.last! < 1e-14)
+    }
+
+    /// The backward pass's derivative from the stored activation equals the derivative
+    /// recomputed from x, bit for bit, in deterministic types (duals included).
+    @Test func derivativeFromStoredValue() {
+        var g = SplitMix64(seed: 21)
+        func check<T: StudyScalar>(_: T.Type, _ act: Activation) {
+            for _ in 0..<2000 {
+                let x = T(roundingDouble: g.nextUniform() * 8 - 4)
+                let a = act.derivative(x, value: act.value(x)), b = act.derivative(x)
+                #expect(a == b || (a.isNaN && b.isNaN), "\(act) \(T.self) at \(x)")
+            }
+        }
+        for act in Activation.allCases {
+            check(Float.self, act); check(Double.self, act); check(BFloat16.self, act); check(Dual<Float>.self, act)
+            check(LowPrecisionFloat<FP16Spec, NearestEven>.self, act)
+        }
+    }
+
+    /// The fused fp32 FD path (``Binary32FD``) against the stage-by-stage path, bit
+    /// for bit: hv, δ and the swamped fraction, over schemes, grad/hvp formats, steps
+    /// from swamping to coarse, and parameters with zeros, binary32 midpoints within a
+    /// few binary64 ulps of θ + εv, subnormals and huge values (blocks that fall back).
+    @Test func fusedBinary32FDMatchesStages() throws {
+        let data = try Dataset.teacherStudent(samples: 16, features: 20, classes: 4, seed: 3)
+        let mlp = try MLP(widths: [20, 300, 4], activation: .tanh, data: data)   // 7,504 parameters: 30 blocks
+        var g = SplitMix64(seed: 9)
+        let base = mlp.initialParameters(seed: 4).map { Double(Float($0)) }
+        let v = (0..<base.count).map { i in i % 97 == 0 ? 0 : g.nextUniform() - 0.5 }
+        var edgy = base
+        for i in stride(from: 0, to: edgy.count, by: 389) { edgy[i] = 0 }
+        for i in stride(from: 5, to: edgy.count, by: 1201) { edgy[i] = Double(Float(0x1p-140)) }    // binary32 subnormal
+        for i in stride(from: 7, to: edgy.count, by: 2003) { edgy[i] = 0x1p100 }
+        let fp32 = try FormatArithmetic(name: "fp32")
+        var fellBack = 0
+        for theta in [base, edgy] {
+            for (grad, hvp) in [(fp32, fp32), (FormatArithmetic.fp64, fp32), (fp32, .fp64), (.fp64, .fp64)] {
+                for scheme in [FDScheme.forward, .central] {
+                    for eps in [1e-9, 1e-4, 0.3] {
+                        // v scaled so that some θ + εv land within a few binary64 ulps of a binary32 midpoint.
+                        var w = v
+                        for i in stride(from: 3, to: w.count, by: 53) where theta[i] != 0 {
+                            let mid = Double(Float(theta[i]).ulp) / 2
+                            w[i] = (mid + Double(Int(g.next() % 7) - 3) * theta[i].ulp) / eps
+                        }
+                        let p = FDPrecision(param: fp32, grad: grad, hvp: hvp, accumulation: .recursive)
+                        let fused = FiniteDifferenceHVP.estimate(mlp, theta: theta, v: w, scheme: scheme, step: .absolute(eps), precision: p, compute: Float.self)
+                        let staged = FiniteDifferenceHVP.estimateByStages(mlp, theta: theta, v: w, scheme: scheme, epsilon: eps, precision: p, compute: Float.self)
+                        let label = "\(scheme) grad=\(grad) hvp=\(hvp) ε=\(eps)"
+                        #expect(fused.hv.map(\.bitPattern) == staged.hv.map(\.bitPattern), "\(label): hv")
+                        #expect(fused.delta.map(\.bitPattern) == staged.delta.map(\.bitPattern), "\(label): δ")
+                        #expect(fused.swampedFraction == staged.swampedFraction, "\(label)")
+                        for i in 0..<theta.count where FormatArithmetic.binary32(sum: theta[i], eps * w[i]) == nil { fellBack += 1 }
+                    }
+                }
+            }
+        }
+        #expect(fellBack > 100, "the fallback was exercised \(fellBack) times")
+        // Not covered (richardson, bf16 param, a non-Float compute type): the staged path.
+        let p16 = FDPrecision(param: try FormatArithmetic(name: "bf16"), grad: fp32, hvp: fp32)
+        let a = FiniteDifferenceHVP.estimate(mlp, theta: base, v: v, scheme: .richardson, step: .absolute(1e-2), precision: p16, compute: Float.self)
+        let b = FiniteDifferenceHVP.estimateByStages(mlp, theta: base, v: v, scheme: .richardson, epsilon: 1e-2, precision: p16, compute: Float.self)
+        #expect(a.hv.map(\.bitPattern) == b.hv.map(\.bitPattern))
     }
 
     /// In bf16 a small perturbation rounds back to θ: the swamped fraction says so,

@@ -177,3 +177,34 @@ import CMPFR
         }
     }
 }
+
+/// The binary32 fma without a fused operation (`fl(a + fl(b·c))`, accepted when it
+/// lies more than 2¹² ulp from a binary32 midpoint and |fl(b·c)| ≤ 2¹²|fl(a + fl(b·c))|): perturbation-like operands
+/// (a a binary32 parameter, b = ±ε, c a direction entry) and sums steered to within
+/// a few binary64 ulps of a midpoint, where the shortcut must decline. Against MPFR.
+@Test func binary32FmaShortcutNearMidpoints() throws {
+    var g = SplitMix64(seed: 41)
+    let fa = try FormatArithmetic(name: "fp32")
+    var bad: [String] = []
+    func check(_ a: Double, _ b: Double, _ c: Double) {
+        let want = oracle(.fp32, .nearest, [a, b, c]) { mpfr_fma($0, $1[1], $1[2], $1[0], $2) }
+        let got = fa.fma(a, b, c)
+        if !same(got, want) && bad.count < 5 { bad.append("fma(\(a), \(b), \(c)) = \(got), MPFR \(want)") }
+    }
+    for i in 0..<20_000 {
+        let theta = Double(Float(Double(sign: g.next() & 1 == 0 ? .plus : .minus, exponent: Int(g.next() % 12) - 8, significand: 1 + g.nextUniform())))
+        let eps = Double.pow(2, -Double(2 + i % 40)) * (1 + g.nextUniform())
+        check(theta, eps, g.nextUniform() - 0.5)                                  // the FD perturbation
+        // a = a binary32 midpoint plus k binary64 ulps, b·c below or near ulp(a).
+        let mid = theta + Double(Float(theta).ulp) / 2 * (theta < 0 ? -1 : 1)
+        // k binary64 ulps from the midpoint: near 0 (the shortcut must decline) and near
+        // its margin of 2¹² ulps (where it starts to accept).
+        let k = Double(Int(g.next() % 9) - 4) + [0, 4096, -4096, 4100, -4100][i % 5]
+        let p = Double(sign: .plus, exponent: theta.exponent - 52 - Int(g.next() % 3), significand: 1 + g.nextUniform())
+        check(mid + k * mid.ulp, p.squareRoot(), (g.next() & 1 == 0 ? 1 : -1) * p.squareRoot())
+        check(mid + k * mid.ulp, 0, 1)
+        check(0, eps, g.nextUniform() - 0.5)                                        // zero parameter: r = fl(b·c)
+    }
+    for f in bad { Issue.record(Comment(rawValue: f)) }
+    #expect(bad.isEmpty)
+}

@@ -1,0 +1,115 @@
+import Scalars
+import LinearAlgebra
+import Models
+
+/// The FD-HVP of ``FiniteDifferenceHVP/estimate(_:theta:v:scheme:step:precision:compute:)``
+/// for its most common policy, fp32 throughout (`param` binary32 to nearest, gradients
+/// in `Float`, `grad` and `hvp` binary32 to nearest or fp64), with the same values bit
+/// for bit and fewer passes over the n parameters.
+///
+/// The general path carries every stage in fp64 arrays: perturb (one correctly
+/// rounded fma per parameter), convert to the compute type, take the gradient,
+/// convert and round it into `grad`, form the quotient, and subtract θ for δ, seven
+/// passes of O(n) work around the two gradients. Here the perturbation is written
+/// straight into the `Float` array the gradient reads (with δ and the swamped count
+/// of offset +1 in the same pass), the gradients stay in `Float` (rounding a binary32
+/// value into binary32 or binary64 changes nothing), and the quotient reads them.
+///
+/// The perturbation loop computes the plain Double expression fl(θ + fl(cε·v)) and
+/// counts where ``FormatArithmetic/binary32Decides(sum:product:)`` proves that it
+/// rounds to binary32 like the exact value, without branching on it; a block of 256
+/// with any undecided element (a parameter near a binary32 midpoint, out of the normal
+/// range, nearly cancelled by its perturbation) is recomputed with the correctly
+/// rounded ``FormatArithmetic/fma(_:_:_:)``. The quotient in binary32 is the hardware's.
+@usableFromInline
+enum Binary32FD {
+    @usableFromInline static let block = 256
+
+    /// The result, or nil when the policy is not one this path covers.
+    @inlinable
+    static func estimate<M: DifferentiableModel>(_ model: M, theta: [Double], v: [Double], scheme: FDScheme,
+                                                 epsilon eps: Double, precision: FDPrecision) -> FDResult? {
+        guard precision.param.isBinary32Nearest, precision.grad.containsBinary32,
+              precision.hvp.isBinary32Nearest || precision.hvp == .fp64, scheme != .richardson else { return nil }
+        let n = theta.count
+        var delta: [Double] = [], swamped = 0, moving = 0
+        var grads: [[Float]] = []
+        for c in scheme.offsets {                                  // forward [1, 0], central [1, −1]
+            let point = [Float](unsafeUninitializedCapacity: n) { out, count in
+                theta.withUnsafeBufferPointer { t in v.withUnsafeBufferPointer { vs in
+                    if c == 0 {
+                        for i in 0..<n { out[i] = Float(t[i]) }          // as ScalarArrays.rounding(θ, to: Float)
+                    } else if c == 1 {
+                        delta = [Double](unsafeUninitializedCapacity: n) { d, dCount in
+                            (moving, swamped) = perturb(t, vs, eps, precision.param, into: out, delta: d)   // writes every δᵢ
+                            dCount = n
+                        }
+                    } else {
+                        _ = perturb(t, vs, c * eps, precision.param, into: out, delta: nil)
+                    }
+                } }
+                count = n
+            }
+            grads.append(model.lossAndGradient(point, samples: 0..<model.sampleCount, accumulation: precision.accumulation).gradient)
+        }
+        let hv = quotient(grads[0], grads[1], denominator: precision.hvp.round(scheme == .forward ? eps : 2 * eps), hvp: precision.hvp)
+        return FDResult(hv: hv, epsilon: eps, delta: delta, swampedFraction: moving > 0 ? Double(swamped) / Double(moving) : 0)
+    }
+
+    /// out[i] = fl32(θᵢ + ce·vᵢ), correctly rounded; with `delta`, also δᵢ = out[i] − θᵢ
+    /// (the Double subtraction of ``FDResult``) and the counts of moving (vᵢ ≠ 0) and
+    /// swamped (moving, yet out[i] = θᵢ) components, block by block while in cache.
+    @inlinable
+    static func perturb(_ t: UnsafeBufferPointer<Double>, _ v: UnsafeBufferPointer<Double>, _ ce: Double,
+                        _ param: FormatArithmetic, into out: UnsafeMutableBufferPointer<Float>,
+                        delta: UnsafeMutableBufferPointer<Double>?) -> (moving: Int, swamped: Int) {
+        var still = 0, swamped = 0
+        var start = 0
+        while start < t.count {
+            let end = min(start + block, t.count)
+            var decided: Int32 = 0
+            for i in start..<end {
+                let p = ce * v[i], r = t[i] + p
+                decided &+= FormatArithmetic.binary32Decides(sum: r, product: p) ? 1 : 0
+                out[i] = Float(r)
+            }
+            if decided != Int32(end - start) { for i in start..<end { out[i] = Float(param.fma(t[i], ce, v[i])) } }
+            if let d = delta {
+                for i in start..<end {
+                    let p = Double(out[i])
+                    d[i] = p - t[i]
+                    let moves: Int = v[i] != 0 ? 1 : 0, same: Int = p == t[i] ? 1 : 0
+                    still &+= 1 &- moves
+                    swamped &+= moves & same
+                }
+            }
+            start = end
+        }
+        return (t.count - still, swamped)
+    }
+
+    /// hvᵢ = fl_h(fl_h(aᵢ − bᵢ) / den) for binary32 gradients a, b and h binary32 to
+    /// nearest or fp64: what ``FiniteDifferenceHVP/quotient(_:scheme:epsilon:hvp:)`` gives.
+    /// In binary32 that is the hardware's `Float` subtraction and division (IEEE 754:
+    /// each correctly rounded to nearest, subnormals and overflow included; `den` is a
+    /// binary32 value), with a NaN written as the canonical `.nan` the emulation returns.
+    @inlinable
+    static func quotient(_ a: [Float], _ b: [Float], denominator den: Double, hvp h: FormatArithmetic) -> [Double] {
+        let n = a.count
+        precondition(b.count == n)
+        return [Double](unsafeUninitializedCapacity: n) { hv, count in
+            a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in
+                if h == .fp64 {
+                    for i in 0..<n { hv[i] = (Double(a[i]) - Double(b[i])) / den }   // h.sub, h.div in binary64
+                } else {
+                    let d = Float(den)                                         // exact: den = fl32(2ε)
+                    for i in 0..<n {
+                        let q = (a[i] - b[i]) / d
+                        hv[i] = q.isNaN ? .nan : Double(q)
+                    }
+                }
+            } }
+            count = n
+        }
+    }
+}
