@@ -11,7 +11,7 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
     @inlinable
     public func value<T: StudyScalar>(_ x: T) -> T {
         switch self {
-        case .tanh: return T.tanh(x)
+        case .tanh: return Elementary.tanh(x)                 // Float: correctly rounded (see Elementary)
         case .gelu: return x * (1 + T.erf(x / T.sqrt(2))) / 2
         case .relu: return x > 0 ? x : 0
         }
@@ -21,7 +21,7 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
     @inlinable
     public func derivative<T: StudyScalar>(_ x: T) -> T {
         switch self {
-        case .tanh: let t = T.tanh(x); return 1 - t * t
+        case .tanh: let t = Elementary.tanh(x); return 1 - t * t
         case .gelu:
             let cdf = (1 + T.erf(x / T.sqrt(2))) / 2
             let pdf = T.exp(-x * x / 2) / T.sqrt(2 * T.pi)

@@ -132,7 +132,7 @@ extension Dual: Real {
     @inlinable public static func expMinusOne(_ x: Self) -> Self { chain(.expMinusOne(x.value), .exp(x.value), x.tangent) }
     @inlinable public static func cosh(_ x: Self) -> Self { chain(.cosh(x.value), .sinh(x.value), x.tangent) }
     @inlinable public static func sinh(_ x: Self) -> Self { chain(.sinh(x.value), .cosh(x.value), x.tangent) }
-    @inlinable public static func tanh(_ x: Self) -> Self { let t = T.tanh(x.value); return chain(t, 1 - t * t, x.tangent) }
+    @inlinable public static func tanh(_ x: Self) -> Self { let t = Elementary.tanh(x.value); return chain(t, 1 - t * t, x.tangent) }
     @inlinable public static func cos(_ x: Self) -> Self { chain(.cos(x.value), -T.sin(x.value), x.tangent) }
     @inlinable public static func sin(_ x: Self) -> Self { chain(.sin(x.value), .cos(x.value), x.tangent) }
     @inlinable public static func tan(_ x: Self) -> Self { let t = T.tan(x.value); return chain(t, 1 + t * t, x.tangent) }

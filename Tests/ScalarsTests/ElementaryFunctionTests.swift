@@ -32,3 +32,92 @@ import CMPFR
         #expect(mismatches.isEmpty, "\(name): \(mismatches.count) inputs differ from MPFR, e.g. \(mismatches.prefix(5).map { BFloat16(bitPattern: $0) })")
     }
 }
+
+/// The correctly rounded binary32 tanh (``Binary32Tanh``) against MPFR's tanh at 24
+/// bits, to nearest, bit for bit.
+@Suite struct Binary32TanhTests {
+    /// MPFR's correctly rounded binary32 tanh of x (independent of the code under test:
+    /// its own variables, precision 24, exponent range wide enough for every result).
+    static func reference(_ x: Float) -> Float {
+        var a = __mpfr_struct(), y = __mpfr_struct()
+        mpfr_init2(&a, 24); mpfr_init2(&y, 24)
+        defer { mpfr_clear(&a); mpfr_clear(&y) }
+        _ = mpfr_set_flt(&a, x, MPFR_RNDN)
+        _ = mpfr_tanh(&y, &a, MPFR_RNDN)
+        return mpfr_get_flt(&y, MPFR_RNDN)
+    }
+
+    static func sameFloat(_ a: Float, _ b: Float) -> Bool { (a.isNaN && b.isNaN) || a.bitPattern == b.bitPattern }
+
+    /// Checks the bit patterns lo, lo + stride, … ≤ hi, both signs; returns the failures.
+    static func sweep(_ lo: UInt32, _ hi: UInt32, stride s: UInt32) -> [Float] {
+        var bad: [Float] = []
+        var b = lo
+        while b <= hi {
+            for sign: UInt32 in [0, 0x8000_0000] {
+                let x = Float(bitPattern: b | sign)
+                if !sameFloat(Binary32Tanh.tanh(x), reference(x)) && bad.count < 5 { bad.append(x) }
+            }
+            if hi - b < s { break }
+            b += s
+        }
+        return bad
+    }
+
+    /// Every encoding class at a stride (zeros, subnormals, the tiny-argument region,
+    /// the evaluated range, the region that rounds to ±1, infinities and NaNs), and a
+    /// dense sweep of the evaluated range [2⁻¹², 10] (bit patterns 0x39800000 …
+    /// 0x41200000, every 487th: about 260,000 inputs per sign).
+    @Test func againstMPFR() {
+        #expect(Self.sweep(0, 0x7FFF_FFFF, stride: 65_537).isEmpty)
+        #expect(Self.sweep(0x3980_0000, 0x4120_0000, stride: 487).isEmpty)
+        // The boundaries of the three regions, ±64 encodings around each.
+        for edge: UInt32 in [0x3980_0000, 0x4120_0000, Float(9.01).bitPattern] {
+            #expect(Self.sweep(edge - 64, edge + 64, stride: 1).isEmpty)
+        }
+        #expect(Binary32Tanh.tanh(-0.0).sign == .minus && Binary32Tanh.tanh(.infinity) == 1 && Binary32Tanh.tanh(-.infinity) == -1)
+        #expect(Binary32Tanh.tanh(.nan).isNaN && Binary32Tanh.tanh(.signalingNaN).isNaN)
+    }
+
+    /// The inputs whose Double evaluation lies near a binary32 midpoint, decided by
+    /// MPFR: they exist (about 1 in 2¹⁴), and the results there are correct too.
+    @Test func midpointCasesGoToMPFR() {
+        var undecided: [Float] = []
+        var b: UInt32 = 0x3980_0000
+        while b < 0x4120_0000 && undecided.count < 200 {
+            let x = Float(bitPattern: b)
+            if !Binary32Tanh.decidedWithoutMPFR(x) { undecided.append(x) }
+            b += 97
+        }
+        #expect(undecided.count >= 50, "found \(undecided.count) undecided inputs")
+        for x in undecided { #expect(Self.sameFloat(Binary32Tanh.tanh(x), Self.reference(x)), "tanh(\(x))") }
+    }
+
+    /// The harness's tanh in Float and the value part of Dual<Float>'s tanh are this
+    /// function; other types keep their own tanh.
+    @Test func elementaryRoutesFloatHere() {
+        var g = SplitMix64(seed: 12)
+        for _ in 0..<10_000 {
+            let x = Float(g.nextUniform() * 8 - 4)
+            #expect(Elementary.tanh(x).bitPattern == Binary32Tanh.tanh(x).bitPattern)
+            #expect(Dual<Float>.tanh(Dual(x, 1)).value.bitPattern == Binary32Tanh.tanh(x).bitPattern)
+            #expect(Elementary.tanh(Double(x)) == Double.tanh(Double(x)))
+        }
+    }
+
+    /// Every binary32 number in [2⁻¹², 10], both signs (2.6·10⁸ MPFR calls; minutes in
+    /// a release build): `HH_EXHAUSTIVE=1 swift test -c release --filter Exhaustive`.
+    @Test(.enabled(if: exhaustive)) func exhaustiveBinary32Tanh() async {
+        let lo: UInt32 = 0x3980_0000, hi: UInt32 = 0x4120_0000, parts: UInt32 = 16
+        let bad = await withTaskGroup(of: [Float].self) { group in
+            for k in 0..<parts {
+                let a = lo + (hi - lo) / parts * k, b = k == parts - 1 ? hi : lo + (hi - lo) / parts * (k + 1) - 1
+                group.addTask { Self.sweep(a, b, stride: 1) }
+            }
+            var all: [Float] = []
+            for await part in group { all += part }
+            return all
+        }
+        #expect(bad.isEmpty, "differ from MPFR: \(bad.prefix(5))")
+    }
+}

@@ -1,0 +1,92 @@
+import CMPFR
+import RealModule
+
+/// Elementary functions as the harness evaluates them in a study's scalar type.
+///
+/// `T.tanh` is swift-numerics' function, which for `Float` is the C library's
+/// `tanhf`. That is neither correctly rounded nor the same everywhere: glibc 2.36's
+/// `tanhf` differs from the correctly rounded binary32 tanh on about a quarter of
+/// inputs in [2⁻¹², 10] (measured on 2·10⁶ random binary32 numbers), while glibc 2.41
+/// ships a correctly rounded one, so an fp32 study would give different bits on
+/// different Linux releases. The harness therefore evaluates tanh in `Float` with
+/// ``Binary32Tanh`` (correctly rounded to nearest, hence the same on every machine,
+/// like the emulated formats, which round one Double evaluation), and every other type
+/// with its own `T.tanh`. ``Dual`` routes its value through here too, so a `Dual<Float>`
+/// forward pass sees the same activations as the `Float` one.
+public enum Elementary {
+    @inlinable @inline(__always)
+    public static func tanh<T: Real>(_ x: T) -> T {
+        if T.self == Float.self { return unsafeBitCast(Binary32Tanh.tanh(unsafeBitCast(x, to: Float.self)), to: T.self) }
+        return T.tanh(x)
+    }
+}
+
+/// tanh for binary32, correctly rounded to nearest (ties to even), for every input.
+///
+/// For |x| < 2⁻¹² the result is x (|tanh x − x| < |x|³/3 is below half an ulp of x);
+/// for |x| ≥ 10 it is ±1 (1 − tanh x < 2e⁻²⁰ < 2⁻²⁵). In between, with y = 2|x|
+/// (exact), tanh|x| = e/(e + 2) where e = expm1(y) = 2ᵏ·expm1(r) + (2ᵏ − 1),
+/// y = k ln 2 + r, |r| ≤ ln 2 / 2: expm1(r) is its Taylor polynomial of degree 13
+/// (truncation < 2⁻⁵⁰ relative), and since k ≥ 0 and expm1(r) > −0.3 the sum does not
+/// cancel (k = 0 is exact). The Double result has a relative error below 2⁻⁴⁵
+/// (measured 2⁻⁵⁰·⁵ against the C library's Double tanh); it is rounded to binary32
+/// when it lies more than 2¹⁴ binary64 ulps (relative 2⁻³⁹) from a binary32 midpoint,
+/// and otherwise — about 1 input in 2¹⁴ — the result comes from MPFR at 24 bits. The
+/// tests check it against MPFR on every binary32 number in [2⁻¹², 10] in the
+/// exhaustive run (`HH_EXHAUSTIVE=1`) and on a strided quarter million by default.
+///
+/// Written here rather than taken from a library: no Swift package offers a correctly
+/// rounded binary32 tanh, and the C library's depends on its version (see ``Elementary``).
+public enum Binary32Tanh {
+    @inlinable
+    public static func tanh(_ x: Float) -> Float {
+        let a = x.magnitude
+        if !(a >= 0x1p-12) { return x.isNaN ? x + x : x }            // ±0, subnormals, tiny; NaN quieted
+        if a >= 10 { return Float(signOf: x, magnitudeOf: 1) }        // includes ±∞
+        let t = tanhOfDouble(a)
+        let dropped = UInt32(truncatingIfNeeded: t.bitPattern) & 0x1FFF_FFFF
+        if dropped &- (0x1000_0000 - 0x4000) <= 0x8000 { return Float(signOf: x, magnitudeOf: correctlyRounded(a)) }
+        return Float(signOf: x, magnitudeOf: Float(t))
+    }
+
+    /// tanh(a) for a binary32 a in [2⁻¹², 10), relative error below 2⁻⁴⁵.
+    @inlinable @inline(__always)
+    static func tanhOfDouble(_ a: Float) -> Double {
+        let y = 2 * Double(a)
+        let k = (y * 0x1.71547652b82fep0 + 0x1.8p52) - 0x1.8p52          // nearest integer to y / ln 2: 0 … 29
+        let r = y - k * 0x1.62e42fefa39efp-1
+        let e = scaledExpm1(Double(bitPattern: UInt64(1023 + Int(k)) << 52), r)
+        return e / (e + 2)
+    }
+
+    /// The MPFR result at 24 bits, to nearest (the rare inputs near a midpoint).
+    @usableFromInline
+    static func correctlyRounded(_ a: Float) -> Float {
+        var x = __mpfr_struct(), y = __mpfr_struct()
+        mpfr_init2(&x, 24); mpfr_init2(&y, 24)
+        defer { mpfr_clear(&x); mpfr_clear(&y) }
+        _ = mpfr_set_flt(&x, a, MPFR_RNDN)                             // exact
+        _ = mpfr_tanh(&y, &x, MPFR_RNDN)
+        return mpfr_get_flt(&y, MPFR_RNDN)                             // exact: y has 24 bits, in range
+    }
+
+    /// Whether ``tanh(_:)`` decides `x` from its Double evaluation (false: MPFR).
+    public static func decidedWithoutMPFR(_ x: Float) -> Bool {
+        let a = x.magnitude
+        guard a >= 0x1p-12 && a < 10 else { return true }
+        let dropped = UInt32(truncatingIfNeeded: tanhOfDouble(a).bitPattern) & 0x1FFF_FFFF
+        return dropped &- (0x1000_0000 - 0x4000) > 0x8000
+    }
+
+    /// 2ᵏ·expm1(r) + (2ᵏ − 1) for s = 2ᵏ (k ≥ 0) and |r| ≤ ln 2 / 2: expm1(k ln 2 + r).
+    @inlinable @inline(__always)
+    static func scaledExpm1(_ s: Double, _ r: Double) -> Double {
+        // Taylor coefficients 1/n!, n = 2 … 13, by Horner.
+        var q = 1.0 / 6227020800
+        q = q * r + 1.0 / 479001600; q = q * r + 1.0 / 39916800; q = q * r + 1.0 / 3628800
+        q = q * r + 1.0 / 362880; q = q * r + 1.0 / 40320; q = q * r + 1.0 / 5040
+        q = q * r + 1.0 / 720; q = q * r + 1.0 / 120; q = q * r + 1.0 / 24
+        q = q * r + 1.0 / 6; q = q * r + 0.5
+        return s * (r + r * r * q) + (s - 1)
+    }
+}
