@@ -51,6 +51,9 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
+        // Fused multiply-add loops compiled for AVX+FMA and chosen at run time (Swift
+        // cannot do that for one function; the package targets baseline x86-64).
+        .target(name: "CKernels"),
         .target(
             name: "Scalars",
             dependencies: [
@@ -63,6 +66,7 @@ let package = Package(
             dependencies: [
                 "Scalars",
                 "COpenBLAS",
+                "CKernels",
                 .product(name: "RealModule", package: "swift-numerics"),
             ]
         ),

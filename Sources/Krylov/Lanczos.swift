@@ -130,10 +130,9 @@ public enum Lanczos {
         for j in 0..<m {
             op.apply(q, into: &w)
             let alpha = Kernels.dot(q, w, accumulation: acc)
-            for i in 0..<n {
-                w[i] = w[i].addingProduct(-alpha, q[i])
-                if j > 0 { w[i] = w[i].addingProduct(-betaPrev, qPrev[i]) }
-            }
+            // w ← w − αq − βq_prev, each a fused multiply-add per element, in that order.
+            Kernels.axpy(-alpha, q, &w)
+            if j > 0 { Kernels.axpy(-betaPrev, qPrev, &w) }
             var did = false
             switch policy {
             case .none: break

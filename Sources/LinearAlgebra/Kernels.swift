@@ -1,6 +1,7 @@
 import Scalars
 import RealModule
 import COpenBLAS
+import CKernels
 
 /// Level-1 and level-2/3 kernels generic over the scalar, under an ``Accumulation``
 /// policy. Vectors are contiguous buffers; matrices are ``Matrix`` (row-major).
@@ -275,8 +276,22 @@ enum Specialized {
             Kernels.axpyLoop(unsafeBitCast(a, to: U.self), unsafeBitCast(x, to: [U].self), &yu)
             y = unsafeBitCast(yu, to: [T].self)
         }
-        if T.self == Float.self { run(Float.self, &y); return true }
-        if T.self == Double.self { run(Double.self, &y); return true }
+        // Float and Double: the C loops with the CPU's FMA in vector lanes when it has one
+        // (the same fused rounding per element as `addingProduct`).
+        if T.self == Float.self {
+            x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                hh_saxpy_fused(yp.count, unsafeBitCast(a, to: Float.self), UnsafeRawPointer(xp.baseAddress)?.assumingMemoryBound(to: Float.self),
+                               UnsafeMutableRawPointer(yp.baseAddress)?.assumingMemoryBound(to: Float.self))
+            } }
+            return true
+        }
+        if T.self == Double.self {
+            x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                hh_daxpy_fused(yp.count, unsafeBitCast(a, to: Double.self), UnsafeRawPointer(xp.baseAddress)?.assumingMemoryBound(to: Double.self),
+                               UnsafeMutableRawPointer(yp.baseAddress)?.assumingMemoryBound(to: Double.self))
+            } }
+            return true
+        }
         if T.self == BFloat16.self { run(BFloat16.self, &y); return true }
         if T.self == LowPrecisionFloat<FP16Spec, NearestEven>.self { run(LowPrecisionFloat<FP16Spec, NearestEven>.self, &y); return true }
         if T.self == LowPrecisionFloat<BF16Spec, Stochastic>.self { run(LowPrecisionFloat<BF16Spec, Stochastic>.self, &y); return true }

@@ -68,3 +68,34 @@ import Scalars
         #expect(Accumulation(name: "fp32") == .widened(.fp32) && Accumulation(name: "sideways") == nil)
     }
 }
+
+/// axpy on Float and Double runs the C loops (vector FMA when the CPU has it): the
+/// same bits as `addingProduct` per element, over lengths that exercise every tail,
+/// signed zeros, subnormals, infinities, NaN, and cancellation.
+@Test func fusedAxpyMatchesAddingProduct() {
+    var g = SplitMix64(seed: 71)
+    func value(_ k: UInt64) -> Double {
+        switch k % 11 {
+        case 0: return 0
+        case 1: return -0.0
+        case 2: return .infinity
+        case 3: return Double.leastNonzeroMagnitude * Double(k % 5)
+        case 4: return 0x1p-1070
+        default: return (g.nextUniform() - 0.5) * Double.pow(2, Double(Int(g.next() % 40) - 20))
+        }
+    }
+    for n in [0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 1000] {
+        let a = g.nextUniform() - 0.5
+        let x = (0..<n).map { _ in value(g.next()) }
+        var y = (0..<n).map { i in i % 13 == 0 ? -a * x[i] : value(g.next()) }     // some exact cancellations
+        if n > 5 { y[5] = .nan }
+        let want = zip(x, y).map { $1.addingProduct(a, $0) }
+        Kernels.axpy(a, x, &y)
+        #expect(zip(y, want).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) }, "Double n=\(n)")
+        let af = Float(a), xf = x.map { Float($0) }
+        var yf = (0..<n).map { i in i % 13 == 0 ? -af * xf[i] : Float(value(g.next())) }
+        let wantF = zip(xf, yf).map { $1.addingProduct(af, $0) }
+        Kernels.axpy(af, xf, &yf)
+        #expect(zip(yf, wantF).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) }, "Float n=\(n)")
+    }
+}
