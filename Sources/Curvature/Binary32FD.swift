@@ -10,10 +10,10 @@ import Models
 /// The general path carries every stage in fp64 arrays: perturb (one correctly
 /// rounded fma per parameter), convert to the compute type, take the gradient,
 /// convert and round it into `grad`, form the quotient, and subtract θ for δ, seven
-/// passes of O(n) work around the two gradients. Here the perturbation is written
-/// straight into the `Float` array the gradient reads (with δ and the swamped count
-/// of offset +1 in the same pass), the gradients stay in `Float` (rounding a binary32
-/// value into binary32 or binary64 changes nothing), and the quotient reads them.
+/// passes of O(n) work around the two gradients. Here one pass over θ and v writes
+/// both points straight into the `Float` arrays the gradients read, with δ and the
+/// swamped count; the gradients stay in `Float` (rounding a binary32 value into
+/// binary32 or binary64 changes nothing), and the quotient reads them.
 ///
 /// The perturbation loop computes the plain Double expression fl(θ + fl(cε·v)) and
 /// counts where ``FormatArithmetic/binary32Decides(sum:product:)`` proves that it
@@ -32,56 +32,68 @@ enum Binary32FD {
         guard precision.param.isBinary32Nearest, precision.grad.containsBinary32,
               precision.hvp.isBinary32Nearest || precision.hvp == .fp64, scheme != .richardson else { return nil }
         let n = theta.count
-        var delta: [Double] = [], swamped = 0, moving = 0
-        var grads: [[Float]] = []
-        for c in scheme.offsets {                                  // forward [1, 0], central [1, −1]
-            let point = [Float](unsafeUninitializedCapacity: n) { out, count in
-                theta.withUnsafeBufferPointer { t in v.withUnsafeBufferPointer { vs in
-                    if c == 0 {
-                        for i in 0..<n { out[i] = Float(t[i]) }          // as ScalarArrays.rounding(θ, to: Float)
-                    } else if c == 1 {
-                        delta = [Double](unsafeUninitializedCapacity: n) { d, dCount in
-                            (moving, swamped) = perturb(t, vs, eps, precision.param, into: out, delta: d)   // writes every δᵢ
-                            dCount = n
-                        }
-                    } else {
-                        _ = perturb(t, vs, c * eps, precision.param, into: out, delta: nil)
-                    }
-                } }
-                count = n
+        let central = scheme == .central                           // offsets: central [1, −1], forward [1, 0]
+        var swamped = 0, moving = 0
+        var second = [Float]()
+        var delta = [Double]()
+        let plus = [Float](unsafeUninitializedCapacity: n) { out, count in
+            second = [Float](unsafeUninitializedCapacity: n) { out2, count2 in
+                delta = [Double](unsafeUninitializedCapacity: n) { d, dCount in
+                    theta.withUnsafeBufferPointer { t in v.withUnsafeBufferPointer { vs in
+                        (moving, swamped) = points(t, vs, eps, central: central, precision.param, plus: out, second: out2, delta: d)
+                    } }
+                    dCount = n
+                }
+                count2 = n
             }
-            grads.append(model.lossAndGradient(point, samples: 0..<model.sampleCount, accumulation: precision.accumulation).gradient)
+            count = n
+        }
+        let grads = [plus, second].map {
+            model.lossAndGradient($0, samples: 0..<model.sampleCount, accumulation: precision.accumulation).gradient
         }
         let hv = quotient(grads[0], grads[1], denominator: precision.hvp.round(scheme == .forward ? eps : 2 * eps), hvp: precision.hvp)
         return FDResult(hv: hv, epsilon: eps, delta: delta, swampedFraction: moving > 0 ? Double(swamped) / Double(moving) : 0)
     }
 
-    /// out[i] = fl32(θᵢ + ce·vᵢ), correctly rounded; with `delta`, also δᵢ = out[i] − θᵢ
-    /// (the Double subtraction of ``FDResult``) and the counts of moving (vᵢ ≠ 0) and
-    /// swamped (moving, yet out[i] = θᵢ) components, block by block while in cache.
+    /// Both points in one pass over θ and v: plus[i] = fl32(θᵢ + εvᵢ) and second[i] =
+    /// fl32(θᵢ − εvᵢ) (central; fl(−εv) = −fl(εv) exactly) or fl32(θᵢ) (forward), each
+    /// correctly rounded; δᵢ = plus[i] − θᵢ (the Double subtraction of ``FDResult``) and
+    /// the counts of moving (vᵢ ≠ 0) and swamped (moving, yet plus[i] = θᵢ) components,
+    /// block by block while the block is in cache.
     @inlinable
-    static func perturb(_ t: UnsafeBufferPointer<Double>, _ v: UnsafeBufferPointer<Double>, _ ce: Double,
-                        _ param: FormatArithmetic, into out: UnsafeMutableBufferPointer<Float>,
-                        delta: UnsafeMutableBufferPointer<Double>?) -> (moving: Int, swamped: Int) {
+    static func points(_ t: UnsafeBufferPointer<Double>, _ v: UnsafeBufferPointer<Double>, _ eps: Double, central: Bool,
+                       _ param: FormatArithmetic, plus: UnsafeMutableBufferPointer<Float>,
+                       second: UnsafeMutableBufferPointer<Float>, delta d: UnsafeMutableBufferPointer<Double>) -> (moving: Int, swamped: Int) {
         var still = 0, swamped = 0
         var start = 0
         while start < t.count {
             let end = min(start + block, t.count)
-            var decided: Int32 = 0
-            for i in start..<end {
-                let p = ce * v[i], r = t[i] + p
-                decided &+= FormatArithmetic.binary32Decides(sum: r, product: p) ? 1 : 0
-                out[i] = Float(r)
-            }
-            if decided != Int32(end - start) { for i in start..<end { out[i] = Float(param.fma(t[i], ce, v[i])) } }
-            if let d = delta {
+            var decidedPlus: Int32 = 0, decidedMinus: Int32 = 0
+            if central {
                 for i in start..<end {
-                    let p = Double(out[i])
-                    d[i] = p - t[i]
-                    let moves: Int = v[i] != 0 ? 1 : 0, same: Int = p == t[i] ? 1 : 0
-                    still &+= 1 &- moves
-                    swamped &+= moves & same
+                    let p = eps * v[i], r = t[i] + p, s = t[i] - p
+                    decidedPlus &+= FormatArithmetic.binary32Decides(sum: r, product: p) ? 1 : 0
+                    decidedMinus &+= FormatArithmetic.binary32Decides(sum: s, product: p) ? 1 : 0
+                    plus[i] = Float(r)
+                    second[i] = Float(s)
                 }
+            } else {
+                for i in start..<end {
+                    let p = eps * v[i], r = t[i] + p
+                    decidedPlus &+= FormatArithmetic.binary32Decides(sum: r, product: p) ? 1 : 0
+                    plus[i] = Float(r)
+                    second[i] = Float(t[i])                        // as ScalarArrays.rounding(θ, to: Float)
+                }
+                decidedMinus = Int32(end - start)
+            }
+            if decidedPlus != Int32(end - start) { for i in start..<end { plus[i] = Float(param.fma(t[i], eps, v[i])) } }
+            if decidedMinus != Int32(end - start) { for i in start..<end { second[i] = Float(param.fma(t[i], -eps, v[i])) } }
+            for i in start..<end {
+                let p = Double(plus[i])
+                d[i] = p - t[i]
+                let moves: Int = v[i] != 0 ? 1 : 0, same: Int = p == t[i] ? 1 : 0
+                still &+= 1 &- moves
+                swamped &+= moves & same
             }
             start = end
         }

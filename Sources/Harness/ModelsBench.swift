@@ -22,6 +22,7 @@ public enum ModelsBench {
         let p = FDPrecision(param: try FormatArithmetic(name: "fp32"), grad: try FormatArithmetic(name: "fp32"),
                             hvp: try FormatArithmetic(name: "fp32"), accumulation: .blas)
         let thetaParam = thetaF.map { Double($0) }                 // θ in the param format (fp32), as the studies hold it
+        let plusF = zip(thetaF, vF).map { $0 + 0.01 * $1 }, minusF = zip(thetaF, vF).map { $0 - 0.01 * $1 }
         // Interleaved: each round times the gradient, the FD-HVP and the dual HVP in turn,
         // so the ratios compare runs under the same load.
         let times = try Timing.interleavedMedians(trials: trials, [
@@ -32,8 +33,11 @@ public enum ModelsBench {
                 sink += Float(r.hv[0])
             },
             { sink += mlp.exactHVP(thetaF, vF, accumulation: .blas).hv[0] },
+            {   // the FD-HVP's floor: its two gradients alone, at two different points
+                sink += mlp.lossAndGradient(plusF, accumulation: .blas).loss + mlp.lossAndGradient(minusF, accumulation: .blas).loss
+            },
         ])
-        let (tGrad, tFD, tDual) = (times[0], times[1], times[2])
+        let (tGrad, tFD, tDual, tTwo) = (times[0], times[1], times[2], times[3])
         // Exact HVP in MPFloat<256>: MLP 64-128-10 (9,610 parameters), 32 samples.
         let small = try MLP(widths: [64, 128, 10], activation: .tanh, data: try Dataset.teacherStudent(samples: 32, features: 64, classes: 10, seed: 4))
         let ts = small.initialParameters(seed: 5).map { MPFloat<256>($0) }
@@ -44,6 +48,7 @@ public enum ModelsBench {
             Row(benchmark: "mlp 784-256-256-10 batch 256 fp32 gradient (sgemm)", seconds: tGrad, overGrad: 1),
             Row(benchmark: "mlp 784-256-256-10 batch 256 fp32 central FD-HVP", seconds: tFD, overGrad: tFD / tGrad),
             Row(benchmark: "mlp 784-256-256-10 batch 256 fp32 exact HVP Dual<Float> (3 sgemm per product)", seconds: tDual, overGrad: tDual / tGrad),
+            Row(benchmark: "mlp 784-256-256-10 batch 256 fp32 two gradients at θ ± εv (the FD-HVP without its own work)", seconds: tTwo, overGrad: tTwo / tGrad),
             Row(benchmark: "mlp 64-128-10 (\(small.parameterCount) params) batch 32 exact HVP Dual<MPFloat<256>>", seconds: tMP, overGrad: nil),
         ]
     }
