@@ -12,11 +12,14 @@ swift build --build-tests --sanitize=address --scratch-path .build-asan >/dev/nu
 printf 'leak:Foundation7ProcessC3run\n' > .build-asan/lsan.supp
 ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/.build-asan/lsan.supp \
   .build-asan/debug/hessian-harnessPackageTests.xctest --testing-library swift-testing \
-  --filter "MPFloatTests|DualDerivatives|CastCommandTests|StochasticRounding|GoldenVectors|ArithmeticAgainstMPFR"
+  --filter "MPFloatTests|DualDerivatives|CastCommandTests|StochasticRounding|GoldenVectors|ArithmeticAgainstMPFR|Binary32TanhTests|binary32FmaShortcut"
 swift build --product hessian-harness >/dev/null
+# valgrind 3.19 cannot read the DWARF of Swift 6.3 debug binaries ("Possibly corrupted
+# debuginfo file"): check a copy without debug sections (symbol names kept).
+strip --strip-debug -o .build/hessian-harness-memcheck .build/debug/hessian-harness
 for args in "cast --format mpfr4096 --rounding stochastic --seed 3 0.1 -1e-300 0x1.8p-3" \
             "bench scalars --n 64 --reps 1 --trials 1"; do
   valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=9 \
-    .build/debug/hessian-harness $args >/dev/null
+    .build/hessian-harness-memcheck $args >/dev/null
 done
 echo "memcheck: no memory errors, no definite leaks"
