@@ -48,14 +48,6 @@ static int has_avx_fma(void) {
 }
 #endif
 
-int hh_fused_vector_path(void) {
-#ifdef HH_X86_FMA
-    return has_avx_fma();
-#else
-    return 0;
-#endif
-}
-
 void hh_daxpy_fused(size_t n, double a, const double *x, double *y) {
 #ifdef HH_X86_FMA
     if (has_avx_fma()) { daxpy_avx_fma(n, a, x, y); return; }

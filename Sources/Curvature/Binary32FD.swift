@@ -52,7 +52,7 @@ enum Binary32FD {
             model.lossAndGradient($0, samples: 0..<model.sampleCount, accumulation: precision.accumulation).gradient
         }
         let hv = quotient(grads[0], grads[1], denominator: precision.hvp.round(scheme == .forward ? eps : 2 * eps), hvp: precision.hvp)
-        return FDResult(hv: hv, epsilon: eps, delta: delta, swampedFraction: moving > 0 ? Double(swamped) / Double(moving) : 0)
+        return FDResult(hv: hv, epsilon: eps, delta: delta, swampedFraction: FDResult.swampedFraction(moving: moving, swamped: swamped))
     }
 
     /// Both points in one pass over θ and v: plus[i] = fl32(θᵢ + εvᵢ) and second[i] =
@@ -64,7 +64,7 @@ enum Binary32FD {
     static func points(_ t: UnsafeBufferPointer<Double>, _ v: UnsafeBufferPointer<Double>, _ eps: Double, central: Bool,
                        _ param: FormatArithmetic, plus: UnsafeMutableBufferPointer<Float>,
                        second: UnsafeMutableBufferPointer<Float>, delta d: UnsafeMutableBufferPointer<Double>) -> (moving: Int, swamped: Int) {
-        var still = 0, swamped = 0
+        var moving = 0, swamped = 0
         var start = 0
         while start < t.count {
             let end = min(start + block, t.count)
@@ -88,16 +88,11 @@ enum Binary32FD {
             }
             if decidedPlus != Int32(end - start) { for i in start..<end { plus[i] = Float(param.fma(t[i], eps, v[i])) } }
             if decidedMinus != Int32(end - start) { for i in start..<end { second[i] = Float(param.fma(t[i], -eps, v[i])) } }
-            for i in start..<end {
-                let p = Double(plus[i])
-                d[i] = p - t[i]
-                let moves: Int = v[i] != 0 ? 1 : 0, same: Int = p == t[i] ? 1 : 0
-                still &+= 1 &- moves
-                swamped &+= moves & same
-            }
+            let (m, s) = FDResult.account(start..<end, plus: { Double(plus[$0]) }, theta: t, v: v, delta: d)
+            moving &+= m; swamped &+= s
             start = end
         }
-        return (t.count - still, swamped)
+        return (moving, swamped)
     }
 
     /// hvᵢ = fl_h(fl_h(aᵢ − bᵢ) / den) for binary32 gradients a, b and h binary32 to

@@ -97,14 +97,33 @@ public struct FDResult: Sendable {
         precondition(plus.count == n && theta.count == n, "FDResult: θ, fl(θ + εv) and v differ in length")
         let delta = [Double](unsafeUninitializedCapacity: n) { d, count in
             plus.withUnsafeBufferPointer { p in theta.withUnsafeBufferPointer { t in v.withUnsafeBufferPointer { vs in
-                for i in 0..<n {
-                    d[i] = p[i] - t[i]
-                    if vs[i] != 0 { moving += 1; if p[i] == t[i] { swamped += 1 } }
-                }
+                (moving, swamped) = Self.account(0..<n, plus: { p[$0] }, theta: t, v: vs, delta: d)
             } } }
             count = n
         }
-        self.init(hv: hv, epsilon: epsilon, delta: delta, swampedFraction: moving > 0 ? Double(swamped) / Double(moving) : 0)
+        self.init(hv: hv, epsilon: epsilon, delta: delta, swampedFraction: Self.swampedFraction(moving: moving, swamped: swamped))
+    }
+
+    /// δᵢ = plusᵢ − θᵢ (fp64) written to `delta` for i in `range`, and the counts of
+    /// moving (vᵢ ≠ 0) and swamped (moving, yet plusᵢ = θᵢ) components: the accounting
+    /// every FD path does for the point fl_param(θ + εv). Branch-free.
+    @inlinable @inline(__always)
+    public static func account(_ range: Range<Int>, plus: (Int) -> Double, theta t: UnsafeBufferPointer<Double>,
+                               v: UnsafeBufferPointer<Double>, delta d: UnsafeMutableBufferPointer<Double>) -> (moving: Int, swamped: Int) {
+        var moving = 0, swamped = 0
+        for i in range {
+            let p = plus(i)
+            d[i] = p - t[i]
+            let moves: Int = v[i] != 0 ? 1 : 0, same: Int = p == t[i] ? 1 : 0
+            moving &+= moves
+            swamped &+= moves & same
+        }
+        return (moving, swamped)
+    }
+
+    /// swamped / moving, 0 when nothing moves.
+    @inlinable public static func swampedFraction(moving: Int, swamped: Int) -> Double {
+        moving > 0 ? Double(swamped) / Double(moving) : 0
     }
     /// The estimate ĥ.
     public var hv: [Double]

@@ -44,8 +44,7 @@ public enum Binary32Tanh {
         if !(a >= 0x1p-12) { return x.isNaN ? x + x : x }            // ±0, subnormals, tiny; NaN quieted
         if a >= 10 { return Float(signOf: x, magnitudeOf: 1) }        // includes ±∞
         let t = tanhOfDouble(a)
-        let dropped = UInt32(truncatingIfNeeded: t.bitPattern) & 0x1FFF_FFFF
-        if dropped &- (0x1000_0000 - 0x4000) <= 0x8000 { return Float(signOf: x, magnitudeOf: correctlyRounded(a)) }
+        guard decides(t) else { return Float(signOf: x, magnitudeOf: correctlyRounded(a)) }
         return Float(signOf: x, magnitudeOf: Float(t))
     }
 
@@ -74,9 +73,13 @@ public enum Binary32Tanh {
     public static func decidedWithoutMPFR(_ x: Float) -> Bool {
         let a = x.magnitude
         guard a >= 0x1p-12 && a < 10 else { return true }
-        let dropped = UInt32(truncatingIfNeeded: tanhOfDouble(a).bitPattern) & 0x1FFF_FFFF
-        return dropped &- (0x1000_0000 - 0x4000) > 0x8000
+        return decides(tanhOfDouble(a))
     }
+
+    /// Whether the Double evaluation t (relative error < 2⁻⁴⁵, i.e. under 2⁸ ulp(t))
+    /// rounds to binary32 like the exact tanh: more than 2¹⁴ ulps from a midpoint.
+    @inlinable @inline(__always)
+    static func decides(_ t: Double) -> Bool { FormatArithmetic.clearOfBinary32Midpoint(t, by: 0x4000) }
 
     /// 2ᵏ·expm1(r) + (2ᵏ − 1) for s = 2ᵏ (k ≥ 0) and |r| ≤ ln 2 / 2: expm1(k ln 2 + r).
     @inlinable @inline(__always)

@@ -135,10 +135,19 @@ public struct FormatArithmetic: Sendable, Equatable, CustomStringConvertible {
     @inlinable @inline(__always)
     public static func binary32Decides(sum r: Double, product p: Double) -> Bool {
         let m = r.magnitude
-        let dropped = UInt32(truncatingIfNeeded: r.bitPattern) & 0x1FFF_FFFF
         let near: Int32 = p.magnitude <= 0x1p12 * m ? 1 : 0, normal: Int32 = m >= 0x1p-126 && m < 0x1p127 ? 1 : 0
-        let clear: Int32 = dropped &- (0x1000_0000 - 0x1000) > 0x2000 ? 1 : 0
+        let clear: Int32 = clearOfBinary32Midpoint(r, by: 0x1000) ? 1 : 0
         return near & normal & clear != 0                 // no short-circuit: selects, not branches
+    }
+
+    /// Whether x (in binary32's normal range) lies more than `ulps` binary64 ulps from
+    /// every binary32 midpoint: its 29 dropped bits differ from 1000…0 by more than
+    /// `ulps` (one unsigned compare; an error of at most `ulps` ulp(x) then cannot move
+    /// it across a rounding boundary).
+    @inlinable @inline(__always)
+    static func clearOfBinary32Midpoint(_ x: Double, by ulps: UInt32) -> Bool {
+        let dropped = UInt32(truncatingIfNeeded: x.bitPattern) & 0x1FFF_FFFF
+        return dropped &- (0x1000_0000 - ulps) > 2 * ulps
     }
 
     /// Binary32 round-to-nearest of a Double that is the correctly rounded binary64

@@ -8,7 +8,4 @@
 void hh_daxpy_fused(size_t n, double a, const double *x, double *y);
 void hh_saxpy_fused(size_t n, float a, const float *x, float *y);
 
-/* 1 when the vector FMA path is taken on this CPU. */
-int hh_fused_vector_path(void);
-
 #endif
