@@ -51,13 +51,15 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
-        // Fused multiply-add loops compiled for AVX+FMA and chosen at run time (Swift
-        // cannot do that for one function; the package targets baseline x86-64).
+        // Loops compiled for AVX2/AVX-512 and chosen at run time (Swift cannot do that
+        // for one function; the package targets baseline x86-64): fused multiply-add
+        // axpy, the binary32 tanh's Double evaluation; and the CPU's level for OpenBLAS.
         .target(name: "CKernels"),
         .target(
             name: "Scalars",
             dependencies: [
                 "CMPFR",
+                "CKernels",
                 .product(name: "RealModule", package: "swift-numerics"),
             ]
         ),
@@ -130,6 +132,7 @@ let package = Package(
             dependencies: [
                 "Harness",
                 "Scalars",
+                "LinearAlgebra",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -187,7 +190,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HarnessTests",
-            dependencies: ["Harness", "Studies", "Scalars", "Krylov", "hessian-harness"]
+            dependencies: ["Harness", "Studies", "Scalars", "Krylov", "LinearAlgebra", "hessian-harness"]
         ),
     ]
 )

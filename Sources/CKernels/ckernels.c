@@ -6,6 +6,7 @@
  * CPU feature chosen at run time; C can: the loops below are compiled for AVX+FMA and
  * taken only when the CPU has them. fma is fma: every path gives the same bits. */
 #include <math.h>
+#include <string.h>
 #include "ckernels.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
@@ -61,3 +62,86 @@ void hh_saxpy_fused(size_t n, float a, const float *x, float *y) {
 #endif
     for (size_t i = 0; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
 }
+
+int hh_cpu_x86_level(void) {
+#ifdef HH_X86_FMA
+    __builtin_cpu_init();
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    int skx = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd")
+        && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")
+        && __builtin_cpu_supports("avx512vl");
+    if (avx2 && skx) return __builtin_cpu_supports("avx512bf16") ? 3 : 2;
+    return avx2 ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+/* ---- binary32 tanh, Binary32Tanh.tanhOfDouble in vector lanes ----
+ *
+ * The Swift code (Sources/Scalars/Binary32Tanh.swift) states the method and its error
+ * bound; this is the same sequence of IEEE operations, so every lane yields the Double
+ * the Swift function yields, and the same decision. Contraction stays off: a fused
+ * multiply-add would change those Doubles (not the decided results, which the error
+ * bound covers, but the claim "the same evaluation"). Out-of-range lanes evaluate at
+ * a = 1 and are replaced by their own results (x, ±1, quieted NaN). */
+#pragma STDC FP_CONTRACT OFF
+
+static inline __attribute__((always_inline))
+uint64_t tanhf_block(size_t n, const float *restrict x, float *restrict y) {
+    uint8_t undecided[64];
+    int any = 0;
+    for (size_t i = 0; i < n; i++) {
+        float xi = x[i];
+        float a = fabsf(xi);
+        int mid = a >= 0x1p-12f && a < 10.0f;                       /* NaN: 0 */
+        double yv = 2 * (double)(mid ? a : 1.0f);
+        double k = (yv * 0x1.71547652b82fep0 + 0x1.8p52) - 0x1.8p52;
+        double r = yv - k * 0x1.62e42fefa39efp-1;
+        uint64_t sbits = (uint64_t)(1023 + (int64_t)k) << 52;
+        double s; memcpy(&s, &sbits, 8);
+        double q = 1.0 / 6227020800;
+        q = q * r + 1.0 / 479001600; q = q * r + 1.0 / 39916800; q = q * r + 1.0 / 3628800;
+        q = q * r + 1.0 / 362880; q = q * r + 1.0 / 40320; q = q * r + 1.0 / 5040;
+        q = q * r + 1.0 / 720; q = q * r + 1.0 / 120; q = q * r + 1.0 / 24;
+        q = q * r + 1.0 / 6; q = q * r + 0.5;
+        double e = s * (r + r * r * q) + (s - 1);
+        double t = e / (e + 2);
+        uint64_t tbits; memcpy(&tbits, &t, 8);
+        uint32_t dropped = (uint32_t)tbits & 0x1FFFFFFFu;            /* clearOfBinary32Midpoint(t, by: 2^14) */
+        int clear = (uint32_t)(dropped - (0x10000000u - 0x4000u)) > 2u * 0x4000u;
+        float other = a >= 10.0f ? copysignf(1.0f, xi) : (xi != xi ? xi + xi : xi);
+        y[i] = mid ? (clear ? copysignf((float)t, xi) : xi) : other;
+        uint8_t u = (uint8_t)(mid & !clear);
+        undecided[i] = u;
+        any |= u;
+    }
+    if (!any) return 0;
+    uint64_t mask = 0;
+    for (size_t i = 0; i < n; i++) mask |= (uint64_t)undecided[i] << i;
+    return mask;
+}
+
+typedef uint64_t (*tanhf_block_fn)(size_t, const float *restrict, float *restrict);
+static uint64_t tanhf_block_base(size_t n, const float *restrict x, float *restrict y) { return tanhf_block(n, x, y); }
+#ifdef HH_X86_FMA
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx512cd,avx2,fma")))
+static uint64_t tanhf_block_avx512(size_t n, const float *restrict x, float *restrict y) { return tanhf_block(n, x, y); }
+__attribute__((target("avx2,fma")))
+static uint64_t tanhf_block_avx2(size_t n, const float *restrict x, float *restrict y) { return tanhf_block(n, x, y); }
+#endif
+
+uint64_t hh_tanhf_block(size_t n, const float *x, float *y) {
+    static tanhf_block_fn chosen = 0;                  /* every thread stores the same pointer */
+    tanhf_block_fn f = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
+    if (!f) {
+        f = tanhf_block_base;
+#ifdef HH_X86_FMA
+        int level = hh_cpu_x86_level();
+        if (level >= 2) f = tanhf_block_avx512; else if (level == 1) f = tanhf_block_avx2;
+#endif
+        __atomic_store_n(&chosen, f, __ATOMIC_RELAXED);
+    }
+    return f(n > 64 ? 64 : n, x, y);
+}
+

@@ -215,7 +215,7 @@ public struct KFAC<T: StudyScalar> {
             var z = Kernels.gemm(hs[l], w[l].transposed(), accumulation: acc)
             for i in 0..<n { for j in 0..<z.cols { z[i, j] += b[l][j] } }
             zs.append(z)
-            if l < nl - 1 { hs.append(z.map { mlp.activation.value($0) }) }
+            if l < nl - 1 { hs.append(Matrix(rows: z.rows, cols: z.cols, storage: mlp.activation.values(z.storage))) }
         }
         let scale = 1 / T(n)
         var gs = (0..<nl).map { Matrix<T>(rows: mlp.widths[$0 + 1], cols: mlp.widths[$0 + 1]) }

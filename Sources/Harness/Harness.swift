@@ -1,5 +1,6 @@
 import Scalars
 import COpenBLAS
+import LinearAlgebra
 
 /// An error of the harness's input: printed as one line on stderr, exit status 2.
 public struct HarnessError: Error, CustomStringConvertible {
@@ -27,7 +28,7 @@ public enum ToolInfo {
             "hessian-harness \(version)",
             "mpfr \(MPFRInfo.mpfrVersion) (thread-local state: \(MPFRInfo.threadSafe ? "yes" : "no"))",
             "gmp \(MPFRInfo.gmpVersion)",
-            "openblas \(openBLASConfig)",
+            "openblas \(openBLASConfig) (kernels: \(BLASRuntime.coreName))",
         ]
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import CSV
 import Scalars
 import COpenBLAS
+import LinearAlgebra
 import Studies
 
 /// A tidy table: one header row, snake_case columns (NUMERICS.md §10).
@@ -79,6 +80,8 @@ public struct Manifest: Encodable {
     public var mpfrVersion = MPFRInfo.mpfrVersion
     public var gmpVersion = MPFRInfo.gmpVersion
     public var openblasConfig = ToolInfo.openBLASConfig
+    /// OpenBLAS's kernel set: it fixes the summation order inside BLAS products.
+    public var blasCore = BLASRuntime.coreName
     public var cores = ProcessInfo.processInfo.activeProcessorCount
     public var blasThreads = ToolInfo.blasThreads
     public var startTime: String
@@ -90,7 +93,7 @@ public struct Manifest: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case tool, toolVersion = "tool_version", gitCommit = "git_commit", command, seeds, parameters
-        case mpfrVersion = "mpfr_version", gmpVersion = "gmp_version", openblasConfig = "openblas_config"
+        case mpfrVersion = "mpfr_version", gmpVersion = "gmp_version", openblasConfig = "openblas_config", blasCore = "blas_core"
         case cores, blasThreads = "blas_threads", startTime = "start_time", endTime = "end_time"
         case experimentFile = "experiment_file", experimentSHA256 = "experiment_sha256", study
     }

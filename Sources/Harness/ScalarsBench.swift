@@ -59,6 +59,7 @@ public enum ScalarsBench {
         rows += elementwise(BFloat16.self, name: "BFloat16", n: n, reps: reps, trials: trials)
         rows += elementwise(FP8E4M3.self, name: "FP8E4M3", n: n, reps: max(1, reps / 10), trials: trials)
         rows += elementwise(LowPrecisionFloat<BF16Spec, Stochastic>.self, name: "bf16-stochastic", n: n, reps: max(1, reps / 10), trials: trials)
+        rows += tanhRows(n: n, reps: max(1, reps / 10), trials: trials)
         var g = SplitMix64(seed: 2)
         let a = (0..<mpfrN).map { _ in MPFloat<256>(g.nextUniform()) / MPFloat<256>(3) }
         let b = (0..<mpfrN).map { _ in MPFloat<256>(g.nextUniform()) / MPFloat<256>(7) }
@@ -68,6 +69,25 @@ public enum ScalarsBench {
         let t2 = time(trials: trials) { sink += genericDot(a, b).doubleValue }
         rows.append(Row(kernel: "dot", type: "MPFloat<256> generic", nsPerElement: t2 / Double(mpfrN)))
         if sink.isNaN { print("") }
+        return rows
+    }
+
+    /// binary32 tanh over activations-like inputs (uniform in [−4, 4]): the C library's
+    /// `tanhf`, ``Binary32Tanh`` per element, and its vector form over the array.
+    static func tanhRows(n: Int, reps: Int, trials: Int) -> [Row] {
+        var g = SplitMix64(seed: 3)
+        let x = (0..<n).map { _ in Float(g.nextUniform() * 8 - 4) }
+        var y = [Float](repeating: 0, count: n)
+        var rows: [Row] = []
+        let scalar: [(String, (Float) -> Float)] = [("C library tanhf", { Float.tanh($0) }), ("Binary32Tanh per element", Binary32Tanh.tanh)]
+        for (name, f) in scalar {
+            let ns = time(trials: trials) { for _ in 0..<reps { for i in 0..<n { y[i] = f(x[i]) } } }
+            rows.append(Row(kernel: "tanh", type: name, nsPerElement: ns / Double(n * reps)))
+        }
+        let ns = x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+            time(trials: trials) { for _ in 0..<reps { Binary32Tanh.tanh(xp, into: yp) } }
+        } }
+        rows.append(Row(kernel: "tanh", type: "Binary32Tanh over the array", nsPerElement: ns / Double(n * reps)))
         return rows
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Harness
+import LinearAlgebra
 import Scalars
 #if canImport(Glibc)
 import Glibc
@@ -32,6 +33,24 @@ public enum CLI {
             }
             return 2
         }
+    }
+}
+
+extension CLI {
+    /// Re-executes this program once with `OPENBLAS_CORETYPE` set when OpenBLAS
+    /// detected a kernel set below what the CPU supports (``BLASRuntime``: Debian 12's
+    /// OpenBLAS takes this project's Sapphire Rapids machines for a Prescott, and its
+    /// sgemm is then 5× slower). Returns when there is nothing to change, when the user
+    /// set `OPENBLAS_CORETYPE` (their choice stands), or when exec fails (the process
+    /// then goes on with the detected kernels). Call first thing in `main`, before any
+    /// thread or MPI starts; the new image sees the variable and does not re-execute.
+    public static func selectBLASKernel() {
+        guard getenv("OPENBLAS_CORETYPE") == nil,
+              let core = BLASRuntime.coreTypeToRequest(detected: BLASRuntime.coreName, cpuLevel: .current)
+        else { return }
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        unsetenv("OPENBLAS_CORETYPE")
     }
 }
 

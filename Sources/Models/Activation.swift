@@ -17,6 +17,16 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
         }
     }
 
+    /// ``value(_:)`` of every element: the same bits; tanh over `Float` runs the vector
+    /// kernel of ``Binary32Tanh/tanh(_:)-([Float])`` instead of one call per element.
+    @inlinable
+    public func values<T: StudyScalar>(_ z: [T]) -> [T] {
+        if self == .tanh, T.self == Float.self {
+            return unsafeBitCast(Binary32Tanh.tanh(unsafeBitCast(z, to: [Float].self)), to: [T].self)
+        }
+        return z.map { value($0) }
+    }
+
     /// The derivative at x. ReLU uses 0 at x = 0 (the convention of PyTorch and JAX).
     @inlinable
     public func derivative<T: StudyScalar>(_ x: T) -> T {

@@ -80,7 +80,7 @@ public struct MLP: OutputModel, GradientCore {
                 for i in 0..<batch { for j in 0..<width { zp[i * width + j] += bp[j] } }
             } }
             zs.append(z)
-            if l < layers - 1 { hs.append(z.map { activation.value($0) }) }
+            if l < layers - 1 { hs.append(Matrix(rows: z.rows, cols: z.cols, storage: activation.values(z.storage))) }
         }
         // The output loss (softmax cross-entropy unless another head is given), mean over the batch.
         let invB = 1 / T(data.count)

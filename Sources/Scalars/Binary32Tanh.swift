@@ -1,3 +1,4 @@
+import CKernels
 import CMPFR
 import RealModule
 
@@ -46,6 +47,36 @@ public enum Binary32Tanh {
         let t = tanhOfDouble(a)
         guard decides(t) else { return Float(signOf: x, magnitudeOf: correctlyRounded(a)) }
         return Float(signOf: x, magnitudeOf: Float(t))
+    }
+
+    /// ``tanh(_:)`` of every element of `x`, written to `y` (the same count; the two must
+    /// not overlap): the same bits element for element. The Double evaluation runs in
+    /// vector lanes (CKernels' `hh_tanhf_block`, the same operations in C, 8 or 16 lanes
+    /// wide with AVX-512), 64 elements per call; the elements it leaves undecided, about
+    /// 1 in 2¹⁴, are finished here by ``tanh(_:)``. About 8× faster than the scalar
+    /// function (`bench scalars`: 2.3 against 19 ns per element in one run).
+    public static func tanh(_ x: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>) {
+        precondition(x.count == y.count, "tanh: \(x.count) inputs, \(y.count) outputs")
+        guard let xp = x.baseAddress, let yp = y.baseAddress else { return }
+        var i = 0
+        while i < x.count {
+            let n = min(64, x.count - i)
+            var undecided = hh_tanhf_block(n, xp + i, yp + i)
+            while undecided != 0 {
+                let j = i + undecided.trailingZeroBitCount
+                yp[j] = tanh(xp[j])
+                undecided &= undecided - 1
+            }
+            i += n
+        }
+    }
+
+    /// ``tanh(_:)`` of every element, as a new array (see ``tanh(_:into:)``).
+    public static func tanh(_ x: [Float]) -> [Float] {
+        [Float](unsafeUninitializedCapacity: x.count) { y, count in
+            x.withUnsafeBufferPointer { tanh($0, into: y) }
+            count = x.count
+        }
     }
 
     /// tanh(a) for a binary32 a in [2⁻¹², 10), relative error below 2⁻⁴⁵.

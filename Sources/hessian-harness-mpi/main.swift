@@ -7,6 +7,7 @@ import MPIBackend
 // hessian-harness, each process one rank of the job. Distributed commands: hvp and
 // slq --model (FSDP-sharded, one shard per rank) and run (configurations split
 // across ranks); rank 0 writes the results.
+CLI.selectBLASKernel()
 let comm = MPIJob.initialize()
 Cluster.world = comm
 let arguments = Array(CommandLine.arguments.dropFirst())

@@ -1,4 +1,5 @@
 import Foundation
 import HarnessCLI
 
+CLI.selectBLASKernel()
 exit(CLI.run())

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Harness
+import LinearAlgebra
 import Scalars
 
 /// Runs the built `hessian-harness` executable (next to the test bundle).
@@ -86,5 +87,19 @@ func runCLI(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: 
         #expect(lines.contains("e4m3,4,-6,8,0.0625,0.001953125,448.0,yes,no,8"))
         let table = try runCLI(["formats"])
         #expect(table.status == 0 && table.stdout.contains("mpfr4096"))
+    }
+}
+
+/// The executable runs OpenBLAS's kernels for this CPU's level, whatever OpenBLAS
+/// detected (Debian 12's takes Sapphire Rapids for a Prescott), unless the user chose.
+@Suite struct BLASKernelSelectionTests {
+    @Test func executableUsesTheCPUsKernelsAndRecordsThem() throws {
+        let run = try runCLI(["version"])
+        #expect(run.status == 0)
+        let inProcess = BLASRuntime.coreName          // this test process: OpenBLAS's own detection
+        let expected = BLASRuntime.coreTypeToRequest(detected: inProcess, cpuLevel: .current) ?? inProcess
+        if ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil {
+            #expect(run.stdout.contains("(kernels: \(expected))"), "\(run.stdout)")
+        }
     }
 }

@@ -93,6 +93,35 @@ import CMPFR
         for x in undecided { #expect(Self.sameFloat(Binary32Tanh.tanh(x), Self.reference(x)), "tanh(\(x))") }
     }
 
+    /// The array form (vector lanes in C, the undecided elements finished in Swift) gives
+    /// the scalar function's bits: every encoding class, the dense evaluated range, the
+    /// inputs near midpoints (scattered over block positions), and lengths around the
+    /// 64-element block.
+    @Test func arrayFormMatchesScalar() {
+        var xs: [Float] = []
+        for (lo, hi, s): (UInt32, UInt32, UInt32) in [(0, 0x7FFF_FFFF, 65_537), (0x3980_0000, 0x4120_0000, 487)] {
+            var b = lo
+            while b <= hi { xs.append(Float(bitPattern: b)); xs.append(Float(bitPattern: b | 0x8000_0000)); if hi - b < s { break }; b += s }
+        }
+        var b: UInt32 = 0x3980_0000, undecided = 0
+        while b < 0x4120_0000 && undecided < 300 {
+            if !Binary32Tanh.decidedWithoutMPFR(Float(bitPattern: b)) { xs.append(Float(bitPattern: b)); xs.append(-Float(bitPattern: b)); undecided += 1 }
+            b += 97
+        }
+        xs += [0, -0.0, .infinity, -.infinity, .nan, -.nan, .signalingNaN, Float(bitPattern: 0x7FC1_2345),
+               .leastNonzeroMagnitude, 0x1p-12, Float(0x1p-12).nextDown, 10, Float(10).nextDown, .greatestFiniteMagnitude]
+        var g = SplitMix64(seed: 5)
+        for i in stride(from: xs.count - 1, to: 0, by: -1) { xs.swapAt(i, Int(g.next() % UInt64(i + 1))) }
+        let expected = xs.map(Binary32Tanh.tanh)
+        #expect(undecided >= 50, "\(undecided) undecided inputs")
+        for n in [0, 1, 63, 64, 65, 127, 129, 1000, xs.count] {
+            let got = Binary32Tanh.tanh(Array(xs[0..<n]))
+            let bad = (0..<n).filter { got[$0].bitPattern != expected[$0].bitPattern }
+            let mismatches = bad.count
+            #expect(mismatches == 0, "n = \(n): \(bad.prefix(3).map { (xs[$0], got[$0], expected[$0]) })")
+        }
+    }
+
     /// The harness's tanh in Float and the value part of Dual<Float>'s tanh are this
     /// function; other types keep their own tanh.
     @Test func elementaryRoutesFloatHere() {
@@ -119,5 +148,19 @@ import CMPFR
             return all
         }
         #expect(bad.isEmpty, "differ from MPFR: \(bad.prefix(5))")
+        // The array form over the same inputs, against the scalar function just checked.
+        var mismatches = 0
+        var start = lo
+        while start <= hi {
+            let end = min(hi, start + (1 << 20))
+            for sign: UInt32 in [0, 0x8000_0000] {
+                let xs = (start...end).map { Float(bitPattern: $0 | sign) }
+                let ys = Binary32Tanh.tanh(xs)
+                for i in xs.indices where ys[i].bitPattern != Binary32Tanh.tanh(xs[i]).bitPattern { mismatches += 1 }
+            }
+            if end == hi { break }
+            start = end + 1
+        }
+        #expect(mismatches == 0)
     }
 }
