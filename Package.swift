@@ -97,6 +97,7 @@ let package = Package(
                 "LinearAlgebra",
                 "Krylov",
                 "Models",
+                "CKernels",
                 .product(name: "RealModule", package: "swift-numerics"),
             ]
         ),

@@ -145,3 +145,122 @@ uint64_t hh_tanhf_block(size_t n, const float *x, float *y) {
     return f(n > 64 ? 64 : n, x, y);
 }
 
+/* ---- the binary32 FD-HVP's O(n) stages (see ckernels.h and Curvature/Binary32FD.swift) ---- */
+
+/* FormatArithmetic.binary32Decides(sum: r, product: p), the same compares. */
+static inline __attribute__((always_inline)) int binary32_decides(double r, double p) {
+    double m = fabs(r);
+    int near = fabs(p) <= 0x1p12 * m;
+    int normal = m >= 0x1p-126 && m < 0x1p127;
+    uint64_t bits; memcpy(&bits, &r, 8);
+    uint32_t dropped = (uint32_t)bits & 0x1FFFFFFFu;
+    int clear = (uint32_t)(dropped - (0x10000000u - 0x1000u)) > 2u * 0x1000u;
+    return near & normal & clear;
+}
+
+static inline __attribute__((always_inline))
+int fd_points_f32(size_t n, const double *restrict t, const double *restrict v, double eps, int central,
+                  float *restrict plus, float *restrict second) {
+    int decided_plus = 0, decided_minus = 0;
+    if (central) {
+        for (size_t i = 0; i < n; i++) {
+            double p = eps * v[i], r = t[i] + p, s = t[i] - p;
+            decided_plus += binary32_decides(r, p);
+            decided_minus += binary32_decides(s, p);
+            plus[i] = (float)r;
+            second[i] = (float)s;
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            double p = eps * v[i], r = t[i] + p;
+            decided_plus += binary32_decides(r, p);
+            plus[i] = (float)r;
+            second[i] = (float)t[i];
+        }
+        decided_minus = (int)n;
+    }
+    return (decided_plus != (int)n ? 1 : 0) | (decided_minus != (int)n ? 2 : 0);
+}
+
+static inline __attribute__((always_inline))
+void fd_account_f32(size_t n, const float *restrict plus, const double *restrict t, const double *restrict v,
+                    double *restrict delta, size_t *moving, size_t *swamped) {
+    size_t m = 0, s = 0;
+    if (delta) {
+        for (size_t i = 0; i < n; i++) {
+            double p = (double)plus[i];
+            delta[i] = p - t[i];
+            size_t moves = v[i] != 0, same = p == t[i];
+            m += moves; s += moves & same;
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            double p = (double)plus[i];
+            size_t moves = v[i] != 0, same = p == t[i];
+            m += moves; s += moves & same;
+        }
+    }
+    *moving += m; *swamped += s;
+}
+
+static inline __attribute__((always_inline))
+void fd_quotient_f32(size_t n, const float *restrict a, const float *restrict b, float den, double *restrict hv) {
+    const uint64_t qnan_bits = 0x7ff8000000000000ull;
+    double qnan; memcpy(&qnan, &qnan_bits, 8);
+    for (size_t i = 0; i < n; i++) {
+        float q = (a[i] - b[i]) / den;
+        hv[i] = q != q ? qnan : (double)q;
+    }
+}
+
+static inline __attribute__((always_inline))
+void fd_quotient_f64(size_t n, const float *restrict a, const float *restrict b, double den, double *restrict hv) {
+    for (size_t i = 0; i < n; i++) hv[i] = ((double)a[i] - (double)b[i]) / den;
+}
+
+#define HH_FD_VARIANTS(suffix, attr) \
+    attr static int fd_points_f32_##suffix(size_t n, const double *restrict t, const double *restrict v, double eps, \
+        int central, float *restrict plus, float *restrict second) { return fd_points_f32(n, t, v, eps, central, plus, second); } \
+    attr static void fd_account_f32_##suffix(size_t n, const float *restrict plus, const double *restrict t, \
+        const double *restrict v, double *restrict delta, size_t *moving, size_t *swamped) { \
+        fd_account_f32(n, plus, t, v, delta, moving, swamped); } \
+    attr static void fd_quotient_f32_##suffix(size_t n, const float *restrict a, const float *restrict b, float den, \
+        double *restrict hv) { fd_quotient_f32(n, a, b, den, hv); } \
+    attr static void fd_quotient_f64_##suffix(size_t n, const float *restrict a, const float *restrict b, double den, \
+        double *restrict hv) { fd_quotient_f64(n, a, b, den, hv); }
+
+HH_FD_VARIANTS(base, )
+#ifdef HH_X86_FMA
+HH_FD_VARIANTS(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx512cd,avx2,fma"))))
+HH_FD_VARIANTS(avx2, __attribute__((target("avx2,fma"))))
+#endif
+
+static int fd_level(void) {
+    static int cached = -1;                            /* every thread stores the same value */
+    int level = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (level < 0) { level = hh_cpu_x86_level(); __atomic_store_n(&cached, level, __ATOMIC_RELAXED); }
+    return level;
+}
+
+#ifdef HH_X86_FMA
+#define HH_FD_DISPATCH(name, ...) do { int level_ = fd_level(); \
+    if (level_ >= 2) return name##_avx512(__VA_ARGS__); \
+    if (level_ == 1) return name##_avx2(__VA_ARGS__); \
+    return name##_base(__VA_ARGS__); } while (0)
+#else
+#define HH_FD_DISPATCH(name, ...) return name##_base(__VA_ARGS__)
+#endif
+
+int hh_fd_points_f32(size_t n, const double *t, const double *v, double eps, int central, float *plus, float *second) {
+    HH_FD_DISPATCH(fd_points_f32, n, t, v, eps, central, plus, second);
+}
+void hh_fd_account_f32(size_t n, const float *plus, const double *t, const double *v, double *delta,
+                       size_t *moving, size_t *swamped) {
+    HH_FD_DISPATCH(fd_account_f32, n, plus, t, v, delta, moving, swamped);
+}
+void hh_fd_quotient_f32(size_t n, const float *a, const float *b, float den, double *hv) {
+    HH_FD_DISPATCH(fd_quotient_f32, n, a, b, den, hv);
+}
+void hh_fd_quotient_f64(size_t n, const float *a, const float *b, double den, double *hv) {
+    HH_FD_DISPATCH(fd_quotient_f64, n, a, b, den, hv);
+}

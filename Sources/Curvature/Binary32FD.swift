@@ -1,3 +1,4 @@
+import CKernels
 import Scalars
 import LinearAlgebra
 import Models
@@ -21,6 +22,12 @@ import Models
 /// with any undecided element (a parameter near a binary32 midpoint, out of the normal
 /// range, nearly cancelled by its perturbation) is recomputed with the correctly
 /// rounded ``FormatArithmetic/fma(_:_:_:)``. The quotient in binary32 is the hardware's.
+///
+/// The loops themselves are CKernels' `hh_fd_points_f32`, `hh_fd_account_f32` and
+/// `hh_fd_quotient_f32/f64`: the same IEEE operations written in C, compiled for
+/// AVX-512 and AVX2 as well and chosen at run time (Swift compiles them for baseline
+/// x86-64, two Doubles per instruction). They are the FD's own work between its two
+/// gradients; the tests compare this path bit for bit with the staged one.
 @usableFromInline
 enum Binary32FD {
     @usableFromInline static let block = 256
@@ -59,7 +66,8 @@ enum Binary32FD {
     /// fl32(θᵢ − εvᵢ) (central; fl(−εv) = −fl(εv) exactly) or fl32(θᵢ) (forward), each
     /// correctly rounded; δᵢ = plus[i] − θᵢ (the Double subtraction of ``FDResult``) and
     /// the counts of moving (vᵢ ≠ 0) and swamped (moving, yet plus[i] = θᵢ) components,
-    /// block by block while the block is in cache.
+    /// block by block while the block is in cache (the points and the accounting in C,
+    /// the correctly rounded redo of an undecided block here).
     @inlinable
     static func points(_ t: UnsafeBufferPointer<Double>, _ v: UnsafeBufferPointer<Double>, _ eps: Double, central: Bool,
                        _ param: FormatArithmetic, plus: UnsafeMutableBufferPointer<Float>,
@@ -67,29 +75,13 @@ enum Binary32FD {
         var moving = 0, swamped = 0
         var start = 0
         while start < t.count {
-            let end = min(start + block, t.count)
-            var decidedPlus: Int32 = 0, decidedMinus: Int32 = 0
-            if central {
-                for i in start..<end {
-                    let p = eps * v[i], r = t[i] + p, s = t[i] - p
-                    decidedPlus &+= FormatArithmetic.binary32Decides(sum: r, product: p) ? 1 : 0
-                    decidedMinus &+= FormatArithmetic.binary32Decides(sum: s, product: p) ? 1 : 0
-                    plus[i] = Float(r)
-                    second[i] = Float(s)
-                }
-            } else {
-                for i in start..<end {
-                    let p = eps * v[i], r = t[i] + p
-                    decidedPlus &+= FormatArithmetic.binary32Decides(sum: r, product: p) ? 1 : 0
-                    plus[i] = Float(r)
-                    second[i] = Float(t[i])                        // as ScalarArrays.rounding(θ, to: Float)
-                }
-                decidedMinus = Int32(end - start)
-            }
-            if decidedPlus != Int32(end - start) { for i in start..<end { plus[i] = Float(param.fma(t[i], eps, v[i])) } }
-            if decidedMinus != Int32(end - start) { for i in start..<end { second[i] = Float(param.fma(t[i], -eps, v[i])) } }
-            let (m, s) = FDResult.account(start..<end, plus: { Double(plus[$0]) }, theta: t, v: v, delta: d)
-            moving &+= m; swamped &+= s
+            let end = min(start + block, t.count), n = end - start
+            let undecided = hh_fd_points_f32(n, t.baseAddress! + start, v.baseAddress! + start, eps, central ? 1 : 0,
+                                             plus.baseAddress! + start, second.baseAddress! + start)
+            if undecided & 1 != 0 { for i in start..<end { plus[i] = Float(param.fma(t[i], eps, v[i])) } }
+            if undecided & 2 != 0 { for i in start..<end { second[i] = Float(param.fma(t[i], -eps, v[i])) } }
+            hh_fd_account_f32(n, plus.baseAddress! + start, t.baseAddress! + start, v.baseAddress! + start,
+                              d.baseAddress! + start, &moving, &swamped)
             start = end
         }
         return (moving, swamped)
@@ -105,17 +97,13 @@ enum Binary32FD {
         let n = a.count
         precondition(b.count == n)
         return [Double](unsafeUninitializedCapacity: n) { hv, count in
-            a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in
+            if n > 0 { a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in
                 if h == .fp64 {
-                    for i in 0..<n { hv[i] = (Double(a[i]) - Double(b[i])) / den }   // h.sub, h.div in binary64
+                    hh_fd_quotient_f64(n, a.baseAddress!, b.baseAddress!, den, hv.baseAddress!)   // h.sub, h.div in binary64
                 } else {
-                    let d = Float(den)                                         // exact: den = fl32(2ε)
-                    for i in 0..<n {
-                        let q = (a[i] - b[i]) / d
-                        hv[i] = q.isNaN ? .nan : Double(q)
-                    }
+                    hh_fd_quotient_f32(n, a.baseAddress!, b.baseAddress!, Float(den), hv.baseAddress!)  // exact: den = fl32(2ε)
                 }
-            } }
+            } } }
             count = n
         }
     }

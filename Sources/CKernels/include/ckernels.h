@@ -17,6 +17,29 @@ void hh_saxpy_fused(size_t n, float a, const float *x, float *y);
    y[i] = x[i], and the caller computes the correctly rounded value itself. */
 uint64_t hh_tanhf_block(size_t n, const float *x, float *y);
 
+/* The binary32 FD-HVP's O(n) stages (Curvature's Binary32FD), in vector lanes when
+   the CPU has AVX2 or AVX-512: the same IEEE operations as the Swift loops they
+   replace, hence the same bits.
+
+   hh_fd_points_f32, for one block of n elements: with p = eps*v[i] (binary64),
+   plus[i] = (float)(t[i] + p) and second[i] = (float)(t[i] - p) (central != 0) or
+   (float)t[i] (forward). Returns bit 0 set when some plus[i], bit 1 when some
+   second[i], is not proved correctly rounded by FormatArithmetic.binary32Decides
+   (the caller then recomputes that array's block with a correctly rounded fma).
+
+   hh_fd_account_f32: delta[i] = (double)plus[i] - t[i] (skipped when delta is NULL),
+   and adds to *moving the number of v[i] != 0 and to *swamped the number of those
+   with (double)plus[i] == t[i].
+
+   hh_fd_quotient_f32: hv[i] = (double)((a[i] - b[i]) / den) in binary32, a NaN
+   written as the canonical quiet NaN 0x7ff8000000000000; hh_fd_quotient_f64:
+   hv[i] = ((double)a[i] - (double)b[i]) / den in binary64. */
+int hh_fd_points_f32(size_t n, const double *t, const double *v, double eps, int central, float *plus, float *second);
+void hh_fd_account_f32(size_t n, const float *plus, const double *t, const double *v, double *delta,
+                       size_t *moving, size_t *swamped);
+void hh_fd_quotient_f32(size_t n, const float *a, const float *b, float den, double *hv);
+void hh_fd_quotient_f64(size_t n, const float *a, const float *b, double den, double *hv);
+
 /* The richest x86-64 instruction-set level of this CPU, as OpenBLAS's kernels group
    them: 0 none of the below (or not x86-64), 1 AVX2 + FMA (its Haswell kernels),
    2 AVX-512 F/CD/BW/DQ/VL (SkylakeX), 3 that and AVX-512 BF16 (Cooperlake). From
