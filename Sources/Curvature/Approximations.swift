@@ -229,7 +229,7 @@ public struct KFAC<T: StudyScalar> {
                 for i in outer.storage.indices { gs[l].storage[i] += outer.storage[i] }
                 if l > 0 {
                     var dh = Kernels.gemm(dz, w[l], accumulation: acc)
-                    for i in dh.storage.indices { dh.storage[i] *= mlp.activation.derivative(zs[l - 1].storage[i], value: hs[l].storage[i]) }
+                    mlp.activation.scaleByDerivative(&dh.storage, at: zs[l - 1].storage, values: hs[l].storage)
                     dz = dh
                 }
             }

@@ -54,6 +54,20 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
         }
     }
 
+    /// g[i] ← g[i] · ``derivative(_:value:)`` at (z[i], h[i]): the backward pass through
+    /// the activation. The same products element for element; the activation is
+    /// chosen once per call, not per element, so the tanh loop (g·(1 − h²)) vectorizes.
+    @inlinable
+    public func scaleByDerivative<T: StudyScalar>(_ g: inout [T], at z: [T], values h: [T]) {
+        precondition(g.count == z.count && g.count == h.count, "activation backward: \(g.count), \(z.count), \(h.count) elements")
+        g.withUnsafeMutableBufferPointer { gp in h.withUnsafeBufferPointer { hp in z.withUnsafeBufferPointer { zp in
+            switch self {
+            case .tanh: for i in 0..<gp.count { gp[i] *= 1 - hp[i] * hp[i] }
+            case .gelu, .relu: for i in 0..<gp.count { gp[i] *= derivative(zp[i], value: hp[i]) }
+            }
+        } } }
+    }
+
     /// The formula, as model.json records it for outside frameworks.
     public var formula: String {
         switch self {

@@ -4,7 +4,10 @@ import RealModule
 
 /// A classification data set: inputs `x` (rows are samples) and integer labels.
 public struct Dataset: Sendable {
-    public var x: Matrix<Double>
+    public var x: Matrix<Double> { didSet { xFloat = x.storage.map { Float($0) } } }
+    /// The inputs rounded to binary32 once (what ``ScalarArrays/rounding(_:to:)`` gives
+    /// for `Float`), so an fp32 gradient does not convert the data set on every call.
+    public private(set) var xFloat: [Float]
     public var labels: [Int]
     public var classes: Int
     public var count: Int { x.rows }
@@ -15,6 +18,7 @@ public struct Dataset: Sendable {
         guard x.storage.allSatisfy(\.isFinite) else { throw ModelError("data: inputs contain NaN or infinity") }
         guard labels.allSatisfy({ $0 >= 0 && $0 < classes }) else { throw ModelError("data: labels must lie in 0..<\(classes)") }
         self.x = x; self.labels = labels; self.classes = classes
+        xFloat = x.storage.map { Float($0) }
     }
 
     /// Teacher–student classification: x ~ N(0, I_d) (seeded), labels = argmax of a

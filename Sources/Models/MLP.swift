@@ -69,15 +69,24 @@ public struct MLP: OutputModel, GradientCore {
             biases.append(Array(theta[b.range]))
         }
         // Forward.
-        let rows = samples == 0..<data.count ? data.x.storage
-            : Array(data.x.storage[(samples.lowerBound * data.features)..<(samples.upperBound * data.features)])
-        var hs: [Matrix<T>] = [Matrix(rows: batch, cols: data.features, storage: ScalarArrays.rounding(rows, to: T.self))]
+        let input: [T]
+        if T.self == Float.self && samples == 0..<data.count {
+            input = unsafeBitCast(data.xFloat, to: [T].self)                // rounded once, the same values
+        } else {
+            let rows = samples == 0..<data.count ? data.x.storage
+                : Array(data.x.storage[(samples.lowerBound * data.features)..<(samples.upperBound * data.features)])
+            input = ScalarArrays.rounding(rows, to: T.self)
+        }
+        var hs: [Matrix<T>] = [Matrix(rows: batch, cols: data.features, storage: input)]
         var zs: [Matrix<T>] = []
         for l in 0..<layers {
             var z = Kernels.gemm(hs[l], weights[l].transposed(), accumulation: acc)
             let width = z.cols
             z.storage.withUnsafeMutableBufferPointer { zp in biases[l].withUnsafeBufferPointer { bp in
-                for i in 0..<batch { for j in 0..<width { zp[i * width + j] += bp[j] } }
+                for i in 0..<batch {
+                    let row = zp.baseAddress! + i * width
+                    for j in 0..<width { row[j] += bp[j] }
+                }
             } }
             zs.append(z)
             if l < layers - 1 { hs.append(Matrix(rows: z.rows, cols: z.cols, storage: activation.values(z.storage))) }
@@ -100,12 +109,15 @@ public struct MLP: OutputModel, GradientCore {
             grad.withUnsafeMutableBufferPointer { gp in dz.storage.withUnsafeBufferPointer { dp in
                 let sums = gp.baseAddress! + bt.offset
                 for j in 0..<width { sums[j] = .zero }
-                for i in 0..<batch { for j in 0..<width { sums[j] += dp[i * width + j] } }
+                for i in 0..<batch {
+                    let row = dp.baseAddress! + i * width
+                    for j in 0..<width { sums[j] += row[j] }
+                }
             } }
             if l > 0 {
                 var dh = Kernels.gemm(dz, weights[l], accumulation: acc)             // batch × in
                 let zPrev = zs[l - 1], hPrev = hs[l]                                // hs[l] = act(zs[l − 1])
-                for i in dh.storage.indices { dh.storage[i] *= activation.derivative(zPrev.storage[i], value: hPrev.storage[i]) }
+                activation.scaleByDerivative(&dh.storage, at: zPrev.storage, values: hPrev.storage)
                 dz = dh
             }
         }
