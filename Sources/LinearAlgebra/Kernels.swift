@@ -164,6 +164,99 @@ public enum Kernels {
         return gemmLoop(a, b, accumulation: accumulation)
     }
 
+    /// `C = op(A) op(B)`, op(X) = Xᵀ where asked, without copying the transposes where
+    /// BLAS computes the product (Float and Double under `.blas`: the transposition is a
+    /// flag of sgemm/dgemm). Other types and policies transpose and call
+    /// ``gemm(_:_:accumulation:)``, so their bits are those of the copies. Under `.blas`
+    /// they are too for OpenBLAS's Prescott, Haswell and Zen kernel sets, not for
+    /// SkylakeX and Cooperlake, whose small-matrix kernels sum in a layout-dependent
+    /// order: deterministic for a given kernel set (recorded as `blas_core`), within the
+    /// usual γ_k bound (tested), like every BLAS result.
+    @inlinable
+    public static func gemm<T: StudyScalar>(_ a: Matrix<T>, transposed ta: Bool, _ b: Matrix<T>, transposed tb: Bool,
+                                            accumulation: Accumulation = .recursive) -> Matrix<T> {
+        if case .blas = accumulation, T.self == Float.self || T.self == Double.self {
+            let (m, n) = (ta ? a.cols : a.rows, tb ? b.rows : b.cols)
+            let c = [T](unsafeUninitializedCapacity: m * n) { cp, count in
+                a.storage.withUnsafeBufferPointer { ap in b.storage.withUnsafeBufferPointer { bp in
+                    blasInto(ap, a.rows, a.cols, ta, bp, b.rows, b.cols, tb, cp)
+                } }
+                count = m * n
+            }
+            return Matrix(rows: m, cols: n, storage: c)
+        }
+        if case .blas = accumulation {
+            if T.self == Dual<Float>.self {
+                return unsafeBitCast(blasDualGemm(unsafeBitCast(a, to: Matrix<Dual<Float>>.self), transposed: ta,
+                                                  unsafeBitCast(b, to: Matrix<Dual<Float>>.self), transposed: tb), to: Matrix<T>.self)
+            }
+            if T.self == Dual<Double>.self {
+                return unsafeBitCast(blasDualGemm(unsafeBitCast(a, to: Matrix<Dual<Double>>.self), transposed: ta,
+                                                  unsafeBitCast(b, to: Matrix<Dual<Double>>.self), transposed: tb), to: Matrix<T>.self)
+            }
+        }
+        return gemm(ta ? a.transposed() : a, tb ? b.transposed() : b, accumulation: accumulation)
+    }
+
+    /// ``gemm(_:transposed:_:transposed:accumulation:)`` with B given as the row-major
+    /// `rows`×`cols` buffer `b` (a weight matrix inside a flat parameter vector): BLAS
+    /// reads it in place; other types and policies copy it into a matrix first.
+    @inlinable
+    public static func gemm<T: StudyScalar>(_ a: Matrix<T>, transposed ta: Bool, _ b: UnsafeBufferPointer<T>, rows: Int, cols: Int,
+                                            transposed tb: Bool, accumulation: Accumulation = .recursive) -> Matrix<T> {
+        precondition(b.count == rows * cols, "gemm: B has \(b.count) elements, not \(rows)×\(cols)")
+        if case .blas = accumulation, T.self == Float.self || T.self == Double.self {
+            let (m, n) = (ta ? a.cols : a.rows, tb ? rows : cols)
+            let c = [T](unsafeUninitializedCapacity: m * n) { cp, count in
+                a.storage.withUnsafeBufferPointer { ap in blasInto(ap, a.rows, a.cols, ta, b, rows, cols, tb, cp) }
+                count = m * n
+            }
+            return Matrix(rows: m, cols: n, storage: c)
+        }
+        return gemm(a, transposed: ta, Matrix(rows: rows, cols: cols, storage: Array(b)), transposed: tb, accumulation: accumulation)
+    }
+
+    /// ``gemm(_:transposed:_:transposed:accumulation:)`` written into `c` (m·n elements,
+    /// row-major; a gradient's slice of a flat vector): BLAS writes it in place.
+    @inlinable
+    public static func gemm<T: StudyScalar>(_ a: Matrix<T>, transposed ta: Bool, _ b: Matrix<T>, transposed tb: Bool,
+                                            into c: UnsafeMutableBufferPointer<T>, accumulation: Accumulation = .recursive) {
+        if case .blas = accumulation, T.self == Float.self || T.self == Double.self {
+            a.storage.withUnsafeBufferPointer { ap in b.storage.withUnsafeBufferPointer { bp in
+                blasInto(ap, a.rows, a.cols, ta, bp, b.rows, b.cols, tb, c)
+            } }
+            return
+        }
+        let r = gemm(a, transposed: ta, b, transposed: tb, accumulation: accumulation)
+        precondition(c.count == r.storage.count, "gemm: the output holds \(c.count) elements, the product \(r.storage.count)")
+        for i in r.storage.indices { c[i] = r.storage[i] }
+    }
+
+    /// sgemm/dgemm (T is Float or Double) of row-major buffers: C = op(A) op(B), A stored
+    /// ar×ac, B br×bc, C (m·n elements) overwritten; zeros when the inner size is 0.
+    @inlinable
+    static func blasInto<T: StudyScalar>(_ a: UnsafeBufferPointer<T>, _ ar: Int, _ ac: Int, _ ta: Bool,
+                                         _ b: UnsafeBufferPointer<T>, _ br: Int, _ bc: Int, _ tb: Bool,
+                                         _ c: UnsafeMutableBufferPointer<T>) {
+        let (m, k) = ta ? (ac, ar) : (ar, ac)
+        let (kb, n) = tb ? (bc, br) : (br, bc)
+        precondition(k == kb && a.count == ar * ac && b.count == br * bc && c.count == m * n,
+                     "gemm: op(A) is \(m)×\(k), op(B) \(kb)×\(n), C holds \(c.count)")
+        guard m > 0 && n > 0 else { return }
+        guard k > 0 else { for i in 0..<(m * n) { c[i] = .zero }; return }
+        let transA = ta ? CblasTrans : CblasNoTrans, transB = tb ? CblasTrans : CblasNoTrans
+        let lda = Int32(max(ac, 1)), ldb = Int32(max(bc, 1))
+        let (ap, bp, cp) = (UnsafeRawPointer(a.baseAddress!), UnsafeRawPointer(b.baseAddress!), UnsafeMutableRawPointer(c.baseAddress!))
+        if T.self == Float.self {
+            cblas_sgemm(CblasRowMajor, transA, transB, Int32(m), Int32(n), Int32(k), 1, ap.assumingMemoryBound(to: Float.self), lda,
+                        bp.assumingMemoryBound(to: Float.self), ldb, 0, cp.assumingMemoryBound(to: Float.self), Int32(n))
+        } else {
+            precondition(T.self == Double.self, "blasInto: Float or Double")
+            cblas_dgemm(CblasRowMajor, transA, transB, Int32(m), Int32(n), Int32(k), 1, ap.assumingMemoryBound(to: Double.self), lda,
+                        bp.assumingMemoryBound(to: Double.self), ldb, 0, cp.assumingMemoryBound(to: Double.self), Int32(n))
+        }
+    }
+
     /// The loops of ``gemm(_:_:accumulation:)`` (outputs are ``dot(_:_:accumulation:)``s).
     @inlinable
     static func gemmLoop<T: StudyScalar>(_ a: Matrix<T>, _ b: Matrix<T>, accumulation: Accumulation) -> Matrix<T> {
@@ -186,18 +279,40 @@ public enum Kernels {
     }
 
     /// Dual numbers over Float/Double under `.blas`: (A + εA')(B + εB') = AB + ε(A'B + AB'),
-    /// three BLAS products (the tangent accumulates A'B and AB' in one output).
+    /// three BLAS products (the tangent is fl(A'B + AB'), the two products rounded
+    /// first). The values and tangents are split in one pass per operand, and op(X) = Xᵀ
+    /// is a flag of the products, as in ``gemm(_:transposed:_:transposed:accumulation:)``.
     @inlinable
-    static func blasDualGemm<W: StudyScalar>(_ a: Matrix<Dual<W>>, _ b: Matrix<Dual<W>>) -> Matrix<Dual<W>> {
-        let av = Matrix(rows: a.rows, cols: a.cols, storage: a.storage.map { $0.value })
-        let at = Matrix(rows: a.rows, cols: a.cols, storage: a.storage.map { $0.tangent })
-        let bv = Matrix(rows: b.rows, cols: b.cols, storage: b.storage.map { $0.value })
-        let bt = Matrix(rows: b.rows, cols: b.cols, storage: b.storage.map { $0.tangent })
-        let cv = blasGemm(av, bv)!, c1 = blasGemm(at, bv)!, c2 = blasGemm(av, bt)!
-        var out = [Dual<W>]()
-        out.reserveCapacity(cv.storage.count)
-        for i in cv.storage.indices { out.append(Dual(cv.storage[i], c1.storage[i] + c2.storage[i])) }
-        return Matrix(rows: a.rows, cols: b.cols, storage: out)
+    static func blasDualGemm<W: StudyScalar>(_ a: Matrix<Dual<W>>, transposed ta: Bool = false,
+                                             _ b: Matrix<Dual<W>>, transposed tb: Bool = false) -> Matrix<Dual<W>> {
+        let (m, n) = (ta ? a.cols : a.rows, tb ? b.rows : b.cols)
+        let (av, at) = split(a.storage), (bv, bt) = split(b.storage)
+        func product(_ x: [W], _ y: [W]) -> [W] {
+            [W](unsafeUninitializedCapacity: m * n) { c, count in
+                x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in blasInto(xp, a.rows, a.cols, ta, yp, b.rows, b.cols, tb, c) } }
+                count = m * n
+            }
+        }
+        let cv = product(av, bv), c1 = product(at, bv), c2 = product(av, bt)
+        let out = [Dual<W>](unsafeUninitializedCapacity: m * n) { o, count in
+            for i in 0..<(m * n) { o.initializeElement(at: i, to: Dual(cv[i], c1[i] + c2[i])) }
+            count = m * n
+        }
+        return Matrix(rows: m, cols: n, storage: out)
+    }
+
+    /// The values and the tangents of `x`, in one pass.
+    @inlinable
+    static func split<W: StudyScalar>(_ x: [Dual<W>]) -> ([W], [W]) {
+        var tangents = [W]()
+        let values = [W](unsafeUninitializedCapacity: x.count) { v, count in
+            tangents = [W](unsafeUninitializedCapacity: x.count) { t, tCount in
+                for i in x.indices { v.initializeElement(at: i, to: x[i].value); t.initializeElement(at: i, to: x[i].tangent) }
+                tCount = x.count
+            }
+            count = x.count
+        }
+        return (values, tangents)
     }
 
     @inlinable
@@ -208,27 +323,8 @@ public enum Kernels {
         if T.self == Dual<Double>.self {
             return unsafeBitCast(blasDualGemm(unsafeBitCast(a, to: Matrix<Dual<Double>>.self), unsafeBitCast(b, to: Matrix<Dual<Double>>.self)), to: Matrix<T>.self)
         }
+        if T.self == Double.self || T.self == Float.self { return gemm(a, transposed: false, b, transposed: false, accumulation: .blas) }
         let m = Int32(a.rows), n = Int32(b.cols), k = Int32(a.cols)
-        if T.self == Double.self {
-            var c = [Double](repeating: 0, count: a.rows * b.cols)
-            a.storage.withUnsafeBufferPointer { ap in b.storage.withUnsafeBufferPointer { bp in
-                ap.withMemoryRebound(to: Double.self) { ad in bp.withMemoryRebound(to: Double.self) { bd in
-                    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, ad.baseAddress, max(k, 1),
-                                bd.baseAddress, max(n, 1), 0, &c, max(n, 1))
-                } }
-            } }
-            return unsafeBitCast(Matrix(rows: a.rows, cols: b.cols, storage: c), to: Matrix<T>.self)
-        }
-        if T.self == Float.self {
-            var c = [Float](repeating: 0, count: a.rows * b.cols)
-            a.storage.withUnsafeBufferPointer { ap in b.storage.withUnsafeBufferPointer { bp in
-                ap.withMemoryRebound(to: Float.self) { af in bp.withMemoryRebound(to: Float.self) { bf in
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, af.baseAddress, max(k, 1),
-                                bf.baseAddress, max(n, 1), 0, &c, max(n, 1))
-                } }
-            } }
-            return unsafeBitCast(Matrix(rows: a.rows, cols: b.cols, storage: c), to: Matrix<T>.self)
-        }
         guard fitsInFloat(T.self) else { return nil }
         let af = a.storage.map { Float($0.doubleValue) }, bf = b.storage.map { Float($0.doubleValue) }
         var c = [Float](repeating: 0, count: a.rows * b.cols)

@@ -62,65 +62,70 @@ public struct MLP: OutputModel, GradientCore {
         let layers = widths.count - 1
         let batch = samples.count
         if batch == 0 { return (.zero, [T](repeating: .zero, count: layout.count)) }
-        var weights: [Matrix<T>] = [], biases: [[T]] = []
-        for l in 0..<layers {
-            let w = layout.tensors[2 * l], b = layout.tensors[2 * l + 1]
-            weights.append(Matrix(rows: w.shape[0], cols: w.shape[1], storage: Array(theta[w.range])))
-            biases.append(Array(theta[b.range]))
-        }
-        // Forward.
-        let input: [T]
-        if T.self == Float.self && samples == 0..<data.count {
-            input = unsafeBitCast(data.xFloat, to: [T].self)                // rounded once, the same values
-        } else {
-            let rows = samples == 0..<data.count ? data.x.storage
-                : Array(data.x.storage[(samples.lowerBound * data.features)..<(samples.upperBound * data.features)])
-            input = ScalarArrays.rounding(rows, to: T.self)
-        }
-        var hs: [Matrix<T>] = [Matrix(rows: batch, cols: data.features, storage: input)]
-        var zs: [Matrix<T>] = []
-        for l in 0..<layers {
-            var z = Kernels.gemm(hs[l], weights[l].transposed(), accumulation: acc)
-            let width = z.cols
-            z.storage.withUnsafeMutableBufferPointer { zp in biases[l].withUnsafeBufferPointer { bp in
-                for i in 0..<batch {
-                    let row = zp.baseAddress! + i * width
-                    for j in 0..<width { row[j] += bp[j] }
-                }
-            } }
-            zs.append(z)
-            if l < layers - 1 { hs.append(Matrix(rows: z.rows, cols: z.cols, storage: activation.values(z.storage))) }
-        }
-        // The output loss (softmax cross-entropy unless another head is given), mean over the batch.
-        let invB = 1 / T(data.count)
-        let (sum, dzLogits) = head.evaluate(zs[layers - 1], label: { data.labels[samples.lowerBound + $0] }, scale: invB)
-        var loss = sum
-        var dz = dzLogits
-        loss *= invB
-        // Backward.
-        var grad = [T](repeating: .zero, count: layout.count)
-        for l in stride(from: layers - 1, through: 0, by: -1) {
-            let dW = Kernels.gemm(dz.transposed(), hs[l], accumulation: acc)        // out × in
-            let wt = layout.tensors[2 * l], bt = layout.tensors[2 * l + 1]
-            grad.replaceSubrange(wt.range, with: dW.storage)
-            // Bias gradient: column sums of dz, each accumulated over i in order (the rows
-            // swept together so dz is read contiguously).
-            let width = dz.cols
-            grad.withUnsafeMutableBufferPointer { gp in dz.storage.withUnsafeBufferPointer { dp in
-                let sums = gp.baseAddress! + bt.offset
-                for j in 0..<width { sums[j] = .zero }
-                for i in 0..<batch {
-                    let row = dp.baseAddress! + i * width
-                    for j in 0..<width { sums[j] += row[j] }
-                }
-            } }
-            if l > 0 {
-                var dh = Kernels.gemm(dz, weights[l], accumulation: acc)             // batch × in
-                let zPrev = zs[l - 1], hPrev = hs[l]                                // hs[l] = act(zs[l − 1])
-                activation.scaleByDerivative(&dh.storage, at: zPrev.storage, values: hPrev.storage)
-                dz = dh
+        // Weights are read in place from θ (BLAS takes the buffer; other types copy it).
+        return theta.withUnsafeBufferPointer { tp in
+            func weight(_ l: Int) -> (UnsafeBufferPointer<T>, rows: Int, cols: Int) {
+                let w = layout.tensors[2 * l]
+                return (UnsafeBufferPointer(rebasing: tp[w.range]), w.shape[0], w.shape[1])
             }
+            let biases = (0..<layers).map { UnsafeBufferPointer(rebasing: tp[layout.tensors[2 * $0 + 1].range]) }
+            // Forward.
+            let input: [T]
+            if T.self == Float.self && samples == 0..<data.count {
+                input = unsafeBitCast(data.xFloat, to: [T].self)                // rounded once, the same values
+            } else {
+                let rows = samples == 0..<data.count ? data.x.storage
+                    : Array(data.x.storage[(samples.lowerBound * data.features)..<(samples.upperBound * data.features)])
+                input = ScalarArrays.rounding(rows, to: T.self)
+            }
+            var hs: [Matrix<T>] = [Matrix(rows: batch, cols: data.features, storage: input)]
+            var zs: [Matrix<T>] = []
+            for l in 0..<layers {
+                let w = weight(l)
+                var z = Kernels.gemm(hs[l], transposed: false, w.0, rows: w.rows, cols: w.cols, transposed: true, accumulation: acc)
+                let width = z.cols, bp = biases[l]
+                z.storage.withUnsafeMutableBufferPointer { zp in
+                    for i in 0..<batch {
+                        let row = zp.baseAddress! + i * width
+                        for j in 0..<width { row[j] += bp[j] }
+                    }
+                }
+                zs.append(z)
+                if l < layers - 1 { hs.append(Matrix(rows: z.rows, cols: z.cols, storage: activation.values(z.storage))) }
+            }
+            // The output loss (softmax cross-entropy unless another head is given), mean over the batch.
+            let invB = 1 / T(data.count)
+            let (sum, dzLogits) = head.evaluate(zs[layers - 1], label: { data.labels[samples.lowerBound + $0] }, scale: invB)
+            var loss = sum
+            var dz = dzLogits
+            loss *= invB
+            // Backward.
+            var grad = [T](repeating: .zero, count: layout.count)
+            for l in stride(from: layers - 1, through: 0, by: -1) {
+                let wt = layout.tensors[2 * l], bt = layout.tensors[2 * l + 1]
+                grad.withUnsafeMutableBufferPointer { gp in                         // dW = dzᵀ h (out × in), in place
+                    Kernels.gemm(dz, transposed: true, hs[l], transposed: false, into: UnsafeMutableBufferPointer(rebasing: gp[wt.range]), accumulation: acc)
+                }
+                // Bias gradient: column sums of dz, each accumulated over i in order (the rows
+                // swept together so dz is read contiguously).
+                let width = dz.cols
+                grad.withUnsafeMutableBufferPointer { gp in dz.storage.withUnsafeBufferPointer { dp in
+                    let sums = gp.baseAddress! + bt.offset
+                    for j in 0..<width { sums[j] = .zero }
+                    for i in 0..<batch {
+                        let row = dp.baseAddress! + i * width
+                        for j in 0..<width { sums[j] += row[j] }
+                    }
+                } }
+                if l > 0 {
+                    let w = weight(l)
+                    var dh = Kernels.gemm(dz, transposed: false, w.0, rows: w.rows, cols: w.cols, transposed: false, accumulation: acc)  // batch × in
+                    let zPrev = zs[l - 1], hPrev = hs[l]                                // hs[l] = act(zs[l − 1])
+                    activation.scaleByDerivative(&dh.storage, at: zPrev.storage, values: hPrev.storage)
+                    dz = dh
+                }
+            }
+            return (loss, grad)
         }
-        return (loss, grad)
     }
 }

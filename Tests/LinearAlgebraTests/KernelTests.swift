@@ -99,3 +99,78 @@ import Scalars
         #expect(zip(yf, wantF).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) }, "Float n=\(n)")
     }
 }
+
+/// gemm with transposed operands. Under the ordered policies it is gemm on transposed
+/// copies, bit for bit. Under `.blas` the transposition is a flag of sgemm/dgemm: the
+/// bits equal those of the copies for OpenBLAS's Prescott, Haswell and Zen kernel sets
+/// but not for SkylakeX and Cooperlake (their small-matrix kernels sum in another order
+/// per layout; seen on this machine with OPENBLAS_CORETYPE), so the test checks the
+/// product against the fp64 / recursive product of the copies within 2γ_k Σ|a||b|,
+/// which a wrong transposition exceeds by orders of magnitude.
+@Suite struct TransposedGemmTests {
+    static func operands<T: StudyScalar>(_: T.Type, m: Int, k: Int, n: Int, ta: Bool, tb: Bool, seed: UInt64) -> (Matrix<T>, Matrix<T>) {
+        var g = SplitMix64(seed: seed)
+        func random(_ r: Int, _ c: Int) -> Matrix<T> {
+            Matrix(rows: r, cols: c, storage: (0..<(r * c)).map { _ in T(roundingDouble: g.nextGaussian()) })
+        }
+        return (ta ? random(k, m) : random(m, k), tb ? random(n, k) : random(k, n))
+    }
+
+    static let combos = [(false, false), (false, true), (true, false), (true, true)]
+
+    @Test func orderedPoliciesEqualTransposedCopies() {
+        for (ta, tb) in Self.combos {
+            let (a, b) = Self.operands(BFloat16.self, m: 17, k: 33, n: 9, ta: ta, tb: tb, seed: 3)
+            #expect(Kernels.gemm(a, transposed: ta, b, transposed: tb, accumulation: .recursive).storage
+                    == Kernels.gemm(ta ? a.transposed() : a, tb ? b.transposed() : b, accumulation: .recursive).storage)
+            let (c, d) = Self.operands(Float.self, m: 17, k: 33, n: 9, ta: ta, tb: tb, seed: 4)
+            #expect(Kernels.gemm(c, transposed: ta, d, transposed: tb, accumulation: .pairwise).storage
+                    == Kernels.gemm(ta ? c.transposed() : c, tb ? d.transposed() : d, accumulation: .pairwise).storage)
+        }
+    }
+
+    static func blasError<T: StudyScalar>(_: T.Type, m: Int, k: Int, n: Int, ta: Bool, tb: Bool, u: Double) -> Double {
+        let (a, b) = operands(T.self, m: m, k: k, n: n, ta: ta, tb: tb, seed: 7)
+        let got = Kernels.gemm(a, transposed: ta, b, transposed: tb, accumulation: .blas)
+        let ad = Matrix(rows: a.rows, cols: a.cols, storage: a.storage.map(\.doubleValue))
+        let bd = Matrix(rows: b.rows, cols: b.cols, storage: b.storage.map(\.doubleValue))
+        let (ac, bc) = (ta ? ad.transposed() : ad, tb ? bd.transposed() : bd)
+        let ref = Kernels.gemm(ac, bc, accumulation: .recursive)
+        let mag = Kernels.gemm(Matrix(rows: ac.rows, cols: ac.cols, storage: ac.storage.map(\.magnitude)),
+                               Matrix(rows: bc.rows, cols: bc.cols, storage: bc.storage.map(\.magnitude)), accumulation: .recursive)
+        var worst = 0.0                                   // error in units of γ_k Σ|a||b|
+        for i in ref.storage.indices {
+            worst = max(worst, abs(got.storage[i].doubleValue - ref.storage[i]) / (Double(k) * u * mag.storage[i]))
+        }
+        return worst
+    }
+
+    @Test func blasComputesTheTransposedProduct() {
+        for (m, k, n) in [(64, 300, 48), (48, 64, 10), (10, 64, 48), (1, 1, 1), (37, 129, 65), (3, 1000, 2)] {
+            for (ta, tb) in Self.combos {
+                let ef = Self.blasError(Float.self, m: m, k: k, n: n, ta: ta, tb: tb, u: 0x1p-24)
+                let ed = Self.blasError(Double.self, m: m, k: k, n: n, ta: ta, tb: tb, u: 0x1p-53)
+                #expect(ef <= 1.1 && ed <= 2.1, "\(m)×\(k)×\(n) ta=\(ta) tb=\(tb): \(ef), \(ed) γ_k")
+            }
+        }
+    }
+
+    /// Dual numbers under `.blas` with transposed operands: the value is the Float
+    /// product op(A)op(B), the tangent fl(op(A')op(B) + op(A)op(B')), each product the
+    /// Float transposed gemm, bit for bit (the same sgemm calls, whatever the kernel set).
+    @Test func dualBLASWithTransposedOperands() {
+        for (ta, tb) in Self.combos {
+            let (av, bv) = Self.operands(Float.self, m: 37, k: 129, n: 65, ta: ta, tb: tb, seed: 11)
+            let (at, bt) = Self.operands(Float.self, m: 37, k: 129, n: 65, ta: ta, tb: tb, seed: 12)
+            let a = Matrix(rows: av.rows, cols: av.cols, storage: zip(av.storage, at.storage).map { Dual($0, $1) })
+            let b = Matrix(rows: bv.rows, cols: bv.cols, storage: zip(bv.storage, bt.storage).map { Dual($0, $1) })
+            let c = Kernels.gemm(a, transposed: ta, b, transposed: tb, accumulation: .blas)
+            let value = Kernels.gemm(av, transposed: ta, bv, transposed: tb, accumulation: .blas)
+            let t1 = Kernels.gemm(at, transposed: ta, bv, transposed: tb, accumulation: .blas)
+            let t2 = Kernels.gemm(av, transposed: ta, bt, transposed: tb, accumulation: .blas)
+            #expect(c.rows == 37 && c.cols == 65)
+            #expect(c.storage.map(\.value) == value.storage)
+            #expect(c.storage.map(\.tangent) == zip(t1.storage, t2.storage).map { $0 + $1 })
+        }
+    }
+}

@@ -161,6 +161,31 @@ func maxAbs<T: StudyScalar>(_ a: [T]) -> Double { a.map { abs($0.doubleValue) }.
         }
     }
 
+    /// The array forms of the activations (the vector tanh kernel for Float and the values
+    /// of Dual<Float>) and the backward scaling equal the elementwise definitions, bit
+    /// for bit, over values that include the kernel's undecided inputs, ±0, ±∞ and NaN.
+    @Test func arrayFormsMatchElementwise() {
+        var g = SplitMix64(seed: 22)
+        var xs = (0..<5000).map { _ in Float(g.nextUniform() * 12 - 6) }
+        var b: UInt32 = 0x3980_0000, undecided = 0
+        while undecided < 40 { if !Binary32Tanh.decidedWithoutMPFR(Float(bitPattern: b)) { xs.append(Float(bitPattern: b)); undecided += 1 }; b += 97 }
+        xs += [0, -0.0, .infinity, -.infinity, .nan, 1e-30, -20]
+        let ts = xs.map { _ in Float(g.nextUniform() * 2 - 1) }
+        func same<T: StudyScalar>(_ a: [T], _ b: [T]) -> Bool {
+            a.count == b.count && zip(a, b).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }
+        }
+        func bits(_ d: [Dual<Float>]) -> [UInt64] { d.map { UInt64($0.value.bitPattern) << 32 | UInt64($0.tangent.bitPattern) } }
+        for act in Activation.allCases {
+            #expect(xs.map { act.value($0) }.map(\.bitPattern) == act.values(xs).map(\.bitPattern), "\(act) Float")
+            let duals = zip(xs, ts).map { Dual($0, $1) }
+            #expect(bits(duals.map { act.value($0) }) == bits(act.values(duals)), "\(act) Dual<Float>")
+            let h = act.values(xs)
+            var gr = ts
+            act.scaleByDerivative(&gr, at: xs, values: h)
+            #expect(same(gr, zip(ts, zip(xs, h)).map { $0 * act.derivative($1.0, value: $1.1) }), "\(act) backward")
+        }
+    }
+
     /// The fused fp32 FD path (``Binary32FD``) against the stage-by-stage path, bit
     /// for bit: hv, δ and the swamped fraction, over schemes, grad/hvp formats, steps
     /// from swamping to coarse, and parameters with zeros, binary32 midpoints within a
