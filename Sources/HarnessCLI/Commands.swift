@@ -37,17 +37,23 @@ public enum CLI {
 }
 
 extension CLI {
-    /// Re-executes this program once with `OPENBLAS_CORETYPE` set when OpenBLAS
-    /// detected a kernel set below what the CPU supports (``BLASRuntime``: Debian 12's
-    /// OpenBLAS takes this project's Sapphire Rapids machines for a Prescott, and its
-    /// sgemm is then 5× slower). Returns when there is nothing to change, when the user
-    /// set `OPENBLAS_CORETYPE` (their choice stands), or when exec fails (the process
-    /// then goes on with the detected kernels). Call first thing in `main`, before any
-    /// thread or MPI starts; the new image sees the variable and does not re-execute.
+    /// Re-executes this program once with `OPENBLAS_CORETYPE` set to the kernel set
+    /// `HH_BLAS_CORE` asks for (``BLASRuntime/Policy``; default `auto`: the CPU's level
+    /// when OpenBLAS detected less; Debian 12's OpenBLAS takes this project's Sapphire
+    /// Rapids machines for a Prescott, whose sgemm is 5× slower). Returns when there is
+    /// nothing to change, when the user set `OPENBLAS_CORETYPE` (their choice stands),
+    /// or when exec fails (the process then goes on with the detected kernels). A bad
+    /// `HH_BLAS_CORE` is an input error: one line on stderr, exit status 2. Call first
+    /// thing in `main`, before any thread or MPI starts; the new image sees the variable
+    /// and does not re-execute.
     public static func selectBLASKernel() {
-        guard getenv("OPENBLAS_CORETYPE") == nil,
-              let core = BLASRuntime.coreTypeToRequest(detected: BLASRuntime.coreName, cpuLevel: .current)
-        else { return }
+        guard getenv("OPENBLAS_CORETYPE") == nil else { return }
+        let policy: BLASRuntime.Policy
+        do { policy = try BLASRuntime.Policy(environment: getenv("HH_BLAS_CORE").map { String(cString: $0) }) } catch {
+            StandardError.write("error: \(error)\n")
+            exit(2)
+        }
+        guard let core = policy.coreType(detected: BLASRuntime.coreName, cpuLevel: .current) else { return }
         setenv("OPENBLAS_CORETYPE", core, 1)
         execv("/proc/self/exe", CommandLine.unsafeArgv)
         unsetenv("OPENBLAS_CORETYPE")

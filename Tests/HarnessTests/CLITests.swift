@@ -5,12 +5,17 @@ import LinearAlgebra
 import Scalars
 
 /// Runs the built `hessian-harness` executable (next to the test bundle).
-func runCLI(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+func runCLI(_ args: [String], environment: [String: String?] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
     let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         .deletingLastPathComponent().appendingPathComponent("hessian-harness")
     let p = Process()
     p.executableURL = exe
     p.arguments = args
+    if !environment.isEmpty {
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+    }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out; p.standardError = err
     try p.run()
@@ -101,5 +106,22 @@ func runCLI(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: 
         if ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil {
             #expect(run.stdout.contains("(kernels: \(expected))"), "\(run.stdout)")
         }
+    }
+
+    /// HH_BLAS_CORE: portable asks for Haswell on an AVX2 machine, a name for that set,
+    /// detected keeps OpenBLAS's choice; a bad value is exit 2 with one line, nothing run.
+    @Test func hhBLASCorePolicy() throws {
+        let unset: [String: String?] = ["OPENBLAS_CORETYPE": nil]
+        if BLASRuntime.CPULevel.current >= .avx2 {
+            let portable = try runCLI(["version"], environment: unset.merging(["HH_BLAS_CORE": "portable"]) { $1 })
+            #expect(portable.status == 0 && portable.stdout.contains("(kernels: Haswell)"), "\(portable.stdout)")
+        }
+        if ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil {       // this process: OpenBLAS's own choice
+            let detected = try runCLI(["version"], environment: unset.merging(["HH_BLAS_CORE": "detected"]) { $1 })
+            #expect(detected.stdout.contains("(kernels: \(BLASRuntime.coreName))"), "\(detected.stdout)")
+        }
+        let bad = try runCLI(["formats"], environment: unset.merging(["HH_BLAS_CORE": "Pentium"]) { $1 })
+        #expect(bad.status == 2 && bad.stdout.isEmpty)
+        #expect(bad.stderr.hasPrefix("error: HH_BLAS_CORE=Pentium: expected auto, portable, detected or one of"), "\(bad.stderr)")
     }
 }

@@ -32,3 +32,28 @@ import Testing
         #expect(L.current == expected)
     }
 }
+
+@Suite struct BLASPolicyTests {
+    typealias P = BLASRuntime.Policy
+
+    @Test func parsesHHBLASCore() throws {
+        #expect(try P(environment: nil, cpuLevel: .avx512) == .auto)
+        #expect(try P(environment: " ", cpuLevel: .avx512) == .auto)
+        #expect(try P(environment: "Portable", cpuLevel: .avx512) == .portable)
+        #expect(try P(environment: "detected", cpuLevel: .baseline) == .detected)
+        #expect(try P(environment: "haswell", cpuLevel: .avx2) == .named("Haswell"))
+        #expect(throws: BLASPolicyError.self) { try P(environment: "Skylake-X", cpuLevel: .avx512) }
+        #expect(throws: BLASPolicyError.self) { try P(environment: "Cooperlake", cpuLevel: .avx2) }   // would fault
+    }
+
+    @Test func kernelSetPerPolicy() {
+        #expect(P.portable.coreType(detected: "Prescott", cpuLevel: .avx512bf16) == "Haswell")
+        #expect(P.portable.coreType(detected: "Cooperlake", cpuLevel: .avx512bf16) == "Haswell")
+        #expect(P.portable.coreType(detected: "Zen", cpuLevel: .avx512bf16) == nil)       // Zen's results are Haswell's
+        #expect(P.portable.coreType(detected: "Prescott", cpuLevel: .baseline) == nil)
+        #expect(P.detected.coreType(detected: "Prescott", cpuLevel: .avx512bf16) == nil)
+        #expect(P.named("SkylakeX").coreType(detected: "Prescott", cpuLevel: .avx512bf16) == "SkylakeX")
+        #expect(P.named("Haswell").coreType(detected: "Haswell", cpuLevel: .avx512) == nil)
+        #expect(P.auto.coreType(detected: "Prescott", cpuLevel: .avx512bf16) == "Cooperlake")
+    }
+}
