@@ -264,3 +264,58 @@ void hh_fd_quotient_f32(size_t n, const float *a, const float *b, float den, dou
 void hh_fd_quotient_f64(size_t n, const float *a, const float *b, double den, double *hv) {
     HH_FD_DISPATCH(fd_quotient_f64, n, a, b, den, hv);
 }
+
+/* ---- dual numbers: split into values and tangents, merge back (see ckernels.h) ---- */
+
+#define HH_DUAL_LOOPS(T, suffix, INF)                                                                     \
+    static inline __attribute__((always_inline))                                                          \
+    int split_dual_##suffix(size_t n, const T *restrict d, T *restrict v, T *restrict t) {               \
+        int nonzero = 0, nonfinite = 0;                                                                   \
+        for (size_t i = 0; i < n; i++) {                                                                  \
+            T a = d[2 * i], b = d[2 * i + 1];                                                             \
+            v[i] = a; t[i] = b;                                                                           \
+            nonzero |= b != 0;                                                                            \
+            nonfinite |= !(a > -INF && a < INF);                                                          \
+        }                                                                                                 \
+        return (nonzero ? 0 : 1) | (nonfinite ? 0 : 2);                                                   \
+    }                                                                                                     \
+    static inline __attribute__((always_inline))                                                          \
+    void merge_dual_##suffix(size_t n, const T *restrict v, const T *restrict t1, const T *restrict t2,  \
+                             T *restrict d) {                                                             \
+        if (t1 && t2) { for (size_t i = 0; i < n; i++) { d[2 * i] = v[i]; d[2 * i + 1] = t1[i] + t2[i]; } } \
+        else if (t1) { for (size_t i = 0; i < n; i++) { d[2 * i] = v[i]; d[2 * i + 1] = t1[i] + (T)0; } }  \
+        else if (t2) { for (size_t i = 0; i < n; i++) { d[2 * i] = v[i]; d[2 * i + 1] = t2[i] + (T)0; } }  \
+        else { for (size_t i = 0; i < n; i++) { d[2 * i] = v[i]; d[2 * i + 1] = (T)0 + (T)0; } }           \
+    }
+
+HH_DUAL_LOOPS(float, f32, INFINITY)
+HH_DUAL_LOOPS(double, f64, (double)INFINITY)
+
+#define HH_DUAL_VARIANTS(suffix, attr)                                                                    \
+    attr static int split_dual_f32_##suffix(size_t n, const float *restrict d, float *restrict v, float *restrict t) { \
+        return split_dual_f32(n, d, v, t); }                                                              \
+    attr static int split_dual_f64_##suffix(size_t n, const double *restrict d, double *restrict v, double *restrict t) { \
+        return split_dual_f64(n, d, v, t); }                                                              \
+    attr static void merge_dual_f32_##suffix(size_t n, const float *restrict v, const float *restrict t1, \
+        const float *restrict t2, float *restrict d) { merge_dual_f32(n, v, t1, t2, d); }                 \
+    attr static void merge_dual_f64_##suffix(size_t n, const double *restrict v, const double *restrict t1, \
+        const double *restrict t2, double *restrict d) { merge_dual_f64(n, v, t1, t2, d); }
+
+HH_DUAL_VARIANTS(base, )
+#ifdef HH_X86_FMA
+HH_DUAL_VARIANTS(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx512cd,avx2,fma"))))
+HH_DUAL_VARIANTS(avx2, __attribute__((target("avx2,fma"))))
+#endif
+
+int hh_split_dual_f32(size_t n, const float *d, float *values, float *tangents) {
+    HH_FD_DISPATCH(split_dual_f32, n, d, values, tangents);
+}
+int hh_split_dual_f64(size_t n, const double *d, double *values, double *tangents) {
+    HH_FD_DISPATCH(split_dual_f64, n, d, values, tangents);
+}
+void hh_merge_dual_f32(size_t n, const float *v, const float *t1, const float *t2, float *d) {
+    HH_FD_DISPATCH(merge_dual_f32, n, v, t1, t2, d);
+}
+void hh_merge_dual_f64(size_t n, const double *v, const double *t1, const double *t2, double *d) {
+    HH_FD_DISPATCH(merge_dual_f64, n, v, t1, t2, d);
+}

@@ -282,37 +282,77 @@ public enum Kernels {
     /// three BLAS products (the tangent is fl(A'B + AB'), the two products rounded
     /// first). The values and tangents are split in one pass per operand, and op(X) = Xᵀ
     /// is a flag of the products, as in ``gemm(_:transposed:_:transposed:accumulation:)``.
+    /// A tangent that is all zeros (the data entering a network) with finite values on
+    /// the other side makes its product exactly +0 (every term ±0, summed from +0), and
+    /// fl(+0 + c) = c + 0: that product is skipped, as forward-mode frameworks skip
+    /// symbolic zeros; the same bits as computing it (tested for every kernel set).
     @inlinable
     static func blasDualGemm<W: StudyScalar>(_ a: Matrix<Dual<W>>, transposed ta: Bool = false,
                                              _ b: Matrix<Dual<W>>, transposed tb: Bool = false) -> Matrix<Dual<W>> {
         let (m, n) = (ta ? a.cols : a.rows, tb ? b.rows : b.cols)
-        let (av, at) = split(a.storage), (bv, bt) = split(b.storage)
+        precondition(W.self == Float.self || W.self == Double.self, "blasDualGemm: Dual<Float> or Dual<Double>")
+        guard m > 0 && n > 0 else { return Matrix(rows: m, cols: n, storage: []) }
+        let sa = a.storage.withUnsafeBufferPointer { split($0) }, sb = b.storage.withUnsafeBufferPointer { split($0) }
         func product(_ x: [W], _ y: [W]) -> [W] {
             [W](unsafeUninitializedCapacity: m * n) { c, count in
                 x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in blasInto(xp, a.rows, a.cols, ta, yp, b.rows, b.cols, tb, c) } }
                 count = m * n
             }
         }
-        let cv = product(av, bv), c1 = product(at, bv), c2 = product(av, bt)
+        let cv = product(sa.values, sb.values)
+        let aZero = sa.tangentsZero && sb.valuesFinite, bZero = sb.tangentsZero && sa.valuesFinite
+        let c1: [W]? = aZero ? nil : product(sa.tangents, sb.values)
+        let c2: [W]? = bZero ? nil : product(sa.values, sb.tangents)
         let out = [Dual<W>](unsafeUninitializedCapacity: m * n) { o, count in
-            for i in 0..<(m * n) { o.initializeElement(at: i, to: Dual(cv[i], c1[i] + c2[i])) }
+            let d = UnsafeMutableRawPointer(o.baseAddress!)
+            cv.withUnsafeBufferPointer { v in
+                withOptionalPointer(c1) { t1 in withOptionalPointer(c2) { t2 in
+                    if W.self == Float.self {
+                        hh_merge_dual_f32(m * n, UnsafeRawPointer(v.baseAddress!).assumingMemoryBound(to: Float.self),
+                                          t1?.assumingMemoryBound(to: Float.self), t2?.assumingMemoryBound(to: Float.self),
+                                          d.assumingMemoryBound(to: Float.self))
+                    } else {
+                        hh_merge_dual_f64(m * n, UnsafeRawPointer(v.baseAddress!).assumingMemoryBound(to: Double.self),
+                                          t1?.assumingMemoryBound(to: Double.self), t2?.assumingMemoryBound(to: Double.self),
+                                          d.assumingMemoryBound(to: Double.self))
+                    }
+                } }
+            }
             count = m * n
         }
         return Matrix(rows: m, cols: n, storage: out)
     }
 
-    /// The values and the tangents of `x`, in one pass.
+    /// The values and the tangents of `x` (Dual<Float> or Dual<Double>) in one pass, with
+    /// whether every tangent is zero and every value finite (CKernels' vector loops).
     @inlinable
-    static func split<W: StudyScalar>(_ x: [Dual<W>]) -> ([W], [W]) {
-        var tangents = [W]()
+    static func split<W: StudyScalar>(_ x: UnsafeBufferPointer<Dual<W>>)
+        -> (values: [W], tangents: [W], tangentsZero: Bool, valuesFinite: Bool) {
+        var tangents = [W](), flags: Int32 = 3
         let values = [W](unsafeUninitializedCapacity: x.count) { v, count in
             tangents = [W](unsafeUninitializedCapacity: x.count) { t, tCount in
-                for i in x.indices { v.initializeElement(at: i, to: x[i].value); t.initializeElement(at: i, to: x[i].tangent) }
+                if let base = x.baseAddress {
+                    let d = UnsafeRawPointer(base), vr = UnsafeMutableRawPointer(v.baseAddress!), tr = UnsafeMutableRawPointer(t.baseAddress!)
+                    if W.self == Float.self {
+                        flags = hh_split_dual_f32(x.count, d.assumingMemoryBound(to: Float.self),
+                                                  vr.assumingMemoryBound(to: Float.self), tr.assumingMemoryBound(to: Float.self))
+                    } else {
+                        flags = hh_split_dual_f64(x.count, d.assumingMemoryBound(to: Double.self),
+                                                  vr.assumingMemoryBound(to: Double.self), tr.assumingMemoryBound(to: Double.self))
+                    }
+                }
                 tCount = x.count
             }
             count = x.count
         }
-        return (values, tangents)
+        return (values, tangents, flags & 1 != 0, flags & 2 != 0)
+    }
+
+    /// `body` with the array's base address, or nil for nil.
+    @inlinable
+    static func withOptionalPointer<W, R>(_ a: [W]?, _ body: (UnsafeRawPointer?) -> R) -> R {
+        guard let a else { return body(nil) }
+        return a.withUnsafeBufferPointer { body(UnsafeRawPointer($0.baseAddress)) }
     }
 
     @inlinable

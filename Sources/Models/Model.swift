@@ -34,9 +34,25 @@ extension DifferentiableModel {
     @inlinable
     public func exactHVP<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation = .recursive) -> (gradient: [T], hv: [T]) {
         precondition(theta.count == v.count && theta.count == parameterCount)
-        let dual = zip(theta, v).map { Dual<T>($0, $1) }
+        let n = theta.count
+        let dual = [Dual<T>](unsafeUninitializedCapacity: n) { d, count in
+            theta.withUnsafeBufferPointer { t in v.withUnsafeBufferPointer { v in
+                for i in 0..<n { d.initializeElement(at: i, to: Dual<T>(t[i], v[i])) }
+            } }
+            count = n
+        }
         let (_, g) = lossAndGradient(dual, accumulation: accumulation)
-        return (g.map(\.value), g.map(\.tangent))
+        var hv = [T]()
+        let gradient = [T](unsafeUninitializedCapacity: n) { gv, count in
+            hv = [T](unsafeUninitializedCapacity: n) { ht, hCount in
+                g.withUnsafeBufferPointer { g in
+                    for i in 0..<n { gv.initializeElement(at: i, to: g[i].value); ht.initializeElement(at: i, to: g[i].tangent) }
+                }
+                hCount = n
+            }
+            count = n
+        }
+        return (gradient, hv)
     }
 }
 

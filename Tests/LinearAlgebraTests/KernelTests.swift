@@ -158,10 +158,17 @@ import Scalars
     /// Dual numbers under `.blas` with transposed operands: the value is the Float
     /// product op(A)op(B), the tangent fl(op(A')op(B) + op(A)op(B')), each product the
     /// Float transposed gemm, bit for bit (the same sgemm calls, whatever the kernel set).
-    @Test func dualBLASWithTransposedOperands() {
+    /// Also with all-zero tangents on either side (some −0), where the kernel skips the
+    /// product that is exactly +0: the same bits as computing it.
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func dualBLASWithTransposedOperands(_ zeroTangent: (Bool, Bool)) {
         for (ta, tb) in Self.combos {
-            let (av, bv) = Self.operands(Float.self, m: 37, k: 129, n: 65, ta: ta, tb: tb, seed: 11)
-            let (at, bt) = Self.operands(Float.self, m: 37, k: 129, n: 65, ta: ta, tb: tb, seed: 12)
+            var (av, bv) = Self.operands(Float.self, m: 37, k: 129, n: 65, ta: ta, tb: tb, seed: 11)
+            var (at, bt) = Self.operands(Float.self, m: 37, k: 129, n: 65, ta: ta, tb: tb, seed: 12)
+            if zeroTangent.0 { at.storage = at.storage.indices.map { $0 % 7 == 0 ? -0.0 : 0 } }
+            if zeroTangent.1 { bt.storage = bt.storage.indices.map { $0 % 5 == 0 ? -0.0 : 0 } }
+            if zeroTangent.0 && !zeroTangent.1 { bv.storage[3] = .infinity }    // 0·∞: the zero product is NaN, not skipped
+            if zeroTangent.1 && !zeroTangent.0 { av.storage[5] = .nan }
             let a = Matrix(rows: av.rows, cols: av.cols, storage: zip(av.storage, at.storage).map { Dual($0, $1) })
             let b = Matrix(rows: bv.rows, cols: bv.cols, storage: zip(bv.storage, bt.storage).map { Dual($0, $1) })
             let c = Kernels.gemm(a, transposed: ta, b, transposed: tb, accumulation: .blas)
@@ -169,8 +176,9 @@ import Scalars
             let t1 = Kernels.gemm(at, transposed: ta, bv, transposed: tb, accumulation: .blas)
             let t2 = Kernels.gemm(av, transposed: ta, bt, transposed: tb, accumulation: .blas)
             #expect(c.rows == 37 && c.cols == 65)
-            #expect(c.storage.map(\.value) == value.storage)
-            #expect(c.storage.map(\.tangent) == zip(t1.storage, t2.storage).map { $0 + $1 })
+            #expect(c.storage.map(\.value.bitPattern) == value.storage.map(\.bitPattern))
+            #expect(c.storage.map(\.tangent.bitPattern) == zip(t1.storage, t2.storage).map { ($0 + $1).bitPattern })
+            #expect(zeroTangent.0 == zeroTangent.1 || c.storage.contains { $0.tangent.isNaN })
         }
     }
 }

@@ -40,6 +40,16 @@ void hh_fd_account_f32(size_t n, const float *plus, const double *t, const doubl
 void hh_fd_quotient_f32(size_t n, const float *a, const float *b, float den, double *hv);
 void hh_fd_quotient_f64(size_t n, const float *a, const float *b, double den, double *hv);
 
+/* Dual numbers stored as (value, tangent) pairs, for the BLAS path of dual matrix
+   products. hh_split_dual_f32/f64: values[i] = d[2i], tangents[i] = d[2i+1]; returns
+   bit 0 set when every tangent is zero (either sign) and bit 1 when every value is
+   finite. hh_merge_dual_f32/f64: d[2i] = v[i] and d[2i+1] = t1[i] + t2[i], where a
+   NULL t1 or t2 stands for +0 (so the tangent is t + 0, or +0 + +0). */
+int hh_split_dual_f32(size_t n, const float *d, float *values, float *tangents);
+int hh_split_dual_f64(size_t n, const double *d, double *values, double *tangents);
+void hh_merge_dual_f32(size_t n, const float *v, const float *t1, const float *t2, float *d);
+void hh_merge_dual_f64(size_t n, const double *v, const double *t1, const double *t2, double *d);
+
 /* The richest x86-64 instruction-set level of this CPU, as OpenBLAS's kernels group
    them: 0 none of the below (or not x86-64), 1 AVX2 + FMA (its Haswell kernels),
    2 AVX-512 F/CD/BW/DQ/VL (SkylakeX), 3 that and AVX-512 BF16 (Cooperlake). From
