@@ -42,15 +42,11 @@ enum Binary32FD {
         let central = scheme == .central                           // offsets: central [1, −1], forward [1, 0]
         var swamped = 0, moving = 0
         var second = [Float]()
-        var delta = [Double]()
         let plus = [Float](unsafeUninitializedCapacity: n) { out, count in
             second = [Float](unsafeUninitializedCapacity: n) { out2, count2 in
-                delta = [Double](unsafeUninitializedCapacity: n) { d, dCount in
-                    theta.withUnsafeBufferPointer { t in v.withUnsafeBufferPointer { vs in
-                        (moving, swamped) = points(t, vs, eps, central: central, precision.param, plus: out, second: out2, delta: d)
-                    } }
-                    dCount = n
-                }
+                theta.withUnsafeBufferPointer { t in v.withUnsafeBufferPointer { vs in
+                    (moving, swamped) = points(t, vs, eps, central: central, precision.param, plus: out, second: out2)
+                } }
                 count2 = n
             }
             count = n
@@ -59,19 +55,20 @@ enum Binary32FD {
             model.lossAndGradient($0, samples: 0..<model.sampleCount, accumulation: precision.accumulation).gradient
         }
         let hv = quotient(grads[0], grads[1], denominator: precision.hvp.round(scheme == .forward ? eps : 2 * eps), hvp: precision.hvp)
-        return FDResult(hv: hv, epsilon: eps, delta: delta, swampedFraction: FDResult.swampedFraction(moving: moving, swamped: swamped))
+        return FDResult(hv: hv, epsilon: eps, plus: plus, theta: theta,
+                        swampedFraction: FDResult.swampedFraction(moving: moving, swamped: swamped))
     }
 
     /// Both points in one pass over θ and v: plus[i] = fl32(θᵢ + εvᵢ) and second[i] =
     /// fl32(θᵢ − εvᵢ) (central; fl(−εv) = −fl(εv) exactly) or fl32(θᵢ) (forward), each
-    /// correctly rounded; δᵢ = plus[i] − θᵢ (the Double subtraction of ``FDResult``) and
-    /// the counts of moving (vᵢ ≠ 0) and swamped (moving, yet plus[i] = θᵢ) components,
+    /// correctly rounded; and the counts of moving (vᵢ ≠ 0) and swamped (moving, yet
+    /// plus[i] = θᵢ) components (δ = plus − θ is formed when the result's `delta` is read),
     /// block by block while the block is in cache (the points and the accounting in C,
     /// the correctly rounded redo of an undecided block here).
     @inlinable
     static func points(_ t: UnsafeBufferPointer<Double>, _ v: UnsafeBufferPointer<Double>, _ eps: Double, central: Bool,
                        _ param: FormatArithmetic, plus: UnsafeMutableBufferPointer<Float>,
-                       second: UnsafeMutableBufferPointer<Float>, delta d: UnsafeMutableBufferPointer<Double>) -> (moving: Int, swamped: Int) {
+                       second: UnsafeMutableBufferPointer<Float>) -> (moving: Int, swamped: Int) {
         var moving = 0, swamped = 0
         var start = 0
         while start < t.count {
@@ -81,7 +78,7 @@ enum Binary32FD {
             if undecided & 1 != 0 { for i in start..<end { plus[i] = Float(param.fma(t[i], eps, v[i])) } }
             if undecided & 2 != 0 { for i in start..<end { second[i] = Float(param.fma(t[i], -eps, v[i])) } }
             hh_fd_account_f32(n, plus.baseAddress! + start, t.baseAddress! + start, v.baseAddress! + start,
-                              d.baseAddress! + start, &moving, &swamped)
+                              nil, &moving, &swamped)
             start = end
         }
         return (moving, swamped)

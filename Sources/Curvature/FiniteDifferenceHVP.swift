@@ -87,8 +87,24 @@ public struct FDPrecision: Sendable {
 
 public struct FDResult: Sendable {
     @inlinable public init(hv: [Double], epsilon: Double, delta: [Double], swampedFraction: Double) {
-        self.hv = hv; self.epsilon = epsilon; self.delta = delta; self.swampedFraction = swampedFraction
+        self.hv = hv; self.epsilon = epsilon; self.deltaSource = .values(delta); self.swampedFraction = swampedFraction
     }
+
+    /// A result whose δ is the Double difference `plus − θ` of a binary32 point and the
+    /// θ it was perturbed from, formed when ``delta`` is read instead of in the FD's own
+    /// pass (the fused fp32 path: the FD-HVP then writes no δ array; `plus` is the array
+    /// its first gradient read). The same values as the eager `delta`.
+    @inlinable public init(hv: [Double], epsilon: Double, plus: [Float], theta: [Double], swampedFraction: Double) {
+        precondition(plus.count == theta.count, "FDResult: fl(θ + εv) and θ differ in length")
+        self.hv = hv; self.epsilon = epsilon; self.deltaSource = .difference(plus: plus, theta: theta)
+        self.swampedFraction = swampedFraction
+    }
+
+    @usableFromInline enum DeltaSource: Sendable {
+        case values([Double])
+        case difference(plus: [Float], theta: [Double])
+    }
+    @usableFromInline var deltaSource: DeltaSource
 
     /// The result of perturbing θ to `plus` = fl_param(θ + εv): δ and the swamped fraction.
     @inlinable public init(hv: [Double], epsilon: Double, theta: [Double], plus: [Double], v: [Double]) {
@@ -129,8 +145,23 @@ public struct FDResult: Sendable {
     public var hv: [Double]
     /// ε actually used (after the step policy).
     public var epsilon: Double
-    /// δ = fl_param(θ + εv) − θ, the perturbation actually applied (fp64).
-    public var delta: [Double]
+    /// δ = fl_param(θ + εv) − θ, the perturbation actually applied (fp64). O(n) on
+    /// every read when the result was made from the point (read it once).
+    @inlinable public var delta: [Double] {
+        get {
+            switch deltaSource {
+            case .values(let d): return d
+            case .difference(let plus, let theta):
+                return [Double](unsafeUninitializedCapacity: theta.count) { d, count in
+                    plus.withUnsafeBufferPointer { p in theta.withUnsafeBufferPointer { t in
+                        for i in 0..<t.count { d.initializeElement(at: i, to: Double(p[i]) - t[i]) }
+                    } }
+                    count = theta.count
+                }
+            }
+        }
+        set { deltaSource = .values(newValue) }
+    }
     /// Share of components with vᵢ ≠ 0 and fl_param(θᵢ + εvᵢ) = θᵢ.
     public var swampedFraction: Double
 }

@@ -82,9 +82,10 @@ public struct FDBiasStudy: Study {
             let dn = ref.distance(r.hv)
             let noise = setup.hRefNorm > 0 ? dn / setup.hRefNorm : dn
             var dev = 0.0, nv = 0.0
+            let delta = r.delta
             for j in setup.v.indices {
                 let ev = r.epsilon * setup.v[j]
-                dev += (r.delta[j] - ev) * (r.delta[j] - ev); nv += ev * ev
+                dev += (delta[j] - ev) * (delta[j] - ev); nv += ev * ev
             }
             errs.append(relErr); biases.append(bias); noises.append(noise)
             out.append("points", lead + [cell(eps), cell(r.epsilon), cell(u), cell(relErr), cell(bias), cell(noise),
