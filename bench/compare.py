@@ -165,7 +165,8 @@ def main():
     with open("results/benchmarks/machine.md", "w") as f:
         f.write(f"# Machine of results/benchmarks/compare.csv\n\n- CPU: {cpu}, {os.cpu_count()} cores; {platform.platform()}\n"
                 f"- rounds: {ROUNDS}, interleaved; everything pinned to one core (taskset -c 0)\n"
-                f"- ours: `{run([HH, 'version']).strip().splitlines()[0]}` (release build, baseline x86-64)\n"
+                f"- ours: `{run([HH, 'version']).strip().splitlines()[0]}` (release build, baseline x86-64); "
+                f"BLAS: {run([HH, 'version']).strip().splitlines()[-1]}\n"
                 f"- theirs: jax {jax.__version__}, ml_dtypes {ml_dtypes.__version__}, gmpy2 {gmpy2.version()}, numpy {np.__version__}, scipy {scipy.__version__}, C loop bench/mpfr_dot.c (cc -O2)\n")
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", ":(exclude)notebooks-export"],
