@@ -18,6 +18,9 @@ swift build --product hessian-harness >/dev/null
 # valgrind 3.19 cannot read the DWARF of Swift 6.3 debug binaries ("Possibly corrupted
 # debuginfo file"): check a copy without debug sections (symbol names kept).
 strip --strip-debug -o .build/hessian-harness-memcheck .build/debug/hessian-harness
+# HH_BLAS_CORE=detected: no re-execution to choose OpenBLAS's kernels, which would leave
+# valgrind (it does not follow exec by default).
+export HH_BLAS_CORE=detected
 for args in "cast --format mpfr4096 --rounding stochastic --seed 3 0.1 -1e-300 0x1.8p-3" \
             "bench scalars --n 64 --reps 1 --trials 1"; do
   valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=9 \
