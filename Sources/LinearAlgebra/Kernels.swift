@@ -166,7 +166,8 @@ public enum Kernels {
 
     /// `C = op(A) op(B)`, op(X) = Xᵀ where asked, without copying the transposes where
     /// BLAS computes the product (Float and Double under `.blas`: the transposition is a
-    /// flag of sgemm/dgemm). Other types and policies transpose and call
+    /// flag of sgemm/dgemm; `Dual<Float>`/`Dual<Double>` pass it to their products, see
+    /// `blasDualGemm`). Other types and policies transpose and call
     /// ``gemm(_:_:accumulation:)``, so their bits are those of the copies. Under `.blas`
     /// they are too for OpenBLAS's Prescott, Haswell and Zen kernel sets, not for
     /// SkylakeX and Cooperlake, whose small-matrix kernels sum in a layout-dependent
