@@ -214,6 +214,18 @@ public enum Kernels {
             }
             return Matrix(rows: m, cols: n, storage: c)
         }
+        if case .blas = accumulation, T.self == Dual<Float>.self || T.self == Dual<Double>.self {
+            return a.storage.withUnsafeBufferPointer { ap in
+                if T.self == Dual<Float>.self {
+                    return unsafeBitCast(blasDualGemm(unsafeBitCast(ap, to: UnsafeBufferPointer<Dual<Float>>.self), a.rows, a.cols, ta,
+                                                      unsafeBitCast(b, to: UnsafeBufferPointer<Dual<Float>>.self), rows, cols, tb),
+                                         to: Matrix<T>.self)
+                }
+                return unsafeBitCast(blasDualGemm(unsafeBitCast(ap, to: UnsafeBufferPointer<Dual<Double>>.self), a.rows, a.cols, ta,
+                                                  unsafeBitCast(b, to: UnsafeBufferPointer<Dual<Double>>.self), rows, cols, tb),
+                                     to: Matrix<T>.self)
+            }
+        }
         return gemm(a, transposed: ta, Matrix(rows: rows, cols: cols, storage: Array(b)), transposed: tb, accumulation: accumulation)
     }
 
@@ -290,13 +302,25 @@ public enum Kernels {
     @inlinable
     static func blasDualGemm<W: StudyScalar>(_ a: Matrix<Dual<W>>, transposed ta: Bool = false,
                                              _ b: Matrix<Dual<W>>, transposed tb: Bool = false) -> Matrix<Dual<W>> {
-        let (m, n) = (ta ? a.cols : a.rows, tb ? b.rows : b.cols)
+        a.storage.withUnsafeBufferPointer { ap in b.storage.withUnsafeBufferPointer { bp in
+            blasDualGemm(ap, a.rows, a.cols, ta, bp, b.rows, b.cols, tb)
+        } }
+    }
+
+    /// ``blasDualGemm(_:transposed:_:transposed:)`` of row-major buffers (A stored ar×ac,
+    /// B br×bc): a weight matrix is split straight from the parameter vector.
+    @inlinable
+    static func blasDualGemm<W: StudyScalar>(_ a: UnsafeBufferPointer<Dual<W>>, _ ar: Int, _ ac: Int, _ ta: Bool,
+                                             _ b: UnsafeBufferPointer<Dual<W>>, _ br: Int, _ bc: Int, _ tb: Bool) -> Matrix<Dual<W>> {
+        let (m, n) = (ta ? ac : ar, tb ? br : bc)
         precondition(W.self == Float.self || W.self == Double.self, "blasDualGemm: Dual<Float> or Dual<Double>")
+        precondition(a.count == ar * ac && b.count == br * bc && (ta ? ar : ac) == (tb ? bc : br),
+                     "gemm: A is \(ar)×\(ac), B is \(br)×\(bc)")
         guard m > 0 && n > 0 else { return Matrix(rows: m, cols: n, storage: []) }
-        let sa = a.storage.withUnsafeBufferPointer { split($0) }, sb = b.storage.withUnsafeBufferPointer { split($0) }
+        let sa = split(a), sb = split(b)
         func product(_ x: [W], _ y: [W]) -> [W] {
             [W](unsafeUninitializedCapacity: m * n) { c, count in
-                x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in blasInto(xp, a.rows, a.cols, ta, yp, b.rows, b.cols, tb, c) } }
+                x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in blasInto(xp, ar, ac, ta, yp, br, bc, tb, c) } }
                 count = m * n
             }
         }
