@@ -73,6 +73,8 @@ public struct MLP: OutputModel, GradientCore {
             let input: [T]
             if T.self == Float.self && samples == 0..<data.count {
                 input = unsafeBitCast(data.xFloat, to: [T].self)                // rounded once, the same values
+            } else if T.self == Dual<Float>.self && samples == 0..<data.count {
+                input = unsafeBitCast(data.xFloat.map { Dual($0, 0) }, to: [T].self)  // Dual(roundingDouble:): the same
             } else {
                 let rows = samples == 0..<data.count ? data.x.storage
                     : Array(data.x.storage[(samples.lowerBound * data.features)..<(samples.upperBound * data.features)])
