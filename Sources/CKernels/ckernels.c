@@ -77,6 +77,28 @@ int hh_cpu_x86_level(void) {
 #endif
 }
 
+/* hh_cpu_x86_level, asked once (every thread stores the same value). */
+static int cpu_level(void) {
+    static int cached = -1;
+    int level = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (level < 0) { level = hh_cpu_x86_level(); __atomic_store_n(&cached, level, __ATOMIC_RELAXED); }
+    return level;
+}
+
+/* A loop written once as an always-inline function is instantiated three times: for
+   baseline x86-64 (name_base), AVX2 (name_avx2) and AVX-512 (name_avx512); HH_DISPATCH
+   returns the call of the instance the CPU runs. */
+#define HH_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx512cd,avx2,fma")))
+#define HH_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#ifdef HH_X86_FMA
+#define HH_DISPATCH(name, ...) do { int level_ = cpu_level(); \
+    if (level_ >= 2) return name##_avx512(__VA_ARGS__); \
+    if (level_ == 1) return name##_avx2(__VA_ARGS__); \
+    return name##_base(__VA_ARGS__); } while (0)
+#else
+#define HH_DISPATCH(name, ...) return name##_base(__VA_ARGS__)
+#endif
+
 /* ---- binary32 tanh, Binary32Tanh.tanhOfDouble in vector lanes ----
  *
  * The Swift code (Sources/Scalars/Binary32Tanh.swift) states the method and its error
@@ -122,27 +144,14 @@ uint64_t tanhf_block(size_t n, const float *restrict x, float *restrict y) {
     return mask;
 }
 
-typedef uint64_t (*tanhf_block_fn)(size_t, const float *restrict, float *restrict);
 static uint64_t tanhf_block_base(size_t n, const float *restrict x, float *restrict y) { return tanhf_block(n, x, y); }
 #ifdef HH_X86_FMA
-__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx512cd,avx2,fma")))
-static uint64_t tanhf_block_avx512(size_t n, const float *restrict x, float *restrict y) { return tanhf_block(n, x, y); }
-__attribute__((target("avx2,fma")))
-static uint64_t tanhf_block_avx2(size_t n, const float *restrict x, float *restrict y) { return tanhf_block(n, x, y); }
+HH_TARGET_AVX512 static uint64_t tanhf_block_avx512(size_t n, const float *restrict x, float *restrict y) { return tanhf_block(n, x, y); }
+HH_TARGET_AVX2 static uint64_t tanhf_block_avx2(size_t n, const float *restrict x, float *restrict y) { return tanhf_block(n, x, y); }
 #endif
 
 uint64_t hh_tanhf_block(size_t n, const float *x, float *y) {
-    static tanhf_block_fn chosen = 0;                  /* every thread stores the same pointer */
-    tanhf_block_fn f = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
-    if (!f) {
-        f = tanhf_block_base;
-#ifdef HH_X86_FMA
-        int level = hh_cpu_x86_level();
-        if (level >= 2) f = tanhf_block_avx512; else if (level == 1) f = tanhf_block_avx2;
-#endif
-        __atomic_store_n(&chosen, f, __ATOMIC_RELAXED);
-    }
-    return f(n > 64 ? 64 : n, x, y);
+    HH_DISPATCH(tanhf_block, n > 64 ? 64 : n, x, y);
 }
 
 /* ---- the binary32 FD-HVP's O(n) stages (see ckernels.h and Curvature/Binary32FD.swift) ---- */
@@ -184,21 +193,12 @@ int fd_points_f32(size_t n, const double *restrict t, const double *restrict v, 
 
 static inline __attribute__((always_inline))
 void fd_account_f32(size_t n, const float *restrict plus, const double *restrict t, const double *restrict v,
-                    double *restrict delta, size_t *moving, size_t *swamped) {
+                    size_t *moving, size_t *swamped) {
     size_t m = 0, s = 0;
-    if (delta) {
-        for (size_t i = 0; i < n; i++) {
-            double p = (double)plus[i];
-            delta[i] = p - t[i];
-            size_t moves = v[i] != 0, same = p == t[i];
-            m += moves; s += moves & same;
-        }
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            double p = (double)plus[i];
-            size_t moves = v[i] != 0, same = p == t[i];
-            m += moves; s += moves & same;
-        }
+    for (size_t i = 0; i < n; i++) {
+        double p = (double)plus[i];
+        size_t moves = v[i] != 0, same = p == t[i];
+        m += moves; s += moves & same;
     }
     *moving += m; *swamped += s;
 }
@@ -222,8 +222,7 @@ void fd_quotient_f64(size_t n, const float *restrict a, const float *restrict b,
     attr static int fd_points_f32_##suffix(size_t n, const double *restrict t, const double *restrict v, double eps, \
         int central, float *restrict plus, float *restrict second) { return fd_points_f32(n, t, v, eps, central, plus, second); } \
     attr static void fd_account_f32_##suffix(size_t n, const float *restrict plus, const double *restrict t, \
-        const double *restrict v, double *restrict delta, size_t *moving, size_t *swamped) { \
-        fd_account_f32(n, plus, t, v, delta, moving, swamped); } \
+        const double *restrict v, size_t *moving, size_t *swamped) { fd_account_f32(n, plus, t, v, moving, swamped); } \
     attr static void fd_quotient_f32_##suffix(size_t n, const float *restrict a, const float *restrict b, float den, \
         double *restrict hv) { fd_quotient_f32(n, a, b, den, hv); } \
     attr static void fd_quotient_f64_##suffix(size_t n, const float *restrict a, const float *restrict b, double den, \
@@ -231,38 +230,21 @@ void fd_quotient_f64(size_t n, const float *restrict a, const float *restrict b,
 
 HH_FD_VARIANTS(base, )
 #ifdef HH_X86_FMA
-HH_FD_VARIANTS(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx512cd,avx2,fma"))))
-HH_FD_VARIANTS(avx2, __attribute__((target("avx2,fma"))))
-#endif
-
-static int fd_level(void) {
-    static int cached = -1;                            /* every thread stores the same value */
-    int level = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (level < 0) { level = hh_cpu_x86_level(); __atomic_store_n(&cached, level, __ATOMIC_RELAXED); }
-    return level;
-}
-
-#ifdef HH_X86_FMA
-#define HH_FD_DISPATCH(name, ...) do { int level_ = fd_level(); \
-    if (level_ >= 2) return name##_avx512(__VA_ARGS__); \
-    if (level_ == 1) return name##_avx2(__VA_ARGS__); \
-    return name##_base(__VA_ARGS__); } while (0)
-#else
-#define HH_FD_DISPATCH(name, ...) return name##_base(__VA_ARGS__)
+HH_FD_VARIANTS(avx512, HH_TARGET_AVX512)
+HH_FD_VARIANTS(avx2, HH_TARGET_AVX2)
 #endif
 
 int hh_fd_points_f32(size_t n, const double *t, const double *v, double eps, int central, float *plus, float *second) {
-    HH_FD_DISPATCH(fd_points_f32, n, t, v, eps, central, plus, second);
+    HH_DISPATCH(fd_points_f32, n, t, v, eps, central, plus, second);
 }
-void hh_fd_account_f32(size_t n, const float *plus, const double *t, const double *v, double *delta,
-                       size_t *moving, size_t *swamped) {
-    HH_FD_DISPATCH(fd_account_f32, n, plus, t, v, delta, moving, swamped);
+void hh_fd_account_f32(size_t n, const float *plus, const double *t, const double *v, size_t *moving, size_t *swamped) {
+    HH_DISPATCH(fd_account_f32, n, plus, t, v, moving, swamped);
 }
 void hh_fd_quotient_f32(size_t n, const float *a, const float *b, float den, double *hv) {
-    HH_FD_DISPATCH(fd_quotient_f32, n, a, b, den, hv);
+    HH_DISPATCH(fd_quotient_f32, n, a, b, den, hv);
 }
 void hh_fd_quotient_f64(size_t n, const float *a, const float *b, double den, double *hv) {
-    HH_FD_DISPATCH(fd_quotient_f64, n, a, b, den, hv);
+    HH_DISPATCH(fd_quotient_f64, n, a, b, den, hv);
 }
 
 /* ---- dual numbers: split into values and tangents, merge back (see ckernels.h) ---- */
@@ -303,19 +285,19 @@ HH_DUAL_LOOPS(double, f64, (double)INFINITY)
 
 HH_DUAL_VARIANTS(base, )
 #ifdef HH_X86_FMA
-HH_DUAL_VARIANTS(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx512cd,avx2,fma"))))
-HH_DUAL_VARIANTS(avx2, __attribute__((target("avx2,fma"))))
+HH_DUAL_VARIANTS(avx512, HH_TARGET_AVX512)
+HH_DUAL_VARIANTS(avx2, HH_TARGET_AVX2)
 #endif
 
 int hh_split_dual_f32(size_t n, const float *d, float *values, float *tangents) {
-    HH_FD_DISPATCH(split_dual_f32, n, d, values, tangents);
+    HH_DISPATCH(split_dual_f32, n, d, values, tangents);
 }
 int hh_split_dual_f64(size_t n, const double *d, double *values, double *tangents) {
-    HH_FD_DISPATCH(split_dual_f64, n, d, values, tangents);
+    HH_DISPATCH(split_dual_f64, n, d, values, tangents);
 }
 void hh_merge_dual_f32(size_t n, const float *v, const float *t1, const float *t2, float *d) {
-    HH_FD_DISPATCH(merge_dual_f32, n, v, t1, t2, d);
+    HH_DISPATCH(merge_dual_f32, n, v, t1, t2, d);
 }
 void hh_merge_dual_f64(size_t n, const double *v, const double *t1, const double *t2, double *d) {
-    HH_FD_DISPATCH(merge_dual_f64, n, v, t1, t2, d);
+    HH_DISPATCH(merge_dual_f64, n, v, t1, t2, d);
 }

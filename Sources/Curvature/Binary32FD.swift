@@ -77,8 +77,7 @@ enum Binary32FD {
                                              plus.baseAddress! + start, second.baseAddress! + start)
             if undecided & 1 != 0 { for i in start..<end { plus[i] = Float(param.fma(t[i], eps, v[i])) } }
             if undecided & 2 != 0 { for i in start..<end { second[i] = Float(param.fma(t[i], -eps, v[i])) } }
-            hh_fd_account_f32(n, plus.baseAddress! + start, t.baseAddress! + start, v.baseAddress! + start,
-                              nil, &moving, &swamped)
+            hh_fd_account_f32(n, plus.baseAddress! + start, t.baseAddress! + start, v.baseAddress! + start, &moving, &swamped)
             start = end
         }
         return (moving, swamped)

@@ -167,7 +167,7 @@ public enum Kernels {
     /// `C = op(A) op(B)`, op(X) = Xᵀ where asked, without copying the transposes where
     /// BLAS computes the product (Float and Double under `.blas`: the transposition is a
     /// flag of sgemm/dgemm; `Dual<Float>`/`Dual<Double>` pass it to their products, see
-    /// `blasDualGemm`). Other types and policies transpose and call
+    /// `blasDualGemm`; all through `blasProduct`). Other types and policies transpose and call
     /// ``gemm(_:_:accumulation:)``, so their bits are those of the copies. Under `.blas`
     /// they are too for OpenBLAS's Prescott, Haswell and Zen kernel sets, not for
     /// SkylakeX and Cooperlake, whose small-matrix kernels sum in a layout-dependent
@@ -176,25 +176,8 @@ public enum Kernels {
     @inlinable
     public static func gemm<T: StudyScalar>(_ a: Matrix<T>, transposed ta: Bool, _ b: Matrix<T>, transposed tb: Bool,
                                             accumulation: Accumulation = .recursive) -> Matrix<T> {
-        if case .blas = accumulation, T.self == Float.self || T.self == Double.self {
-            let (m, n) = (ta ? a.cols : a.rows, tb ? b.rows : b.cols)
-            let c = [T](unsafeUninitializedCapacity: m * n) { cp, count in
-                a.storage.withUnsafeBufferPointer { ap in b.storage.withUnsafeBufferPointer { bp in
-                    blasInto(ap, a.rows, a.cols, ta, bp, b.rows, b.cols, tb, cp)
-                } }
-                count = m * n
-            }
-            return Matrix(rows: m, cols: n, storage: c)
-        }
-        if case .blas = accumulation {
-            if T.self == Dual<Float>.self {
-                return unsafeBitCast(blasDualGemm(unsafeBitCast(a, to: Matrix<Dual<Float>>.self), transposed: ta,
-                                                  unsafeBitCast(b, to: Matrix<Dual<Float>>.self), transposed: tb), to: Matrix<T>.self)
-            }
-            if T.self == Dual<Double>.self {
-                return unsafeBitCast(blasDualGemm(unsafeBitCast(a, to: Matrix<Dual<Double>>.self), transposed: ta,
-                                                  unsafeBitCast(b, to: Matrix<Dual<Double>>.self), transposed: tb), to: Matrix<T>.self)
-            }
+        if case .blas = accumulation, let c = b.storage.withUnsafeBufferPointer({ blasProduct(a, ta, $0, b.rows, b.cols, tb) }) {
+            return c
         }
         return gemm(ta ? a.transposed() : a, tb ? b.transposed() : b, accumulation: accumulation)
     }
@@ -206,26 +189,7 @@ public enum Kernels {
     public static func gemm<T: StudyScalar>(_ a: Matrix<T>, transposed ta: Bool, _ b: UnsafeBufferPointer<T>, rows: Int, cols: Int,
                                             transposed tb: Bool, accumulation: Accumulation = .recursive) -> Matrix<T> {
         precondition(b.count == rows * cols, "gemm: B has \(b.count) elements, not \(rows)×\(cols)")
-        if case .blas = accumulation, T.self == Float.self || T.self == Double.self {
-            let (m, n) = (ta ? a.cols : a.rows, tb ? rows : cols)
-            let c = [T](unsafeUninitializedCapacity: m * n) { cp, count in
-                a.storage.withUnsafeBufferPointer { ap in blasInto(ap, a.rows, a.cols, ta, b, rows, cols, tb, cp) }
-                count = m * n
-            }
-            return Matrix(rows: m, cols: n, storage: c)
-        }
-        if case .blas = accumulation, T.self == Dual<Float>.self || T.self == Dual<Double>.self {
-            return a.storage.withUnsafeBufferPointer { ap in
-                if T.self == Dual<Float>.self {
-                    return unsafeBitCast(blasDualGemm(unsafeBitCast(ap, to: UnsafeBufferPointer<Dual<Float>>.self), a.rows, a.cols, ta,
-                                                      unsafeBitCast(b, to: UnsafeBufferPointer<Dual<Float>>.self), rows, cols, tb),
-                                         to: Matrix<T>.self)
-                }
-                return unsafeBitCast(blasDualGemm(unsafeBitCast(ap, to: UnsafeBufferPointer<Dual<Double>>.self), a.rows, a.cols, ta,
-                                                  unsafeBitCast(b, to: UnsafeBufferPointer<Dual<Double>>.self), rows, cols, tb),
-                                     to: Matrix<T>.self)
-            }
-        }
+        if case .blas = accumulation, let c = blasProduct(a, ta, b, rows, cols, tb) { return c }
         return gemm(a, transposed: ta, Matrix(rows: rows, cols: cols, storage: Array(b)), transposed: tb, accumulation: accumulation)
     }
 
@@ -243,6 +207,31 @@ public enum Kernels {
         let r = gemm(a, transposed: ta, b, transposed: tb, accumulation: accumulation)
         precondition(c.count == r.storage.count, "gemm: the output holds \(c.count) elements, the product \(r.storage.count)")
         for i in r.storage.indices { c[i] = r.storage[i] }
+    }
+
+    /// op(A) op(B) through BLAS for the types it computes (Float, Double and their dual
+    /// numbers), B a row-major br×bc buffer; nil for every other type. The one place the
+    /// `.blas` entry points choose sgemm/dgemm or the dual products.
+    @inlinable
+    static func blasProduct<T: StudyScalar>(_ a: Matrix<T>, _ ta: Bool, _ b: UnsafeBufferPointer<T>, _ br: Int, _ bc: Int,
+                                            _ tb: Bool) -> Matrix<T>? {
+        a.storage.withUnsafeBufferPointer { ap -> Matrix<T>? in
+            if T.self == Float.self || T.self == Double.self {
+                let (m, n) = (ta ? a.cols : a.rows, tb ? br : bc)
+                let c = [T](unsafeUninitializedCapacity: m * n) { cp, count in
+                    blasInto(ap, a.rows, a.cols, ta, b, br, bc, tb, cp)
+                    count = m * n
+                }
+                return Matrix(rows: m, cols: n, storage: c)
+            }
+            func dual<W: StudyScalar>(_: W.Type) -> Matrix<T> {
+                unsafeBitCast(blasDualGemm(unsafeBitCast(ap, to: UnsafeBufferPointer<Dual<W>>.self), a.rows, a.cols, ta,
+                                           unsafeBitCast(b, to: UnsafeBufferPointer<Dual<W>>.self), br, bc, tb), to: Matrix<T>.self)
+            }
+            if T.self == Dual<Float>.self { return dual(Float.self) }
+            if T.self == Dual<Double>.self { return dual(Double.self) }
+            return nil
+        }
     }
 
     /// sgemm/dgemm (T is Float or Double) of row-major buffers: C = op(A) op(B), A stored
@@ -299,16 +288,8 @@ public enum Kernels {
     /// the other side makes its product exactly +0 (every term ±0, summed from +0), and
     /// fl(+0 + c) = c + 0: that product is skipped, as forward-mode frameworks skip
     /// symbolic zeros; the same bits as computing it (tested for every kernel set).
-    @inlinable
-    static func blasDualGemm<W: StudyScalar>(_ a: Matrix<Dual<W>>, transposed ta: Bool = false,
-                                             _ b: Matrix<Dual<W>>, transposed tb: Bool = false) -> Matrix<Dual<W>> {
-        a.storage.withUnsafeBufferPointer { ap in b.storage.withUnsafeBufferPointer { bp in
-            blasDualGemm(ap, a.rows, a.cols, ta, bp, b.rows, b.cols, tb)
-        } }
-    }
-
-    /// ``blasDualGemm(_:transposed:_:transposed:)`` of row-major buffers (A stored ar×ac,
-    /// B br×bc): a weight matrix is split straight from the parameter vector.
+    /// Operands are row-major buffers (A stored ar×ac, B br×bc): a weight matrix is split
+    /// straight from the parameter vector.
     @inlinable
     static func blasDualGemm<W: StudyScalar>(_ a: UnsafeBufferPointer<Dual<W>>, _ ar: Int, _ ac: Int, _ ta: Bool,
                                              _ b: UnsafeBufferPointer<Dual<W>>, _ br: Int, _ bc: Int, _ tb: Bool) -> Matrix<Dual<W>> {
@@ -382,13 +363,7 @@ public enum Kernels {
 
     @inlinable
     static func blasGemm<T: StudyScalar>(_ a: Matrix<T>, _ b: Matrix<T>) -> Matrix<T>? {
-        if T.self == Dual<Float>.self {
-            return unsafeBitCast(blasDualGemm(unsafeBitCast(a, to: Matrix<Dual<Float>>.self), unsafeBitCast(b, to: Matrix<Dual<Float>>.self)), to: Matrix<T>.self)
-        }
-        if T.self == Dual<Double>.self {
-            return unsafeBitCast(blasDualGemm(unsafeBitCast(a, to: Matrix<Dual<Double>>.self), unsafeBitCast(b, to: Matrix<Dual<Double>>.self)), to: Matrix<T>.self)
-        }
-        if T.self == Double.self || T.self == Float.self { return gemm(a, transposed: false, b, transposed: false, accumulation: .blas) }
+        if let c = b.storage.withUnsafeBufferPointer({ blasProduct(a, false, $0, b.rows, b.cols, false) }) { return c }
         let m = Int32(a.rows), n = Int32(b.cols), k = Int32(a.cols)
         guard fitsInFloat(T.self) else { return nil }
         let af = a.storage.map { Float($0.doubleValue) }, bf = b.storage.map { Float($0.doubleValue) }

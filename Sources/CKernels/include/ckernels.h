@@ -27,16 +27,14 @@ uint64_t hh_tanhf_block(size_t n, const float *x, float *y);
    second[i], is not proved correctly rounded by FormatArithmetic.binary32Decides
    (the caller then recomputes that array's block with a correctly rounded fma).
 
-   hh_fd_account_f32: delta[i] = (double)plus[i] - t[i] (skipped when delta is NULL),
-   and adds to *moving the number of v[i] != 0 and to *swamped the number of those
-   with (double)plus[i] == t[i].
+   hh_fd_account_f32: adds to *moving the number of v[i] != 0 and to *swamped the
+   number of those with (double)plus[i] == t[i].
 
    hh_fd_quotient_f32: hv[i] = (double)((a[i] - b[i]) / den) in binary32, a NaN
    written as the canonical quiet NaN 0x7ff8000000000000; hh_fd_quotient_f64:
    hv[i] = ((double)a[i] - (double)b[i]) / den in binary64. */
 int hh_fd_points_f32(size_t n, const double *t, const double *v, double eps, int central, float *plus, float *second);
-void hh_fd_account_f32(size_t n, const float *plus, const double *t, const double *v, double *delta,
-                       size_t *moving, size_t *swamped);
+void hh_fd_account_f32(size_t n, const float *plus, const double *t, const double *v, size_t *moving, size_t *swamped);
 void hh_fd_quotient_f32(size_t n, const float *a, const float *b, float den, double *hv);
 void hh_fd_quotient_f64(size_t n, const float *a, const float *b, double den, double *hv);
 
