@@ -54,7 +54,8 @@ let package = Package(
         // Loops compiled for AVX2/AVX-512 and chosen at run time (Swift cannot do that
         // for one function; the package targets baseline x86-64): fused multiply-add
         // axpy, the binary32 tanh's Double evaluation; and the CPU's level for OpenBLAS.
-        .target(name: "CKernels"),
+        // Also the fixed-width MPFR dot product (mpfr_dot.c), hence CMPFR.
+        .target(name: "CKernels", dependencies: ["CMPFR"]),
         .target(
             name: "Scalars",
             dependencies: [

@@ -5,7 +5,7 @@ import Scalars
 ///
 /// | policy | element type | path |
 /// |---|---|---|
-/// | `recursive` | any | generic loop: `s ← fl(s + fl(xᵢ·yᵢ))` left to right, all in the element format |
+/// | `recursive` | any | generic loop: `s ← fl(s + fl(xᵢ·yᵢ))` left to right, all in the element format (`MPFloat`: the same values by CKernels' fixed-width limb loop, `recursiveDot`) |
 /// | `pairwise` | any | generic cascade: blocks of 8 summed recursively, block sums added pairwise |
 /// | `compensated` | any | generic Neumaier summation of the rounded products, in the element format |
 /// | `widened(.fp32)` | formats inside binary32 | products and sums in `Float`, left to right, one rounding of the result (products exact for p ≤ 12: the tensor-core model) |

@@ -23,6 +23,7 @@ public enum Kernels {
                                         accumulation: Accumulation) -> T {
         switch accumulation {
         case .recursive:
+            if let s = T.recursiveDot(x, y) { return s }       // MPFloat: the limb loop, same bits
             var s = T.zero
             for i in 0..<x.count { s += x[i] * y[i] }
             return s

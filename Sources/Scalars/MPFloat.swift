@@ -1,3 +1,4 @@
+import CKernels
 import CMPFR
 import RealModule
 
@@ -118,23 +119,56 @@ public struct MPFloat<let bits: Int>: @unchecked Sendable {
         return ShortestDecimal.layout(negative: sign == .minus, digits: d, exponent10: e)
     }
 
-    /// In-place `self += a × b` with two roundings (product, then sum) and one
-    /// scratch value; what ``dot(_:_:)`` does per element.
+    /// The recursive dot product `s ← fl(s + fl(aᵢ·bᵢ))` left to right from +0, both
+    /// operations rounded to nearest at this precision: the values of an
+    /// `mpfr_mul` + `mpfr_add` loop (and of ``Accumulation`` `recursive` over the
+    /// generic operators), bit for bit.
+    ///
+    /// For precisions up to 512 bits the loop is CKernels' fixed-width limb code
+    /// (`hh_mpfr_dot`: the exact limb product, then round-to-nearest-even by round and
+    /// sticky bits, about 3× MPFR's calls); NaN, infinities and exponents beyond a
+    /// quarter of MPFR's range continue through MPFR itself. Tested bit for bit
+    /// against the MPFR loop (`MPFloatDotTests`).
     @inlinable
     public static func dot(_ a: [Self], _ b: [Self]) -> Self {
         precondition(a.count == b.count, "dot: length mismatch")
-        // Resolve every operand's mpfr_t once; the arrays keep the buffers alive for
-        // the whole loop, so the loop is two MPFR calls per element and nothing else.
-        let pa = a.map { $0.buffer.withUnsafeMutablePointerToHeader { UnsafePointer($0) } }
-        let pb = b.map { $0.buffer.withUnsafeMutablePointerToHeader { UnsafePointer($0) } }
+        return a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in dot(pa, pb) } }
+    }
+
+    /// ``dot(_:_:)`` over buffers.
+    @inlinable
+    public static func dot(_ a: UnsafeBufferPointer<Self>, _ b: UnsafeBufferPointer<Self>) -> Self {
+        precondition(a.count == b.count, "dot: length mismatch")
+        // Resolve every operand's mpfr_t once; the buffers keep the values alive for the
+        // whole call. (Inlinable: specialized, the loop is two loads per element.)
+        let n = a.count
+        let pointers = UnsafeMutableBufferPointer<UnsafeRawPointer?>.allocate(capacity: 2 * n)
+        defer { pointers.deallocate() }
+        for i in 0..<n {
+            pointers[i] = UnsafeRawPointer(a[i].buffer.withUnsafeMutablePointerToHeader { $0 })
+            pointers[n + i] = UnsafeRawPointer(b[i].buffer.withUnsafeMutablePointerToHeader { $0 })
+        }
+        var acc = Self(_zero: ())
+        acc.write { s in
+            hh_mpfr_dot(n, pointers.baseAddress, pointers.baseAddress.map { $0 + n }, UnsafeMutableRawPointer(s))
+        }
+        return acc
+    }
+
+    /// The same dot product by MPFR's own calls, one `mpfr_mul` and one `mpfr_add`
+    /// per element: the reference ``dot(_:_:)`` is tested against.
+    public static func mpfrLoopDot(_ a: [Self], _ b: [Self]) -> Self {
+        precondition(a.count == b.count, "dot: length mismatch")
         var acc = Self(_zero: ())
         let tmp = Self(_zero: ())
         withExtendedLifetime((a, b, tmp)) {
             tmp.buffer.withUnsafeMutablePointerToHeader { t in
                 acc.write { s in
-                    for i in 0..<pa.count {
-                        _ = mpfr_mul(t, pa[i], pb[i], MPFR_RNDN)
-                        _ = mpfr_add(s, s, t, MPFR_RNDN)
+                    for i in 0..<a.count {
+                        a[i].read { x in b[i].read { y in
+                            _ = mpfr_mul(t, x, y, MPFR_RNDN)
+                            _ = mpfr_add(s, s, t, MPFR_RNDN)
+                        } }
                     }
                 }
             }
@@ -391,4 +425,6 @@ extension MPFloat: Real {
 extension MPFloat: StudyScalar {
     public static var formatName: String { "mpfr\(bits)" }
     @inlinable public init(roundingDouble x: Double) { self.init(x) }
+    /// ``dot(_:_:)-(UnsafeBufferPointer<Self>,_)``: the same bits as the generic loop.
+    @inlinable public static func recursiveDot(_ x: UnsafeBufferPointer<Self>, _ y: UnsafeBufferPointer<Self>) -> Self? { dot(x, y) }
 }

@@ -10,6 +10,15 @@ public protocol StudyScalar: Real, Sendable {
     init(roundingDouble x: Double)
     /// The value rounded to nearest Double (exact for formats inside binary64).
     var doubleValue: Double { get }
+    /// The recursive dot product `s ← fl(s + fl(xᵢ·yᵢ))` left to right from +0 (the
+    /// `recursive` accumulation policy) by a faster route with the same bits, or nil
+    /// when the type has none and the generic loop runs. `MPFloat`: CKernels' limb loop.
+    static func recursiveDot(_ x: UnsafeBufferPointer<Self>, _ y: UnsafeBufferPointer<Self>) -> Self?
+}
+
+extension StudyScalar {
+    @inlinable @inline(__always)
+    public static func recursiveDot(_ x: UnsafeBufferPointer<Self>, _ y: UnsafeBufferPointer<Self>) -> Self? { nil }
 }
 
 extension Float: StudyScalar {

@@ -182,3 +182,36 @@ import Scalars
         }
     }
 }
+
+/// `recursive` dot products and matrix products of `MPFloat` take CKernels' limb loop
+/// (`StudyScalar.recursiveDot`); their values must be those of the operator loop
+/// `s += x·y` from +0, which calls MPFR once per operation.
+@Suite struct MPFloatRecursiveKernels {
+    static func operatorDot<let p: Int>(_ x: ArraySlice<MPFloat<p>>, _ y: ArraySlice<MPFloat<p>>) -> MPFloat<p> {
+        var s = MPFloat<p>.zero
+        for (a, b) in zip(x, y) { s += a * b }
+        return s
+    }
+
+    @Test func dotAndGemmMatchTheOperatorLoop() {
+        typealias M = MPFloat<256>
+        var g = SplitMix64(seed: 21)
+        func draw() -> M { M(g.nextUniform() * 2 - 1) / M(3) + M(g.nextUniform()) * M(sign: .plus, exponent: -80, significand: 1) }
+        let x = (0..<300).map { _ in draw() }, y = (0..<300).map { _ in draw() }
+        let d = Kernels.dot(x, y, accumulation: .recursive)
+        #expect(d == Self.operatorDot(x[...], y[...]))
+        #expect(x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { M.recursiveDot(xp, $0) } } == d)  // the route is taken
+        #expect(Kernels.dot(x, y, accumulation: .blas) == d)          // .blas falls back to recursive
+        let a = Matrix(rows: 7, cols: 40, storage: (0..<280).map { _ in draw() })
+        let b = Matrix(rows: 40, cols: 5, storage: (0..<200).map { _ in draw() })
+        let c = Kernels.gemm(a, b, accumulation: .recursive)
+        var same = true
+        for i in 0..<7 {
+            for j in 0..<5 {
+                let col = (0..<40).map { b.storage[$0 * 5 + j] }
+                same = same && c.storage[i * 5 + j] == Self.operatorDot(a.storage[(i * 40)..<((i + 1) * 40)], col[...])
+            }
+        }
+        #expect(same)
+    }
+}

@@ -48,6 +48,14 @@ int hh_split_dual_f64(size_t n, const double *d, double *values, double *tangent
 void hh_merge_dual_f32(size_t n, const float *v, const float *t1, const float *t2, float *d);
 void hh_merge_dual_f64(size_t n, const double *v, const double *t1, const double *t2, double *d);
 
+/* The recursive dot product of MPFR numbers at one precision p: result = fl(s + fl(a[i]·b[i]))
+   for i = 0 … n−1 from s = +0, every operation rounded to nearest-even at the precision
+   of `result` — the values of an mpfr_mul + mpfr_add loop, bit for bit. a, b: arrays of
+   n mpfr_srcptr; result: an mpfr_ptr (void pointers keep mpfr.h out of this header).
+   p ≤ 512 runs fixed-width limb code (mpfr_dot.c); anything outside it (NaN, ∞, huge
+   exponents, other precisions) continues with MPFR's own calls. */
+void hh_mpfr_dot(size_t n, const void *const *a, const void *const *b, void *result);
+
 /* The richest x86-64 instruction-set level of this CPU, as OpenBLAS's kernels group
    them: 0 none of the below (or not x86-64), 1 AVX2 + FMA (its Haswell kernels),
    2 AVX-512 F/CD/BW/DQ/VL (SkylakeX), 3 that and AVX-512 BF16 (Cooperlake). From
