@@ -18,6 +18,10 @@ public protocol DifferentiableModel: Sendable {
     func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T])
     /// Seeded initial parameters (fp64).
     func initialParameters(seed: UInt64) -> [Double]
+    /// ``exactHVP(_:_:accumulation:)``'s implementation: a model may replace the
+    /// generic forward-over-reverse run (``dualNumberHVP(_:_:accumulation:)``) by a
+    /// faster one with the same bits (``MLP``: values and tangents in separate arrays).
+    func hessianVectorProduct<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T])
 }
 
 extension DifferentiableModel {
@@ -33,6 +37,18 @@ extension DifferentiableModel {
     /// reverse pass in `Dual<T>` (forward-over-reverse). Returns (∇L, Hv) in `T`.
     @inlinable
     public func exactHVP<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation = .recursive) -> (gradient: [T], hv: [T]) {
+        hessianVectorProduct(theta, v, accumulation: accumulation)
+    }
+
+    @inlinable
+    public func hessianVectorProduct<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
+        dualNumberHVP(theta, v, accumulation: accumulation)
+    }
+
+    /// The generic forward-over-reverse run: θ + εv as `Dual<T>`, the model's reverse
+    /// pass in dual numbers, (∇L, Hv) = (values, tangents) of the gradient.
+    @inlinable
+    public func dualNumberHVP<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
         precondition(theta.count == v.count && theta.count == parameterCount)
         let n = theta.count
         let dual = [Dual<T>](unsafeUninitializedCapacity: n) { d, count in

@@ -1,0 +1,162 @@
+import Scalars
+import LinearAlgebra
+import RealModule
+
+extension MLP {
+    /// (∇L, Hv). For binary32 under `.blas` with tanh: ``splitDualHVP(_:_:)``, the
+    /// dual-number reverse pass with values and tangents held apart; every other case
+    /// runs the generic ``DifferentiableModel/dualNumberHVP(_:_:accumulation:)``.
+    @inlinable
+    public func hessianVectorProduct<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
+        if T.self == Float.self, accumulation == .blas, activation == .tanh, theta.count == layout.count, v.count == layout.count {
+            let r = splitDualHVP(unsafeBitCast(theta, to: [Float].self), unsafeBitCast(v, to: [Float].self))
+            return (unsafeBitCast(r.gradient, to: [T].self), unsafeBitCast(r.hv, to: [T].self))
+        }
+        return dualNumberHVP(theta, v, accumulation: accumulation)
+    }
+
+    /// The reverse pass of ``lossAndGradient(_:samples:accumulation:head:)`` in
+    /// `Dual<Float>` at θ + εv under `.blas`, operation for operation, with the values
+    /// and the tangents of every matrix in separate arrays (struct of arrays).
+    ///
+    /// Why: the generic run holds `Dual<Float>` pairs, so each BLAS product splits its
+    /// operands into values and tangents and merges its result (`blasDualGemm`), and θ
+    /// and v are first interleaved into a dual vector and the gradient split at the
+    /// end. Here θ and v already are the values and tangents of the weights (read in
+    /// place), activations and their gradients stay split, the products write the
+    /// gradient and Hv slices directly, and the elementwise dual arithmetic runs as
+    /// plain vectorizable loops.
+    ///
+    /// The same bits as the generic run (tested, under every OpenBLAS kernel set): the
+    /// same sgemm calls on the same layouts — value AB, tangents A'B and AB' summed as
+    /// fl(A'B + AB'), a skipped term standing for +0 where the generic run skips it
+    /// (the data's zero tangent against finite weights) — and the dual formulas of
+    /// `Dual`: tanh (t, (1 − t·t)·z'), h·h = (h·h, h'·h + h·h'), 1 − x = (1 − x, 0 − x'),
+    /// g·u = (g·u, g'·u + g·u'), sums componentwise. The output head runs on
+    /// `Dual<Float>` logits (batch × classes, small) exactly as in the generic run.
+    @inlinable
+    public func splitDualHVP(_ theta: [Float], _ v: [Float]) -> (gradient: [Float], hv: [Float]) {
+        precondition(theta.count == layout.count && v.count == layout.count, "θ and v need \(layout.count) entries")
+        let layers = widths.count - 1, batch = data.count
+        var gradient = [Float](repeating: 0, count: layout.count), hv = [Float](repeating: 0, count: layout.count)
+        if batch == 0 { return (gradient, hv) }
+        theta.withUnsafeBufferPointer { tp in v.withUnsafeBufferPointer { vp in
+            func tensor(_ p: UnsafeBufferPointer<Float>, _ index: Int) -> UnsafeBufferPointer<Float> {
+                UnsafeBufferPointer(rebasing: p[layout.tensors[index].range])
+            }
+            /// op(A) op(W_l) with W_l (out × in) read in place from θ or v.
+            func product(_ a: Matrix<Float>, _ ta: Bool, _ w: UnsafeBufferPointer<Float>, _ l: Int, _ tw: Bool) -> Matrix<Float> {
+                Kernels.gemm(a, transposed: ta, w, rows: widths[l + 1], cols: widths[l], transposed: tw, accumulation: .blas)
+            }
+            // Forward. The data's tangent is zero: nil, its product skipped when the
+            // weights are finite (as blasDualGemm skips it), else computed from zeros.
+            let x = Matrix(rows: batch, cols: data.features, storage: data.xFloat)
+            var hV: [Matrix<Float>] = [x], hT: [Matrix<Float>?] = [nil]
+            var zV = Matrix<Float>(rows: 0, cols: 0), zT = zV
+            for l in 0..<layers {
+                let wv = tensor(tp, 2 * l), wt = tensor(vp, 2 * l), bv = tensor(tp, 2 * l + 1), bt = tensor(vp, 2 * l + 1)
+                var value = product(hV[l], false, wv, l, true)
+                let c1: Matrix<Float>? = hT[l].map { product($0, false, wv, l, true) }
+                    ?? (Self.allFinite(wv) ? nil : product(Matrix(rows: batch, cols: widths[l]), false, wv, l, true))
+                var tangent = Self.tangentSum(c1, product(hV[l], false, wt, l, true))
+                let width = widths[l + 1]
+                value.storage.withUnsafeMutableBufferPointer { zp in tangent.storage.withUnsafeMutableBufferPointer { tq in
+                    for i in 0..<batch {
+                        let rv = zp.baseAddress! + i * width, rt = tq.baseAddress! + i * width
+                        for j in 0..<width { rv[j] += bv[j]; rt[j] += bt[j] }
+                    }
+                } }
+                if l < layers - 1 {
+                    let h = Binary32Tanh.tanh(value.storage)
+                    let t = [Float](unsafeUninitializedCapacity: h.count) { out, count in
+                        h.withUnsafeBufferPointer { hp in tangent.storage.withUnsafeBufferPointer { zt in
+                            for i in 0..<hp.count { out[i] = (1 - hp[i] * hp[i]) * zt[i] }
+                        } }
+                        count = h.count
+                    }
+                    hV.append(Matrix(rows: batch, cols: width, storage: h))
+                    hT.append(Matrix(rows: batch, cols: width, storage: t))
+                }
+                zV = value; zT = tangent
+            }
+            // The output head on dual logits, as the generic run evaluates it.
+            let classes = widths[layers]
+            let logits = Matrix(rows: batch, cols: classes, storage: zip(zV.storage, zT.storage).map { Dual($0, $1) })
+            let invB = 1 / Dual<Float>(data.count)
+            let dz = outputLoss.evaluate(logits, label: { data.labels[$0] }, scale: invB).gradient
+            var dV = Matrix(rows: batch, cols: classes, storage: dz.storage.map(\.value))
+            var dT = Matrix(rows: batch, cols: classes, storage: dz.storage.map(\.tangent))
+            // Backward.
+            for l in stride(from: layers - 1, through: 0, by: -1) {
+                let wRange = layout.tensors[2 * l].range, bRange = layout.tensors[2 * l + 1].range
+                gradient.withUnsafeMutableBufferPointer { gp in                 // dW = dzᵀ h
+                    Kernels.gemm(dV, transposed: true, hV[l], transposed: false, into: UnsafeMutableBufferPointer(rebasing: gp[wRange]),
+                                 accumulation: .blas)
+                }
+                let c2: Matrix<Float>? = hT[l].map { Kernels.gemm(dV, transposed: true, $0, transposed: false, accumulation: .blas) }
+                    ?? (Self.allFinite(dV.storage) ? nil
+                        : Kernels.gemm(dV, transposed: true, Matrix(rows: batch, cols: widths[l]), transposed: false, accumulation: .blas))
+                hv.withUnsafeMutableBufferPointer { hp in                         // dW' = fl(dz'ᵀ h + dzᵀ h')
+                    let out = UnsafeMutableBufferPointer(rebasing: hp[wRange])
+                    Kernels.gemm(dT, transposed: true, hV[l], transposed: false, into: out, accumulation: .blas)
+                    if let c2 {
+                        c2.storage.withUnsafeBufferPointer { c in for i in 0..<out.count { out[i] = out[i] + c[i] } }
+                    } else {
+                        for i in 0..<out.count { out[i] = out[i] + 0 }
+                    }
+                }
+                let width = dV.cols                                                // bias: column sums in order
+                gradient.withUnsafeMutableBufferPointer { gp in hv.withUnsafeMutableBufferPointer { hp in
+                    dV.storage.withUnsafeBufferPointer { dv in dT.storage.withUnsafeBufferPointer { dt in
+                        let sv = gp.baseAddress! + bRange.lowerBound, st = hp.baseAddress! + bRange.lowerBound
+                        for j in 0..<width { sv[j] = 0; st[j] = 0 }
+                        for i in 0..<batch {
+                            let rv = dv.baseAddress! + i * width, rt = dt.baseAddress! + i * width
+                            for j in 0..<width { sv[j] += rv[j]; st[j] += rt[j] }
+                        }
+                    } }
+                } }
+                if l > 0 {
+                    let wv = tensor(tp, 2 * l), wt = tensor(vp, 2 * l)
+                    var gV = product(dV, false, wv, l, false)                     // dh = dz W
+                    var gT = Self.tangentSum(product(dT, false, wv, l, false), product(dV, false, wt, l, false))
+                    // through tanh: g ← g·(1 − h·h) in dual arithmetic
+                    hV[l].storage.withUnsafeBufferPointer { h in hT[l]!.storage.withUnsafeBufferPointer { ht in
+                        gV.storage.withUnsafeMutableBufferPointer { gv in gT.storage.withUnsafeMutableBufferPointer { gt in
+                            for i in 0..<gv.count {
+                                let uV = 1 - h[i] * h[i], uT = 0 - (ht[i] * h[i] + h[i] * ht[i])
+                                let (a, b) = (gv[i], gt[i])
+                                gv[i] = a * uV
+                                gt[i] = b * uV + a * uT
+                            }
+                        } }
+                    } }
+                    dV = gV; dT = gT
+                }
+            }
+        } }
+        return (gradient, hv)
+    }
+
+    /// fl(c1 + c2) elementwise, an absent term standing for +0 (as the merge of
+    /// `blasDualGemm` does: t + 0, so −0 becomes +0).
+    @inlinable
+    static func tangentSum(_ c1: Matrix<Float>?, _ c2: Matrix<Float>) -> Matrix<Float> {
+        var out = c2
+        out.storage.withUnsafeMutableBufferPointer { o in
+            if let c1 {
+                c1.storage.withUnsafeBufferPointer { a in for i in 0..<o.count { o[i] = a[i] + o[i] } }
+            } else {
+                for i in 0..<o.count { o[i] = 0 + o[i] }
+            }
+        }
+        return out
+    }
+
+    @inlinable
+    static func allFinite<C: Collection>(_ x: C) -> Bool where C.Element == Float {
+        var ok = true
+        for e in x { ok = ok && e.isFinite }
+        return ok
+    }
+}
