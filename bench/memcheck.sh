@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Memory checks of the MPFR-backed code (run before resolving MPFR work):
 #  1. AddressSanitizer + LeakSanitizer over the MPFR-heavy test suites (the limb dot loop included) and the tests of the
-#     CKernels loops that take raw pointers (tanh, FD stages, dual split/merge, BLAS buffers);
+#     CKernels loops that take raw pointers (tanh, FD stages, dual split/merge, BLAS buffers, the split-array dual HVP);
 #  2. valgrind memcheck over the CLI paths that exercise MPFloat and MPFR
 #     (valgrind 3.19 itself crashes inside libdispatch under the Swift test runner).
 # Exit status 0 when no memory error and no definite leak in our code.
@@ -13,7 +13,7 @@ swift build --build-tests --sanitize=address --scratch-path .build-asan >/dev/nu
 printf 'leak:Foundation7ProcessC3run\n' > .build-asan/lsan.supp
 ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/.build-asan/lsan.supp \
   .build-asan/debug/hessian-harnessPackageTests.xctest --testing-library swift-testing \
-  --filter "MPFloatTests|MPFloatDotTests|MPFloatRecursiveKernels|DualDerivatives|CastCommandTests|StochasticRounding|GoldenVectors|ArithmeticAgainstMPFR|Binary32TanhTests|binary32FmaShortcut|TransposedGemmTests|arrayFormsMatchElementwise|fusedBinary32FDMatchesStages"
+  --filter "MPFloatTests|MPFloatDotTests|MPFloatRecursiveKernels|DualDerivatives|CastCommandTests|StochasticRounding|GoldenVectors|ArithmeticAgainstMPFR|Binary32TanhTests|binary32FmaShortcut|TransposedGemmTests|arrayFormsMatchElementwise|fusedBinary32FDMatchesStages|splitDualHVPMatchesTheDualRunBitForBit"
 swift build --product hessian-harness >/dev/null
 # valgrind 3.19 cannot read the DWARF of Swift 6.3 debug binaries ("Possibly corrupted
 # debuginfo file"): check a copy without debug sections (symbol names kept).
