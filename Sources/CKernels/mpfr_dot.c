@@ -214,42 +214,114 @@ void add_round(int L, int k, hh_acc *s, int neg, long e, const uint64_t *m) {
     s->e = ez + round_top(L, k, z, W, s->m);
 }
 
+/* q = RN(x × y) for MPFR operands at precision p (zero or regular); 0 when either is
+   outside the fast path (other precision, NaN, ∞, |exponent| > lim). */
 static inline __attribute__((always_inline))
-size_t dot_fast(int L, int p, size_t n, const void *const *a, const void *const *b, hh_acc *s) {
-    /* k = 0 (whole limbs: 64, 128, …, 512 bits) is compiled on its own: no shifts
-       by a run-time k in the rounding */
-    const int k = 64 * L == p ? 0 : 64 * L - p;
+int load_mul(int L, int k, int p, long lim, mpfr_srcptr x, mpfr_srcptr y, hh_acc *q) {
+    if (mpfr_get_prec(x) != p || mpfr_get_prec(y) != p) return 0;
+    q->neg = mpfr_signbit(x) != mpfr_signbit(y);
+    if (mpfr_zero_p(x) || mpfr_zero_p(y)) {
+        if (!mpfr_regular_p(x) && !mpfr_zero_p(x)) return 0;
+        if (!mpfr_regular_p(y) && !mpfr_zero_p(y)) return 0;
+        q->zero = 1;
+        return 1;
+    }
+    if (!mpfr_regular_p(x) || !mpfr_regular_p(y)) return 0;
+    long ex = mpfr_get_exp(x), ey = mpfr_get_exp(y);
+    if (ex > lim || ex < -lim || ey > lim || ey < -lim) return 0;
+    q->zero = 0;
+    q->e = ex + ey + mul_round(L, k, (const uint64_t *)mpfr_custom_get_significand(x),
+                               (const uint64_t *)mpfr_custom_get_significand(y), q->m);
+    return 1;
+}
+
+/* s = RN(s + q), zeros as IEEE/MPFR to nearest: s + ±0 = s, ±0 + q = q,
+   (+0) + (−0) = +0, (−0) + (−0) = −0. */
+static inline __attribute__((always_inline))
+void acc_add(int L, int k, hh_acc *s, const hh_acc *q) {
+    if (q->zero) {
+        if (s->zero) s->neg = s->neg && q->neg;
+    } else if (s->zero) {
+        s->zero = 0; s->neg = q->neg; s->e = q->e;
+        HH_UNROLL
+        for (int j = 0; j < L; j++) s->m[j] = q->m[j];
+    } else {
+        add_round(L, k, s, q->neg, q->e, q->m);
+    }
+}
+
+static inline long fast_exponent_limit(void) {
     long lim = mpfr_get_emax();
     if (-mpfr_get_emin() < lim) lim = -mpfr_get_emin();
-    lim /= 4;
-    uint64_t prod[HH_MAXL];
-    hh_acc acc = *s;                                    /* local: kept in registers */
+    return lim / 4;
+}
+
+/* k = 0 (whole limbs: 64, 128, …, 512 bits) is compiled on its own: no shifts by a
+   run-time k in the rounding. */
+#define HH_K(L, p) (64 * (L) == (p) ? 0 : 64 * (L) - (p))
+
+static inline __attribute__((always_inline))
+size_t dot_fast(int L, int p, size_t n, const void *const *a, const void *const *b, hh_acc *s) {
+    const int k = HH_K(L, p);
+    const long lim = fast_exponent_limit();
+    hh_acc acc = *s, q;                                 /* local: kept in registers */
     size_t i = 0;
     for (; i < n; i++) {
-        mpfr_srcptr x = (mpfr_srcptr)a[i], y = (mpfr_srcptr)b[i];
-        if (mpfr_get_prec(x) != p || mpfr_get_prec(y) != p) break;
-        int neg = mpfr_signbit(x) != mpfr_signbit(y);
-        if (mpfr_zero_p(x) || mpfr_zero_p(y)) {
-            if (!mpfr_regular_p(x) && !mpfr_zero_p(x)) break;
-            if (!mpfr_regular_p(y) && !mpfr_zero_p(y)) break;
-            if (acc.zero) acc.neg = acc.neg && neg;        /* ±0 + ±0 to nearest */
-            continue;
-        }
-        if (!mpfr_regular_p(x) || !mpfr_regular_p(y)) break;
-        long ex = mpfr_get_exp(x), ey = mpfr_get_exp(y);
-        if (ex > lim || ex < -lim || ey > lim || ey < -lim) break;
-        long e = ex + ey + mul_round(L, k, (const uint64_t *)mpfr_custom_get_significand(x), (const uint64_t *)mpfr_custom_get_significand(y), prod);
-        if (acc.zero) {
-            acc.zero = 0; acc.neg = neg; acc.e = e;
-            HH_UNROLL
-            for (int j = 0; j < L; j++) acc.m[j] = prod[j];
-        } else {
-            add_round(L, k, &acc, neg, e, prod);
-        }
+        if (!load_mul(L, k, p, lim, (mpfr_srcptr)a[i], (mpfr_srcptr)b[i], &q)) break;
+        acc_add(L, k, &acc, &q);
     }
     *s = acc;
     return i;
 }
+
+/* The dual-number recursive dot: s ← s + x·y with x·y = (xv·yv, xt·yv + xv·yt), every
+   operation rounded (Dual's * and +). */
+static inline __attribute__((always_inline))
+size_t dual_dot_fast(int L, int p, size_t n, const void *const *xv, const void *const *xt,
+                     const void *const *yv, const void *const *yt, hh_acc *sv, hh_acc *st) {
+    const int k = HH_K(L, p);
+    const long lim = fast_exponent_limit();
+    hh_acc av = *sv, at = *st, q, q1, q2;
+    size_t i = 0;
+    for (; i < n; i++) {
+        mpfr_srcptr a = (mpfr_srcptr)xv[i], a1 = (mpfr_srcptr)xt[i], b = (mpfr_srcptr)yv[i], b1 = (mpfr_srcptr)yt[i];
+        if (!load_mul(L, k, p, lim, a, b, &q) || !load_mul(L, k, p, lim, a1, b, &q1)
+            || !load_mul(L, k, p, lim, a, b1, &q2)) break;
+        acc_add(L, k, &q1, &q2);                        /* the product's tangent */
+        acc_add(L, k, &av, &q);
+        acc_add(L, k, &at, &q1);
+    }
+    *sv = av; *st = at;
+    return i;
+}
+
+static void acc_store(const hh_acc *a, long p, mpfr_ptr s) {
+    if (a->zero) {
+        mpfr_set_zero(s, a->neg ? -1 : 1);
+    } else {
+        mpfr_t t;
+        mpfr_custom_init_set(t, a->neg ? -MPFR_REGULAR_KIND : MPFR_REGULAR_KIND, a->e, p, (mp_limb_t *)a->m);
+        mpfr_set(s, t, MPFR_RNDN);                      /* same precision: a copy */
+    }
+}
+
+/* One instance per limb count, and per whole-limb precision. */
+#define HH_BY_LIMBS(p, L, CALL)                                                         \
+    if (sizeof(mp_limb_t) == 8 && (L) <= HH_MAXL) {                                     \
+        if ((p) == 64 * (L)) {                                                          \
+            switch (L) {                                                                \
+            case 1: CALL(1, 64); break;   case 2: CALL(2, 128); break;                  \
+            case 3: CALL(3, 192); break;  case 4: CALL(4, 256); break;                  \
+            case 5: CALL(5, 320); break;  case 6: CALL(6, 384); break;                  \
+            case 7: CALL(7, 448); break;  default: CALL(8, 512); break;                 \
+            }                                                                           \
+        } else switch (L) {                                                             \
+            case 1: CALL(1, (int)(p)); break;  case 2: CALL(2, (int)(p)); break;        \
+            case 3: CALL(3, (int)(p)); break;  case 4: CALL(4, (int)(p)); break;        \
+            case 5: CALL(5, (int)(p)); break;  case 6: CALL(6, (int)(p)); break;        \
+            case 7: CALL(7, (int)(p)); break;  default: CALL(8, (int)(p)); break;       \
+        }                                                                               \
+    }
 
 void hh_mpfr_dot(size_t n, const void *const *a, const void *const *b, void *result) {
     mpfr_ptr s = (mpfr_ptr)result;
@@ -257,36 +329,10 @@ void hh_mpfr_dot(size_t n, const void *const *a, const void *const *b, void *res
     int L = (int)((p + 63) / 64);
     hh_acc acc = { 0, 1, 0, { 0 } };
     size_t done = 0;
-    if (sizeof(mp_limb_t) == 8 && L <= HH_MAXL) {
-        if (p == 64 * L) {
-            switch (L) {
-            case 1: done = dot_fast(1, 64, n, a, b, &acc); break;
-            case 2: done = dot_fast(2, 128, n, a, b, &acc); break;
-            case 3: done = dot_fast(3, 192, n, a, b, &acc); break;
-            case 4: done = dot_fast(4, 256, n, a, b, &acc); break;
-            case 5: done = dot_fast(5, 320, n, a, b, &acc); break;
-            case 6: done = dot_fast(6, 384, n, a, b, &acc); break;
-            case 7: done = dot_fast(7, 448, n, a, b, &acc); break;
-            default: done = dot_fast(8, 512, n, a, b, &acc); break;
-            }
-        } else switch (L) {
-        case 1: done = dot_fast(1, (int)p, n, a, b, &acc); break;
-        case 2: done = dot_fast(2, (int)p, n, a, b, &acc); break;
-        case 3: done = dot_fast(3, (int)p, n, a, b, &acc); break;
-        case 4: done = dot_fast(4, (int)p, n, a, b, &acc); break;
-        case 5: done = dot_fast(5, (int)p, n, a, b, &acc); break;
-        case 6: done = dot_fast(6, (int)p, n, a, b, &acc); break;
-        case 7: done = dot_fast(7, (int)p, n, a, b, &acc); break;
-        default: done = dot_fast(8, (int)p, n, a, b, &acc); break;
-        }
-    }
-    if (acc.zero) {
-        mpfr_set_zero(s, acc.neg ? -1 : 1);
-    } else {
-        mpfr_t t;
-        mpfr_custom_init_set(t, acc.neg ? -MPFR_REGULAR_KIND : MPFR_REGULAR_KIND, acc.e, p, (mp_limb_t *)acc.m);
-        mpfr_set(s, t, MPFR_RNDN);                      /* same precision: a copy */
-    }
+#define HH_DOT(L_, p_) done = dot_fast(L_, p_, n, a, b, &acc)
+    HH_BY_LIMBS(p, L, HH_DOT)
+#undef HH_DOT
+    acc_store(&acc, p, s);
     if (done < n) {
         mpfr_t t;
         mpfr_init2(t, p);
@@ -295,5 +341,35 @@ void hh_mpfr_dot(size_t n, const void *const *a, const void *const *b, void *res
             mpfr_add(s, s, t, MPFR_RNDN);
         }
         mpfr_clear(t);
+    }
+}
+
+void hh_mpfr_dual_dot(size_t n, const void *const *xv, const void *const *xt, const void *const *yv,
+                      const void *const *yt, void *result_value, void *result_tangent) {
+    mpfr_ptr sv = (mpfr_ptr)result_value, st = (mpfr_ptr)result_tangent;
+    long p = mpfr_get_prec(sv);
+    int L = (int)((p + 63) / 64);
+    hh_acc av = { 0, 1, 0, { 0 } }, at = { 0, 1, 0, { 0 } };
+    size_t done = 0;
+    if (mpfr_get_prec(st) == p) {
+#define HH_DUAL(L_, p_) done = dual_dot_fast(L_, p_, n, xv, xt, yv, yt, &av, &at)
+        HH_BY_LIMBS(p, L, HH_DUAL)
+#undef HH_DUAL
+    }
+    acc_store(&av, p, sv);
+    acc_store(&at, mpfr_get_prec(st), st);
+    if (done < n) {
+        mpfr_t t1, t2;
+        mpfr_init2(t1, p); mpfr_init2(t2, p);
+        for (size_t i = done; i < n; i++) {
+            mpfr_srcptr a = (mpfr_srcptr)xv[i], a1 = (mpfr_srcptr)xt[i], b = (mpfr_srcptr)yv[i], b1 = (mpfr_srcptr)yt[i];
+            mpfr_mul(t1, a1, b, MPFR_RNDN);             /* tangent of the product: a'b + ab' */
+            mpfr_mul(t2, a, b1, MPFR_RNDN);
+            mpfr_add(t1, t1, t2, MPFR_RNDN);
+            mpfr_mul(t2, a, b, MPFR_RNDN);
+            mpfr_add(sv, sv, t2, MPFR_RNDN);
+            mpfr_add(st, st, t1, MPFR_RNDN);
+        }
+        mpfr_clear(t1); mpfr_clear(t2);
     }
 }

@@ -195,6 +195,10 @@ extension Dual: StudyScalar where T: StudyScalar {
     public static var formatName: String { "dual-" + T.formatName }
     @inlinable public init(roundingDouble x: Double) { self.init(constant: T(roundingDouble: x)) }
     @inlinable public var doubleValue: Double { value.doubleValue }
+    /// The component type's dual dot product when it has one (`MPFloat`), else nil.
+    @inlinable public static func recursiveDot(_ x: UnsafeBufferPointer<Self>, _ y: UnsafeBufferPointer<Self>) -> Self? {
+        T.dualRecursiveDot(x, y)
+    }
 }
 
 /// The digamma function ψ = Γ'/Γ, generic over `Real`, for the derivatives of

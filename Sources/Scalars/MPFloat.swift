@@ -155,6 +155,33 @@ public struct MPFloat<let bits: Int>: @unchecked Sendable {
         return acc
     }
 
+    /// The recursive dot product of dual numbers, `s ← s + x·y` from (+0, +0) with
+    /// `x·y = (xv·yv, xt·yv + xv·yt)`, every product and sum rounded to nearest: the
+    /// values of `Dual`'s operators (forward-over-reverse in MPFR), by CKernels'
+    /// `hh_mpfr_dual_dot` (the limb loop of ``dot(_:_:)-(UnsafeBufferPointer<Self>,_)``,
+    /// no temporary values). Tested bit for bit against the operator loop.
+    @inlinable
+    public static func dualDot(_ x: UnsafeBufferPointer<Dual<Self>>, _ y: UnsafeBufferPointer<Dual<Self>>) -> Dual<Self> {
+        precondition(x.count == y.count, "dot: length mismatch")
+        let n = x.count
+        if n == 0 { return Dual(Self(_zero: ()), Self(_zero: ())) }
+        let pointers = UnsafeMutableBufferPointer<UnsafeRawPointer?>.allocate(capacity: 4 * n)
+        defer { pointers.deallocate() }
+        @inline(__always) func header(_ v: Self) -> UnsafeRawPointer { UnsafeRawPointer(v.buffer.withUnsafeMutablePointerToHeader { $0 }) }
+        for i in 0..<n {
+            pointers[i] = header(x[i].value)
+            pointers[n + i] = header(x[i].tangent)
+            pointers[2 * n + i] = header(y[i].value)
+            pointers[3 * n + i] = header(y[i].tangent)
+        }
+        var value = Self(_zero: ()), tangent = Self(_zero: ())
+        let base = pointers.baseAddress!
+        value.write { v in tangent.write { t in
+            hh_mpfr_dual_dot(n, base, base + n, base + 2 * n, base + 3 * n, UnsafeMutableRawPointer(v), UnsafeMutableRawPointer(t))
+        } }
+        return Dual(value, tangent)
+    }
+
     /// The same dot product by MPFR's own calls, one `mpfr_mul` and one `mpfr_add`
     /// per element: the reference ``dot(_:_:)`` is tested against.
     public static func mpfrLoopDot(_ a: [Self], _ b: [Self]) -> Self {
@@ -427,4 +454,8 @@ extension MPFloat: StudyScalar {
     @inlinable public init(roundingDouble x: Double) { self.init(x) }
     /// ``dot(_:_:)-(UnsafeBufferPointer<Self>,_)``: the same bits as the generic loop.
     @inlinable public static func recursiveDot(_ x: UnsafeBufferPointer<Self>, _ y: UnsafeBufferPointer<Self>) -> Self? { dot(x, y) }
+    /// ``dualDot(_:_:)``: the same bits as the generic loop over `Dual<MPFloat>`.
+    @inlinable public static func dualRecursiveDot(_ x: UnsafeBufferPointer<Dual<Self>>, _ y: UnsafeBufferPointer<Dual<Self>>) -> Dual<Self>? {
+        dualDot(x, y)
+    }
 }

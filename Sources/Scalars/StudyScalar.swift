@@ -14,11 +14,16 @@ public protocol StudyScalar: Real, Sendable {
     /// `recursive` accumulation policy) by a faster route with the same bits, or nil
     /// when the type has none and the generic loop runs. `MPFloat`: CKernels' limb loop.
     static func recursiveDot(_ x: UnsafeBufferPointer<Self>, _ y: UnsafeBufferPointer<Self>) -> Self?
+    /// ``recursiveDot(_:_:)`` of `Dual<Self>` vectors (what `Dual`'s `recursiveDot` asks
+    /// its component type), or nil. `MPFloat`: CKernels' limb loop over dual numbers.
+    static func dualRecursiveDot(_ x: UnsafeBufferPointer<Dual<Self>>, _ y: UnsafeBufferPointer<Dual<Self>>) -> Dual<Self>?
 }
 
 extension StudyScalar {
     @inlinable @inline(__always)
     public static func recursiveDot(_ x: UnsafeBufferPointer<Self>, _ y: UnsafeBufferPointer<Self>) -> Self? { nil }
+    @inlinable @inline(__always)
+    public static func dualRecursiveDot(_ x: UnsafeBufferPointer<Dual<Self>>, _ y: UnsafeBufferPointer<Dual<Self>>) -> Dual<Self>? { nil }
 }
 
 extension Float: StudyScalar {

@@ -213,5 +213,12 @@ import Scalars
             }
         }
         #expect(same)
+        // Dual<MPFloat<256>>: the dual limb loop, the same bits as Dual's operators
+        let dx = zip(x, y.reversed()).map { Dual($0, $1) }, dy = zip(y, x.reversed()).map { Dual($0, $1) }
+        var ref = Dual<M>(M(0), M(0))
+        for i in dx.indices { ref += dx[i] * dy[i] }
+        let dd = Kernels.dot(dx, dy, accumulation: .recursive)
+        #expect(dd.value == ref.value && dd.tangent == ref.tangent)
+        #expect(dx.withUnsafeBufferPointer { a in dy.withUnsafeBufferPointer { Dual<M>.recursiveDot(a, $0) } } != nil)
     }
 }

@@ -154,6 +154,48 @@ import CMPFR
         #expect(Self.stickyCases(MPFloat<512>.self) == [])
     }
 
+    /// The dual-number dot product against `Dual`'s operators (`s += x·y`, each
+    /// operation through MPFR), bit for bit in value and tangent: tangents of every kind
+    /// above, zero tangents (as the data and biases have in an HVP), tangent products that
+    /// cancel (x' y = −x y'), and values leaving the fast path.
+    static func checkDual<let p: Int>(_: MPFloat<p>.Type, seed: UInt64, trials: Int = 30) -> Int {
+        typealias M = MPFloat<p>
+        var g = SplitMix64(seed: seed)
+        var mismatches = 0
+        for trial in 0..<(trials * Kind.allCases.count) {
+            let kinds = Kind.allCases
+            let n = Int(g.next() % 40) + 1
+            let (xv, yv): ([M], [M]) = vectors(kinds[trial % kinds.count], n: n, &g)
+            var (xt, yt): ([M], [M]) = vectors(kinds[(trial / kinds.count) % kinds.count], n: n, &g)
+            switch trial % 4 {
+            case 1: xt = xt.map { _ in M(0) }                                       // zero tangents
+            case 2: yt = zip(xt, zip(xv, yv)).map { t, vv in -(t * vv.1) / vv.0 }   // x'y ≈ −xy'
+            case 3 where n > 2: xt[n / 2] = g.next() & 1 == 0 ? .nan : .infinity   // leaves the fast path
+            default: break
+            }
+            let x = zip(xv, xt).map { Dual($0, $1) }, y = zip(yv, yt).map { Dual($0, $1) }
+            var ref = Dual<M>(M(0), M(0))
+            for i in 0..<n { ref += x[i] * y[i] }
+            let fast = x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { M.dualDot(xp, $0) } }
+            if !identical(fast.value, ref.value) || !identical(fast.tangent, ref.tangent) {
+                mismatches += 1
+                Issue.record("p = \(p) trial \(trial): (\(fast.value.decimalString()), \(fast.tangent.decimalString())) vs (\(ref.value.decimalString()), \(ref.tangent.decimalString()))")
+            }
+        }
+        return mismatches
+    }
+
+    @Test func dualDotMatchesDualOperators() {
+        #expect(Self.checkDual(MPFloat<64>.self, seed: 31) == 0)
+        #expect(Self.checkDual(MPFloat<100>.self, seed: 32) == 0)
+        #expect(Self.checkDual(MPFloat<256>.self, seed: 33, trials: 80) == 0)
+        #expect(Self.checkDual(MPFloat<512>.self, seed: 34) == 0)
+        #expect(Self.checkDual(MPFloat<1024>.self, seed: 35, trials: 4) == 0)  // MPFR's loop throughout
+        let empty: [Dual<MPFloat<256>>] = []
+        let e = empty.withUnsafeBufferPointer { MPFloat<256>.dualDot($0, $0) }
+        #expect(e.value.isZero && e.value.sign == .plus && e.tangent.isZero && e.tangent.sign == .plus)
+    }
+
     /// Values that leave the fast path: the rest of the loop is MPFR's, same bits.
     @Test func specialValuesAndHugeExponentsFallBack() {
         typealias M = MPFloat<256>

@@ -55,6 +55,11 @@ void hh_merge_dual_f64(size_t n, const double *v, const double *t1, const double
    p ≤ 512 runs fixed-width limb code (mpfr_dot.c); anything outside it (NaN, ∞, huge
    exponents, other precisions) continues with MPFR's own calls. */
 void hh_mpfr_dot(size_t n, const void *const *a, const void *const *b, void *result);
+/* The same for dual numbers (value, tangent): s ← s + x·y with x·y = (xv·yv, xt·yv + xv·yt)
+   from (+0, +0), every product and sum rounded — Dual's arithmetic over MPFR, bit for bit.
+   Arrays of n mpfr_srcptr each; results: two mpfr_ptr at one precision. */
+void hh_mpfr_dual_dot(size_t n, const void *const *xv, const void *const *xt, const void *const *yv,
+                      const void *const *yt, void *result_value, void *result_tangent);
 
 /* The richest x86-64 instruction-set level of this CPU, as OpenBLAS's kernels group
    them: 0 none of the below (or not x86-64), 1 AVX2 + FMA (its Haswell kernels),
