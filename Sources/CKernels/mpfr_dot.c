@@ -121,12 +121,12 @@ void add_round(int L, int k, hh_acc *s, int neg, long e, const uint64_t *m) {
     const long eb = swap ? e : s->e, es = swap ? s->e : e;
     const int nb = swap ? neg : s->neg, ns = swap ? s->neg : neg;
     unsigned long d = (unsigned long)(eb - es);
-    uint64_t x[HH_MAXL + 2], y[HH_MAXL + 2], small[HH_MAXL];
-    x[0] = x[1] = 0;
+    uint64_t x[HH_MAXL + 2], y[HH_MAXL + 2], sv[HH_MAXL + 2];   /* sv: (0, 0, small) */
+    x[0] = x[1] = sv[0] = sv[1] = 0;
     HH_UNROLL
     for (int i = 0; i < L; i++) {
         x[i + 2] = swap ? m[i] : s->m[i];
-        small[i] = swap ? s->m[i] : m[i];
+        sv[i + 2] = swap ? s->m[i] : m[i];
     }
     int sticky = 0;
     if (d >= 64UL * (unsigned long)W) {
@@ -134,11 +134,7 @@ void add_round(int L, int k, hh_acc *s, int neg, long e, const uint64_t *m) {
         for (int i = 0; i < W; i++) y[i] = 0;
         sticky = 1;
     } else {
-        /* y = (0, 0, small) >> d, bits below limb 0 folded into `sticky` */
-        uint64_t sv[HH_MAXL + 2];
-        sv[0] = sv[1] = 0;
-        HH_UNROLL
-        for (int i = 0; i < L; i++) sv[i + 2] = small[i];
+        /* y = sv >> d, bits below limb 0 folded into `sticky` */
         int q = (int)(d / 64), r = (int)(d % 64);
         if (q == 0) {                                   /* the common case: within a limb */
             if (r) {

@@ -8,7 +8,7 @@ extension MLP {
     /// runs the generic ``DifferentiableModel/dualNumberHVP(_:_:accumulation:)``.
     @inlinable
     public func hessianVectorProduct<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
-        if T.self == Float.self, accumulation == .blas, activation == .tanh, theta.count == layout.count, v.count == layout.count {
+        if T.self == Float.self, accumulation == .blas, activation == .tanh {
             let r = splitDualHVP(unsafeBitCast(theta, to: [Float].self), unsafeBitCast(v, to: [Float].self))
             return (unsafeBitCast(r.gradient, to: [T].self), unsafeBitCast(r.hv, to: [T].self))
         }
@@ -153,6 +153,8 @@ extension MLP {
         return out
     }
 
+    /// Whether no element is NaN or ±∞: one pass without an early exit (a branch-free
+    /// loop the compiler vectorizes; the data are finite, so all of it is read anyway).
     @inlinable
     static func allFinite<C: Collection>(_ x: C) -> Bool where C.Element == Float {
         var ok = true

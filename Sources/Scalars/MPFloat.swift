@@ -142,18 +142,21 @@ public struct MPFloat<let bits: Int>: @unchecked Sendable {
         // Resolve every operand's mpfr_t once; the buffers keep the values alive for the
         // whole call. (Inlinable: specialized, the loop is two loads per element.)
         let n = a.count
+        var acc = Self(_zero: ())
+        if n == 0 { return acc }
         let pointers = UnsafeMutableBufferPointer<UnsafeRawPointer?>.allocate(capacity: 2 * n)
         defer { pointers.deallocate() }
         for i in 0..<n {
-            pointers[i] = UnsafeRawPointer(a[i].buffer.withUnsafeMutablePointerToHeader { $0 })
-            pointers[n + i] = UnsafeRawPointer(b[i].buffer.withUnsafeMutablePointerToHeader { $0 })
+            pointers[i] = a[i].mpfrPointer
+            pointers[n + i] = b[i].mpfrPointer
         }
-        var acc = Self(_zero: ())
-        acc.write { s in
-            hh_mpfr_dot(n, pointers.baseAddress, pointers.baseAddress.map { $0 + n }, UnsafeMutableRawPointer(s))
-        }
+        let base = pointers.baseAddress!
+        acc.write { s in hh_mpfr_dot(n, base, base + n, UnsafeMutableRawPointer(s)) }
         return acc
     }
+
+    /// This value's `mpfr_t`, for the C loops; valid while the value is alive and unchanged.
+    @inlinable var mpfrPointer: UnsafeRawPointer { UnsafeRawPointer(buffer.withUnsafeMutablePointerToHeader { $0 }) }
 
     /// The recursive dot product of dual numbers, `s ← s + x·y` from (+0, +0) with
     /// `x·y = (xv·yv, xt·yv + xv·yt)`, every product and sum rounded to nearest: the
@@ -167,12 +170,11 @@ public struct MPFloat<let bits: Int>: @unchecked Sendable {
         if n == 0 { return Dual(Self(_zero: ()), Self(_zero: ())) }
         let pointers = UnsafeMutableBufferPointer<UnsafeRawPointer?>.allocate(capacity: 4 * n)
         defer { pointers.deallocate() }
-        @inline(__always) func header(_ v: Self) -> UnsafeRawPointer { UnsafeRawPointer(v.buffer.withUnsafeMutablePointerToHeader { $0 }) }
         for i in 0..<n {
-            pointers[i] = header(x[i].value)
-            pointers[n + i] = header(x[i].tangent)
-            pointers[2 * n + i] = header(y[i].value)
-            pointers[3 * n + i] = header(y[i].tangent)
+            pointers[i] = x[i].value.mpfrPointer
+            pointers[n + i] = x[i].tangent.mpfrPointer
+            pointers[2 * n + i] = y[i].value.mpfrPointer
+            pointers[3 * n + i] = y[i].tangent.mpfrPointer
         }
         var value = Self(_zero: ()), tangent = Self(_zero: ())
         let base = pointers.baseAddress!
