@@ -75,6 +75,11 @@ public struct Sweep {
                         throw HarnessError("the unfinished sweep in '\(out.path)' was started from a different experiment (file changed, or --quick differs); remove \(journal.path) to start over")
                     }
                     _ = try loadJournal()
+                    // A writer killed inside AtomicFile.write leaves its temporary sibling
+                    // (".NNNNNN.json.tmp-PID"); it holds no finished unit, so it goes.
+                    for f in (try? fm.contentsOfDirectory(atPath: unitsDir.path)) ?? [] where f.hasPrefix(".") && f.contains(".tmp-") {
+                        try? fm.removeItem(at: unitsDir.appendingPathComponent(f))
+                    }
                 } else {
                     try fm.createDirectory(at: unitsDir, withIntermediateDirectories: true)
                     try AtomicFile.write(try JSONEncoder().encode(header), to: journal.appendingPathComponent("header.json"))

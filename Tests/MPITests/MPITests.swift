@@ -133,19 +133,26 @@ func splitCSV(_ line: String) -> [String] {
         let exp = repoRoot.appendingPathComponent("experiments/fd-bias.yaml").path
         let out = d.appendingPathComponent("mpi")
         let units = out.appendingPathComponent(".sweep/units")
+        // Journaled units only: a rank killed inside AtomicFile.write leaves its hidden
+        // temporary sibling (".000003.json.tmp-PID"), which is not a finished unit.
+        func journaled() -> Int {
+            ((try? FileManager.default.contentsOfDirectory(atPath: units.path)) ?? []).filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.count
+        }
         // Each configuration takes ≥ 0.5 s; once two are journaled, kill -9 one rank.
         let killed = try mpi(2, ["run", exp, "--quick", "--out", out.path], env: ["HH_TEST_UNIT_DELAY_MS": "500"]) { mpirun in
             let deadline = Date().addingTimeInterval(60)
-            while Date() < deadline && ((try? FileManager.default.contentsOfDirectory(atPath: units.path))?.count ?? 0) < 2 { usleep(20_000) }
+            while Date() < deadline && journaled() < 2 { usleep(20_000) }
             let children = (try? String(contentsOfFile: "/proc/\(mpirun)/task/\(mpirun)/children", encoding: .utf8)) ?? ""
             if let victim = children.split(separator: " ").compactMap({ Int32($0) }).last { kill(victim, SIGKILL) }
         }
         #expect(killed.status != 0, "the job must fail when a rank dies")
         #expect(killed.stderr.contains("signal 9") || killed.stderr.contains("Killed"), "mpirun names the killed rank: \(killed.stderr)")
         #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("points.csv").path), "no results from a failed sweep")
-        let kept = (try? FileManager.default.contentsOfDirectory(atPath: units.path))?.count ?? 0
+        let kept = journaled()
         #expect(kept >= 2 && kept < 8, "journal keeps the finished configurations (\(kept))")
 
+        // Whatever the kill caught, also leave a writer's torn temporary file behind.
+        FileManager.default.createFile(atPath: units.appendingPathComponent(".000007.json.tmp-1").path, contents: Data("{\"ind".utf8))
         let resumed = try mpi(2, ["run", exp, "--quick", "--out", out.path, "--resume"])
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(resumed.stderr.contains("resuming, \(kept) of 8 configurations already done"), "\(resumed.stderr)")
