@@ -9,7 +9,11 @@ import csv, datetime, io, json, os, platform, statistics, subprocess, sys, time
 import numpy as np
 
 ROUNDS = int(os.environ.get("HH_BENCH_ROUNDS", "3"))
-HH = ".build/release/hessian-harness"
+# Ours is built for this CPU (-target-cpu native), as XLA compiles JAX's functions for the host and
+# numpy/ml_dtypes dispatch on the CPU at run time; the portable build (baseline x86-64, SSE2) is
+# measured too for the scalar kernels, whose generic loops depend on the vector ISA the compiler may use.
+HH = os.environ.get("HH_BENCH_BIN", ".build-native/release/hessian-harness")
+HH_PORTABLE = ".build/release/hessian-harness"
 MPFR_DOT = ".build/mpfr_dot"
 
 def med(f, trials=7, reps=1):
@@ -95,8 +99,8 @@ def scipy_eigsh():
 def run(cmd):
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
-def ours_scalars():
-    rows = list(csv.DictReader(io.StringIO(run([HH, "bench", "scalars"]))))
+def ours_scalars(binary=HH):
+    rows = list(csv.DictReader(io.StringIO(run([binary, "bench", "scalars"]))))
     get = lambda k, t: float(next(r["ns_per_element"] for r in rows if r["kernel"] == k and r["type"] == t))
     return {"bf16 add (ns/element)": get("add", "BFloat16"), "bf16 mul (ns/element)": get("mul", "BFloat16"),
             "fp32 add Swift Float (ns/element)": get("add", "Float"), "fp32 mul Swift Float (ns/element)": get("mul", "Float"),
@@ -130,7 +134,7 @@ def main():
             samples.setdefault((side, k), []).append(val)
     for r in range(ROUNDS):
         print(f"round {r + 1}/{ROUNDS}", file=sys.stderr)
-        add("ours", ours_scalars()); add("ml_dtypes/numpy", ml_dtypes_elementwise())
+        add("ours", ours_scalars()); add("ml_dtypes/numpy", ml_dtypes_elementwise()); add("ours-portable", ours_scalars(HH_PORTABLE))
         add("ours", ours_models()); add("jax", jax_mlp())
         add("c-mpfr", c_mpfr()); add("gmpy2", gmpy2_dot())
         theirs = scipy_eigsh(); add("scipy", theirs)
@@ -146,6 +150,9 @@ def main():
                  f"{m[('ours', 'fp32 add Swift Float (ns/element)')]:.4g}",
                  f"{m[('ours', 'bf16 add (ns/element)')] / m[('ours', 'fp32 add Swift Float (ns/element)')]:.3g}", "≤ 2× Float",
                  "yes" if m[('ours', 'bf16 add (ns/element)')] <= 2 * m[('ours', 'fp32 add Swift Float (ns/element)')] else "no"])
+    pb, pf = m[('ours-portable', 'bf16 add (ns/element)')], m[('ours-portable', 'fp32 add Swift Float (ns/element)')]
+    rows.append(["bf16 add vs Swift Float add, ns/element, portable build (baseline x86-64: SSE2)", f"{pb:.4g}", "ours (Float, portable build)",
+                 f"{pf:.4g}", f"{pb / pf:.3g}", "(reference)", "yes"])
     row("MPFloat<256> dot, ns/element (n=10^4)", "mpfr256 dot (ns/element)", "c-mpfr", "mpfr256 dot (ns/element)", "ours ≤ 1.3× C MPFR loop", lambda o, t: o <= 1.3 * t)
     row("MPFloat<256> dot, ns/element (n=10^4)", "mpfr256 dot (ns/element)", "gmpy2", "mpfr256 dot (ns/element)", "ours ≤ 0.25× gmpy2", lambda o, t: o <= 0.25 * t)
     row("fp32 MLP gradient, s", "mlp 784-256-256-10 b256 fp32 gradient (s)", "jax", "mlp 784-256-256-10 b256 fp32 gradient (s)", "ours ≤ 1.0× JAX", lambda o, t: o <= t)
@@ -165,7 +172,8 @@ def main():
     with open("results/benchmarks/machine.md", "w") as f:
         f.write(f"# Machine of results/benchmarks/compare.csv\n\n- CPU: {cpu}, {os.cpu_count()} cores; {platform.platform()}\n"
                 f"- rounds: {ROUNDS}, interleaved; everything pinned to one core (taskset -c 0)\n"
-                f"- ours: `{run([HH, 'version']).strip().splitlines()[0]}` (release build, baseline x86-64); "
+                f"- ours: `{run([HH, 'version']).strip().splitlines()[0]}` (release build for this CPU: `-Xswiftc -target-cpu -Xswiftc native`; "
+                f"the row marked portable build: the default build, baseline x86-64); "
                 f"BLAS: {run([HH, 'version']).strip().splitlines()[-1]}\n"
                 f"- theirs: jax {jax.__version__}, ml_dtypes {ml_dtypes.__version__}, gmpy2 {gmpy2.version()}, numpy {np.__version__}, scipy {scipy.__version__}, C loop bench/mpfr_dot.c (cc -O2)\n")
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
@@ -173,7 +181,7 @@ def main():
                            capture_output=True, text=True).stdout.strip()
     manifest = {"tool": "hessian-harness bench/compare", "tool_version": run([HH, "version"]).strip().splitlines()[0],
                 "git_commit": commit + ("-dirty" if dirty else ""), "command": ["bench/compare"] + sys.argv[1:],
-                "parameters": {"rounds": str(ROUNDS), "pinning": "taskset -c 0", "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", ""),
+                "parameters": {"rounds": str(ROUNDS), "pinning": "taskset -c 0", "ours_build": "release, -target-cpu native (portable build: bf16/Float reference row)", "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", ""),
                                "topk_operator": TOPK_SPEC, "topk_seed": TOPK_SEED, "topk_k": str(TOPK_K)},
                 "seeds": {"numpy_default_rng": [1, 2, 3], "topk_operator": int(TOPK_SEED)},
                 "versions": {"jax": jax.__version__, "ml_dtypes": ml_dtypes.__version__, "gmpy2": gmpy2.version(),

@@ -49,7 +49,10 @@ import CMPFR
 
     /// The native Float16: + − × ÷ √ are correctly rounded; its fma is not (it is
     /// computed in binary32 and rounded again), which is why the registry's fp16 is
-    /// the emulated type. The known issue documents that platform behaviour.
+    /// the emulated type. The known issue documents that platform behaviour; it is
+    /// intermittent because a build for a CPU with AVX512-FP16 (`-target-cpu native` on
+    /// Sapphire Rapids, as bench/compare builds) compiles the fma to `vfmadd…sh`, which
+    /// rounds once and then agrees with MPFR.
     @Test func nativeFloat16() {
         var g = SplitMix64(seed: 5)
         var bad: [String] = []
@@ -72,7 +75,7 @@ import CMPFR
         }
         for f in bad { Issue.record(Comment(rawValue: f)) }
         #expect(bad.isEmpty)
-        withKnownIssue("Float16.addingProduct double-rounds on x86 (binary32 fma, then binary16)") {
+        withKnownIssue("Float16.addingProduct double-rounds on x86 (binary32 fma, then binary16)", isIntermittent: true) {
             #expect(fmaWrong == 0, "\(fmaWrong) of 40000 Float16 fma results differ from MPFR")
         }
     }
