@@ -38,8 +38,11 @@ extension MLP {
     public func splitDualHVP(_ theta: [Float], _ v: [Float]) -> (gradient: [Float], hv: [Float]) {
         precondition(theta.count == layout.count && v.count == layout.count, "θ and v need \(layout.count) entries")
         let layers = widths.count - 1, batch = data.count
-        var gradient = [Float](repeating: 0, count: layout.count), hv = [Float](repeating: 0, count: layout.count)
-        if batch == 0 { return (gradient, hv) }
+        if batch == 0 { return ([Float](repeating: 0, count: layout.count), [Float](repeating: 0, count: layout.count)) }
+        // Every element of both is written below (weight slices by products, biases by
+        // their sums; the layout tiles the vector): no zero fill first.
+        var gradient = [Float](unsafeUninitializedCapacity: layout.count) { _, count in count = layout.count }
+        var hv = [Float](unsafeUninitializedCapacity: layout.count) { _, count in count = layout.count }
         theta.withUnsafeBufferPointer { tp in v.withUnsafeBufferPointer { vp in
             func tensor(_ p: UnsafeBufferPointer<Float>, _ index: Int) -> UnsafeBufferPointer<Float> {
                 UnsafeBufferPointer(rebasing: p[layout.tensors[index].range])
