@@ -2,8 +2,9 @@
 # Memory checks of the MPFR-backed code (run before resolving MPFR work):
 #  1. AddressSanitizer + LeakSanitizer over the MPFR-heavy test suites (the limb dot loop included) and the tests of the
 #     CKernels loops that take raw pointers (tanh, FD stages, dual split/merge, BLAS buffers, the split-array dual HVP);
-#  2. valgrind memcheck over the CLI paths that exercise MPFloat and MPFR
-#     (valgrind 3.19 itself crashes inside libdispatch under the Swift test runner).
+#  2. valgrind memcheck over the CLI paths that exercise MPFloat and MPFR, and the fp32 MLP's HVPs
+#     (valgrind 3.19 itself crashes inside libdispatch under the Swift test runner; bench/valgrind.supp
+#     silences two reports from the Swift runtime and Foundation).
 # Exit status 0 when no memory error and no definite leak in our code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,9 +22,16 @@ strip --strip-debug -o .build/hessian-harness-memcheck .build/debug/hessian-harn
 # HH_BLAS_CORE=detected: no re-execution to choose OpenBLAS's kernels, which would leave
 # valgrind (it does not follow exec by default).
 export HH_BLAS_CORE=detected
+# The hvp runs also cover the fp32 MLP's gradient and split-array dual HVP, whose output
+# arrays start uninitialized (every element is written): a read before the write is an error here.
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+policy=param=fp32,compute=fp32,accumulate=blas,grad=fp32,hvp=fp32
 for args in "cast --format mpfr4096 --rounding stochastic --seed 3 0.1 -1e-300 0x1.8p-3" \
-            "bench scalars --n 64 --reps 1 --trials 1"; do
-  valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=9 \
+            "bench scalars --n 64 --reps 1 --trials 1" \
+            "hvp --model mlp:widths=6-8-3,samples=16 --policy $policy --scheme exact --seed 1 --out $out/exact" \
+            "hvp --model mlp:widths=6-8-3,samples=16 --policy $policy --scheme central --eps 1e-3 --seed 1 --out $out/central"; do
+  valgrind -q --suppressions=bench/valgrind.supp --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=9 \
     .build/hessian-harness-memcheck $args >/dev/null
 done
 echo "memcheck: no memory errors, no definite leaks"
