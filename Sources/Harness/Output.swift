@@ -54,7 +54,7 @@ public struct OutputBundle {
 public enum AtomicFile {
     /// Writes `data` to a temporary sibling, fsyncs it, and renames it into place.
     public static func write(_ data: Data, to url: URL) throws {
-        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent)\(temporaryMark)\(getpid())")
         guard FileManager.default.createFile(atPath: tmp.path, contents: nil) else {
             throw HarnessError("cannot create '\(tmp.path)'")
         }
@@ -66,6 +66,14 @@ public enum AtomicFile {
             try? FileManager.default.removeItem(at: tmp)
             throw HarnessError("cannot rename '\(tmp.path)' to '\(url.path)': errno \(errno)")
         }
+    }
+
+    static let temporaryMark = ".tmp-"
+
+    /// Whether `fileName` is a temporary sibling of ``write(_:to:)`` (".NAME.tmp-PID"),
+    /// such as a writer killed before its rename leaves behind.
+    public static func isTemporary(_ fileName: String) -> Bool {
+        fileName.hasPrefix(".") && fileName.contains(temporaryMark)
     }
 }
 

@@ -75,9 +75,9 @@ public struct Sweep {
                         throw HarnessError("the unfinished sweep in '\(out.path)' was started from a different experiment (file changed, or --quick differs); remove \(journal.path) to start over")
                     }
                     _ = try loadJournal()
-                    // A writer killed inside AtomicFile.write leaves its temporary sibling
-                    // (".NNNNNN.json.tmp-PID"); it holds no finished unit, so it goes.
-                    for f in (try? fm.contentsOfDirectory(atPath: unitsDir.path)) ?? [] where f.hasPrefix(".") && f.contains(".tmp-") {
+                    // A writer killed inside AtomicFile.write leaves its temporary sibling;
+                    // it holds no finished unit, so it goes.
+                    for f in (try? fm.contentsOfDirectory(atPath: unitsDir.path)) ?? [] where AtomicFile.isTemporary(f) {
                         try? fm.removeItem(at: unitsDir.appendingPathComponent(f))
                     }
                 } else {

@@ -175,6 +175,17 @@ func read(_ dir: URL, _ f: String) -> Data { FileManager.default.contents(atPath
         p.waitUntilExit()
         #expect(line.hasPrefix(SHA256.hex(bytes)))
     }
+
+    /// The temporary siblings of AtomicFile.write, as a resumed sweep recognizes (and
+    /// removes) those a killed writer left; a finished write leaves none.
+    @Test func atomicWriteAndItsTemporaryFiles() throws {
+        let d = tempDir("atomic")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        try AtomicFile.write(Data("{}".utf8), to: d.appendingPathComponent("000003.json"))
+        #expect(files(d) == ["000003.json"])
+        #expect(AtomicFile.isTemporary(".000003.json.tmp-4242"))
+        for name in ["000003.json", "header.json", ".hidden", "x.tmp-1"] { #expect(!AtomicFile.isTemporary(name), "\(name)") }
+    }
 }
 
 @Suite(.serialized) struct ModelSLQTests {
