@@ -3,8 +3,9 @@ import Krylov
 
 /// Lanczos as the FSDP pipeline runs it: SPMD, each rank holding only its shard of
 /// every Lanczos vector. Vectors are fp64 carriers rounded into the `krylov` stage
-/// format op by op; every dot product is a local sum in `krylov` plus an all-reduce
-/// in `krylov` and `order`. `apply` maps this rank's shard of q to its shard of Aq
+/// format op by op; every dot product is a local sum in the `accumulate` format (the
+/// policy's ``PrecisionPolicy/krylovAccumulationFormat``; default `krylov`) plus an
+/// all-reduce in that format and `order`, rounded once into `krylov`. `apply` maps this rank's shard of q to its shard of Aq
 /// (typically ``ShardedHVP/rankEstimate(comm:model:thetaShard:vShard:layout:scheme:step:precision:order:compute:)``,
 /// which uses collectives itself). Full reorthogonalization (twice classical
 /// Gram–Schmidt) sends all projections of a pass in one all-reduce.
@@ -18,27 +19,33 @@ public enum ShardedLanczos {
         public var alpha: [Double], beta: [Double]
         /// Per step (nil when not measured).
         public var orthLoss: [Double?], orthLossFro: [Double?]
+        /// Why the run stopped before `steps` (nil: it did not). A non-finite step is
+        /// dropped, as in ``Lanczos``.
+        public var breakdown: LanczosBreakdown?
     }
 
     public static func run(comm: any Communicator, start: [Double], steps: Int,
                            reorthogonalization: Reorthogonalization = .none, krylov k: FormatArithmetic = .fp64,
+                           accumulate: FormatArithmetic? = nil,
                            order: ReductionOrder = .sequential, apply: ([Double]) -> [Double]) -> (alpha: [Double], beta: [Double]) {
-        let r = run(comm: comm, start: start, steps: steps, reorthogonalization: reorthogonalization, krylov: k, order: order,
-                    measureOrthogonality: false, apply: apply)
+        let r = run(comm: comm, start: start, steps: steps, reorthogonalization: reorthogonalization, krylov: k, accumulate: accumulate,
+                    order: order, measureOrthogonality: false, apply: apply)
         return (r.alpha, r.beta)
     }
 
     public static func run(comm: any Communicator, start: [Double], steps: Int,
                            reorthogonalization: Reorthogonalization = .none, krylov k: FormatArithmetic = .fp64,
+                           accumulate: FormatArithmetic? = nil,
                            order: ReductionOrder = .sequential, measureOrthogonality measure: Bool,
                            apply: ([Double]) -> [Double]) -> Result {
         precondition(reorthogonalization == .none || reorthogonalization == .full, "sharded Lanczos supports none and full")
+        let acc = accumulate ?? k
         func localDot(_ a: [Double], _ b: [Double]) -> Double {
             var s = 0.0
-            for i in a.indices { s = k.fma(s, a[i], b[i]) }
+            for i in a.indices { s = acc.fma(s, a[i], b[i]) }
             return s
         }
-        func dot(_ a: [Double], _ b: [Double]) -> Double { comm.allReduce(localDot(a, b), format: k, order: order) }
+        func dot(_ a: [Double], _ b: [Double]) -> Double { k.round(comm.allReduce(localDot(a, b), format: acc, order: order)) }
         let u = (k.format?.unitRoundoff ?? 0x1p-53)
         var q = start
         let n0 = k.round(dot(q, q).squareRoot())
@@ -48,6 +55,7 @@ public enum ShardedLanczos {
         var basis: [[Double]] = [q]
         var alphas: [Double] = [], betas: [Double] = []
         var normEstimate = 0.0
+        var breakdown: LanczosBreakdown? = nil
         // Orthogonality in fp64: local sums plus an all-reduce in fp64.
         func dots64(_ vs: [[Double]], _ x: [Double]) -> [Double] {
             comm.allReduce(vs.map { a in var s = 0.0; for i in a.indices { s += a[i] * x[i] }; return s }, format: .fp64, order: .sequential)
@@ -65,15 +73,17 @@ public enum ShardedLanczos {
             }
             if reorthogonalization == .full {
                 for _ in 0..<2 {
-                    let h = comm.allReduce(basis.map { localDot($0, w) }, format: k, order: order)
+                    let h = comm.allReduce(basis.map { localDot($0, w) }, format: acc, order: order).map { k.round($0) }
                     for (c, b) in zip(h, basis) { for i in w.indices { w[i] = k.fma(w[i], -c, b[i]) } }
                 }
             }
             let beta = k.round(dot(w, w).squareRoot())
+            if !alpha.isFinite || !beta.isFinite { breakdown = .nonFinite; break }
             alphas.append(alpha); betas.append(beta)
             orthLoss.append(measure ? maxOff : nil); orthLossFro.append(measure ? fro2.squareRoot() : nil)
             normEstimate = max(normEstimate, abs(alpha) + beta + betaPrev)
-            if beta <= 4 * u * normEstimate || j + 1 == steps { break }
+            if beta <= 4 * u * normEstimate { breakdown = .invariantSubspace; break }
+            if j + 1 == steps { break }
             qPrev = q
             for i in q.indices { q[i] = k.div(w[i], beta) }
             betaPrev = beta
@@ -85,6 +95,6 @@ public enum ShardedLanczos {
                 measured.append(q)
             }
         }
-        return Result(alpha: alphas, beta: betas, orthLoss: orthLoss, orthLossFro: orthLossFro)
+        return Result(alpha: alphas, beta: betas, orthLoss: orthLoss, orthLossFro: orthLossFro, breakdown: breakdown)
     }
 }

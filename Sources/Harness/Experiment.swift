@@ -38,7 +38,7 @@ public enum ExperimentLoader {
 
     static let common: Set<String> = ["study", "name", "description", "quick"]
     static let keys: [String: Set<String>] = [
-        "fd-bias": ["models", "policies", "schemes", "step_policies", "eps", "seeds", "tolerance", "dominance"],
+        "fd-bias": ["models", "policies", "schemes", "step_policies", "eps", "seeds", "tolerance", "dominance", "fit_max_err", "fit_max_swamped"],
         "noise-amplification": ["models", "policies", "schemes", "step_policies", "eps", "seeds", "vary", "replicates", "shards"],
         "krylov-stability": ["models", "policies", "schemes", "step_policies", "eps", "reorth", "steps", "checkpoints", "probes", "seeds",
                              "ritz_top", "ritz_tol", "tolerance", "max_parameters"],
@@ -100,7 +100,9 @@ public enum ExperimentLoader {
             models: try models(doc.required(m, "models")), policies: try policies(doc.required(m, "policies")),
             schemes: try schemes(doc.required(m, "schemes")), stepPolicies: try stepPolicies(m["step_policies"]),
             eps: try doc.required(m, "eps").epsGrid(), seeds: try seeds(m["seeds"]),
-            tolerance: try m["tolerance"]?.positive() ?? 1e-2, dominance: try m["dominance"]?.positive() ?? 3)
+            tolerance: try m["tolerance"]?.positive() ?? 1e-2, dominance: try m["dominance"]?.positive() ?? 3,
+            saturation: ErrorModelFit.Saturation(maxError: try m["fit_max_err"]?.positive() ?? 0.3,
+                                                 maxSwamped: try m["fit_max_swamped"]?.positive() ?? 0.25))
         return try wrap(doc) { try FDBiasStudy(c) }
     }
 

@@ -5,17 +5,21 @@ import Models
 import Curvature
 import Studies
 
-/// `hessian-harness slq --model SPEC --regimes FILE [--policy POLICY] …`: FD-HVP SLQ
-/// on a model, with ε and the Lanczos settings taken from the regimes entry that
-/// matches the run's policy (param, compute and grad formats, and the scheme / step policy
-/// when given). Without `--policy` the regimes file must offer exactly one entry
-/// (after the filters), whose policy is used.
+/// `hessian-harness slq --model SPEC [--regimes FILE] [--policy POLICY] [--eps E] …`:
+/// FD-HVP SLQ on a model. With a regimes file, ε and the Lanczos settings come from
+/// the entry that matches the run's policy (param, compute and grad formats) and the
+/// scheme / step policy when given; an entry that failed its held-out validation is
+/// refused unless `--allow-unvalidated`. `--eps` overrides the entry's ε, or, without a
+/// regimes file, gives it (then `--policy` is needed; scheme central, step policy
+/// absolute, 30 steps with full reorthogonalization unless given).
 public struct ModelSLQCommand {
     public var model: String
-    public var regimes: String
+    public var regimes: String?
     public var policy: String?
     public var scheme: String?
     public var stepPolicy: String?
+    public var eps: String?
+    public var allowUnvalidated: Bool
     public var shards: Int
     public var order: String
     public var steps: Int?
@@ -28,16 +32,20 @@ public struct ModelSLQCommand {
     public var out: String
     public var command: [String]
 
-    public init(model: String, regimes: String, policy: String?, scheme: String?, stepPolicy: String?, shards: Int, order: String,
+    public init(model: String, regimes: String?, policy: String?, scheme: String?, stepPolicy: String?, eps: String? = nil,
+                allowUnvalidated: Bool = false, shards: Int, order: String,
                 steps: Int?, reorth: String?, probes: Int, probe: String, sigma: Double?, gridPoints: Int, seed: UInt64,
                 out: String, command: [String]) {
         self.model = model; self.regimes = regimes; self.policy = policy; self.scheme = scheme; self.stepPolicy = stepPolicy
+        self.eps = eps; self.allowUnvalidated = allowUnvalidated
         self.shards = shards; self.order = order; self.steps = steps; self.reorth = reorth; self.probes = probes; self.probe = probe
         self.sigma = sigma; self.gridPoints = gridPoints; self.seed = seed; self.out = out; self.command = command
     }
 
-    /// The entry for a policy, or an error listing the entries that exist.
-    public static func select(_ file: RegimesFile, path: String, policy: PrecisionPolicy?, scheme: String?, stepPolicy: String?) throws -> RegimeEntry {
+    /// The entry for a policy, or an error listing the entries that exist; with several
+    /// matches, an error naming the keys that tell them apart and their values.
+    public static func select(_ file: RegimesFile, path: String, policy: PrecisionPolicy?, scheme: String?, stepPolicy: String?,
+                              allowUnvalidated: Bool = false) throws -> RegimeEntry {
         let matches = file.entries.filter { e in
             (policy.map { e.param == $0.param && e.compute == $0.compute && e.grad == $0.grad } ?? true)
                 && (scheme.map { e.scheme == $0 } ?? true) && (stepPolicy.map { e.stepPolicy == $0 } ?? true)
@@ -50,35 +58,72 @@ public struct ModelSLQCommand {
         guard !matches.isEmpty else {
             throw HarnessError("no regimes entry in \(path) for \(want.isEmpty ? "this run" : want.joined(separator: ", ")) (entries: \(list.isEmpty ? "none" : list))")
         }
-        if matches.count > 1 && (scheme == nil || stepPolicy == nil) {
-            let l = matches.map { "\($0.scheme) \($0.stepPolicy)" }.joined(separator: "; ")
-            throw HarnessError("\(matches.count) regimes entries in \(path) match (\(l)); choose one with --scheme and --step-policy")
+        if matches.count > 1 {
+            func distinct(_ f: (RegimeEntry) -> String) -> [String] {
+                var seen: [String] = []
+                for e in matches where !seen.contains(f(e)) { seen.append(f(e)) }
+                return seen
+            }
+            var add: [String] = []
+            let pols = distinct { "param=\($0.param),compute=\($0.compute),grad=\($0.grad)" }
+            if pols.count > 1 { add.append("--policy (one of: \(pols.joined(separator: "; ")); the other stages as you run them)") }
+            let schemes = distinct(\.scheme)
+            if schemes.count > 1 { add.append("--scheme (\(schemes.joined(separator: ", ")))") }
+            let steps = distinct(\.stepPolicy)
+            if steps.count > 1 { add.append("--step-policy (\(steps.joined(separator: ", ")))") }
+            throw HarnessError("\(matches.count) regimes entries in \(path) match\(want.isEmpty ? "" : " " + want.joined(separator: ", ")); add \(add.joined(separator: ", "))")
         }
-        return matches[0]
+        let e = matches[0]
+        if !e.validatedOK && !allowUnvalidated {
+            let how = e.validatedErr.map { "validated_err \(csvNumber($0)) > tolerance \(csvNumber(e.tolerance))" } ?? "no validation result"
+            throw HarnessError("the regimes entry param=\(e.param),compute=\(e.compute),grad=\(e.grad) \(e.scheme) \(e.stepPolicy) in \(path) failed its held-out validation (\(how)); pass --allow-unvalidated to use it anyway, or give --eps")
+        }
+        return e
     }
 
     public func run() throws {
         let start = Date()
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: regimes)) } catch { throw HarnessError("cannot read regimes file '\(regimes)'") }
-        let file: RegimesFile
-        do { file = try RegimesFile.decode(data, path: regimes) } catch let e as StudyError { throw HarnessError(e.message) }
         var pol: PrecisionPolicy? = nil
         if let p = policy { do { pol = try PrecisionPolicy(p) } catch { throw HarnessError("--policy: \(error)") } }
         if let s = scheme, FDScheme(rawValue: s) == nil { throw HarnessError("unknown --scheme '\(s)' (known: forward, central, richardson)") }
         if let s = stepPolicy, s != "absolute" && s != "relative" { throw HarnessError("unknown --step-policy '\(s)' (known: absolute, relative)") }
-        let entry = try Self.select(file, path: regimes, policy: pol, scheme: scheme, stepPolicy: stepPolicy)
+        var userEps: Double? = nil
+        if let e = eps {
+            guard let x = Double(e), x > 0, x.isFinite else { throw HarnessError("--eps must be a finite number > 0 (got '\(e)')") }
+            userEps = x
+        }
+        // The regimes entry (when a file is given), then the run's settings.
+        var entry: RegimeEntry? = nil
+        var regimesData: Data? = nil
+        if let path = regimes {
+            let data: Data
+            do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch { throw HarnessError("cannot read regimes file '\(path)'") }
+            let file: RegimesFile
+            do { file = try RegimesFile.decode(data, path: path) } catch let e as StudyError { throw HarnessError(e.message) }
+            // An explicit --eps takes the ε decision away from the entry: its validation does not apply.
+            entry = try Self.select(file, path: path, policy: pol, scheme: scheme, stepPolicy: stepPolicy,
+                                    allowUnvalidated: allowUnvalidated || userEps != nil)
+            regimesData = data
+        } else {
+            guard pol != nil else { throw HarnessError("--model needs --policy (and --eps), or --regimes FILE") }
+            guard userEps != nil else { throw HarnessError("--model without --regimes needs --eps") }
+        }
         let policy: PrecisionPolicy
-        do { policy = try pol ?? PrecisionPolicy(entry.policy) } catch { throw HarnessError("regimes entry policy '\(entry.policy)': \(error)") }
-        guard let fdScheme = FDScheme(rawValue: entry.scheme) else { throw HarnessError("\(regimes): unknown scheme '\(entry.scheme)'") }
+        if let pol { policy = pol } else {
+            do { policy = try PrecisionPolicy(entry!.policy) } catch { throw HarnessError("regimes entry policy '\(entry!.policy)': \(error)") }
+        }
+        let schemeName = entry?.scheme ?? scheme ?? "central"
+        let stepName = entry?.stepPolicy ?? stepPolicy ?? "absolute"
+        guard let fdScheme = FDScheme(rawValue: schemeName) else { throw HarnessError("\(regimes ?? "--scheme"): unknown scheme '\(schemeName)'") }
+        let epsValue = userEps ?? entry!.epsStar
         let step: StepPolicy
-        do { step = try StepPolicy.make(kind: entry.stepPolicy, value: entry.epsStar) } catch { throw HarnessError("\(regimes): \(error)") }
-        let nSteps = steps ?? entry.lanczosMaxSteps
+        do { step = try StepPolicy.make(kind: stepName, value: epsValue) } catch { throw HarnessError("\(regimes ?? "--step-policy"): \(error)") }
+        let nSteps = steps ?? entry.map(\.lanczosMaxSteps) ?? 30
         guard nSteps >= 1 && nSteps <= 10_000 else {
             throw HarnessError(steps == nil ? "the regimes entry found no stable Lanczos step count (lanczos_max_steps = 0); pass --steps and --reorth"
                                             : "--steps must be in 1...10000")
         }
-        let reorthName = reorth ?? entry.lanczosReorth
+        let reorthName = reorth ?? entry?.lanczosReorth ?? "full"
         guard let ro = Reorthogonalization(rawValue: reorthName) else {
             throw HarnessError("unknown reorthogonalization '\(reorthName)' (known: none, full, partial, selective)")
         }
@@ -112,6 +157,7 @@ public struct ModelSLQCommand {
         let elapsed: Double
         if shardedLanczos {
             let k = try policy.arithmetic(policy.krylov)
+            let acc = try policy.arithmetic(policy.krylovAccumulationFormat)
             let layout = ShardLayout(count: n, shards: nShards)
             let stepsCap = min(nSteps, n)
             elapsed = try clock.measure {
@@ -120,10 +166,12 @@ public struct ModelSLQCommand {
                         let tr = layout.shard(theta, rank: comm.rank)
                         return ps.map { p in
                             let r = ShardedLanczos.run(comm: comm, start: layout.shard(p, rank: comm.rank), steps: stepsCap,
-                                                       reorthogonalization: ro, krylov: k, order: ord, measureOrthogonality: true) { q in
+                                                       reorthogonalization: ro, krylov: k, accumulate: acc, order: ord,
+                                                       measureOrthogonality: true) { q in
                                 engine.rankEstimate(comm: comm, thetaShard: tr, vShard: q, layout: layout, scheme: fdScheme, step: step, order: ord)
                             }
-                            return LanczosTrace(alpha: r.alpha, beta: r.beta, orthLoss: r.orthLoss, orthLossFro: r.orthLossFro)
+                            return LanczosTrace(alpha: r.alpha, beta: r.beta, orthLoss: r.orthLoss, orthLossFro: r.orthLossFro,
+                                                breakdown: r.breakdown)
                         }
                     }
                 }
@@ -134,7 +182,8 @@ public struct ModelSLQCommand {
                     ?? [Double](repeating: .nan, count: q.count)
             }
             elapsed = try clock.measure {
-                traces = try ModelLanczos.run(krylov: policy.krylov, mode: policy.mode(for: policy.krylov), reorthogonalization: ro,
+                traces = try ModelLanczos.run(krylov: policy.krylov, mode: policy.mode(for: policy.krylov),
+                                              accumulation: policy.krylovAccumulation(), reorthogonalization: ro,
                                               steps: nSteps, dimension: n, probes: ps, seed: seed, apply: apply)
             }.seconds
         }
@@ -159,8 +208,9 @@ public struct ModelSLQCommand {
         var density = Table(header: ["x", "density"])
         for (x, d) in zip(grid, mu.density(on: grid, sigma: sig)) { density.append([csvNumber(x), csvNumber(d)]) }
 
-        var summary = Table(header: ["model", "n", "policy", "scheme", "step_policy", "eps", "eps_abs", "reorth", "steps", "probes", "shards",
-                                     "reduction_order", "seed", "tolerance", "predicted_err", "validated_err", "lambda_min", "lambda_max",
+        var summary = Table(header: ["model", "n", "policy", "krylov_accumulation", "scheme", "step_policy", "eps", "eps_source", "eps_abs",
+                                     "reorth", "steps", "steps_done", "breakdown", "probes", "shards",
+                                     "reduction_order", "seed", "tolerance", "predicted_err", "validated_err", "validated_ok", "lambda_min", "lambda_max",
                                      "w1_scaled", "ks", "ritz_err_top_1", "orth_loss_max", "time_lanczos_s", "time_lanczos_step_s",
                                      "exact_spectrum"])
         var w1s: Double? = nil, ks: Double? = nil, top: Double? = nil
@@ -172,9 +222,14 @@ public struct ModelSLQCommand {
         }
         let totalSteps = traces.map(\.alpha.count).reduce(0, +)
         let orthMax = traces.flatMap { $0.orthLoss.compactMap { $0 } }.max() ?? 0
-        summary.append([model, "\(n)", policy.description, entry.scheme, entry.stepPolicy, csvNumber(entry.epsStar),
-                        csvNumber(step.epsilon(theta: theta, v: ps[0])), ro.rawValue, "\(nSteps)", "\(probes)", "\(nShards)", ord.rawValue,
-                        "\(seed)", csvNumber(entry.tolerance), csvNumber(entry.predictedErr), cell(entry.validatedErr),
+        let stepsDone = traces.map(\.alpha.count).min() ?? 0
+        let broke = traces.first { $0.breakdown != nil }?.breakdown
+        let epsSource = userEps != nil ? "user" : "regimes"
+        summary.append([model, "\(n)", policy.description, policy.krylovAccumulation().description, schemeName, stepName, csvNumber(epsValue),
+                        epsSource, csvNumber(step.epsilon(theta: theta, v: ps[0])), ro.rawValue, "\(nSteps)", "\(stepsDone)", broke?.rawValue ?? "",
+                        "\(probes)", "\(nShards)", ord.rawValue,
+                        "\(seed)", cell(entry?.tolerance), cell(entry?.predictedErr), cell(entry?.validatedErr),
+                        entry.map { $0.validatedOK ? "1" : "0" } ?? "",
                         csvNumber(allNodes.min() ?? .nan), csvNumber(allNodes.max() ?? .nan), cell(w1s), cell(ks), cell(top),
                         csvNumber(orthMax), csvNumber(elapsed), csvNumber(totalSteps > 0 ? elapsed / Double(totalSteps) : 0),
                         exact == nil ? "no (n > 3000)" : "yes"])
@@ -184,9 +239,10 @@ public struct ModelSLQCommand {
         try bundle.add("lanczos.csv", lanczos)
         try bundle.add("summary.csv", summary)
         var manifest = Manifest(command: command, seeds: ["model": seed, "probes": seed, "stochastic_rounding": seed],
-                                parameters: ["model": model, "policy": policy.description, "regimes_file": regimes,
-                                             "regimes_sha256": SHA256.hex(data), "scheme": entry.scheme, "step_policy": entry.stepPolicy,
-                                             "eps": "\(entry.epsStar)", "reorth": ro.rawValue, "steps": "\(nSteps)", "probes": "\(probes)",
+                                parameters: ["model": model, "policy": policy.description, "regimes_file": regimes ?? "",
+                                             "regimes_sha256": regimesData.map(SHA256.hex) ?? "", "scheme": schemeName, "step_policy": stepName,
+                                             "eps": "\(epsValue)", "eps_source": epsSource, "krylov_accumulation": policy.krylovAccumulation().description,
+                                             "reorth": ro.rawValue, "steps": "\(nSteps)", "probes": "\(probes)",
                                              "probe": kind.rawValue, "shards": "\(nShards)",
                                              "lanczos": shardedLanczos ? "sharded (FSDP)" : "unsharded", "mpi_ranks": "\(Cluster.size)", "reduction_order": ord.rawValue,
                                              "sigma": "\(sig)", "grid": "\(gridPoints)", "tridiagonal_solver": "fp64 implicit QL"],

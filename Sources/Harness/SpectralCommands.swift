@@ -2,6 +2,7 @@ import Foundation
 import Scalars
 import LinearAlgebra
 import Krylov
+import Models
 
 /// `hessian-harness spectrum`: exact eigenvalues of a synthetic operator.
 public enum SpectrumCommand {
@@ -67,8 +68,16 @@ public struct SLQCommand {
         guard let mode = RoundingMode(name: rounding) else {
             throw HarnessError("unknown --rounding '\(rounding)' (known: \(RoundingMode.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
-        guard let acc = Accumulation(name: accumulation) else {
-            throw HarnessError("unknown --accumulation '\(accumulation)' (known: recursive, pairwise, compensated, fp32, fp64, blas)")
+        // auto: the vectors' format summed in binary32 when it is narrower (bf16 vectors,
+        // fp32 accumulation: the mixed-precision norm), otherwise recursively in it.
+        let acc: Accumulation
+        if accumulation == "auto" {
+            do { acc = try PrecisionPolicy("krylov=\(krylov),accumulate=fp32").krylovAccumulation() } catch { throw HarnessError("--krylov: \(error)") }
+        } else {
+            guard let a = Accumulation(name: accumulation) else {
+                throw HarnessError("unknown --accumulation '\(accumulation)' (known: auto, recursive, pairwise, compensated, fp32, fp64, blas)")
+            }
+            acc = a
         }
         guard let p = ProbeKind(rawValue: probe) else { throw HarnessError("unknown --probe '\(probe)' (known: rademacher, gaussian)") }
         struct Check: ScalarBody { func run<T: StudyScalar>(_: T.Type) -> Bool { true } }
@@ -128,21 +137,27 @@ public struct SLQCommand {
             let (w1, ks) = SpectralDistance.compare(mu, SpectralMeasure(eigenvalues: exact))
             let range = (exact.last ?? 0) - (exact.first ?? 0)
             let tol = (T.ulpOfOne.doubleValue / 2).squareRoot()
-            var ghosts = 0, spurious = 0
+            var ghosts = 0, spurious = 0, unconverged = 0
             var top = [Double](repeating: 0, count: 3)
             for pr in r.probes {
                 let d = RitzDiagnostics(ritz: pr.nodes, residuals: pr.residuals, exact: exact, r: 3, tol: tol)
-                ghosts += d.ghostCount; spurious += d.spuriousCount
+                ghosts += d.ghostCount; spurious += d.spuriousCount; unconverged += d.unconvergedCount
                 for (i, e) in d.ritzErrTop.enumerated() where i < 3 { top[i] = max(top[i], e) }
             }
             let maxOrth = r.probes.flatMap { $0.lanczos.records.compactMap(\.orthLoss) }.max() ?? 0
-            var summary = Table(header: ["operator", "krylov", "rounding", "accumulation", "reorth", "steps", "probes", "seed",
+            // steps_done: the fewest steps a probe completed; breakdown: the first probe's
+            // reason for stopping early (NUMERICS §6), never the requested count alone.
+            let stepsDone = r.probes.map(\.lanczos.steps).min() ?? 0
+            let broke = r.probes.first { $0.lanczos.breakdown != nil }?.lanczos.breakdown
+            var summary = Table(header: ["operator", "krylov", "rounding", "accumulation", "reorth", "steps", "steps_done", "breakdown",
+                                         "probes", "seed",
                                          "w1", "w1_scaled", "ks", "ritz_err_top_1", "ritz_err_top_2", "ritz_err_top_3",
-                                         "ghost_count", "spurious_count", "orth_loss_max", "diagnostic_tol", "sigma",
+                                         "ghost_count", "spurious_count", "unconverged_count", "orth_loss_max", "diagnostic_tol", "sigma",
                                          "time_lanczos_s", "time_lanczos_step_s"])
             summary.append([cmd.operatorSpec, T.formatName, v.rounding.rawValue, v.accumulation.description, v.reorth.rawValue,
-                            "\(cmd.steps)", "\(cmd.probes)", "\(cmd.seed)", csvNumber(w1), csvNumber(range > 0 ? w1 / range : 0),
-                            csvNumber(ks), csvNumber(top[0]), csvNumber(top[1]), csvNumber(top[2]), "\(ghosts)", "\(spurious)",
+                            "\(cmd.steps)", "\(stepsDone)", broke?.rawValue ?? "",
+                            "\(cmd.probes)", "\(cmd.seed)", csvNumber(w1), csvNumber(range > 0 ? w1 / range : 0),
+                            csvNumber(ks), csvNumber(top[0]), csvNumber(top[1]), csvNumber(top[2]), "\(ghosts)", "\(spurious)", "\(unconverged)",
                             csvNumber(maxOrth), csvNumber(tol), csvNumber(sigma), csvNumber(seconds),
                             csvNumber(totalSteps > 0 ? seconds / Double(totalSteps) : 0)])
             var b = OutputBundle()

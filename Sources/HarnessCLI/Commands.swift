@@ -123,14 +123,19 @@ struct SLQ: ParsableCommand {
         the node range), lanczos.csv (probe,step,alpha,beta,orth_loss,orth_loss_fro,reorthogonalized), summary.csv \
         (w1, w1_scaled, ks against the exact spectrum, Ritz diagnostics, timings) and manifest.json. \
         Model form: ε, scheme, step policy, reorthogonalization and steps come from the regimes entry matching --policy \
-        (its param, compute and grad formats; --scheme/--step-policy choose among several); --steps/--reorth override. The \
-        Lanczos vectors are in the policy's krylov format; --shards runs every FD-HVP FSDP-style in process. Writes the \
+        (its param, compute and grad formats; --scheme/--step-policy choose among several); --eps/--steps/--reorth override. \
+        An entry that failed its held-out validation is refused unless --allow-unvalidated. Without --regimes: --policy \
+        and --eps (scheme central, step policy absolute, 30 steps, full reorthogonalization unless given). The \
+        Lanczos vectors are in the policy's krylov format, their dot products and norms in its accumulate format (never \
+        narrower than the vectors); --shards runs every FD-HVP FSDP-style in process. Writes the \
         same files (summary.csv compares with the exact spectrum when the model has ≤ 3000 parameters). \
         Bad input: one line on stderr, exit 2, nothing written.
         """)
     @Option(name: .customLong("operator"), help: "Operator spec (see `spectrum --help`).") var operatorSpec: String?
-    @Option(help: "Model spec (see `hvp --help`); needs --regimes.") var model: String?
+    @Option(help: "Model spec (see `hvp --help`); with --regimes, or with --policy and --eps.") var model: String?
     @Option(help: "Regimes file (regimes.json from the regimes study).") var regimes: String?
+    @Option(help: "Model form: the FD step ε (or η for --step-policy relative); overrides the regimes entry's.") var eps: String?
+    @Flag(name: .customLong("allow-unvalidated"), help: "Model form: use a regimes entry that failed its held-out validation.") var allowUnvalidated = false
     @Option(help: "Precision policy of the model run (default: the regimes entry's).") var policy: String?
     @Option(help: "Choose the regimes entry's scheme (forward, central, richardson).") var scheme: String?
     @Option(name: .customLong("step-policy"), help: "Choose the regimes entry's step policy (absolute, relative).") var stepPolicy: String?
@@ -141,7 +146,7 @@ struct SLQ: ParsableCommand {
     @Option(help: "none, full, partial or selective (model form: default from the regimes entry).") var reorth: String?
     @Option(help: "Format of the Lanczos vectors and dot products (operator form).") var krylov: String = "fp64"
     @Option(help: "Rounding mode of the Krylov format (operator form).") var rounding: String = "nearest"
-    @Option(help: "Dot-product accumulation: recursive, pairwise, compensated, fp32, fp64, blas (operator form).") var accumulation: String = "recursive"
+    @Option(help: "Dot-product accumulation (operator form): auto (fp32 sums for Krylov formats narrower than fp32, else recursive in the Krylov format), recursive, pairwise, compensated, fp32, fp64, blas.") var accumulation: String = "auto"
     @Option(help: "rademacher or gaussian.") var probe: String = "rademacher"
     @Option(help: "Gaussian broadening σ of the density (default 1% of the node range).") var sigma: Double?
     @Option(help: "Points of the density grid.") var grid: Int = 512
@@ -150,15 +155,17 @@ struct SLQ: ParsableCommand {
     func run() throws {
         switch (operatorSpec, model) {
         case (let op?, nil):
-            if regimes != nil || policy != nil { throw HarnessError("--regimes and --policy go with --model, not --operator") }
+            if regimes != nil || policy != nil || eps != nil || allowUnvalidated {
+                throw HarnessError("--regimes, --policy, --eps and --allow-unvalidated go with --model, not --operator")
+            }
             if Cluster.size > 1 { throw HarnessError("slq --operator does not run as a multi-process job; use hessian-harness") }
             let c = SLQCommand(operatorSpec: op, steps: steps ?? 50, probes: probes, reorth: reorth ?? "none", krylov: krylov,
                                rounding: rounding, accumulation: accumulation, probe: probe, sigma: sigma, gridPoints: grid,
                                seed: seed, out: out, command: CommandLine.arguments)
             try c.run()
         case (nil, let m?):
-            guard let r = regimes else { throw HarnessError("--model needs --regimes FILE (a regimes.json from the regimes study)") }
-            let c = ModelSLQCommand(model: m, regimes: r, policy: policy, scheme: scheme, stepPolicy: stepPolicy, shards: shards,
+            let c = ModelSLQCommand(model: m, regimes: regimes, policy: policy, scheme: scheme, stepPolicy: stepPolicy, eps: eps,
+                                    allowUnvalidated: allowUnvalidated, shards: shards,
                                     order: order, steps: steps, reorth: reorth, probes: probes, probe: probe, sigma: sigma,
                                     gridPoints: grid, seed: seed, out: out, command: CommandLine.arguments)
             try c.run()

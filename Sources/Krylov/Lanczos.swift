@@ -57,11 +57,23 @@ public struct LanczosStepRecord: Sendable, Equatable {
     public var reorthogonalized: Bool
 }
 
+/// Why a Lanczos run stopped before its requested step count (NUMERICS §6, `breakdown`).
+public enum LanczosBreakdown: String, Sendable, Equatable {
+    /// β fell to the rounding level of one product: an invariant subspace was found
+    /// (the Ritz values so far are exact for that subspace): a lucky breakdown.
+    case invariantSubspace = "invariant_subspace"
+    /// α or β (or the operator's output) was NaN or infinite. The step that produced
+    /// it is dropped: the run reports the steps before it, whose tridiagonal is finite.
+    case nonFinite = "non_finite"
+}
+
 public struct LanczosResult<T: StudyScalar> {
     @inlinable
-    public init(alpha: [T], beta: [T], records: [LanczosStepRecord], basis: [[T]]?, breakdownStep: Int?, reorthogonalizations: Int) {
+    public init(alpha: [T], beta: [T], records: [LanczosStepRecord], basis: [[T]]?, breakdownStep: Int?,
+                breakdown: LanczosBreakdown? = nil, reorthogonalizations: Int) {
         self.alpha = alpha; self.beta = beta; self.records = records; self.basis = basis
-        self.breakdownStep = breakdownStep; self.reorthogonalizations = reorthogonalizations
+        self.breakdownStep = breakdownStep; self.breakdown = breakdownStep == nil ? nil : (breakdown ?? .invariantSubspace)
+        self.reorthogonalizations = reorthogonalizations
     }
     /// α_1…α_k.
     public var alpha: [T]
@@ -70,8 +82,12 @@ public struct LanczosResult<T: StudyScalar> {
     public var beta: [T]
     public var records: [LanczosStepRecord]
     public var basis: [[T]]?
-    /// The step at which β fell below the breakdown tolerance (an invariant subspace).
+    /// The step at which the run broke down: β fell below the breakdown tolerance
+    /// (an invariant subspace; that step is kept), or the step that produced a
+    /// non-finite α or β (dropped: `steps` is then `breakdownStep − 1`).
     public var breakdownStep: Int?
+    /// Why the run stopped early (nil: it ran every requested step).
+    public var breakdown: LanczosBreakdown?
     public var reorthogonalizations: Int
     public var steps: Int { alpha.count }
 
@@ -121,6 +137,7 @@ public enum Lanczos {
 
         var alphas: [T] = [], betas: [T] = [], records: [LanczosStepRecord] = []
         var breakdown: Int? = nil
+        var reason: LanczosBreakdown? = nil
         var reorthCount = 0
         var normEstimate = 0.0
         // Partial reorthogonalization state: ω_{j−1,·}, ω_{j,·}; forced reorth at next step.
@@ -185,6 +202,11 @@ public enum Lanczos {
             }
             if did { reorthCount += 1 }
             let beta = Kernels.nrm2(w, accumulation: acc)
+            if !alpha.isFinite || !beta.isFinite {
+                // A non-finite step carries no information: stop with the finite steps before it.
+                breakdown = j + 1; reason = .nonFinite
+                break
+            }
             alphas.append(alpha); betas.append(beta)
             normEstimate = max(normEstimate, abs(alpha.doubleValue) + beta.doubleValue + betaPrev.doubleValue.magnitude)
             var rec = LanczosStepRecord(step: j + 1, alpha: alpha.doubleValue, beta: beta.doubleValue,
@@ -193,8 +215,8 @@ public enum Lanczos {
                 rec.orthLoss = maxOff; rec.orthLossFro = fro2.squareRoot()
             }
             records.append(rec)
-            if beta.doubleValue <= breakTol * normEstimate || !beta.isFinite || beta.isZero {
-                breakdown = j + 1
+            if beta.doubleValue <= breakTol * normEstimate || beta.isZero {
+                breakdown = j + 1; reason = .invariantSubspace
                 break
             }
             if j + 1 == m { break }
@@ -213,7 +235,7 @@ public enum Lanczos {
             }
         }
         return LanczosResult(alpha: alphas, beta: betas, records: records,
-                             basis: options.storeBasis ? basis : nil, breakdownStep: breakdown,
+                             basis: options.storeBasis ? basis : nil, breakdownStep: breakdown, breakdown: reason,
                              reorthogonalizations: reorthCount)
     }
 
@@ -242,8 +264,12 @@ public struct RitzDiagnostics: Sendable, Equatable {
     /// Converged Ritz values duplicating another converged Ritz value (within
     /// tol·ρ) where the exact spectrum has a simple eigenvalue: extra copies.
     public var ghostCount: Int
-    /// Ritz values farther than tol·ρ from every exact eigenvalue.
+    /// Converged Ritz values (residual ≤ tol·‖T_k‖) farther than tol·ρ from every
+    /// exact eigenvalue (NUMERICS §6). Unconverged Ritz values are not counted: with
+    /// k ≪ n they lie between eigenvalues by construction and say nothing about the run.
     public var spuriousCount: Int
+    /// Ritz values whose residual estimate exceeds tol·‖T_k‖.
+    public var unconvergedCount: Int
 
     /// - Parameters: `tol` relative to the spectral radius ρ = max|λ| (duplicates,
     ///   spurious) and to ‖T_k‖ (convergence: residual ≤ tol·‖T_k‖).
@@ -262,10 +288,12 @@ public struct RitzDiagnostics: Sendable, Equatable {
             return best
         }
         ritzErrTop = lam.suffix(r).reversed().map { l in (ritz.map { abs($0 - l) }.min() ?? .infinity) / max(rho, .leastNormalMagnitude) }
-        spuriousCount = ritz.filter { nearestExact($0).1 > tol * rho }.count
+        let converged = ritz.indices.map { residuals[$0] <= tol * tNorm }
+        unconvergedCount = converged.filter { !$0 }.count
+        spuriousCount = ritz.indices.filter { converged[$0] && nearestExact(ritz[$0]).1 > tol * rho }.count
         // Ghosts: group converged Ritz values by their nearest exact eigenvalue.
         var groups: [Int: Int] = [:]
-        for (i, th) in ritz.enumerated() where residuals[i] <= tol * tNorm {
+        for (i, th) in ritz.enumerated() where converged[i] {
             let (k, d) = nearestExact(th)
             if d <= tol * rho { groups[k, default: 0] += 1 }
         }

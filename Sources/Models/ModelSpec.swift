@@ -157,6 +157,38 @@ public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
             + (rounding == .nearest ? "" : ",rounding=\(rounding.rawValue)")
     }
 
+    /// The accumulation of Lanczos dot products and norms, whose vectors are in the
+    /// `krylov` format: the policy's `accumulate` stage (bf16 vectors with
+    /// `accumulate=fp32` are summed in binary32, as mixed-precision hardware does),
+    /// except that a reduction is never carried out below the precision of its
+    /// operands: an `accumulate` narrower than `krylov` (fp32 sums of fp64 vectors, or
+    /// the compute format's name when it is narrower) sums recursively in `krylov`.
+    public func krylovAccumulation() -> LinearAlgebraAccumulation {
+        let bits = Self.precisionBits(krylov)
+        guard accumulate != krylov, let a = LinearAlgebraAccumulation(name: accumulate) else { return .recursive }
+        if case .widened(let w) = a, bits >= (w == .fp32 ? 24 : 53) { return .recursive }
+        if a == .blas && bits >= 24 { return .recursive }
+        return a
+    }
+
+    /// The format that sums Lanczos dot products where the vectors are fp64 carriers
+    /// of the `krylov` format (the sharded pipeline): the format of
+    /// ``krylovAccumulation()`` (binary32 for `blas` over vectors narrower than binary32).
+    public var krylovAccumulationFormat: String {
+        switch krylovAccumulation() {
+        case .widened(let w): return w.rawValue
+        case .blas: return "fp32"
+        default: return krylov
+        }
+    }
+
+    /// Significand bits of a format name (`mpfrN`: N; unknown: 53).
+    static func precisionBits(_ name: String) -> Int {
+        let n = name.lowercased()
+        if n.hasPrefix("mpfr"), let b = Int(n.dropFirst(4)) { return b }
+        return (try? FloatFormat.parse(n))?.p ?? 53
+    }
+
     public func accumulation() throws -> LinearAlgebraAccumulation {
         if accumulate == compute { return .recursive }
         guard let a = LinearAlgebraAccumulation(name: accumulate) else {

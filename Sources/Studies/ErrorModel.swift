@@ -7,6 +7,17 @@ import RealModule
 /// is a geometric mean): A from the points where truncation dominates
 /// (`bias_rel ≥ dominance · noise_rel`), B from the points where rounding dominates
 /// (`noise_rel ≥ dominance · bias_rel`), both fitted to the measured `rel_err`.
+///
+/// Only points where the model's asymptotic form holds are fitted (docs/NUMERICS.md,
+/// "Fitting the error model"): a point is **saturated**, and left out, when its
+/// `rel_err` exceeds ``Saturation/maxError`` (the estimate is no longer small against
+/// the HVP: a swamped perturbation gives ĥ → 0 and rel_err → 1, a huge step gives a
+/// truncation error bounded by the gradient's range), or when its `swamped_fraction`
+/// exceeds ``Saturation/maxSwamped`` (most components of θ + εv round back to θ: the
+/// rounding of the perturbation no longer behaves like noise of size u/ε). Saturated
+/// points pulled B down by ~100× on bf16 curves (their error grows slower than 1/ε)
+/// and A down on curves whose large-ε errors level off.
+///
 /// A term with no dominated point is unresolved and set to 0 (e.g. A on a quadratic,
 /// whose central difference has no truncation error at all): then
 /// `eps_star` is +∞ (A = 0) or 0 (B = 0) and the band is open on that side.
@@ -59,11 +70,26 @@ public struct ErrorModelFit: Sendable, Equatable {
         return (solve(s, s * 1e-60), solve(s, s * 1e60))
     }
 
-    /// Fits the model to one curve (all arrays indexed alike, ε > 0).
-    public static func fit(eps: [Double], err: [Double], bias: [Double], noise: [Double], order k: Int, u: Double,
-                           dominance: Double = 3) -> ErrorModelFit {
+    /// Which points the fit may use.
+    public struct Saturation: Sendable, Equatable {
+        /// Largest `rel_err` a fitted point may have.
+        public var maxError: Double
+        /// Largest `swamped_fraction` a fitted point may have.
+        public var maxSwamped: Double
+        public init(maxError: Double = 0.3, maxSwamped: Double = 0.25) { self.maxError = maxError; self.maxSwamped = maxSwamped }
+        /// No point is saturated (the rule of versions before regimes schema 2).
+        public static let none = Saturation(maxError: .infinity, maxSwamped: .infinity)
+        /// Whether a point is saturated.
+        public func excludes(err: Double, swamped: Double) -> Bool { !(err <= maxError) || swamped > maxSwamped }
+    }
+
+    /// Fits the model to one curve (all arrays indexed alike, ε > 0), leaving out the
+    /// saturated points (`swamped` nil: no swamping information, only `rel_err` decides).
+    public static func fit(eps: [Double], err: [Double], bias: [Double], noise: [Double], swamped: [Double]? = nil, order k: Int, u: Double,
+                           dominance: Double = 3, saturation: Saturation = Saturation()) -> ErrorModelFit {
         var sa = 0.0, na = 0, sb = 0.0, nb = 0
-        for i in eps.indices where eps[i] > 0 && err[i] > 0 && err[i].isFinite {
+        for i in eps.indices where eps[i] > 0 && err[i] > 0 && err[i].isFinite
+            && !saturation.excludes(err: err[i], swamped: swamped?[i] ?? 0) {
             if bias[i] >= dominance * noise[i] {
                 sa += Double.log(err[i]) - Double(k) * Double.log(eps[i]); na += 1
             } else if noise[i] >= dominance * bias[i] {

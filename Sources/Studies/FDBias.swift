@@ -27,10 +27,13 @@ public struct FDBiasStudy: Study {
         public var seeds: [UInt64]
         public var tolerance: Double
         public var dominance: Double
+        /// Which points the error-model fit leaves out as saturated.
+        public var saturation: ErrorModelFit.Saturation
         public init(models: [String], policies: [PrecisionPolicy], schemes: [FDScheme], stepPolicies: [String],
-                    eps: [Double], seeds: [UInt64], tolerance: Double, dominance: Double = 3) {
+                    eps: [Double], seeds: [UInt64], tolerance: Double, dominance: Double = 3,
+                    saturation: ErrorModelFit.Saturation = ErrorModelFit.Saturation()) {
             self.models = models; self.policies = policies; self.schemes = schemes; self.stepPolicies = stepPolicies
-            self.eps = eps; self.seeds = seeds; self.tolerance = tolerance; self.dominance = dominance
+            self.eps = eps; self.seeds = seeds; self.tolerance = tolerance; self.dominance = dominance; self.saturation = saturation
         }
     }
 
@@ -69,7 +72,7 @@ public struct FDBiasStudy: Study {
         let u = engine.unitRoundoff
         let lead = [c.model] + policyCells(c.policy) + [c.scheme.rawValue, c.step, "\(c.seed)"]
         var out = UnitOutput()
-        var errs: [Double] = [], biases: [Double] = [], noises: [Double] = []
+        var errs: [Double] = [], biases: [Double] = [], noises: [Double] = [], swamps: [Double] = []
         for (i, eps) in config.eps.enumerated() {
             let step = try StepPolicy.make(kind: c.step, value: eps)
             // Stochastic rounding (if the policy uses it) draws from a stream fixed by the unit and point.
@@ -87,12 +90,12 @@ public struct FDBiasStudy: Study {
                 let ev = r.epsilon * setup.v[j]
                 dev += (delta[j] - ev) * (delta[j] - ev); nv += ev * ev
             }
-            errs.append(relErr); biases.append(bias); noises.append(noise)
+            errs.append(relErr); biases.append(bias); noises.append(noise); swamps.append(r.swampedFraction)
             out.append("points", lead + [cell(eps), cell(r.epsilon), cell(u), cell(relErr), cell(bias), cell(noise),
                                          cell(setup.cosine(r.hv)), cell(r.swampedFraction), cell(nv > 0 ? (dev / nv).squareRoot() : 0)])
         }
-        let fit = ErrorModelFit.fit(eps: config.eps, err: errs, bias: biases, noise: noises, order: c.scheme.order, u: u,
-                                    dominance: config.dominance)
+        let fit = ErrorModelFit.fit(eps: config.eps, err: errs, bias: biases, noise: noises, swamped: swamps, order: c.scheme.order, u: u,
+                                    dominance: config.dominance, saturation: config.saturation)
         let fb = fit.band(tolerance: config.tolerance)
         let mb = measuredBand(eps: config.eps, err: errs, tolerance: config.tolerance)
         let best = errs.indices.min { (errs[$0].isNaN ? .infinity : errs[$0]) < (errs[$1].isNaN ? .infinity : errs[$1]) }!

@@ -21,8 +21,11 @@ public struct ClosureOperator<T: StudyScalar>: LinearOperator {
 /// One Lanczos run of a probe reduced to what the diagnostics need (fp64).
 public struct LanczosTrace: Sendable {
     public var alpha: [Double], beta: [Double], orthLoss: [Double?], orthLossFro: [Double?]
-    public init(alpha: [Double], beta: [Double], orthLoss: [Double?], orthLossFro: [Double?]) {
-        self.alpha = alpha; self.beta = beta; self.orthLoss = orthLoss; self.orthLossFro = orthLossFro
+    /// Why the run stopped before its requested steps (nil: it did not); `alpha.count`
+    /// is `steps_done`.
+    public var breakdown: LanczosBreakdown?
+    public init(alpha: [Double], beta: [Double], orthLoss: [Double?], orthLossFro: [Double?], breakdown: LanczosBreakdown? = nil) {
+        self.alpha = alpha; self.beta = beta; self.orthLoss = orthLoss; self.orthLossFro = orthLossFro; self.breakdown = breakdown
     }
 }
 
@@ -30,9 +33,11 @@ public struct LanczosTrace: Sendable {
 /// dot products in a Krylov format chosen by name at run time.
 public enum ModelLanczos {
     /// One run per probe, `steps` steps each, orthogonality measured in fp64;
-    /// stochastic rounding (if `mode` is stochastic) seeded by `seed`.
-    public static func run(krylov: String, mode: RoundingMode, reorthogonalization reorth: Reorthogonalization, steps: Int,
-                           dimension n: Int, probes: [[Double]], seed: UInt64,
+    /// dot products and norms under `accumulation` (a policy's
+    /// ``PrecisionPolicy/krylovAccumulation()``); stochastic rounding (if `mode` is
+    /// stochastic) seeded by `seed`.
+    public static func run(krylov: String, mode: RoundingMode, accumulation: Accumulation, reorthogonalization reorth: Reorthogonalization,
+                           steps: Int, dimension n: Int, probes: [[Double]], seed: UInt64,
                            apply: @escaping ([Double]) -> [Double]) throws -> [LanczosTrace] {
         struct Body: ScalarBody {
             let n: Int, probes: [[Double]], options: LanczosOptions, apply: ([Double]) -> [Double]
@@ -41,11 +46,12 @@ public enum ModelLanczos {
                 return probes.map { p in
                     let r = Lanczos.run(op, start: p.map { T(roundingDouble: $0) }, options: options)
                     return LanczosTrace(alpha: r.alpha.map(\.doubleValue), beta: r.beta.map(\.doubleValue),
-                                        orthLoss: r.records.map(\.orthLoss), orthLossFro: r.records.map(\.orthLossFro))
+                                        orthLoss: r.records.prefix(r.steps).map(\.orthLoss),
+                                        orthLossFro: r.records.prefix(r.steps).map(\.orthLossFro), breakdown: r.breakdown)
                 }
             }
         }
-        let opts = LanczosOptions(steps: steps, reorthogonalization: reorth, measureOrthogonality: true)
+        let opts = LanczosOptions(steps: steps, reorthogonalization: reorth, accumulation: accumulation, measureOrthogonality: true)
         return try StochasticRounding.withSeed(derivedSeed(seed, "krylov-sr")) {
             try ScalarRegistry.run(format: krylov, rounding: mode, Body(n: n, probes: probes, options: opts, apply: apply))
         }
@@ -64,17 +70,22 @@ public enum ModelLanczos {
 /// - `lanczos.csv`: per probe and step: `orth_loss`, `orth_loss_fro` of the FD run
 ///   and `orth_loss_exact_hvp` of the fp64 exact-HVP run.
 /// - `summary.csv`: per checkpoint: `ritz_err_top_1…r` (max over probes),
-///   `ghost_count` and `spurious_count` (summed over probes, tolerance `ritz_tol`),
-///   `w1_scaled`, `ks` against the exact spectrum, `w1_scaled_vs_exact_hvp` against
-///   the exact-HVP SLQ measure, `ritz_dev_top_1…r` (distance of the i-th largest Ritz
-///   value to the i-th largest of the exact-HVP run from the same probe, over the
-///   spectral radius; max over probes), `orth_loss_max`, and `trustworthy` = 1 when
-///   max ritz_dev_top ≤ tolerance, ghost_count = 0 and w1_scaled_vs_exact_hvp ≤
-///   tolerance: the FD pipeline reproduces what exact HVPs give after the same
-///   number of steps. Convergence itself (ritz_err_top against the exact spectrum)
-///   depends on the spectrum and the step count, and is reported, not judged;
-///   spurious Ritz values likewise (with k ≪ n, unconverged interior Ritz values lie
-///   between eigenvalues by construction).
+///   `steps_done` (the fewest steps a probe completed, ≤ the checkpoint) and
+///   `breakdown` (empty, `invariant_subspace` or `non_finite`: why a probe stopped
+///   before the checkpoint), `ghost_count`, `spurious_count` (converged Ritz values
+///   away from every exact eigenvalue) and `unconverged_count` (summed over probes,
+///   tolerance `ritz_tol`), `w1_scaled`, `ks` against the exact spectrum,
+///   `w1_scaled_vs_exact_hvp` against the exact-HVP SLQ measure, `ritz_dev_top_1…r`
+///   (distance of the i-th largest Ritz value to the i-th largest of the exact-HVP
+///   run from the same probe, over the spectral radius; max over probes),
+///   `orth_loss_max`, and `trustworthy` = 1 when max ritz_dev_top ≤ tolerance,
+///   ghost_count = 0, w1_scaled_vs_exact_hvp ≤ tolerance and no probe broke down on a
+///   non-finite value before the checkpoint: the FD pipeline reproduces what exact
+///   HVPs give after the same number of steps. Convergence itself (ritz_err_top
+///   against the exact spectrum) depends on the spectrum and the step count, and is
+///   reported, not judged; so is `spurious_count`, which at `ritz_tol` (tighter than
+///   `tolerance`) also counts converged Ritz values that an FD-HVP's own error moves
+///   off the exact eigenvalue — the comparison with the exact-HVP run is the judge.
 /// - `region.csv`: per policy × scheme × step policy × ε × reorth × steps, over models
 ///   and seeds: `trustworthy_fraction` and the worst `ritz_err_top_max`.
 /// - `nodes.csv`: the SLQ nodes and weights (τ_j / probes) after `steps` steps, per run
@@ -145,7 +156,8 @@ public struct KrylovStabilityStudy: Study {
     public var summaryHeader: [String] {
         Self.lead + ["steps", "probes", "n"] + (1...config.ritzTop).map { "ritz_err_top_\($0)" }
             + (1...config.ritzTop).map { "ritz_dev_top_\($0)" }
-            + ["ghost_count", "spurious_count", "w1_scaled", "ks", "w1_scaled_vs_exact_hvp", "orth_loss_max", "ritz_tol", "tolerance", "trustworthy"]
+            + ["steps_done", "breakdown", "ghost_count", "spurious_count", "unconverged_count", "w1_scaled", "ks", "w1_scaled_vs_exact_hvp",
+               "orth_loss_max", "ritz_tol", "tolerance", "trustworthy"]
     }
     public static let nodesHeader = lead + ["source", "probe", "node", "weight"]
     public static let spectrumHeader = ["model", "seed", "param", "index", "eigenvalue"]
@@ -164,15 +176,16 @@ public struct KrylovStabilityStudy: Study {
         return (0..<config.probes).map { _ in g.next(n) }
     }
 
-    func lanczos(krylov: String, mode: RoundingMode, reorth: Reorthogonalization, n: Int, probes: [[Double]], seed: UInt64,
-                 apply: @escaping ([Double]) -> [Double]) throws -> [LanczosTrace] {
-        try ModelLanczos.run(krylov: krylov, mode: mode, reorthogonalization: reorth, steps: config.steps, dimension: n,
-                             probes: probes, seed: seed, apply: apply)
+    func lanczos(krylov: String, mode: RoundingMode, accumulation: Accumulation, reorth: Reorthogonalization, n: Int, probes: [[Double]],
+                 seed: UInt64, apply: @escaping ([Double]) -> [Double]) throws -> [LanczosTrace] {
+        try ModelLanczos.run(krylov: krylov, mode: mode, accumulation: accumulation, reorthogonalization: reorth, steps: config.steps,
+                             dimension: n, probes: probes, seed: seed, apply: apply)
     }
 
     /// Ritz values, residual estimates and SLQ weights of the leading k×k block.
     public static func ritz(_ t: LanczosTrace, k: Int) throws -> (values: [Double], residuals: [Double], weights: [Double]) {
         let k = min(k, t.alpha.count)
+        guard k > 0 else { return ([], [], []) }
         let r = try TridiagonalEigen.solve(diagonal: Array(t.alpha.prefix(k)), offDiagonal: Array(t.beta.prefix(k - 1)), rows: [0, k - 1])
         let w = r.components[0].map { $0 * $0 }
         let s = w.reduce(0, +)
@@ -199,10 +212,11 @@ public struct KrylovStabilityStudy: Study {
         let fdApply: ([Double]) -> [Double] = { q in
             (try? engine.estimate(theta: theta, v: q, scheme: c.scheme, step: step).hv) ?? [Double](repeating: .nan, count: q.count)
         }
-        let fd = try lanczos(krylov: c.policy.krylov, mode: c.policy.mode(for: c.policy.krylov), reorth: c.reorth, n: n,
+        let fd = try lanczos(krylov: c.policy.krylov, mode: c.policy.mode(for: c.policy.krylov), accumulation: c.policy.krylovAccumulation(),
+                             reorth: c.reorth, n: n,
                              probes: ps, seed: derivedSeed(c.seed, units[index].key), apply: fdApply)
         let base: [LanczosTrace] = try context.cached("exact-lanczos|\(c.model)|\(c.seed)|\(c.policy.param)|\(c.reorth.rawValue)") {
-            try lanczos(krylov: "fp64", mode: .nearest, reorth: c.reorth, n: n, probes: ps, seed: c.seed) { q in
+            try lanczos(krylov: "fp64", mode: .nearest, accumulation: .recursive, reorth: c.reorth, n: n, probes: ps, seed: c.seed) { q in
                 model.exactHVP(theta, q).hv
             }
         }
@@ -230,14 +244,18 @@ public struct KrylovStabilityStudy: Study {
         let range = (exact.last ?? 0) - (exact.first ?? 0)
         for k in checkpoints {
             var top = [Double](repeating: 0, count: config.ritzTop), dev = [Double](repeating: 0, count: config.ritzTop)
-            var ghosts = 0, spurious = 0
+            var ghosts = 0, spurious = 0, unconverged = 0
+            // steps_done: the fewest steps any probe completed up to k; breakdown: the first
+            // probe's reason for stopping before k.
+            let stepsDone = fd.map { min($0.alpha.count, k) }.min() ?? 0
+            let broke = fd.first { $0.alpha.count < k }?.breakdown
             var nodes: [Double] = [], weights: [Double] = [], bNodes: [Double] = [], bWeights: [Double] = []
             var orthMax = 0.0
             for (p, t) in fd.enumerated() {
                 let r = try Self.ritz(t, k: k)
                 let d = RitzDiagnostics(ritz: r.values, residuals: r.residuals, exact: exact, r: config.ritzTop, tol: config.ritzTol)
                 for (i, e) in d.ritzErrTop.enumerated() { top[i] = max(top[i], e) }
-                ghosts += d.ghostCount; spurious += d.spuriousCount
+                ghosts += d.ghostCount; spurious += d.spuriousCount; unconverged += d.unconvergedCount
                 nodes += r.values; weights += r.weights.map { $0 / Double(fd.count) }
                 let b = try Self.ritz(base[p], k: k)
                 let rho = max(abs(exact.first ?? 0), abs(exact.last ?? 0), .leastNormalMagnitude)
@@ -251,9 +269,11 @@ public struct KrylovStabilityStudy: Study {
             let (w1, ks) = SpectralDistance.compare(mu, exactMeasure)
             let (w1b, _) = SpectralDistance.compare(mu, SpectralMeasure(nodes: bNodes, weights: bWeights))
             let scale = range > 0 ? range : 1
-            let trusted = (dev.max() ?? 0) <= config.tolerance && ghosts == 0 && w1b / scale <= config.tolerance
+            // A run that broke down on a non-finite value before k has no k-step result to trust.
+            let trusted = (dev.max() ?? 0) <= config.tolerance && ghosts == 0 && w1b / scale <= config.tolerance && broke != .nonFinite
             out.append("summary", lead + ["\(k)", "\(config.probes)", "\(n)"] + top.map(cell) + dev.map(cell)
-                       + ["\(ghosts)", "\(spurious)", cell(w1 / scale), cell(ks), cell(w1b / scale), cell(orthMax),
+                       + ["\(stepsDone)", broke?.rawValue ?? "", "\(ghosts)", "\(spurious)", "\(unconverged)", cell(w1 / scale), cell(ks),
+                          cell(w1b / scale), cell(orthMax),
                           cell(config.ritzTol), cell(config.tolerance), trusted ? "1" : "0"])
         }
         return out

@@ -110,7 +110,7 @@ public struct ScalingStudy: Study {
         var steps = 0
         let lanczosSeconds = seconds(try clock.measure {
             let traces = try ModelLanczos.run(krylov: config.policy.krylov, mode: config.policy.mode(for: config.policy.krylov),
-                                              reorthogonalization: .full, steps: config.lanczosSteps, dimension: n, probes: [v],
+                                              accumulation: config.policy.krylovAccumulation(), reorthogonalization: .full, steps: config.lanczosSteps, dimension: n, probes: [v],
                                               seed: config.seed) { q in
                 (try? engine.estimate(theta: theta, v: q, scheme: .central, step: step, shards: c.shards).hv) ?? q
             }

@@ -222,6 +222,39 @@ func read(_ dir: URL, _ f: String) -> Data { FileManager.default.contents(atPath
         #expect(n.status == 2 && n.stderr.contains("no regimes entry") && n.stderr.contains("param=bf16,compute=bf16,grad=fp32 central absolute"),
                 Comment(rawValue: n.stderr))
         #expect(!FileManager.default.fileExists(atPath: none.path))
+        // Several entries match: the error names the keys that tell them apart.
+        let many = try runCLI(["slq", "--model", "expsum:n=30", "--regimes", regimes, "--out", none.path])
+        #expect(many.status == 2 && many.stderr.contains("add --policy (one of: param=bf16,compute=bf16,grad=fp32")
+                && many.stderr.contains("--scheme (forward, central)"), Comment(rawValue: many.stderr))
+        let pick = try runCLI(["slq", "--model", "expsum:n=30", "--regimes", regimes, "--policy", policy, "--out", none.path])
+        #expect(pick.status == 2 && pick.stderr.contains("add --scheme") && !pick.stderr.contains("--policy ("), Comment(rawValue: pick.stderr))
+        #expect(!FileManager.default.fileExists(atPath: none.path))
+        // An entry that failed its validation is refused unless --allow-unvalidated (or --eps) says otherwise.
+        var file = try RegimesFile.decode(Data(contentsOf: URL(fileURLWithPath: regimes)), path: regimes)
+        for i in file.entries.indices { file.entries[i].validatedOK = false; file.entries[i].validatedErr = 0.5 }
+        let failed = dir.appendingPathComponent("failed.json")
+        try file.json().write(to: failed)
+        let chosen = ["slq", "--model", "expsum:n=30", "--regimes", failed.path, "--policy", policy, "--scheme", "central",
+                      "--step-policy", "absolute", "--steps", "6", "--reorth", "full", "--probes", "1"]
+        let refused = try runCLI(chosen + ["--out", none.path])
+        #expect(refused.status == 2 && refused.stderr.contains("failed its held-out validation (validated_err 0.5 > tolerance")
+                && refused.stderr.contains("--allow-unvalidated"), Comment(rawValue: refused.stderr))
+        #expect(!FileManager.default.fileExists(atPath: none.path))
+        let allowed = dir.appendingPathComponent("allowed")
+        #expect(try runCLI(chosen + ["--allow-unvalidated", "--out", allowed.path]).status == 0)
+        #expect(try CSVTable.read(path: allowed.appendingPathComponent("summary.csv").path)[0]["validated_ok"] == "0")
+        // --eps without a regimes file (needs --policy); its source is recorded.
+        let direct = dir.appendingPathComponent("direct")
+        let e = try runCLI(["slq", "--model", "expsum:n=30", "--policy", policy, "--eps", "1e-3", "--steps", "6", "--probes", "1",
+                            "--out", direct.path])
+        #expect(e.status == 0, Comment(rawValue: e.stderr))
+        let ds = try CSVTable.read(path: direct.appendingPathComponent("summary.csv").path)[0]
+        #expect(ds["eps"] == "0.001" && ds["eps_source"] == "user" && ds["scheme"] == "central" && ds["reorth"] == "full" && ds["steps_done"] == "6")
+        for args in [["--policy", policy], ["--eps", "1e-3"], ["--policy", policy, "--eps", "0"], ["--policy", policy, "--eps", "nan"]] {
+            let r = try runCLI(["slq", "--model", "expsum:n=30"] + args + ["--out", none.path])
+            #expect(r.status == 2 && r.stderr.hasPrefix("error: "), "\(args): \(r.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: none.path))
         // A file of another schema.
         let bad = dir.appendingPathComponent("bad.json")
         try Data("{\"schema\": \"hessian-harness/regimes\", \"version\": 7, \"entries\": []}".utf8).write(to: bad)

@@ -39,7 +39,29 @@ func tempDir(_ name: String) -> URL {
         #expect(nodes.count == 1 + 3 * 20)
         let summary = try String(contentsOf: a.appendingPathComponent("summary.csv"), encoding: .utf8).split(separator: "\n")
         #expect(summary.count == 2 && summary[0].contains("w1_scaled") && summary[0].contains("ghost_count"))
-        #expect(summary[1].hasPrefix("\"mp:n=120,ratio=0.5\",bf16,stochastic,recursive,partial,20,3,7,"))
+        // bf16 vectors: the default accumulation (auto) sums in fp32; every probe ran its 20 steps.
+        #expect(summary[1].hasPrefix("\"mp:n=120,ratio=0.5\",bf16,stochastic,fp32,partial,20,20,,3,7,"), "\(summary[1])")
+    }
+
+    /// The regimes issue's reproduction: bf16 Lanczos vectors of length 1144 with full
+    /// reorthogonalization. Summed recursively in bf16 the norms stall, the run blows up
+    /// and stops at step 12 with a non-finite β: the summary says so (steps_done,
+    /// breakdown) instead of the requested count. With the default accumulation (fp32
+    /// sums) it runs every step and its w1_scaled is within 2× of the fp32-vector run.
+    @Test func bf16LanczosBreakdownIsReportedAndFP32SumsFixIt() throws {
+        func summary(_ extra: [String]) throws -> [String: String] {
+            let d = tempDir("slq-bf16")
+            let r = try runCLI(["slq", "--operator", "mp:n=1144,ratio=0.5", "--reorth", "full", "--steps", "16", "--probes", "1",
+                                "--seed", "1", "--out", d.path] + extra)
+            #expect(r.status == 0, Comment(rawValue: r.stderr))
+            return try CSVTable.read(path: d.appendingPathComponent("summary.csv").path)[0]
+        }
+        let narrow = try summary(["--krylov", "bf16", "--accumulation", "recursive"])
+        #expect(narrow["steps"] == "16" && narrow["steps_done"] == "12" && narrow["breakdown"] == "non_finite", "\(narrow)")
+        let wide = try summary(["--krylov", "bf16"]), fp32 = try summary(["--krylov", "fp32"])
+        #expect(wide["accumulation"] == "fp32" && wide["steps_done"] == "16" && wide["breakdown"] == "")
+        let w = Double(wide["w1_scaled"]!)!, f = Double(fp32["w1_scaled"]!)!
+        #expect(w <= 2 * f && f <= 2 * w, "bf16/fp32-accumulated \(w) vs fp32 \(f)")
     }
 
     @Test func badInputExitsTwoAndWritesNothing() throws {

@@ -40,9 +40,10 @@ func probe<T: StudyScalar>(_ n: Int, seed: UInt64, as: T.Type) -> [T] {
             ghosts[policy] = d.ghostCount; spurious[policy] = d.spuriousCount
             #expect(d.ritzErrTop.allSatisfy { $0 < 1e-6 }, "\(policy): top eigenvalues found")
         }
-        #expect(ghosts[.none]! >= 10 && spurious[.none]! > 0, "none: \(ghosts[.none]!) ghosts")
+        #expect(ghosts[.none]! >= 10, "none: \(ghosts[.none]!) ghosts")
         #expect(ghosts[.full] == 0 && ghosts[.partial] == 0 && ghosts[.selective] == 0)
-        #expect(spurious[.full] == 0 && spurious[.partial] == 0)
+        // Ghost copies sit on eigenvalues: ghosts, not spurious values; every converged Ritz value is on the spectrum.
+        #expect(Reorthogonalization.allCases.allSatisfy { spurious[$0] == 0 }, "\(spurious)")
     }
 
     /// Partial reorthogonalization keeps orth_loss ≤ √u_krylov at every step.
@@ -68,6 +69,47 @@ func probe<T: StudyScalar>(_ n: Int, seed: UInt64, as: T.Type) -> [T] {
         #expect(try l.ritz().values.map { ($0 * 1e12).rounded() / 1e12 } == [1, 2])
     }
 
+    /// An operator whose output turns infinite at its third application: the run stops
+    /// with breakdown `non_finite`, keeps the two finite steps, and their Ritz values
+    /// solve (no NaN reaches the eigenproblem).
+    @Test func nonFiniteStepIsABreakdownAndIsDropped() throws {
+        struct Blowup: LinearOperator {
+            let inner = DiagonalOperator<Float>((1...20).map(Float.init))
+            final class Count: @unchecked Sendable { var n = 0 }
+            let count = Count()
+            var dimension: Int { 20 }
+            func apply(_ x: [Float], into y: inout [Float]) {
+                inner.apply(x, into: &y)
+                count.n += 1
+                if count.n >= 3 { y[0] = .infinity }
+            }
+        }
+        let l = Lanczos.run(Blowup(), start: probe(20, seed: 1, as: Float.self), options: LanczosOptions(steps: 10, reorthogonalization: .full))
+        #expect(l.breakdown == .nonFinite && l.breakdownStep == 3 && l.steps == 2)
+        #expect(l.alpha.allSatisfy(\.isFinite) && l.beta.allSatisfy(\.isFinite))
+        let r = try l.ritz()
+        #expect(r.values.count == 2 && r.values.allSatisfy(\.isFinite))
+        // A run that completes reports no breakdown.
+        let ok = Lanczos.run(DiagonalOperator<Float>((1...20).map(Float.init)), start: probe(20, seed: 1, as: Float.self),
+                             options: LanczosOptions(steps: 10, reorthogonalization: .full))
+        #expect(ok.breakdown == nil && ok.breakdownStep == nil && ok.steps == 10)
+    }
+
+    /// bf16 Lanczos vectors of length ~1000: a squared norm summed recursively in bf16
+    /// stalls (s ≈ 0.25 when the terms fall below half an ulp of s), so the vectors
+    /// come out with norm ≈ 2 and full reorthogonalization cannot hold orthogonality;
+    /// summed in fp32 (the policy's accumulate stage) the same run stays orthogonal to
+    /// the bf16 level. Fails when the accumulation is not passed through.
+    @Test func bf16VectorsNeedWideAccumulation() throws {
+        let (op, _) = try OperatorSpec.parse("mp:n=1144,ratio=0.5").build(BFloat16.self, seed: 1)
+        let start = probe(op.dimension, seed: 1, as: BFloat16.self)
+        let narrow = Lanczos.run(op, start: start, options: LanczosOptions(steps: 12, reorthogonalization: .full))
+        let wide = Lanczos.run(op, start: start, options: LanczosOptions(steps: 12, reorthogonalization: .full, accumulation: .widened(.fp32)))
+        let u = 0x1p-8
+        #expect(narrow.records[1].orthLossFro! > 0.5, "bf16 sums: \(narrow.records[1].orthLossFro!)")
+        #expect(wide.records.allSatisfy { $0.orthLossFro! < 40 * u }, "fp32 sums: \(wide.records.map { $0.orthLossFro! })")
+    }
+
     @Test func lanczosRunsInEveryFormat() throws {
         let (op64, exact) = try OperatorSpec.parse("diag:n=50,lo=1,hi=10").build(Double.self, seed: 0)
         _ = op64
@@ -86,9 +128,13 @@ func probe<T: StudyScalar>(_ n: Int, seed: UInt64, as: T.Type) -> [T] {
 @Suite struct RitzDiagnosticsTests {
     @Test func handComputedCases() {
         // Exact {1, 2, 10}; Ritz {2, 10, 10.000001, 5} with the first three converged.
+        // 5 is unconverged: neither spurious nor a ghost (NUMERICS §6 counts converged Ritz values only).
         let d = RitzDiagnostics(ritz: [2, 5, 10, 10.000001], residuals: [0, 1, 0, 0], exact: [1, 2, 10], r: 2, tol: 1e-4)
-        #expect(d.ghostCount == 1 && d.spuriousCount == 1)
+        #expect(d.ghostCount == 1 && d.spuriousCount == 0 && d.unconvergedCount == 1)
         #expect(d.ritzErrTop == [0, 0])
+        // The same Ritz value converged is spurious.
+        let c = RitzDiagnostics(ritz: [2, 5, 10], residuals: [0, 1e-9, 0], exact: [1, 2, 10], r: 2, tol: 1e-4)
+        #expect(c.spuriousCount == 1 && c.unconvergedCount == 0 && c.ghostCount == 0)
         // A double exact eigenvalue is not a ghost.
         let e = RitzDiagnostics(ritz: [3, 3], residuals: [0, 0], exact: [3, 3], r: 1, tol: 1e-6)
         #expect(e.ghostCount == 0 && e.spuriousCount == 0)

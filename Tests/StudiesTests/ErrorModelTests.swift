@@ -26,6 +26,54 @@ import RealModule
         #expect(exact.band(tolerance: exact.errStar / 2) == nil)
     }
 
+    /// A bf16-like curve with both ends saturated: at small ε the rounding noise
+    /// B u/ε levels off at 1 (a swamped perturbation gives ĥ → 0) while the swamped
+    /// fraction grows, at large ε the truncation A ε² levels off at 1. The saturation
+    /// rule recovers the constants the curve was made with (A = 0.8, B = 0.7, u = 2⁻⁸);
+    /// fitting every dominated point, as before the rule, is pulled far off (B by
+    /// ~17×). The rule itself: rel_err > 0.3 or swamped_fraction > 0.25 is saturated,
+    /// and so is NaN.
+    @Test func saturatedPointsAreLeftOut() throws {
+        let a = 0.8, b = 0.7, u = 0x1p-8, k = 2
+        let eps = logGrid(from: 1e-6, to: 3, points: 27)
+        let bias = eps.map { e in let y = a * e * e; return y / (1 + y) }
+        let noise = eps.map { e in let x = b * u / e; return x / (1 + x * x).squareRoot() }
+        let swamped = eps.map { min(1, 1e-3 / $0) }
+        let err = zip(bias, noise).map { $0 + $1 }
+        let f = ErrorModelFit.fit(eps: eps, err: err, bias: bias, noise: noise, swamped: swamped, order: k, u: u, dominance: 3)
+        #expect(abs(f.a / a - 1) < 0.1 && abs(f.b / b - 1) < 0.1, "A \(f.a) B \(f.b) (\(f.pointsA), \(f.pointsB) points)")
+        let old = ErrorModelFit.fit(eps: eps, err: err, bias: bias, noise: noise, swamped: swamped, order: k, u: u, dominance: 3,
+                                    saturation: .none)
+        #expect(old.b < b / 10 && old.a < a / 2, "without the rule: A \(old.a) B \(old.b)")
+        // The swamped-fraction half of the rule alone: with rel_err allowed up to 1, the
+        // points whose perturbation is mostly swamped still stay out.
+        let bySwamping = ErrorModelFit.fit(eps: eps, err: err, bias: bias, noise: noise, swamped: swamped, order: k, u: u, dominance: 3,
+                                           saturation: .init(maxError: 1, maxSwamped: 0.25))
+        let noSwamping = ErrorModelFit.fit(eps: eps, err: err, bias: bias, noise: noise, swamped: swamped, order: k, u: u, dominance: 3,
+                                           saturation: .init(maxError: 1, maxSwamped: 1))
+        #expect(abs(bySwamping.b / b - 1) < abs(noSwamping.b / b - 1), "swamping: \(bySwamping.b) vs \(noSwamping.b)")
+        let rule = ErrorModelFit.Saturation()
+        #expect(rule.excludes(err: 0.31, swamped: 0) && rule.excludes(err: 0.1, swamped: 0.26) && rule.excludes(err: .nan, swamped: 0))
+        #expect(!rule.excludes(err: 0.3, swamped: 0.25))
+    }
+
+    /// The expsum model (closed-form derivatives, noise-free in fp64 here): central
+    /// differences of Σ wᵢ exp(θᵢ) along v have truncation ε²/6 · ‖w∘e^θ∘v³‖ / ‖w∘e^θ∘v‖
+    /// exactly to leading order, and the fit on a curve that includes saturated large-ε
+    /// points still returns it.
+    @Test func expsumTruncationConstantIsRecovered() throws {
+        // One coordinate: h = w e^θ v², central FD = w e^θ v (e^{εv} − e^{−εv}) / 2ε = h · sinh(εv)/(εv).
+        let v = 1.5
+        let eps = logGrid(from: 1e-3, to: 10, points: 17)
+        let bias = eps.map { e in Double.sinh(e * v) / (e * v) - 1 }
+        let noise = eps.map { _ in 0.0 }
+        let f = ErrorModelFit.fit(eps: eps, err: bias, bias: bias, noise: noise, order: 2, u: 0x1p-53, dominance: 3)
+        let exact = v * v / 6
+        #expect(abs(f.a / exact - 1) < 0.05, "A \(f.a) vs \(exact)")
+        let all = ErrorModelFit.fit(eps: eps, err: bias, bias: bias, noise: noise, order: 2, u: 0x1p-53, dominance: 3, saturation: .none)
+        #expect(all.a > 2 * exact, "saturated (exponentially growing) points pull A up: \(all.a)")
+    }
+
     @Test func unresolvedTermsOpenTheBand() {
         let noTrunc = ErrorModelFit(k: 2, u: 0x1p-24, a: 0, b: 1, pointsA: 0, pointsB: 5)
         #expect(noTrunc.epsStar == .infinity && noTrunc.errStar == 0)
