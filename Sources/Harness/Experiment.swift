@@ -34,7 +34,7 @@ public struct Experiment {
 }
 
 public enum ExperimentLoader {
-    public static let studies = ["fd-bias", "noise-amplification", "krylov-stability", "regimes", "block-diagonal", "scaling"]
+    public static let studies = ["fd-bias", "noise-amplification", "krylov-stability", "regimes", "block-diagonal", "scaling", "recommend-check"]
 
     static let common: Set<String> = ["study", "name", "description", "quick"]
     static let keys: [String: Set<String>] = [
@@ -45,6 +45,7 @@ public enum ExperimentLoader {
         "regimes": ["from", "validate", "tolerance"],
         "scaling": ["models", "policy", "shards", "schemes", "repeats", "lanczos_steps", "memory_steps", "extrapolate_to", "seed"],
         "block-diagonal": ["models", "seeds", "partitions", "approximations", "probes", "max_dense", "top_k", "diagonal_probes"],
+        "recommend-check": ["models", "policies", "schemes", "seeds", "tolerance", "reference", "check_per_decade"],
     ]
 
     public static func load(path: String, quick: Bool) throws -> Experiment {
@@ -88,6 +89,7 @@ public enum ExperimentLoader {
         case "krylov-stability": s = try krylov(map, doc)
         case "block-diagonal": s = try blockDiagonal(map, doc)
         case "scaling": s = try scaling(map, doc)
+        case "recommend-check": s = try recommendCheck(map, doc)
         default: s = try regimes(map, doc)
         }
         return Experiment(path: path, sha256: SHA256.hex(data), name: name, quick: quick, study: s, parameters: params)
@@ -142,6 +144,23 @@ public enum ExperimentLoader {
             ritzTop: try m["ritz_top"]?.int(min: 1, max: 100) ?? 3, ritzTol: try m["ritz_tol"]?.positive() ?? 1e-3,
             tolerance: try m["tolerance"]?.positive() ?? 1e-2, maxParameters: try m["max_parameters"]?.int(min: 1, max: 20_000) ?? 3000)
         return try wrap(doc) { try KrylovStabilityStudy(c) }
+    }
+
+    static func recommendCheck(_ m: [String: YNode], _ doc: YNode) throws -> any Study {
+        var reference = ReferenceHVP.Kind.mpfr256
+        if let r = m["reference"] {
+            let s = try r.string()
+            guard let k = ReferenceHVP.Kind(rawValue: s) else {
+                throw r.error("unknown reference '\(s)' (known: \(ReferenceHVP.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            reference = k
+        }
+        let c = RecommendCheckStudy.Config(
+            models: try models(doc.required(m, "models")), policies: try policies(doc.required(m, "policies")),
+            schemes: try schemes(doc.required(m, "schemes")), seeds: try seeds(m["seeds"]),
+            tolerance: try m["tolerance"]?.positive() ?? 5e-2, reference: reference,
+            checkPerDecade: try m["check_per_decade"]?.int(min: 1, max: 20) ?? 4)
+        return try wrap(doc) { try RecommendCheckStudy(c) }
     }
 
     static func blockDiagonal(_ m: [String: YNode], _ doc: YNode) throws -> any Study {

@@ -88,8 +88,9 @@ public struct ModelSLQCommand {
         if let s = scheme, FDScheme(rawValue: s) == nil { throw HarnessError("unknown --scheme '\(s)' (known: forward, central, richardson)") }
         if let s = stepPolicy, s != "absolute" && s != "relative" { throw HarnessError("unknown --step-policy '\(s)' (known: absolute, relative)") }
         var userEps: Double? = nil
-        if let e = eps {
-            guard let x = Double(e), x > 0, x.isFinite else { throw HarnessError("--eps must be a finite number > 0 (got '\(e)')") }
+        let autoEps = eps == "auto"
+        if let e = eps, !autoEps {
+            guard let x = Double(e), x > 0, x.isFinite else { throw HarnessError("--eps must be a finite number > 0 or auto (got '\(e)')") }
             userEps = x
         }
         // The regimes entry (when a file is given), then the run's settings.
@@ -102,22 +103,23 @@ public struct ModelSLQCommand {
             do { file = try RegimesFile.decode(data, path: path) } catch let e as StudyError { throw HarnessError(e.message) }
             // An explicit --eps takes the ε decision away from the entry: its validation does not apply.
             entry = try Self.select(file, path: path, policy: pol, scheme: scheme, stepPolicy: stepPolicy,
-                                    allowUnvalidated: allowUnvalidated || userEps != nil)
+                                    allowUnvalidated: allowUnvalidated || eps != nil)
             regimesData = data
         } else {
             guard pol != nil else { throw HarnessError("--model needs --policy (and --eps), or --regimes FILE") }
-            guard userEps != nil else { throw HarnessError("--model without --regimes needs --eps") }
+            guard eps != nil else { throw HarnessError("--model without --regimes needs --eps (a number, or auto)") }
         }
         let policy: PrecisionPolicy
         if let pol { policy = pol } else {
             do { policy = try PrecisionPolicy(entry!.policy) } catch { throw HarnessError("regimes entry policy '\(entry!.policy)': \(error)") }
         }
         let schemeName = entry?.scheme ?? scheme ?? "central"
-        let stepName = entry?.stepPolicy ?? stepPolicy ?? "absolute"
+        // --eps auto chooses an absolute ε from the model (`recommend`).
+        let stepName = autoEps ? "absolute" : entry?.stepPolicy ?? stepPolicy ?? "absolute"
         guard let fdScheme = FDScheme(rawValue: schemeName) else { throw HarnessError("\(regimes ?? "--scheme"): unknown scheme '\(schemeName)'") }
-        let epsValue = userEps ?? entry!.epsStar
-        let step: StepPolicy
-        do { step = try StepPolicy.make(kind: stepName, value: epsValue) } catch { throw HarnessError("\(regimes ?? "--step-policy"): \(error)") }
+        var epsValue = userEps ?? entry?.epsStar ?? 1
+        var chosenStep: StepPolicy
+        do { chosenStep = try StepPolicy.make(kind: stepName, value: epsValue) } catch { throw HarnessError("\(regimes ?? "--step-policy"): \(error)") }
         let nSteps = steps ?? entry.map(\.lanczosMaxSteps) ?? 30
         guard nSteps >= 1 && nSteps <= 10_000 else {
             throw HarnessError(steps == nil ? "the regimes entry found no stable Lanczos step count (lanczos_max_steps = 0); pass --steps and --reorth"
@@ -150,6 +152,18 @@ public struct ModelSLQCommand {
         let theta = m.initialParameters(seed: seed).map { param.round($0) }
         let n = m.parameterCount
         let engine = try FDEngine(model: m, policy: policy)
+        var recommendation: StepRecommendation? = nil
+        if autoEps {
+            let r = try StepRecommendation.estimate(engine: engine, theta: theta, v: ModelSetup.direction(count: n, seed: seed), scheme: fdScheme,
+                                                    tolerance: entry?.tolerance ?? 0.05, seed: seed, shards: nShards)
+            recommendation = r
+            epsValue = r.epsStar
+            chosenStep = .absolute(epsValue)
+            if !r.feasible, Cluster.isRoot {
+                FileHandle.standardError.write(Data("warning: --eps auto: no ε meets the tolerance \(short(r.tolerance)); using ε = \(short(epsValue)) with predicted rel_err \(short(r.predictedErr))\n".utf8))
+            }
+        }
+        let step = chosenStep
         var gen = ProbeGenerator(seed: seed, kind: kind)
         let ps = (0..<probes).map { _ in gen.next(n) }
         let clock = ContinuousClock()
@@ -224,11 +238,12 @@ public struct ModelSLQCommand {
         let orthMax = traces.flatMap { $0.orthLoss.compactMap { $0 } }.max() ?? 0
         let stepsDone = traces.map(\.alpha.count).min() ?? 0
         let broke = traces.first { $0.breakdown != nil }?.breakdown
-        let epsSource = userEps != nil ? "user" : "regimes"
+        let epsSource = autoEps ? "auto" : userEps != nil ? "user" : "regimes"
         summary.append([model, "\(n)", policy.description, policy.krylovAccumulation().description, schemeName, stepName, csvNumber(epsValue),
                         epsSource, csvNumber(step.epsilon(theta: theta, v: ps[0])), ro.rawValue, "\(nSteps)", "\(stepsDone)", broke?.rawValue ?? "",
                         "\(probes)", "\(nShards)", ord.rawValue,
-                        "\(seed)", cell(entry?.tolerance), cell(entry?.predictedErr), cell(entry?.validatedErr),
+                        "\(seed)", cell(recommendation?.tolerance ?? entry?.tolerance), cell(recommendation?.predictedErr ?? entry?.predictedErr),
+                        cell(entry?.validatedErr),
                         entry.map { $0.validatedOK ? "1" : "0" } ?? "",
                         csvNumber(allNodes.min() ?? .nan), csvNumber(allNodes.max() ?? .nan), cell(w1s), cell(ks), cell(top),
                         csvNumber(orthMax), csvNumber(elapsed), csvNumber(totalSteps > 0 ? elapsed / Double(totalSteps) : 0),

@@ -73,7 +73,8 @@ public struct HessianHarness: ParsableCommand {
         commandName: "hessian-harness",
         abstract: "Numerical precision research harness for finite-difference Hessian-vector products and Lanczos/SLQ.",
         version: ToolInfo.version,
-        subcommands: [Formats.self, Cast.self, Spectrum.self, SLQ.self, HVP.self, Run.self, Report.self, TableCmd.self, Version.self, Bench.self]
+        subcommands: [Formats.self, Cast.self, Spectrum.self, SLQ.self, HVP.self, Recommend.self, Run.self, Report.self, TableCmd.self,
+                      Version.self, Bench.self]
     )
 }
 
@@ -134,7 +135,7 @@ struct SLQ: ParsableCommand {
     @Option(name: .customLong("operator"), help: "Operator spec (see `spectrum --help`).") var operatorSpec: String?
     @Option(help: "Model spec (see `hvp --help`); with --regimes, or with --policy and --eps.") var model: String?
     @Option(help: "Regimes file (regimes.json from the regimes study).") var regimes: String?
-    @Option(help: "Model form: the FD step ε (or η for --step-policy relative); overrides the regimes entry's.") var eps: String?
+    @Option(help: "Model form: the FD step ε (or η for --step-policy relative), or auto (chosen from the model, as `recommend` does); overrides the regimes entry's.") var eps: String?
     @Flag(name: .customLong("allow-unvalidated"), help: "Model form: use a regimes entry that failed its held-out validation.") var allowUnvalidated = false
     @Option(help: "Precision policy of the model run (default: the regimes entry's).") var policy: String?
     @Option(help: "Choose the regimes entry's scheme (forward, central, richardson).") var scheme: String?
@@ -172,6 +173,31 @@ struct SLQ: ParsableCommand {
         default:
             throw HarnessError("give exactly one of --operator and --model")
         }
+    }
+}
+
+struct Recommend: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "An FD step for a model under a policy, chosen from the model itself (no reference HVP), with its predicted error.",
+        discussion: """
+        FD-HVPs at a geometric grid of ε (ratio 2, Richardson 3) around the naive optimum; the differences of neighbours \
+        give the truncation constant and the rounding-noise level of this model (docs/NUMERICS.md §4). Prints one line: \
+        ε, η = ε‖v‖/‖θ‖, the predicted rel_err and the band where it meets --tolerance, or that no ε does and the \
+        achievable error. θ and v are those of `hvp` with the same --model and --seed. --out DIR writes recommend.csv, \
+        recommend.json, grid.csv and manifest.json. --reference fp64|mpfr256 also measures the error at ε (a check). \
+        Bad input: one line on stderr, exit 2, nothing written.
+        """)
+    @Option(help: "Model spec (see `hvp --help`).") var model: String
+    @Option(help: "Precision policy.") var policy: String
+    @Option(help: "forward, central or richardson.") var scheme: String = "central"
+    @Option(help: "Tolerance on rel_err.") var tolerance: Double = 0.05
+    @Option(help: "FSDP shards (in-process ranks) of every FD-HVP.") var shards: Int = 1
+    @Option(help: "none, fp64 or mpfr256: also measure the error at the chosen ε against that exact HVP.") var reference: String = "none"
+    @Option(help: "Seed (data, parameters, v, stochastic rounding).") var seed: UInt64 = 0
+    @Option(help: "Output directory (optional).") var out: String?
+    func run() throws {
+        try RecommendCommand(model: model, policy: policy, scheme: scheme, tolerance: tolerance, shards: shards, reference: reference,
+                             seed: seed, out: out, command: CommandLine.arguments).run()
     }
 }
 

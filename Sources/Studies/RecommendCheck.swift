@@ -1,0 +1,141 @@
+import RealModule
+import Scalars
+import Models
+import Curvature
+
+/// The exact HVP a measured error is taken against: mpfr256 (forward-over-reverse in
+/// `MPFloat<256>`, the studies' reference) or fp64 (the same in `Dual<Double>`: far
+/// cheaper at large sizes, and equal to mpfr256 in `rel_err` to many digits wherever
+/// the FD error exceeds ~1e-10).
+public struct ReferenceHVP: Sendable {
+    public enum Kind: String, Sendable, CaseIterable { case mpfr256, fp64 }
+    public let kind: Kind
+    let setup: ModelSetup?
+    let href: [Double]
+    let hrefNorm: Double
+
+    public static func make(_ kind: Kind, spec: String, seed: UInt64, param: String, context: StudyContext) throws
+        -> (reference: ReferenceHVP, model: any DifferentiableModel, theta: [Double], v: [Double]) {
+        switch kind {
+        case .mpfr256:
+            let s = try ModelSetup.make(spec, seed: seed, param: param, context: context)
+            return (ReferenceHVP(kind: kind, setup: s, href: [], hrefNorm: s.hRefNorm), s.model, s.theta, s.v)
+        case .fp64:
+            return try context.cached("fp64ref|\(spec)|\(seed)|\(param)") {
+                let m: any DifferentiableModel
+                do { m = try ModelSpec.build(spec, seed: seed) } catch { throw StudyError("model '\(spec)': \(error)") }
+                let p = try FormatArithmetic(name: param)
+                let theta = m.initialParameters(seed: seed).map { p.round($0) }
+                let v = ModelSetup.direction(count: m.parameterCount, seed: seed)
+                let h = m.exactHVP(theta, v).hv
+                return (ReferenceHVP(kind: kind, setup: nil, href: h, hrefNorm: StepRecommendation.norm(h)), m, theta, v)
+            }
+        }
+    }
+
+    /// `rel_err` of x against the reference.
+    public func relativeError(_ x: [Double]) -> Double {
+        if let setup { return setup.relativeError(x) }
+        var s = 0.0
+        for i in x.indices { let d = x[i] - href[i]; s += d * d }
+        return hrefNorm > 0 ? s.squareRoot() / hrefNorm : s.squareRoot()
+    }
+}
+
+/// Study `recommend-check`: how good is ``StepRecommendation`` — the ε that
+/// `hessian-harness recommend` picks from the model alone — on models it knows
+/// nothing about? Per model × policy × scheme × seed: the recommendation (ε*, η*, the
+/// predicted error), the error measured against the reference at ε*, and the best ε
+/// of a check grid with `check_per_decade` points per decade over the recommendation
+/// grid's range.
+///
+/// Tables:
+/// - `check.csv`: one row per configuration: `eps_star`, `eta_star`, `predicted_err`,
+///   `feasible`, `fit_truncation`, `fit_noise`, `pairs_used`, `measured_err`,
+///   `pred_over_meas` (predicted / measured), `grid_best_eta`, `grid_best_err`,
+///   `eta_star_over_best`, `meas_over_best` (measured at ε* / best on the check grid).
+/// - `grid.csv`: the recommendation grid per configuration: `eps`, `eta`, `hv_norm`,
+///   `diff_norm` (to the next point), `swamped_fraction`, `used` (the pair entered the
+///   fit), `pred_err`, `rel_err` (measured; not used by the recommendation).
+public struct RecommendCheckStudy: Study {
+    public struct Config: Sendable {
+        public var models: [String]
+        public var policies: [PrecisionPolicy]
+        public var schemes: [FDScheme]
+        public var seeds: [UInt64]
+        public var tolerance: Double
+        public var reference: ReferenceHVP.Kind
+        public var checkPerDecade: Int
+        public init(models: [String], policies: [PrecisionPolicy], schemes: [FDScheme], seeds: [UInt64], tolerance: Double,
+                    reference: ReferenceHVP.Kind = .mpfr256, checkPerDecade: Int = 4) {
+            self.models = models; self.policies = policies; self.schemes = schemes; self.seeds = seeds; self.tolerance = tolerance
+            self.reference = reference; self.checkPerDecade = checkPerDecade
+        }
+    }
+    public let config: Config
+    public let name = "recommend-check"
+    struct Case: Sendable { var model: String; var policy: PrecisionPolicy; var scheme: FDScheme; var seed: UInt64 }
+    let cases: [Case]
+
+    public init(_ c: Config) throws {
+        guard !c.models.isEmpty, !c.policies.isEmpty, !c.schemes.isEmpty, !c.seeds.isEmpty else {
+            throw StudyError("empty grid: models, policies, schemes and seeds each need at least one value")
+        }
+        guard c.tolerance > 0, c.tolerance.isFinite else { throw StudyError("tolerance must be finite and > 0 (got \(c.tolerance))") }
+        guard (1...20).contains(c.checkPerDecade) else { throw StudyError("check_per_decade must be in 1...20 (got \(c.checkPerDecade))") }
+        config = c
+        var cs: [Case] = []
+        for m in c.models { for p in c.policies { for s in c.schemes { for seed in c.seeds {
+            cs.append(Case(model: m, policy: p, scheme: s, seed: seed))
+        } } } }
+        cases = cs
+    }
+
+    public var units: [StudyUnit] { cases.map { StudyUnit(key: "\($0.model)|\($0.policy)|\($0.scheme.rawValue)|\($0.seed)") } }
+    public var seeds: [String: UInt64] { Dictionary(uniqueKeysWithValues: config.seeds.map { ("seed_\($0)", $0) }) }
+
+    static let lead = ["model", "n", "policy", "param", "compute", "grad", "scheme", "seed", "reference", "tolerance"]
+    public static let checkHeader = lead + ["eps_star", "eta_star", "predicted_err", "feasible", "fit_truncation", "fit_noise", "pairs_used",
+                                            "measured_err", "pred_over_meas", "grid_best_eta", "grid_best_err", "eta_star_over_best",
+                                            "meas_over_best"]
+    public static let gridHeader = lead + ["eps", "eta", "hv_norm", "diff_norm", "swamped_fraction", "used", "pred_err", "rel_err"]
+
+    public func run(unit index: Int, context: StudyContext) throws -> UnitOutput {
+        let c = cases[index]
+        let (ref, model, theta, v) = try ReferenceHVP.make(config.reference, spec: c.model, seed: c.seed, param: c.policy.param, context: context)
+        let engine = try FDEngine(model: model, policy: c.policy)
+        let key = units[index].key
+        func fd(_ eps: Double, _ tag: String) throws -> FDResult {
+            try StochasticRounding.withSeed(derivedSeed(c.seed, "recommend", key, tag)) {
+                try engine.estimate(theta: theta, v: v, scheme: c.scheme, step: .absolute(eps))
+            }
+        }
+        let rec = try StepRecommendation.estimate(engine: engine, theta: theta, v: v, scheme: c.scheme, tolerance: config.tolerance,
+                                                  seed: derivedSeed(c.seed, key))
+        let lead = [c.model, "\(model.parameterCount)"] + policyCells(c.policy) + [c.scheme.rawValue, "\(c.seed)", config.reference.rawValue,
+                                                                                  cell(config.tolerance)]
+        var out = UnitOutput()
+        for p in rec.points {
+            out.append("grid", lead + [cell(p.epsilon), cell(p.eta), cell(p.hvNorm), cell(p.diffNorm), cell(p.swampedFraction), p.used ? "1" : "0",
+                                       cell(rec.predictedError(p.epsilon)), cell(ref.relativeError(p.hv))])
+        }
+        let star = rec.epsStar
+        let measured = ref.relativeError(try fd(star, "star").hv)
+        // The check grid: check_per_decade points per decade over the recommendation grid's η range.
+        let lo = rec.points.first!.eta, hi = rec.points.last!.eta
+        let count = max(2, Int((Double.log10(hi / lo) * Double(config.checkPerDecade)).rounded()) + 1)
+        var best = (eta: Double.nan, err: Double.infinity)
+        for (j, eta) in logGrid(from: lo, to: hi, points: count).enumerated() {
+            let e = ref.relativeError(try fd(eta * star / rec.etaStar, "check\(j)").hv)
+            if e < best.err { best = (eta, e) }
+        }
+        out.append("check", lead + [cell(star), cell(rec.etaStar), cell(rec.predictedErr), rec.feasible ? "1" : "0", cell(rec.truncation),
+                                    cell(rec.noise), "\(rec.pairsUsed)", cell(measured), cell(rec.predictedErr / measured), cell(best.eta),
+                                    cell(best.err), cell(rec.etaStar / best.eta), cell(measured / best.err)])
+        return out
+    }
+
+    public func finish(_ outputs: [UnitOutput]) throws -> StudyOutput {
+        StudyOutput(tables: [concatenate("check", Self.checkHeader, outputs), concatenate("grid", Self.gridHeader, outputs)])
+    }
+}

@@ -1,0 +1,220 @@
+import RealModule
+import Scalars
+import Models
+import Curvature
+
+/// A per-model FD step chosen from the model itself, with no reference HVP
+/// (docs/NUMERICS.md §4, "Per-model estimate without a reference").
+///
+/// FD-HVPs ĥ(ε_j) at a geometric grid ε_j (ratio `ratio`, centred on the naive optimum
+/// η = u^{1/(k+1)} in relative units) give the differences of neighbours
+/// `d_j = ĥ(ε_{j+1}) − ĥ(ε_j)`. With ĥ(ε) = h + c ε^k + n(ε), the truncation vector c
+/// fixed and the rounding noise n(ε) of norm N/ε independent from one ε to the next,
+/// `E‖d_j‖² = T² (ε_{j+1}^k − ε_j^k)² + N² b_j`, T = ‖c‖, where b_j = ε_j⁻² + ε_{j+1}⁻²
+/// (central, Richardson) or, for the forward scheme whose g(θ) is shared by every ε,
+/// b_j = ((ε_j⁻¹ − ε_{j+1}⁻¹)² + ε_j⁻² + ε_{j+1}⁻²)/2. T² and N² are fitted by
+/// non-negative least squares of the relative residuals over the pairs that are not
+/// saturated (the same reasons as the error-model fit's saturation rule): neither
+/// point swamped beyond `maxSwamped` or with ‖ĥ‖ off ‖h‖ by more than `maxNormDev`
+/// (relative; a swamped ĥ collapses, a truncation-saturated one decays like 1/ε, a
+/// noise-dominated one grows), and ‖d_j‖ ≤ `maxDiff`·‖h‖ (‖d_j‖ is within ~4/3 of the
+/// larger error of its two points, so this is the fd-bias fit's rel_err ≤ 0.3). ‖h‖ is
+/// ‖ĥ‖ at the steadiest grid point (smallest ‖d_j‖/‖ĥ_j‖), then at the point nearest
+/// ε*. The fit is then repeated on the pairs within a factor `window` of ε*, where the
+/// prediction is used (higher truncation orders bend the curve over four decades). The prediction
+/// `pred_err(ε) = (T ε^k + N/ε) / ‖h‖` (the triangle bound, see ``predictedError(_:)``) is
+/// smallest at ε* = (N/(k T))^{1/(k+1)}.
+///
+/// Richardson shares its points θ ± 2εv with the neighbour at 2ε on a ratio-2 grid, so
+/// its grid uses ratio 3 (a ratio-√2 grid, tried, predicted worse: the ε⁴ regime of these
+/// networks is short and bends, and finer pairs see less of it).
+public struct StepRecommendation: Sendable {
+    public struct Point: Sendable {
+        public var epsilon: Double
+        public var eta: Double
+        public var hvNorm: Double
+        public var swampedFraction: Double
+        /// ‖ĥ(ε_{j+1}) − ĥ(ε_j)‖ to the next grid point (nil for the last).
+        public var diffNorm: Double?
+        /// Whether the pair (j, j+1) entered the fit.
+        public var used: Bool
+        public var hv: [Double]
+    }
+    public var scheme: FDScheme
+    public var order: Int
+    public var u: Double
+    public var thetaNorm: Double
+    public var vNorm: Double
+    public var points: [Point]
+    /// Fitted ‖c‖ and N (0 when unresolved).
+    public var truncation: Double
+    public var noise: Double
+    public var pairsUsed: Int
+    /// ‖h‖ as estimated: ‖ĥ‖ at the grid point nearest ε*.
+    public var hvNorm: Double
+    public var tolerance: Double
+
+    /// The predicted relative error at an absolute ε: `(T ε^k + N/ε) / ‖h‖`, the
+    /// triangle bound on ‖truncation + noise‖ (the error model of docs/NUMERICS.md §4
+    /// with A = T/‖h‖ and B u = N/‖h‖). For uncorrelated vectors the norm itself is the
+    /// root of the sum of squares, smaller by at most √2: the bound errs on the safe side,
+    /// and held-out models (recommend-check) measured it at 0.6–1.6× the error.
+    public func predictedError(_ eps: Double) -> Double {
+        guard hvNorm > 0 else { return .nan }
+        return (truncation * Double.pow(eps, Double(order)) + noise / eps) / hvNorm
+    }
+
+    /// ε* (absolute): the minimizer of the prediction; when a term is unresolved, the
+    /// grid's end on that side (the data show no optimum inside the grid).
+    public var epsStar: Double {
+        let lo = points.first?.epsilon ?? 0, hi = points.last?.epsilon ?? 0
+        if truncation <= 0 && noise <= 0 { return (lo * hi).squareRoot() }
+        if truncation <= 0 { return hi }
+        if noise <= 0 { return lo }
+        let k = Double(order)
+        return Double.pow(noise / (k * truncation), 1 / (k + 1))
+    }
+    /// ε* in relative units, η* = ε*·‖v‖/‖θ‖.
+    public var etaStar: Double { thetaNorm > 0 && vNorm > 0 ? epsStar * vNorm / thetaNorm : epsStar }
+    public var predictedErr: Double { predictedError(epsStar) }
+    /// Whether the predicted error at ε* meets the tolerance.
+    public var feasible: Bool { predictedErr <= tolerance }
+
+    /// `[lo, hi]` (absolute ε) where the prediction is ≤ the tolerance; nil when infeasible.
+    public var band: (lo: Double, hi: Double)? {
+        guard feasible else { return nil }
+        let s = epsStar
+        func solve(_ outside: Double) -> Double {
+            var a = Double.log(s), b = Double.log(outside)
+            guard predictedError(Double.exp(b)) > tolerance else { return Double.exp(b) }
+            for _ in 0..<200 {
+                let m = (a + b) / 2
+                if predictedError(Double.exp(m)) <= tolerance { a = m } else { b = m }
+                if abs(a - b) < 1e-12 { break }
+            }
+            return Double.exp(a)
+        }
+        return (noise > 0 ? solve(s * 1e-30) : 0, truncation > 0 ? solve(s * 1e30) : .infinity)
+    }
+
+    /// Runs the grid and fits. `evaluate(ε)` returns the FD-HVP at absolute ε with its
+    /// swamped fraction.
+    public static func estimate(scheme: FDScheme, u: Double, theta: [Double], v: [Double], tolerance: Double,
+                                pointsPerSide: Int = 7, maxSwamped: Double = 0.25, maxDiff: Double = 0.3, maxNormDev: Double = 0.3,
+                                window: Double = 8,
+                                evaluate: (Double) throws -> (hv: [Double], swamped: Double)) throws -> StepRecommendation {
+        precondition(pointsPerSide >= 1)
+        let k = scheme.order
+        // Richardson's points θ ± 2εv would be the next grid point's θ ± εv at ratio 2.
+        let ratio = scheme == .richardson ? 3.0 : 2.0
+        let perSide = pointsPerSide
+        let nt = norm(theta), nv = norm(v)
+        let scale = nt > 0 && nv > 0 ? nt / nv : 1                     // ε = η · scale
+        let centre = Double.pow(u, 1 / Double(k + 1))
+        var pts: [Point] = []
+        for j in -perSide...perSide {
+            let eta = centre * Double.pow(ratio, Double(j))
+            let eps = eta * scale
+            let r = try evaluate(eps)
+            pts.append(Point(epsilon: eps, eta: eta, hvNorm: norm(r.hv), swampedFraction: r.swamped, diffNorm: nil, used: false, hv: r.hv))
+        }
+        for j in 0..<(pts.count - 1) {
+            var s = 0.0
+            for i in pts[j].hv.indices { let d = pts[j + 1].hv[i] - pts[j].hv[i]; s += d * d }
+            pts[j].diffNorm = s.squareRoot()
+        }
+        var rec = StepRecommendation(scheme: scheme, order: k, u: u, thetaNorm: nt, vNorm: nv, points: pts, truncation: 0, noise: 0,
+                                     pairsUsed: 0, hvNorm: 0, tolerance: tolerance)
+        // ‖h‖ first from the steadiest unswamped point (smallest ‖d_j‖/‖ĥ_j‖: where a
+        // truncation-saturated ĥ decays like 1/ε or a swamped one collapses, that ratio
+        // is of order one), then from ‖ĥ‖ nearest ε*.
+        let steady = (0..<(pts.count - 1)).filter { pts[$0].swampedFraction <= maxSwamped && pts[$0].hvNorm > 0 && pts[$0].hvNorm.isFinite }
+            .min { pts[$0].diffNorm! / pts[$0].hvNorm < pts[$1].diffNorm! / pts[$1].hvNorm }
+        var h = steady.map { pts[$0].hvNorm } ?? 0
+        func settle() {
+            let star = rec.epsStar
+            let near = pts.indices.min { abs(Double.log(pts[$0].epsilon / star)) < abs(Double.log(pts[$1].epsilon / star)) }!
+            h = pts[near].hvNorm
+            rec.hvNorm = h
+        }
+        for _ in 0..<2 {
+            rec.fit(maxSwamped: maxSwamped, maxDiff: maxDiff * h, hvNorm: h, maxNormDev: maxNormDev, range: 0...Double.infinity)
+            settle()
+        }
+        // Local refinement: the asymptotic form is only approximate over four decades (the
+        // next truncation order bends the curve), so refit on the pairs within a factor
+        // `window` of ε*, where the prediction is used, when that leaves both terms resolved.
+        for _ in 0..<2 where window.isFinite {
+            let global = rec
+            let star = rec.epsStar
+            rec.fit(maxSwamped: maxSwamped, maxDiff: maxDiff * h, hvNorm: h, maxNormDev: maxNormDev, range: (star / window)...(star * window))
+            if rec.pairsUsed < 3 || rec.truncation <= 0 || rec.noise <= 0 { rec = global; break }
+            settle()
+        }
+        return rec
+    }
+
+    /// Non-negative least squares of the relative residuals (a_j T² + b_j N²)/D_j − 1.
+    mutating func fit(maxSwamped: Double, maxDiff: Double, hvNorm h: Double, maxNormDev: Double, range: ClosedRange<Double>) {
+        let k = Double(order)
+        var rows: [(a: Double, b: Double)] = []
+        func calm(_ p: Point) -> Bool { p.swampedFraction <= maxSwamped && abs(p.hvNorm / h - 1) <= maxNormDev }
+        for j in 0..<(points.count - 1) {
+            let p = points[j], q = points[j + 1]
+            points[j].used = false
+            guard let d = p.diffNorm, d.isFinite, d > 0, d <= maxDiff, calm(p), calm(q),
+                  range.contains(p.epsilon), range.contains(q.epsilon) else { continue }
+            let e0 = p.epsilon, e1 = q.epsilon
+            let ta = Double.pow(e1, k) - Double.pow(e0, k)
+            let nb = scheme == .forward ? ((1 / e0 - 1 / e1) * (1 / e0 - 1 / e1) + 1 / (e0 * e0) + 1 / (e1 * e1)) / 2
+                                        : 1 / (e0 * e0) + 1 / (e1 * e1)
+            let dd = d * d
+            rows.append((ta * ta / dd, nb / dd))
+            points[j].used = true
+        }
+        pairsUsed = rows.count
+        guard !rows.isEmpty else { truncation = 0; noise = 0; return }
+        // Unknowns x = T², y = N², each row a·x + b·y ≈ 1. Scale the columns for conditioning.
+        let sa = rows.map(\.a).max()!, sb = rows.map(\.b).max()!
+        var aa = 0.0, ab = 0.0, bb = 0.0, a1 = 0.0, b1 = 0.0
+        for r in rows {
+            let a = sa > 0 ? r.a / sa : 0, b = sb > 0 ? r.b / sb : 0
+            aa += a * a; ab += a * b; bb += b * b; a1 += a; b1 += b
+        }
+        var x = 0.0, y = 0.0
+        let det = aa * bb - ab * ab
+        if det > 1e-14 * aa * bb {
+            x = (a1 * bb - b1 * ab) / det; y = (b1 * aa - a1 * ab) / det
+        }
+        if !(x > 0 && y > 0) {
+            // One term alone: the better of the two single-variable fits.
+            let xo = aa > 0 ? a1 / aa : 0, yo = bb > 0 ? b1 / bb : 0
+            let ro = rows.count.double - (aa > 0 ? a1 * a1 / aa : 0)       // residual sums of squares
+            let rn = rows.count.double - (bb > 0 ? b1 * b1 / bb : 0)
+            if ro <= rn { x = xo; y = 0 } else { x = 0; y = yo }
+        }
+        truncation = sa > 0 && x > 0 ? (x / sa).squareRoot() : 0
+        noise = sb > 0 && y > 0 ? (y / sb).squareRoot() : 0
+    }
+
+    static func norm(_ x: [Double]) -> Double { x.reduce(0) { $0 + $1 * $1 }.squareRoot() }
+
+    /// The recommendation for an FD engine (a model under a policy) at θ along v, its
+    /// FD-HVPs sharded over `shards` in-process ranks when asked; stochastic rounding,
+    /// if the policy uses it, draws from a stream fixed by `seed` and the grid point.
+    public static func estimate(engine: FDEngine, theta: [Double], v: [Double], scheme: FDScheme, tolerance: Double, seed: UInt64,
+                                shards: Int = 1) throws -> StepRecommendation {
+        var i = 0
+        return try estimate(scheme: scheme, u: engine.unitRoundoff, theta: theta, v: v, tolerance: tolerance) { eps in
+            defer { i += 1 }
+            let r = try StochasticRounding.withSeed(derivedSeed(seed, "recommend", "\(i)")) {
+                try engine.estimate(theta: theta, v: v, scheme: scheme, step: .absolute(eps), shards: shards)
+            }
+            return (r.hv, r.swampedFraction)
+        }
+    }
+}
+
+extension Int {
+    fileprivate var double: Double { Double(self) }
+}
