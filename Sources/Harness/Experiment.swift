@@ -147,20 +147,23 @@ public enum ExperimentLoader {
     }
 
     static func recommendCheck(_ m: [String: YNode], _ doc: YNode) throws -> any Study {
-        var reference = ReferenceHVP.Kind.mpfr256
-        if let r = m["reference"] {
-            let s = try r.string()
-            guard let k = ReferenceHVP.Kind(rawValue: s) else {
-                throw r.error("unknown reference '\(s)' (known: \(ReferenceHVP.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
-            }
-            reference = k
-        }
+        let reference = try referenceKind(m["reference"])
         let c = RecommendCheckStudy.Config(
             models: try models(doc.required(m, "models")), policies: try policies(doc.required(m, "policies")),
             schemes: try schemes(doc.required(m, "schemes")), seeds: try seeds(m["seeds"]),
             tolerance: try m["tolerance"]?.positive() ?? 5e-2, reference: reference,
             checkPerDecade: try m["check_per_decade"]?.int(min: 1, max: 20) ?? 4)
         return try wrap(doc) { try RecommendCheckStudy(c) }
+    }
+
+    /// `reference: mpfr256|fp64` (default mpfr256).
+    static func referenceKind(_ node: YNode?) throws -> ReferenceHVP.Kind {
+        guard let node else { return .mpfr256 }
+        let s = try node.string()
+        guard let k = ReferenceHVP.Kind(rawValue: s) else {
+            throw node.error("unknown reference '\(s)' (known: \(ReferenceHVP.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        return k
     }
 
     static func blockDiagonal(_ m: [String: YNode], _ doc: YNode) throws -> any Study {
@@ -211,9 +214,12 @@ public enum ExperimentLoader {
         let kr = try fm["krylov_stability"].map { try readTable($0, file: "summary.csv") } ?? []
         let val = try doc.required(m, "validate")
         let vm = try val.mapping()
-        for (k, n) in vm where k != "models" && k != "seeds" { throw n.keyError("unknown key '\(k)' under validate (allowed: models, seeds)") }
+        for (k, n) in vm where k != "models" && k != "seeds" && k != "reference" {
+            throw n.keyError("unknown key '\(k)' under validate (allowed: models, reference, seeds)")
+        }
         let c = RegimesStudy.Config(fits: fits, krylov: kr, validateModels: try models(val.required(vm, "models")),
-                                    validateSeeds: try seeds(vm["seeds"]), tolerance: try m["tolerance"]?.positive())
+                                    validateSeeds: try seeds(vm["seeds"]), tolerance: try m["tolerance"]?.positive(),
+                                    reference: try referenceKind(vm["reference"]))
         return try wrap(val) { try RegimesStudy(c) }
     }
 

@@ -74,9 +74,11 @@ public struct ModelSLQCommand {
             throw HarnessError("\(matches.count) regimes entries in \(path) match\(want.isEmpty ? "" : " " + want.joined(separator: ", ")); add \(add.joined(separator: ", "))")
         }
         let e = matches[0]
-        if !e.validatedOK && !allowUnvalidated {
+        // An entry whose static ε failed validation but whose per-model step passed is used
+        // through that step (`run` switches to --eps auto).
+        if !e.validatedOK && e.perModel?.ok != true && !allowUnvalidated {
             let how = e.validatedErr.map { "validated_err \(csvNumber($0)) > tolerance \(csvNumber(e.tolerance))" } ?? "no validation result"
-            throw HarnessError("the regimes entry param=\(e.param),compute=\(e.compute),grad=\(e.grad) \(e.scheme) \(e.stepPolicy) in \(path) failed its held-out validation (\(how)); pass --allow-unvalidated to use it anyway, or give --eps")
+            throw HarnessError("the regimes entry param=\(e.param),compute=\(e.compute),grad=\(e.grad) \(e.scheme) \(e.stepPolicy) in \(path) failed its held-out validation (\(how)), and so did its per-model step; pass --allow-unvalidated to use it anyway, or give --eps")
         }
         return e
     }
@@ -88,7 +90,7 @@ public struct ModelSLQCommand {
         if let s = scheme, FDScheme(rawValue: s) == nil { throw HarnessError("unknown --scheme '\(s)' (known: forward, central, richardson)") }
         if let s = stepPolicy, s != "absolute" && s != "relative" { throw HarnessError("unknown --step-policy '\(s)' (known: absolute, relative)") }
         var userEps: Double? = nil
-        let autoEps = eps == "auto"
+        var autoEps = eps == "auto"
         if let e = eps, !autoEps {
             guard let x = Double(e), x > 0, x.isFinite else { throw HarnessError("--eps must be a finite number > 0 or auto (got '\(e)')") }
             userEps = x
@@ -105,6 +107,12 @@ public struct ModelSLQCommand {
             entry = try Self.select(file, path: path, policy: pol, scheme: scheme, stepPolicy: stepPolicy,
                                     allowUnvalidated: allowUnvalidated || eps != nil)
             regimesData = data
+            if let e = entry, eps == nil, !e.validatedOK, e.perModel?.ok == true, !allowUnvalidated {
+                autoEps = true
+                if Cluster.isRoot {
+                    FileHandle.standardError.write(Data("note: the regimes entry's static ε failed its held-out validation and its per-model step passed: choosing ε from this model (as --eps auto)\n".utf8))
+                }
+            }
         } else {
             guard pol != nil else { throw HarnessError("--model needs --policy (and --eps), or --regimes FILE") }
             guard eps != nil else { throw HarnessError("--model without --regimes needs --eps (a number, or auto)") }
@@ -238,7 +246,7 @@ public struct ModelSLQCommand {
         let orthMax = traces.flatMap { $0.orthLoss.compactMap { $0 } }.max() ?? 0
         let stepsDone = traces.map(\.alpha.count).min() ?? 0
         let broke = traces.first { $0.breakdown != nil }?.breakdown
-        let epsSource = autoEps ? "auto" : userEps != nil ? "user" : "regimes"
+        let epsSource = autoEps ? (eps == nil ? "auto (regimes per_model)" : "auto") : userEps != nil ? "user" : "regimes"
         summary.append([model, "\(n)", policy.description, policy.krylovAccumulation().description, schemeName, stepName, csvNumber(epsValue),
                         epsSource, csvNumber(step.epsilon(theta: theta, v: ps[0])), ro.rawValue, "\(nSteps)", "\(stepsDone)", broke?.rawValue ?? "",
                         "\(probes)", "\(nShards)", ord.rawValue,

@@ -37,19 +37,72 @@ public struct RegimeEntry: Codable, Sendable, Equatable {
     public var lanczosMaxSteps: Int
     /// The ε of the krylov-stability runs the Lanczos settings come from (nil: no data).
     public var lanczosEpsTested: Double?
+    /// What `eps_star` is measured in: `absolute` (ε) or `relative` (η, ε = η‖θ‖₂/‖v‖₂).
+    public var normalization: String
+    /// Whether the predicted error at `eps_star` meets the tolerance. When false no
+    /// static ε does on the calibration models, and `err_floor` says what is achievable.
+    public var feasible: Bool
+    /// The achievable error: the geometric mean over the calibration curves of each
+    /// curve's own minimum of the fitted model (`err_star`), i.e. with a per-model ε.
+    public var errFloor: Double
+    /// The models the entry was fitted on (fd-bias curves) and their parameter counts.
+    public var calibration: Calibration
+    /// The static ε on held-out models: median and worst predicted/measured ratio
+    /// (worst: the largest of r and 1/r), and the worst ratio of ε* to the best ε of a
+    /// 4-per-decade grid. `validated_ok` requires median within 2×, worst within 3×,
+    /// ε* within 3× of the best.
+    public var validation: Validation?
+    /// The per-model step (`recommend`, `slq --eps auto`) on the same held-out models,
+    /// judged by the same rule: the procedure to use when the static ε does not transfer.
+    public var perModel: Validation?
+
+    public struct Calibration: Codable, Sendable, Equatable {
+        public var models: [String]
+        public var parametersMin: Int
+        public var parametersMax: Int
+        enum CodingKeys: String, CodingKey { case models, parametersMin = "parameters_min", parametersMax = "parameters_max" }
+    }
+
+    public struct Validation: Codable, Sendable, Equatable {
+        public var models: [String]
+        public var ratioMedian: Double
+        public var ratioWorst: Double
+        public var epsRatioWorst: Double
+        public var ok: Bool
+        enum CodingKeys: String, CodingKey { case models, ratioMedian = "pred_over_meas_median", ratioWorst = "pred_over_meas_worst",
+                                              epsRatioWorst = "eps_over_best_worst", ok }
+
+        /// The rule of the regimes issue: median predicted/measured within 2×, every one
+        /// within 3×, and every ε within 3× of the grid's best.
+        public init(models: [String], ratios: [Double], epsRatios: [Double]) {
+            self.models = models
+            let r = ratios.map { $0.isFinite && $0 > 0 ? $0 : .infinity }
+            let sorted = r.sorted()
+            let n = sorted.count
+            ratioMedian = n == 0 ? .nan : n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] * sorted[n / 2]).squareRoot()
+            func spread(_ x: Double) -> Double { x.isFinite && x > 0 ? max(x, 1 / x) : .infinity }
+            ratioWorst = r.map(spread).max() ?? .nan
+            epsRatioWorst = epsRatios.map(spread).max() ?? .nan
+            ok = n > 0 && spread(ratioMedian) <= 2 && ratioWorst <= 3 && epsRatioWorst <= 3
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
         case param, compute, grad, scheme, stepPolicy = "step_policy", policy, derivedFrom = "derived_from", epsStar = "eps_star"
         case epsLo = "eps_lo", epsHi = "eps_hi", bandCurves = "band_curves", tolerance, predictedErr = "predicted_err", validatedErr = "validated_err"
         case validatedOK = "validated_ok", curves, lanczosReorth = "lanczos_reorth", lanczosMaxSteps = "lanczos_max_steps"
-        case lanczosEpsTested = "lanczos_eps_tested"
+        case lanczosEpsTested = "lanczos_eps_tested", normalization, feasible, errFloor = "err_floor", calibration, validation
+        case perModel = "per_model"
     }
 }
 
 /// The regimes file: `regimes.json`.
 public struct RegimesFile: Codable, Sendable, Equatable {
     public static let schemaName = "hessian-harness/regimes"
-    public static let schemaVersion = 1
+    /// 2: saturated points left out of the fits; normalization, feasibility, the error
+    /// floor, the calibration set, and the held-out validation of the static ε and of
+    /// the per-model step.
+    public static let schemaVersion = 2
     public var schema: String
     public var version: Int
     public var entries: [RegimeEntry]
@@ -86,13 +139,19 @@ public struct RegimesFile: Codable, Sendable, Equatable {
 
     public func json() throws -> Data { try prettyJSON(self) }
 
-    public static let csvHeader = ["param", "compute", "grad", "scheme", "step_policy", "policy", "eps_star", "eps_lo", "eps_hi", "band_curves", "tolerance",
-                                   "predicted_err", "validated_err", "validated_ok", "curves", "lanczos_reorth", "lanczos_max_steps",
+    public static let csvHeader = ["param", "compute", "grad", "scheme", "step_policy", "normalization", "policy", "eps_star", "eps_lo", "eps_hi",
+                                   "band_curves", "tolerance", "predicted_err", "feasible", "err_floor", "validated_err", "pred_over_meas_median",
+                                   "pred_over_meas_worst", "eps_over_best_worst", "validated_ok", "per_model_pred_over_meas_median",
+                                   "per_model_pred_over_meas_worst", "per_model_eps_over_best_worst", "per_model_ok", "curves",
+                                   "calibration_parameters_min", "calibration_parameters_max", "lanczos_reorth", "lanczos_max_steps",
                                    "lanczos_eps_tested"]
     public var csvRows: [[String]] {
         entries.map { e in
-            [e.param, e.compute, e.grad, e.scheme, e.stepPolicy, e.policy, cell(e.epsStar), cell(e.epsLo), cell(e.epsHi), "\(e.bandCurves)", cell(e.tolerance),
-             cell(e.predictedErr), cell(e.validatedErr), e.validatedOK ? "1" : "0", "\(e.curves)", e.lanczosReorth,
+            [e.param, e.compute, e.grad, e.scheme, e.stepPolicy, e.normalization, e.policy, cell(e.epsStar), cell(e.epsLo), cell(e.epsHi),
+             "\(e.bandCurves)", cell(e.tolerance), cell(e.predictedErr), e.feasible ? "1" : "0", cell(e.errFloor), cell(e.validatedErr),
+             cell(e.validation?.ratioMedian), cell(e.validation?.ratioWorst), cell(e.validation?.epsRatioWorst), e.validatedOK ? "1" : "0",
+             cell(e.perModel?.ratioMedian), cell(e.perModel?.ratioWorst), cell(e.perModel?.epsRatioWorst), e.perModel?.ok == true ? "1" : "0",
+             "\(e.curves)", "\(e.calibration.parametersMin)", "\(e.calibration.parametersMax)", e.lanczosReorth,
              "\(e.lanczosMaxSteps)", cell(e.lanczosEpsTested)]
         }
     }
@@ -102,19 +161,26 @@ public struct RegimesFile: Codable, Sendable, Equatable {
 /// given, a `krylov-stability` summary table), then validates every entry on
 /// models and seeds not used to derive it.
 ///
-/// Derivation per (param, compute, grad, scheme, step policy), over the curves of fits.csv:
+/// Derivation per (param, compute, grad, scheme, step policy), over the curves of fits.csv
+/// (whose error models leave saturated points out, docs/NUMERICS.md §4):
 /// - ε*: geometric mean over curves of the fitted `eps_star` (or, where the fit left
 ///   it unresolved — infinite, zero or outside the measured range — the curve's
 ///   best measured grid point `meas_eps_best`), clamped into the band;
 /// - band: the intersection of the measured bands (`meas_eps_lo`, `meas_eps_hi`) of the
 ///   curves that met the tolerance (`band_curves` counts them); no band when none did;
-/// - predicted error: the largest fitted error model value at ε* over the curves;
+/// - predicted error: the geometric mean over the curves of the fitted model at ε*
+///   (a typical calibration model); `feasible` when it meets the tolerance;
+///   `err_floor`: the geometric mean of each curve's own minimum (what a per-model ε reaches);
 /// - Lanczos: among the krylov-stability rows of the same param/grad/krylov formats,
 ///   scheme and step policy at the tested ε nearest ε* (in log distance), the cheapest reorthogonalization
 ///   (none < selective < partial < full) reaching the largest step count at which
 ///   every run was trustworthy.
-/// Validation: the FD-HVP at ε* under the entry's policy on each validation model ×
-/// seed, against the mpfr256 exact HVP; `validated_err` is the largest rel_err.
+/// Validation, on models and seeds not used to derive the entry, against the exact HVP
+/// (`reference`: mpfr256, or fp64 for large models): the FD-HVP at the static ε*
+/// (`rel_err`; `validated_err` is the largest), the per-model step of ``StepRecommendation``
+/// (`rec_*`), and the best ε of a 4-per-decade grid spanning both ±1 decade. The entry's
+/// `validation` and `per_model` summarize predicted/measured and ε/best over the models;
+/// `validated_ok` is the static ε's verdict (median within 2×, worst within 3×, ε within 3×).
 /// Tables: `regimes.csv` (+ `regimes.json`), `validation.csv`.
 public struct RegimesStudy: Study {
     public struct Config: Sendable {
@@ -123,8 +189,12 @@ public struct RegimesStudy: Study {
         public var validateModels: [String]
         public var validateSeeds: [UInt64]
         public var tolerance: Double?
-        public init(fits: [[String: String]], krylov: [[String: String]], validateModels: [String], validateSeeds: [UInt64], tolerance: Double? = nil) {
+        /// The exact HVP the validation measures against (fp64 for models too large for mpfr256).
+        public var reference: ReferenceHVP.Kind
+        public init(fits: [[String: String]], krylov: [[String: String]], validateModels: [String], validateSeeds: [UInt64], tolerance: Double? = nil,
+                    reference: ReferenceHVP.Kind = .mpfr256) {
             self.fits = fits; self.krylov = krylov; self.validateModels = validateModels; self.validateSeeds = validateSeeds; self.tolerance = tolerance
+            self.reference = reference
         }
     }
     public let config: Config
@@ -134,7 +204,7 @@ public struct RegimesStudy: Study {
     let checks: [Check]
 
     static let fitColumns = ["model", "policy", "param", "compute", "grad", "scheme", "step_policy", "seed", "order_k", "u", "tolerance", "fit_a", "fit_b",
-                             "eps_star", "meas_eps_lo", "meas_eps_hi", "meas_eps_best"]
+                             "eps_star", "err_star", "meas_eps_lo", "meas_eps_hi", "meas_eps_best", "meas_err_min"]
 
     public init(_ c: Config) throws {
         guard !c.fits.isEmpty else { throw StudyError("the fd-bias fits table has no rows") }
@@ -179,12 +249,21 @@ public struct RegimesStudy: Study {
             var eps = Double.exp(logs / Double(rows.count))
             let banded = bandCurves > 0 && lo <= hi
             if banded { eps = min(max(eps, lo), hi) }
-            var predicted = 0.0
+            // Predicted error at ε* and the floor: geometric means over the curves (a typical
+            // model); the floor takes each curve's own minimum (err_star, or the measured
+            // minimum where the fit left a term unresolved).
+            var logPred = 0.0, logFloor = 0.0
             for r in rows {
                 let f = ErrorModelFit(k: Int(try num(r, "order_k")), u: try num(r, "u"), a: try num(r, "fit_a"), b: try num(r, "fit_b"),
                                       pointsA: 0, pointsB: 0)
-                predicted = max(predicted, f.err(eps))
+                let e = f.err(eps), star = try num(r, "err_star"), meas = try num(r, "meas_err_min")
+                logPred += Double.log(e > 0 && e.isFinite ? e : meas)
+                logFloor += Double.log(star > 0 && star.isFinite ? min(star, meas) : meas)
             }
+            let predicted = Double.exp(logPred / Double(rows.count)), floor = Double.exp(logFloor / Double(rows.count))
+            var calModels: [String] = []
+            for r in rows where !calModels.contains(r["model"]!) { calModels.append(r["model"]!) }
+            let counts = calModels.map { (try? ModelSpec.build($0, seed: 0).parameterCount) ?? 0 }
             let first = rows[0]
             let krylovFormat = (try? PrecisionPolicy(policies[0]))?.krylov
             let (reorth, steps, epsTested) = Self.lanczosSettings(c.krylov, param: first["param"]!, compute: first["compute"]!, grad: first["grad"]!,
@@ -193,7 +272,11 @@ public struct RegimesStudy: Study {
             es.append(RegimeEntry(param: first["param"]!, compute: first["compute"]!, grad: first["grad"]!, scheme: first["scheme"]!, stepPolicy: first["step_policy"]!,
                                   policy: policies[0], derivedFrom: policies, epsStar: eps, epsLo: banded ? lo : nil,
                                   epsHi: banded ? hi : nil, bandCurves: bandCurves, tolerance: tol, predictedErr: predicted, validatedErr: nil, validatedOK: false,
-                                  curves: rows.count, lanczosReorth: reorth, lanczosMaxSteps: steps, lanczosEpsTested: epsTested))
+                                  curves: rows.count, lanczosReorth: reorth, lanczosMaxSteps: steps, lanczosEpsTested: epsTested,
+                                  normalization: first["step_policy"]! == "relative" ? "relative: eps = eta * ||theta||_2 / ||v||_2" : "absolute",
+                                  feasible: predicted <= tol, errFloor: floor,
+                                  calibration: .init(models: calModels, parametersMin: counts.min() ?? 0, parametersMax: counts.max() ?? 0),
+                                  validation: nil, perModel: nil))
         }
         entries = es
         var cs: [Check] = []
@@ -227,38 +310,72 @@ public struct RegimesStudy: Study {
     }
     public var seeds: [String: UInt64] { Dictionary(uniqueKeysWithValues: config.validateSeeds.map { ("validate_seed_\($0)", $0) }) }
 
-    public static let validationHeader = ["param", "compute", "grad", "scheme", "step_policy", "policy", "model", "seed", "eps", "eps_abs",
-                                          "rel_err", "predicted_err", "tolerance"]
+    public static let validationHeader = ["param", "compute", "grad", "scheme", "step_policy", "policy", "model", "n", "seed", "reference", "eps", "eps_abs",
+                                          "rel_err", "predicted_err", "tolerance", "pred_over_meas", "grid_best_eps_abs", "grid_best_err",
+                                          "eps_over_best", "rec_eps_abs", "rec_predicted_err", "rec_measured_err", "rec_pred_over_meas",
+                                          "rec_eps_over_best"]
 
+    /// One validation: the entry's static ε on a held-out model (measured error), the
+    /// per-model step (`recommend`) on the same model, and the best ε of a
+    /// 4-per-decade grid spanning both choices ±1 decade.
     public func run(unit index: Int, context: StudyContext) throws -> UnitOutput {
         let ch = checks[index]
         let e = entries[ch.entry]
         let policy: PrecisionPolicy
         do { policy = try PrecisionPolicy(e.policy) } catch { throw StudyError("policy '\(e.policy)': \(error)") }
         guard let scheme = FDScheme(rawValue: e.scheme) else { throw StudyError("unknown scheme '\(e.scheme)' in the fits table") }
-        let setup = try ModelSetup.make(ch.model, seed: ch.seed, param: policy.param, context: context)
-        let engine = try FDEngine(model: setup.model, policy: policy)
+        let (ref, model, theta, v) = try ReferenceHVP.make(config.reference, spec: ch.model, seed: ch.seed, param: policy.param, context: context)
+        let engine = try FDEngine(model: model, policy: policy)
         let step = try stepCheck(e.stepPolicy, e.epsStar)
-        let r = try StochasticRounding.withSeed(derivedSeed(ch.seed, "regimes", units[index].key)) {
-            try engine.estimate(theta: setup.theta, v: setup.v, scheme: scheme, step: step)
+        let key = units[index].key
+        func fd(_ s: StepPolicy, _ tag: String) throws -> FDResult {
+            try StochasticRounding.withSeed(derivedSeed(ch.seed, "regimes", key, tag)) {
+                try engine.estimate(theta: theta, v: v, scheme: scheme, step: s)
+            }
+        }
+        let r = try fd(step, "static")
+        let measured = ref.relativeError(r.hv)
+        let rec = try StepRecommendation.estimate(engine: engine, theta: theta, v: v, scheme: scheme, tolerance: e.tolerance,
+                                                  seed: derivedSeed(ch.seed, "regimes", key, "recommend"))
+        let recMeasured = ref.relativeError(try fd(.absolute(rec.epsStar), "recommended").hv)
+        let lo = min(r.epsilon, rec.epsStar) / 10, hi = max(r.epsilon, rec.epsStar) * 10
+        let count = Int((Double.log10(hi / lo) * 4).rounded()) + 1
+        var best = (eps: Double.nan, err: Double.infinity)
+        for (j, x) in logGrid(from: lo, to: hi, points: count).enumerated() {
+            let err = ref.relativeError(try fd(.absolute(x), "grid\(j)").hv)
+            if err < best.err { best = (x, err) }
         }
         var out = UnitOutput()
-        out.append("validation", [e.param, e.compute, e.grad, e.scheme, e.stepPolicy, e.policy, ch.model, "\(ch.seed)", cell(e.epsStar),
-                                  cell(r.epsilon), cell(setup.relativeError(r.hv)), cell(e.predictedErr), cell(e.tolerance)])
+        out.append("validation", [e.param, e.compute, e.grad, e.scheme, e.stepPolicy, e.policy, ch.model, "\(model.parameterCount)", "\(ch.seed)",
+                                  config.reference.rawValue, cell(e.epsStar), cell(r.epsilon), cell(measured), cell(e.predictedErr), cell(e.tolerance),
+                                  cell(e.predictedErr / measured), cell(best.eps), cell(best.err), cell(r.epsilon / best.eps),
+                                  cell(rec.epsStar), cell(rec.predictedErr), cell(recMeasured), cell(rec.predictedErr / recMeasured),
+                                  cell(rec.epsStar / best.eps)])
         return out
     }
 
     public func finish(_ outputs: [UnitOutput]) throws -> StudyOutput {
         let validation = concatenate("validation", Self.validationHeader, outputs)
+        let h = Self.validationHeader
+        func col(_ row: [String], _ name: String) -> Double { Double(row[h.firstIndex(of: name)!]) ?? .nan }
         var es = entries
-        for (i, ch) in checks.enumerated() {
-            for row in outputs[i].tables["validation"] ?? [] {
-                let err = Double(row[Self.validationHeader.firstIndex(of: "rel_err")!]) ?? .nan
-                es[ch.entry].validatedErr = max(es[ch.entry].validatedErr ?? 0, err.isNaN ? .infinity : err)
+        for i in es.indices {
+            var models: [String] = [], ratios: [Double] = [], epsRatios: [Double] = [], recRatios: [Double] = [], recEps: [Double] = []
+            var worst: Double? = nil
+            for (u, ch) in checks.enumerated() where ch.entry == i {
+                for row in outputs[u].tables["validation"] ?? [] {
+                    let err = col(row, "rel_err")
+                    worst = max(worst ?? 0, err.isNaN ? .infinity : err)
+                    models.append("\(ch.model) seed \(ch.seed)")
+                    ratios.append(col(row, "pred_over_meas")); epsRatios.append(col(row, "eps_over_best"))
+                    recRatios.append(col(row, "rec_pred_over_meas")); recEps.append(col(row, "rec_eps_over_best"))
+                }
             }
+            es[i].validatedErr = worst.flatMap { $0.isFinite ? $0 : nil }
+            es[i].validation = RegimeEntry.Validation(models: models, ratios: ratios, epsRatios: epsRatios)
+            es[i].perModel = RegimeEntry.Validation(models: models, ratios: recRatios, epsRatios: recEps)
+            es[i].validatedOK = es[i].validation!.ok
         }
-        for i in es.indices where !(es[i].validatedErr?.isFinite ?? true) { es[i].validatedErr = nil }
-        for i in es.indices { es[i].validatedOK = (es[i].validatedErr ?? .infinity) <= es[i].tolerance }
         let file = RegimesFile(entries: es)
         return StudyOutput(tables: [StudyTable(name: "regimes", header: RegimesFile.csvHeader, rows: file.csvRows), validation],
                            files: [("regimes.json", try file.json())])

@@ -229,15 +229,25 @@ func read(_ dir: URL, _ f: String) -> Data { FileManager.default.contents(atPath
         let pick = try runCLI(["slq", "--model", "expsum:n=30", "--regimes", regimes, "--policy", policy, "--out", none.path])
         #expect(pick.status == 2 && pick.stderr.contains("add --scheme") && !pick.stderr.contains("--policy ("), Comment(rawValue: pick.stderr))
         #expect(!FileManager.default.fileExists(atPath: none.path))
-        // An entry that failed its validation is refused unless --allow-unvalidated (or --eps) says otherwise.
+        // An entry whose static ε and per-model step both failed validation is refused unless
+        // --allow-unvalidated (or --eps) says otherwise.
         var file = try RegimesFile.decode(Data(contentsOf: URL(fileURLWithPath: regimes)), path: regimes)
-        for i in file.entries.indices { file.entries[i].validatedOK = false; file.entries[i].validatedErr = 0.5 }
+        for i in file.entries.indices { file.entries[i].validatedOK = false; file.entries[i].validatedErr = 0.5; file.entries[i].perModel?.ok = false }
         let failed = dir.appendingPathComponent("failed.json")
         try file.json().write(to: failed)
         let chosen = ["slq", "--model", "expsum:n=30", "--regimes", failed.path, "--policy", policy, "--scheme", "central",
                       "--step-policy", "absolute", "--steps", "6", "--reorth", "full", "--probes", "1"]
+        // The static ε failed but the per-model step passed: the run chooses ε from the model.
+        for i in file.entries.indices { file.entries[i].perModel?.ok = true }
+        let perModel = dir.appendingPathComponent("per-model.json")
+        try file.json().write(to: perModel)
+        let pm = dir.appendingPathComponent("pm")
+        let p = try runCLI(chosen.map { $0 == failed.path ? perModel.path : $0 } + ["--out", pm.path])
+        #expect(p.status == 0 && p.stderr.contains("per-model step passed"), Comment(rawValue: p.stderr))
+        #expect(try CSVTable.read(path: pm.appendingPathComponent("summary.csv").path)[0]["eps_source"] == "auto (regimes per_model)")
         let refused = try runCLI(chosen + ["--out", none.path])
         #expect(refused.status == 2 && refused.stderr.contains("failed its held-out validation (validated_err 0.5 > tolerance")
+                && refused.stderr.contains("and so did its per-model step")
                 && refused.stderr.contains("--allow-unvalidated"), Comment(rawValue: refused.stderr))
         #expect(!FileManager.default.fileExists(atPath: none.path))
         let allowed = dir.appendingPathComponent("allowed")

@@ -133,11 +133,13 @@ let fp32 = try! PrecisionPolicy("param=fp32,compute=fp32,accumulate=fp32,grad=fp
     func row(_ model: String, _ seed: Int, star: Double, lo: Double, hi: Double, best: Double) -> [String: String] {
         ["model": model, "policy": "param=fp32,compute=fp32,accumulate=fp32,grad=fp32,hvp=fp32", "param": "fp32", "compute": "fp32", "grad": "fp32",
          "scheme": "central", "step_policy": "absolute", "seed": "\(seed)", "order_k": "2", "u": "\(0x1p-24)", "tolerance": "0.01",
-         "fit_a": "0.1", "fit_b": "1.0", "eps_star": "\(star)", "meas_eps_lo": "\(lo)", "meas_eps_hi": "\(hi)", "meas_eps_best": "\(best)"]
+         "fit_a": "0.1", "fit_b": "1.0", "eps_star": "\(star)", "meas_eps_lo": "\(lo)", "meas_eps_hi": "\(hi)", "meas_eps_best": "\(best)",
+         "err_star": "\(ErrorModelFit(k: 2, u: 0x1p-24, a: 0.1, b: 1, pointsA: 0, pointsB: 0).errStar)", "meas_err_min": "1e-3"]
     }
 
-    /// ε* is the geometric mean of the curves' ε*, the band their intersection, and
-    /// the predicted error the worst fitted model at ε*.
+    /// ε* is the geometric mean of the curves' ε*, the band their intersection, the
+    /// predicted error the geometric mean of the fitted models at ε*, and the floor that
+    /// of each curve's own minimum (capped by the measured minimum).
     @Test func derivation() throws {
         let s = try RegimesStudy(.init(fits: [row("expsum:n=8", 0, star: 1e-3, lo: 1e-5, hi: 1e-1, best: 1e-3),
                                               row("expsum:n=8", 1, star: 1e-2, lo: 1e-4, hi: 1e-2, best: 1e-2)],
@@ -146,12 +148,33 @@ let fp32 = try! PrecisionPolicy("param=fp32,compute=fp32,accumulate=fp32,grad=fp
         #expect(abs(e.epsStar / 0.1.squareRoot() / 1e-2 - 1) < 1e-12)
         #expect(e.epsLo == 1e-4 && e.epsHi == 1e-2 && e.curves == 2 && e.bandCurves == 2)
         let f = ErrorModelFit(k: 2, u: 0x1p-24, a: 0.1, b: 1, pointsA: 0, pointsB: 0)
-        #expect(e.predictedErr == f.err(e.epsStar))
+        #expect(abs(e.predictedErr / f.err(e.epsStar) - 1) < 1e-14)
+        #expect(abs(e.errFloor / min(f.errStar, 1e-3) - 1) < 1e-14 && e.feasible == (e.predictedErr <= 0.01))
+        #expect(e.calibration.models == ["expsum:n=8"] && e.calibration.parametersMin == 8 && e.normalization == "absolute")
         #expect(e.lanczosMaxSteps == 0 && e.lanczosEpsTested == nil)
         let out = try runAll(s)
         let file = try RegimesFile.decode(out.files[0].data, path: "regimes.json")
-        #expect(file.entries.count == 1 && file.entries[0].validatedErr != nil)
-        #expect(file.entries[0].validatedOK == (file.entries[0].validatedErr! <= 0.01))
+        #expect(file.version == 2 && file.entries.count == 1 && file.entries[0].validatedErr != nil)
+        let v = try #require(file.entries[0].validation), pm = try #require(file.entries[0].perModel)
+        #expect(file.entries[0].validatedOK == v.ok && v.models == ["expsum:n=16 seed 5"] && pm.models == v.models)
+        let row = table(out, "validation")
+        let ratio = numbers(row, "pred_over_meas")[0]
+        #expect(abs(ratio - e.predictedErr / numbers(row, "rel_err")[0]) < 1e-12 * ratio && abs(v.ratioMedian - ratio) < 1e-12 * ratio)
+        // expsum (closed-form derivatives): the per-model step lands near the best ε of the grid.
+        #expect(pm.epsRatioWorst <= 3 && pm.ratioWorst <= 2, "\(pm)")
+    }
+
+    /// The verdict: median predicted/measured within 2×, every one within 3×, every ε
+    /// within 3× of the grid's best.
+    @Test func validationRule() {
+        typealias V = RegimeEntry.Validation
+        #expect(V(models: [], ratios: [1, 1.5, 0.4], epsRatios: [1, 2.9, 0.5]).ok)
+        #expect(!V(models: [], ratios: [2.5, 2.5, 1], epsRatios: [1, 1, 1]).ok)          // median 2.5
+        #expect(!V(models: [], ratios: [1, 1, 0.3], epsRatios: [1, 1, 1]).ok)            // worst 3.3× optimistic
+        #expect(!V(models: [], ratios: [1, 1, 1], epsRatios: [1, 1, 0.3]).ok)            // ε 3.3× off
+        #expect(!V(models: [], ratios: [1, .nan], epsRatios: [1, 1]).ok && !V(models: [], ratios: [], epsRatios: []).ok)
+        let v = V(models: [], ratios: [0.5, 1, 4], epsRatios: [2])
+        #expect(v.ratioMedian == 1 && v.ratioWorst == 4 && v.epsRatioWorst == 2)
     }
 
     @Test func validationMustBeHeldOut() {
