@@ -122,6 +122,16 @@ public struct HVPCommand {
             "parameters_file": "params.npy",
         ]
         var files: [(String, Data)] = []
+        if let t = m as? TrainedModelProtocol {
+            let run = t.trainingRun(seed: seed)
+            d["training"] = ["optimizer": t.training.optimizer.rawValue, "steps": t.training.steps, "learning_rate": t.training.learningRate,
+                             "loss_initial": run.losses.first ?? Double.nan, "loss_final": run.losses.last ?? Double.nan,
+                             "from": "the seeded initialization; full batch; loss and gradient in fp64, ordered accumulation; "
+                                 + (t.training.optimizer == .adam ? "Adam beta1 0.9, beta2 0.999, eps 1e-8" : "plain gradient descent"),
+                             "loss_curve": "training_loss.npy"] as [String: Any]
+            files.append(("training_loss.npy", NPY.float64(run.losses)))
+        }
+        let m = architecture(of: m)
         if let mlp = m as? MLP {
             d["type"] = mlp.widths.count == 2 ? "softmax_regression" : "mlp"
             d["widths"] = mlp.widths

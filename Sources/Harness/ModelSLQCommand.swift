@@ -168,7 +168,9 @@ public struct ModelSLQCommand {
             epsValue = r.epsStar
             chosenStep = .absolute(epsValue)
             if !r.feasible, Cluster.isRoot {
-                FileHandle.standardError.write(Data("warning: --eps auto: no ε meets the tolerance \(short(r.tolerance)); using ε = \(short(epsValue)) with predicted rel_err \(short(r.predictedErr))\n".utf8))
+                let what = r.saturatedFallback != nil ? "the FD-HVP is saturated on this model (no error predicted)"
+                                                      : "predicted rel_err \(short(r.predictedErr))"
+                FileHandle.standardError.write(Data("warning: --eps auto: no ε meets the tolerance \(short(r.tolerance)); using ε = \(short(epsValue)): \(what)\n".utf8))
             }
         }
         let step = chosenStep
@@ -250,7 +252,7 @@ public struct ModelSLQCommand {
         summary.append([model, "\(n)", policy.description, policy.krylovAccumulation().description, schemeName, stepName, csvNumber(epsValue),
                         epsSource, csvNumber(step.epsilon(theta: theta, v: ps[0])), ro.rawValue, "\(nSteps)", "\(stepsDone)", broke?.rawValue ?? "",
                         "\(probes)", "\(nShards)", ord.rawValue,
-                        "\(seed)", cell(recommendation?.tolerance ?? entry?.tolerance), cell(recommendation?.predictedErr ?? entry?.predictedErr),
+                        "\(seed)", cell(recommendation?.tolerance ?? entry?.tolerance), recommendation.map { definedCell($0.predictedErr) } ?? cell(entry?.predictedErr),
                         cell(entry?.validatedErr),
                         entry.map { $0.validatedOK ? "1" : "0" } ?? "",
                         csvNumber(allNodes.min() ?? .nan), csvNumber(allNodes.max() ?? .nan), cell(w1s), cell(ks), cell(top),

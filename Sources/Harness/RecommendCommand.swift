@@ -62,7 +62,11 @@ public struct RecommendCommand {
         }
         let e = rec.epsStar
         var line: String
-        if rec.feasible, let b = rec.band {
+        if rec.saturatedFallback != nil {
+            line = "no eps meets the tolerance \(short(tolerance)): the FD-HVP of this policy is saturated on this model (errors of ~0.3 "
+                + "or more across the grid, no error model can be fitted and no error predicted); the textbook step is eps = \(short(e)) "
+                + "(eta = \(short(rec.etaStar))). Use a wider policy, or check against --reference"
+        } else if rec.feasible, let b = rec.band {
             line = "eps = \(short(e)) (eta = \(short(rec.etaStar))), predicted rel_err \(short(rec.predictedErr)) ≤ tolerance \(short(tolerance)); "
                 + "band [\(short(b.lo)), \(short(b.hi))]"
         } else {
@@ -70,7 +74,6 @@ public struct RecommendCommand {
                 + "(eta = \(short(rec.etaStar)))"
         }
         if let measured { line += "; measured against \(reference): \(short(measured))" }
-        if rec.pairsUsed < 2 { line += " (only \(rec.pairsUsed) grid pair\(rec.pairsUsed == 1 ? "" : "s") fitted: treat with care)" }
         return (Outcome(recommendation: rec, measuredErr: measured, summaryLine: line), pol, fd, m)
     }
 
@@ -88,10 +91,12 @@ public struct RecommendCommand {
         let rec = outcome.recommendation
         if let out {
             var summary = Table(header: ["model", "n", "policy", "scheme", "seed", "tolerance", "eps", "eta", "predicted_err", "feasible",
-                                         "eps_lo", "eps_hi", "fit_truncation", "fit_noise", "hv_norm", "pairs_used", "reference", "measured_err"])
+                                         "eps_lo", "eps_hi", "fit_truncation", "fit_noise", "hv_norm", "pairs_used", "saturated", "reference",
+                                         "measured_err"])
             summary.append([model, "\(m.parameterCount)", pol.description, scheme, "\(seed)", csvNumber(tolerance), csvNumber(rec.epsStar),
-                            csvNumber(rec.etaStar), csvNumber(rec.predictedErr), rec.feasible ? "1" : "0", cell(rec.band?.lo), cell(rec.band?.hi),
-                            csvNumber(rec.truncation), csvNumber(rec.noise), csvNumber(rec.hvNorm), "\(rec.pairsUsed)", reference,
+                            csvNumber(rec.etaStar), rec.predictedErr.isFinite ? csvNumber(rec.predictedErr) : "", rec.feasible ? "1" : "0", cell(rec.band?.lo), cell(rec.band?.hi),
+                            csvNumber(rec.truncation), csvNumber(rec.noise), csvNumber(rec.hvNorm), "\(rec.pairsUsed)",
+                            rec.saturatedFallback == nil ? "0" : "1", reference,
                             cell(outcome.measuredErr)])
             var grid = Table(header: ["eps", "eta", "hv_norm", "diff_norm", "swamped_fraction", "used", "pred_err"])
             for p in rec.points {
@@ -99,9 +104,11 @@ public struct RecommendCommand {
                              p.used ? "1" : "0", csvNumber(rec.predictedError(p.epsilon))])
             }
             var json: [String: Any] = ["model": model, "parameter_count": m.parameterCount, "policy": pol.description, "scheme": scheme,
-                                       "tolerance": tolerance, "eps": rec.epsStar, "eta": rec.etaStar, "predicted_err": rec.predictedErr,
+                                       "tolerance": tolerance, "eps": rec.epsStar, "eta": rec.etaStar,
                                        "feasible": rec.feasible, "fit_truncation": rec.truncation, "fit_noise": rec.noise,
-                                       "pairs_used": rec.pairsUsed, "reference": reference, "summary": outcome.summaryLine]
+                                       "pairs_used": rec.pairsUsed, "saturated": rec.saturatedFallback != nil, "reference": reference,
+                                       "summary": outcome.summaryLine]
+            if rec.predictedErr.isFinite { json["predicted_err"] = rec.predictedErr }     // absent: saturated, no prediction
             if let b = rec.band { json["eps_lo"] = b.lo; json["eps_hi"] = b.hi.isFinite ? b.hi : nil }
             if let me = outcome.measuredErr { json["measured_err"] = me }
             var bundle = OutputBundle()

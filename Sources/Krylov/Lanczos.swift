@@ -65,6 +65,14 @@ public enum LanczosBreakdown: String, Sendable, Equatable {
     /// α or β (or the operator's output) was NaN or infinite. The step that produced
     /// it is dropped: the run reports the steps before it, whose tridiagonal is finite.
     case nonFinite = "non_finite"
+    /// Partial or selective reorthogonalization made the new vector longer: projecting
+    /// out a basis can only shorten a vector when the basis is orthonormal, so the
+    /// stored vectors had already lost orthogonality beyond what the reorthogonalization
+    /// can repair (the ω-recurrence models the rounding of an exact symmetric operator;
+    /// an FD-HVP whose own error is far above u loses orthogonality faster than it
+    /// predicts). Left alone, classical Gram–Schmidt against such a basis grows the
+    /// vectors geometrically until they overflow. The step is dropped.
+    case orthogonalityLost = "orthogonality_lost"
 }
 
 public struct LanczosResult<T: StudyScalar> {
@@ -150,7 +158,7 @@ public enum Lanczos {
             // w ← w − αq − βq_prev, each a fused multiply-add per element, in that order.
             Kernels.axpy(-alpha, q, &w)
             if j > 0 { Kernels.axpy(-betaPrev, qPrev, &w) }
-            var did = false
+            var did = false, lost = false
             switch policy {
             case .none: break
             case .full:
@@ -179,11 +187,14 @@ public enum Lanczos {
                     gramSchmidt(&w, basis, acc); did = true
                     for k in 0...j { next[k] = u * Double(n).squareRoot() }
                     forceNext = !forceNext && worst > sqrtU
+                    let before = beta
                     beta = Kernels.nrm2(w, accumulation: acc).doubleValue
+                    if beta > before * (1 + sqrtU) { lost = true }
                 }
                 omegaPrev = omega; omega = next
             case .selective:
                 let betaNow = Kernels.nrm2(w, accumulation: acc).doubleValue
+                defer { if did && Kernels.nrm2(w, accumulation: acc).doubleValue > betaNow * (1 + sqrtU) { lost = true } }
                 let a = (alphas + [alpha]).map(\.doubleValue)
                 let b = betas.map(\.doubleValue)
                 if let r = try? TridiagonalEigen.solve(diagonal: a, offDiagonal: b, rows: nil) {
@@ -202,9 +213,10 @@ public enum Lanczos {
             }
             if did { reorthCount += 1 }
             let beta = Kernels.nrm2(w, accumulation: acc)
-            if !alpha.isFinite || !beta.isFinite {
-                // A non-finite step carries no information: stop with the finite steps before it.
-                breakdown = j + 1; reason = .nonFinite
+            if !alpha.isFinite || !beta.isFinite || lost {
+                // A non-finite step, or one whose vector reorthogonalization inflated, carries
+                // no information: stop with the steps before it.
+                breakdown = j + 1; reason = lost ? .orthogonalityLost : .nonFinite
                 break
             }
             alphas.append(alpha); betas.append(beta)

@@ -14,13 +14,24 @@ public typealias LinearAlgebraAccumulation = Accumulation
 /// | `…,data=FILE.csv` or `…,x=X.npy,y=Y.npy` (softmax, mlp) | the same on user data (see ``DataFiles``) |
 /// | `transformer[:context=16,width=32,heads=4,layers=2,ff=128,sequences=8]` | character-level decoder-only LM on the built-in corpus |
 /// | `expsum:n=N` | Σ wᵢ exp(θᵢ): every derivative in closed form (``ExpSumModel``) |
+/// | `…,train=STEPS[,optimizer=adam\|sgd][,lr=RATE]` (any model) | the model after STEPS full-batch training steps from its seeded initialization (``TrainedModel``; Adam lr 1e-2, SGD lr 0.1 by default) |
 ///
 /// Data and the quadratic's b are drawn from the seed.
 public enum ModelSpec {
     public static func build(_ text: String, seed: UInt64) throws -> any DifferentiableModel {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         guard let kind = parts.first?.lowercased() else { throw ModelError("empty model spec") }
-        let rest = parts.count > 1 ? parts[1] : ""
+        let (rest, training) = try TrainingSpec.extract(from: parts.count > 1 ? parts[1] : "", spec: text)
+        let m = try buildUntrained(kind: kind, rest: rest, text: text, seed: seed)
+        guard let training, training.steps > 0 else { return m }
+        // Data files named in the spec could change between builds: only built-in data shares runs.
+        // The key holds the build seed too: the data a model trains on is drawn from it.
+        let key = ["data=", "x=", "y="].contains(where: rest.contains) ? nil : "\(kind):\(rest)|seed \(seed)"
+        func trained<M: DifferentiableModel>(_ m: M) -> any DifferentiableModel { TrainedModel(base: m, training: training, key: key) }
+        return trained(m)
+    }
+
+    static func buildUntrained(kind: String, rest: String, text: String, seed: UInt64) throws -> any DifferentiableModel {
         switch kind {
         case "quadratic":
             do { return try QuadraticModel(operator: OperatorSpec.parse(rest), seed: seed) }

@@ -62,8 +62,8 @@ public struct BlockDiagonalStudy: Study {
                     switch a {
                     case .blockDiagonal: for p in c.partitions { cs.append(Case(model: m, seed: s, approximation: a, partition: p)) }
                     case .diagonal: cs.append(Case(model: m, seed: s, approximation: a, partition: nil))
-                    case .ggn where model is any OutputModel: cs.append(Case(model: m, seed: s, approximation: a, partition: nil))
-                    case .kfac where model is MLP || model is TransformerLM: cs.append(Case(model: m, seed: s, approximation: a, partition: nil))
+                    case .ggn where architecture(of: model) is any OutputModel: cs.append(Case(model: m, seed: s, approximation: a, partition: nil))
+                    case .kfac where architecture(of: model) is MLP || architecture(of: model) is TransformerLM: cs.append(Case(model: m, seed: s, approximation: a, partition: nil))
                     default: break          // not defined for this model (see the type's documentation)
                     }
                 }
@@ -83,7 +83,8 @@ public struct BlockDiagonalStudy: Study {
                                 "approx_w1_scaled", "topk_overlap", "topk_k", "diagonal_method", "order_one"]
 
     /// (family, depth, width) of a model.
-    static func shape(_ m: any DifferentiableModel) -> (String, Int, Int) {
+    static func shape(_ model: any DifferentiableModel) -> (String, Int, Int) {
+        let m = architecture(of: model)
         if let mlp = m as? MLP {
             return mlp.widths.count == 2 ? ("softmax", 1, mlp.widths[0]) : ("mlp", mlp.widths.count - 1, mlp.widths.dropFirst().dropLast().max()!)
         }
@@ -135,14 +136,14 @@ public struct BlockDiagonalStudy: Study {
         case .ggn:
             approx = Self.ggn(m, theta)
         case .kfac:
-            if let mlp = m as? MLP {
+            if let mlp = architecture(of: m) as? MLP {
                 let k = KFAC(mlp, theta: theta)
                 blocks = k.layers.count
                 approx = { k.apply($0) }
             } else {
                 // Transformer: K-FAC on the linear maps, the exact per-tensor blocks elsewhere
                 // (embeddings, layer norms), where K-FAC defines no factors.
-                let k = KFAC(m as! TransformerLM, theta: theta)
+                let k = KFAC(architecture(of: m) as! TransformerLM, theta: theta)
                 let covered = k.covered
                 let rest = Partition(layout: m.layout, kind: .tensor)
                 let others = zip(rest.names, rest.ranges).filter { !covered[$0.1[0].lowerBound] }
@@ -185,7 +186,7 @@ public struct BlockDiagonalStudy: Study {
 
     static func ggn(_ m: any DifferentiableModel, _ theta: [Double]) -> ([Double]) -> [Double] {
         func open<M: OutputModel>(_ o: M) -> ([Double]) -> [Double] { { GaussNewton.vectorProduct(o, theta: theta, v: $0) } }
-        let o = m as! any OutputModel
+        let o = architecture(of: m) as! any OutputModel
         return open(o)
     }
 

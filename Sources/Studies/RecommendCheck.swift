@@ -51,9 +51,12 @@ public struct ReferenceHVP: Sendable {
 ///
 /// Tables:
 /// - `check.csv`: one row per configuration: `eps_star`, `eta_star`, `predicted_err`,
-///   `feasible`, `fit_truncation`, `fit_noise`, `pairs_used`, `measured_err`,
+///   `feasible`, `fit_truncation`, `fit_noise`, `pairs_used`, `saturated` (the model
+///   could not be fitted; ε and the prediction are the steadiest pair's), `measured_err`,
 ///   `pred_over_meas` (predicted / measured), `grid_best_eta`, `grid_best_err`,
-///   `eta_star_over_best`, `meas_over_best` (measured at ε* / best on the check grid).
+///   `eta_star_over_best`, `meas_over_best` (measured at ε* / best on the check grid);
+///   with the mpfr256 reference also `measured_err_fp64_ref` (the same error against the
+///   fp64 exact HVP) and `ref_agreement_digits` (−log₁₀ of their relative difference).
 /// - `grid.csv`: the recommendation grid per configuration: `eps`, `eta`, `hv_norm`,
 ///   `diff_norm` (to the next point), `swamped_fraction`, `used` (the pair entered the
 ///   fit), `pred_err`, `rel_err` (measured; not used by the recommendation).
@@ -95,9 +98,9 @@ public struct RecommendCheckStudy: Study {
     public var seeds: [String: UInt64] { Dictionary(uniqueKeysWithValues: config.seeds.map { ("seed_\($0)", $0) }) }
 
     static let lead = ["model", "n", "policy", "param", "compute", "grad", "scheme", "seed", "reference", "tolerance"]
-    public static let checkHeader = lead + ["eps_star", "eta_star", "predicted_err", "feasible", "fit_truncation", "fit_noise", "pairs_used",
+    public static let checkHeader = lead + ["eps_star", "eta_star", "predicted_err", "feasible", "fit_truncation", "fit_noise", "pairs_used", "saturated",
                                             "measured_err", "pred_over_meas", "grid_best_eta", "grid_best_err", "eta_star_over_best",
-                                            "meas_over_best"]
+                                            "meas_over_best", "measured_err_fp64_ref", "ref_agreement_digits"]
     public static let gridHeader = lead + ["eps", "eta", "hv_norm", "diff_norm", "swamped_fraction", "used", "pred_err", "rel_err"]
 
     public func run(unit index: Int, context: StudyContext) throws -> UnitOutput {
@@ -117,10 +120,22 @@ public struct RecommendCheckStudy: Study {
         var out = UnitOutput()
         for p in rec.points {
             out.append("grid", lead + [cell(p.epsilon), cell(p.eta), cell(p.hvNorm), cell(p.diffNorm), cell(p.swampedFraction), p.used ? "1" : "0",
-                                       cell(rec.predictedError(p.epsilon)), cell(ref.relativeError(p.hv))])
+                                       definedCell(rec.predictedError(p.epsilon)), cell(ref.relativeError(p.hv))])
         }
         let star = rec.epsStar
-        let measured = ref.relativeError(try fd(star, "star").hv)
+        let hvStar = try fd(star, "star").hv
+        let measured = ref.relativeError(hvStar)
+        // With the mpfr256 reference, the same error against the fp64 exact HVP (Dual<Double>):
+        // how many significant digits the cheap reference shares with the exact one.
+        var fp64Err: Double? = nil, digits: Double? = nil
+        if config.reference == .mpfr256 {
+            let h = exactHVP64(model, theta: theta, v: v)
+            var d = 0.0, nr = 0.0
+            for i in h.indices { d += (hvStar[i] - h[i]) * (hvStar[i] - h[i]); nr += h[i] * h[i] }
+            let e = nr > 0 ? (d / nr).squareRoot() : d.squareRoot()
+            fp64Err = e
+            digits = e == measured ? 17 : -Double.log10(abs(e - measured) / measured)
+        }
         // The check grid: check_per_decade points per decade over the recommendation grid's η range.
         let lo = rec.points.first!.eta, hi = rec.points.last!.eta
         let count = max(2, Int((Double.log10(hi / lo) * Double(config.checkPerDecade)).rounded()) + 1)
@@ -129,13 +144,15 @@ public struct RecommendCheckStudy: Study {
             let e = ref.relativeError(try fd(eta * star / rec.etaStar, "check\(j)").hv)
             if e < best.err { best = (eta, e) }
         }
-        out.append("check", lead + [cell(star), cell(rec.etaStar), cell(rec.predictedErr), rec.feasible ? "1" : "0", cell(rec.truncation),
-                                    cell(rec.noise), "\(rec.pairsUsed)", cell(measured), cell(rec.predictedErr / measured), cell(best.eta),
-                                    cell(best.err), cell(rec.etaStar / best.eta), cell(measured / best.err)])
+        out.append("check", lead + [cell(star), cell(rec.etaStar), definedCell(rec.predictedErr), rec.feasible ? "1" : "0", cell(rec.truncation),
+                                    cell(rec.noise), "\(rec.pairsUsed)", rec.saturatedFallback == nil ? "0" : "1", cell(measured), definedCell(rec.predictedErr / measured), cell(best.eta),
+                                    cell(best.err), cell(rec.etaStar / best.eta), cell(measured / best.err), cell(fp64Err), cell(digits)])
         return out
     }
 
     public func finish(_ outputs: [UnitOutput]) throws -> StudyOutput {
         StudyOutput(tables: [concatenate("check", Self.checkHeader, outputs), concatenate("grid", Self.gridHeader, outputs)])
     }
+
+    func exactHVP64<M: DifferentiableModel>(_ m: M, theta: [Double], v: [Double]) -> [Double] { m.exactHVP(theta, v).hv }
 }

@@ -65,9 +65,10 @@ public struct RegimeEntry: Codable, Sendable, Equatable {
 
     public struct Validation: Codable, Sendable, Equatable {
         public var models: [String]
-        public var ratioMedian: Double
-        public var ratioWorst: Double
-        public var epsRatioWorst: Double
+        /// nil where a ratio is undefined (a zero or non-finite error): then `ok` is false.
+        public var ratioMedian: Double?
+        public var ratioWorst: Double?
+        public var epsRatioWorst: Double?
         public var ok: Bool
         enum CodingKeys: String, CodingKey { case models, ratioMedian = "pred_over_meas_median", ratioWorst = "pred_over_meas_worst",
                                               epsRatioWorst = "eps_over_best_worst", ok }
@@ -79,11 +80,12 @@ public struct RegimeEntry: Codable, Sendable, Equatable {
             let r = ratios.map { $0.isFinite && $0 > 0 ? $0 : .infinity }
             let sorted = r.sorted()
             let n = sorted.count
-            ratioMedian = n == 0 ? .nan : n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] * sorted[n / 2]).squareRoot()
+            let median = n == 0 ? Double.nan : n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] * sorted[n / 2]).squareRoot()
             func spread(_ x: Double) -> Double { x.isFinite && x > 0 ? max(x, 1 / x) : .infinity }
-            ratioWorst = r.map(spread).max() ?? .nan
-            epsRatioWorst = epsRatios.map(spread).max() ?? .nan
-            ok = n > 0 && spread(ratioMedian) <= 2 && ratioWorst <= 3 && epsRatioWorst <= 3
+            let worst = r.map(spread).max() ?? .nan, epsWorst = epsRatios.map(spread).max() ?? .nan
+            ok = n > 0 && spread(median) <= 2 && worst <= 3 && epsWorst <= 3
+            func defined(_ x: Double) -> Double? { x.isFinite ? x : nil }
+            ratioMedian = defined(median); ratioWorst = defined(worst); epsRatioWorst = defined(epsWorst)
         }
     }
 
@@ -349,7 +351,7 @@ public struct RegimesStudy: Study {
         out.append("validation", [e.param, e.compute, e.grad, e.scheme, e.stepPolicy, e.policy, ch.model, "\(model.parameterCount)", "\(ch.seed)",
                                   config.reference.rawValue, cell(e.epsStar), cell(r.epsilon), cell(measured), cell(e.predictedErr), cell(e.tolerance),
                                   cell(e.predictedErr / measured), cell(best.eps), cell(best.err), cell(r.epsilon / best.eps),
-                                  cell(rec.epsStar), cell(rec.predictedErr), cell(recMeasured), cell(rec.predictedErr / recMeasured),
+                                  cell(rec.epsStar), definedCell(rec.predictedErr), cell(recMeasured), definedCell(rec.predictedErr / recMeasured),
                                   cell(rec.epsStar / best.eps)])
         return out
     }

@@ -138,7 +138,8 @@ public struct ScalingStudy: Study {
 
     /// Values of the compute type alive at the peak of one gradient (all ranks):
     /// activations and their gradients, weight copies and transposes.
-    static func activationValues(_ m: any DifferentiableModel, shards: Int) -> Int {
+    static func activationValues(_ model: any DifferentiableModel, shards: Int) -> Int {
+        let m = architecture(of: model)
         let n = m.parameterCount
         if let mlp = m as? MLP {
             let b = mlp.data.count, w = mlp.widths

@@ -53,6 +53,13 @@ public struct StepRecommendation: Sendable {
     /// ‖h‖ as estimated: ‖ĥ‖ at the grid point nearest ε*.
     public var hvNorm: Double
     public var tolerance: Double
+    /// Set when fewer than two unsaturated pairs, or not both terms, can be fitted: the
+    /// FD-HVP is saturated (errors of 0.3 or more) over the grid, and the error cannot be
+    /// predicted without a reference (NaN). ε* is then the textbook η = u^{1/(k+1)}. (Tried
+    /// and dropped: the steadiest pair's ‖d_j‖/‖ĥ_j‖ as the estimate; on trained networks
+    /// in bf16 it chose truncation-saturated steps whose ĥ decays like 1/ε and was
+    /// optimistic by up to 30×.)
+    public var saturatedFallback: (epsilon: Double, error: Double)?
 
     /// The predicted relative error at an absolute ε: `(T ε^k + N/ε) / ‖h‖`, the
     /// triangle bound on ‖truncation + noise‖ (the error model of docs/NUMERICS.md §4
@@ -60,13 +67,14 @@ public struct StepRecommendation: Sendable {
     /// root of the sum of squares, smaller by at most √2: the bound errs on the safe side,
     /// and held-out models (recommend-check) measured it at 0.6–1.6× the error.
     public func predictedError(_ eps: Double) -> Double {
-        guard hvNorm > 0 else { return .nan }
+        guard saturatedFallback == nil, hvNorm > 0 else { return .nan }
         return (truncation * Double.pow(eps, Double(order)) + noise / eps) / hvNorm
     }
 
     /// ε* (absolute): the minimizer of the prediction; when a term is unresolved, the
     /// grid's end on that side (the data show no optimum inside the grid).
     public var epsStar: Double {
+        if let f = saturatedFallback { return f.epsilon }
         let lo = points.first?.epsilon ?? 0, hi = points.last?.epsilon ?? 0
         if truncation <= 0 && noise <= 0 { return (lo * hi).squareRoot() }
         if truncation <= 0 { return hi }
@@ -76,13 +84,13 @@ public struct StepRecommendation: Sendable {
     }
     /// ε* in relative units, η* = ε*·‖v‖/‖θ‖.
     public var etaStar: Double { thetaNorm > 0 && vNorm > 0 ? epsStar * vNorm / thetaNorm : epsStar }
-    public var predictedErr: Double { predictedError(epsStar) }
+    public var predictedErr: Double { saturatedFallback != nil ? .nan : predictedError(epsStar) }
     /// Whether the predicted error at ε* meets the tolerance.
-    public var feasible: Bool { predictedErr <= tolerance }
+    public var feasible: Bool { predictedErr <= tolerance }          // false when saturated (NaN)
 
     /// `[lo, hi]` (absolute ε) where the prediction is ≤ the tolerance; nil when infeasible.
     public var band: (lo: Double, hi: Double)? {
-        guard feasible else { return nil }
+        guard feasible, saturatedFallback == nil else { return nil }
         let s = epsStar
         func solve(_ outside: Double) -> Double {
             var a = Double.log(s), b = Double.log(outside)
@@ -150,6 +158,14 @@ public struct StepRecommendation: Sendable {
             rec.fit(maxSwamped: maxSwamped, maxDiff: maxDiff * h, hvNorm: h, maxNormDev: maxNormDev, range: (star / window)...(star * window))
             if rec.pairsUsed < 3 || rec.truncation <= 0 || rec.noise <= 0 { rec = global; break }
             settle()
+        }
+        if rec.pairsUsed < 2 || rec.truncation <= 0 || rec.noise <= 0 {
+            // Nothing to fit: the FD-HVP is saturated over the grid (its errors are 0.3 or
+            // more almost everywhere). No error estimate without a reference is reliable
+            // there (a truncation-saturated ĥ decays like 1/ε and looks steady): say so, and
+            // fall back to the textbook step η = u^{1/(k+1)}.
+            rec.saturatedFallback = (centre * scale, .nan)
+            rec.hvNorm = h
         }
         return rec
     }

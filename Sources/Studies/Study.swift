@@ -98,6 +98,8 @@ public func prettyJSON<T: Encodable>(_ value: T) throws -> Data {
 
 /// Round-trip decimal of a Double for CSV (NUMERICS.md §10); empty for nil.
 @inlinable public func cell(_ x: Double?) -> String { x.map { "\($0)" } ?? "" }
+/// A cell for a quantity that may be undefined: empty when NaN or infinite.
+@inlinable public func definedCell(_ x: Double) -> String { x.isFinite ? "\(x)" : "" }
 
 /// A 64-bit seed derived from a base seed and labels (SplitMix64 finalizer over
 /// FNV-1a of the labels): independent streams per unit and replicate, stable

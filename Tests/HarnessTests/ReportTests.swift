@@ -18,7 +18,7 @@ func occurrences(_ s: String, _ sub: String) -> Int { s.components(separatedBy: 
             return out
         }
         var dirs: [String: URL] = [:]
-        for s in ["fd-bias", "noise-amplification", "krylov-stability", "block-diagonal", "scaling"] { dirs[s] = try run(s) }
+        for s in ["fd-bias", "noise-amplification", "krylov-stability", "block-diagonal", "scaling", "recommend-check"] { dirs[s] = try run(s) }
         let reg = base.appendingPathComponent("regimes.yaml")
         try "study: regimes\nfrom: {fd_bias: \(dirs["fd-bias"]!.path), krylov_stability: \(dirs["krylov-stability"]!.path)}\nvalidate: {models: [expsum:n=24], seeds: [9]}\n"
             .write(to: reg, atomically: true, encoding: .utf8)
@@ -58,7 +58,9 @@ func occurrences(_ s: String, _ sub: String) -> Int { s.components(separatedBy: 
                 let ritz = try rows("summary.csv").filter { (Double($0["ritz_err_top_1"]!) ?? 0) > 0 }.count
                 #expect(markers == orth + ritz)
             case "regimes":
-                #expect(markers == (try rows("validation.csv")).count)
+                #expect(markers == 2 * (try rows("validation.csv")).count)          // the static ε and the per-model step
+            case "recommend-check":
+                #expect(markers == (try rows("check.csv")).count)
             default:
                 let t = try rows("timings.csv")
                 let timeColumns = t.first!.keys.filter { $0.hasPrefix("time_") }.count

@@ -95,6 +95,36 @@ func probe<T: StudyScalar>(_ n: Int, seed: UInt64, as: T.Type) -> [T] {
         #expect(ok.breakdown == nil && ok.breakdownStep == nil && ok.steps == 10)
     }
 
+    /// An operator with its own error far above u (here 30% random noise per product,
+    /// as a bf16 FD-HVP at a small ε has): the ω-recurrence of partial
+    /// reorthogonalization does not see the orthogonality it loses, and when it finally
+    /// reorthogonalizes, classical Gram–Schmidt against a basis that is no longer
+    /// orthonormal lengthens the vector; unchecked, β then grew ~20× per step until it
+    /// overflowed (the krylov-stability "blow-ups" at n ≈ 200). The run now stops with
+    /// `orthogonality_lost`, its tridiagonal finite and bounded by the operator's norm.
+    @Test func partialReorthogonalizationStopsWhenOrthogonalityIsLost() throws {
+        struct Noisy: LinearOperator {
+            let d: [Double] = (0..<200).map { 1 + Double($0) / 100 }
+            final class G: @unchecked Sendable { var g = SplitMix64(seed: 9) }
+            let g = G()
+            var dimension: Int { 200 }
+            func apply(_ x: [BFloat16], into y: inout [BFloat16]) {
+                let xs = x.map(\.doubleValue)
+                let nx = xs.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                let e = (0..<200).map { _ in g.g.nextGaussian() }
+                let ne = e.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                for i in 0..<200 { y[i] = BFloat16(roundingDouble: d[i] * xs[i] + 0.9 * nx * e[i] / ne) }   // ‖noise‖ = 0.3 ‖A‖ ‖x‖
+            }
+        }
+        let start = probe(200, seed: 1, as: BFloat16.self)
+        let l = Lanczos.run(Noisy(), start: start, options: LanczosOptions(steps: 40, reorthogonalization: .partial, accumulation: .widened(.fp32)))
+        #expect(l.breakdown == .orthogonalityLost, "\(String(describing: l.breakdown)) after \(l.steps) steps")
+        #expect(l.beta.allSatisfy { $0.isFinite && $0.doubleValue < 10 } && l.alpha.allSatisfy(\.isFinite), "β \(l.beta)")
+        // Full reorthogonalization keeps the basis orthonormal: no such breakdown.
+        let full = Lanczos.run(Noisy(), start: start, options: LanczosOptions(steps: 40, reorthogonalization: .full, accumulation: .widened(.fp32)))
+        #expect(full.breakdown == nil && full.steps == 40)
+    }
+
     /// bf16 Lanczos vectors of length ~1000: a squared norm summed recursively in bf16
     /// stalls (s ≈ 0.25 when the terms fall below half an ulp of s), so the vectors
     /// come out with norm ≈ 2 and full reorthogonalization cannot hold orthogonality;

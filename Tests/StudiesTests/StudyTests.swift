@@ -159,9 +159,9 @@ let fp32 = try! PrecisionPolicy("param=fp32,compute=fp32,accumulate=fp32,grad=fp
         #expect(file.entries[0].validatedOK == v.ok && v.models == ["expsum:n=16 seed 5"] && pm.models == v.models)
         let row = table(out, "validation")
         let ratio = numbers(row, "pred_over_meas")[0]
-        #expect(abs(ratio - e.predictedErr / numbers(row, "rel_err")[0]) < 1e-12 * ratio && abs(v.ratioMedian - ratio) < 1e-12 * ratio)
+        #expect(abs(ratio - e.predictedErr / numbers(row, "rel_err")[0]) < 1e-12 * ratio && abs(v.ratioMedian! - ratio) < 1e-12 * ratio)
         // expsum (closed-form derivatives): the per-model step lands near the best ε of the grid.
-        #expect(pm.epsRatioWorst <= 3 && pm.ratioWorst <= 2, "\(pm)")
+        #expect(pm.epsRatioWorst! <= 3 && pm.ratioWorst! <= 2, "\(pm)")
     }
 
     /// The verdict: median predicted/measured within 2×, every one within 3×, every ε
@@ -173,6 +173,7 @@ let fp32 = try! PrecisionPolicy("param=fp32,compute=fp32,accumulate=fp32,grad=fp
         #expect(!V(models: [], ratios: [1, 1, 0.3], epsRatios: [1, 1, 1]).ok)            // worst 3.3× optimistic
         #expect(!V(models: [], ratios: [1, 1, 1], epsRatios: [1, 1, 0.3]).ok)            // ε 3.3× off
         #expect(!V(models: [], ratios: [1, .nan], epsRatios: [1, 1]).ok && !V(models: [], ratios: [], epsRatios: []).ok)
+        #expect(V(models: [], ratios: [1, 0], epsRatios: [1, 1]).ratioWorst == nil)              // undefined, not inf in JSON
         let v = V(models: [], ratios: [0.5, 1, 4], epsRatios: [2])
         #expect(v.ratioMedian == 1 && v.ratioWorst == 4 && v.epsRatioWorst == 2)
     }

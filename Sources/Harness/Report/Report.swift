@@ -43,6 +43,7 @@ public enum ReportCommand {
         case "regimes": content = try regimes(r)
         case "block-diagonal": content = try blockDiagonal(r)
         case "scaling": content = try scaling(r)
+        case "recommend-check": content = try recommendCheck(r)
         default: throw HarnessError("\(mpath.path): no report for study '\(study)'")
         }
         let outDir = URL(fileURLWithPath: out ?? "notebooks-export/\(dir.lastPathComponent)")
@@ -212,20 +213,45 @@ public enum ReportCommand {
                        sections: [orth, ritz, dens, tab], files: ["lanczos.csv", "summary.csv", "nodes.csv", "spectrum.csv", "region.csv"])
     }
 
+    /// Predicted against measured error, one colour per scheme, with y = x and the 2× lines.
+    static func predictedVsMeasured(_ rows: [[String: String]], file: String, pred: String, meas: String, title: String) -> Plot {
+        var f = Figure(title: title, xLabel: "\(pred) (dimensionless)", yLabel: "\(meas) (dimensionless)", logX: true, logY: true)
+        for (i, s) in distinct(rows, "scheme").enumerated() {
+            let sel = rows.filter { $0["scheme"] == s }
+            f.series.append(.init(label: s, x: sel.map { num($0, pred) }, y: sel.map { num($0, meas) }, color: color(i), line: false))
+        }
+        let all = rows.flatMap { [num($0, pred), num($0, meas)] }.filter { $0 > 0 && $0.isFinite }
+        if let lo = all.min(), let hi = all.max() {
+            f.series.append(.init(label: "y = x", x: [lo, hi], y: [lo, hi], color: "#555555", dash: "4,3", markers: false))
+            f.series.append(.init(label: "y = 2x, y = x/2", x: [lo, hi], y: [2 * lo, 2 * hi], color: "#999999", dash: "1,3", markers: false))
+            f.series.append(.init(label: "", x: [lo, hi], y: [lo / 2, hi / 2], color: "#999999", dash: "1,3", markers: false))
+        }
+        return Plot(figure: f, python: "plot_pred_meas(\(py(file)), \(py(pred)), \(py(meas)), \(py(title)))")
+    }
+
     static func regimes(_ r: Reader) throws -> Content {
         let t = try r.table("regimes.csv"), v = try r.table("validation.csv").rows
-        var sec = Section(heading: "Operating regimes", text: "Recommended step (ε for absolute, η for relative steps), the measured safe band, the predicted error of the fitted model and the largest error on held-out models and seeds.")
-        sec.tables.append(("regimes.csv", t.header.filter { $0 != "policy" }, t.rows.map { row in t.header.filter { $0 != "policy" }.map { row[$0]! } }))
-        var f = Figure(title: "Validated against predicted error", xLabel: "predicted_err", yLabel: "validated rel_err (held out)", logX: true, logY: true)
-        for (i, s) in distinct(v, "scheme").enumerated() {
-            let sel = v.filter { $0["scheme"] == s }
-            f.series.append(.init(label: s, x: sel.map { num($0, "predicted_err") }, y: sel.map { num($0, "rel_err") }, color: color(i), line: false))
-        }
-        let all = v.flatMap { [num($0, "predicted_err"), num($0, "rel_err")] }.filter { $0 > 0 && $0.isFinite }
-        if let lo = all.min(), let hi = all.max() { f.series.append(.init(label: "y = x", x: [lo, hi], y: [lo, hi], color: "#555555", dash: "4,3", markers: false)) }
-        sec.plots.append(Plot(figure: f, python: "plot_validation()"))
-        return Content(title: "regimes: safe step-size operating regimes", intro: "Derived from fd-bias and krylov-stability, validated on held-out models (NUMERICS.md §10).",
+        var sec = Section(heading: "Operating regimes", text: "Recommended static step (ε for absolute, η = ε‖v‖/‖θ‖ for relative steps), the measured safe band, the predicted error at it (geometric mean over the calibration curves), whether it meets the tolerance (feasible), the achievable floor with a per-model ε, and the held-out verdicts: pred_over_meas (median, worst) and ε over the best of a 4-per-decade grid for the static ε (validated_ok) and for the per-model step of `recommend` (per_model_ok). Rule: median within 2×, worst within 3×, ε within 3× of the best.")
+        let cols = t.header.filter { $0 != "policy" && $0 != "normalization" }
+        sec.tables.append(("regimes.csv", cols, t.rows.map { row in cols.map { row[$0]! } }))
+        sec.plots.append(predictedVsMeasured(v, file: "validation.csv", pred: "predicted_err", meas: "rel_err",
+                                             title: "Static ε: predicted against measured error (held out)"))
+        sec.plots.append(predictedVsMeasured(v, file: "validation.csv", pred: "rec_predicted_err", meas: "rec_measured_err",
+                                             title: "Per-model step (recommend): predicted against measured error (held out)"))
+        return Content(title: "regimes: safe step-size operating regimes", intro: "Derived from fd-bias and krylov-stability, validated on held-out models, initialized and trained (docs/NUMERICS.md §4, §10).",
                        sections: [sec], files: ["regimes.csv", "validation.csv"])
+    }
+
+    static func recommendCheck(_ r: Reader) throws -> Content {
+        let c = try r.table("check.csv")
+        var sec = Section(heading: "The per-model step on held-out models", text: "For each model × policy × scheme, `recommend` chooses ε from FD-HVPs alone; the error measured at that ε against the exact HVP (never seen by the choice) against its prediction, and the chosen η against the best of a 4-per-decade grid (eta_star_over_best).")
+        sec.plots.append(predictedVsMeasured(c.rows, file: "check.csv", pred: "predicted_err", meas: "measured_err",
+                                             title: "Predicted against measured error at the recommended ε"))
+        let cols = ["model", "n", "param", "compute", "grad", "scheme", "eta_star", "predicted_err", "measured_err", "pred_over_meas",
+                    "eta_star_over_best", "feasible"].filter { c.header.contains($0) }
+        sec.tables.append(("check.csv", cols, c.rows.map { row in cols.map { row[$0]! } }))
+        return Content(title: "recommend-check: the per-model FD step against the exact HVP", intro: "docs/NUMERICS.md §4, per-model estimate without a reference.",
+                       sections: [sec], files: ["check.csv", "grid.csv"])
     }
 
     static func blockDiagonal(_ r: Reader) throws -> Content {

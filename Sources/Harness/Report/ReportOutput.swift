@@ -204,15 +204,17 @@ extension ReportCommand {
             ax.set_title(f"{model} · {short(policy)} · ε {eps} · {reorth}", fontsize=9); legend(ax)
             return fig
 
-        def plot_validation():
-            v = CSV["validation.csv"]
+        def plot_pred_meas(name, pred, meas, title):
+            v = CSV[name]
             fig, ax = plt.subplots(figsize=(7, 4))
             for i, (scheme, s) in enumerate(v.groupby("scheme", sort=False)):
-                ax.plot(s.predicted_err, s.rel_err, "o", ms=3, color=COLORS[i % len(COLORS)], label=scheme)
-            lo = min(v.predicted_err.min(), v.rel_err.min()); hi = max(v.predicted_err.max(), v.rel_err.max())
+                ax.plot(s[pred], s[meas], "o", ms=3, color=COLORS[i % len(COLORS)], label=scheme)
+            lo = min(v[pred].min(), v[meas].min()); hi = max(v[pred].max(), v[meas].max())
             ax.plot([lo, hi], [lo, hi], "--", color="#555555", label="y = x")
-            ax.set_xscale("log"); ax.set_yscale("log"); ax.set_xlabel("predicted_err"); ax.set_ylabel("validated rel_err (held out)")
-            ax.set_title("Validated against predicted error", fontsize=9); legend(ax)
+            ax.plot([lo, hi], [2 * lo, 2 * hi], ":", color="#999999", label="y = 2x, y = x/2")
+            ax.plot([lo, hi], [lo / 2, hi / 2], ":", color="#999999")
+            ax.set_xscale("log"); ax.set_yscale("log"); ax.set_xlabel(f"{pred} (dimensionless)"); ax.set_ylabel(f"{meas} (dimensionless)")
+            ax.set_title(title, fontsize=9); legend(ax)
             return fig
 
         def plot_approx(family, metric):
