@@ -61,49 +61,42 @@ public struct StepRecommendation: Sendable {
     /// optimistic by up to 30×.)
     public var saturatedFallback: (epsilon: Double, error: Double)?
 
-    /// The predicted relative error at an absolute ε: `(T ε^k + N/ε) / ‖h‖`, the
-    /// triangle bound on ‖truncation + noise‖ (the error model of docs/NUMERICS.md §4
-    /// with A = T/‖h‖ and B u = N/‖h‖). For uncorrelated vectors the norm itself is the
-    /// root of the sum of squares, smaller by at most √2: the bound errs on the safe side,
-    /// and held-out models (recommend-check) measured it at 0.6–1.6× the error.
-    public func predictedError(_ eps: Double) -> Double {
-        guard saturatedFallback == nil, hvNorm > 0 else { return .nan }
-        return (truncation * Double.pow(eps, Double(order)) + noise / eps) / hvNorm
+    /// The prediction as the error model of docs/NUMERICS.md §4: A = T/‖h‖, B u = N/‖h‖.
+    public var errorModel: ErrorModelFit {
+        let h = hvNorm > 0 ? hvNorm : .nan
+        return ErrorModelFit(k: order, u: u, a: truncation / h, b: noise / (u * h), pointsA: pairsUsed, pointsB: pairsUsed)
     }
 
-    /// ε* (absolute): the minimizer of the prediction; when a term is unresolved, the
-    /// grid's end on that side (the data show no optimum inside the grid).
-    public var epsStar: Double {
-        if let f = saturatedFallback { return f.epsilon }
+    /// The predicted relative error at an absolute ε: `(T ε^k + N/ε) / ‖h‖`, the
+    /// triangle bound on ‖truncation + noise‖. For uncorrelated vectors the norm itself is
+    /// the root of the sum of squares, smaller by at most √2: the bound errs on the safe
+    /// side, and held-out models (recommend-check) measured it at 0.35–2.05× the error.
+    /// NaN when saturated.
+    public func predictedError(_ eps: Double) -> Double {
+        saturatedFallback == nil ? errorModel.err(eps) : .nan
+    }
+
+    /// ε* (absolute): the minimizer of the prediction, (N/(kT))^{1/(k+1)}; when saturated,
+    /// the fallback step.
+    public var epsStar: Double { saturatedFallback?.epsilon ?? workingStar }
+
+    /// The minimizer while fitting, when a term may still be unresolved: the grid's end
+    /// on that side (the data show no optimum inside the grid), or its middle.
+    var workingStar: Double {
         let lo = points.first?.epsilon ?? 0, hi = points.last?.epsilon ?? 0
         if truncation <= 0 && noise <= 0 { return (lo * hi).squareRoot() }
         if truncation <= 0 { return hi }
         if noise <= 0 { return lo }
-        let k = Double(order)
-        return Double.pow(noise / (k * truncation), 1 / (k + 1))
+        return Double.pow(noise / (Double(order) * truncation), 1 / Double(order + 1))
     }
     /// ε* in relative units, η* = ε*·‖v‖/‖θ‖.
     public var etaStar: Double { thetaNorm > 0 && vNorm > 0 ? epsStar * vNorm / thetaNorm : epsStar }
-    public var predictedErr: Double { saturatedFallback != nil ? .nan : predictedError(epsStar) }
-    /// Whether the predicted error at ε* meets the tolerance.
-    public var feasible: Bool { predictedErr <= tolerance }          // false when saturated (NaN)
+    public var predictedErr: Double { predictedError(epsStar) }
+    /// Whether the predicted error at ε* meets the tolerance (false when saturated).
+    public var feasible: Bool { predictedErr <= tolerance }
 
     /// `[lo, hi]` (absolute ε) where the prediction is ≤ the tolerance; nil when infeasible.
-    public var band: (lo: Double, hi: Double)? {
-        guard feasible, saturatedFallback == nil else { return nil }
-        let s = epsStar
-        func solve(_ outside: Double) -> Double {
-            var a = Double.log(s), b = Double.log(outside)
-            guard predictedError(Double.exp(b)) > tolerance else { return Double.exp(b) }
-            for _ in 0..<200 {
-                let m = (a + b) / 2
-                if predictedError(Double.exp(m)) <= tolerance { a = m } else { b = m }
-                if abs(a - b) < 1e-12 { break }
-            }
-            return Double.exp(a)
-        }
-        return (noise > 0 ? solve(s * 1e-30) : 0, truncation > 0 ? solve(s * 1e30) : .infinity)
-    }
+    public var band: (lo: Double, hi: Double)? { feasible ? errorModel.band(tolerance: tolerance) : nil }
 
     /// Runs the grid and fits. `evaluate(ε)` returns the FD-HVP at absolute ε with its
     /// swamped fraction.
