@@ -216,11 +216,13 @@ public enum ReportCommand {
     /// Predicted against measured error, one colour per scheme, with y = x and the 2× lines.
     static func predictedVsMeasured(_ rows: [[String: String]], file: String, pred: String, meas: String, title: String) -> Plot {
         var f = Figure(title: title, xLabel: "\(pred) (dimensionless)", yLabel: "\(meas) (dimensionless)", logX: true, logY: true)
+        // Rows without a prediction (saturated) are not plotted; the diagonal spans the plotted points.
+        let plotted = rows.filter { num($0, pred) > 0 && num($0, pred).isFinite && num($0, meas) > 0 && num($0, meas).isFinite }
         for (i, s) in distinct(rows, "scheme").enumerated() {
-            let sel = rows.filter { $0["scheme"] == s }
+            let sel = plotted.filter { $0["scheme"] == s }
             f.series.append(.init(label: s, x: sel.map { num($0, pred) }, y: sel.map { num($0, meas) }, color: color(i), line: false))
         }
-        let all = rows.flatMap { [num($0, pred), num($0, meas)] }.filter { $0 > 0 && $0.isFinite }
+        let all = plotted.flatMap { [num($0, pred), num($0, meas)] }
         if let lo = all.min(), let hi = all.max() {
             f.series.append(.init(label: "y = x", x: [lo, hi], y: [lo, hi], color: "#555555", dash: "4,3", markers: false))
             f.series.append(.init(label: "y = 2x, y = x/2", x: [lo, hi], y: [2 * lo, 2 * hi], color: "#999999", dash: "1,3", markers: false))
@@ -244,7 +246,8 @@ public enum ReportCommand {
 
     static func recommendCheck(_ r: Reader) throws -> Content {
         let c = try r.table("check.csv")
-        var sec = Section(heading: "The per-model step on held-out models", text: "For each model × policy × scheme, `recommend` chooses ε from FD-HVPs alone; the error measured at that ε against the exact HVP (never seen by the choice) against its prediction, and the chosen η against the best of a 4-per-decade grid (eta_star_over_best).")
+        let saturated = c.rows.filter { $0["saturated"] == "1" }.count
+        var sec = Section(heading: "The per-model step on held-out models", text: "For each model × policy × scheme, `recommend` chooses ε from FD-HVPs alone; the error measured at that ε against the exact HVP (never seen by the choice) against its prediction, and the chosen η against the best of a 4-per-decade grid (eta_star_over_best). \(saturated) of \(c.rows.count) configurations were flagged saturated (no error model could be fitted, no prediction made) and are not plotted.")
         sec.plots.append(predictedVsMeasured(c.rows, file: "check.csv", pred: "predicted_err", meas: "measured_err",
                                              title: "Predicted against measured error at the recommended ε"))
         let cols = ["model", "n", "param", "compute", "grad", "scheme", "eta_star", "predicted_err", "measured_err", "pred_over_meas",

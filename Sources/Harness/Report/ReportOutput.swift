@@ -205,7 +205,7 @@ extension ReportCommand {
             return fig
 
         def plot_pred_meas(name, pred, meas, title):
-            v = CSV[name]
+            v = CSV[name].dropna(subset=[pred, meas])
             fig, ax = plt.subplots(figsize=(7, 4))
             for i, (scheme, s) in enumerate(v.groupby("scheme", sort=False)):
                 ax.plot(s[pred], s[meas], "o", ms=3, color=COLORS[i % len(COLORS)], label=scheme)
