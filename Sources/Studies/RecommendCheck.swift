@@ -137,16 +137,12 @@ public struct RecommendCheckStudy: Study {
             digits = e == measured ? 17 : -Double.log10(abs(e - measured) / measured)
         }
         // The check grid: check_per_decade points per decade over the recommendation grid's η range.
-        let lo = rec.points.first!.eta, hi = rec.points.last!.eta
-        let count = max(2, Int((Double.log10(hi / lo) * Double(config.checkPerDecade)).rounded()) + 1)
-        var best = (eta: Double.nan, err: Double.infinity)
-        for (j, eta) in logGrid(from: lo, to: hi, points: count).enumerated() {
-            let e = ref.relativeError(try fd(eta * star / rec.etaStar, "check\(j)").hv)
-            if e < best.err { best = (eta, e) }
+        let best = try bestOnLogGrid(from: rec.points.first!.eta, to: rec.points.last!.eta, perDecade: config.checkPerDecade) { j, eta in
+            ref.relativeError(try fd(eta * star / rec.etaStar, "check\(j)").hv)
         }
         out.append("check", lead + [cell(star), cell(rec.etaStar), definedCell(rec.predictedErr), rec.feasible ? "1" : "0", cell(rec.truncation),
-                                    cell(rec.noise), "\(rec.pairsUsed)", rec.saturatedFallback == nil ? "0" : "1", cell(measured), definedCell(rec.predictedErr / measured), cell(best.eta),
-                                    cell(best.err), cell(rec.etaStar / best.eta), cell(measured / best.err), cell(fp64Err), cell(digits)])
+                                    cell(rec.noise), "\(rec.pairsUsed)", rec.saturatedFallback == nil ? "0" : "1", cell(measured), definedCell(rec.predictedErr / measured), cell(best.x),
+                                    cell(best.err), cell(rec.etaStar / best.x), cell(measured / best.err), cell(fp64Err), cell(digits)])
         return out
     }
 
@@ -155,4 +151,17 @@ public struct RecommendCheckStudy: Study {
     }
 
     func exactHVP64<M: DifferentiableModel>(_ m: M, theta: [Double], v: [Double]) -> [Double] { m.exactHVP(theta, v).hv }
+}
+
+/// The smallest error over a log-spaced grid from `lo` to `hi` with `perDecade` points
+/// per decade (at least two): how the checks find "the best ε" a choice is judged against.
+/// `evaluate(j, x)` gives the error at the j-th grid value x.
+func bestOnLogGrid(from lo: Double, to hi: Double, perDecade: Int, _ evaluate: (Int, Double) throws -> Double) rethrows -> (x: Double, err: Double) {
+    let count = max(2, Int((Double.log10(hi / lo) * Double(perDecade)).rounded()) + 1)
+    var best = (x: Double.nan, err: Double.infinity)
+    for (j, x) in logGrid(from: lo, to: hi, points: count).enumerated() {
+        let e = try evaluate(j, x)
+        if e < best.err { best = (x, e) }
+    }
+    return best
 }

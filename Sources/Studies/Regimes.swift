@@ -340,19 +340,15 @@ public struct RegimesStudy: Study {
         let rec = try StepRecommendation.estimate(engine: engine, theta: theta, v: v, scheme: scheme, tolerance: e.tolerance,
                                                   seed: derivedSeed(ch.seed, "regimes", key, "recommend"))
         let recMeasured = ref.relativeError(try fd(.absolute(rec.epsStar), "recommended").hv)
-        let lo = min(r.epsilon, rec.epsStar) / 10, hi = max(r.epsilon, rec.epsStar) * 10
-        let count = Int((Double.log10(hi / lo) * 4).rounded()) + 1
-        var best = (eps: Double.nan, err: Double.infinity)
-        for (j, x) in logGrid(from: lo, to: hi, points: count).enumerated() {
-            let err = ref.relativeError(try fd(.absolute(x), "grid\(j)").hv)
-            if err < best.err { best = (x, err) }
+        let best = try bestOnLogGrid(from: min(r.epsilon, rec.epsStar) / 10, to: max(r.epsilon, rec.epsStar) * 10, perDecade: 4) { j, x in
+            ref.relativeError(try fd(.absolute(x), "grid\(j)").hv)
         }
         var out = UnitOutput()
         out.append("validation", [e.param, e.compute, e.grad, e.scheme, e.stepPolicy, e.policy, ch.model, "\(model.parameterCount)", "\(ch.seed)",
                                   config.reference.rawValue, cell(e.epsStar), cell(r.epsilon), cell(measured), cell(e.predictedErr), cell(e.tolerance),
-                                  cell(e.predictedErr / measured), cell(best.eps), cell(best.err), cell(r.epsilon / best.eps),
+                                  cell(e.predictedErr / measured), cell(best.x), cell(best.err), cell(r.epsilon / best.x),
                                   cell(rec.epsStar), definedCell(rec.predictedErr), cell(recMeasured), definedCell(rec.predictedErr / recMeasured),
-                                  cell(rec.epsStar / best.eps)])
+                                  cell(rec.epsStar / best.x)])
         return out
     }
 
