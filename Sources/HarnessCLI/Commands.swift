@@ -207,8 +207,9 @@ struct HVP: ParsableCommand {
         abstract: "One Hessian-vector product of a model under a precision policy, against the exact HVP in mpfr256.",
         discussion: """
         MODEL: quadratic:OPERATOR | softmax:d=D,classes=K[,samples=N] | mlp:widths=D-H-…-K[,act=tanh|gelu|relu][,samples=N] | \
-        transformer[:context=16,width=32,heads=4,layers=2,ff=128,sequences=8]. \
-        POLICY: param=F,compute=F,accumulate=F,grad=F,hvp=F (unnamed stages fp64). Writes model.json, params.npy, x.npy/y.npy \
+        transformer[:context=16,width=32,heads=4,layers=2,ff=128,sequences=8] | expsum:n=N; any of them \
+        [,train=STEPS[,optimizer=adam|sgd][,lr=RATE]] (trained first; model.json and training_loss.npy record it). \
+        POLICY: param=F,compute=F,accumulate=F,grad=F,hvp=F,krylov=F[,rounding=MODE] (unnamed stages fp64). Writes model.json, params.npy, x.npy/y.npy \
         (or the quadratic's A and b), v.npy, hv_exact.npy, hv.npy, summary.csv (rel_err, cos_align, swamped_fraction, timings) \
         and manifest.json. Bad input: one line on stderr, exit 2, nothing written.
         """)
@@ -233,7 +234,7 @@ struct Run: ParsableCommand {
         abstract: "Run an experiment file's parameter sweep: tidy CSV tables and manifest.json in one folder.",
         discussion: """
         FILE is a YAML experiment (see experiments/README.md): study (fd-bias, noise-amplification, krylov-stability, \
-        regimes), its grid, seeds and tolerance. Configurations run in parallel (--jobs); each completed one is \
+        regimes, block-diagonal, scaling, recommend-check), its grid, seeds and tolerance. Configurations run in parallel (--jobs); each completed one is \
         journaled in DIR/.sweep, so after an interruption (even kill -9) --resume completes the sweep. The tables are \
         written only when every configuration is done, each file atomically; the same file and seeds give \
         byte-identical CSV for any --jobs. Default DIR: results/NAME (results/quick/NAME with --quick), NAME being the \
