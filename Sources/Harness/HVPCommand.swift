@@ -111,6 +111,7 @@ public struct HVPCommand {
                                 start: start, end: Date())
         bundle.add("manifest.json", try manifest.json())
         try bundle.write(to: URL(fileURLWithPath: out))
+        print(bundle.summaryLine("hvp", columns: ["rel_err", "cos_align", "swamped_fraction", "eps_applied", "hvp_over_grad"], dir: out))
     }
 
     /// model.json and the data files an outside framework needs to rebuild the loss.

@@ -275,5 +275,7 @@ public struct ModelSLQCommand {
         manifest.study = nil
         bundle.add("manifest.json", try manifest.json())
         try bundle.write(to: URL(fileURLWithPath: out))
+        print(bundle.summaryLine("slq", columns: ["eps", "eps_source", "steps_done", "breakdown", "lambda_min", "lambda_max", "w1_scaled",
+                                                  "ritz_err_top_1", "predicted_err"], dir: out))
     }
 }

@@ -40,6 +40,31 @@ public struct OutputBundle {
     public mutating func add(_ name: String, _ data: Data) { files.append((name, data)) }
     public mutating func add(_ name: String, _ table: Table) throws { files.append((name, try table.csv())) }
 
+    /// One line for the terminal after a successful write: the headline figures of a
+    /// one-row table of the bundle (`columns`, as `name value`; empty cells left out), the
+    /// folder and the files written.
+    public func summaryLine(_ command: String, table: String = "summary.csv", columns: [String], dir: String) -> String {
+        var figures: [String] = []
+        if let data = files.first(where: { $0.name == table })?.data {
+            let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+            if lines.count >= 2 {
+                // Figures are numbers or bare words: split on commas outside quotes.
+                func fields(_ l: String) -> [String] {
+                    var out: [String] = [], cur = "", quoted = false
+                    for c in l { if c == "\"" { quoted.toggle() } else if c == "," && !quoted { out.append(cur); cur = "" } else { cur.append(c) } }
+                    out.append(cur)
+                    return out
+                }
+                let h = fields(lines[0]), v = fields(lines[1])
+                for c in columns { if let i = h.firstIndex(of: c), i < v.count, !v[i].isEmpty {
+                    let x = Double(v[i]).map { String(format: "%.4g", $0) } ?? v[i]
+                    figures.append("\(c) \(x)")
+                } }
+            }
+        }
+        return "\(command): " + (figures.isEmpty ? "" : figures.joined(separator: ", ") + " ") + "→ \(dir) (\(files.map(\.name).joined(separator: ", ")))"
+    }
+
     public func write(to dir: URL) throws {
         let fm = FileManager.default
         var isDir: ObjCBool = false

@@ -98,6 +98,7 @@ public struct SLQCommand {
                          start: start, end: Date())
         b.add("manifest.json", try m.json())
         try b.write(to: URL(fileURLWithPath: out))
+        print(b.summaryLine("slq", columns: ["steps_done", "breakdown", "w1_scaled", "ks", "ritz_err_top_1", "ghost_count"], dir: out))
     }
 
     struct Body: ScalarBody {

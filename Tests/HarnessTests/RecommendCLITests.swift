@@ -23,8 +23,18 @@ import Testing
         let q = try runCLI(["slq", "--model", model, "--policy", bf16, "--eps", "auto", "--steps", "8", "--probes", "1", "--seed", "3",
                             "--out", s.path])
         #expect(q.status == 0, Comment(rawValue: q.stderr))
+        // One line on success: the headline figures, the folder and the files.
+        #expect(q.stdout.hasPrefix("slq: eps ") && q.stdout.contains("eps_source auto, steps_done 8")
+                && q.stdout.hasSuffix("→ \(s.path) (nodes.csv, density.csv, lanczos.csv, summary.csv, manifest.json)\n"), "\(q.stdout)")
         let sum = try CSVTable.read(path: s.appendingPathComponent("summary.csv").path)[0]
         #expect(sum["eps_source"] == "auto" && sum["eps"] == row["eps"] && sum["predicted_err"] == row["predicted_err"], "\(sum)")
+    }
+
+    @Test func hvpSaysWhatItWrote() throws {
+        let d = tempDir("hvp-line")
+        let r = try runCLI(["hvp", "--model", model, "--policy", bf16, "--eps", "0.05", "--out", d.path])
+        #expect(r.status == 0 && r.stdout.hasPrefix("hvp: rel_err ") && r.stdout.contains("swamped_fraction")
+                && r.stdout.contains("→ \(d.path) (model.json,") && r.stdout.split(separator: "\n").count == 1, "\(r.stdout)")
     }
 
     @Test func anUnreachableToleranceIsSaidPlainly() throws {
