@@ -97,9 +97,12 @@ struct Cast: ParsableCommand {
     @Option(help: "Target format.") var format: String
     @Option(help: "nearest, toward-zero, up, down or stochastic.") var rounding: String = "nearest"
     @Option(help: "Seed of the stochastic-rounding generator (SplitMix64).") var seed: UInt64 = 0
-    @Argument(parsing: .allUnrecognized, help: "Values to round.") var values: [String] = []
+    @Argument(parsing: .allUnrecognized, help: "Values to round (after `--`, values may start with '-': `cast --format bf16 -- -inf`).") var values: [String] = []
     func run() throws {
-        print(try CastCommand.run(format: format, rounding: rounding, seed: seed, values: values), terminator: "")
+        // `.allUnrecognized` hands the `--` terminator through as a value: it only ends the options.
+        var vs = values
+        if let i = vs.firstIndex(of: "--") { vs.remove(at: i) }
+        print(try CastCommand.run(format: format, rounding: rounding, seed: seed, values: vs), terminator: "")
     }
 }
 

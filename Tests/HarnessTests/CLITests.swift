@@ -78,6 +78,9 @@ func runCLI(_ args: [String], environment: [String: String?] = [:]) throws -> (s
         }
         let ok = try runCLI(["cast", "--format", "bf16", "-1.5", "-inf"])
         #expect(ok.status == 0 && ok.stdout.contains("-1.5,bf16,nearest,-1.5,0xbfc0"))
+        // `--` ends the options and is not a value (issue 20, item 6).
+        let dashed = try runCLI(["cast", "--format", "bf16", "--", "-1.5", "-inf"])
+        #expect(dashed.status == 0 && dashed.stdout == ok.stdout, "\(dashed.stdout) \(dashed.stderr)")
     }
 
     @Test func formatsListsEveryFormat() throws {
