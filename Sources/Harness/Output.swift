@@ -4,6 +4,7 @@ import Scalars
 import COpenBLAS
 import LinearAlgebra
 import Studies
+import Models
 
 /// A tidy table: one header row, snake_case columns (NUMERICS.md §10).
 public struct Table: Sendable {
@@ -123,12 +124,15 @@ public struct Manifest: Encodable {
     public var experimentFile: String?
     public var experimentSHA256: String?
     public var study: String?
+    /// The training runs of trained models (`…,train=`) this process performed: model, seeds,
+    /// optimizer and loss curve (absent when none).
+    public var training: [TrainingRecord]? = { let r = TrainingRecord.all(); return r.isEmpty ? nil : r }()
 
     enum CodingKeys: String, CodingKey {
         case tool, toolVersion = "tool_version", gitCommit = "git_commit", command, seeds, parameters
         case mpfrVersion = "mpfr_version", gmpVersion = "gmp_version", openblasConfig = "openblas_config", blasCore = "blas_core"
         case cores, blasThreads = "blas_threads", startTime = "start_time", endTime = "end_time"
-        case experimentFile = "experiment_file", experimentSHA256 = "experiment_sha256", study
+        case experimentFile = "experiment_file", experimentSHA256 = "experiment_sha256", study, training
     }
 
     public init(command: [String], seeds: [String: UInt64], parameters: [String: String], start: Date, end: Date) {

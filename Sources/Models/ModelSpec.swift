@@ -25,9 +25,11 @@ public enum ModelSpec {
         let m = try buildUntrained(kind: kind, rest: rest, text: text, seed: seed)
         guard let training, training.steps > 0 else { return m }
         // Data files named in the spec could change between builds: only built-in data shares runs.
-        // The key holds the build seed too: the data a model trains on is drawn from it.
-        let key = ["data=", "x=", "y="].contains(where: rest.contains) ? nil : "\(kind):\(rest)|seed \(seed)"
-        func trained<M: DifferentiableModel>(_ m: M) -> any DifferentiableModel { TrainedModel(base: m, training: training, key: key) }
+        // Keyed by the spec and the build seed (the data a model trains on is drawn from it).
+        let key = ["data=", "x=", "y="].contains(where: rest.contains) ? nil : rest.isEmpty ? kind : "\(kind):\(rest)"
+        func trained<M: DifferentiableModel>(_ m: M) -> any DifferentiableModel {
+            TrainedModel(base: m, training: training, key: key, buildSeed: seed)
+        }
         return trained(m)
     }
 

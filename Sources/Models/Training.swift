@@ -62,9 +62,9 @@ public struct TrainedModel<Base: DifferentiableModel>: DifferentiableModel, Trai
     /// `key` names the untrained model (its spec text): models built from the same key
     /// share one training run per seed (a sweep builds the same model once per param
     /// format); nil keeps the runs to this instance.
-    public init(base: Base, training: TrainingSpec, key: String? = nil) {
+    public init(base: Base, training: TrainingSpec, key: String? = nil, buildSeed: UInt64 = 0) {
         self.base = base; self.training = training
-        cache = key.map { TrainingCache.shared("\($0)|\(training)") } ?? TrainingCache()
+        cache = key.map { TrainingCache.shared(model: $0, buildSeed: buildSeed, training: training) } ?? TrainingCache()
     }
 
     public var layout: ParameterLayout { base.layout }
@@ -132,18 +132,53 @@ public func architecture(of m: any DifferentiableModel) -> any DifferentiableMod
     (m as? TrainedModelProtocol)?.untrained ?? m
 }
 
+/// A training run this process performed, for manifests: the model spec (without its
+/// training fields), the seed its data came from, the seed of its initialization, the
+/// optimizer and the loss before every step and after the last.
+public struct TrainingRecord: Codable, Sendable, Equatable {
+    public var model: String
+    public var dataSeed: UInt64
+    public var initSeed: UInt64
+    public var optimizer: String
+    public var steps: Int
+    public var learningRate: Double
+    public var lossInitial: Double
+    public var lossFinal: Double
+    public var losses: [Double]
+    enum CodingKeys: String, CodingKey {
+        case model, dataSeed = "data_seed", initSeed = "init_seed", optimizer, steps, learningRate = "learning_rate"
+        case lossInitial = "loss_initial", lossFinal = "loss_final", losses = "loss_curve"
+    }
+
+    /// Every training run of built-in-data models this process performed, in a fixed order
+    /// (a resumed sweep lists those its own process ran).
+    public static func all() -> [TrainingRecord] {
+        TrainingCache.registered().flatMap { meta, cache in
+            cache.snapshot().map { seed, run in
+                TrainingRecord(model: meta.model, dataSeed: meta.buildSeed, initSeed: seed, optimizer: meta.training.optimizer.rawValue,
+                               steps: meta.training.steps, learningRate: meta.training.learningRate, lossInitial: run.losses.first ?? .nan,
+                               lossFinal: run.losses.last ?? .nan, losses: run.losses)
+            }
+        }.sorted { ($0.model, $0.dataSeed, $0.initSeed) < ($1.model, $1.dataSeed, $1.initSeed) }
+    }
+}
+
 final class TrainingCache: Sendable {
     private let runs = Mutex<[UInt64: (theta: [Double], losses: [Double])]>([:])
-    private static let registry = Mutex<[String: TrainingCache]>([:])
-    /// The cache of the models named `key` (created on first use; kept for the process).
-    static func shared(_ key: String) -> TrainingCache {
-        registry.withLock { r in
-            if let c = r[key] { return c }
+    struct Meta: Sendable { var model: String; var buildSeed: UInt64; var training: TrainingSpec }
+    private static let registry = Mutex<[String: (Meta, TrainingCache)]>([:])
+    /// The cache of one model spec, data seed and training (created on first use; kept for the process).
+    static func shared(model: String, buildSeed: UInt64, training: TrainingSpec) -> TrainingCache {
+        let key = "\(model)|\(buildSeed)|\(training)"
+        return registry.withLock { r in
+            if let c = r[key] { return c.1 }
             let c = TrainingCache()
-            r[key] = c
+            r[key] = (Meta(model: model, buildSeed: buildSeed, training: training), c)
             return c
         }
     }
+    static func registered() -> [(Meta, TrainingCache)] { registry.withLock { Array($0.values) } }
+    func snapshot() -> [(UInt64, (theta: [Double], losses: [Double]))] { runs.withLock { $0.map { ($0.key, $0.value) } } }
     func get(_ seed: UInt64) -> (theta: [Double], losses: [Double])? { runs.withLock { $0[seed] } }
     func put(_ seed: UInt64, _ r: (theta: [Double], losses: [Double])) { runs.withLock { if $0[seed] == nil { $0[seed] = r } } }
 }

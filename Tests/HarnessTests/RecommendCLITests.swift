@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Harness
+import Models
 
 @Suite struct RecommendCLITests {
     let model = "mlp:widths=8-12-4,act=tanh,samples=24"
@@ -35,6 +36,30 @@ import Testing
         let r = try runCLI(["hvp", "--model", model, "--policy", bf16, "--eps", "0.05", "--out", d.path])
         #expect(r.status == 0 && r.stdout.hasPrefix("hvp: rel_err ") && r.stdout.contains("swamped_fraction")
                 && r.stdout.contains("→ \(d.path) (model.json,") && r.stdout.split(separator: "\n").count == 1, "\(r.stdout)")
+    }
+
+    /// A sweep over a trained model records the training run in its manifest: spec,
+    /// seeds, optimizer and the loss curve, equal to the one the model itself reports.
+    @Test func sweepManifestRecordsTraining() throws {
+        let (dir, file) = try experiment("trained", """
+        study: recommend-check
+        models: ["mlp:widths=4-6-3,samples=8,train=20,optimizer=sgd,lr=0.2", "expsum:n=8"]
+        policies: ["param=fp32,compute=fp32,accumulate=fp32,grad=fp32,hvp=fp32"]
+        schemes: [central]
+        seeds: [3]
+
+        """)
+        let out = dir.appendingPathComponent("out")
+        #expect(try runCLI(["run", file, "--out", out.path]).status == 0)
+        let m = try #require(try JSONSerialization.jsonObject(with: read(out, "manifest.json")) as? [String: Any])
+        let t = try #require(m["training"] as? [[String: Any]])
+        #expect(t.count == 1 && t[0]["model"] as? String == "mlp:widths=4-6-3,samples=8" && t[0]["optimizer"] as? String == "sgd"
+                && t[0]["steps"] as? Int == 20 && t[0]["data_seed"] as? Int == 3 && t[0]["init_seed"] as? Int == 3)
+        // Decoded with JSONDecoder: corelibs' JSONSerialization does not parse every double exactly.
+        struct M: Decodable { var training: [TrainingRecord] }
+        let curve = try JSONDecoder().decode(M.self, from: read(out, "manifest.json")).training[0].losses
+        let run = try #require(try ModelSpec.build("mlp:widths=4-6-3,samples=8,train=20,optimizer=sgd,lr=0.2", seed: 3) as? TrainedModelProtocol)
+        #expect(curve == run.trainingRun(seed: 3).losses && curve.count == 21)
     }
 
     @Test func anUnreachableToleranceIsSaidPlainly() throws {
