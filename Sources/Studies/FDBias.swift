@@ -16,7 +16,9 @@ import Curvature
 /// - `fits.csv`: one row per curve: `fit_a`, `fit_b` (with the number of points each
 ///   was fitted on), `eps_star`, `err_star`, and the safe band at `tolerance` from the
 ///   fit and from the measured points (`meas_eps_best`, `meas_err_min`: the grid
-///   point of smallest error). Empty band cells: no ε meets the tolerance.
+///   point of smallest error). Empty band cells: no ε meets the tolerance (or, for the
+///   fit's band, the band is open on that side). A constant fitted on no point is
+///   empty, and so are `eps_star` and `err_star` when either is; `fit_note` says why.
 public struct FDBiasStudy: Study {
     public struct Config: Sendable {
         public var models: [String]
@@ -63,7 +65,7 @@ public struct FDBiasStudy: Study {
                                       "rel_err", "bias_rel", "noise_rel", "cos_align", "swamped_fraction", "delta_rel_dev"]
     public static let fitsHeader = ["model", "policy", "param", "compute", "grad", "scheme", "step_policy", "seed", "order_k", "u", "tolerance",
                                     "fit_a", "fit_b", "fit_points_a", "fit_points_b", "eps_star", "err_star",
-                                    "fit_eps_lo", "fit_eps_hi", "meas_eps_lo", "meas_eps_hi", "meas_eps_best", "meas_err_min"]
+                                    "fit_eps_lo", "fit_eps_hi", "meas_eps_lo", "meas_eps_hi", "meas_eps_best", "meas_err_min", "fit_note"]
 
     public func run(unit index: Int, context: StudyContext) throws -> UnitOutput {
         let c = curves[index]
@@ -99,9 +101,18 @@ public struct FDBiasStudy: Study {
         let fb = fit.band(tolerance: config.tolerance)
         let mb = measuredBand(eps: config.eps, err: errs, tolerance: config.tolerance)
         let best = errs.indices.min { (errs[$0].isNaN ? .infinity : errs[$0]) < (errs[$1].isNaN ? .infinity : errs[$1]) }!
-        out.append("fits", lead + ["\(c.scheme.order)", cell(u), cell(config.tolerance), cell(fit.a), cell(fit.b),
-                                   "\(fit.pointsA)", "\(fit.pointsB)", cell(fit.epsStar), cell(fit.errStar),
-                                   cell(fb?.lo), cell(fb?.hi), cell(mb?.lo), cell(mb?.hi), cell(config.eps[best]), cell(errs[best])])
+        // A term with no dominated, unsaturated point is unresolved: its constant, and ε* and
+        // err* that depend on it, are undefined (empty cells, the reason in fit_note), never 0 or ∞.
+        let resolved = fit.pointsA > 0 && fit.pointsB > 0
+        var note: [String] = []
+        if fit.pointsA == 0 { note.append("truncation unresolved (no unsaturated point where it dominates)") }
+        if fit.pointsB == 0 { note.append("rounding unresolved (no unsaturated point where it dominates)") }
+        if !resolved { note.append("eps_star and err_star undefined") }
+        out.append("fits", lead + ["\(c.scheme.order)", cell(u), cell(config.tolerance), fit.pointsA > 0 ? cell(fit.a) : "",
+                                   fit.pointsB > 0 ? cell(fit.b) : "", "\(fit.pointsA)", "\(fit.pointsB)",
+                                   resolved ? cell(fit.epsStar) : "", resolved ? cell(fit.errStar) : "",
+                                   fb.map { definedCell($0.lo) } ?? "", fb.map { definedCell($0.hi) } ?? "", cell(mb?.lo), cell(mb?.hi),
+                                   cell(config.eps[best]), cell(errs[best]), note.joined(separator: "; ")])
         return out
     }
 

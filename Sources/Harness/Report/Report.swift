@@ -107,7 +107,9 @@ public enum ReportCommand {
                     f.series.append(.init(label: "\(scheme) bias_rel", x: x, y: s.map { num($0, "bias_rel") }, color: c, dash: "6,3", markers: false))
                     f.series.append(.init(label: "\(scheme) noise_rel", x: x, y: s.map { num($0, "noise_rel") }, color: c, dash: "1,3", markers: false))
                     if let fit = fits.first(where: { $0["model"] == m && $0["policy"] == p && $0["step_policy"] == st && $0["scheme"] == scheme && $0["seed"] == seed }) {
-                        let a = num(fit, "fit_a"), b = num(fit, "fit_b"), u = num(fit, "u"), k = num(fit, "order_k")
+                        // An unresolved constant (empty cell) contributes nothing to the fitted line.
+                        let a = num(fit, "fit_a").isNaN ? 0 : num(fit, "fit_a"), b = num(fit, "fit_b").isNaN ? 0 : num(fit, "fit_b")
+                        let u = num(fit, "u"), k = num(fit, "order_k")
                         let grid = (0...60).map { Foundation.pow(10, log10(x.min()!) + (log10(x.max()!) - log10(x.min()!)) * Double($0) / 60) }
                         f.series.append(.init(label: "", x: grid, y: grid.map { a * Foundation.pow($0, k) + b * u / $0 }, color: c, dash: "3,2", markers: false))
                         let lo = num(fit, "meas_eps_lo"), hi = num(fit, "meas_eps_hi")

@@ -140,7 +140,7 @@ extension ReportCommand {
                     ax.plot(s.eps, s.noise_rel, ":", color=c, label=f"{scheme} noise_rel")
                     f = fits[(fits.model == model) & (fits.policy == policy) & (fits.step_policy == step) & (fits.scheme == scheme) & (fits.seed == seed)].iloc[0]
                     g = np.logspace(np.log10(s.eps.min()), np.log10(s.eps.max()), 61)
-                    ax.plot(g, f.fit_a * g ** f.order_k + f.fit_b * f.u / g, "-.", color=c, lw=0.8)
+                    ax.plot(g, np.nan_to_num(f.fit_a) * g ** f.order_k + np.nan_to_num(f.fit_b) * f.u / g, "-.", color=c, lw=0.8)
                     if np.isfinite(f.meas_eps_lo) and np.isfinite(f.meas_eps_hi):
                         ax.axvspan(f.meas_eps_lo, f.meas_eps_hi, color=c, alpha=0.15, label=f"{scheme} safe band")
                     if np.isfinite(f.eps_star) and f.eps_star > 0:
