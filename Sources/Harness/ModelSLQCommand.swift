@@ -8,10 +8,11 @@ import Studies
 /// `hessian-harness slq --model SPEC [--regimes FILE] [--policy POLICY] [--eps E] …`:
 /// FD-HVP SLQ on a model. With a regimes file, ε and the Lanczos settings come from
 /// the entry that matches the run's policy (param, compute and grad formats) and the
-/// scheme / step policy when given; an entry that failed its held-out validation is
-/// refused unless `--allow-unvalidated`. `--eps` overrides the entry's ε, or, without a
-/// regimes file, gives it (then `--policy` is needed; scheme central, step policy
-/// absolute, 30 steps with full reorthogonalization unless given).
+/// scheme / step policy when given: its static ε when that passed its held-out
+/// validation; else, when its per-model step passed, ε chosen from this model (as
+/// `--eps auto`); else the entry is refused unless `--allow-unvalidated`. `--eps E|auto`
+/// overrides the entry, or, without a regimes file, gives ε (then `--policy` is needed;
+/// scheme central, step policy absolute, 30 steps with full reorthogonalization unless given).
 public struct ModelSLQCommand {
     public var model: String
     public var regimes: String?
@@ -168,7 +169,7 @@ public struct ModelSLQCommand {
             epsValue = r.epsStar
             chosenStep = .absolute(epsValue)
             if !r.feasible, Cluster.isRoot {
-                let what = r.saturatedFallback != nil ? "the FD-HVP is saturated on this model (no error predicted)"
+                let what = r.saturated ? "the FD-HVP is saturated on this model (no error predicted)"
                                                       : "predicted rel_err \(short(r.predictedErr))"
                 FileHandle.standardError.write(Data("warning: --eps auto: no ε meets the tolerance \(short(r.tolerance)); using ε = \(short(epsValue)): \(what)\n".utf8))
             }

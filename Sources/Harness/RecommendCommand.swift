@@ -62,7 +62,7 @@ public struct RecommendCommand {
         }
         let e = rec.epsStar
         var line: String
-        if rec.saturatedFallback != nil {
+        if rec.saturated {
             line = "no eps meets the tolerance \(short(tolerance)): the FD-HVP of this policy is saturated on this model (errors of ~0.3 "
                 + "or more across the grid, no error model can be fitted and no error predicted); the textbook step is eps = \(short(e)) "
                 + "(eta = \(short(rec.etaStar))). Use a wider policy, or check against --reference"
@@ -96,7 +96,7 @@ public struct RecommendCommand {
             summary.append([model, "\(m.parameterCount)", pol.description, scheme, "\(seed)", csvNumber(tolerance), csvNumber(rec.epsStar),
                             csvNumber(rec.etaStar), rec.predictedErr.isFinite ? csvNumber(rec.predictedErr) : "", rec.feasible ? "1" : "0", cell(rec.band?.lo), cell(rec.band?.hi),
                             csvNumber(rec.truncation), csvNumber(rec.noise), csvNumber(rec.hvNorm), "\(rec.pairsUsed)",
-                            rec.saturatedFallback == nil ? "0" : "1", reference,
+                            rec.saturated ? "1" : "0", reference,
                             cell(outcome.measuredErr)])
             var grid = Table(header: ["eps", "eta", "hv_norm", "diff_norm", "swamped_fraction", "used", "pred_err"])
             for p in rec.points {
@@ -106,7 +106,7 @@ public struct RecommendCommand {
             var json: [String: Any] = ["model": model, "parameter_count": m.parameterCount, "policy": pol.description, "scheme": scheme,
                                        "tolerance": tolerance, "eps": rec.epsStar, "eta": rec.etaStar,
                                        "feasible": rec.feasible, "fit_truncation": rec.truncation, "fit_noise": rec.noise,
-                                       "pairs_used": rec.pairsUsed, "saturated": rec.saturatedFallback != nil, "reference": reference,
+                                       "pairs_used": rec.pairsUsed, "saturated": rec.saturated, "reference": reference,
                                        "summary": outcome.summaryLine]
             if rec.predictedErr.isFinite { json["predicted_err"] = rec.predictedErr }     // absent: saturated, no prediction
             if let b = rec.band { json["eps_lo"] = b.lo; json["eps_hi"] = b.hi.isFinite ? b.hi : nil }

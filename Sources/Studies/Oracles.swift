@@ -26,15 +26,20 @@ public struct ModelSetup: Sendable {
         try context.cached("setup|\(spec)|\(seed)|\(param)") {
             let m: any DifferentiableModel
             do { m = try ModelSpec.build(spec, seed: seed) } catch { throw StudyError("model '\(spec)': \(error)") }
-            let p = try FormatArithmetic(name: param)
-            let theta = m.initialParameters(seed: seed).map { p.round($0) }
-            let v = direction(count: m.parameterCount, seed: seed)
+            let (theta, v) = try point(m, seed: seed, param: param)
             let h = m.exactHVP(theta.map { MPFloat<256>($0) }, v.map { MPFloat<256>($0) }).hv
             var s = MPFloat<256>.zero
             for x in h { s += x * x }
             return ModelSetup(spec: spec, seed: seed, param: param, model: m, theta: theta, v: v, hRef: h,
                               hRefNorm: s.squareRoot().doubleValue)
         }
+    }
+
+    /// The point of a run: θ (the model's seeded parameters, rounded into the param
+    /// format) and the direction v, as the studies, `hvp`, `recommend` and `slq` use them.
+    public static func point(_ m: any DifferentiableModel, seed: UInt64, param: String) throws -> (theta: [Double], v: [Double]) {
+        let p = try FormatArithmetic(name: param)
+        return (m.initialParameters(seed: seed).map { p.round($0) }, direction(count: m.parameterCount, seed: seed))
     }
 
     /// The seed of a model's HVP direction v for the configuration seed `seed`.

@@ -24,9 +24,7 @@ public struct ReferenceHVP: Sendable {
             return try context.cached("fp64ref|\(spec)|\(seed)|\(param)") {
                 let m: any DifferentiableModel
                 do { m = try ModelSpec.build(spec, seed: seed) } catch { throw StudyError("model '\(spec)': \(error)") }
-                let p = try FormatArithmetic(name: param)
-                let theta = m.initialParameters(seed: seed).map { p.round($0) }
-                let v = ModelSetup.direction(count: m.parameterCount, seed: seed)
+                let (theta, v) = try ModelSetup.point(m, seed: seed, param: param)
                 let h = m.exactHVP(theta, v).hv
                 return (ReferenceHVP(kind: kind, setup: nil, href: h, hrefNorm: StepRecommendation.norm(h)), m, theta, v)
             }
@@ -113,14 +111,15 @@ public struct RecommendCheckStudy: Study {
                 try engine.estimate(theta: theta, v: v, scheme: c.scheme, step: .absolute(eps))
             }
         }
+        var gridErrors: [Double] = []
         let rec = try StepRecommendation.estimate(engine: engine, theta: theta, v: v, scheme: c.scheme, tolerance: config.tolerance,
-                                                  seed: derivedSeed(c.seed, key))
+                                                  seed: derivedSeed(c.seed, key)) { _, hv in gridErrors.append(ref.relativeError(hv)) }
         let lead = [c.model, "\(model.parameterCount)"] + policyCells(c.policy) + [c.scheme.rawValue, "\(c.seed)", config.reference.rawValue,
                                                                                   cell(config.tolerance)]
         var out = UnitOutput()
-        for p in rec.points {
+        for (p, err) in zip(rec.points, gridErrors) {
             out.append("grid", lead + [cell(p.epsilon), cell(p.eta), cell(p.hvNorm), cell(p.diffNorm), cell(p.swampedFraction), p.used ? "1" : "0",
-                                       definedCell(rec.predictedError(p.epsilon)), cell(ref.relativeError(p.hv))])
+                                       definedCell(rec.predictedError(p.epsilon)), cell(err)])
         }
         let star = rec.epsStar
         let hvStar = try fd(star, "star").hv
@@ -129,7 +128,7 @@ public struct RecommendCheckStudy: Study {
         // how many significant digits the cheap reference shares with the exact one.
         var fp64Err: Double? = nil, digits: Double? = nil
         if config.reference == .mpfr256 {
-            let h = exactHVP64(model, theta: theta, v: v)
+            let h = model.exactHVP(theta, v).hv
             var d = 0.0, nr = 0.0
             for i in h.indices { d += (hvStar[i] - h[i]) * (hvStar[i] - h[i]); nr += h[i] * h[i] }
             let e = nr > 0 ? (d / nr).squareRoot() : d.squareRoot()
@@ -141,7 +140,7 @@ public struct RecommendCheckStudy: Study {
             ref.relativeError(try fd(eta * star / rec.etaStar, "check\(j)").hv)
         }
         out.append("check", lead + [cell(star), cell(rec.etaStar), definedCell(rec.predictedErr), rec.feasible ? "1" : "0", cell(rec.truncation),
-                                    cell(rec.noise), "\(rec.pairsUsed)", rec.saturatedFallback == nil ? "0" : "1", cell(measured), definedCell(rec.predictedErr / measured), cell(best.x),
+                                    cell(rec.noise), "\(rec.pairsUsed)", rec.saturated ? "1" : "0", cell(measured), definedCell(rec.predictedErr / measured), cell(best.x),
                                     cell(best.err), cell(rec.etaStar / best.x), cell(measured / best.err), cell(fp64Err), cell(digits)])
         return out
     }
@@ -149,8 +148,6 @@ public struct RecommendCheckStudy: Study {
     public func finish(_ outputs: [UnitOutput]) throws -> StudyOutput {
         StudyOutput(tables: [concatenate("check", Self.checkHeader, outputs), concatenate("grid", Self.gridHeader, outputs)])
     }
-
-    func exactHVP64<M: DifferentiableModel>(_ m: M, theta: [Double], v: [Double]) -> [Double] { m.exactHVP(theta, v).hv }
 }
 
 /// The smallest error over a log-spaced grid from `lo` to `hi` with `perDecade` points

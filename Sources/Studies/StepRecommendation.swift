@@ -38,7 +38,6 @@ public struct StepRecommendation: Sendable {
         public var diffNorm: Double?
         /// Whether the pair (j, j+1) entered the fit.
         public var used: Bool
-        public var hv: [Double]
     }
     public var scheme: FDScheme
     public var order: Int
@@ -55,11 +54,13 @@ public struct StepRecommendation: Sendable {
     public var tolerance: Double
     /// Set when fewer than two unsaturated pairs, or not both terms, can be fitted: the
     /// FD-HVP is saturated (errors of 0.3 or more) over the grid, and the error cannot be
-    /// predicted without a reference (NaN). ε* is then the textbook η = u^{1/(k+1)}. (Tried
-    /// and dropped: the steadiest pair's ‖d_j‖/‖ĥ_j‖ as the estimate; on trained networks
-    /// in bf16 it chose truncation-saturated steps whose ĥ decays like 1/ε and was
-    /// optimistic by up to 30×.)
-    public var saturatedFallback: (epsilon: Double, error: Double)?
+    /// predicted without a reference (the prediction is NaN). The value is the fallback
+    /// step, the textbook η = u^{1/(k+1)}. (Tried and dropped: the steadiest pair's
+    /// ‖d_j‖/‖ĥ_j‖ as the estimate; on trained networks in bf16 it chose
+    /// truncation-saturated steps whose ĥ decays like 1/ε and was optimistic by up to 30×.)
+    public var saturatedStep: Double?
+    /// Whether the FD-HVP was found saturated (``saturatedStep``).
+    public var saturated: Bool { saturatedStep != nil }
 
     /// The prediction as the error model of docs/NUMERICS.md §4: A = T/‖h‖, B u = N/‖h‖.
     public var errorModel: ErrorModelFit {
@@ -73,12 +74,12 @@ public struct StepRecommendation: Sendable {
     /// side, and held-out models (recommend-check) measured it at 0.35–2.05× the error.
     /// NaN when saturated.
     public func predictedError(_ eps: Double) -> Double {
-        saturatedFallback == nil ? errorModel.err(eps) : .nan
+        saturated ? .nan : errorModel.err(eps)
     }
 
     /// ε* (absolute): the minimizer of the prediction, (N/(kT))^{1/(k+1)}; when saturated,
     /// the fallback step.
-    public var epsStar: Double { saturatedFallback?.epsilon ?? workingStar }
+    public var epsStar: Double { saturatedStep ?? workingStar }
 
     /// The minimizer while fitting, when a term may still be unresolved: the grid's end
     /// on that side (the data show no optimum inside the grid), or its middle.
@@ -102,27 +103,31 @@ public struct StepRecommendation: Sendable {
     /// swamped fraction.
     public static func estimate(scheme: FDScheme, u: Double, theta: [Double], v: [Double], tolerance: Double,
                                 pointsPerSide: Int = 7, maxSwamped: Double = 0.25, maxDiff: Double = 0.3, maxNormDev: Double = 0.3,
-                                window: Double = 8,
+                                window: Double = 8, observe: ((Int, [Double]) throws -> Void)? = nil,
                                 evaluate: (Double) throws -> (hv: [Double], swamped: Double)) throws -> StepRecommendation {
         precondition(pointsPerSide >= 1)
         let k = scheme.order
         // Richardson's points θ ± 2εv would be the next grid point's θ ± εv at ratio 2.
         let ratio = scheme == .richardson ? 3.0 : 2.0
-        let perSide = pointsPerSide
         let nt = norm(theta), nv = norm(v)
         let scale = nt > 0 && nv > 0 ? nt / nv : 1                     // ε = η · scale
         let centre = Double.pow(u, 1 / Double(k + 1))
+        // Only the previous estimate is kept (the differences need no more): a grid of
+        // vectors of a large model would not fit in memory. `observe` sees each in turn.
         var pts: [Point] = []
-        for j in -perSide...perSide {
+        var previous: [Double] = []
+        for (index, j) in (-pointsPerSide...pointsPerSide).enumerated() {
             let eta = centre * Double.pow(ratio, Double(j))
             let eps = eta * scale
             let r = try evaluate(eps)
-            pts.append(Point(epsilon: eps, eta: eta, hvNorm: norm(r.hv), swampedFraction: r.swamped, diffNorm: nil, used: false, hv: r.hv))
-        }
-        for j in 0..<(pts.count - 1) {
-            var s = 0.0
-            for i in pts[j].hv.indices { let d = pts[j + 1].hv[i] - pts[j].hv[i]; s += d * d }
-            pts[j].diffNorm = s.squareRoot()
+            try observe?(index, r.hv)
+            if index > 0 {
+                var s = 0.0
+                for i in r.hv.indices { let d = r.hv[i] - previous[i]; s += d * d }
+                pts[index - 1].diffNorm = s.squareRoot()
+            }
+            pts.append(Point(epsilon: eps, eta: eta, hvNorm: norm(r.hv), swampedFraction: r.swamped, diffNorm: nil, used: false))
+            previous = r.hv
         }
         var rec = StepRecommendation(scheme: scheme, order: k, u: u, thetaNorm: nt, vNorm: nv, points: pts, truncation: 0, noise: 0,
                                      pairsUsed: 0, hvNorm: 0, tolerance: tolerance)
@@ -157,7 +162,7 @@ public struct StepRecommendation: Sendable {
             // more almost everywhere). No error estimate without a reference is reliable
             // there (a truncation-saturated ĥ decays like 1/ε and looks steady): say so, and
             // fall back to the textbook step η = u^{1/(k+1)}.
-            rec.saturatedFallback = (centre * scale, .nan)
+            rec.saturatedStep = centre * scale
             rec.hvNorm = h
         }
         return rec
@@ -212,9 +217,9 @@ public struct StepRecommendation: Sendable {
     /// FD-HVPs sharded over `shards` in-process ranks when asked; stochastic rounding,
     /// if the policy uses it, draws from a stream fixed by `seed` and the grid point.
     public static func estimate(engine: FDEngine, theta: [Double], v: [Double], scheme: FDScheme, tolerance: Double, seed: UInt64,
-                                shards: Int = 1) throws -> StepRecommendation {
+                                shards: Int = 1, observe: ((Int, [Double]) throws -> Void)? = nil) throws -> StepRecommendation {
         var i = 0
-        return try estimate(scheme: scheme, u: engine.unitRoundoff, theta: theta, v: v, tolerance: tolerance) { eps in
+        return try estimate(scheme: scheme, u: engine.unitRoundoff, theta: theta, v: v, tolerance: tolerance, observe: observe) { eps in
             defer { i += 1 }
             let r = try StochasticRounding.withSeed(derivedSeed(seed, "recommend", "\(i)")) {
                 try engine.estimate(theta: theta, v: v, scheme: scheme, step: .absolute(eps), shards: shards)
