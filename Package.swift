@@ -190,6 +190,11 @@ let package = Package(
                 .product(name: "RealModule", package: "swift-numerics"),
             ]
         ),
+        // Checks of the release build itself (object files), see OutlinedConstantsTests.
+        .testTarget(
+            name: "BuildChecksTests",
+            resources: [.copy("Fixtures")]
+        ),
         .testTarget(
             name: "HarnessTests",
             dependencies: ["Harness", "Studies", "Scalars", "Krylov", "LinearAlgebra", "hessian-harness"]

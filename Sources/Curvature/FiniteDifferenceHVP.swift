@@ -14,7 +14,20 @@ public enum FDScheme: String, CaseIterable, Sendable {
     /// Truncation order k of `err ≈ A εᵏ`.
     @inlinable public var order: Int { switch self { case .forward: 1; case .central: 2; case .richardson: 4 } }
     /// Multiples c of εv at which gradients are taken.
-    @inlinable public var offsets: [Double] { switch self { case .forward: [1, 0]; case .central: [1, -1]; case .richardson: [1, -1, 2, -2] } }
+    ///
+    /// Deliberately not `@inlinable` (issue 18): the Swift 6.3 optimizer outlines the
+    /// three constant arrays of an inlinable getter into global objects named after the
+    /// getter with a counter (`…offsetsSaySdGvgTv_`, `Tv0_`, `Tv1_`), with weak hidden
+    /// linkage, in every module that optimizes its own copy of the getter, and it numbers
+    /// them in the order it meets them. Curvature numbered forward, central, richardson;
+    /// a client module that specialized the FD-HVP (Harness' `bench models`, and an
+    /// earlier concretely typed `FDEngine`) numbered richardson, central, forward. The
+    /// linker keeps one object per name, so the client read the richardson offsets for
+    /// the forward scheme: four gradients at θ ± εv, θ ± 2εv and the quotient
+    /// (g(θ+εv) − g(θ−εv))/ε, twice the HVP (the "-O difference" of issue 4). Compiled
+    /// once, here, the getter has one set of objects. BuildChecksTests scans the release
+    /// objects for any weak constant defined twice with different contents.
+    public var offsets: [Double] { switch self { case .forward: [1, 0]; case .central: [1, -1]; case .richardson: [1, -1, 2, -2] } }
     /// Gradient evaluations per HVP.
     public var gradients: Int { offsets.count }
 }

@@ -152,9 +152,11 @@ public struct FDEngine: Sendable {
         // The model and scalar types stay generic here (opened from an existential and a
         // format name); the hot code below specializes itself for the common types
         // (`GradientCore`, the kernels' `Specialized`, `ScalarArrays`). An earlier attempt
-        // that specialized this whole path instead (casting to the concrete models, an
-        // inlinable registry) gave different forward differences in an -O build and was
-        // removed without an explanation (issue 4).
+        // that specialized this whole path (casting to the concrete models) gave different
+        // forward differences in an -O build: the optimizer's outlined copies of
+        // `FDScheme.offsets` collided at link time (explained at `FDScheme.offsets`, fixed
+        // there, guarded by BuildChecksTests); a concretely typed engine now agrees bit
+        // for bit with this one (issue 18).
         func open<M: DifferentiableModel>(_ m: M) throws -> Ops {
             try ScalarRegistry.run(format: policy.compute, rounding: policy.mode(for: policy.compute), Make(m: m, precision: precision))
         }
