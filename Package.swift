@@ -30,6 +30,7 @@ let package = Package(
         .library(name: "Scalars", targets: ["Scalars"]),
         .library(name: "LinearAlgebra", targets: ["LinearAlgebra"]),
         .library(name: "Krylov", targets: ["Krylov"]),
+        .library(name: "Checkpoints", targets: ["Checkpoints"]),
         .library(name: "Models", targets: ["Models"]),
         .library(name: "Curvature", targets: ["Curvature"]),
         .library(name: "Studies", targets: ["Studies"]),
@@ -56,6 +57,8 @@ let package = Package(
         // axpy, the binary32 tanh's Double evaluation; and the CPU's level for OpenBLAS.
         // Also the fixed-width MPFR dot product (mpfr_dot.c), hence CMPFR.
         .target(name: "CKernels", dependencies: ["CMPFR"]),
+        // Checkpoint readers (GGUF, safetensors + config.json): Foundation only, below Models.
+        .target(name: "Checkpoints"),
         .target(
             name: "Scalars",
             dependencies: [
@@ -117,6 +120,7 @@ let package = Package(
             name: "Harness",
             dependencies: [
                 "Studies",
+                "Checkpoints",
                 "Scalars",
                 "LinearAlgebra",
                 "Krylov",
@@ -193,6 +197,11 @@ let package = Package(
         // Checks of the release build itself (object files), see OutlinedConstantsTests.
         .testTarget(
             name: "BuildChecksTests",
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "CheckpointsTests",
+            dependencies: ["Checkpoints", "Harness"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

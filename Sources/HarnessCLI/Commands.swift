@@ -74,7 +74,7 @@ public struct HessianHarness: ParsableCommand {
         abstract: "Numerical precision research harness for finite-difference Hessian-vector products and Lanczos/SLQ.",
         version: ToolInfo.version,
         subcommands: [Formats.self, Cast.self, Spectrum.self, SLQ.self, HVP.self, Recommend.self, Run.self, Report.self, TableCmd.self,
-                      Version.self, Bench.self]
+                      Checkpoint.self, Version.self, Bench.self]
     )
 }
 
@@ -288,6 +288,23 @@ struct TableCmd: ParsableCommand {
         let cols = by.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         print(try TableCommand.run(path: csv, by: cols, style: latex ? .latex : .markdown), terminator: "")
     }
+}
+
+struct Checkpoint: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "What a checkpoint holds (GGUF file, safetensors file, or Hugging Face folder with config.json); one tensor as fp64 NPY.",
+        discussion: """
+        Lists the format, architecture, metadata and every tensor (name, type, row-major shape). With --tensor NAME, prints \
+        that tensor's size and range, or with --out FILE.npy writes its values in fp64 (GGUF types F32, F16, BF16, Q8_0, \
+        Q4_0, Q4_1 dequantized exactly as GGML does, then widened exactly). A malformed or hostile file (wrong magic, \
+        truncation, unknown tensor type, offsets outside the file, oversized header): one line on stderr, exit 2, \
+        nothing written.
+        """)
+    @Argument(help: "A .gguf file, a .safetensors file, or a folder with model.safetensors and config.json.") var path: String
+    @Option(help: "A tensor's name.") var tensor: String?
+    @Option(help: "Write the tensor's fp64 values to this .npy file.") var out: String?
+    @Flag(help: "List every metadata entry (tokenizer and general.* included).") var metadata = false
+    func run() throws { print(try CheckpointCommand.run(path: path, tensor: tensor, out: out, allMetadata: metadata)) }
 }
 
 struct Version: ParsableCommand {
