@@ -87,6 +87,7 @@ let package = Package(
         .target(
             name: "Models",
             dependencies: [
+                "Checkpoints",
                 "Scalars",
                 "LinearAlgebra",
                 "Krylov",
@@ -182,7 +183,8 @@ let package = Package(
                 "LinearAlgebra",
                 "Scalars",
                 .product(name: "RealModule", package: "swift-numerics"),
-            ]
+            ],
+            resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "StudiesTests",

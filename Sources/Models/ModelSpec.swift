@@ -14,6 +14,9 @@ public typealias LinearAlgebraAccumulation = Accumulation
 /// | `…,data=FILE.csv` or `…,x=X.npy,y=Y.npy` (softmax, mlp) | the same on user data (see ``DataFiles``) |
 /// | `transformer[:context=16,width=32,heads=4,layers=2,ff=128,sequences=8]` | character-level decoder-only LM on the built-in corpus |
 /// | `expsum:n=N` | Σ wᵢ exp(θᵢ): every derivative in closed form (``ExpSumModel``) |
+/// | `llama:vocab=V,width=D,layers=L,heads=H,kv_heads=K,ff=F[,context=T,sequences=N,rope_base=B,tied=yes\|no,rope=halves\|interleaved]` | a seeded random ``LlamaLM`` on seeded random tokens |
+/// | `gguf:PATH[,context=T,sequences=N,tokens=FILE.npy]` | a Llama checkpoint in GGUF (e.g. SmolLM2-135M), its parameters as stored |
+/// | `safetensors:DIR[,context=T,sequences=N,tokens=FILE.npy]` | a Hugging Face `LlamaForCausalLM` folder (safetensors + config.json) |
 /// | `…,train=STEPS[,optimizer=adam\|sgd][,lr=RATE]` (any model) | the model after STEPS full-batch training steps from its seeded initialization (``TrainedModel``; Adam lr 1e-2, SGD lr 0.1 by default) |
 ///
 /// Data and the quadratic's b are drawn from the seed.
@@ -100,6 +103,8 @@ public enum ModelSpec {
                 }
             }
             return try TransformerLM(config: c, seed: seed)
+        case "llama", "gguf", "safetensors":
+            return try llama(kind: kind, rest: rest, text: text, seed: seed)
         case "expsum":
             let p = rest.split(separator: "=", maxSplits: 1).map(String.init)
             guard p.count == 2, p[0] == "n", let n = Int(p[1]), n >= 1, n <= 10_000_000 else {
@@ -107,7 +112,62 @@ public enum ModelSpec {
             }
             return ExpSumModel(n: n, seed: seed)
         default:
-            throw ModelError("unknown model '\(kind)' (known: quadratic, softmax, mlp, transformer, expsum)")
+            throw ModelError("unknown model '\(kind)' (known: quadratic, softmax, mlp, transformer, expsum, llama, gguf, safetensors)")
+        }
+    }
+}
+
+extension ModelSpec {
+    /// `llama:…`, `gguf:PATH,…`, `safetensors:DIR,…`.
+    static func llama(kind: String, rest: String, text: String, seed: UInt64) throws -> LlamaLM {
+        var items = rest.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        var path: String? = nil
+        if kind != "llama" {
+            guard let first = items.first, !first.isEmpty, !first.contains("=") else {
+                throw ModelError("model '\(kind)' needs a path first: \(kind):PATH[,context=T,sequences=N,tokens=FILE.npy]")
+            }
+            path = first
+            items.removeFirst()
+        }
+        var fields: [String: String] = [:]
+        for kv in items {
+            let p = kv.split(separator: "=", maxSplits: 1).map(String.init)
+            guard p.count == 2, !p[1].isEmpty else { throw ModelError("malformed field '\(kv)' in model spec '\(text)'") }
+            fields[p[0]] = p[1]
+        }
+        let allowed: Set<String> = kind == "llama"
+            ? ["vocab", "width", "layers", "heads", "kv_heads", "ff", "context", "sequences", "rope_base", "tied", "rope"]
+            : ["context", "sequences", "tokens"]
+        if let bad = fields.keys.sorted().first(where: { !allowed.contains($0) }) {
+            throw ModelError("unknown field '\(bad)' for model '\(kind)' (allowed: \(allowed.sorted().joined(separator: ", ")))")
+        }
+        func int(_ k: String, _ d: Int?) throws -> Int {
+            guard let s = fields[k] else { if let d { return d }; throw ModelError("model '\(kind)' needs \(k)=") }
+            guard let v = Int(s), v >= 1, v <= 1_000_000 else { throw ModelError("\(k)='\(s)' must be a positive integer") }
+            return v
+        }
+        let context = try int("context", 16), n = try int("sequences", 2)
+        switch kind {
+        case "gguf": return try LlamaCheckpoint.gguf(path: path!, tokens: fields["tokens"], sequences: n, context: context, seed: seed)
+        case "safetensors": return try LlamaCheckpoint.huggingFace(directory: path!, tokens: fields["tokens"], sequences: n, context: context, seed: seed)
+        default:
+            let heads = try int("heads", nil)
+            var base = 10000.0
+            if let b = fields["rope_base"] {
+                guard let v = Double(b), v > 0, v.isFinite else { throw ModelError("rope_base='\(b)' must be a positive number") }
+                base = v
+            }
+            let tied: Bool
+            switch fields["tied"] ?? "yes" { case "yes": tied = true; case "no": tied = false
+            default: throw ModelError("tied='\(fields["tied"]!)' must be yes or no") }
+            guard let layout = LlamaLM.RopeLayout(rawValue: fields["rope"] ?? "halves") else {
+                throw ModelError("rope='\(fields["rope"]!)' must be halves or interleaved")
+            }
+            let config = LlamaLM.Config(vocab: try int("vocab", nil), width: try int("width", nil), layers: try int("layers", nil),
+                                        heads: heads, kvHeads: try int("kv_heads", heads), ff: try int("ff", nil), ropeBase: base,
+                                        tiedEmbeddings: tied, ropeLayout: layout)
+            let seqs = try LlamaCheckpoint.sequences(tokens: nil, sequences: n, context: context, vocab: config.vocab, seed: seed)
+            return try LlamaLM(config: config, naming: .gguf, sequences: seqs)
         }
     }
 }
