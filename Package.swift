@@ -178,6 +178,7 @@ let package = Package(
             name: "ModelsTests",
             dependencies: [
                 "Models",
+                "Checkpoints",
                 "Curvature",
                 "Krylov",
                 "LinearAlgebra",

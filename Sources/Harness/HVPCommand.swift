@@ -6,8 +6,9 @@ import Curvature
 import Studies
 
 /// `hessian-harness hvp`: one FD (or exact) HVP of a model under a precision
-/// policy, against the exact HVP in mpfr256, with everything an outside framework
-/// needs to reproduce it.
+/// policy, against the exact HVP in a reference format (mpfr256 by default; fp64 for
+/// models too large for MPFR, e.g. a 135M-parameter checkpoint; none), with everything an
+/// outside framework needs to reproduce it.
 public struct HVPCommand {
     public var model: String
     public var seed: UInt64
@@ -19,11 +20,35 @@ public struct HVPCommand {
     public var order: String
     public var out: String
     public var command: [String]
+    /// The format of the exact reference HVP: `mpfrN`, `fp64`, or `none`.
+    public var reference: String
 
     public init(model: String, seed: UInt64, policy: String, scheme: String, eps: Double, stepPolicy: String,
-                shards: Int, order: String, out: String, command: [String]) {
+                shards: Int, order: String, out: String, command: [String], reference: String = "mpfr256") {
         self.model = model; self.seed = seed; self.policy = policy; self.scheme = scheme; self.eps = eps
         self.stepPolicy = stepPolicy; self.shards = shards; self.order = order; self.out = out; self.command = command
+        self.reference = reference
+    }
+
+    /// Checks a `--reference` value: none, fp64, or mpfrN of the registry.
+    static func validateReference(_ r: String) throws {
+        guard r == "none" || r == "fp64" || (r.hasPrefix("mpfr") && ScalarRegistry.names.contains(r)) else {
+            throw HarnessError("unknown --reference '\(r)' (known: none, fp64, \(ScalarRegistry.mpfrPrecisions.map { "mpfr\($0)" }.joined(separator: ", ")))")
+        }
+    }
+
+    /// The exact HVP (forward-over-reverse) of `m` at θ along v in `reference`'s format, rounded to fp64.
+    static func referenceHVP(_ m: any DifferentiableModel, theta: [Double], v: [Double], reference: String) throws -> [Double] {
+        struct Exact<M: DifferentiableModel>: ScalarBody {
+            let m: M, theta: [Double], v: [Double]
+            func run<T: StudyScalar>(_: T.Type) -> [Double] {
+                m.exactHVP(theta.map { T(roundingDouble: $0) }, v.map { T(roundingDouble: $0) }).hv.map { $0.doubleValue }
+            }
+        }
+        func open<M: DifferentiableModel>(_ m: M) throws -> [Double] {
+            try ScalarRegistry.run(format: reference, Exact(m: m, theta: theta, v: v))
+        }
+        return try open(m)
     }
 
     public func run() throws {
@@ -37,6 +62,7 @@ public struct HVPCommand {
         guard exactOnly || FDScheme(rawValue: scheme) != nil else {
             throw HarnessError("unknown --scheme '\(scheme)' (known: exact, forward, central, richardson)")
         }
+        try Self.validateReference(reference)
         let step: StepPolicy
         do { step = try StepPolicy.make(kind: stepPolicy, value: eps) } catch { throw HarnessError("--eps/--step-policy: \(error)") }
         let nShards = try Cluster.shards(requested: shards)
@@ -50,18 +76,19 @@ public struct HVPCommand {
         let v = ModelSetup.direction(count: n, seed: seed)
         let clock = ContinuousClock()
 
-        // Reference: exact HVP in mpfr256 (forward-over-reverse), rounded to fp64 (rank 0 only).
+        // Reference: the exact HVP (forward-over-reverse) in the reference format, rounded to fp64 (rank 0 only).
         var exact: [Double] = []
-        let tExact = clock.measure {
-            guard Cluster.isRoot else { return }
-            exact = m.exactHVP(theta.map { MPFloat<256>($0) }, v.map { MPFloat<256>($0) }).hv.map { $0.doubleValue }
+        let tExact = try clock.measure {
+            guard Cluster.isRoot, reference != "none" else { return }
+            exact = try Self.referenceHVP(m, theta: theta, v: v, reference: reference)
         }.seconds
         struct Body<M: DifferentiableModel>: ScalarBody {
             let m: M, theta: [Double], v: [Double], scheme: String, step: StepPolicy
             let precision: FDPrecision, shards: Int, order: ReductionOrder, world: (any Communicator)?
             func run<T: StudyScalar>(_: T.Type) throws -> (FDResult, Double, Double) {
                 let clock = ContinuousClock()
-                let tGrad = clock.measure { _ = m.lossAndGradient(theta.map { T(roundingDouble: $0) }, accumulation: precision.accumulation) }.seconds
+                // One gradient as the FD-HVP takes it (θ converted, gradient in T, rounded into grad).
+                let tGrad = clock.measure { _ = precision.gradient(m, at: theta, samples: 0..<m.sampleCount, compute: T.self) }.seconds
                 var r: FDResult? = nil
                 let tHVP = try clock.measure {
                     if scheme == "exact" {
@@ -84,15 +111,17 @@ public struct HVPCommand {
         }
         let (r, tGrad, tHVP) = try StochasticRounding.withSeed(seed) { try go(m) }
         guard Cluster.isRoot else { return }     // every rank holds ĥ; rank 0 writes
+        let hasReference = !exact.isEmpty
         let norm = exact.reduce(0) { $0 + $1 * $1 }.squareRoot()
         let diff = zip(r.hv, exact).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
         let dotp = zip(r.hv, exact).reduce(0) { $0 + $1.0 * $1.1 }
         let nh = r.hv.reduce(0) { $0 + $1 * $1 }.squareRoot()
         var summary = Table(header: ["model", "policy", "scheme", "step_policy", "eps", "eps_applied", "shards", "reduction_order", "seed",
-                                    "rel_err", "cos_align", "swamped_fraction", "time_grad_s", "time_hvp_s", "time_exact_mpfr256_s", "hvp_over_grad"])
+                                    "reference", "rel_err", "cos_align", "swamped_fraction", "time_grad_s", "time_hvp_s", "time_reference_s", "hvp_over_grad"])
         summary.append([model, pol.description, scheme, stepPolicy, csvNumber(eps), csvNumber(r.epsilon), "\(nShards)", ord.rawValue, "\(seed)",
-                        csvNumber(norm > 0 ? diff / norm : diff), csvNumber(nh > 0 && norm > 0 ? dotp / (nh * norm) : 0),
-                        csvNumber(r.swampedFraction), csvNumber(tGrad), csvNumber(tHVP), csvNumber(tExact),
+                        reference,
+                        hasReference ? csvNumber(norm > 0 ? diff / norm : diff) : "", hasReference ? csvNumber(nh > 0 && norm > 0 ? dotp / (nh * norm) : 0) : "",
+                        csvNumber(r.swampedFraction), csvNumber(tGrad), csvNumber(tHVP), hasReference ? csvNumber(tExact) : "",
                         csvNumber(tGrad > 0 ? tHVP / tGrad : 0)])
         var bundle = OutputBundle()
         let (json, extra) = try describe(m)
@@ -100,13 +129,13 @@ public struct HVPCommand {
         for (name, data) in extra { bundle.add(name, data) }
         bundle.add("params.npy", NPY.float64(theta))
         bundle.add("v.npy", NPY.float64(v))
-        bundle.add("hv_exact.npy", NPY.float64(exact))
+        if hasReference { bundle.add("hv_exact.npy", NPY.float64(exact)) }
         bundle.add("hv.npy", NPY.float64(r.hv))
         try bundle.add("summary.csv", summary)
         let manifest = Manifest(command: command, seeds: ["model": seed, "v": ModelSetup.directionSeed(seed), "stochastic_rounding": seed],
                                 parameters: ["model": model, "policy": pol.description, "scheme": scheme, "eps": "\(eps)",
                                              "step_policy": stepPolicy, "shards": "\(nShards)", "mpi_ranks": "\(Cluster.size)", "reduction_order": ord.rawValue,
-                                             "reference": "exact HVP (forward-over-reverse) in mpfr256, rounded to fp64",
+                                             "reference": reference == "none" ? "none" : "exact HVP (forward-over-reverse) in \(reference), rounded to fp64",
                                              "v": "uniform(-1, 1) entries from SplitMix64(seed ^ 0x5DEECE66D), fp64"],
                                 start: start, end: Date())
         bundle.add("manifest.json", try manifest.json())
@@ -154,6 +183,21 @@ public struct HVPCommand {
             d["data"] = ["tokens": "tokens.npy", "shape": [t.sequences.count, t.config.context + 1],
                          "inputs": "tokens[:, :-1]", "targets": "tokens[:, 1:]"] as [String: Any]
             files.append(("tokens.npy", NPY.int64(t.sequences.flatMap { $0 }, shape: [t.sequences.count, t.config.context + 1])))
+        } else if let l = m as? LlamaLM {
+            let c = l.config
+            d["type"] = "llama"
+            d["config"] = ["vocab": c.vocab, "width": c.width, "layers": c.layers, "heads": c.heads, "kv_heads": c.kvHeads, "ff": c.ff,
+                           "rope_base": c.ropeBase, "rope_dimension": c.ropeDimension, "rope_layout": c.ropeLayout.rawValue,
+                           "rms_epsilon": c.rmsEpsilon, "tied_embeddings": c.tiedEmbeddings, "tensor_names": l.naming.rawValue] as [String: Any]
+            d["architecture"] = "Llama: h0 = embed[x]; per block a = rmsnorm(h)*g1, q,k,v = a @ Wq.T, a @ Wk.T, a @ Wv.T, rotary embeddings on q and k "
+                + "(pairs " + (c.ropeLayout == .halves ? "(i, i + d_r/2), Hugging Face" : "(2i, 2i+1), GGUF") + "; angle t * base^(-2i/d_r)), grouped-query causal "
+                + "attention (head i reads key-value head i // (heads / kv_heads)), scores q.k/sqrt(width/heads); h += o @ Wo.T; "
+                + "m = rmsnorm(h)*g2; h += (silu(m @ Wgate.T) * (m @ Wup.T)) @ Wdown.T; logits = rmsnorm(h)*g_f @ (embed if tied else output).T; "
+                + "rmsnorm(x) = x / sqrt(mean(x^2) + eps)"
+            d["loss"] = "mean over sequences and positions of cross-entropy of the next token"
+            d["data"] = ["tokens": "tokens.npy", "shape": [l.sequences.count, l.context + 1], "source": l.dataSource,
+                         "inputs": "tokens[:, :-1]", "targets": "tokens[:, 1:]"] as [String: Any]
+            files.append(("tokens.npy", NPY.int64(l.sequences.flatMap { $0 }, shape: [l.sequences.count, l.context + 1])))
         } else if let q = m as? QuadraticModel {
             d["type"] = "quadratic"
             d["loss"] = "0.5 * theta @ A @ theta - b @ theta"

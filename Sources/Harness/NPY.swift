@@ -16,17 +16,32 @@ public enum NPY {
         return d
     }
 
-    /// float64 array of the given shape (row-major).
+    /// float64 array of the given shape (row-major). One bulk copy on little-endian
+    /// hosts (a 134M-parameter vector appended value by value took 15 s).
     public static func float64(_ values: [Double], shape: [Int]? = nil) -> Data {
         var d = header(descr: "<f8", shape: shape ?? [values.count])
-        for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { d.append(contentsOf: $0) } }
+        #if _endian(little)
+        d.reserveCapacity(d.count + values.count * 8)
+        values.withUnsafeBytes { d.append(contentsOf: $0) }
+        #else
+        appendLittleEndian(values.map(\.bitPattern), to: &d)
+        #endif
         return d
     }
 
     /// int64 array.
     public static func int64(_ values: [Int], shape: [Int]? = nil) -> Data {
         var d = header(descr: "<i8", shape: shape ?? [values.count])
-        for v in values { withUnsafeBytes(of: Int64(v).littleEndian) { d.append(contentsOf: $0) } }
+        appendLittleEndian(values.map { Int64($0) }, to: &d)
         return d
+    }
+
+    static func appendLittleEndian<I: FixedWidthInteger>(_ values: [I], to d: inout Data) {
+        d.reserveCapacity(d.count + values.count * MemoryLayout<I>.size)
+        #if _endian(little)
+        values.withUnsafeBytes { d.append(contentsOf: $0) }
+        #else
+        for v in values { withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) } }
+        #endif
     }
 }

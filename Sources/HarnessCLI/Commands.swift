@@ -207,10 +207,12 @@ struct Recommend: ParsableCommand {
 struct HVP: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hvp",
-        abstract: "One Hessian-vector product of a model under a precision policy, against the exact HVP in mpfr256.",
+        abstract: "One Hessian-vector product of a model under a precision policy, against the exact HVP (mpfr256, fp64 or none).",
         discussion: """
         MODEL: quadratic:OPERATOR | softmax:d=D,classes=K[,samples=N] | mlp:widths=D-H-…-K[,act=tanh|gelu|relu][,samples=N] | \
-        transformer[:context=16,width=32,heads=4,layers=2,ff=128,sequences=8] | expsum:n=N; any of them \
+        transformer[:context=16,width=32,heads=4,layers=2,ff=128,sequences=8] | expsum:n=N | \
+        llama:vocab=V,width=D,layers=L,heads=H,kv_heads=K,ff=F[,context=T,sequences=N] | gguf:PATH[,context=T,sequences=N,tokens=FILE.npy] | \
+        safetensors:HF_DIR[,…]; any of them \
         [,train=STEPS[,optimizer=adam|sgd][,lr=RATE]] (trained first; model.json and training_loss.npy record it). \
         POLICY: param=F,compute=F,accumulate=F,grad=F,hvp=F,krylov=F[,rounding=MODE] (unnamed stages fp64). Writes model.json, params.npy, x.npy/y.npy \
         (or the quadratic's A and b), v.npy, hv_exact.npy, hv.npy, summary.csv (rel_err, cos_align, swamped_fraction, timings) \
@@ -225,9 +227,11 @@ struct HVP: ParsableCommand {
     @Option(help: "FSDP shards (in-process ranks).") var shards: Int = 1
     @Option(help: "Reduction order of the collectives: sequential or tree.") var order: String = "sequential"
     @Option(help: "Output directory.") var out: String
+    @Option(help: "Format of the exact reference HVP: mpfr256 (or another mpfrN), fp64 (forward-over-reverse in Dual<Double>, BLAS under the hood: for large models), or none.")
+    var reference: String = "mpfr256"
     func run() throws {
         let c = HVPCommand(model: model, seed: seed, policy: policy, scheme: scheme, eps: eps, stepPolicy: stepPolicy,
-                           shards: shards, order: order, out: out, command: CommandLine.arguments)
+                           shards: shards, order: order, out: out, command: CommandLine.arguments, reference: reference)
         try c.run()
     }
 }

@@ -78,6 +78,8 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
     public let layout: ParameterLayout
     /// The parameters it was loaded with (a checkpoint's), returned by ``initialParameters(seed:)``.
     public let loadedParameters: [Double]?
+    /// Where the token sequences came from (a text and its tokenizer, a tokens file, or a seed).
+    public let dataSource: String
     /// Tensor offsets by role, resolved once.
     let offsets: Offsets
     struct Offsets: Sendable {
@@ -85,7 +87,8 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
         var blocks: [[String: Int]] = []
     }
 
-    public init(config c: Config, naming: Naming = .gguf, sequences: [[Int]], parameters: [Double]? = nil) throws {
+    public init(config c: Config, naming: Naming = .gguf, sequences: [[Int]], parameters: [Double]? = nil,
+                dataSource: String = "seeded uniform token ids") throws {
         guard c.vocab >= 1, c.width >= 1, c.layers >= 1, c.heads >= 1, c.kvHeads >= 1, c.ff >= 1 else {
             throw ModelError("llama: every size must be ≥ 1")
         }
@@ -103,7 +106,7 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
         guard sequences.allSatisfy({ $0.allSatisfy { $0 >= 0 && $0 < c.vocab } }) else {
             throw ModelError("llama: a token id is outside the vocabulary 0..<\(c.vocab)")
         }
-        self.config = c; self.naming = naming; self.sequences = sequences
+        self.config = c; self.naming = naming; self.sequences = sequences; self.dataSource = dataSource
         var l = ParameterLayout()
         let d = c.width
         l.add(naming.name("embed"), shape: [c.vocab, d], block: "embed")
@@ -175,17 +178,19 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
     }
 
     /// Rotates (inverse = false) or rotates back (the transpose, for the reverse pass)
-    /// every head of `x` (rows = positions, `heads` heads of width d_h) in place.
+    /// every head of `x` (rows = the positions of stacked sequences of length context,
+    /// `heads` heads of width d_h) in place.
     func rope<T: StudyScalar>(_ x: inout Matrix<T>, heads: Int, tables: (cos: [T], sin: [T]), inverse: Bool) {
-        let dh = config.headDimension, half = config.ropeDimension / 2
-        for t in 0..<x.rows {
+        let dh = config.headDimension, half = config.ropeDimension / 2, L = context
+        for row in 0..<x.rows {
+            let t = row % L
             for h in 0..<heads {
                 for i in 0..<half {
                     let (a, b) = pair(i)
                     let c = tables.cos[t * half + i], s = inverse ? -tables.sin[t * half + i] : tables.sin[t * half + i]
-                    let x1 = x[t, h * dh + a], x2 = x[t, h * dh + b]
-                    x[t, h * dh + a] = c * x1 - s * x2
-                    x[t, h * dh + b] = s * x1 + c * x2
+                    let x1 = x[row, h * dh + a], x2 = x[row, h * dh + b]
+                    x[row, h * dh + a] = c * x1 - s * x2
+                    x[row, h * dh + b] = s * x1 + c * x2
                 }
             }
         }
@@ -222,18 +227,69 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
         return dx
     }
 
-    func matrix<T: StudyScalar>(_ theta: [T], at offset: Int, rows: Int, cols: Int) -> Matrix<T> {
-        Matrix(rows: rows, cols: cols, storage: Array(theta[offset..<(offset + rows * cols)]))
+    /// X·Wᵀ for the row-major out×in weight at `offset` of θ, read in place where BLAS computes it.
+    func linear<T: StudyScalar>(_ x: Matrix<T>, _ theta: [T], at offset: Int, out: Int, in: Int, _ acc: Accumulation) -> Matrix<T> {
+        theta.withUnsafeBufferPointer {
+            Kernels.gemm(x, transposed: false, UnsafeBufferPointer(rebasing: $0[offset..<(offset + out * `in`)]), rows: out, cols: `in`,
+                         transposed: true, accumulation: acc)
+        }
     }
-    func add<T: StudyScalar>(_ grad: inout [T], at offset: Int, _ m: Matrix<T>) {
-        for i in m.storage.indices { grad[offset + i] += m.storage[i] }
+    /// dY·W (the input gradient of ``linear(_:_:at:out:in:_:)``).
+    func linearBackward<T: StudyScalar>(_ dy: Matrix<T>, _ theta: [T], at offset: Int, out: Int, in: Int, _ acc: Accumulation) -> Matrix<T> {
+        theta.withUnsafeBufferPointer {
+            Kernels.gemm(dy, transposed: false, UnsafeBufferPointer(rebasing: $0[offset..<(offset + out * `in`)]), rows: out, cols: `in`,
+                         transposed: false, accumulation: acc)
+        }
+    }
+    /// grad[W] = dYᵀ·X, written in place (every weight's gradient is written once: the
+    /// linear maps see all sequences of the batch as one matrix).
+    func weightGradient<T: StudyScalar>(_ dy: Matrix<T>, _ x: Matrix<T>, _ grad: inout [T], at offset: Int, _ acc: Accumulation) {
+        let n = dy.cols * x.cols
+        grad.withUnsafeMutableBufferPointer {
+            Kernels.gemm(dy, transposed: true, x, transposed: false, into: UnsafeMutableBufferPointer(rebasing: $0[offset..<(offset + n)]),
+                         accumulation: acc)
+        }
     }
 
-    struct Weights<T: StudyScalar> { var q, k, v, o, gate, up, down: Matrix<T> }
     struct Cache<T: StudyScalar> {
         var h: Matrix<T>; var r1: [T]; var a: Matrix<T>; var q: Matrix<T>; var k: Matrix<T>; var v: Matrix<T>
         var p: [Matrix<T>]; var o: Matrix<T>; var h2: Matrix<T>; var r2: [T]; var m: Matrix<T>
         var gate: Matrix<T>; var up: Matrix<T>; var act: Matrix<T>
+    }
+
+    /// Softmax cross-entropy summed over the rows, with its gradient times `scale`. Under
+    /// `.recursive` accumulation this is ``softmaxCrossEntropy(_:label:scale:)``, every sum
+    /// left to right; under any other policy the sums over the vocabulary and over the
+    /// rows are pairwise in the compute type (blocks of 16 summed in order). A recursive
+    /// binary32 sum of 49,152 exponentials is biased by swamping: on SmolLM2 it put the
+    /// fp32 loss 3.9e-5 below the fp64 one, where PyTorch's reductions (and this) stay
+    /// within 1e-6. Pairwise sums keep the derivative rules of the type (dual numbers too).
+    static func crossEntropy<T: StudyScalar>(_ logits: Matrix<T>, label: (Int) -> Int, scale: T, _ acc: Accumulation) -> (sum: T, gradient: Matrix<T>) {
+        if case .recursive = acc { return softmaxCrossEntropy(logits, label: label, scale: scale) }
+        let k = logits.cols
+        var dz = Matrix<T>(rows: logits.rows, cols: k)
+        var losses = [T](repeating: .zero, count: logits.rows)
+        var e = [T](repeating: .zero, count: k)
+        for i in 0..<logits.rows {
+            var m = logits[i, 0]
+            for j in 1..<k where logits[i, j] > m { m = logits[i, j] }
+            for j in 0..<k { e[j] = T.exp(logits[i, j] - m) }
+            let s = e.withUnsafeBufferPointer { pairwiseSum($0, 0, k) }
+            let y = label(i)
+            losses[i] = m + T.log(s) - logits[i, y]
+            for j in 0..<k { dz[i, j] = (e[j] / s - (j == y ? 1 : 0)) * scale }
+        }
+        return (losses.withUnsafeBufferPointer { pairwiseSum($0, 0, $0.count) }, dz)
+    }
+
+    static func pairwiseSum<T: StudyScalar>(_ x: UnsafeBufferPointer<T>, _ lo: Int, _ hi: Int) -> T {
+        if hi - lo <= 16 {
+            var s = T.zero
+            for i in lo..<hi { s += x[i] }
+            return s
+        }
+        let mid = lo + (hi - lo) / 2
+        return pairwiseSum(x, lo, mid) + pairwiseSum(x, mid, hi)
     }
 
     public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
@@ -245,43 +301,41 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
         reversePass(theta, samples: samples, accumulation: acc)
     }
 
+    /// The batch's sequences are stacked into one matrix of S·L rows for every linear map
+    /// and norm (so each weight's gradient is one product, written once); attention runs
+    /// per sequence and head.
     @usableFromInline
     func reversePass<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
         precondition(theta.count == layout.count)
         let c = config, d = c.width, L = context, H = c.heads, K = c.kvHeads, dh = c.headDimension, V = c.vocab, F = c.ff
-        let group = H / K
+        let kvw = c.kvWidth, group = H / K
+        let seqs = Array(samples), S = seqs.count, R = S * L
         var grad = [T](repeating: .zero, count: layout.count)
-        var loss = T.zero
+        guard S > 0 else { return (.zero, grad) }
         let norm = 1 / T(sequences.count * L)
         let scale = 1 / T(dh).squareRoot()
         let tables = ropeTables(T.self)
-        let embed = matrix(theta, at: offsets.embed, rows: V, cols: d)
-        let head = offsets.output.map { matrix(theta, at: $0, rows: V, cols: d) } ?? embed
-        let headT = head.transposed()
-        let w = offsets.blocks.map { o in
-            Weights(q: matrix(theta, at: o["q"]!, rows: d, cols: d), k: matrix(theta, at: o["k"]!, rows: c.kvWidth, cols: d),
-                    v: matrix(theta, at: o["v"]!, rows: c.kvWidth, cols: d), o: matrix(theta, at: o["o"]!, rows: d, cols: d),
-                    gate: matrix(theta, at: o["gate"]!, rows: F, cols: d), up: matrix(theta, at: o["up"]!, rows: F, cols: d),
-                    down: matrix(theta, at: o["down"]!, rows: d, cols: F))
+        let headOffset = offsets.output ?? offsets.embed
+        // Forward.
+        var h = Matrix<T>(rows: R, cols: d)
+        for (si, s) in seqs.enumerated() {
+            for t in 0..<L { for j in 0..<d { h[si * L + t, j] = theta[offsets.embed + sequences[s][t] * d + j] } }
         }
-        let wT = w.map { Weights(q: $0.q.transposed(), k: $0.k.transposed(), v: $0.v.transposed(), o: $0.o.transposed(),
-                                 gate: $0.gate.transposed(), up: $0.up.transposed(), down: $0.down.transposed()) }
-        for s in samples {
-            let seq = sequences[s]
-            var h = Matrix<T>(rows: L, cols: d)
-            for t in 0..<L { for j in 0..<d { h[t, j] = embed[seq[t], j] } }
-            var caches: [Cache<T>] = []
-            caches.reserveCapacity(c.layers)
-            for b in 0..<c.layers {
-                let ob = offsets.blocks[b]
-                let (a, r1) = rmsNorm(h, theta, gain: ob["attn_norm"]!)
-                var q = Kernels.gemm(a, wT[b].q, accumulation: acc)
-                var k = Kernels.gemm(a, wT[b].k, accumulation: acc)
-                let v = Kernels.gemm(a, wT[b].v, accumulation: acc)
-                rope(&q, heads: H, tables: tables, inverse: false)
-                rope(&k, heads: K, tables: tables, inverse: false)
-                var o = Matrix<T>(rows: L, cols: d)
-                var ps: [Matrix<T>] = []
+        var caches: [Cache<T>] = []
+        caches.reserveCapacity(c.layers)
+        for b in 0..<c.layers {
+            let ob = offsets.blocks[b]
+            let (a, r1) = rmsNorm(h, theta, gain: ob["attn_norm"]!)
+            var q = linear(a, theta, at: ob["q"]!, out: d, in: d, acc)
+            var k = linear(a, theta, at: ob["k"]!, out: kvw, in: d, acc)
+            let v = linear(a, theta, at: ob["v"]!, out: kvw, in: d, acc)
+            rope(&q, heads: H, tables: tables, inverse: false)
+            rope(&k, heads: K, tables: tables, inverse: false)
+            var o = Matrix<T>(rows: R, cols: d)
+            var ps: [Matrix<T>] = []
+            ps.reserveCapacity(S * H)
+            for si in 0..<S {
+                let r0 = si * L
                 for hd in 0..<H {
                     let kv = hd / group
                     var p = Matrix<T>(rows: L, cols: L)
@@ -290,7 +344,7 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
                         var sc = [T](repeating: .zero, count: t + 1)
                         for j in 0...t {
                             var x = T.zero
-                            for e in 0..<dh { x += q[t, hd * dh + e] * k[j, kv * dh + e] }
+                            for e in 0..<dh { x += q[r0 + t, hd * dh + e] * k[r0 + j, kv * dh + e] }
                             sc[j] = x * scale
                             if sc[j] > mx { mx = sc[j] }
                         }
@@ -299,93 +353,99 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
                         for j in 0...t { p[t, j] = sc[j] / z }
                         for e in 0..<dh {
                             var x = T.zero
-                            for j in 0...t { x += p[t, j] * v[j, kv * dh + e] }
-                            o[t, hd * dh + e] = x
+                            for j in 0...t { x += p[t, j] * v[r0 + j, kv * dh + e] }
+                            o[r0 + t, hd * dh + e] = x
                         }
                     }
                     ps.append(p)
                 }
-                let h1 = h
-                let attn = Kernels.gemm(o, wT[b].o, accumulation: acc)
-                for i in h.storage.indices { h.storage[i] += attn.storage[i] }
-                let (m, r2) = rmsNorm(h, theta, gain: ob["ffn_norm"]!)
-                let gate = Kernels.gemm(m, wT[b].gate, accumulation: acc)
-                let up = Kernels.gemm(m, wT[b].up, accumulation: acc)
-                var act = Matrix<T>(rows: L, cols: F)
-                for i in act.storage.indices {
-                    let g = gate.storage[i]
-                    act.storage[i] = g / (1 + T.exp(-g)) * up.storage[i]
-                }
-                let f = Kernels.gemm(act, wT[b].down, accumulation: acc)
-                let h2 = h
-                for i in h.storage.indices { h.storage[i] += f.storage[i] }
-                caches.append(Cache(h: h1, r1: r1, a: a, q: q, k: k, v: v, p: ps, o: o, h2: h2, r2: r2, m: m, gate: gate, up: up, act: act))
             }
-            let (zf, rf) = rmsNorm(h, theta, gain: offsets.norm)
-            let logits = Kernels.gemm(zf, headT, accumulation: acc)
-            let (sum, dlogits) = OutputLoss.crossEntropy.evaluate(logits, label: { seq[$0 + 1] }, scale: norm)
-            loss += sum * norm
-            // Reverse.
-            add(&grad, at: offsets.output ?? offsets.embed, Kernels.gemm(dlogits.transposed(), zf, accumulation: acc))
-            let dzf = Kernels.gemm(dlogits, head, accumulation: acc)
-            var dh_ = rmsNormBackward(dzf, h, rf, theta, gain: offsets.norm, &grad)
-            for b in stride(from: c.layers - 1, through: 0, by: -1) {
-                let ob = offsets.blocks[b], cache = caches[b]
-                // MLP: f = act·W_downᵀ, act = SiLU(gate) ⊙ up.
-                add(&grad, at: ob["down"]!, Kernels.gemm(dh_.transposed(), cache.act, accumulation: acc))
-                let dact = Kernels.gemm(dh_, w[b].down, accumulation: acc)
-                var dgate = Matrix<T>(rows: L, cols: F), dup = Matrix<T>(rows: L, cols: F)
-                for i in dact.storage.indices {
-                    let g = cache.gate.storage[i]
-                    let sg = 1 / (1 + T.exp(-g))
-                    dup.storage[i] = dact.storage[i] * g * sg
-                    dgate.storage[i] = dact.storage[i] * cache.up.storage[i] * sg * (1 + g * (1 - sg))
-                }
-                add(&grad, at: ob["gate"]!, Kernels.gemm(dgate.transposed(), cache.m, accumulation: acc))
-                add(&grad, at: ob["up"]!, Kernels.gemm(dup.transposed(), cache.m, accumulation: acc))
-                var dm = Kernels.gemm(dgate, w[b].gate, accumulation: acc)
-                let dm2 = Kernels.gemm(dup, w[b].up, accumulation: acc)
-                for i in dm.storage.indices { dm.storage[i] += dm2.storage[i] }
-                let dn2 = rmsNormBackward(dm, cache.h2, cache.r2, theta, gain: ob["ffn_norm"]!, &grad)
-                for i in dh_.storage.indices { dh_.storage[i] += dn2.storage[i] }
-                // Attention.
-                add(&grad, at: ob["o"]!, Kernels.gemm(dh_.transposed(), cache.o, accumulation: acc))
-                let dO = Kernels.gemm(dh_, w[b].o, accumulation: acc)
-                var dq = Matrix<T>(rows: L, cols: d), dk = Matrix<T>(rows: L, cols: c.kvWidth), dv = Matrix<T>(rows: L, cols: c.kvWidth)
+            let h1 = h
+            let attn = linear(o, theta, at: ob["o"]!, out: d, in: d, acc)
+            for i in h.storage.indices { h.storage[i] += attn.storage[i] }
+            let (m, r2) = rmsNorm(h, theta, gain: ob["ffn_norm"]!)
+            let gate = linear(m, theta, at: ob["gate"]!, out: F, in: d, acc)
+            let up = linear(m, theta, at: ob["up"]!, out: F, in: d, acc)
+            var act = Matrix<T>(rows: R, cols: F)
+            for i in act.storage.indices {
+                let g = gate.storage[i]
+                act.storage[i] = g / (1 + T.exp(-g)) * up.storage[i]
+            }
+            let f = linear(act, theta, at: ob["down"]!, out: d, in: F, acc)
+            let h2 = h
+            for i in h.storage.indices { h.storage[i] += f.storage[i] }
+            caches.append(Cache(h: h1, r1: r1, a: a, q: q, k: k, v: v, p: ps, o: o, h2: h2, r2: r2, m: m, gate: gate, up: up, act: act))
+        }
+        let (zf, rf) = rmsNorm(h, theta, gain: offsets.norm)
+        let logits = linear(zf, theta, at: headOffset, out: V, in: d, acc)
+        let (sum, dlogits) = Self.crossEntropy(logits, label: { sequences[seqs[$0 / L]][$0 % L + 1] }, scale: norm, acc)
+        let loss = sum * norm
+        // Reverse. The head's gradient is written first: with tied embeddings the
+        // embedding rows' gradients are added to it at the end.
+        weightGradient(dlogits, zf, &grad, at: headOffset, acc)
+        let dzf = linearBackward(dlogits, theta, at: headOffset, out: V, in: d, acc)
+        var dh_ = rmsNormBackward(dzf, h, rf, theta, gain: offsets.norm, &grad)
+        for b in stride(from: c.layers - 1, through: 0, by: -1) {
+            let ob = offsets.blocks[b], cache = caches[b]
+            // MLP: f = act·W_downᵀ, act = SiLU(gate) ⊙ up.
+            weightGradient(dh_, cache.act, &grad, at: ob["down"]!, acc)
+            let dact = linearBackward(dh_, theta, at: ob["down"]!, out: d, in: F, acc)
+            var dgate = Matrix<T>(rows: R, cols: F), dup = Matrix<T>(rows: R, cols: F)
+            for i in dact.storage.indices {
+                let g = cache.gate.storage[i]
+                let sg = 1 / (1 + T.exp(-g))
+                dup.storage[i] = dact.storage[i] * g * sg
+                dgate.storage[i] = dact.storage[i] * cache.up.storage[i] * sg * (1 + g * (1 - sg))
+            }
+            weightGradient(dgate, cache.m, &grad, at: ob["gate"]!, acc)
+            weightGradient(dup, cache.m, &grad, at: ob["up"]!, acc)
+            var dm = linearBackward(dgate, theta, at: ob["gate"]!, out: F, in: d, acc)
+            let dm2 = linearBackward(dup, theta, at: ob["up"]!, out: F, in: d, acc)
+            for i in dm.storage.indices { dm.storage[i] += dm2.storage[i] }
+            let dn2 = rmsNormBackward(dm, cache.h2, cache.r2, theta, gain: ob["ffn_norm"]!, &grad)
+            for i in dh_.storage.indices { dh_.storage[i] += dn2.storage[i] }
+            // Attention.
+            weightGradient(dh_, cache.o, &grad, at: ob["o"]!, acc)
+            let dO = linearBackward(dh_, theta, at: ob["o"]!, out: d, in: d, acc)
+            var dq = Matrix<T>(rows: R, cols: d), dk = Matrix<T>(rows: R, cols: kvw), dv = Matrix<T>(rows: R, cols: kvw)
+            for si in 0..<S {
+                let r0 = si * L
                 for hd in 0..<H {
-                    let kv = hd / group, p = cache.p[hd]
+                    let kv = hd / group, p = cache.p[si * H + hd]
                     for t in 0..<L {
                         var dp = [T](repeating: .zero, count: t + 1)
                         var dot = T.zero
                         for j in 0...t {
                             var x = T.zero
-                            for e in 0..<dh { x += dO[t, hd * dh + e] * cache.v[j, kv * dh + e] }
+                            for e in 0..<dh { x += dO[r0 + t, hd * dh + e] * cache.v[r0 + j, kv * dh + e] }
                             dp[j] = x
                             dot += p[t, j] * x
                         }
                         for j in 0...t {
                             let ds = p[t, j] * (dp[j] - dot) * scale
                             for e in 0..<dh {
-                                dq[t, hd * dh + e] += ds * cache.k[j, kv * dh + e]
-                                dk[j, kv * dh + e] += ds * cache.q[t, hd * dh + e]
-                                dv[j, kv * dh + e] += p[t, j] * dO[t, hd * dh + e]
+                                dq[r0 + t, hd * dh + e] += ds * cache.k[r0 + j, kv * dh + e]
+                                dk[r0 + j, kv * dh + e] += ds * cache.q[r0 + t, hd * dh + e]
+                                dv[r0 + j, kv * dh + e] += p[t, j] * dO[r0 + t, hd * dh + e]
                             }
                         }
                     }
                 }
-                rope(&dq, heads: H, tables: tables, inverse: true)
-                rope(&dk, heads: K, tables: tables, inverse: true)
-                add(&grad, at: ob["q"]!, Kernels.gemm(dq.transposed(), cache.a, accumulation: acc))
-                add(&grad, at: ob["k"]!, Kernels.gemm(dk.transposed(), cache.a, accumulation: acc))
-                add(&grad, at: ob["v"]!, Kernels.gemm(dv.transposed(), cache.a, accumulation: acc))
-                var da = Kernels.gemm(dq, w[b].q, accumulation: acc)
-                let dak = Kernels.gemm(dk, w[b].k, accumulation: acc)
-                let dav = Kernels.gemm(dv, w[b].v, accumulation: acc)
-                for i in da.storage.indices { da.storage[i] += dak.storage[i] + dav.storage[i] }
-                let dn1 = rmsNormBackward(da, cache.h, cache.r1, theta, gain: ob["attn_norm"]!, &grad)
-                for i in dh_.storage.indices { dh_.storage[i] += dn1.storage[i] }
             }
-            for t in 0..<L { for j in 0..<d { grad[offsets.embed + seq[t] * d + j] += dh_[t, j] } }
+            rope(&dq, heads: H, tables: tables, inverse: true)
+            rope(&dk, heads: K, tables: tables, inverse: true)
+            weightGradient(dq, cache.a, &grad, at: ob["q"]!, acc)
+            weightGradient(dk, cache.a, &grad, at: ob["k"]!, acc)
+            weightGradient(dv, cache.a, &grad, at: ob["v"]!, acc)
+            var da = linearBackward(dq, theta, at: ob["q"]!, out: d, in: d, acc)
+            let dak = linearBackward(dk, theta, at: ob["k"]!, out: kvw, in: d, acc)
+            let dav = linearBackward(dv, theta, at: ob["v"]!, out: kvw, in: d, acc)
+            for i in da.storage.indices { da.storage[i] += dak.storage[i] + dav.storage[i] }
+            let dn1 = rmsNormBackward(da, cache.h, cache.r1, theta, gain: ob["attn_norm"]!, &grad)
+            for i in dh_.storage.indices { dh_.storage[i] += dn1.storage[i] }
+        }
+        for (si, s) in seqs.enumerated() {
+            for t in 0..<L { for j in 0..<d { grad[offsets.embed + sequences[s][t] * d + j] += dh_[si * L + t, j] } }
         }
         return (loss, grad)
     }

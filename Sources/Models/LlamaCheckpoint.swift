@@ -1,4 +1,5 @@
 import Checkpoints
+import Foundation
 import Scalars
 
 /// Builds a ``LlamaLM`` from a checkpoint: its architecture from the file's metadata
@@ -6,10 +7,17 @@ import Scalars
 /// file's tensors, as stored (GGUF dequantized exactly, see ``GGMLType``), under the
 /// file's own tensor names and RoPE convention.
 public enum LlamaCheckpoint {
-    /// Token sequences for a checkpoint model: from `tokens` (an integer .npy of shape
-    /// [sequences, context + 1]) when given, otherwise seeded uniform token ids (a
-    /// placeholder until the tokenizer lands: real text comes with it).
-    static func sequences(tokens: String?, sequences n: Int, context: Int, vocab: Int, seed: UInt64) throws -> [[Int]] {
+    /// The text a checkpoint model reads by default: the Apache 2.0 licence that Debian's
+    /// base-files installs (real text that no one in this project wrote, offline).
+    public static let defaultText = "/usr/share/common-licenses/Apache-2.0"
+
+    /// Token sequences for a checkpoint model, in this order of preference: `tokens` (an
+    /// integer .npy of shape [sequences, context + 1]); `text` tokenized by the checkpoint's
+    /// tokenizer, cut into `sequences` consecutive chunks of context + 1 tokens; without
+    /// either, ``defaultText`` when the checkpoint has a tokenizer; seeded uniform token ids
+    /// only for a checkpoint without one (and the seeded `llama:` models).
+    static func sequences(tokens: String?, text: String?, tokenizer: ByteLevelBPE?, sequences n: Int, context: Int,
+                          vocab: Int, seed: UInt64) throws -> (sequences: [[Int]], source: String) {
         if let path = tokens {
             let (values, shape) = try DataFiles.readNPY(path)
             guard shape.count == 2, shape[0] >= 1, shape[1] >= 2 else {
@@ -18,14 +26,30 @@ public enum LlamaCheckpoint {
             guard values.allSatisfy({ $0 == $0.rounded() && $0 >= 0 && $0 < Double(vocab) }) else {
                 throw ModelError("tokens '\(path)' holds a value that is not a token id in 0..<\(vocab)")
             }
-            return (0..<shape[0]).map { r in (0..<shape[1]).map { Int(values[r * shape[1] + $0]) } }
+            return ((0..<shape[0]).map { r in (0..<shape[1]).map { Int(values[r * shape[1] + $0]) } }, "tokens file \(path)")
         }
+        if let tokenizer {
+            let path = text ?? defaultText
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ModelError("cannot read text '\(path)'" + (text == nil ? " (the default text; give text=FILE or tokens=FILE.npy)" : ""))
+            }
+            guard let string = String(data: data, encoding: .utf8) else { throw ModelError("text '\(path)' is not UTF-8") }
+            let ids: [Int]
+            do { ids = try tokenizer.encode(string) } catch { throw ModelError("text '\(path)': \(error)") }
+            let need = n * (context + 1)
+            guard ids.count >= need else {
+                throw ModelError("text '\(path)' has \(ids.count) tokens; \(n) sequences of context \(context) need \(need)")
+            }
+            return ((0..<n).map { Array(ids[($0 * (context + 1))..<(($0 + 1) * (context + 1))]) },
+                    "text \(path) (\(ids.count) tokens, the first \(need) used)")
+        }
+        if text != nil { throw ModelError("text= needs a checkpoint with a tokenizer; give tokens=FILE.npy") }
         var g = SplitMix64(seed: seed)
-        return (0..<n).map { _ in (0...context).map { _ in Int(g.next() % UInt64(vocab)) } }
+        return ((0..<n).map { _ in (0...context).map { _ in Int(g.next() % UInt64(vocab)) } }, "seeded uniform token ids")
     }
 
     /// `gguf:PATH` with a Llama-architecture file.
-    public static func gguf(path: String, tokens: String?, sequences n: Int, context: Int, seed: UInt64) throws -> LlamaLM {
+    public static func gguf(path: String, tokens: String?, text: String?, sequences n: Int, context: Int, seed: UInt64) throws -> LlamaLM {
         let f: GGUFFile
         do { f = try GGUFFile(path: path) } catch let e as CheckpointError { throw ModelError(e.description) }
         guard let arch = f.value("general.architecture")?.string else { throw ModelError("\(path): no general.architecture") }
@@ -44,7 +68,9 @@ public enum LlamaCheckpoint {
                                     ropeDimension: f.value("llama.rope.dimension_count")?.int ?? width / max(heads, 1),
                                     rmsEpsilon: double("attention.layer_norm_rms_epsilon", 1e-5),
                                     tiedEmbeddings: f.tensor(named: "output.weight") == nil, ropeLayout: .interleaved)
-        let seqs = try sequences(tokens: tokens, sequences: n, context: context, vocab: vocab, seed: seed)
+        let tokenizer: ByteLevelBPE?
+        do { tokenizer = f.value("tokenizer.ggml.model") == nil ? nil : try ByteLevelBPE(gguf: f) } catch { throw ModelError("\(error)") }
+        let (seqs, source) = try sequences(tokens: tokens, text: text, tokenizer: tokenizer, sequences: n, context: context, vocab: vocab, seed: seed)
         let shell = try LlamaLM(config: config, naming: .gguf, sequences: seqs)
         var theta = [Double]()
         theta.reserveCapacity(shell.layout.count)
@@ -53,11 +79,11 @@ public enum LlamaCheckpoint {
             guard info.shape == t.shape else { throw ModelError("\(path): tensor \(t.name) has shape \(info.shape), the architecture needs \(t.shape)") }
             theta += f.values(of: info)
         }
-        return try LlamaLM(config: config, naming: .gguf, sequences: seqs, parameters: theta)
+        return try LlamaLM(config: config, naming: .gguf, sequences: seqs, parameters: theta, dataSource: source)
     }
 
     /// `safetensors:DIR` with a Hugging Face `LlamaForCausalLM` folder.
-    public static func huggingFace(directory: String, tokens: String?, sequences n: Int, context: Int, seed: UInt64) throws -> LlamaLM {
+    public static func huggingFace(directory: String, tokens: String?, text: String?, sequences n: Int, context: Int, seed: UInt64) throws -> LlamaLM {
         let ck: HuggingFaceCheckpoint
         do { ck = try HuggingFaceCheckpoint(directory: directory) } catch let e as CheckpointError { throw ModelError(e.description) }
         guard let cfg = ck.config else { throw ModelError("\(directory): no config.json") }
@@ -84,7 +110,7 @@ public enum LlamaCheckpoint {
                                     ropeBase: ropeBase, ropeDimension: width / heads,
                                     rmsEpsilon: cfg["rms_norm_eps"]?.double ?? 1e-6,
                                     tiedEmbeddings: cfg["tie_word_embeddings"] == .bool(true), ropeLayout: .halves)
-        let seqs = try sequences(tokens: tokens, sequences: n, context: context, vocab: config.vocab, seed: seed)
+        let (seqs, source) = try sequences(tokens: tokens, text: text, tokenizer: nil, sequences: n, context: context, vocab: config.vocab, seed: seed)
         let shell = try LlamaLM(config: config, naming: .huggingFace, sequences: seqs)
         var theta = [Double]()
         theta.reserveCapacity(shell.layout.count)
@@ -93,6 +119,6 @@ public enum LlamaCheckpoint {
             guard info.shape == t.shape else { throw ModelError("\(directory): tensor \(t.name) has shape \(info.shape), the architecture needs \(t.shape)") }
             do { theta += try ck.weights.values(of: info) } catch let e as CheckpointError { throw ModelError(e.description) }
         }
-        return try LlamaLM(config: config, naming: .huggingFace, sequences: seqs, parameters: theta)
+        return try LlamaLM(config: config, naming: .huggingFace, sequences: seqs, parameters: theta, dataSource: source)
     }
 }

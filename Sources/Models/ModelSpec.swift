@@ -15,7 +15,7 @@ public typealias LinearAlgebraAccumulation = Accumulation
 /// | `transformer[:context=16,width=32,heads=4,layers=2,ff=128,sequences=8]` | character-level decoder-only LM on the built-in corpus |
 /// | `expsum:n=N` | Σ wᵢ exp(θᵢ): every derivative in closed form (``ExpSumModel``) |
 /// | `llama:vocab=V,width=D,layers=L,heads=H,kv_heads=K,ff=F[,context=T,sequences=N,rope_base=B,tied=yes\|no,rope=halves\|interleaved]` | a seeded random ``LlamaLM`` on seeded random tokens |
-/// | `gguf:PATH[,context=T,sequences=N,tokens=FILE.npy]` | a Llama checkpoint in GGUF (e.g. SmolLM2-135M), its parameters as stored |
+/// | `gguf:PATH[,context=T,sequences=N,text=FILE\|tokens=FILE.npy]` | a Llama checkpoint in GGUF (e.g. SmolLM2-135M), its parameters as stored, on text tokenized by its own tokenizer (default: Debian's Apache-2.0 licence text) |
 /// | `safetensors:DIR[,context=T,sequences=N,tokens=FILE.npy]` | a Hugging Face `LlamaForCausalLM` folder (safetensors + config.json) |
 /// | `…,train=STEPS[,optimizer=adam\|sgd][,lr=RATE]` (any model) | the model after STEPS full-batch training steps from its seeded initialization (``TrainedModel``; Adam lr 1e-2, SGD lr 0.1 by default) |
 ///
@@ -137,7 +137,7 @@ extension ModelSpec {
         }
         let allowed: Set<String> = kind == "llama"
             ? ["vocab", "width", "layers", "heads", "kv_heads", "ff", "context", "sequences", "rope_base", "tied", "rope"]
-            : ["context", "sequences", "tokens"]
+            : ["context", "sequences", "tokens", "text"]
         if let bad = fields.keys.sorted().first(where: { !allowed.contains($0) }) {
             throw ModelError("unknown field '\(bad)' for model '\(kind)' (allowed: \(allowed.sorted().joined(separator: ", ")))")
         }
@@ -148,8 +148,10 @@ extension ModelSpec {
         }
         let context = try int("context", 16), n = try int("sequences", 2)
         switch kind {
-        case "gguf": return try LlamaCheckpoint.gguf(path: path!, tokens: fields["tokens"], sequences: n, context: context, seed: seed)
-        case "safetensors": return try LlamaCheckpoint.huggingFace(directory: path!, tokens: fields["tokens"], sequences: n, context: context, seed: seed)
+        case "gguf":
+            return try LlamaCheckpoint.gguf(path: path!, tokens: fields["tokens"], text: fields["text"], sequences: n, context: context, seed: seed)
+        case "safetensors":
+            return try LlamaCheckpoint.huggingFace(directory: path!, tokens: fields["tokens"], text: fields["text"], sequences: n, context: context, seed: seed)
         default:
             let heads = try int("heads", nil)
             var base = 10000.0
@@ -166,8 +168,9 @@ extension ModelSpec {
             let config = LlamaLM.Config(vocab: try int("vocab", nil), width: try int("width", nil), layers: try int("layers", nil),
                                         heads: heads, kvHeads: try int("kv_heads", heads), ff: try int("ff", nil), ropeBase: base,
                                         tiedEmbeddings: tied, ropeLayout: layout)
-            let seqs = try LlamaCheckpoint.sequences(tokens: nil, sequences: n, context: context, vocab: config.vocab, seed: seed)
-            return try LlamaLM(config: config, naming: .gguf, sequences: seqs)
+            let (seqs, source) = try LlamaCheckpoint.sequences(tokens: nil, text: nil, tokenizer: nil, sequences: n, context: context,
+                                                               vocab: config.vocab, seed: seed)
+            return try LlamaLM(config: config, naming: .gguf, sequences: seqs, dataSource: source)
         }
     }
 }

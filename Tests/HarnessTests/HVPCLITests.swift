@@ -50,3 +50,34 @@ import Testing
         }
     }
 }
+
+@Suite struct HVPReferenceTests {
+    /// --reference fp64 and mpfr256 give the same rel_err of an fp32 FD-HVP to ≥ 3 significant
+    /// digits on a random Llama; none leaves the error cells empty and writes no hv_exact.npy.
+    @Test func fp64AndMPFRReferencesAgreeAndNoneWritesNone() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("hvpref-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: base) }
+        let model = "llama:vocab=13,width=8,layers=2,heads=2,kv_heads=1,ff=10,context=5,sequences=2"
+        var errs: [String: Double] = [:]
+        for ref in ["mpfr256", "fp64", "none"] {
+            let out = base.appendingPathComponent(ref).path
+            let r = try runCLI(["hvp", "--model", model, "--policy", "param=fp32,compute=fp32,grad=fp32,hvp=fp32", "--scheme", "central",
+                                "--eps", "1e-2", "--seed", "2", "--reference", ref, "--out", out])
+            #expect(r.status == 0, "\(r.stderr)")
+            let lines = try String(contentsOfFile: out + "/summary.csv", encoding: .utf8).split(separator: "\n")
+            let cols = lines[0].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            let vals = lines[1].split(separator: ",", omittingEmptySubsequences: false).suffix(cols.count).map(String.init)
+            let i = try #require(cols.firstIndex(of: "rel_err"))
+            #expect(cols.contains("reference") && vals[cols.firstIndex(of: "reference")!] == ref)
+            #expect(FileManager.default.fileExists(atPath: out + "/hv_exact.npy") == (ref != "none"))
+            if ref == "none" { #expect(vals[i].isEmpty) } else { errs[ref] = Double(vals[i]) }
+            let model = try String(contentsOfFile: out + "/model.json", encoding: .utf8)
+            #expect(model.contains("\"type\" : \"llama\"") && FileManager.default.fileExists(atPath: out + "/tokens.npy"))
+        }
+        let a = try #require(errs["mpfr256"]), b = try #require(errs["fp64"])
+        #expect(a > 1e-6 && abs(a - b) <= 5e-4 * a, "mpfr256 \(a) vs fp64 \(b)")
+        let bad = try runCLI(["hvp", "--model", model, "--reference", "fp16", "--out", base.appendingPathComponent("bad").path])
+        #expect(bad.status == 2 && bad.stderr.contains("unknown --reference 'fp16'"))
+        #expect(!FileManager.default.fileExists(atPath: base.appendingPathComponent("bad").path))
+    }
+}

