@@ -1,3 +1,5 @@
+import Foundation
+
 /// A checkpoint file that cannot be read: one line naming the file and the problem.
 ///
 /// Every reader in this module reports malformed input (a wrong magic, a truncated
@@ -26,4 +28,13 @@ public struct CheckpointLimits: Sendable {
     public var maxArrayDepth = 4
     public init() {}
     public static let `default` = CheckpointLimits()
+}
+
+/// A checkpoint file's bytes, memory-mapped (not read): the one place the readers open a file.
+enum CheckpointFile {
+    static func map(_ path: String) throws -> Data {
+        do { return try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
+            throw CheckpointError(path, "cannot read: \((error as NSError).localizedDescription)")
+        }
+    }
 }

@@ -76,11 +76,7 @@ public struct GGUFFile: @unchecked Sendable {
     public static let magic: UInt32 = 0x4655_4747   // "GGUF" little-endian
 
     public init(path: String, limits: CheckpointLimits = .default) throws {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw CheckpointError(path, "cannot read: \((error as NSError).localizedDescription)")
-        }
-        try self.init(data: data, path: path, limits: limits)
+        try self.init(data: CheckpointFile.map(path), path: path, limits: limits)
     }
 
     public init(data: Data, path: String, limits: CheckpointLimits = .default) throws {

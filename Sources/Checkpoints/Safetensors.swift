@@ -58,11 +58,7 @@ public struct SafetensorsFile: @unchecked Sendable {
     public static let floatingDtypes = ["F64", "F32", "F16", "BF16"]
 
     public init(path: String, limits: CheckpointLimits = .default) throws {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw CheckpointError(path, "cannot read: \((error as NSError).localizedDescription)")
-        }
-        try self.init(data: data, path: path, limits: limits)
+        try self.init(data: CheckpointFile.map(path), path: path, limits: limits)
     }
 
     public init(data: Data, path: String, limits: CheckpointLimits = .default) throws {

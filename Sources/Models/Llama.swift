@@ -308,7 +308,7 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
     func reversePass<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
         precondition(theta.count == layout.count)
         let c = config, d = c.width, L = context, H = c.heads, K = c.kvHeads, dh = c.headDimension, V = c.vocab, F = c.ff
-        let kvw = c.kvWidth, group = H / K
+        let kvw = c.kvWidth
         let seqs = Array(samples), S = seqs.count, R = S * L
         var grad = [T](repeating: .zero, count: layout.count)
         guard S > 0 else { return (.zero, grad) }
@@ -335,30 +335,7 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
             var ps: [Matrix<T>] = []
             ps.reserveCapacity(S * H)
             for si in 0..<S {
-                let r0 = si * L
-                for hd in 0..<H {
-                    let kv = hd / group
-                    var p = Matrix<T>(rows: L, cols: L)
-                    for t in 0..<L {
-                        var mx = -T.infinity
-                        var sc = [T](repeating: .zero, count: t + 1)
-                        for j in 0...t {
-                            var x = T.zero
-                            for e in 0..<dh { x += q[r0 + t, hd * dh + e] * k[r0 + j, kv * dh + e] }
-                            sc[j] = x * scale
-                            if sc[j] > mx { mx = sc[j] }
-                        }
-                        var z = T.zero
-                        for j in 0...t { sc[j] = T.exp(sc[j] - mx); z += sc[j] }
-                        for j in 0...t { p[t, j] = sc[j] / z }
-                        for e in 0..<dh {
-                            var x = T.zero
-                            for j in 0...t { x += p[t, j] * v[r0 + j, kv * dh + e] }
-                            o[r0 + t, hd * dh + e] = x
-                        }
-                    }
-                    ps.append(p)
-                }
+                ps += CausalAttention.forward(q: q, k: k, v: v, rows: si * L, length: L, heads: H, kvHeads: K, headWidth: dh, scale: scale, into: &o)
             }
             let h1 = h
             let attn = linear(o, theta, at: ob["o"]!, out: d, in: d, acc)
@@ -409,28 +386,8 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
             let dO = linearBackward(dh_, theta, at: ob["o"]!, out: d, in: d, acc)
             var dq = Matrix<T>(rows: R, cols: d), dk = Matrix<T>(rows: R, cols: kvw), dv = Matrix<T>(rows: R, cols: kvw)
             for si in 0..<S {
-                let r0 = si * L
-                for hd in 0..<H {
-                    let kv = hd / group, p = cache.p[si * H + hd]
-                    for t in 0..<L {
-                        var dp = [T](repeating: .zero, count: t + 1)
-                        var dot = T.zero
-                        for j in 0...t {
-                            var x = T.zero
-                            for e in 0..<dh { x += dO[r0 + t, hd * dh + e] * cache.v[r0 + j, kv * dh + e] }
-                            dp[j] = x
-                            dot += p[t, j] * x
-                        }
-                        for j in 0...t {
-                            let ds = p[t, j] * (dp[j] - dot) * scale
-                            for e in 0..<dh {
-                                dq[r0 + t, hd * dh + e] += ds * cache.k[r0 + j, kv * dh + e]
-                                dk[r0 + j, kv * dh + e] += ds * cache.q[r0 + t, hd * dh + e]
-                                dv[r0 + j, kv * dh + e] += p[t, j] * dO[r0 + t, hd * dh + e]
-                            }
-                        }
-                    }
-                }
+                CausalAttention.backward(dO: dO, q: cache.q, k: cache.k, v: cache.v, p: cache.p[(si * H)..<((si + 1) * H)], rows: si * L, length: L,
+                                         heads: H, kvHeads: K, headWidth: dh, scale: scale, dq: &dq, dk: &dk, dv: &dv)
             }
             rope(&dq, heads: H, tables: tables, inverse: true)
             rope(&dk, heads: K, tables: tables, inverse: true)

@@ -183,29 +183,7 @@ public struct TransformerLM: OutputModel, GradientCore {
                 let k = Kernels.gemm(a, wT[b].wk, accumulation: acc)
                 let v = Kernels.gemm(a, wT[b].wv, accumulation: acc)
                 var o = Matrix<T>(rows: L, cols: d)
-                var ps: [Matrix<T>] = []
-                for hd in 0..<H {
-                    var p = Matrix<T>(rows: L, cols: L)
-                    for t in 0..<L {
-                        var m = -T.infinity
-                        var sc = [T](repeating: .zero, count: t + 1)
-                        for j in 0...t {
-                            var x = T.zero
-                            for e in 0..<dh { x += q[t, hd * dh + e] * k[j, hd * dh + e] }
-                            sc[j] = x * scale
-                            if sc[j] > m { m = sc[j] }
-                        }
-                        var z = T.zero
-                        for j in 0...t { sc[j] = T.exp(sc[j] - m); z += sc[j] }
-                        for j in 0...t { p[t, j] = sc[j] / z }
-                        for e in 0..<dh {
-                            var x = T.zero
-                            for j in 0...t { x += p[t, j] * v[j, hd * dh + e] }
-                            o[t, hd * dh + e] = x
-                        }
-                    }
-                    ps.append(p)
-                }
+                let ps = CausalAttention.forward(q: q, k: k, v: v, rows: 0, length: L, heads: H, kvHeads: H, headWidth: dh, scale: scale, into: &o)
                 let attn = Kernels.gemm(o, wT[b].wo, accumulation: acc)
                 for i in h.storage.indices { h.storage[i] += attn.storage[i] }
                 let (m2, c2) = layerNorm(h, slice(theta, "\(blk).ln2.gain"), slice(theta, "\(blk).ln2.bias"))
@@ -251,28 +229,8 @@ public struct TransformerLM: OutputModel, GradientCore {
                 addMatrix(&grad, "\(blk).attn.wo", Kernels.gemm(dh_.transposed(), cache.o, accumulation: acc))
                 let dO = Kernels.gemm(dh_, w[b].wo, accumulation: acc)
                 var dq = Matrix<T>(rows: L, cols: d), dk = Matrix<T>(rows: L, cols: d), dv = Matrix<T>(rows: L, cols: d)
-                for hd in 0..<H {
-                    let p = cache.p[hd]
-                    for t in 0..<L {
-                        // dP[t, j] = dO_h[t]·V_h[j]; dS = P ⊙ (dP − Σ_j P dP).
-                        var dp = [T](repeating: .zero, count: t + 1)
-                        var dot = T.zero
-                        for j in 0...t {
-                            var x = T.zero
-                            for e in 0..<dh { x += dO[t, hd * dh + e] * cache.v[j, hd * dh + e] }
-                            dp[j] = x
-                            dot += p[t, j] * x
-                        }
-                        for j in 0...t {
-                            let ds = p[t, j] * (dp[j] - dot) * scale
-                            for e in 0..<dh {
-                                dq[t, hd * dh + e] += ds * cache.k[j, hd * dh + e]
-                                dk[j, hd * dh + e] += ds * cache.q[t, hd * dh + e]
-                                dv[j, hd * dh + e] += p[t, j] * dO[t, hd * dh + e]
-                            }
-                        }
-                    }
-                }
+                CausalAttention.backward(dO: dO, q: cache.q, k: cache.k, v: cache.v, p: cache.p[...], rows: 0, length: L, heads: H, kvHeads: H,
+                                         headWidth: dh, scale: scale, dq: &dq, dk: &dk, dv: &dv)
                 observer?("\(blk).attn.wq", cache.a, dq)
                 observer?("\(blk).attn.wk", cache.a, dk)
                 observer?("\(blk).attn.wv", cache.a, dv)
