@@ -163,7 +163,10 @@ public struct ModelSLQCommand {
         let engine = try FDEngine(model: m, policy: policy)
         var recommendation: StepRecommendation? = nil
         if autoEps {
-            let r = try StepRecommendation.estimate(engine: engine, theta: theta, v: ModelSetup.direction(count: n, seed: seed), scheme: fdScheme,
+            // Lanczos applies the operator to unit vectors: the step is chosen along a unit
+            // direction (the error of an FD-HVP depends on ε‖u‖, so an ε chosen for the hvp
+            // direction, ‖v‖ ≈ √(n/3), would be √(n/3) times too small here).
+            let r = try StepRecommendation.estimate(engine: engine, theta: theta, v: Self.unitDirection(count: n, seed: seed), scheme: fdScheme,
                                                     tolerance: entry?.tolerance ?? 0.05, seed: seed, shards: nShards)
             recommendation = r
             epsValue = r.epsStar
@@ -278,5 +281,15 @@ public struct ModelSLQCommand {
         try bundle.write(to: URL(fileURLWithPath: out))
         print(bundle.summaryLine("slq", columns: ["eps", "eps_source", "steps_done", "breakdown", "lambda_min", "lambda_max", "w1_scaled",
                                                   "ritz_err_top_1", "predicted_err"], dir: out))
+    }
+}
+
+extension ModelSLQCommand {
+    /// The hvp direction of ``ModelSetup/direction(count:seed:)`` scaled to unit length: the
+    /// norm of the vectors Lanczos applies the FD-HVP to.
+    static func unitDirection(count n: Int, seed: UInt64) -> [Double] {
+        let v = ModelSetup.direction(count: n, seed: seed)
+        let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return norm > 0 ? v.map { $0 / norm } : v
     }
 }

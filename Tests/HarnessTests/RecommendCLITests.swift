@@ -2,6 +2,8 @@ import Foundation
 import Testing
 @testable import Harness
 import Models
+import Studies
+import Curvature
 
 @Suite struct RecommendCLITests {
     let model = "mlp:widths=8-12-4,act=tanh,samples=24"
@@ -28,7 +30,23 @@ import Models
         #expect(q.stdout.hasPrefix("slq: eps ") && q.stdout.contains("eps_source auto, steps_done 8")
                 && q.stdout.hasSuffix("→ \(s.path) (nodes.csv, density.csv, lanczos.csv, summary.csv, manifest.json)\n"), "\(q.stdout)")
         let sum = try CSVTable.read(path: s.appendingPathComponent("summary.csv").path)[0]
-        #expect(sum["eps_source"] == "auto" && sum["eps"] == row["eps"] && sum["predicted_err"] == row["predicted_err"], "\(sum)")
+        // Lanczos applies the FD-HVP to unit vectors: slq's ε is recommend's (chosen for the
+        // hvp direction v) times ‖v‖, at the same predicted error; before this was fixed
+        // slq took recommend's ε as it was, √(n/3) ≈ 13 times too small here.
+        let m = try ModelSpec.build(model, seed: 3)
+        let v = ModelSetup.direction(count: m.parameterCount, seed: 3)
+        let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        let epsSLQ = Double(sum["eps_abs"]!)!, epsRec = Double(row["eps"]!)!
+        #expect(sum["eps_source"] == "auto" && abs(epsSLQ / (epsRec * norm) - 1) < 1e-6, "slq ε \(epsSLQ), recommend ε·‖v‖ \(epsRec * norm)")
+        #expect(abs(Double(sum["predicted_err"]!)! / pred - 1) < 1e-6)
+        // And the error of an FD-HVP along that unit direction at slq's ε is the predicted one (within 2×).
+        let engine = try FDEngine(model: m, policy: PrecisionPolicy(bf16))
+        let theta = try ModelSetup.point(m, seed: 3, param: "bf16").theta
+        let u = v.map { $0 / norm }
+        let fd = try engine.estimate(theta: theta, v: u, scheme: .central, step: .absolute(epsSLQ)).hv
+        let exact = m.exactHVP(theta, u).hv
+        let err = zip(fd, exact).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot() / exact.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        #expect(pred / err >= 0.5 && pred / err <= 2, "predicted \(pred), measured along the unit direction \(err)")
     }
 
     @Test func hvpSaysWhatItWrote() throws {
