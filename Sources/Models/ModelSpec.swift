@@ -42,21 +42,10 @@ public enum ModelSpec {
             do { return try QuadraticModel(operator: OperatorSpec.parse(rest), seed: seed) }
             catch let e as OperatorSpecError { throw ModelError("quadratic: \(e.message)") }
         case "softmax", "mlp":
-            var fields: [String: String] = [:]
-            for kv in rest.split(separator: ",") {
-                let p = kv.split(separator: "=", maxSplits: 1).map(String.init)
-                guard p.count == 2 else { throw ModelError("malformed field '\(kv)' in model spec '\(text)'") }
-                fields[p[0]] = p[1]
-            }
             let allowed: Set<String> = kind == "mlp" ? ["widths", "act", "samples", "data", "x", "y", "loss"] : ["d", "classes", "samples", "act", "data", "x", "y", "loss"]
-            if let bad = fields.keys.sorted().first(where: { !allowed.contains($0) }) {
-                throw ModelError("unknown field '\(bad)' for model '\(kind)' (allowed: \(allowed.sorted().joined(separator: ", ")))")
-            }
-            func int(_ k: String, _ d: Int?) throws -> Int {
-                guard let s = fields[k] else { if let d { return d }; throw ModelError("model '\(kind)' needs \(k)=") }
-                guard let v = Int(s), v >= 1, v <= 10_000_000 else { throw ModelError("\(k)='\(s)' must be a positive integer") }
-                return v
-            }
+            let spec = try SpecFields(rest.split(separator: ","), kind: kind, text: text, allowed: allowed)
+            let fields = spec.values
+            func int(_ k: String, _ d: Int?) throws -> Int { try spec.int(k, d, max: 10_000_000) }
             let widths: [Int]
             if kind == "mlp" {
                 guard let w = fields["widths"] else { throw ModelError("model 'mlp' needs widths=D-H-…-K") }
@@ -129,23 +118,12 @@ extension ModelSpec {
             path = first
             items.removeFirst()
         }
-        var fields: [String: String] = [:]
-        for kv in items {
-            let p = kv.split(separator: "=", maxSplits: 1).map(String.init)
-            guard p.count == 2, !p[1].isEmpty else { throw ModelError("malformed field '\(kv)' in model spec '\(text)'") }
-            fields[p[0]] = p[1]
-        }
         let allowed: Set<String> = kind == "llama"
             ? ["vocab", "width", "layers", "heads", "kv_heads", "ff", "context", "sequences", "rope_base", "tied", "rope"]
             : ["context", "sequences", "tokens", "text"]
-        if let bad = fields.keys.sorted().first(where: { !allowed.contains($0) }) {
-            throw ModelError("unknown field '\(bad)' for model '\(kind)' (allowed: \(allowed.sorted().joined(separator: ", ")))")
-        }
-        func int(_ k: String, _ d: Int?) throws -> Int {
-            guard let s = fields[k] else { if let d { return d }; throw ModelError("model '\(kind)' needs \(k)=") }
-            guard let v = Int(s), v >= 1, v <= 1_000_000 else { throw ModelError("\(k)='\(s)' must be a positive integer") }
-            return v
-        }
+        let spec = try SpecFields(items, kind: kind, text: text, allowed: allowed, emptyValues: false)
+        let fields = spec.values
+        func int(_ k: String, _ d: Int?) throws -> Int { try spec.int(k, d, max: 1_000_000) }
         let context = try int("context", 16), n = try int("sequences", 2)
         switch kind {
         case "gguf":
@@ -172,6 +150,34 @@ extension ModelSpec {
                                                                vocab: config.vocab, seed: seed)
             return try LlamaLM(config: config, naming: .gguf, sequences: seqs, dataSource: source)
         }
+    }
+}
+
+/// The `key=value` fields of a model spec: parsed, checked against the model's keys, and
+/// read as positive integers (softmax, mlp and the Llama specs share it).
+struct SpecFields {
+    let kind: String
+    let values: [String: String]
+
+    init<S: Sequence>(_ items: S, kind: String, text: String, allowed: Set<String>, emptyValues: Bool = true) throws where S.Element: StringProtocol {
+        var values: [String: String] = [:]
+        for item in items {
+            let kv = String(item)
+            let p = kv.split(separator: "=", maxSplits: 1).map(String.init)
+            guard p.count == 2, emptyValues || !p[1].isEmpty else { throw ModelError("malformed field '\(kv)' in model spec '\(text)'") }
+            values[p[0]] = p[1]
+        }
+        if let bad = values.keys.sorted().first(where: { !allowed.contains($0) }) {
+            throw ModelError("unknown field '\(bad)' for model '\(kind)' (allowed: \(allowed.sorted().joined(separator: ", ")))")
+        }
+        self.kind = kind; self.values = values
+    }
+
+    /// The field as an integer in 1...max, or `default` when absent (an error when nil).
+    func int(_ key: String, _ default: Int?, max: Int) throws -> Int {
+        guard let s = values[key] else { if let d = `default` { return d }; throw ModelError("model '\(kind)' needs \(key)=") }
+        guard let v = Int(s), v >= 1, v <= max else { throw ModelError("\(key)='\(s)' must be a positive integer") }
+        return v
     }
 }
 
