@@ -34,6 +34,7 @@ let package = Package(
         .library(name: "Models", targets: ["Models"]),
         .library(name: "Curvature", targets: ["Curvature"]),
         .library(name: "Studies", targets: ["Studies"]),
+        .library(name: "Harness", targets: ["Harness"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),

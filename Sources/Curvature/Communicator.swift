@@ -1,5 +1,6 @@
 import Foundation
 import Scalars
+import LinearAlgebra
 
 /// The order in which a reduction adds the ranks' contributions.
 public enum ReductionOrder: String, Sendable, CaseIterable {
@@ -109,18 +110,13 @@ public final class InProcessWorld: @unchecked Sendable {
     /// Runs `body` on every rank concurrently; returns the ranks' results in rank order.
     public func run<R: Sendable>(_ body: @escaping @Sendable (any Communicator) throws -> R) throws -> [R] {
         let results = ResultBox<R>(size)
-        let group = DispatchGroup()
-        for r in 0..<size {
-            let comm = RankCommunicator(world: self, rank: r)
-            let t = Thread {
-                do { results.set(r, .success(try body(comm))) } catch { results.set(r, .failure(error)) }
-                group.leave()
+        // All ranks or none: a rank that never starts would leave the others waiting
+        // at their first collective.
+        do {
+            try Threads.run(size, allOrNone: true) { r in
+                do { results.set(r, .success(try body(RankCommunicator(world: self, rank: r)))) } catch { results.set(r, .failure(error)) }
             }
-            t.stackSize = 16 << 20
-            group.enter()
-            t.start()
-        }
-        group.wait()
+        } catch { throw CurvatureError("in-process world of \(size) ranks: \(error); lower --shards") }
         return try results.values()
     }
 

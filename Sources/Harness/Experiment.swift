@@ -31,12 +31,17 @@ public struct Experiment {
     public var study: any Study
     /// The study's settings as written (after `--quick` overrides), for the manifest.
     public var parameters: [String: String]
+    /// The files the experiment reads besides itself (data, checkpoints, input tables),
+    /// in document order: the journal pins their SHA-256.
+    public var inputFiles: [String] = []
 }
 
 public enum ExperimentLoader {
     public static let studies = ["fd-bias", "noise-amplification", "krylov-stability", "regimes", "block-diagonal", "scaling", "recommend-check"]
 
     static let common: Set<String> = ["study", "name", "description", "quick"]
+    /// The largest product of an experiment's list lengths.
+    static let maxGridSize = 10_000_000.0
     static let keys: [String: Set<String>] = [
         "fd-bias": ["models", "policies", "schemes", "step_policies", "eps", "seeds", "tolerance", "dominance", "fit_max_err", "fit_max_swamped"],
         "noise-amplification": ["models", "policies", "schemes", "step_policies", "eps", "seeds", "vary", "replicates", "shards"],
@@ -49,16 +54,27 @@ public enum ExperimentLoader {
     ]
 
     public static func load(path: String, quick: Bool) throws -> Experiment {
+        if let t = try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType, t != .typeRegular {
+            throw HarnessError("'\(path)' is not a regular file (an experiment file is YAML text)")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw HarnessError("cannot read experiment file '\(path)'")
         }
-        guard let text = String(data: data, encoding: .utf8) else { throw HarnessError("\(path): not UTF-8 text") }
+        return try load(data: data, path: path, quick: quick)
+    }
+
+    /// The experiment in `data` (`path` names it in messages and is its default name).
+    public static func load(data: Data, path: String, quick: Bool) throws -> Experiment {
+        guard let text = String(data: data, encoding: .utf8) else {
+            let (line, column) = invalidUTF8Position(data)
+            throw HarnessError("\(path):\(line):\(column): not UTF-8 text (the byte there starts no valid UTF-8 character)")
+        }
         let root: Node
         do {
-            guard let r = try Yams.compose(yaml: text) else { throw HarnessError("\(path): empty experiment file") }
+            guard let r = try Yams.compose(yaml: text) else { throw HarnessError("\(path):1:1: empty experiment file (no study: key)") }
             root = r
         } catch let e as YamlError {
-            throw HarnessError("\(path):\(yamlPosition(e)) malformed YAML: \(yamlProblem(e))")
+            throw HarnessError("\(path):\(yamlPosition(e, text)) malformed YAML: \(yamlProblem(e))")
         }
         let doc = YNode(node: root, file: path)
         var map = try doc.mapping()
@@ -67,21 +83,37 @@ public enum ExperimentLoader {
         guard let allowed = keys[study] else {
             throw studyNode.error("unknown study '\(study)' (known: \(studies.joined(separator: ", ")))")
         }
-        for (k, node) in map where !common.contains(k) && !allowed.contains(k) {
+        for (k, node) in inDocumentOrder(map) where !common.contains(k) && !allowed.contains(k) {
             throw node.keyError("unknown key '\(k)' for study '\(study)' (allowed: \((common.union(allowed)).sorted().joined(separator: ", ")))")
         }
         if let q = map["quick"] {
-            for (k, node) in try q.mapping() {
+            for (k, node) in inDocumentOrder(try q.mapping()) {
                 guard allowed.contains(k) else { throw node.keyError("unknown key '\(k)' under quick (allowed: \(allowed.sorted().joined(separator: ", ")))") }
                 if quick { map[k] = node }
             }
         }
         let name = try map["name"]?.string() ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
-            throw (map["name"] ?? doc).error("name '\(name)' must be letters, digits, '-', '_' or '.'")
+        guard !name.isEmpty, name.count <= 200, !name.hasPrefix("."),
+              name.allSatisfy({ ($0.isLetter || $0.isNumber) && $0.isASCII || "-_.".contains($0) }) else {
+            throw (map["name"] ?? doc).error("name '\(name)' must be 1 to 200 ASCII letters, digits, '-', '_' or '.', not starting with '.'")
         }
         var params: [String: String] = [:]
         for (k, node) in map where k != "quick" { params[k] = node.flowText }
+        // The product of the grid's lists bounds the work (and the memory of the list of
+        // configurations, built before anything runs): refuse absurd grids up front.
+        var size = 1.0
+        for (k, node) in map where !common.contains(k) {
+            switch node.node {
+            case .sequence(let items): size *= Double(max(items.count, 1))
+            case .mapping:
+                let m = (try? node.mapping()) ?? [:]
+                for key in ["count", "points"] { if let v = try? m[key]?.string(), let n = Double(v), n >= 1 { size *= n } }
+            default: break
+            }
+        }
+        guard size <= Self.maxGridSize else {
+            throw doc.error("the grid has \(size < 9e18 ? "\(Int(size))" : "\(size)") configurations × points (the product of its lists' lengths); at most \(Int(Self.maxGridSize)) per experiment file")
+        }
         let s: any Study
         switch study {
         case "fd-bias": s = try fdBias(map, doc)
@@ -92,7 +124,26 @@ public enum ExperimentLoader {
         case "recommend-check": s = try recommendCheck(map, doc)
         default: s = try regimes(map, doc)
         }
-        return Experiment(path: path, sha256: SHA256.hex(data), name: name, quick: quick, study: s, parameters: params)
+        return Experiment(path: path, sha256: SHA256.hex(data), name: name, quick: quick, study: s, parameters: params,
+                          inputFiles: inputFiles(map))
+    }
+
+    /// The files named by the model specs (also under `validate`) and by a regimes
+    /// study's `from` tables.
+    static func inputFiles(_ map: [String: YNode]) -> [String] {
+        var files: [String] = []
+        func specs(_ n: YNode?) {
+            for item in (try? n?.items()) ?? [] { if let s = try? item.string() { files += ModelSpec.inputFiles(s) } }
+        }
+        specs(map["models"])
+        if let v = try? map["validate"]?.mapping() { specs(v["models"]) }
+        if let from = try? map["from"]?.mapping() {
+            for (key, file) in [("fd_bias", "fits.csv"), ("krylov_stability", "summary.csv")] {
+                if let p = try? from[key]?.string() { files.append(tablePath(p, file: file)) }
+            }
+        }
+        var seen: Set<String> = []
+        return files.filter { seen.insert($0).inserted }
     }
 
     // MARK: studies
@@ -206,7 +257,7 @@ public enum ExperimentLoader {
     static func regimes(_ m: [String: YNode], _ doc: YNode) throws -> any Study {
         let from = try doc.required(m, "from")
         let fm = try from.mapping()
-        for (k, n) in fm where k != "fd_bias" && k != "krylov_stability" {
+        for (k, n) in inDocumentOrder(fm) where k != "fd_bias" && k != "krylov_stability" {
             throw n.keyError("unknown key '\(k)' under from (allowed: fd_bias, krylov_stability)")
         }
         let fdNode = try from.required(fm, "fd_bias")
@@ -214,7 +265,7 @@ public enum ExperimentLoader {
         let kr = try fm["krylov_stability"].map { try readTable($0, file: "summary.csv") } ?? []
         let val = try doc.required(m, "validate")
         let vm = try val.mapping()
-        for (k, n) in vm where k != "models" && k != "seeds" && k != "reference" {
+        for (k, n) in inDocumentOrder(vm) where k != "models" && k != "seeds" && k != "reference" {
             throw n.keyError("unknown key '\(k)' under validate (allowed: models, reference, seeds)")
         }
         let c = RegimesStudy.Config(fits: fits, krylov: kr, validateModels: try models(val.required(vm, "models")),
@@ -226,10 +277,20 @@ public enum ExperimentLoader {
     /// A results table named by a folder (containing `file`) or a CSV path.
     static func readTable(_ node: YNode, file: String) throws -> [[String: String]] {
         let p = try node.string()
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else { throw node.error("no such file or folder '\(p)'") }
-        let path = isDir.boolValue ? (p as NSString).appendingPathComponent(file) : p
+        guard FileManager.default.fileExists(atPath: p) else { throw node.error("no such file or folder '\(p)'") }
+        let path = tablePath(p, file: file)
+        guard (try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType) == .typeRegular else {
+            throw node.error("'\(path)' is not a regular file")
+        }
+        if path != p { do { try ResultsFolder.verify(URL(fileURLWithPath: p)) } catch { throw node.error("\(error)") } }
         do { return try CSVTable.read(path: path) } catch { throw node.error("\(error)") }
+    }
+
+    /// `p` itself, or `p/file` when `p` is a folder.
+    static func tablePath(_ p: String, file: String) -> String {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir), isDir.boolValue else { return p }
+        return (p as NSString).appendingPathComponent(file)
     }
 
     // MARK: values
@@ -280,7 +341,7 @@ public enum ExperimentLoader {
         guard let n else { return [0] }
         if case .mapping = n.node {
             let m = try n.mapping()
-            for (k, v) in m where k != "from" && k != "count" { throw v.keyError("unknown key '\(k)' in seeds (allowed: from, count)") }
+            for (k, v) in inDocumentOrder(m) where k != "from" && k != "count" { throw v.keyError("unknown key '\(k)' in seeds (allowed: from, count)") }
             let from = try m["from"]?.uint64() ?? 0
             let count = try n.required(m, "count").int(min: 1, max: 100_000)
             return (0..<UInt64(count)).map { from &+ $0 }
@@ -291,17 +352,62 @@ public enum ExperimentLoader {
         return s
     }
 
-    static func yamlPosition(_ e: YamlError) -> String {
+    /// A mapping's entries in the order the file writes them (so that the first of
+    /// several unknown keys is the one reported, every time).
+    static func inDocumentOrder(_ m: [String: YNode]) -> [(String, YNode)] {
+        m.sorted { a, b in
+            let x = a.value.keyMark ?? a.value.node.mark, y = b.value.keyMark ?? b.value.node.mark
+            return (x?.line ?? 0, x?.column ?? 0, a.key) < (y?.line ?? 0, y?.column ?? 0, b.key)
+        }
+    }
+
+    static func yamlPosition(_ e: YamlError, _ text: String) -> String {
         switch e {
         case .scanner(_, _, let m, _), .parser(_, _, let m, _), .composer(_, _, let m, _): return "\(m.line):\(m.column):"
-        default: return ""
+        case .reader(_, let offset?, _, _):
+            let (l, c) = lineColumn(text, characterOffset: offset)
+            return "\(l):\(c):"
+        case .duplicatedKeysInMapping(let keys, _):
+            // Yams names the keys but not where: the second line that starts with one.
+            var seen: Set<String> = []
+            for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let body = line.drop { $0 == " " || $0 == "-" }
+                for k in keys where body.hasPrefix(k + ":") || body.hasPrefix("\"\(k)\":") {
+                    let indent = line.count - body.count
+                    if !seen.insert("\(indent)|\(k)").inserted { return "\(i + 1):\(indent + 1):" }
+                }
+            }
+            return "1:1:"
+        default: return "1:1:"
         }
+    }
+
+    /// Line and column (1-based, in characters) of a character offset into `text`.
+    static func lineColumn(_ text: String, characterOffset: Int) -> (Int, Int) {
+        var line = 1, column = 1
+        for ch in text.prefix(characterOffset) { if ch == "\n" { line += 1; column = 1 } else { column += 1 } }
+        return (line, column)
+    }
+
+    /// Line and column (1-based) of the first byte of `data` that is not valid UTF-8.
+    static func invalidUTF8Position(_ data: Data) -> (Int, Int) {
+        let bytes = [UInt8](data)
+        var line = 1, column = 1, i = 0
+        while i < bytes.count {
+            let b = bytes[i]
+            let n = b < 0x80 ? 1 : b >> 5 == 0b110 ? 2 : b >> 4 == 0b1110 ? 3 : b >> 3 == 0b11110 ? 4 : 0
+            guard n > 0, i + n <= bytes.count, String(bytes: bytes[i..<(i + n)], encoding: .utf8) != nil else { return (line, column) }
+            if b == UInt8(ascii: "\n") { line += 1; column = 1 } else { column += 1 }
+            i += n
+        }
+        return (line, column)
     }
     static func yamlProblem(_ e: YamlError) -> String {
         switch e {
         case .scanner(let c, let p, _, _), .parser(let c, let p, _, _), .composer(let c, let p, _, _):
             return p + (c.map { " (\($0.text))" } ?? "")
         case .duplicatedKeysInMapping(let d, _): return "duplicate keys \(d.joined(separator: ", "))"
+        case .reader(let problem, _, let value, _): return problem + (value >= 0 ? String(format: " (character U+%04X)", value) : "")
         default: return "\(e)"
         }
     }
@@ -344,7 +450,12 @@ struct YNode {
     /// A list, or a single value as a list of one.
     func items() throws -> [YNode] {
         switch node {
-        case .sequence(let s): return s.map { YNode(node: $0, file: file) }
+        case .sequence(let s):
+            let nodes = s.map { YNode(node: $0, file: file) }
+            // A value twice in one list would run (or name) a configuration twice.
+            var seen: Set<String> = []
+            for n in nodes { if case .scalar(let v) = n.node, !seen.insert(v.string).inserted { throw n.error("'\(v.string)' appears twice in this list") } }
+            return nodes
         case .scalar: return [self]
         default: throw error("expected a list")
         }
@@ -382,7 +493,7 @@ struct YNode {
     func epsGrid() throws -> [Double] {
         if case .mapping = node {
             let m = try mapping()
-            for (k, v) in m where !["from", "to", "points"].contains(k) {
+            for (k, v) in ExperimentLoader.inDocumentOrder(m) where !["from", "to", "points"].contains(k) {
                 throw v.keyError("unknown key '\(k)' in an ε range (allowed: from, to, points)")
             }
             let from = try required(m, "from").positive(), to = try required(m, "to").positive()

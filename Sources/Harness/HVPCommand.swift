@@ -70,10 +70,18 @@ public struct HVPCommand {
         let world = Cluster.world
         let param = try pol.arithmetic(pol.param), grad = try pol.arithmetic(pol.grad), hvp = try pol.arithmetic(pol.hvp)
         let acc = try pol.accumulation()
+        try ModelMemory.check(m, format: pol.compute, dual: exactOnly, what: "a gradient of the model")
+        if reference != "none" { try ModelMemory.check(m, format: reference, dual: true, what: "the \(reference) reference HVP") }
 
         let n = m.parameterCount
         let theta = m.initialParameters(seed: seed).map { param.round($0) }
         let v = ModelSetup.direction(count: n, seed: seed)
+        if !exactOnly {
+            let e = step.epsilon(theta: theta, v: v), reach = e * (v.map(\.magnitude).max() ?? 0)
+            guard reach <= 1e150 else {
+                throw HarnessError("ε = \(e) moves θ by up to \(reach) along v; θ ± εv must stay far inside fp64 (at most 1e150): choose a smaller --eps")
+            }
+        }
         let clock = ContinuousClock()
 
         // Reference: the exact HVP (forward-over-reverse) in the reference format, rounded to fp64 (rank 0 only).
@@ -110,6 +118,9 @@ public struct HVPCommand {
                                                              precision: precision, shards: nShards, order: ord, world: world))
         }
         let (r, tGrad, tHVP) = try StochasticRounding.withSeed(seed) { try go(m) }
+        if let i = r.hv.firstIndex(where: { !$0.isFinite }) {
+            throw HarnessError("the \(scheme) HVP is not finite (element \(i) is \(r.hv[i])) at ε = \(r.epsilon): the loss or its gradient overflowed at θ ± εv; nothing written (choose a smaller --eps)")
+        }
         guard Cluster.isRoot else { return }     // every rank holds ĥ; rank 0 writes
         let hasReference = !exact.isEmpty
         let norm = exact.reduce(0) { $0 + $1 * $1 }.squareRoot()
@@ -138,7 +149,7 @@ public struct HVPCommand {
                                              "reference": reference == "none" ? "none" : "exact HVP (forward-over-reverse) in \(reference), rounded to fp64",
                                              "v": "uniform(-1, 1) entries from SplitMix64(seed ^ 0x5DEECE66D), fp64"],
                                 start: start, end: Date())
-        bundle.add("manifest.json", try manifest.json())
+        bundle.manifest = manifest
         try bundle.write(to: URL(fileURLWithPath: out))
         print(bundle.summaryLine("hvp", columns: ["rel_err", "cos_align", "swamped_fraction", "eps_applied", "hvp_over_grad"], dir: out))
     }

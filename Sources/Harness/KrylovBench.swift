@@ -54,6 +54,7 @@ public enum KrylovBench {
         let os = try OperatorSpec.parse(spec)
         let (_, dense, exact) = try os.matrix(seed: seed)
         guard let a = dense else { throw HarnessError("bench topk needs a dense operator (rotated, mp, spiked, powerlaw, strakos)") }
+        guard k >= 1 && k <= a.rows else { throw HarnessError("bench topk: --k must be in 1...\(a.rows) (the operator's size; got \(k))") }
         let op = DenseOperator(a, accumulation: .blas)
         var g = ProbeGenerator(seed: seed, kind: .gaussian)
         let v = g.next(a.rows)

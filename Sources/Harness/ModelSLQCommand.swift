@@ -2,6 +2,7 @@ import Foundation
 import Scalars
 import Krylov
 import Models
+import LinearAlgebra
 import Curvature
 import Studies
 
@@ -157,6 +158,10 @@ public struct ModelSLQCommand {
             throw HarnessError("under MPI, slq needs reorthogonalization none or full and a krylov format within fp64 (got \(ro.rawValue), krylov=\(policy.krylov))")
         }
 
+        try ModelMemory.check(m, format: policy.compute, dual: false, what: "a gradient of the model")
+        // Lanczos keeps its basis (steps + 1 vectors) in the krylov format.
+        try MemoryBudget.check(Double(nSteps + 1) * Double(m.parameterCount) * ModelMemory.bytes(format: policy.krylov),
+                               "the Lanczos basis (\(nSteps + 1) vectors of \(m.parameterCount) in \(policy.krylov))")
         let param = try policy.arithmetic(policy.param)
         let theta = m.initialParameters(seed: seed).map { param.round($0) }
         let n = m.parameterCount
@@ -277,7 +282,7 @@ public struct ModelSLQCommand {
                                              "sigma": "\(sig)", "grid": "\(gridPoints)", "tridiagonal_solver": "fp64 implicit QL"],
                                 start: start, end: Date())
         manifest.study = nil
-        bundle.add("manifest.json", try manifest.json())
+        bundle.manifest = manifest
         try bundle.write(to: URL(fileURLWithPath: out))
         print(bundle.summaryLine("slq", columns: ["eps", "eps_source", "steps_done", "breakdown", "lambda_min", "lambda_max", "w1_scaled",
                                                   "ritz_err_top_1", "predicted_err"], dir: out))

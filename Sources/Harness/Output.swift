@@ -37,6 +37,8 @@ public struct Table: Sendable {
 /// partial file. A bundle is computed entirely before the folder is touched.
 public struct OutputBundle {
     public var files: [(name: String, data: Data)] = []
+    /// Written last, with the SHA-256 of every other file.
+    public var manifest: Manifest?
     public init() {}
     public mutating func add(_ name: String, _ data: Data) { files.append((name, data)) }
     public mutating func add(_ name: String, _ table: Table) throws { files.append((name, try table.csv())) }
@@ -63,43 +65,52 @@ public struct OutputBundle {
                 } }
             }
         }
-        return "\(command): " + (figures.isEmpty ? "" : figures.joined(separator: ", ") + " ") + "→ \(dir) (\(files.map(\.name).joined(separator: ", ")))"
+        return "\(command): " + (figures.isEmpty ? "" : figures.joined(separator: ", ") + " ") + "→ \(dir) (\((files.map(\.name) + (manifest == nil ? [] : ["manifest.json"])).joined(separator: ", ")))"
     }
 
-    public func write(to dir: URL) throws {
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        if fm.fileExists(atPath: dir.path, isDirectory: &isDir), !isDir.boolValue {
-            throw HarnessError("output path '\(dir.path)' exists and is not a directory")
+    /// Writes the bundle into `dir` as one set: all new or all old.
+    ///
+    /// Holding the folder's lock (`lock`, or one taken here), it removes temporary
+    /// files that dead writers left, then writes every file of the bundle to a
+    /// temporary sibling and flushes it; only when all are on the disk does it rename
+    /// them into place, `manifest.json` last, and remove the files of the previous
+    /// run's set that this one does not have. The manifest lists every other file
+    /// with its SHA-256 (``Manifest/files``), and readers check it
+    /// (``ResultsFolder/verify(_:)``): a folder whose rename phase was cut short is
+    /// refused rather than read as a mixture. A failure while writing (a full disk,
+    /// say) removes the temporary files and leaves the folder as it was.
+    public func write(to dir: URL, lock held: FolderLock? = nil) throws {
+        try FileSystem.makeDirectories(dir.path)
+        let lock = try held ?? FolderLock.acquire(dir)
+        defer { if held == nil { lock.release() } }
+        AtomicFile.removeLeftovers(in: dir)
+        var all = files
+        if var m = manifest {
+            m.files = Dictionary(files.map { ($0.name, SHA256.hex($0.data)) }, uniquingKeysWith: { a, _ in a })
+            all.append(("manifest.json", try m.json()))
         }
-        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
-        for f in files { try AtomicFile.write(f.data, to: dir.appendingPathComponent(f.name)) }
-    }
-}
-
-public enum AtomicFile {
-    /// Writes `data` to a temporary sibling, fsyncs it, and renames it into place.
-    public static func write(_ data: Data, to url: URL) throws {
-        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent)\(temporaryMark)\(getpid())")
-        guard FileManager.default.createFile(atPath: tmp.path, contents: nil) else {
-            throw HarnessError("cannot create '\(tmp.path)'")
+        let previous = ResultsFolder.listedFiles(dir) ?? []
+        var staged: [(URL, URL)] = []
+        do {
+            for f in all {
+                let url = dir.appendingPathComponent(f.name), tmp = AtomicFile.temporary(for: url)
+                unlink(tmp.path)
+                try FileSystem.writeNew(f.data, to: tmp.path)
+                staged.append((tmp, url))
+            }
+        } catch {
+            for (tmp, _) in staged { unlink(tmp.path) }
+            throw HarnessError("\(error); nothing was changed in '\(dir.path)'")
         }
-        let h = try FileHandle(forWritingTo: tmp)
-        try h.write(contentsOf: data)
-        try h.synchronize()
-        try h.close()
-        if rename(tmp.path, url.path) != 0 {
-            try? FileManager.default.removeItem(at: tmp)
-            throw HarnessError("cannot rename '\(tmp.path)' to '\(url.path)': errno \(errno)")
+        for (i, (tmp, url)) in staged.enumerated() {
+            do { try AtomicFile.commit(tmp, to: url) } catch {
+                for (t, _) in staged[(i + 1)...] { unlink(t.path) }
+                throw HarnessError("\(error); the results in '\(dir.path)' are incomplete (their manifest no longer matches them): run again")
+            }
         }
-    }
-
-    static let temporaryMark = ".tmp-"
-
-    /// Whether `fileName` is a temporary sibling of ``write(_:to:)`` (".NAME.tmp-PID"),
-    /// such as a writer killed before its rename leaves behind.
-    public static func isTemporary(_ fileName: String) -> Bool {
-        fileName.hasPrefix(".") && fileName.contains(temporaryMark)
+        let names = Set(all.map(\.name))
+        for old in previous where !names.contains(old) && !old.contains("/") { unlink(dir.appendingPathComponent(old).path) }
+        FileSystem.syncDirectory(dir.path)
     }
 }
 
@@ -127,12 +138,14 @@ public struct Manifest: Encodable {
     /// The training runs of trained models (`…,train=`) this process performed: model, seeds,
     /// optimizer and loss curve (absent when none).
     public var training: [TrainingRecord]? = { let r = TrainingRecord.all(); return r.isEmpty ? nil : r }()
+    /// The other files of the results set, each with its SHA-256 (set by ``OutputBundle/write(to:lock:)``).
+    public var files: [String: String]?
 
     enum CodingKeys: String, CodingKey {
         case tool, toolVersion = "tool_version", gitCommit = "git_commit", command, seeds, parameters
         case mpfrVersion = "mpfr_version", gmpVersion = "gmp_version", openblasConfig = "openblas_config", blasCore = "blas_core"
         case cores, blasThreads = "blas_threads", startTime = "start_time", endTime = "end_time"
-        case experimentFile = "experiment_file", experimentSHA256 = "experiment_sha256", study, training
+        case experimentFile = "experiment_file", experimentSHA256 = "experiment_sha256", study, training, files
     }
 
     public init(command: [String], seeds: [String: UInt64], parameters: [String: String], start: Date, end: Date) {

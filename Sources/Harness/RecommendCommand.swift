@@ -44,6 +44,8 @@ public struct RecommendCommand {
         guard tolerance > 0, tolerance.isFinite else { throw HarnessError("--tolerance must be finite and > 0 (got \(tolerance))") }
         guard ["none", "fp64", "mpfr256"].contains(reference) else { throw HarnessError("unknown --reference '\(reference)' (known: none, fp64, mpfr256)") }
         let nShards = try Cluster.shards(requested: shards)
+        try ModelMemory.check(m, format: pol.compute, dual: false, what: "a gradient of the model")
+        if reference != "none" { try ModelMemory.check(m, format: reference, dual: true, what: "the \(reference) reference HVP") }
         let param = try pol.arithmetic(pol.param)
         let theta = m.initialParameters(seed: seed).map { param.round($0) }
         let v = ModelSetup.direction(count: m.parameterCount, seed: seed)
@@ -120,7 +122,7 @@ public struct RecommendCommand {
                                                  "shards": "\(shards)", "reference": reference,
                                                  "method": "StepRecommendation (docs/NUMERICS.md §4): FD-HVPs on a geometric ε grid, no reference"],
                                     start: start, end: Date())
-            bundle.add("manifest.json", try manifest.json())
+            bundle.manifest = manifest
             try bundle.write(to: URL(fileURLWithPath: out))
         }
         print(outcome.summaryLine + (out.map { " → \($0)" } ?? ""))

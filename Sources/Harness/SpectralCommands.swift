@@ -11,13 +11,15 @@ public enum SpectrumCommand {
         let parsed: OperatorSpec
         do { parsed = try OperatorSpec.parse(spec) } catch { throw HarnessError("\(error)") }
         let eigenvalues = try parsed.matrix(seed: seed).eigenvalues
+        // The table as rows of strings, then as CSV text: about 200 bytes per eigenvalue.
+        try MemoryBudget.check(200 * Double(eigenvalues.count), "the table of \(eigenvalues.count) eigenvalues")
         var t = Table(header: ["index", "eigenvalue"])
         for (i, l) in eigenvalues.enumerated() { t.append(["\(i)", csvNumber(l)]) }
         var bundle = OutputBundle()
         try bundle.add("eigenvalues.csv", t)
         let m = Manifest(command: command, seeds: ["operator": seed], parameters: ["operator": spec, "format": "fp64"],
                          start: start, end: Date())
-        bundle.add("manifest.json", try m.json())
+        bundle.manifest = m
         try bundle.write(to: URL(fileURLWithPath: out))
     }
 }
@@ -58,9 +60,9 @@ public struct SLQCommand {
     func validate() throws -> Validated {
         let spec: OperatorSpec
         do { spec = try OperatorSpec.parse(operatorSpec) } catch { throw HarnessError("\(error)") }
-        guard steps >= 1 else { throw HarnessError("--steps must be ≥ 1 (got \(steps))") }
-        guard probes >= 1 else { throw HarnessError("--probes must be ≥ 1 (got \(probes))") }
-        guard gridPoints >= 2 else { throw HarnessError("--grid must be ≥ 2 (got \(gridPoints))") }
+        guard (1...10_000).contains(steps) else { throw HarnessError("--steps must be in 1...10000 (got \(steps))") }
+        guard (1...10_000).contains(probes) else { throw HarnessError("--probes must be in 1...10000 (got \(probes))") }
+        guard (2...1_000_000).contains(gridPoints) else { throw HarnessError("--grid must be in 2...1000000 (got \(gridPoints))") }
         if let s = sigma, !(s > 0 && s.isFinite) { throw HarnessError("--sigma must be a positive finite number (got \(s))") }
         guard let r = Reorthogonalization(rawValue: reorth) else {
             throw HarnessError("unknown --reorth '\(reorth)' (known: \(Reorthogonalization.allCases.map(\.rawValue).joined(separator: ", ")))")
@@ -96,7 +98,7 @@ public struct SLQCommand {
                                       "probe": probe, "grid": "\(gridPoints)", "sigma": sigma.map { "\($0)" } ?? "default: 1% of the node range",
                                       "tridiagonal_solver": "fp64 implicit QL"],
                          start: start, end: Date())
-        b.add("manifest.json", try m.json())
+        b.manifest = m
         try b.write(to: URL(fileURLWithPath: out))
         print(b.summaryLine("slq", columns: ["steps_done", "breakdown", "w1_scaled", "ks", "ritz_err_top_1", "ghost_count"], dir: out))
     }

@@ -11,7 +11,7 @@ public enum Timing {
         let clock = ContinuousClock()
         if warmUp { try body() }
         var samples: [Double] = []
-        for _ in 0..<trials { samples.append(try clock.measure(body).seconds) }
+        for _ in 0..<max(trials, 1) { samples.append(try clock.measure(body).seconds) }
         samples.sort()
         return samples[samples.count / 2]
     }

@@ -17,7 +17,8 @@ public enum CLI {
     public static func run(_ arguments: [String]? = nil) -> Int32 {
         ToolInfo.pinBLASThreads()
         do {
-            var command = try HessianHarness.parseAsRoot(arguments)
+            let args = try prepare(arguments ?? Array(CommandLine.arguments.dropFirst()))
+            var command = try HessianHarness.parseAsRoot(args)
             try command.run()
             return 0
         } catch is PeerFailure {
@@ -37,6 +38,38 @@ public enum CLI {
 }
 
 extension CLI {
+    /// Checks the arguments before the parser sees them and takes out the global
+    /// `--max-memory SIZE` (which sets ``MemoryBudget``'s limit through
+    /// `HH_MAX_MEMORY`): an option given twice is refused (the parser would let the
+    /// last one win silently), and so is an empty `--out` (it would resolve to the
+    /// working directory). Arguments after `--` are values, not options.
+    static func prepare(_ args: [String]) throws -> [String] {
+        var out: [String] = [], seen: Set<String> = []
+        var i = 0, valuesOnly = false
+        while i < args.count {
+            let a = args[i]
+            if valuesOnly || !a.hasPrefix("--") || a.count == 2 {
+                if a == "--" { valuesOnly = true }
+                out.append(a); i += 1; continue
+            }
+            let parts = a.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            let name = parts[0]
+            guard seen.insert(name).inserted else { throw HarnessError("\(name) is given twice") }
+            let value: String? = parts.count == 2 ? parts[1] : (i + 1 < args.count ? args[i + 1] : nil)
+            if name == "--out", let v = value, v.allSatisfy(\.isWhitespace) { throw HarnessError("--out needs a path (it was given an empty one)") }
+            if name == "--max-memory" {
+                guard let v = value, let bytes = MemoryBudget.parse(v) else {
+                    throw HarnessError("--max-memory needs a size such as 8G, 512M or 1000000 (got '\(value ?? "")')")
+                }
+                setenv("HH_MAX_MEMORY", "\(bytes)", 1)
+                i += parts.count == 2 ? 1 : 2
+                continue
+            }
+            out.append(a); i += 1
+        }
+        return out
+    }
+
     /// Re-executes this program once with `OPENBLAS_CORETYPE` set to the kernel set
     /// `HH_BLAS_CORE` asks for (``BLASRuntime/Policy``; default `auto`: the CPU's level
     /// when OpenBLAS detected less; Debian 12's OpenBLAS takes this project's Sapphire
@@ -72,6 +105,11 @@ public struct HessianHarness: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "hessian-harness",
         abstract: "Numerical precision research harness for finite-difference Hessian-vector products and Lanczos/SLQ.",
+        discussion: """
+        Every command checks the memory its sizes need before allocating and refuses, naming the estimate, when it \
+        exceeds the machine's memory, ulimit -v or the cgroup's limit. --max-memory SIZE (e.g. 8G, before or after \
+        the command) sets a lower limit; so does the HH_MAX_MEMORY environment variable.
+        """,
         version: ToolInfo.version,
         subcommands: [Formats.self, Cast.self, Spectrum.self, SLQ.self, HVP.self, Recommend.self, Run.self, Report.self, TableCmd.self,
                       Checkpoint.self, Version.self, Bench.self]
@@ -143,8 +181,8 @@ struct SLQ: ParsableCommand {
     @Option(help: "Precision policy of the model run (default: the regimes entry's).") var policy: String?
     @Option(help: "Choose the regimes entry's scheme (forward, central, richardson).") var scheme: String?
     @Option(name: .customLong("step-policy"), help: "Choose the regimes entry's step policy (absolute, relative).") var stepPolicy: String?
-    @Option(help: "FSDP shards of the model run (in-process ranks).") var shards: Int = 1
-    @Option(help: "Reduction order of the collectives: sequential or tree.") var order: String = "sequential"
+    @Option(help: "FSDP shards of the model run (in-process ranks; default 1).") var shards: Int?
+    @Option(help: "Reduction order of the collectives: sequential (default) or tree.") var order: String?
     @Option(help: "Lanczos steps per probe (model form: default from the regimes entry).") var steps: Int?
     @Option(help: "Number of probes.") var probes: Int = 10
     @Option(help: "none, full, partial or selective (model form: default from the regimes entry).") var reorth: String?
@@ -159,8 +197,8 @@ struct SLQ: ParsableCommand {
     func run() throws {
         switch (operatorSpec, model) {
         case (let op?, nil):
-            if regimes != nil || policy != nil || eps != nil || allowUnvalidated {
-                throw HarnessError("--regimes, --policy, --eps and --allow-unvalidated go with --model, not --operator")
+            if regimes != nil || policy != nil || eps != nil || allowUnvalidated || shards != nil || order != nil || scheme != nil || stepPolicy != nil {
+                throw HarnessError("--regimes, --policy, --eps, --scheme, --step-policy, --shards, --order and --allow-unvalidated go with --model, not --operator")
             }
             if Cluster.size > 1 { throw HarnessError("slq --operator does not run as a multi-process job; use hessian-harness") }
             let c = SLQCommand(operatorSpec: op, steps: steps ?? 50, probes: probes, reorth: reorth ?? "none", krylov: krylov,
@@ -169,8 +207,8 @@ struct SLQ: ParsableCommand {
             try c.run()
         case (nil, let m?):
             let c = ModelSLQCommand(model: m, regimes: regimes, policy: policy, scheme: scheme, stepPolicy: stepPolicy, eps: eps,
-                                    allowUnvalidated: allowUnvalidated, shards: shards,
-                                    order: order, steps: steps, reorth: reorth, probes: probes, probe: probe, sigma: sigma,
+                                    allowUnvalidated: allowUnvalidated, shards: shards ?? 1,
+                                    order: order ?? "sequential", steps: steps, reorth: reorth, probes: probes, probe: probe, sigma: sigma,
                                     gridPoints: grid, seed: seed, out: out, command: CommandLine.arguments)
             try c.run()
         default:
@@ -322,6 +360,7 @@ struct Bench: ParsableCommand {
         discussion: """
         gemm: C = A·B (n = 256) in fp32/fp64 (BLAS and order-preserving SIMD) and mixed precision (bf16, fp16 inputs with \
         fp32 accumulation; bf16 accumulation). slq: one FD-HVP SLQ run on the transformer LM (--model transformer:…). \
+        sweep: CPU seconds of a sweep's own bookkeeping (journal, tables, manifest) over --n empty configurations (default 10⁴). \
         shard-hvp: median time per central FD-HVP and peak memory of --shards in-process ranks, or per rank under \
         `mpirun -np N hessian-harness-mpi bench shard-hvp` (one shard per rank).
         """)
@@ -338,6 +377,12 @@ struct Bench: ParsableCommand {
     @Option(help: "shard-hvp: in-process ranks (omit under MPI).") var shards: Int = 1
     func run() throws {
         if Cluster.size > 1 && suite != "shard-hvp" { throw HarnessError("under MPI only the shard-hvp benchmark runs") }
+        guard (1...1000).contains(trials) else { throw HarnessError("--trials must be in 1...1000 (got \(trials))") }
+        guard (1...1_000_000).contains(reps) else { throw HarnessError("--reps must be in 1...1000000 (got \(reps))") }
+        guard (1...100_000_000).contains(n) else { throw HarnessError("--n must be in 1...100000000 (got \(n))") }
+        try MemoryBudget.check(Double(n) * 8 * 6, "the elementwise benchmark's arrays (--n \(n))")
+        guard (1...1000).contains(k) else { throw HarnessError("--k must be in 1...1000 (got \(k))") }
+        guard tol > 0 && tol < 1 else { throw HarnessError("--tol must be in (0, 1) (got \(tol))") }
         switch suite {
         case "scalars": print(ScalarsBench.render(ScalarsBench.run(n: n, reps: reps, trials: trials)), terminator: "")
         case "krylov": print(KrylovBench.render(try KrylovBench.run(trials: min(trials, 3))), terminator: "")
@@ -347,9 +392,12 @@ struct Bench: ParsableCommand {
             print("benchmark,seconds,steps,max_rel_err\n\"lanczos top-\(k) \(operatorSpec) seed \(seed)\",\(r.seconds),\(r.steps),\(r.maxErr)")
         case "gemm": print(PipelineBench.render(PipelineBench.gemm(trials: min(trials, 5))), terminator: "")
         case "slq": print(PipelineBench.render(try PipelineBench.slq(spec: model.hasPrefix("transformer") ? model : "transformer")), terminator: "")
+        case "sweep":
+            let count = n == 4096 ? 10_000 : n       // --n: configurations (default 10⁴)
+            print(SweepBench.render(count: count, jobs: 2, try SweepBench.run(count: count, jobs: 2)), terminator: "")
         case "shard-hvp":
             if let t = try ShardBench.run(model: model, policy: policy, shards: shards, reps: min(reps, 50)) { print(t, terminator: "") }
-        default: throw HarnessError("unknown benchmark suite '\(suite)' (known: scalars, krylov, models, topk, gemm, slq, shard-hvp)")
+        default: throw HarnessError("unknown benchmark suite '\(suite)' (known: scalars, krylov, models, topk, gemm, slq, shard-hvp, sweep)")
         }
     }
 }

@@ -41,9 +41,11 @@ public struct OperatorSpec: Sendable, Equatable, CustomStringConvertible {
         }
         var params: [String: String] = [:]
         if parts.count == 2 && !parts[1].isEmpty {
-            for kv in parts[1].split(separator: ",") {
+            for kv in parts[1].split(separator: ",", omittingEmptySubsequences: false) {
+                guard !kv.isEmpty else { throw OperatorSpecError("empty field (a doubled or trailing comma) in operator spec '\(text)'") }
                 let p = kv.split(separator: "=", maxSplits: 1).map(String.init)
                 guard p.count == 2, !p[0].isEmpty, !p[1].isEmpty else { throw OperatorSpecError("malformed field '\(kv)' in operator spec '\(text)' (expected key=value)") }
+                guard params[p[0].lowercased()] == nil else { throw OperatorSpecError("'\(p[0])' appears twice in operator spec '\(text)'") }
                 params[p[0].lowercased()] = p[1]
             }
         }
@@ -56,8 +58,42 @@ public struct OperatorSpec: Sendable, Equatable, CustomStringConvertible {
             throw OperatorSpecError("unknown field '\(bad)' for operator '\(kind.rawValue)' (allowed: \(allowed[kind]!.sorted().joined(separator: ", ")))")
         }
         let spec = OperatorSpec(kind: kind, parameters: params, text: text)
-        _ = try spec.baseValues()
+        if spec.parameters["values"] == nil { try MemoryBudget.check(try spec.estimatedBytes(), "operator '\(text)'") }
+        let values = try spec.baseValues()
+        // Lanczos forms squared norms of vectors scaled by the spectrum: beyond 1e150
+        // they overflow fp64 and every figure of a run would be inf or NaN.
+        if let bad = values.first(where: { !($0.magnitude <= maxMagnitude) }) {
+            throw OperatorSpecError("the spec defines the eigenvalue \(bad); eigenvalues must be finite and at most \(maxMagnitude) in magnitude (spec '\(text)')")
+        }
+        try MemoryBudget.check(try spec.estimatedBytes(), "operator '\(text)'")
         return spec
+    }
+
+    /// The largest eigenvalue magnitude a spec may define.
+    public static let maxMagnitude = 1e150
+
+    /// The fp64 arrays the definition and its exact spectrum hold at once (a lower
+    /// bound of the operator's memory; a run adds its vectors and their format).
+    func estimatedBytes() throws -> Double {
+        switch kind {
+        case .diag, .powerlaw, .strakos:
+            let n = Double(parameters["values"] == nil ? try int("n") : try baseValues().count)
+            return 8 * 3 * n
+        case .rotated:
+            let n = Double(parameters["values"] == nil ? try int("n") : try baseValues().count)
+            return 8 * 3 * n * n
+        case .mp, .spiked:
+            let n = Double(try int("n")), m = try inner(n)
+            return 8 * (2 * m * n + 2 * n * n)
+        }
+    }
+
+    /// The inner dimension m = round(n / ratio) of the Wishart kinds, at least 1.
+    func inner(_ n: Double) throws -> Double {
+        let r = try double("ratio", default: kind == .spiked ? 1 : nil)
+        if kind == .mp { guard r >= 1e-3 && r <= 100 else { throw OperatorSpecError("ratio must be in [0.001, 100] (n/ratio samples)") } }
+        else { guard r > 0 && r <= 100 else { throw OperatorSpecError("ratio must be in (0, 100]") } }
+        return max(1, (n / r).rounded())
     }
 
     func int(_ key: String, default d: Int? = nil, range: ClosedRange<Int> = 1...50_000_000) throws -> Int {
@@ -83,7 +119,7 @@ public struct OperatorSpec: Sendable, Equatable, CustomStringConvertible {
         switch kind {
         case .diag, .rotated:
             if let v = parameters["values"] {
-                let vals = try v.split(separator: ";").map { s -> Double in
+                let vals = try v.split(separator: ";", omittingEmptySubsequences: false).map { s -> Double in
                     guard let d = Double(s), d.isFinite else { throw OperatorSpecError("value '\(s)' in values= is not a finite number") }
                     return d
                 }
@@ -110,12 +146,15 @@ public struct OperatorSpec: Sendable, Equatable, CustomStringConvertible {
             return (1...n).map { i in lo + Double(i - 1) / Double(n - 1) * (hi - lo) * Double.pow(rho, Double(n - i)) }
         case .mp:
             _ = try int("n"); let r = try double("ratio")
-            guard r > 0 && r <= 100 else { throw OperatorSpecError("ratio must be in (0, 100]") }
+            guard r >= 1e-3 && r <= 100 else { throw OperatorSpecError("ratio must be in [0.001, 100] (n/ratio samples)") }
             return []
         case .spiked:
-            _ = try int("n"); _ = try double("ratio", default: 1)
+            _ = try int("n"); let r = try double("ratio", default: 1)
+            guard r > 0 && r <= 100 else { throw OperatorSpecError("ratio must be in (0, 100]") }
             if let s = parameters["spikes"] {
-                for v in s.split(separator: ";") where Double(v) == nil { throw OperatorSpecError("spike '\(v)' is not a number") }
+                let spikes = s.split(separator: ";", omittingEmptySubsequences: false)
+                for v in spikes where Double(v).map({ !$0.isFinite }) ?? true { throw OperatorSpecError("spike '\(v)' is not a finite number") }
+                return spikes.map { Double($0)! }
             }
             return []
         }
@@ -160,15 +199,13 @@ public struct OperatorSpec: Sendable, Equatable, CustomStringConvertible {
                 a[i, j] = s; a[j, i] = s
             } }
         case .mp:
-            let n = try int("n"), r = try double("ratio")
-            let m = max(1, Int((Double(n) / r).rounded()))
+            let n = try int("n"), m = Int(try inner(Double(n)))
             let x = Matrix<Double>(rows: m, cols: n, storage: (0..<(m * n)).map { _ in g.nextGaussian() })
             a = Kernels.gemm(x.transposed(), x, accumulation: .blas)
             for i in 0..<a.storage.count { a.storage[i] /= Double(m) }
         case .spiked:
-            let n = try int("n"), r = try double("ratio", default: 1)
+            let n = try int("n"), m = Int(try inner(Double(n)))
             let spikes = (parameters["spikes"] ?? "5;4;3").split(separator: ";").compactMap { Double($0) }
-            let m = max(1, Int((Double(n) / r).rounded()))
             let z = Matrix<Double>(rows: n, cols: m, storage: (0..<(n * m)).map { _ in g.nextGaussian() })
             a = Kernels.gemm(z, z.transposed(), accumulation: .blas)
             for i in 0..<a.storage.count { a.storage[i] /= Double(m) }

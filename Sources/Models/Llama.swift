@@ -142,6 +142,12 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
     }
 
     public var sampleCount: Int { sequences.count }
+    /// Per token: the logits, and per layer the normed inputs, q/k/v, attention
+    /// weights and output, and the SwiGLU's three ff-wide vectors.
+    public var activationCount: Int {
+        let c = config, tokens = sequences.count * context
+        return tokens * (c.vocab + c.layers * (4 * c.width + 2 * c.kvWidth + context * c.heads + 3 * c.ff))
+    }
     public var context: Int { sequences[0].count - 1 }
 
     /// The checkpoint's parameters when loaded from one; otherwise seeded: matrices

@@ -45,6 +45,8 @@ public struct MLP: OutputModel, GradientCore {
     }
 
     public var sampleCount: Int { data.count }
+    /// Pre- and post-activation values of every layer for every sample.
+    public var activationCount: Int { 2 * data.count * widths.reduce(0, +) }
 
     @inlinable
     public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {

@@ -22,10 +22,14 @@ public protocol DifferentiableModel: Sendable {
     /// generic forward-over-reverse run (``dualNumberHVP(_:_:accumulation:)``) by a
     /// faster one with the same bits (``MLP``: values and tangents in separate arrays).
     func hessianVectorProduct<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T])
+    /// Values one gradient evaluation keeps besides the parameters and the gradient
+    /// (stored activations, logits): the memory estimate of ``ModelMemory``.
+    var activationCount: Int { get }
 }
 
 extension DifferentiableModel {
     public var parameterCount: Int { layout.count }
+    public var activationCount: Int { 0 }
 
     /// Loss and gradient over all samples.
     @inlinable
@@ -97,4 +101,29 @@ public func softmaxCrossEntropy<T: StudyScalar>(_ logits: Matrix<T>, label: (Int
         for j in 0..<k { dz[i, j] = (e[j] / s - (j == y ? 1 : 0)) * scale }
     }
     return (total, dz)
+}
+
+/// Lower bounds of the memory a model's gradients and exact HVPs hold, checked
+/// against ``MemoryBudget`` before a run allocates them.
+public enum ModelMemory {
+    /// Bytes of one value of a format (a lower bound): an MPFR value is its struct,
+    /// its limbs and the allocator's header; fp64 8; the emulated formats 2 or more.
+    public static func bytes(format: String) -> Double {
+        let f = format.lowercased()
+        if f.hasPrefix("mpfr"), let bits = Int(f.dropFirst(4)) { return 32 + 8 * Double((bits + 63) / 64) + 16 }
+        if f == "fp64" { return 8 }
+        if f == "fp32" || f == "tf32" { return 4 }
+        return 2
+    }
+
+    /// A gradient (dual: an exact HVP, values and tangents) of `m` in `format`: θ, the
+    /// gradient, a work copy and the activations.
+    public static func gradientBytes(_ m: any DifferentiableModel, format: String, dual: Bool) -> Double {
+        (3 * Double(m.parameterCount) + Double(m.activationCount)) * bytes(format: format) * (dual ? 2 : 1)
+    }
+
+    /// Throws ``MemoryBudgetError`` when a gradient (or exact HVP) of `m` in `format` cannot fit.
+    public static func check(_ m: any DifferentiableModel, format: String, dual: Bool, what: String) throws {
+        try MemoryBudget.check(gradientBytes(m, format: format, dual: dual), "\(what) (\(m.parameterCount) parameters, \(m.activationCount) stored activations, in \(format))")
+    }
 }

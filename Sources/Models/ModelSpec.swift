@@ -43,14 +43,16 @@ public enum ModelSpec {
             catch let e as OperatorSpecError { throw ModelError("quadratic: \(e.message)") }
         case "softmax", "mlp":
             let allowed: Set<String> = kind == "mlp" ? ["widths", "act", "samples", "data", "x", "y", "loss"] : ["d", "classes", "samples", "act", "data", "x", "y", "loss"]
-            let spec = try SpecFields(rest.split(separator: ","), kind: kind, text: text, allowed: allowed)
+            let spec = try SpecFields(fieldsOf(rest), kind: kind, text: text, allowed: allowed)
             let fields = spec.values
             func int(_ k: String, _ d: Int?) throws -> Int { try spec.int(k, d, max: 10_000_000) }
             let widths: [Int]
             if kind == "mlp" {
                 guard let w = fields["widths"] else { throw ModelError("model 'mlp' needs widths=D-H-…-K") }
-                let ws = w.split(separator: "-").map { Int($0) }
-                guard ws.count >= 2, ws.allSatisfy({ ($0 ?? 0) >= 1 }) else { throw ModelError("widths='\(w)' must be positive integers joined by '-'") }
+                let ws = w.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+                guard ws.count >= 2, ws.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 10_000_000 }) else {
+                    throw ModelError("widths='\(w)' must be integers in 1...10000000 joined by single '-'")
+                }
                 widths = ws.map { $0! }
             } else {
                 widths = [try int("d", nil), try int("classes", nil)]
@@ -67,8 +69,13 @@ public enum ModelSpec {
                 guard let y = fields["y"] else { throw ModelError("model '\(kind)': x= needs y= (labels .npy)") }
                 data = try DataFiles.load(x: x, y: y, classes: widths.last!)
             } else {
-                data = try Dataset.teacherStudent(samples: try int("samples", 64), features: widths[0], classes: widths.last!, seed: seed)
+                let samples = try int("samples", 64)
+                try MemoryBudget.check(8 * Double(samples) * Double(widths[0] + 1), "the data of model '\(text)' (\(samples) samples of \(widths[0]) features)")
+                data = try Dataset.teacherStudent(samples: samples, features: widths[0], classes: widths.last!, seed: seed)
             }
+            // Parameters: Σ (w_l + 1)·w_{l+1}, in Double so that no product overflows.
+            let params = zip(widths, widths.dropFirst()).reduce(0.0) { $0 + Double($1.0 + 1) * Double($1.1) }
+            try MemoryBudget.check(8 * 4 * params, "the parameters of model '\(text)' (\(params < 9e18 ? "\(Int(params))" : "\(params)") of them)")
             let loss = try fields["loss"].map { l -> OutputLoss in
                 guard let x = OutputLoss(rawValue: l) else { throw ModelError("unknown loss '\(l)' (known: ce, mse)") }
                 return x
@@ -76,11 +83,14 @@ public enum ModelSpec {
             return try MLP(widths: widths, activation: act, data: data, loss: loss)
         case "transformer":
             var c = TransformerLM.Config()
-            for kv in rest.split(separator: ",") {
+            var seen: Set<String> = []
+            for kv in fieldsOf(rest) {
+                guard !kv.isEmpty else { throw ModelError("empty field (a doubled or trailing comma) in model spec '\(text)'") }
                 let p = kv.split(separator: "=", maxSplits: 1).map(String.init)
                 guard p.count == 2, let v = Int(p[1]), v >= 1, v <= 100_000 else {
                     throw ModelError("malformed field '\(kv)' in model spec '\(text)' (expected key=positive integer)")
                 }
+                guard seen.insert(p[0]).inserted else { throw ModelError("'\(p[0])' appears twice in model spec '\(text)'") }
                 switch p[0] {
                 case "context": c.context = v
                 case "width": c.width = v
@@ -91,12 +101,15 @@ public enum ModelSpec {
                 default: throw ModelError("unknown field '\(p[0])' for model 'transformer' (allowed: context, ff, heads, layers, sequences, width)")
                 }
             }
+            // Parameters ≈ layers·(4·width² + 2·width·ff) + (vocab + context)·width, in Double.
+            let w = Double(c.width), params = Double(c.layers) * (4 * w * w + 2 * w * Double(c.ff)) + (100 + Double(c.context)) * w
+            try MemoryBudget.check(8 * 4 * params, "the parameters of model '\(text)' (about \(params) of them)")
             return try TransformerLM(config: c, seed: seed)
         case "llama", "gguf", "safetensors":
             return try llama(kind: kind, rest: rest, text: text, seed: seed)
         case "expsum":
             let p = rest.split(separator: "=", maxSplits: 1).map(String.init)
-            guard p.count == 2, p[0] == "n", let n = Int(p[1]), n >= 1, n <= 10_000_000 else {
+            guard p.count == 2, p[0] == "n", let n = Int(p[1]), n >= 1, n <= 10_000_000, !p[1].contains(",") else {
                 throw ModelError("model 'expsum' needs n=N with N a positive integer (got '\(rest)')")
             }
             return ExpSumModel(n: n, seed: seed)
@@ -107,9 +120,15 @@ public enum ModelSpec {
 }
 
 extension ModelSpec {
+    /// The comma-separated fields of a spec's body, empty ones kept (so that a doubled
+    /// or trailing comma is an error, not ignored); none for an empty body.
+    static func fieldsOf(_ body: String) -> [Substring] {
+        body.isEmpty ? [] : body.split(separator: ",", omittingEmptySubsequences: false)
+    }
+
     /// `llama:…`, `gguf:PATH,…`, `safetensors:DIR,…`.
     static func llama(kind: String, rest: String, text: String, seed: UInt64) throws -> LlamaLM {
-        var items = rest.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        var items = fieldsOf(rest).map(String.init)
         var path: String? = nil
         if kind != "llama" {
             guard let first = items.first, !first.isEmpty, !first.contains("=") else {
@@ -146,6 +165,9 @@ extension ModelSpec {
             let config = LlamaLM.Config(vocab: try int("vocab", nil), width: try int("width", nil), layers: try int("layers", nil),
                                         heads: heads, kvHeads: try int("kv_heads", heads), ff: try int("ff", nil), ropeBase: base,
                                         tiedEmbeddings: tied, ropeLayout: layout)
+            let (v, d, f) = (Double(config.vocab), Double(config.width), Double(config.ff))
+            let params = v * d * (tied ? 1 : 2) + Double(config.layers) * (2 * d * d + 2 * d * Double(config.kvWidth) + 3 * d * f)
+            try MemoryBudget.check(8 * 4 * params, "the parameters of model '\(text)' (about \(params) of them)")
             let (seqs, source) = try LlamaCheckpoint.sequences(tokens: nil, text: nil, tokenizer: nil, sequences: n, context: context,
                                                                vocab: config.vocab, seed: seed)
             return try LlamaLM(config: config, naming: .gguf, sequences: seqs, dataSource: source)
@@ -163,8 +185,10 @@ struct SpecFields {
         var values: [String: String] = [:]
         for item in items {
             let kv = String(item)
-            let p = kv.split(separator: "=", maxSplits: 1).map(String.init)
-            guard p.count == 2, emptyValues || !p[1].isEmpty else { throw ModelError("malformed field '\(kv)' in model spec '\(text)'") }
+            guard !kv.isEmpty else { throw ModelError("empty field (a doubled or trailing comma) in model spec '\(text)'") }
+            let p = kv.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard p.count == 2, !p[0].isEmpty, emptyValues || !p[1].isEmpty else { throw ModelError("malformed field '\(kv)' in model spec '\(text)'") }
+            guard values[p[0]] == nil else { throw ModelError("'\(p[0])' appears twice in model spec '\(text)'") }
             values[p[0]] = p[1]
         }
         if let bad = values.keys.sorted().first(where: { !allowed.contains($0) }) {
@@ -277,5 +301,37 @@ public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
             throw ModelError("policy accumulate=\(accumulate): not an accumulation (recursive, pairwise, compensated, fp32, fp64, blas)")
         }
         return a
+    }
+}
+
+extension ModelSpec {
+    /// The files a model spec reads (data, labels, checkpoints, text, tokens), in the
+    /// order written: what a sweep's journal must pin so that `--resume` never
+    /// assembles one table from two versions of an input. A Hugging Face folder counts
+    /// as its `config.json` and `model.safetensors`; a GGUF checkpoint without `text=`
+    /// or `tokens=` reads ``LlamaCheckpoint/defaultText``.
+    public static func inputFiles(_ text: String) -> [String] {
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        guard let kind = parts.first?.lowercased(), parts.count == 2 else { return [] }
+        let items = parts[1].split(separator: ",").map(String.init)
+        var files: [String] = []
+        var named: [String: String] = [:]
+        for item in items {
+            let p = item.split(separator: "=", maxSplits: 1).map(String.init)
+            if p.count == 2 { named[p[0]] = p[1] }
+        }
+        switch kind {
+        case "gguf":
+            if let path = items.first, !path.contains("=") { files.append(path) }
+            if named["tokens"] == nil && named["text"] == nil { files.append(LlamaCheckpoint.defaultText) }
+        case "safetensors":
+            if let dir = items.first, !dir.contains("=") {
+                let d = dir.hasSuffix("/") ? dir : dir + "/"
+                files += [d + "config.json", d + "model.safetensors"]
+            }
+        default: break
+        }
+        for key in ["data", "x", "y", "tokens", "text", "params"] { if let f = named[key] { files.append(f) } }
+        return files
     }
 }

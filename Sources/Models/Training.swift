@@ -69,6 +69,7 @@ public struct TrainedModel<Base: DifferentiableModel>: DifferentiableModel, Trai
 
     public var layout: ParameterLayout { base.layout }
     public var sampleCount: Int { base.sampleCount }
+    public var activationCount: Int { base.activationCount }
     public var untrained: any DifferentiableModel { base }
 
     public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T]) {

@@ -56,6 +56,12 @@ public struct TransformerLM: OutputModel, GradientCore {
     }
 
     public var sampleCount: Int { sequences.count }
+    /// Per token: the logits, and per layer the normed inputs, q/k/v, attention
+    /// weights and output, and the MLP's hidden vectors.
+    public var activationCount: Int {
+        let c = config, tokens = sequences.count * c.context
+        return tokens * (vocab.count + c.layers * (8 * c.width + c.context * c.heads + 2 * c.ff))
+    }
 
     /// N(0, 0.02²)-like uniform weights (seeded), unit gains, zero biases.
     public func initialParameters(seed: UInt64) -> [Double] {

@@ -201,10 +201,13 @@ public enum ShortestDecimal {
         var e: mpfr_exp_t = 0
         guard let p = mpfr_get_str(nil, &e, 10, count, x, MPFR_RNDN) else { return ("0", 0) }
         defer { mpfr_free_str(p) }
-        var s = String(cString: p)
-        if s.first == "-" { s.removeFirst() }
-        while s.count > 1 && s.last == "0" { s.removeLast() }
-        return (s, Int(e))
+        // Trailing zeros trimmed in one pass over the bytes (String.count is O(n), so a
+        // loop on it was quadratic: minutes for the 315,653 digits of mpfr1048576).
+        var bytes = Array(String(cString: p).utf8)
+        if bytes.first == UInt8(ascii: "-") { bytes.removeFirst() }
+        var end = bytes.count
+        while end > 1 && bytes[end - 1] == UInt8(ascii: "0") { end -= 1 }
+        return (String(decoding: bytes[..<end], as: UTF8.self), Int(e))
     }
 
     /// Lays out digits `d₁d₂…` with value `0.d₁d₂… × 10^e` as Swift does for its

@@ -58,7 +58,9 @@ public struct FDBiasStudy: Study {
         curves = cs
     }
 
-    public var units: [StudyUnit] { curves.map { StudyUnit(key: "\($0.model)|\($0.policy)|\($0.scheme.rawValue)|\($0.step)|\($0.seed)") } }
+    public var units: [StudyUnit] { curves.indices.map { StudyUnit(key: unitKey($0)) } }
+    /// Unit `i`'s key, computed alone (a unit's run must not build every key: quadratic in the sweep's size).
+    public func unitKey(_ i: Int) -> String { let c = curves[i]; return "\(c.model)|\(c.policy)|\(c.scheme.rawValue)|\(c.step)|\(c.seed)" }
     public var seeds: [String: UInt64] { Dictionary(uniqueKeysWithValues: config.seeds.map { ("seed_\($0)", $0) }) }
 
     public static let pointsHeader = ["model", "policy", "param", "compute", "grad", "scheme", "step_policy", "seed", "eps", "eps_abs", "u",
@@ -78,7 +80,7 @@ public struct FDBiasStudy: Study {
         for (i, eps) in config.eps.enumerated() {
             let step = try StepPolicy.make(kind: c.step, value: eps)
             // Stochastic rounding (if the policy uses it) draws from a stream fixed by the unit and point.
-            let r = try StochasticRounding.withSeed(derivedSeed(c.seed, "fd-bias", units[index].key, "\(i)")) {
+            let r = try StochasticRounding.withSeed(derivedSeed(c.seed, "fd-bias", unitKey(index), "\(i)")) {
                 try engine.estimate(theta: setup.theta, v: setup.v, scheme: c.scheme, step: step)
             }
             let ref = setup.referenceFD(scheme: c.scheme, epsilon: r.epsilon, context: context)

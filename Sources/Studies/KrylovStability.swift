@@ -145,8 +145,10 @@ public struct KrylovStabilityStudy: Study {
         runs = rs
     }
 
-    public var units: [StudyUnit] {
-        runs.map { StudyUnit(key: "\($0.model)|\($0.policy)|\($0.scheme.rawValue)|\($0.step)|\($0.eps)|\($0.reorth.rawValue)|\($0.seed)") }
+    public var units: [StudyUnit] { runs.indices.map { StudyUnit(key: unitKey($0)) } }
+    public func unitKey(_ i: Int) -> String {
+        let r = runs[i]
+        return "\(r.model)|\(r.policy)|\(r.scheme.rawValue)|\(r.step)|\(r.eps)|\(r.reorth.rawValue)|\(r.seed)"
     }
     public var seeds: [String: UInt64] { Dictionary(uniqueKeysWithValues: config.seeds.map { ("seed_\($0)", $0) }) }
     var checkpoints: [Int] { Array(Set(config.checkpoints + [config.steps])).sorted() }
@@ -214,7 +216,7 @@ public struct KrylovStabilityStudy: Study {
         }
         let fd = try lanczos(krylov: c.policy.krylov, mode: c.policy.mode(for: c.policy.krylov), accumulation: c.policy.krylovAccumulation(),
                              reorth: c.reorth, n: n,
-                             probes: ps, seed: derivedSeed(c.seed, units[index].key), apply: fdApply)
+                             probes: ps, seed: derivedSeed(c.seed, unitKey(index)), apply: fdApply)
         let base: [LanczosTrace] = try context.cached("exact-lanczos|\(c.model)|\(c.seed)|\(c.policy.param)|\(c.reorth.rawValue)") {
             try lanczos(krylov: "fp64", mode: .nearest, accumulation: .recursive, reorth: c.reorth, n: n, probes: ps, seed: c.seed) { q in
                 model.exactHVP(theta, q).hv

@@ -65,8 +65,10 @@ public struct NoiseAmplificationStudy: Study {
         curves = cs
     }
 
-    public var units: [StudyUnit] {
-        curves.map { StudyUnit(key: "\($0.model)|\($0.policy)|\($0.scheme.rawValue)|\($0.step)|\($0.seed)|\($0.vary.rawValue)") }
+    public var units: [StudyUnit] { curves.indices.map { StudyUnit(key: unitKey($0)) } }
+    public func unitKey(_ i: Int) -> String {
+        let c = curves[i]
+        return "\(c.model)|\(c.policy)|\(c.scheme.rawValue)|\(c.step)|\(c.seed)|\(c.vary.rawValue)"
     }
     public var seeds: [String: UInt64] { Dictionary(uniqueKeysWithValues: config.seeds.map { ("seed_\($0)", $0) }) }
 
@@ -86,7 +88,7 @@ public struct NoiseAmplificationStudy: Study {
 
     public func run(unit index: Int, context: StudyContext) throws -> UnitOutput {
         let c = curves[index]
-        let key = units[index].key
+        let key = unitKey(index)
         let setup = try ModelSetup.make(c.model, seed: c.seed, param: c.policy.param, context: context)
         let engine = try FDEngine(model: setup.model, policy: c.policy)
         let lead = [c.model] + policyCells(c.policy) + [c.scheme.rawValue, c.step, "\(c.seed)", c.vary.rawValue]

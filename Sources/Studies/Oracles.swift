@@ -26,6 +26,7 @@ public struct ModelSetup: Sendable {
         try context.cached("setup|\(spec)|\(seed)|\(param)") {
             let m: any DifferentiableModel
             do { m = try ModelSpec.build(spec, seed: seed) } catch { throw StudyError("model '\(spec)': \(error)") }
+            try ModelMemory.check(m, format: "mpfr256", dual: true, what: "the mpfr256 reference HVP of model '\(spec)'")
             let (theta, v) = try point(m, seed: seed, param: param)
             let h = m.exactHVP(theta.map { MPFloat<256>($0) }, v.map { MPFloat<256>($0) }).hv
             var s = MPFloat<256>.zero

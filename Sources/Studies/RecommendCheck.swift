@@ -92,7 +92,8 @@ public struct RecommendCheckStudy: Study {
         cases = cs
     }
 
-    public var units: [StudyUnit] { cases.map { StudyUnit(key: "\($0.model)|\($0.policy)|\($0.scheme.rawValue)|\($0.seed)") } }
+    public var units: [StudyUnit] { cases.indices.map { StudyUnit(key: unitKey($0)) } }
+    public func unitKey(_ i: Int) -> String { let c = cases[i]; return "\(c.model)|\(c.policy)|\(c.scheme.rawValue)|\(c.seed)" }
     public var seeds: [String: UInt64] { Dictionary(uniqueKeysWithValues: config.seeds.map { ("seed_\($0)", $0) }) }
 
     static let lead = ["model", "n", "policy", "param", "compute", "grad", "scheme", "seed", "reference", "tolerance"]
@@ -105,7 +106,7 @@ public struct RecommendCheckStudy: Study {
         let c = cases[index]
         let (ref, model, theta, v) = try ReferenceHVP.make(config.reference, spec: c.model, seed: c.seed, param: c.policy.param, context: context)
         let engine = try FDEngine(model: model, policy: c.policy)
-        let key = units[index].key
+        let key = unitKey(index)
         func fd(_ eps: Double, _ tag: String) throws -> FDResult {
             try StochasticRounding.withSeed(derivedSeed(c.seed, "recommend", key, tag)) {
                 try engine.estimate(theta: theta, v: v, scheme: c.scheme, step: .absolute(eps))

@@ -304,11 +304,10 @@ public struct RegimesStudy: Study {
         return (best.0, best.1, near)
     }
 
-    public var units: [StudyUnit] {
-        checks.map { ch in
-            let e = entries[ch.entry]
-            return StudyUnit(key: "\(e.param)|\(e.compute)|\(e.grad)|\(e.scheme)|\(e.stepPolicy)|\(ch.model)|\(ch.seed)")
-        }
+    public var units: [StudyUnit] { checks.indices.map { StudyUnit(key: unitKey($0)) } }
+    public func unitKey(_ i: Int) -> String {
+        let ch = checks[i], e = entries[ch.entry]
+        return "\(e.param)|\(e.compute)|\(e.grad)|\(e.scheme)|\(e.stepPolicy)|\(ch.model)|\(ch.seed)"
     }
     public var seeds: [String: UInt64] { Dictionary(uniqueKeysWithValues: config.validateSeeds.map { ("validate_seed_\($0)", $0) }) }
 
@@ -329,7 +328,7 @@ public struct RegimesStudy: Study {
         let (ref, model, theta, v) = try ReferenceHVP.make(config.reference, spec: ch.model, seed: ch.seed, param: policy.param, context: context)
         let engine = try FDEngine(model: model, policy: policy)
         let step = try stepCheck(e.stepPolicy, e.epsStar)
-        let key = units[index].key
+        let key = unitKey(index)
         func fd(_ s: StepPolicy, _ tag: String) throws -> FDResult {
             try StochasticRounding.withSeed(derivedSeed(ch.seed, "regimes", key, tag)) {
                 try engine.estimate(theta: theta, v: v, scheme: scheme, step: s)

@@ -1,5 +1,6 @@
 import Testing
 import Foundation
+import Harness
 
 // The MPI backend against the in-process simulation, on loopback: `mpirun -np 2`
 // and `-np 3` of hessian-harness-mpi must write what hessian-harness writes with
@@ -133,11 +134,8 @@ func splitCSV(_ line: String) -> [String] {
         let exp = repoRoot.appendingPathComponent("experiments/fd-bias.yaml").path
         let out = d.appendingPathComponent("mpi")
         let units = out.appendingPathComponent(".sweep/units")
-        // Journaled units only: a rank killed inside AtomicFile.write leaves its hidden
-        // temporary sibling (".000003.json.tmp-PID"), which is not a finished unit.
-        func journaled() -> Int {
-            ((try? FileManager.default.contentsOfDirectory(atPath: units.path)) ?? []).filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.count
-        }
+        // Configurations recorded by the ranks' journal logs (complete lines only).
+        func journaled() -> Int { Sweep.journaledUnits(in: out) }
         // Each configuration takes ≥ 0.5 s; once two are journaled, kill -9 one rank.
         let killed = try mpi(2, ["run", exp, "--quick", "--out", out.path], env: ["HH_TEST_UNIT_DELAY_MS": "500"]) { mpirun in
             let deadline = Date().addingTimeInterval(60)
@@ -151,8 +149,8 @@ func splitCSV(_ line: String) -> [String] {
         let kept = journaled()
         #expect(kept >= 2 && kept < 8, "journal keeps the finished configurations (\(kept))")
 
-        // Whatever the kill caught, also leave a writer's torn temporary file behind.
-        FileManager.default.createFile(atPath: units.appendingPathComponent(".000007.json.tmp-1").path, contents: Data("{\"ind".utf8))
+        // Whatever the kill caught, also leave a torn journal line behind (a crash in mid-write).
+        FileManager.default.createFile(atPath: units.appendingPathComponent("rank9-1.log").path, contents: Data("{\"index\":7,\"ke".utf8))
         let resumed = try mpi(2, ["run", exp, "--quick", "--out", out.path, "--resume"])
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(resumed.stderr.contains("resuming, \(kept) of 8 configurations already done"), "\(resumed.stderr)")

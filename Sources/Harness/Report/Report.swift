@@ -31,6 +31,7 @@ public enum ReportCommand {
         guard let manifest = (try? JSONSerialization.jsonObject(with: mdata)) as? [String: Any] else {
             throw HarnessError("\(mpath.path): malformed JSON")
         }
+        try ResultsFolder.verify(dir)
         guard let study = manifest["study"] as? String else {
             throw HarnessError("\(mpath.path) names no study (reports are made from the results of `hessian-harness run`)")
         }
@@ -201,7 +202,10 @@ public enum ReportCommand {
             var g = Figure(title: "\(m) · \(short(p)) · ε \(e) · \(reo)", xLabel: "eigenvalue", yLabel: "density (per unit eigenvalue)")
             let bins = 40, w = (hi - lo) / Double(bins)
             var counts = [Double](repeating: 0, count: bins)
-            for l in lam { counts[min(Int((l - lo) / w), bins - 1)] += 1 }
+            for l in lam {
+                let t = w > 0 ? ((l - lo) / w).rounded(.down) : 0
+                counts[t.isFinite ? Int(min(max(t, 0), Double(bins - 1))) : 0] += 1
+            }
             g.bars = counts.enumerated().map { .init(x0: lo + Double($0.offset) * w, x1: lo + Double($0.offset + 1) * w, height: $0.element / (Double(lam.count) * w)) }
             g.barLabel = "exact eigenvalues"
             g.series.append(.init(label: "SLQ, FD-HVP", x: grid, y: density(fdN), color: color(0), markers: false))

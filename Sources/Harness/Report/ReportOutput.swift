@@ -79,7 +79,7 @@ extension ReportCommand {
             cells.append(["cell_type": "code", "id": "code\(id)", "execution_count": count, "metadata": [String: Any](), "outputs": outputs, "source": lines(s)])
         }
         var head = "# \(c.title)\n\n\(c.intro)\n\n| manifest | |\n|---|---|\n"
-        for (k, v) in manifestRows(manifest) { head += "| \(k) | \(v.replacingOccurrences(of: "|", with: "\\|")) |\n" }
+        for (k, v) in manifestRows(manifest) { head += "| \(k) | \(markdownCell(v)) |\n" }
         md(head)
         md("The figure cells below carry the figures as the harness drew them (SVG). Running the notebook redraws them with matplotlib from the CSV files in `\(resultsPath)`.")
         code(prelude(resultsPath: resultsPath, files: c.files))
@@ -88,7 +88,7 @@ extension ReportCommand {
             for p in s.plots { code(p.python + ";", svg: p.figure.svg()) }     // ';': the inline backend shows the figure once
             for t in s.tables {
                 var m = "**\(t.caption)**\n\n| " + t.header.joined(separator: " | ") + " |\n|" + t.header.map { _ in "---|" }.joined() + "\n"
-                for r in t.rows.prefix(400) { m += "| " + r.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |\n" }
+                for r in t.rows.prefix(400) { m += "| " + r.map(markdownCell).joined(separator: " | ") + " |\n" }
                 md(m)
             }
         }
@@ -101,6 +101,15 @@ extension ReportCommand {
         var d = try JSONSerialization.data(withJSONObject: nb, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         d.append(UInt8(ascii: "\n"))
         return d
+    }
+
+    /// Text from the results (paths, command lines, CSV cells) as one Markdown table
+    /// cell: HTML's special characters as entities (Jupyter renders raw HTML in
+    /// Markdown, so a path like `<img src=x onerror=…>` must not reach it as markup),
+    /// `|` escaped, line breaks as spaces.
+    static func markdownCell(_ v: String) -> String {
+        v.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+            .replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " ")
     }
 
     /// Loading and the matplotlib functions that redraw the figures.

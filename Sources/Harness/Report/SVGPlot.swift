@@ -43,9 +43,12 @@ struct Figure {
         let v = vals.filter { usable($0, log) }
         guard var lo = v.min(), var hi = v.max() else { return log ? (1, 10) : (0, 1) }
         if log {
-            lo = Foundation.pow(10, Foundation.floor(log10(lo))); hi = Foundation.pow(10, Foundation.ceil(log10(hi)))
-            if lo == hi { hi = lo * 10 }
+            // Decades within fp64's normal range: 1e-323 and 1e309 would round to 0 and ∞.
+            lo = Foundation.pow(10, max(Foundation.floor(log10(lo)), -307)); hi = Foundation.pow(10, min(Foundation.ceil(log10(hi)), 308))
+            if lo >= hi { hi = lo * 10 }
         } else {
+            // A span beyond fp64 (−1e308 … 1e308) would make every tick inf.
+            if !(hi - lo).isFinite { lo = max(lo, -8e307); hi = min(hi, 8e307) }
             if lo == hi { lo -= 0.5; hi += 0.5 }
             let pad = (hi - lo) * 0.05
             lo -= pad; hi += pad
