@@ -80,8 +80,13 @@ public struct OutputBundle {
     /// refused rather than read as a mixture. A failure while writing (a full disk,
     /// say) removes the temporary files and leaves the folder as it was.
     public func write(to dir: URL, lock held: FolderLock? = nil) throws {
+        let created = !FileManager.default.fileExists(atPath: dir.path)
         try FileSystem.makeDirectories(dir.path)
-        let lock = try held ?? FolderLock.acquire(dir)
+        let lock: FolderLock
+        do { lock = try held ?? FolderLock.acquire(dir) } catch {
+            if created { rmdir(dir.path) }
+            throw error
+        }
         defer { if held == nil { lock.release() } }
         AtomicFile.removeLeftovers(in: dir)
         var all = files
@@ -100,6 +105,8 @@ public struct OutputBundle {
             }
         } catch {
             for (tmp, _) in staged { unlink(tmp.path) }
+            // A folder this write created goes again (it holds only the lock).
+            if created && held == nil { lock.release(); rmdir(dir.path) }
             throw HarnessError("\(error); nothing was changed in '\(dir.path)'")
         }
         for (i, (tmp, url)) in staged.enumerated() {

@@ -6,14 +6,17 @@ import LinearAlgebra
 /// Runs an experiment's units in parallel, journals each completed unit, and
 /// writes the tables and manifest when all are done.
 ///
-/// Crash safety: each completed unit is written atomically (temporary file +
-/// fsync + rename) to `DIR/.sweep/units/`, and the results (CSV, JSON, manifest)
-/// are written only when every unit has completed, each file atomically. A run
-/// killed at any point (even `kill -9`) leaves whole journal files and whole (old
-/// or new) results; `--resume` reloads the journal, runs only the missing units
-/// (at most the ones that were in flight are lost) and assembles the same tables,
-/// in unit order, so there is never a duplicated or partial row. The journal is
-/// removed once the results are written.
+/// Crash safety: each completed unit is appended as one JSON line to this
+/// process's log in `DIR/.sweep/units/` (``JournalLog``), and the results (CSV,
+/// JSON, manifest) are written only when every unit has completed, as one set
+/// (``OutputBundle/write(to:lock:)``). A run killed at any point (even `kill -9`)
+/// leaves whole journal lines and whole (old or new) results; `--resume` reloads the
+/// journal, runs only the missing units (at most the ones that were in flight are
+/// lost) and assembles the same tables, in unit order, so there is never a
+/// duplicated or partial row. The journal pins the experiment, every input file and
+/// the program (a resume with any of them changed is refused), the folder's lock
+/// keeps a second run out for the whole sweep, and the journal is removed once the
+/// results are written.
 public struct Sweep {
     public var experiment: Experiment
     public var out: URL

@@ -62,6 +62,10 @@ public enum ModelSpec {
                 guard let x = Activation(rawValue: a) else { throw ModelError("unknown activation '\(a)' (known: tanh, gelu, relu)") }
                 return x
             } ?? .tanh
+            // Parameters: Σ (w_l + 1)·w_{l+1}, in Double so that no product overflows; checked
+            // before any data is drawn (the teacher of built-in data is as wide as the model).
+            let params = zip(widths, widths.dropFirst()).reduce(0.0) { $0 + Double($1.0 + 1) * Double($1.1) }
+            try MemoryBudget.check(8 * 4 * params, "the parameters of model '\(text)' (\(params < 9e18 ? "\(Int(params))" : "\(params)") of them)")
             let data: Dataset
             if let csv = fields["data"] {
                 data = try DataFiles.load(csv: csv, classes: widths.last!)
@@ -70,12 +74,12 @@ public enum ModelSpec {
                 data = try DataFiles.load(x: x, y: y, classes: widths.last!)
             } else {
                 let samples = try int("samples", 64)
-                try MemoryBudget.check(8 * Double(samples) * Double(widths[0] + 1), "the data of model '\(text)' (\(samples) samples of \(widths[0]) features)")
+                // Inputs, the teacher's two layers (d×2d, 2d×k) and its outputs (n×2d, n×k).
+                let (n, d, k) = (Double(samples), Double(widths[0]), Double(widths.last!))
+                try MemoryBudget.check(8 * (n * d + 2 * d * d + 2 * d * k + 2 * n * d + n * k),
+                                       "the data of model '\(text)' (\(samples) samples of \(widths[0]) features, \(widths.last!) classes)")
                 data = try Dataset.teacherStudent(samples: samples, features: widths[0], classes: widths.last!, seed: seed)
             }
-            // Parameters: Σ (w_l + 1)·w_{l+1}, in Double so that no product overflows.
-            let params = zip(widths, widths.dropFirst()).reduce(0.0) { $0 + Double($1.0 + 1) * Double($1.1) }
-            try MemoryBudget.check(8 * 4 * params, "the parameters of model '\(text)' (\(params < 9e18 ? "\(Int(params))" : "\(params)") of them)")
             let loss = try fields["loss"].map { l -> OutputLoss in
                 guard let x = OutputLoss(rawValue: l) else { throw ModelError("unknown loss '\(l)' (known: ce, mse)") }
                 return x

@@ -46,6 +46,7 @@ import LinearAlgebra
         (["bench", "scalars", "--trials", "0"], "--trials must be in 1...1000"),
         (["bench", "topk", "--k", "0"], "--k must be in 1...1000"),
         (["cast", "--format", "fp32", "0.1", "--max-memory", "lots"], "--max-memory needs a size"),
+        (["hvp", "--model", "expsum:n=4", "--reference", "none", "--out", "/tmp/" + String(repeating: "n", count: 300)], "the name is too long while creating the folder"),
     ])
     func refusedWithOneLine(args: [String], expected: String) throws {
         let out = tempDir("refused")
