@@ -27,6 +27,11 @@ public struct MemoryBudgetError: Error, CustomStringConvertible, Equatable {
 /// lower bounds, so a refusal is never spurious, and the headroom of the limit is
 /// the user's to set.
 public enum MemoryBudget {
+    /// A limit for the work of one task (bytes), beside the process-wide ones: tests that
+    /// run in parallel in one process cannot share `HH_MAX_MEMORY` (one test's unset is
+    /// another's missing limit).
+    @TaskLocal public static var taskLimit: Double? = nil
+
     /// The limit in bytes and what sets it.
     public static func limit() -> (bytes: Double, source: String) {
         var best = (bytes: Double.infinity, source: "no limit found")
@@ -38,6 +43,7 @@ public enum MemoryBudget {
             consider(Double(r.rlim_cur), "the address-space limit, ulimit -v")
         }
         if let text = readSmallFile("/sys/fs/cgroup/memory.max"), let b = Double(text) { consider(b, "the cgroup's memory.max") }
+        if let t = taskLimit { consider(t, "this task's limit") }
         if let s = getenv("HH_MAX_MEMORY").map({ String(cString: $0) }), let b = parse(s) { consider(b, "--max-memory / HH_MAX_MEMORY") }
         return best
     }
