@@ -63,6 +63,10 @@ public struct HVPCommand {
             throw HarnessError("unknown --scheme '\(scheme)' (known: exact, forward, central, richardson)")
         }
         try Self.validateReference(reference)
+        do {
+            if reference != "none" { try m.checkExactHVP(format: reference) }
+            if exactOnly { try m.checkExactHVP(format: "fp64") }
+        } catch { throw HarnessError("\(error)") }
         let step: StepPolicy
         do { step = try StepPolicy.make(kind: stepPolicy, value: eps) } catch { throw HarnessError("--eps/--step-policy: \(error)") }
         let nShards = try Cluster.shards(requested: shards)
@@ -209,6 +213,12 @@ public struct HVPCommand {
             d["data"] = ["tokens": "tokens.npy", "shape": [l.sequences.count, l.context + 1], "source": l.dataSource,
                          "inputs": "tokens[:, :-1]", "targets": "tokens[:, 1:]"] as [String: Any]
             files.append(("tokens.npy", NPY.int64(l.sequences.flatMap { $0 }, shape: [l.sequences.count, l.context + 1])))
+        } else if let e = m as? ExternalModel {
+            let h = e.oracle.hello
+            d["type"] = "external"
+            d["oracle"] = ["command": e.oracle.command, "name": h.name, "dtype": h.dtype, "serves_hvp": h.servesHVP,
+                           "protocol": "\(ExternalOracle.protocolName) version \(ExternalOracle.protocolVersion) (docs/ORACLE.md)"] as [String: Any]
+            d["loss"] = "computed by the oracle process; params.npy holds the parameters it served"
         } else if let q = m as? QuadraticModel {
             d["type"] = "quadratic"
             d["loss"] = "0.5 * theta @ A @ theta - b @ theta"

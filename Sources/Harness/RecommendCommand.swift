@@ -45,6 +45,7 @@ public struct RecommendCommand {
         guard ["none", "fp64", "mpfr256"].contains(reference) else { throw HarnessError("unknown --reference '\(reference)' (known: none, fp64, mpfr256)") }
         let nShards = try Cluster.shards(requested: shards)
         try ModelMemory.check(m, format: pol.compute, dual: false, what: "a gradient of the model")
+        if reference != "none" { do { try m.checkExactHVP(format: reference) } catch { throw HarnessError("\(error)") } }
         if reference != "none" { try ModelMemory.check(m, format: reference, dual: true, what: "the \(reference) reference HVP") }
         let param = try pol.arithmetic(pol.param)
         let theta = m.initialParameters(seed: seed).map { param.round($0) }

@@ -65,6 +65,14 @@ extension CLI {
                 i += parts.count == 2 ? 1 : 2
                 continue
             }
+            if name == "--oracle-timeout" {
+                guard let v = value, let t = Double(v), t > 0, t.isFinite, t <= 1e7 else {
+                    throw HarnessError("--oracle-timeout needs a number of seconds in (0, 1e7] (got '\(value ?? "")')")
+                }
+                setenv("HH_ORACLE_TIMEOUT", "\(t)", 1)
+                i += parts.count == 2 ? 1 : 2
+                continue
+            }
             out.append(a); i += 1
         }
         return out
@@ -108,7 +116,9 @@ public struct HessianHarness: ParsableCommand {
         discussion: """
         Every command checks the memory its sizes need before allocating and refuses, naming the estimate, when it \
         exceeds the machine's memory, ulimit -v or the cgroup's limit. --max-memory SIZE (e.g. 8G, before or after \
-        the command) sets a lower limit; so does the HH_MAX_MEMORY environment variable.
+        the command) sets a lower limit; so does the HH_MAX_MEMORY environment variable. A model spec external:CMD \
+        measures your own model in your own framework (docs/ORACLE.md); --oracle-timeout SECONDS (default 600, or \
+        HH_ORACLE_TIMEOUT) bounds each of its answers.
         """,
         version: ToolInfo.version,
         subcommands: [Formats.self, Cast.self, Spectrum.self, SLQ.self, HVP.self, Recommend.self, Run.self, Report.self, TableCmd.self,

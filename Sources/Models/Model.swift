@@ -25,11 +25,15 @@ public protocol DifferentiableModel: Sendable {
     /// Values one gradient evaluation keeps besides the parameters and the gradient
     /// (stored activations, logits): the memory estimate of ``ModelMemory``.
     var activationCount: Int { get }
+    /// Throws when this model cannot give its exact HVP in `format` (the reference of
+    /// `hvp`, `recommend`, the studies): an ``ExternalModel``'s exact HVP is its oracle's.
+    func checkExactHVP(format: String) throws
 }
 
 extension DifferentiableModel {
     public var parameterCount: Int { layout.count }
     public var activationCount: Int { 0 }
+    public func checkExactHVP(format: String) throws {}
 
     /// Loss and gradient over all samples.
     @inlinable

@@ -1,3 +1,4 @@
+import Foundation
 import Scalars
 import Krylov
 import LinearAlgebra
@@ -17,6 +18,7 @@ public typealias LinearAlgebraAccumulation = Accumulation
 /// | `llama:vocab=V,width=D,layers=L,heads=H,kv_heads=K,ff=F[,context=T,sequences=N,rope_base=B,tied=yes\|no,rope=halves\|interleaved]` | a seeded random ``LlamaLM`` on seeded random tokens |
 /// | `gguf:PATH[,context=T,sequences=N,text=FILE\|tokens=FILE.npy]` | a Llama checkpoint in GGUF (e.g. SmolLM2-135M), its parameters as stored, on text tokenized by its own tokenizer (default: Debian's Apache-2.0 licence text) |
 /// | `safetensors:DIR[,context=T,sequences=N,tokens=FILE.npy]` | a Hugging Face `LlamaForCausalLM` folder (safetensors + config.json) |
+/// | `external:CMD` | the user's own model in their own framework: CMD (run by `/bin/sh -c`) speaks the oracle protocol of docs/ORACLE.md on its standard input and output (``ExternalModel``) |
 /// | `…,train=STEPS[,optimizer=adam\|sgd][,lr=RATE]` (any model) | the model after STEPS full-batch training steps from its seeded initialization (``TrainedModel``; Adam lr 1e-2, SGD lr 0.1 by default) |
 ///
 /// Data and the quadratic's b are drawn from the seed.
@@ -24,6 +26,9 @@ public enum ModelSpec {
     public static func build(_ text: String, seed: UInt64) throws -> any DifferentiableModel {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         guard let kind = parts.first?.lowercased() else { throw ModelError("empty model spec") }
+        if kind == "external" {     // the rest is a shell command: commas and '=' are the command's
+            do { return try ExternalModel(command: parts.count > 1 ? parts[1] : "") } catch let e as OracleError { throw ModelError(e.description) }
+        }
         let (rest, training) = try TrainingSpec.extract(from: parts.count > 1 ? parts[1] : "", spec: text)
         let m = try buildUntrained(kind: kind, rest: rest, text: text, seed: seed)
         guard let training, training.steps > 0 else { return m }
@@ -118,7 +123,7 @@ public enum ModelSpec {
             }
             return ExpSumModel(n: n, seed: seed)
         default:
-            throw ModelError("unknown model '\(kind)' (known: quadratic, softmax, mlp, transformer, expsum, llama, gguf, safetensors)")
+            throw ModelError("unknown model '\(kind)' (known: quadratic, softmax, mlp, transformer, expsum, llama, gguf, safetensors, external)")
         }
     }
 }
@@ -317,6 +322,12 @@ extension ModelSpec {
     public static func inputFiles(_ text: String) -> [String] {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         guard let kind = parts.first?.lowercased(), parts.count == 2 else { return [] }
+        if kind == "external" {     // the command's words that name files (its script, its weights)
+            return parts[1].split(whereSeparator: \.isWhitespace).map(String.init).filter {
+                var isDir: ObjCBool = false
+                return $0.contains("/") || $0.contains(".") ? FileManager.default.fileExists(atPath: $0, isDirectory: &isDir) && !isDir.boolValue : false
+            }
+        }
         let items = parts[1].split(separator: ",").map(String.init)
         var files: [String] = []
         var named: [String: String] = [:]
