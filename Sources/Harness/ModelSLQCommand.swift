@@ -247,7 +247,7 @@ public struct ModelSLQCommand {
                                      "reorth", "steps", "steps_done", "breakdown", "probes", "shards",
                                      "reduction_order", "seed", "tolerance", "predicted_err", "validated_err", "validated_ok", "lambda_min", "lambda_max",
                                      "w1_scaled", "ks", "ritz_err_top_1", "orth_loss_max", "time_lanczos_s", "time_lanczos_step_s",
-                                     "exact_spectrum"])
+                                     "exact_spectrum", "trace_slq", "trace_exact"])
         var w1s: Double? = nil, ks: Double? = nil, top: Double? = nil
         if let exact {
             let (w1, k) = SpectralDistance.compare(mu, SpectralMeasure(eigenvalues: exact))
@@ -268,7 +268,8 @@ public struct ModelSLQCommand {
                         entry.map { $0.validatedOK ? "1" : "0" } ?? "",
                         csvNumber(allNodes.min() ?? .nan), csvNumber(allNodes.max() ?? .nan), cell(w1s), cell(ks), cell(top),
                         csvNumber(orthMax), csvNumber(elapsed), csvNumber(totalSteps > 0 ? elapsed / Double(totalSteps) : 0),
-                        exact != nil ? "yes" : hasExactHVP ? "no (n > 3000)" : "no (the model serves no exact HVP)"])
+                        exact != nil ? "yes" : hasExactHVP ? "no (n > 3000)" : "no (the model serves no exact HVP)",
+                        csvNumber(Double(n) * zip(mu.nodes, mu.weights).reduce(0) { $0 + $1.0 * $1.1 }), exact.map { csvNumber($0.reduce(0, +)) } ?? ""])
         var bundle = OutputBundle()
         try bundle.add("nodes.csv", nodes)
         try bundle.add("density.csv", density)

@@ -65,8 +65,11 @@ public struct OutputBundle {
                 } }
             }
         }
-        return "\(command): " + (figures.isEmpty ? "" : figures.joined(separator: ", ") + " ") + "→ \(dir) (\((files.map(\.name) + (manifest == nil ? [] : ["manifest.json"])).joined(separator: ", ")))"
+        return "\(command): " + (figures.isEmpty ? "" : figures.joined(separator: ", ") + " ") + "→ \(dir) (\(fileNames.joined(separator: ", ")))"
     }
+
+    /// The files a write creates, manifest last.
+    public var fileNames: [String] { files.map(\.name) + (manifest == nil ? [] : ["manifest.json"]) }
 
     /// Writes the bundle into `dir` as one set: all new or all old.
     ///

@@ -156,13 +156,15 @@ public struct SLQCommand {
                                          "probes", "seed",
                                          "w1", "w1_scaled", "ks", "ritz_err_top_1", "ritz_err_top_2", "ritz_err_top_3",
                                          "ghost_count", "spurious_count", "unconverged_count", "orth_loss_max", "diagnostic_tol", "sigma",
-                                         "time_lanczos_s", "time_lanczos_step_s"])
+                                         "time_lanczos_s", "time_lanczos_step_s", "trace_slq", "trace_exact"])
+            // SLQ's trace: n · Σ wⱼθⱼ (the measure's weights sum to 1).
+            let traceSLQ = Double(op.dimension) * zip(mu.nodes, mu.weights).reduce(0) { $0 + $1.0 * $1.1 }
             summary.append([cmd.operatorSpec, T.formatName, v.rounding.rawValue, v.accumulation.description, v.reorth.rawValue,
                             "\(cmd.steps)", "\(stepsDone)", broke?.rawValue ?? "",
                             "\(cmd.probes)", "\(cmd.seed)", csvNumber(w1), csvNumber(range > 0 ? w1 / range : 0),
                             csvNumber(ks), csvNumber(top[0]), csvNumber(top[1]), csvNumber(top[2]), "\(ghosts)", "\(spurious)", "\(unconverged)",
                             csvNumber(maxOrth), csvNumber(tol), csvNumber(sigma), csvNumber(seconds),
-                            csvNumber(totalSteps > 0 ? seconds / Double(totalSteps) : 0)])
+                            csvNumber(totalSteps > 0 ? seconds / Double(totalSteps) : 0), csvNumber(traceSLQ), csvNumber(exact.reduce(0, +))])
             var b = OutputBundle()
             try b.add("nodes.csv", nodes)
             try b.add("density.csv", density)

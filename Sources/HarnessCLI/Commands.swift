@@ -121,7 +121,7 @@ public struct HessianHarness: ParsableCommand {
         HH_ORACLE_TIMEOUT) bounds each of its answers.
         """,
         version: ToolInfo.version,
-        subcommands: [Formats.self, Cast.self, Spectrum.self, SLQ.self, HVP.self, Recommend.self, Run.self, Report.self, TableCmd.self,
+        subcommands: [Formats.self, Cast.self, Spectrum.self, SLQ.self, Eigen.self, Trace.self, HVP.self, Recommend.self, Run.self, Report.self, TableCmd.self,
                       Checkpoint.self, Version.self, Bench.self]
     )
 }
@@ -257,10 +257,11 @@ struct HVP: ParsableCommand {
         commandName: "hvp",
         abstract: "One Hessian-vector product of a model under a precision policy, against the exact HVP (mpfr256, fp64 or none).",
         discussion: """
-        MODEL: quadratic:OPERATOR | softmax:d=D,classes=K[,samples=N] | mlp:widths=D-H-…-K[,act=tanh|gelu|relu][,samples=N] | \
+        MODEL: quadratic:OPERATOR | softmax:d=D,classes=K[,samples=N] | mlp:widths=D-H-…-K[,act=tanh|gelu|relu][,samples=N][,loss=ce|mse] \
+        (softmax and mlp on your data: ,data=FILE.csv or ,x=X.npy,y=Y.npy) | \
         transformer[:context=16,width=32,heads=4,layers=2,ff=128,sequences=8] | expsum:n=N | \
         llama:vocab=V,width=D,layers=L,heads=H,kv_heads=K,ff=F[,context=T,sequences=N] | gguf:PATH[,context=T,sequences=N,tokens=FILE.npy] | \
-        safetensors:HF_DIR[,…]; any of them \
+        safetensors:HF_DIR[,…] | external:CMD (your own model in your own framework, docs/ORACLE.md); any built-in one \
         [,train=STEPS[,optimizer=adam|sgd][,lr=RATE]] (trained first; model.json and training_loss.npy record it). \
         POLICY: param=F,compute=F,accumulate=F,grad=F,hvp=F,krylov=F[,rounding=MODE] (unnamed stages fp64). Writes model.json, params.npy, x.npy/y.npy \
         (or the quadratic's A and b), v.npy, hv_exact.npy, hv.npy, summary.csv (rel_err, cos_align, swamped_fraction, timings) \
@@ -281,6 +282,61 @@ struct HVP: ParsableCommand {
         let c = HVPCommand(model: model, seed: seed, policy: policy, scheme: scheme, eps: eps, stepPolicy: stepPolicy,
                            shards: shards, order: order, out: out, command: CommandLine.arguments, reference: reference)
         try c.run()
+    }
+}
+
+struct Eigen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Extreme eigenpairs of an operator or of a model's Hessian (FD-HVP under a policy, or exact): Ritz values with residuals.",
+        discussion: """
+        Lanczos with full reorthogonalization in fp64 (--steps, default max(3·top + 20, 50)) from a seeded Gaussian start. \
+        eigen.csv: per Ritz pair which, rank, ritz_value, residual_estimate (β_k|s_kj|), residual (‖A y − θ y‖, one more \
+        application of the same operator), error_bound (the residual: a symmetric operator has an eigenvalue within it; an \
+        FD-HVP is symmetric only up to its own error), and \
+        with a known spectrum (operators; models of ≤ 3000 parameters with an fp64 exact HVP) the nearest exact eigenvalue \
+        and abs_err; eigenvectors.npy (rows, unit length) with --vectors. MODEL as for hvp; --scheme exact uses the compute \
+        format's exact HVP.
+        """)
+    @Option(name: .customLong("operator"), help: "Operator spec (see spectrum --help).") var operatorSpec: String?
+    @Option(help: "Model spec (as for hvp).") var model: String?
+    @Option(help: "Precision policy (with --model).") var policy: String?
+    @Option(help: "exact, forward, central or richardson (with --model).") var scheme: String = "central"
+    @Option(name: .customLong("step-policy"), help: "absolute or relative.") var stepPolicy: String = "absolute"
+    @Option(help: "ε: a number, or auto (chosen from the model, as recommend).") var eps: String?
+    @Option(help: "Tolerance of --eps auto.") var tolerance: Double = 0.05
+    @Option(help: "How many eigenpairs at each end asked for.") var top: Int = 5
+    @Option(help: "largest, smallest or both.") var which: String = "largest"
+    @Option(help: "Lanczos steps.") var steps: Int?
+    @Flag(help: "Write the Ritz vectors (eigenvectors.npy).") var vectors = false
+    @Option(help: "Seed.") var seed: UInt64 = 0
+    @Option(help: "Output directory.") var out: String
+    func run() throws {
+        try EigenCommand(operatorSpec: operatorSpec, model: model, policy: policy, scheme: scheme, stepPolicy: stepPolicy, eps: eps,
+                         tolerance: tolerance, top: top, which: which, steps: steps, vectors: vectors, seed: seed, out: out,
+                         command: CommandLine.arguments).run()
+    }
+}
+
+struct Trace: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Trace of an operator or of a model's Hessian: Hutchinson and Hutch++ with standard errors.",
+        discussion: """
+        Both estimators spend --matvecs applications (a multiple of 3) of the same operator, Rademacher probes from the \
+        seed. trace.csv: estimator, matvecs, trace, standard_error, and with a known spectrum the exact trace, abs_err, rel_err.
+        """)
+    @Option(name: .customLong("operator"), help: "Operator spec (see spectrum --help).") var operatorSpec: String?
+    @Option(help: "Model spec (as for hvp).") var model: String?
+    @Option(help: "Precision policy (with --model).") var policy: String?
+    @Option(help: "exact, forward, central or richardson (with --model).") var scheme: String = "central"
+    @Option(name: .customLong("step-policy"), help: "absolute or relative.") var stepPolicy: String = "absolute"
+    @Option(help: "ε: a number, or auto (chosen from the model, as recommend).") var eps: String?
+    @Option(help: "Tolerance of --eps auto.") var tolerance: Double = 0.05
+    @Option(help: "Operator applications per estimator (multiple of 3).") var matvecs: Int = 30
+    @Option(help: "Seed.") var seed: UInt64 = 0
+    @Option(help: "Output directory.") var out: String
+    func run() throws {
+        try TraceCommand(operatorSpec: operatorSpec, model: model, policy: policy, scheme: scheme, stepPolicy: stepPolicy, eps: eps,
+                         tolerance: tolerance, matvecs: matvecs, seed: seed, out: out, command: CommandLine.arguments).run()
     }
 }
 

@@ -133,20 +133,34 @@ public enum SLQ {
 public enum TraceEstimator {
     /// Hutchinson: (1/k) Σ zᵀAz with Rademacher z (unnormalized, entries ±1).
     public static func hutchinson(dimension n: Int, matvecs k: Int, seed: UInt64, _ apply: ([Double]) -> [Double]) -> Double {
+        hutchinsonWithError(dimension: n, matvecs: k, seed: seed, apply).estimate
+    }
+
+    /// Hutchinson's estimate and its standard error (sample standard deviation of the
+    /// k terms zᵀAz over √k; NaN for k = 1).
+    public static func hutchinsonWithError(dimension n: Int, matvecs k: Int, seed: UInt64,
+                                           _ apply: ([Double]) -> [Double]) -> (estimate: Double, standardError: Double) {
         var g = SplitMix64(seed: seed)
-        var s = 0.0
+        var terms: [Double] = []
         for _ in 0..<k {
             let z = (0..<n).map { _ in g.next() & 1 == 0 ? 1.0 : -1.0 }
             let az = apply(z)
-            s += zip(z, az).reduce(0) { $0 + $1.0 * $1.1 }
+            terms.append(zip(z, az).reduce(0) { $0 + $1.0 * $1.1 })
         }
-        return s / Double(k)
+        return meanAndError(terms)
     }
 
     /// Hutch++ (Meyer, Musco, Musco & Woodruff 2021) with `k` matvecs (k divisible
     /// by 3): Q = orth(A S) from k/3 Rademacher columns, tr(QᵀAQ) exactly, plus
     /// Hutchinson with k/3 probes on (I − QQᵀ)A(I − QQᵀ).
     public static func hutchpp(dimension n: Int, matvecs k: Int, seed: UInt64, _ apply: ([Double]) -> [Double]) -> Double {
+        hutchppWithError(dimension: n, matvecs: k, seed: seed, apply).estimate
+    }
+
+    /// Hutch++'s estimate and its standard error (that of the Hutchinson stage on the
+    /// deflated operator: the sketched part is exact given Q).
+    public static func hutchppWithError(dimension n: Int, matvecs k: Int, seed: UInt64,
+                                        _ apply: ([Double]) -> [Double]) -> (estimate: Double, standardError: Double) {
         precondition(k >= 3 && k % 3 == 0, "hutchpp needs a multiple of 3 matvecs")
         var g = SplitMix64(seed: seed)
         let m = k / 3
@@ -166,12 +180,22 @@ public enum TraceEstimator {
             for b in q { let c = zip(b, y).reduce(0) { $0 + $1.0 * $1.1 }; for i in 0..<n { y[i] -= c * b[i] } }
             return y
         }
-        var s = 0.0
+        var terms: [Double] = []
         for _ in 0..<m {
             let z = project(rademacher())
             let az = project(apply(z))
-            s += zip(z, az).reduce(0) { $0 + $1.0 * $1.1 }
+            terms.append(zip(z, az).reduce(0) { $0 + $1.0 * $1.1 })
         }
-        return t + s / Double(m)
+        let (mean, se) = meanAndError(terms)
+        return (t + mean, se)
+    }
+
+    /// The mean of `terms` and its standard error s/√k (NaN for fewer than two terms).
+    static func meanAndError(_ terms: [Double]) -> (Double, Double) {
+        let k = Double(terms.count)
+        let mean = terms.reduce(0, +) / k
+        guard terms.count > 1 else { return (mean, .nan) }
+        let variance = terms.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / (k - 1)
+        return (mean, (variance / k).squareRoot())
     }
 }

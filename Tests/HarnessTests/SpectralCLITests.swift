@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Harness
+import Models
 
 func tempDir(_ name: String) -> URL {
     let u = FileManager.default.temporaryDirectory.appendingPathComponent("hh-\(name)-\(UUID().uuidString)")
@@ -79,5 +80,92 @@ func tempDir(_ name: String) -> URL {
             #expect(r.stderr.hasPrefix("error: ") && r.stdout.isEmpty, "\(args): \(r.stderr)")
             #expect(!FileManager.default.fileExists(atPath: dir.path), "\(args) created \(dir.path)")
         }
+    }
+}
+
+/// `eigen` and `trace` (issue 20's spectral outputs), against known spectra.
+@Suite struct EigenTraceCLITests {
+    static func rows(_ dir: URL, _ file: String) throws -> [[String: String]] { try CSVTable.read(path: dir.appendingPathComponent(file).path) }
+
+    /// Extreme eigenvalues of an operator with a known spectrum: the error is within the
+    /// measured residual (the bound for a symmetric operator), the residual estimate from
+    /// T_k agrees with the measured residual, and the eigenvector of the largest
+    /// eigenvalue of a diagonal operator is the matching unit vector.
+    @Test func extremeEigenpairsOfKnownSpectra() throws {
+        let a = tempDir("eigen-mp"), b = tempDir("eigen-diag")
+        defer { try? FileManager.default.removeItem(at: a); try? FileManager.default.removeItem(at: b) }
+        let r = try runCLI(["eigen", "--operator", "mp:n=300,ratio=0.5", "--top", "3", "--which", "both", "--out", a.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let rows = try Self.rows(a, "eigen.csv")
+        #expect(rows.map { $0["which"]! } == ["largest", "largest", "largest", "smallest", "smallest", "smallest"])
+        for row in rows {
+            let err = Double(row["abs_err"]!)!, bound = Double(row["error_bound"]!)!
+            let est = Double(row["residual_estimate"]!)!, res = Double(row["residual"]!)!
+            #expect(err <= bound * (1 + 1e-9) + 1e-13, "\(row)")
+            #expect(abs(est - res) <= 1e-6 * res + 1e-12, "β|s| estimates the residual of an exact symmetric operator: \(row)")
+        }
+        #expect(Double(rows[0]["abs_err"]!)! < 1e-8, "the largest Marchenko–Pastur eigenvalue converges in 50 steps")
+        let r2 = try runCLI(["eigen", "--operator", "diag:values=1;5;2;9;3;0.5;7", "--top", "2", "--vectors", "--out", b.path])
+        #expect(r2.status == 0, "\(r2.stderr)")
+        let d = try Self.rows(b, "eigen.csv")
+        #expect(d.map { Double($0["ritz_value"]!)! }.map { ($0 * 1e9).rounded() / 1e9 } == [9, 7])
+        let (vecs, shape) = try DataFiles.readNPY(b.appendingPathComponent("eigenvectors.npy").path)
+        #expect(shape == [2, 7])
+        #expect(abs(abs(vecs[3]) - 1) < 1e-12 && abs(abs(vecs[7 + 6]) - 1) < 1e-12, "e₃ and e₆: \(vecs)")
+    }
+
+    /// A model's Hessian through the FD-HVP: the top Ritz values agree with the dense
+    /// Hessian's eigenvalues within the FD-HVP's own error, and with the exact HVP far closer.
+    @Test func modelEigenvaluesThroughTheFDHVP() throws {
+        let a = tempDir("eigen-fd"), b = tempDir("eigen-exact")
+        defer { try? FileManager.default.removeItem(at: a); try? FileManager.default.removeItem(at: b) }
+        let base = ["eigen", "--model", "mlp:widths=6-8-4,samples=30", "--policy", "param=fp64,compute=fp64,accumulate=fp64,grad=fp64,hvp=fp64", "--top", "3"]
+        let r1 = try runCLI(base + ["--eps", "1e-4", "--out", a.path])
+        let r2 = try runCLI(base + ["--scheme", "exact", "--out", b.path])
+        #expect(r1.status == 0 && r2.status == 0, "\(r1.stderr) \(r2.stderr)")
+        for row in try Self.rows(a, "eigen.csv") { #expect(Double(row["abs_err"]!)! < 1e-6, "\(row)") }
+        for row in try Self.rows(b, "eigen.csv") { #expect(Double(row["abs_err"]!)! < 1e-12, "\(row)") }
+    }
+
+    @Test func traceEstimatorsWithStandardErrors() throws {
+        let a = tempDir("trace"), s = tempDir("trace-slq")
+        defer { try? FileManager.default.removeItem(at: a); try? FileManager.default.removeItem(at: s) }
+        let r = try runCLI(["trace", "--operator", "mp:n=300,ratio=0.5", "--matvecs", "60", "--seed", "3", "--out", a.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let rows = try Self.rows(a, "trace.csv")
+        #expect(rows.map { $0["estimator"]! } == ["hutchinson", "hutchpp"])
+        for row in rows {
+            let err = Double(row["abs_err"]!)!, se = Double(row["standard_error"]!)!
+            #expect(se > 0 && err < 4 * se, "\(row)")
+        }
+        let spectrum = try runCLI(["spectrum", "--operator", "mp:n=300,ratio=0.5", "--seed", "3", "--out", s.path])
+        #expect(spectrum.status == 0)
+        let exact = try Self.rows(s, "eigenvalues.csv").map { Double($0["eigenvalue"]!)! }.reduce(0, +)
+        #expect(abs(Double(rows[0]["exact"]!)! - exact) <= 1e-12 * exact)
+        // SLQ reports its trace too: n Σ wⱼθⱼ.
+        try? FileManager.default.removeItem(at: s)
+        let q = try runCLI(["slq", "--operator", "mp:n=300,ratio=0.5", "--steps", "20", "--probes", "8", "--seed", "3", "--out", s.path])
+        #expect(q.status == 0)
+        let sum = try Self.rows(s, "summary.csv")[0]
+        #expect(abs(Double(sum["trace_slq"]!)! - exact) < 0.05 * exact && abs(Double(sum["trace_exact"]!)! - exact) <= 1e-12 * exact)
+    }
+
+    @Test(arguments: [
+        (["eigen", "--operator", "mp:n=50,ratio=0.5", "--top", "0"], "--top must be in 1...10000"),
+        (["eigen", "--operator", "mp:n=50,ratio=0.5", "--which", "middle"], "unknown --which 'middle'"),
+        (["eigen", "--operator", "mp:n=50,ratio=0.5", "--model", "expsum:n=3"], "not both"),
+        (["eigen"], "give --operator SPEC or --model SPEC"),
+        (["eigen", "--model", "expsum:n=3", "--eps", "1e-3"], "--model needs --policy"),
+        (["eigen", "--model", "expsum:n=3", "--policy", "param=fp32", "--eps", "0"], "--eps must be a finite number > 0"),
+        (["eigen", "--model", "expsum:n=3", "--policy", "param=fp32"], "needs --eps"),
+        (["eigen", "--operator", "mp:n=50,ratio=0.5", "--eps", "1e-3"], "--policy and --eps belong to --model"),
+        (["trace", "--operator", "mp:n=50,ratio=0.5", "--matvecs", "31"], "--matvecs must be a multiple of 3"),
+        (["trace", "--operator", "mp:n=100000,ratio=1"], "needs about"),
+    ])
+    func badInputIsRefused(args: [String], expected: String) throws {
+        let out = tempDir("eigen-bad")
+        let r = try runCLI(args + ["--out", out.path])
+        #expect(r.status == 2 && r.stderr.contains(expected), "\(args): \(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out.path))
     }
 }
