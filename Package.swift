@@ -133,8 +133,11 @@ let package = Package(
                 .product(name: "RealModule", package: "swift-numerics"),
                 .product(name: "CSV", package: "CSV.swift"),
                 .product(name: "Yams", package: "Yams"),
-            ]
+            ],
+            plugins: ["BuildInfo"]
         ),
+        // Writes the commit the tool is built from into Harness (manifest.json's git_commit).
+        .plugin(name: "BuildInfo", capability: .buildTool()),
         .target(
             name: "HarnessCLI",
             dependencies: [

@@ -25,7 +25,7 @@ public enum ToolInfo {
     public static func pinBLASThreads() { openblas_set_num_threads(1) }
     public static var lines: [String] {
         [
-            "hessian-harness \(version)",
+            "hessian-harness \(version) (commit \(BuildInfo.gitCommit))",
             "mpfr \(MPFRInfo.mpfrVersion) (thread-local state: \(MPFRInfo.threadSafe ? "yes" : "no"))",
             "gmp \(MPFRInfo.gmpVersion)",
             "openblas \(openBLASConfig) (kernels: \(BLASRuntime.coreName))",

@@ -171,28 +171,11 @@ public struct Manifest: Encodable {
         return f.string(from: d)
     }
 
-    /// The commit of the working directory's repository (`HH_GIT_COMMIT` overrides),
-    /// with `-dirty` when tracked files other than results/ and notebooks-export/ have
-    /// uncommitted changes; "unknown" outside a repository.
+    /// The commit the tool was built from, embedded at build time (Plugins/BuildInfo):
+    /// `-dirty` when built with uncommitted changes, "unknown" when not built from a git
+    /// checkout. `HH_GIT_COMMIT` overrides it (a packager building from a tarball).
+    /// Not the repository of the working directory: results are about the tool's code.
     static func gitCommit() -> String {
-        if let c = ProcessInfo.processInfo.environment["HH_GIT_COMMIT"] { return c }
-        func git(_ args: [String]) -> String? {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["git"] + args
-            let out = Pipe()
-            p.standardOutput = out; p.standardError = Pipe()
-            do { try p.run() } catch { return nil }
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            guard p.terminationStatus == 0 else { return nil }
-            return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        guard let head = git(["rev-parse", "HEAD"]) else { return "unknown" }
-        // Uncommitted changes to tracked files outside the outputs (results/, notebooks-export/):
-        // regenerating committed results in place must not mark the code as dirty.
-        let dirty = git(["status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", ":(exclude)notebooks-export"])
-            .map { !$0.isEmpty } ?? false
-        return dirty ? head + "-dirty" : head
+        ProcessInfo.processInfo.environment["HH_GIT_COMMIT"] ?? BuildInfo.gitCommit
     }
 }

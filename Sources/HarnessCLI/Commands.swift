@@ -120,7 +120,7 @@ public struct HessianHarness: ParsableCommand {
         measures your own model in your own framework (docs/ORACLE.md); --oracle-timeout SECONDS (default 600, or \
         HH_ORACLE_TIMEOUT) bounds each of its answers.
         """,
-        version: ToolInfo.version,
+        version: "\(ToolInfo.version) (commit \(BuildInfo.gitCommit))",
         subcommands: [Formats.self, Cast.self, Spectrum.self, SLQ.self, Eigen.self, Trace.self, HVP.self, Recommend.self, Run.self, Report.self, TableCmd.self,
                       Checkpoint.self, Version.self, Bench.self]
     )

@@ -5,12 +5,13 @@ import LinearAlgebra
 import Scalars
 
 /// Runs the built `hessian-harness` executable (next to the test bundle).
-func runCLI(_ args: [String], environment: [String: String?] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
+func runCLI(_ args: [String], environment: [String: String?] = [:], in cwd: URL? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
     let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         .deletingLastPathComponent().appendingPathComponent("hessian-harness")
     let p = Process()
     p.executableURL = exe
     p.arguments = args
+    if let cwd { p.currentDirectoryURL = cwd }
     if !environment.isEmpty {
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }

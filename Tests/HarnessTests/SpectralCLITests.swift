@@ -21,6 +21,40 @@ func tempDir(_ name: String) -> URL {
         }
     }
 
+    /// git_commit names the tool's source (embedded at build time), not the repository
+    /// the user happens to run it in.
+    @Test func gitCommitIsTheToolsOwn() throws {
+        func git(_ args: [String], in dir: URL) -> String? {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["git", "-C", dir.path] + args
+            let out = Pipe(); p.standardOutput = out; p.standardError = Pipe()
+            guard (try? p.run()) != nil else { return nil }
+            let d = out.fileHandleForReading.readDataToEndOfFile(); p.waitUntilExit()
+            return p.terminationStatus == 0 ? String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : nil
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        guard git(["rev-parse", "HEAD"], in: root) != nil else { return }   // not built from a checkout: nothing to compare
+        #expect(BuildInfo.gitCommit.range(of: "^[0-9a-f]{40}(-dirty)?$", options: .regularExpression) != nil, "\(BuildInfo.gitCommit)")
+        // Another repository as the working directory.
+        let other = tempDir("foreign-repo")
+        try FileManager.default.createDirectory(at: other, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: other) }
+        try "x\n".write(to: other.appendingPathComponent("f"), atomically: true, encoding: .utf8)
+        _ = git(["init", "-q"], in: other); _ = git(["add", "f"], in: other)
+        _ = git(["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "x"], in: other)
+        let foreign = git(["rev-parse", "HEAD"], in: other)
+        let out = other.appendingPathComponent("out")
+        let r = try runCLI(["spectrum", "--operator", "diag:values=1;2", "--out", out.path], environment: ["HH_GIT_COMMIT": nil], in: other)
+        #expect(r.status == 0, Comment(rawValue: r.stderr))
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("manifest.json"))) as! [String: Any]
+        let recorded = manifest["git_commit"] as? String
+        #expect(recorded == BuildInfo.gitCommit)
+        if let foreign { #expect(recorded?.hasPrefix(foreign) == false) }
+        let v = try runCLI(["--version"])
+        #expect(v.stdout.contains(BuildInfo.gitCommit))
+    }
+
     @Test func slqWritesEveryTableAndIsDeterministic() throws {
         let a = tempDir("slq-a"), b = tempDir("slq-b")
         for d in [a, b] {
