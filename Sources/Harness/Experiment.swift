@@ -76,7 +76,7 @@ public enum ExperimentLoader {
         } catch let e as YamlError {
             throw HarnessError("\(path):\(yamlPosition(e, text)) malformed YAML: \(yamlProblem(e))")
         }
-        let doc = YNode(node: root, file: path)
+        let doc = YNode(node: root, file: path, source: YNode.Source(text))
         var map = try doc.mapping()
         let studyNode = try doc.required(map, "study")
         let study = try studyNode.string()
@@ -302,6 +302,13 @@ public enum ExperimentLoader {
     static func models(_ n: YNode) throws -> [String] {
         let items = try n.items()
         guard !items.isEmpty else { throw n.error("empty list of models") }
+        // In a flow list ([a, b]) YAML splits an unquoted spec at its commas: a plain item
+        // that is a lone key=value field (no "family:") is the tail of the item before it.
+        if n.isFlowSequence, let i = items.indices.dropFirst().first(where: { items[$0].isPlainScalar && isLoneField(try? items[$0].string()) }) {
+            let joined = try items[...i].suffix(2).map { try $0.string() }.joined(separator: ",")
+            throw items[i].error("'\((try? items[i].string()) ?? "")' is not a model: YAML's flow list [...] split a model spec at its commas; "
+                                 + "quote each spec (\"\(joined)\") or write one per line as '- \"spec\"'")
+        }
         return try items.map { item in
             let s = try item.string()
             do { _ = try ModelSpec.build(s, seed: 0) } catch { throw item.error("model '\(s)': \(error)") }
@@ -312,10 +319,32 @@ public enum ExperimentLoader {
     static func policies(_ n: YNode) throws -> [PrecisionPolicy] {
         let items = try n.items()
         guard !items.isEmpty else { throw n.error("empty list of policies") }
+        // `policies: [param=bf16,compute=bf16]` is, to YAML, a flow list of two policies: one
+        // that sets only param and one that sets only compute (the others default to fp64).
+        // Two unquoted items of a flow list that each name one stage, different stages, are
+        // almost surely one policy split at its commas: refuse, with the position and the fix.
+        if n.isFlowSequence {
+            let single = items.filter { $0.isPlainScalar }.compactMap { item -> (YNode, String, String)? in
+                guard let t = try? item.string(), isLoneField(t) else { return nil }
+                return (item, t, String(t.split(separator: "=")[0]).lowercased())
+            }
+            if let first = single.first, let other = single.first(where: { $0.2 != first.2 }) {
+                let joined = single.map(\.1).joined(separator: ",")
+                throw other.0.error("'\(first.1)' and '\(other.1)' are separate policies here: YAML's flow list [...] split a policy at "
+                                    + "its commas, and each stage it leaves out defaults to fp64; quote the policy ([\"\(joined)\"]) "
+                                    + "or write one per line as '- \"policy\"'")
+            }
+        }
         return try items.map { item in
             let s = try item.string()
             do { return try PrecisionPolicy(s) } catch { throw item.error("policy '\(s)': \(error)") }
         }
+    }
+
+    /// `key=value` with no comma and no `family:` prefix: one field of a spec or policy.
+    static func isLoneField(_ s: String?) -> Bool {
+        guard let s else { return false }
+        return s.contains("=") && !s.contains(",") && !s.contains(":")
     }
 
     static func schemes(_ n: YNode) throws -> [FDScheme] {
@@ -418,6 +447,23 @@ struct YNode {
     let node: Node
     let file: String
     var keyMark: Mark? = nil
+    /// The document's lines, to tell a flow list from a block list: Yams 6.2.2 takes a
+    /// sequence's style from its end event, so `Node.Sequence.style` is not reliable.
+    var source: Source? = nil
+
+    final class Source {
+        let lines: [[UInt8]]
+        init(_ text: String) { lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { Array($0.utf8) } }
+        /// The byte at a 1-based line and column (Yams's marks count characters; for the
+        /// ASCII that opens a list the two agree up to there whenever the line is ASCII).
+        func byte(line: Int, column: Int) -> UInt8? {
+            guard line >= 1, line <= lines.count else { return nil }
+            let l = String(decoding: lines[line - 1], as: UTF8.self)
+            let cs = Array(l.unicodeScalars)
+            guard column >= 1, column <= cs.count, cs[column - 1].isASCII else { return nil }
+            return UInt8(cs[column - 1].value)
+        }
+    }
 
     var position: String { node.mark.map { "\(file):\($0.line):\($0.column)" } ?? file }
     func error(_ message: String) -> HarnessError { HarnessError("\(position): \(message)") }
@@ -432,7 +478,7 @@ struct YNode {
         for (k, v) in m {
             guard case .scalar(let s) = k else { throw YNode(node: k, file: file).error("keys must be plain strings") }
             guard out[s.string] == nil else { throw YNode(node: k, file: file).error("duplicate key '\(s.string)'") }
-            out[s.string] = YNode(node: v, file: file, keyMark: k.mark)
+            out[s.string] = YNode(node: v, file: file, keyMark: k.mark, source: source)
         }
         return out
     }
@@ -440,6 +486,17 @@ struct YNode {
     func required(_ m: [String: YNode], _ key: String) throws -> YNode {
         guard let v = m[key] else { throw error("missing key '\(key)'") }
         return v
+    }
+
+    /// A list written `[a, b]` (where YAML splits unquoted items at commas).
+    var isFlowSequence: Bool {
+        guard case .sequence = node, let m = node.mark, let source else { return false }
+        return source.byte(line: m.line, column: m.column) == UInt8(ascii: "[")
+    }
+    /// An unquoted scalar.
+    var isPlainScalar: Bool {
+        if case .scalar(let s) = node { return s.style == .plain }
+        return false
     }
 
     func string() throws -> String {
@@ -451,7 +508,7 @@ struct YNode {
     func items() throws -> [YNode] {
         switch node {
         case .sequence(let s):
-            let nodes = s.map { YNode(node: $0, file: file) }
+            let nodes = s.map { YNode(node: $0, file: file, source: source) }
             // A value twice in one list would run (or name) a configuration twice.
             var seen: Set<String> = []
             for n in nodes { if case .scalar(let v) = n.node, !seen.insert(v.string).inserted { throw n.error("'\(v.string)' appears twice in this list") } }

@@ -2,6 +2,7 @@ import Testing
 import Foundation
 @testable import Harness
 import Models
+import Studies
 import LinearAlgebra
 
 /// The failures of issue 22's bad-input audit, each as it was reported: a trap, an
@@ -164,6 +165,13 @@ import LinearAlgebra
             ("study: fd-bias\nmodels: [\"quadratic:mp:n=10,ratio=1e-300\"]\npolicies: [\"\"]\nschemes: [central]\neps: [1.0e-3]\n", ":2:10: model 'quadratic:mp:n=10,ratio=1e-300': quadratic: ratio must be in [0.001, 100]"),
             ("study: fd-bias\nmodels: [expsum:n=4]\npolicies: [\"\"]\nschemes: [central]\neps: {from: 1.0e-8, to: 1, points: 10000}\nseeds: {from: 0, count: 100000}\n",
              ":1:1: the grid has 1000000000 configurations"),
+            // Unquoted commas in flow lists: YAML splits the spec or the policy.
+            ("study: fd-bias\nmodels: [expsum:n=4]\npolicies: [param=bf16,compute=bf16,grad=fp32]\nschemes: [central]\neps: [1.0e-3]\n",
+             ":3:23: 'param=bf16' and 'compute=bf16' are separate policies here: YAML's flow list [...] split a policy at its commas"),
+            ("study: fd-bias\nmodels: [mlp:widths=4-8-3,act=tanh]\npolicies: [\"param=bf16\"]\nschemes: [central]\neps: [1.0e-3]\n",
+             ":2:27: 'act=tanh' is not a model: YAML's flow list [...] split a model spec at its commas; quote each spec (\"mlp:widths=4-8-3,act=tanh\")"),
+            ("study: scaling\nmodels: [\"mlp:widths=4-8-3\"]\npolicy: [param=fp32,compute=fp32]\n",
+             ":3:21: 'param=fp32' and 'compute=fp32' are separate policies here"),
         ]
         for (yaml, expected) in cases {
             let (dir, file) = try experiment("pos", yaml)
@@ -182,6 +190,21 @@ import LinearAlgebra
         for _ in 0..<5 {
             let u = try runCLI(["run", unk, "--out", tempDir("u").path])
             #expect(u.stderr.contains(":2:1: unknown key 'zeta'"), Comment(rawValue: u.stderr))
+        }
+    }
+
+    /// What the flow-list check must not refuse: quoted policies, one stage varied, block lists.
+    @Test func deliberatePolicyListsAreAccepted() throws {
+        let head = "study: fd-bias\nmodels: [expsum:n=4, \"mlp:widths=4-8-3,act=tanh\"]\nschemes: [central]\neps: [1.0e-3]\n"
+        for (policies, count) in [("policies: [\"param=bf16,compute=bf16\", \"param=fp32,compute=fp32\"]\n", 2),
+                                  ("policies: [param=bf16, param=fp32]\n", 2),
+                                  ("policies:\n  - param=bf16\n  - compute=bf16\n", 2),
+                                  ("policies: param=bf16,compute=bf16\n", 1)] {
+            let (_, file) = try experiment("ok", head + policies)
+            let e = try ExperimentLoader.load(path: file, quick: false)
+            guard let c = (e.study as? FDBiasStudy)?.config else { Issue.record("not fd-bias"); continue }
+            #expect(c.policies.count == count, "\(policies)")
+            #expect(c.models.count == 2)
         }
     }
 
