@@ -180,8 +180,13 @@ public struct HVPCommand {
         if let mlp = m as? MLP {
             d["type"] = mlp.widths.count == 2 ? "softmax_regression" : "mlp"
             d["widths"] = mlp.widths
-            d["activation"] = ["name": mlp.activation.rawValue, "formula": mlp.activation.formula]
-            d["forward"] = "h_0 = x; z_l = h_{l-1} @ W_l.T + b_l; h_l = act(z_l) for all but the last layer; logits = z_L"
+            if mlp.widths.count == 2 {
+                // One affine map: no hidden layer, so no activation is ever applied.
+                d["forward"] = "logits = x @ W_1.T + b_1"
+            } else {
+                d["activation"] = ["name": mlp.activation.rawValue, "formula": mlp.activation.formula]
+                d["forward"] = "h_0 = x; z_l = h_{l-1} @ W_l.T + b_l; h_l = act(z_l) for all but the last layer; logits = z_L"
+            }
             d["loss"] = mlp.outputLoss == .crossEntropy ? "mean over samples of logsumexp(logits) - logits[label] (softmax cross-entropy)"
                 : "mean over samples of 0.5 * sum((logits - onehot(label))**2) (squared error)"
             d["data"] = ["x": "x.npy", "y": "y.npy", "x_shape": [mlp.data.count, mlp.data.features], "classes": mlp.data.classes,
@@ -193,7 +198,7 @@ public struct HVPCommand {
             d["config"] = ["context": t.config.context, "width": t.config.width, "heads": t.config.heads, "layers": t.config.layers,
                            "ff": t.config.ff, "sequences": t.config.sequences]
             d["vocabulary"] = String(t.vocab)
-            d["architecture"] = "pre-norm decoder: h0 = tokens[x] + positions; per block h += attn(LN1(h)) @ Wo.T, h += W2·gelu(W1·LN2(h) + b1) + b2; logits = LN_f(h) @ head.T; causal multi-head attention, scores (q·k)/sqrt(width/heads), no attention biases; LN eps 1e-5, biased variance; gelu exact erf; linear maps y = x @ W.T"
+            d["architecture"] = "pre-norm decoder: h0 = tokens[x] + positions; per block h += attn(LN1(h)) @ Wo.T, h += W2·gelu(W1·LN2(h) + b1) + b2; logits = LN_f(h) @ head.T; causal multi-head attention on a = LN1(h): q, k, v = a @ Wq.T, a @ Wk.T, a @ Wv.T; head i is the contiguous column slice [i*width/heads, (i+1)*width/heads) of q, k and v; each head's output softmax((q_i k_i.T)/sqrt(width/heads) + causal mask) @ v_i is written back into the same slice, the heads concatenated in order, and that width-wide row multiplied by Wo.T; no attention biases; LN eps 1e-5, biased variance; gelu exact erf; linear maps y = x @ W.T"
             d["loss"] = "mean over sequences and positions of cross-entropy of the next token"
             d["data"] = ["tokens": "tokens.npy", "shape": [t.sequences.count, t.config.context + 1],
                          "inputs": "tokens[:, :-1]", "targets": "tokens[:, 1:]"] as [String: Any]
@@ -219,6 +224,13 @@ public struct HVPCommand {
             d["oracle"] = ["command": e.oracle.command, "name": h.name, "dtype": h.dtype, "serves_hvp": h.servesHVP,
                            "protocol": "\(ExternalOracle.protocolName) version \(ExternalOracle.protocolVersion) (docs/ORACLE.md)"] as [String: Any]
             d["loss"] = "computed by the oracle process; params.npy holds the parameters it served"
+        } else if let e = m as? ExpSumModel {
+            d["type"] = "expsum"
+            d["loss"] = "sum over i of w[i] * exp(theta[i]); gradient w * exp(theta); Hessian diag(w * exp(theta)); "
+                + "w is rounded into the compute format before use (exact in fp64)"
+            d["w"] = "w.npy"
+            d["w_generator"] = "uniform in [0.5, 2], seeded (SplitMix64 of the seed xor 0x51ED27015EED)"
+            files.append(("w.npy", NPY.float64(e.weights)))
         } else if let q = m as? QuadraticModel {
             d["type"] = "quadratic"
             d["loss"] = "0.5 * theta @ A @ theta - b @ theta"

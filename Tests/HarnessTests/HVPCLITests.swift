@@ -81,3 +81,39 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: base.appendingPathComponent("bad").path))
     }
 }
+
+/// model.json is enough to rebuild the loss outside (issue 20, item 10): examples/rebuild_loss.py
+/// reads only model.json and the files it names, rebuilds the loss in NumPy, and its second
+/// differences along v must give v·Hv of the harness's exact HVP. A misstated head layout
+/// (interleaved instead of contiguous slices) is off by ~2e-3 on the transformer; the
+/// rebuilt figures agree to ~1e-7 (transformer) and ~1e-10 (the others).
+@Suite struct ModelJSONRebuildTests {
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("examples/rebuild_loss.py").path
+
+    @Test(arguments: ["expsum:n=40", "softmax:d=5,classes=3,samples=20", "mlp:widths=4-8-3,act=gelu,samples=10",
+                      "mlp:widths=4-6-3,act=relu,samples=10,loss=mse", "quadratic:mp:n=30,ratio=0.5",
+                      "transformer:context=4,width=8,heads=2,layers=1,ff=8,sequences=2"])
+    func lossRebuildsFromModelJSON(spec: String) throws {
+        let dir = tempDir("rebuild")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try runCLI(["hvp", "--model", spec, "--reference", "fp64", "--out", dir.path])
+        #expect(r.status == 0, Comment(rawValue: r.stderr))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", Self.script, dir.path]
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        try #require(p.terminationStatus == 0, Comment(rawValue: String(decoding: e, as: UTF8.self)))
+        let j = try JSONSerialization.jsonObject(with: o) as! [String: Any]
+        let rel = try #require(j["rel_diff"] as? Double)
+        #expect(rel < 1e-6, "\(spec): v·Hv rebuilt \(j["vhv_rebuilt"] ?? "?") vs exact \(j["vhv_exact"] ?? "?")")
+        let model = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("model.json"))) as! [String: Any]
+        if spec.hasPrefix("softmax") { #expect(model["activation"] == nil, "softmax regression applies no activation") }
+        if spec.hasPrefix("expsum") { #expect(model["type"] as? String == "expsum" && model["w"] as? String == "w.npy") }
+        if spec.hasPrefix("transformer") { #expect((model["architecture"] as? String)?.contains("contiguous column slice") == true) }
+    }
+}
