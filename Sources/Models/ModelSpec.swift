@@ -237,10 +237,38 @@ public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
         try FormatArithmetic(name: format, mode: mode(for: format))
     }
 
+    /// The `stage=format` fields of a policy text: split at commas outside brackets, so a
+    /// user-defined format nests as `param=[p=8,emin=-6,emax=7,subnormals=no]`.
+    public static func fields(_ text: String) throws -> [Substring] {
+        var out: [Substring] = [], depth = 0, start = text.startIndex
+        for i in text.indices {
+            switch text[i] {
+            case "[": depth += 1
+            case "]":
+                depth -= 1
+                guard depth >= 0 else { throw ModelError("']' without its '[' in policy '\(text)'") }
+            case "," where depth == 0:
+                out.append(text[start..<i]); start = text.index(after: i)
+            default: break
+            }
+        }
+        guard depth == 0 else { throw ModelError("unclosed '[' in policy '\(text)' (a user format nests as stage=[p=…,emin=…,emax=…])") }
+        out.append(text[start...])
+        return out.filter { !$0.isEmpty }
+    }
+
+    /// A stage's format as a policy field: a user-defined format (it has commas) in brackets.
+    static func field(_ format: String) -> String { format.contains(",") ? "[\(format)]" : format }
+
     public init(_ text: String) throws {
         self.text = text
-        for kv in text.split(separator: ",") where !kv.isEmpty {
-            let p = kv.split(separator: "=", maxSplits: 1).map { String($0).lowercased() }
+        for kv in try Self.fields(text) {
+            var p = kv.split(separator: "=", maxSplits: 1).map { String($0).lowercased() }
+            if p.count == 2, p[1].hasPrefix("[") {
+                guard p[1].hasSuffix("]"), p[1].count > 2 else { throw ModelError("malformed policy field '\(kv)' (expected stage=[format fields])") }
+                p[1] = String(p[1].dropFirst().dropLast())
+                guard !p[1].contains("[") else { throw ModelError("policy field '\(kv)': formats do not nest further") }
+            }
             guard p.count == 2, !p[1].isEmpty else { throw ModelError("malformed policy field '\(kv)' (expected stage=format)") }
             switch p[0] {
             case "param": param = p[1]
@@ -268,7 +296,8 @@ public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        "param=\(param),compute=\(compute),accumulate=\(accumulate),grad=\(grad),hvp=\(hvp),krylov=\(krylov)"
+        "param=\(Self.field(param)),compute=\(Self.field(compute)),accumulate=\(Self.field(accumulate)),grad=\(Self.field(grad)),"
+            + "hvp=\(Self.field(hvp)),krylov=\(Self.field(krylov))"
             + (rounding == .nearest ? "" : ",rounding=\(rounding.rawValue)")
     }
 

@@ -163,6 +163,12 @@ extension FloatFormat {
 
     /// Parses a format by name, or a user-defined one written as
     /// `p=5,emin=-14,emax=15[,subnormals=yes|no][,infinities=yes|no][,overflow=infinity|nan|saturate][,name=NAME]`.
+    /// ``parse(_:)`` for a user-defined format, its failure as ``ScalarRegistryError/invalidUserFormat(_:reason:)``
+    /// naming what is wrong (a missing field, a range outside binary64's).
+    public static func parseUser(_ text: String) throws -> FloatFormat {
+        do { return try parse(text) } catch { throw ScalarRegistryError.invalidUserFormat(text, reason: "\(error)") }
+    }
+
     public static func parse(_ text: String) throws -> FloatFormat {
         if let f = named.first(where: { $0.name == text.lowercased() }) { return f }
         guard text.contains("=") else { throw Invalid.overflowRule("unknown format '\(text)'") }

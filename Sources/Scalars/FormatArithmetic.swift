@@ -40,7 +40,9 @@ public struct FormatArithmetic: Sendable, Equatable, CustomStringConvertible {
             self.init(format: nil)
             return
         }
-        guard let f = try? FloatFormat.parse(name) else { throw ScalarRegistryError.unknownFormat(name) }
+        let f: FloatFormat
+        if name.contains("=") { f = try FloatFormat.parseUser(name) }
+        else { guard let g = try? FloatFormat.parse(name) else { throw ScalarRegistryError.unknownFormat(name) }; f = g }
         self.init(format: f == .fp64 && mode == .nearest ? nil : f, mode: mode)   // fp64 nearest: plain Double
     }
 

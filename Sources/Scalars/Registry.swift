@@ -23,8 +23,12 @@ public protocol ScalarBody {
 public enum ScalarRegistryError: Error, CustomStringConvertible, Equatable {
     case unknownFormat(String)
     case unsupportedRounding(format: String, rounding: RoundingMode)
+    /// A user-defined format (`p=…,emin=…,emax=…`) that does not parse or validate.
+    case invalidUserFormat(String, reason: String)
     public var description: String {
         switch self {
+        case .invalidUserFormat(let f, let why):
+            return "user-defined format '\(f)': \(why)"
         case .unknownFormat(let n):
             return "unknown format '\(n)'; known: \(ScalarRegistry.names.joined(separator: ", "))"
         case .unsupportedRounding(let f, let r):
@@ -66,7 +70,11 @@ public enum ScalarRegistry {
         default:
             if format.contains("=") {
                 // A user-defined format: p=…,emin=…,emax=…[,subnormals=…][,infinities=…][,overflow=…]
-                guard let f = try? FloatFormat.parse(format), f.isEmulatable else { throw ScalarRegistryError.unknownFormat(format) }
+                let f = try FloatFormat.parseUser(format)
+                guard f.isEmulatable else {
+                    throw ScalarRegistryError.invalidUserFormat(format, reason: "not emulated as a compute or Krylov format (that needs p ≤ 24 and "
+                        + "the range, subnormals included, inside binary32); it can be a param, grad or hvp stage")
+                }
                 switch try UserFormats.slot(for: f) {
                 case 0: return try emulated(UserFormatSlot<0>.self, rounding, body)
                 case 1: return try emulated(UserFormatSlot<1>.self, rounding, body)

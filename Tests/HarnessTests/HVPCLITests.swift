@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Models
 @testable import Harness
 
 @Suite struct HVPCLITests {
@@ -115,5 +116,37 @@ import Testing
         if spec.hasPrefix("softmax") { #expect(model["activation"] == nil, "softmax regression applies no activation") }
         if spec.hasPrefix("expsum") { #expect(model["type"] as? String == "expsum" && model["w"] as? String == "w.npy") }
         if spec.hasPrefix("transformer") { #expect((model["architecture"] as? String)?.contains("contiguous column slice") == true) }
+    }
+}
+
+/// A user-defined format nests in a policy in brackets (issue 20, item 2).
+@Suite struct NestedFormatPolicyTests {
+    @Test func bracketsNestAndRoundTrip() throws {
+        let p = try PrecisionPolicy("param=[p=8,emin=-6,emax=7,subnormals=no],compute=fp32,accumulate=fp32,grad=[p=5,emin=-14,emax=15],hvp=fp32")
+        #expect(p.param == "p=8,emin=-6,emax=7,subnormals=no" && p.grad == "p=5,emin=-14,emax=15" && p.compute == "fp32")
+        let q = try PrecisionPolicy(p.description)
+        #expect(q.param == p.param && q.grad == p.grad && q.description == p.description)
+        #expect(p.description.hasPrefix("param=[p=8,emin=-6,emax=7,subnormals=no],compute=fp32"))
+        for (bad, message) in [("param=[p=8,emin=-6,emax=7", "unclosed '['"), ("param=p=8]", "']' without its '['"),
+                               ("param=[]", "malformed policy field"), ("param=[[p=8]]", "formats do not nest further"),
+                               ("param=[p=8,emin=-6]", "lacks emax=")] {
+            #expect(throws: (any Error).self) { try PrecisionPolicy(bad) }
+            do { _ = try PrecisionPolicy(bad) } catch { #expect("\(error)".contains(message), "\(bad): \(error)") }
+        }
+    }
+
+    /// bf16 written as a user format runs the generic LowPrecisionFloat path instead of
+    /// BFloat16's own: the two implementations must give the same bits.
+    @Test func bf16AsAUserFormatGivesTheSameBits() throws {
+        var hv: [Data] = []
+        for pol in ["param=bf16,compute=bf16,accumulate=fp32,grad=fp32,hvp=fp32",
+                    "param=[p=8,emin=-126,emax=127],compute=[p=8,emin=-126,emax=127],accumulate=fp32,grad=fp32,hvp=fp32"] {
+            let dir = tempDir("nested")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let r = try runCLI(["hvp", "--model", "mlp:widths=4-6-3,samples=8", "--policy", pol, "--reference", "none", "--out", dir.path])
+            #expect(r.status == 0, Comment(rawValue: r.stderr))
+            hv.append(try Data(contentsOf: dir.appendingPathComponent("hv.npy")))
+        }
+        #expect(hv.count == 2 && hv[0] == hv[1])
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Models
 
 /// `hessian-harness report RESULTS_DIR [--out DIR]`: a study's results as a
 /// self-contained HTML report (manifest summary, tables, SVG figures) and a Jupyter
@@ -83,7 +84,7 @@ public enum ReportCommand {
         "'" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
     }
     static func short(_ policy: String) -> String {
-        policy.split(separator: ",").filter { !$0.hasSuffix("=fp64") || $0.hasPrefix("param") }.joined(separator: ",")
+        ((try? PrecisionPolicy.fields(policy)) ?? policy.split(separator: ",")).filter { !$0.hasSuffix("=fp64") || $0.hasPrefix("param") }.joined(separator: ",")
     }
 
     // MARK: studies
