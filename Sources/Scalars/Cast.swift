@@ -53,20 +53,26 @@ extension ExactDecimal {
             return CastResult(value: ShortestDecimal.string(v, format: f), bits: "0x" + hex,
                               absError: a, relError: r, double: v)
         case .mpfr(let bits):
-            let (w, _) = try parse(text, precision: max(4096, 4 * bits))
+            // The value is rounded in MPFR's default exponent range (the mpfrN formats' range);
+            // the exact input and the errors live in the widest range (see errors(of:against:precision:)).
             let y = MPFRScratch(precision: bits)
             if mode == .stochastic {
-                let lo = MPFRScratch(precision: bits), hi = MPFRScratch(precision: bits)
-                mpfr_set(lo.x, w.x, MPFR_RNDD)
-                mpfr_set(hi.x, w.x, MPFR_RNDU)
+                let (lo, _) = try parse(text, precision: bits, rnd: MPFR_RNDD)
+                let (hi, _) = try parse(text, precision: bits, rnd: MPFR_RNDU)
                 if mpfr_equal_p(lo.x, hi.x) != 0 || mpfr_number_p(lo.x) == 0 || mpfr_number_p(hi.x) == 0 {
-                    mpfr_set(y.x, w.x, MPFR_RNDN)
+                    let (n, _) = try parse(text, precision: bits, rnd: MPFR_RNDN)
+                    mpfr_set(y.x, n.x, MPFR_RNDN)
                 } else {
-                    let num = MPFRScratch(precision: max(4096, 4 * bits)), den = MPFRScratch(precision: max(4096, 4 * bits))
-                    mpfr_sub(num.x, w.x, lo.x, MPFR_RNDN)
-                    mpfr_sub(den.x, hi.x, lo.x, MPFR_RNDN)
-                    mpfr_div(num.x, num.x, den.x, MPFR_RNDN)
-                    let pUp = mpfr_get_d(num.x, MPFR_RNDN)
+                    // P(up) = (x − lo) / (hi − lo), with x exact (widest range: lo and hi fit in it too).
+                    let pUp: Double = try inWidestRange {
+                        let p = max(4096, 4 * bits)
+                        let (w, _) = try parse(text, precision: p)
+                        let num = MPFRScratch(precision: p), den = MPFRScratch(precision: p)
+                        mpfr_sub(num.x, w.x, lo.x, MPFR_RNDN)
+                        mpfr_sub(den.x, hi.x, lo.x, MPFR_RNDN)
+                        mpfr_div(num.x, num.x, den.x, MPFR_RNDN)
+                        return mpfr_get_d(num.x, MPFR_RNDN)
+                    }
                     mpfr_set(y.x, random.nextUniform() < pUp ? hi.x : lo.x, MPFR_RNDN)
                 }
             } else {
@@ -74,7 +80,7 @@ extension ExactDecimal {
                 let (d, _) = try parse(text, precision: bits, rnd: mpfrRounding(mode))
                 mpfr_set(y.x, d.x, MPFR_RNDN)
             }
-            let (absErr, relErr) = errors(of: y.x, exact: w.x, precision: max(4096, 4 * bits))
+            let (absErr, relErr) = try errors(of: y.x, against: text, precision: max(4096, 4 * bits))
             let value: String
             if mpfr_nan_p(y.x) != 0 { value = "nan" }
             else if mpfr_inf_p(y.x) != 0 { value = mpfr_signbit(y.x) != 0 ? "-inf" : "inf" }

@@ -63,7 +63,7 @@ public enum MPFROracle {
     /// Completes the rounding of `y`, already rounded to `p` bits with ternary value
     /// `inex` (the sign of `y − exact`), into the format's exponent range.
     static func finish(_ y: MPFRScratch, _ inexact: Int32, _ f: FloatFormat, _ mode: RoundingMode) -> Double {
-        if mpfr_nan_p(y.x) != 0 { return .nan }
+        if mpfr_nan_p(y.x) != 0 { return mpfr_signbit(y.x) != 0 ? -.nan : .nan }
         if mpfr_inf_p(y.x) != 0 {
             return FormatRounding.nonFinite(mpfr_signbit(y.x) != 0 ? -.infinity : .infinity, f)
         }
@@ -113,6 +113,8 @@ public enum ExactDecimal {
             return end.pointee == 0 && end != UnsafeMutablePointer(mutating: cs)
         }
         guard ok else { throw ScalarParseError.unparsable(text) }
+        // mpfr_strtofr drops the sign of "-nan"; keep it (as ml_dtypes keeps -np.nan's).
+        if mpfr_nan_p(v.x) != 0 && s.hasPrefix("-") { mpfr_setsign(v.x, v.x, 1, MPFR_RNDN) }
         return (v, inex)
     }
 
@@ -152,9 +154,39 @@ public enum ExactDecimal {
     /// `|value − exact(text)|` and that over `|exact(text)|`, evaluated at 4096 bits
     /// and rounded to Double. Infinite input equal to the value gives 0.
     public static func errors(of value: Double, against text: String) throws -> (abs: Double, rel: Double) {
-        let (w, _) = try parse(text, precision: 4096)
         let y = MPFRScratch(value)                 // named: it must outlive the call using y.x
-        return withExtendedLifetime((y, w)) { errors(of: y.x, exact: w.x, precision: 4096) }
+        return try errors(of: y.x, against: text, precision: 4096)
+    }
+
+    /// Runs `body` in MPFR's widest exponent range (about ±4.6e18 binary orders, so
+    /// decimal exponents up to ~1.4e18), with the flags cleared, and restores the
+    /// range. Every MPFR value made inside must be used only inside.
+    static func inWidestRange<R>(_ body: () throws -> R) rethrows -> R {
+        let oldMin = mpfr_get_emin(), oldMax = mpfr_get_emax()
+        mpfr_set_emin(mpfr_get_emin_min()); mpfr_set_emax(mpfr_get_emax_max())
+        mpfr_clear_flags()
+        defer { mpfr_set_emin(oldMin); mpfr_set_emax(oldMax); mpfr_clear_flags() }
+        return try body()
+    }
+
+    /// The error of `y` (any value of the current range) against the exact value of
+    /// `text`, which may lie far outside MPFR's default exponent range (`1e-99999999999`,
+    /// where the default range would read 0 and report no error): the exact value is
+    /// parsed, and the error evaluated, in the widest range. Beyond even that range the
+    /// exact value's size is still known to be below 2^(emin_min) or above 2^(emax_max):
+    /// a value of 0 against a nonzero tiny input has relative error 1, a finite value
+    /// against a huge one relative error 1 and absolute error ∞.
+    static func errors(of y: UnsafePointer<__mpfr_struct>, against text: String, precision: Int) throws -> (abs: Double, rel: Double) {
+        try inWidestRange {
+            let (w, _) = try parse(text, precision: precision)
+            let under = mpfr_underflow_p() != 0, over = mpfr_overflow_p() != 0
+            if under || over {
+                if mpfr_nan_p(y) != 0 { return (.nan, .nan) }
+                if under { return mpfr_zero_p(y) != 0 ? (0, 1) : (abs(mpfr_get_d(y, MPFR_RNDN)), .infinity) }
+                return mpfr_inf_p(y) != 0 ? (.infinity, .infinity) : (.infinity, 1)
+            }
+            return withExtendedLifetime(w) { errors(of: y, exact: w.x, precision: precision) }
+        }
     }
 
     /// `|y − w|` and that over `|w|` for the exact value `w`, evaluated at

@@ -28,7 +28,7 @@ public enum FormatRounding {
     /// exactness.
     @inlinable @inline(__always)
     public static func round(_ x: Double, tail: Double = 0, to f: FloatFormat, mode: RoundingMode) -> Double {
-        if !x.isFinite { return x.isNaN ? .nan : nonFinite(x, f) }
+        if !x.isFinite { return x.isNaN ? (x.sign == .minus ? -.nan : .nan) : nonFinite(x, f) }
         var value = x
         var t = tail
         if value == 0 {
@@ -115,7 +115,7 @@ public enum FormatRounding {
     /// used for inputs below binary64's normal range and as a cross-check in tests.
     @inlinable @inline(never)
     public static func roundReference(_ x: Double, tail: Double = 0, to f: FloatFormat, mode: RoundingMode) -> Double {
-        if x.isNaN { return .nan }
+        if x.isNaN { return x.sign == .minus ? -.nan : .nan }
         if x.isInfinite { return nonFinite(x, f) }
         var value = x
         var t = tail
@@ -195,11 +195,14 @@ public enum FormatRounding {
     }
 
     @inlinable @inline(__always)
+    /// ±∞ in a format: itself, the saturated greatest finite value, or NaN. A NaN keeps
+    /// the sign of what it replaces (−∞ → 0xff in e4m3, as ml_dtypes and overflowing
+    /// finite values do), so a value's sign never depends on how it overflowed.
     static func nonFinite(_ x: Double, _ f: FloatFormat) -> Double {
         if f.infinities { return x }
         switch f.overflow {
         case .saturate: return x < 0 ? -f.greatestFinite : f.greatestFinite
-        default: return .nan
+        default: return x < 0 ? -.nan : .nan
         }
     }
 

@@ -68,6 +68,50 @@ func runCLI(_ args: [String], environment: [String: String?] = [:], in cwd: URL?
         #expect(s1 == s2 && s1.contains("0x3dcd") && s1.contains("0x3dcc"))
     }
 
+    /// Inputs beyond MPFR's default exponent range (about 1e±323228496): the value
+    /// rounds as the format says and the error columns are the true errors (they were
+    /// 0.0 when the exact input itself under- or overflowed to 0 or ∞).
+    @Test func errorsBeyondMPFRsDefaultRange() throws {
+        func rows(_ f: String, _ mode: String, _ vs: [String]) throws -> [[String]] {
+            try CastCommand.run(format: f, rounding: mode, seed: 0, values: vs).split(separator: "\n").dropFirst()
+                .map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        }
+        let vs = ["1e-99999999999", "1e99999999999", "-1e99999999999", "2e-9999999999999999999999999", "1e9999999999999999999999"]
+        for f in ["bf16", "mpfr64"] {
+            let near = try rows(f, "nearest", vs)
+            #expect(near[0][3] == "0.0" && near[0][6] == "1.0", "\(f) \(near[0])")          // 0 against a nonzero input
+            #expect(near[1][3] == "inf" && near[1][5] == "inf" && near[1][6] == "inf", "\(f) \(near[1])")
+            #expect(near[2][3] == "-inf" && near[2][6] == "inf")
+            #expect(near[3][3] == "0.0" && near[3][6] == "1.0", "beyond even the widest range: \(near[3])")
+            #expect(near[4][3] == "inf" && near[4][6] == "inf")
+            let tz = try rows(f, "toward-zero", vs)
+            #expect(tz[1][5] == "inf" && tz[1][6] == "1.0", "greatest finite against a huge input: \(tz[1])")
+            let up = try rows(f, "up", vs)
+            #expect(up[0][3] != "0.0" && up[0][6] == "inf", "smallest positive against a tiny input: \(up[0])")
+        }
+        // Inside the default range nothing changed: mpfr64 of 1e-400 is a normal number.
+        let r = try rows("mpfr64", "nearest", ["1e-400"])[0]
+        #expect(Double(r[6])! < 1e-19)
+    }
+
+    /// 20,000 values on the command line: the values bypass ArgumentParser, which
+    /// removes each consumed positional argument from an array (quadratic: 18 s in a
+    /// release build, 99 s in debug; now 0.6 s in debug). The bound is a hang guard, not a benchmark.
+    @Test func manyValuesAreLinear() throws {
+        let values = (0..<20_000).map { "\(Double($0) * 0.001)" }
+        let start = Date()
+        let r = try runCLI(["cast", "--format", "bf16"] + values.prefix(10_000) + ["--rounding", "up", "--"] + values.suffix(10_000))
+        #expect(r.status == 0, Comment(rawValue: r.stderr))
+        #expect(Date().timeIntervalSince(start) < 30)
+        let lines = r.stdout.split(separator: "\n")
+        #expect(lines.count == 20_001 && lines[1] == "0.0,bf16,up,0.0,0x0000,0.0,0.0" && lines[20_000].hasPrefix("19.999,bf16,up,20.0,"))
+        // Values and options mix as before: values anywhere, '-' values before '--', options in any order.
+        let m = try runCLI(["cast", "1", "--format", "bf16", "-470", "--seed=3", "2"])
+        #expect(m.stdout.split(separator: "\n").map { $0.split(separator: ",")[0] } == ["input", "1", "-470", "2"], Comment(rawValue: m.stderr))
+        let bad = try runCLI(["cast", "--formt", "bf16", "2"])
+        #expect(bad.status == 2 && bad.stdout.isEmpty)
+    }
+
     @Test func badInputExitsTwoWithNothingOnStdout() throws {
         for args in [["cast", "--format", "bf17", "1"], ["cast", "--format", "bf16", "--rounding", "sideways", "1"],
                      ["cast", "--format", "bf16", "1", "one"], ["cast", "--format", "bf16", "1.2.3"],

@@ -21,6 +21,20 @@ import Testing
     @Test func float32ToE4M3() throws { #expect(try conversions("e4m3_from_f32.csv", FP8E4M3.self) > 20_000) }
     @Test func float32ToE5M2() throws { #expect(try conversions("e5m2_from_f32.csv", FP8E5M2.self) > 20_000) }
 
+    /// Signed specials, overflow and underflow (Golden/make_specials.py): `cast`'s bits
+    /// equal ml_dtypes' and numpy's, the sign of NaN included (e4m3: −470, −inf and −nan
+    /// all give 0xff).
+    @Test func signedSpecials() throws {
+        var n = 0
+        for row in try golden("specials.csv") {
+            var g = SplitMix64(seed: 0)
+            let r = try ExactDecimal.cast(String(row[1]), to: try CastTarget.parse(String(row[0])), mode: .nearest, random: &g)
+            #expect(r.bits == "0x" + row[2], "\(row[0]) \(row[1]): \(r.bits), golden 0x\(row[2])")
+            n += 1
+        }
+        #expect(n == 100)
+    }
+
     @Test func float64ToFP16ByNumpy() throws {
         var n = 0
         for row in try golden("fp16_from_f64.csv") {
