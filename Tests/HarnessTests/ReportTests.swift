@@ -43,6 +43,20 @@ func occurrences(_ s: String, _ sub: String) -> Int { s.components(separatedBy: 
             let svgs = occurrences(html, "<svg ")
             #expect(svgs > 0 && figures.count == svgs, "\(study): \(svgs) figures in the HTML, \(figures.count) in the notebook")
             #expect(html.contains("experiment_sha256") && !html.contains("http://") || html.contains("http://www.w3.org/2000/svg"))
+            // Figures numbered once through the report (1…N, not per section); no caption says "(0 points)".
+            let numbers = html.components(separatedBy: "<figcaption>Figure ").dropFirst().compactMap { Int($0.prefix { $0.isNumber }) }
+            #expect(numbers == Array(1...max(svgs, 1)).prefix(svgs).map { $0 }, "\(study): figure numbers \(numbers)")
+            #expect(!html.contains("(0 points)"), "\(study): a caption counts no points")
+            if study == "krylov-stability" { #expect(html.contains("exact eigenvalues; SLQ densities from")) }
+            if study == "fd-bias" {
+                // Every curve has a legend entry, and no two kinds of line share a dash pattern.
+                #expect(html.contains("central fitted model</text>") && html.contains("central ε*</text>"))
+                let styles = [Figure.Dash.bias, Figure.Dash.noise, Figure.Dash.fit, Figure.Dash.vline]
+                #expect(Set(styles).count == styles.count)
+                for d in styles { #expect(html.contains("stroke-dasharray=\"\(d)\""), "\(d) drawn") }
+                let nbText = String(decoding: nbData, as: UTF8.self)
+                #expect(nbText.contains("label=f\\\"{scheme} fitted model\\\"") && nbText.contains("ls=\\\"-.\\\", label=f\\\"{scheme} ε*"))
+            }
             // Figures contain the data: one marker per plotted CSV value.
             let markers = occurrences(html, "class=\"pt\"")
             func rows(_ f: String) throws -> [[String: String]] { try CSVTable.read(path: dir.appendingPathComponent(f).path) }

@@ -92,7 +92,7 @@ public enum ReportCommand {
     static func fdBias(_ r: Reader) throws -> Content {
         let pts = try r.table("points.csv").rows, fits = try r.table("fits.csv").rows
         var sec = Section(heading: "Error against ε",
-                          text: "Per model, policy and step policy: rel_err (markers, every seed), bias_rel (truncation: the same FD in mpfr256, dashed), noise_rel (rounding, dotted) and the fitted error model A·ε^k + B·u/ε (thin) of the first seed; the shaded span is the measured safe band at the tolerance and the vertical line ε* of the fit, per scheme (colour).")
+                          text: "Per model, policy and step policy: rel_err (markers, every seed), bias_rel (truncation: the same FD in mpfr256, dashed), noise_rel (rounding, dotted) and the fitted error model A·ε^k + B·u/ε (thin, long dashes) of the first seed; the shaded span is the measured safe band at the tolerance and the vertical dash-dotted line ε* of the fit, per scheme (colour).")
         for m in distinct(pts, "model") { for p in distinct(pts, "policy") { for st in distinct(pts, "step_policy") {
             let sel = pts.filter { $0["model"] == m && $0["policy"] == p && $0["step_policy"] == st }
             if sel.isEmpty { continue }
@@ -106,14 +106,15 @@ public enum ReportCommand {
                     let x = s.map { num($0, "eps") }
                     f.series.append(.init(label: "\(scheme) rel_err", x: x, y: s.map { num($0, "rel_err") }, color: c))
                     guard seed == firstSeed else { continue }
-                    f.series.append(.init(label: "\(scheme) bias_rel", x: x, y: s.map { num($0, "bias_rel") }, color: c, dash: "6,3", markers: false))
-                    f.series.append(.init(label: "\(scheme) noise_rel", x: x, y: s.map { num($0, "noise_rel") }, color: c, dash: "1,3", markers: false))
+                    f.series.append(.init(label: "\(scheme) bias_rel", x: x, y: s.map { num($0, "bias_rel") }, color: c, dash: Figure.Dash.bias, markers: false))
+                    f.series.append(.init(label: "\(scheme) noise_rel", x: x, y: s.map { num($0, "noise_rel") }, color: c, dash: Figure.Dash.noise, markers: false))
                     if let fit = fits.first(where: { $0["model"] == m && $0["policy"] == p && $0["step_policy"] == st && $0["scheme"] == scheme && $0["seed"] == seed }) {
                         // An unresolved constant (empty cell) contributes nothing to the fitted line.
                         let a = num(fit, "fit_a").isNaN ? 0 : num(fit, "fit_a"), b = num(fit, "fit_b").isNaN ? 0 : num(fit, "fit_b")
                         let u = num(fit, "u"), k = num(fit, "order_k")
                         let grid = (0...60).map { Foundation.pow(10, log10(x.min()!) + (log10(x.max()!) - log10(x.min()!)) * Double($0) / 60) }
-                        f.series.append(.init(label: "", x: grid, y: grid.map { a * Foundation.pow($0, k) + b * u / $0 }, color: c, dash: "3,2", markers: false))
+                        f.series.append(.init(label: "\(scheme) fitted model", x: grid, y: grid.map { a * Foundation.pow($0, k) + b * u / $0 }, color: c,
+                                              dash: Figure.Dash.fit, markers: false, lineWidth: 0.9))
                         let lo = num(fit, "meas_eps_lo"), hi = num(fit, "meas_eps_hi")
                         if lo.isFinite && hi.isFinite { f.bands.append(.init(lo: lo, hi: hi, color: c, label: "\(scheme) safe band")) }
                         let star = num(fit, "eps_star")
@@ -209,6 +210,7 @@ public enum ReportCommand {
             }
             g.bars = counts.enumerated().map { .init(x0: lo + Double($0.offset) * w, x1: lo + Double($0.offset + 1) * w, height: $0.element / (Double(lam.count) * w)) }
             g.barLabel = "exact eigenvalues"
+            g.captionNote = "histogram of \(lam.count) exact eigenvalues; SLQ densities from \(fdN.count) and \(exN.count) Gauss nodes, Gaussian kernel of width \(String(format: "%.3g", sigma))"
             g.series.append(.init(label: "SLQ, FD-HVP", x: grid, y: density(fdN), color: color(0), markers: false))
             g.series.append(.init(label: "SLQ, exact HVP fp64", x: grid, y: density(exN), color: color(1), dash: "6,3", markers: false))
             dens.plots.append(Plot(figure: g, python: "plot_density(\(py(m)), \(py(p)), \(py(e)), \(py(reo)))"))

@@ -45,11 +45,13 @@ extension ReportCommand {
             for k in p.keys.sorted() { o += "<tr><th>\(esc(k))</th><td>\(esc("\(p[k]!)"))</td></tr>\n" }
         }
         o += "</table>\n"
+        var figureNumber = 0          // numbered through the whole report, not per section
         for s in c.sections {
             o += "<h2>\(esc(s.heading))</h2>\n"
             if !s.text.isEmpty { o += "<p>\(esc(s.text))</p>\n" }
-            for (i, p) in s.plots.enumerated() {
-                o += "<figure>\(p.figure.svg())<figcaption>Figure \(i + 1): \(esc(p.figure.title)) (\(p.figure.pointCount) points)</figcaption></figure>\n"
+            for p in s.plots {
+                figureNumber += 1
+                o += "<figure>\(p.figure.svg())<figcaption>Figure \(figureNumber): \(esc(p.figure.title)) (\(esc(p.figure.caption)))</figcaption></figure>\n"
             }
             for t in s.tables {
                 o += "<p><b>\(esc(t.caption))</b></p><div class=\"scroll\"><table>\n<tr>" + t.header.map { "<th>\(esc($0))</th>" }.joined() + "</tr>\n"
@@ -115,6 +117,7 @@ extension ReportCommand {
     /// Loading and the matplotlib functions that redraw the figures.
     static func prelude(resultsPath: String, files: [String]) -> String {
         """
+        import re
         import numpy as np
         import pandas as pd
         import matplotlib.pyplot as plt
@@ -123,8 +126,8 @@ extension ReportCommand {
         CSV = {name: pd.read_csv(f"{RESULTS}/{name}", keep_default_na=False, na_values=[""]) for name in [\(files.map(py).joined(separator: ", "))]}
         COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
-        def short(policy):
-            return ",".join(p for p in policy.split(",") if not p.endswith("=fp64") or p.startswith("param"))
+        def short(policy):  # fields split at commas outside brackets (param=[p=8,emin=-6,emax=7])
+            return ",".join(p for p in re.split(r",(?![^\\[]*\\])", policy) if not p.endswith("=fp64") or p.startswith("param"))
 
         def legend(ax):
             handles, labels = ax.get_legend_handles_labels()
@@ -149,11 +152,12 @@ extension ReportCommand {
                     ax.plot(s.eps, s.noise_rel, ":", color=c, label=f"{scheme} noise_rel")
                     f = fits[(fits.model == model) & (fits.policy == policy) & (fits.step_policy == step) & (fits.scheme == scheme) & (fits.seed == seed)].iloc[0]
                     g = np.logspace(np.log10(s.eps.min()), np.log10(s.eps.max()), 61)
-                    ax.plot(g, np.nan_to_num(f.fit_a) * g ** f.order_k + np.nan_to_num(f.fit_b) * f.u / g, "-.", color=c, lw=0.8)
+                    ax.plot(g, np.nan_to_num(f.fit_a) * g ** f.order_k + np.nan_to_num(f.fit_b) * f.u / g, ls=(0, (10, 3)), color=c, lw=0.9,
+                            label=f"{scheme} fitted model")
                     if np.isfinite(f.meas_eps_lo) and np.isfinite(f.meas_eps_hi):
                         ax.axvspan(f.meas_eps_lo, f.meas_eps_hi, color=c, alpha=0.15, label=f"{scheme} safe band")
                     if np.isfinite(f.eps_star) and f.eps_star > 0:
-                        ax.axvline(f.eps_star, color=c, ls=":", label=f"{scheme} ε*")
+                        ax.axvline(f.eps_star, color=c, ls="-.", label=f"{scheme} ε*")
             ax.set_xscale("log"); ax.set_yscale("log")
             ax.set_xlabel("η (relative step, dimensionless)" if step == "relative" else "ε (absolute step)")
             ax.set_ylabel("relative error of ĥ (dimensionless)")

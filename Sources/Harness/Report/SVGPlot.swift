@@ -14,9 +14,16 @@ struct Figure {
         var dash: String? = nil
         var markers = true
         var line = true
+        var lineWidth = 1.5
     }
     struct Band { var lo: Double; var hi: Double; var color: String; var label: String }
     struct VLine { var x: Double; var color: String; var label: String }
+    /// Line styles that must stay distinct within one figure (fd-bias draws all of
+    /// them): bias dashed, noise dotted, the fitted model long-dashed and thin, ε*
+    /// vertical dash-dot.
+    enum Dash {
+        static let bias = "6,3", noise = "1,3", fit = "10,3", vline = "8,3,2,3"
+    }
     struct Bar { var x0: Double; var x1: Double; var height: Double }
 
     var title: String
@@ -35,6 +42,15 @@ struct Figure {
     static let palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
     /// Number of data points drawn (markers).
+    /// What the caption says the figure shows; nil: its number of data points, or of curves.
+    var captionNote: String? = nil
+    var caption: String {
+        if let captionNote { return captionNote }
+        let n = pointCount
+        if n > 0 { return "\(n) points" }
+        let curves = series.filter { $0.line && !$0.label.isEmpty }.count
+        return "\(curves) curve\(curves == 1 ? "" : "s")"
+    }
     var pointCount: Int { series.filter(\.markers).map { zip($0.x, $0.y).filter { usable($0.0, logX) && usable($0.1, logY) }.count }.reduce(0, +) }
 
     func usable(_ v: Double, _ log: Bool) -> Bool { v.isFinite && (!log || v > 0) }
@@ -135,13 +151,13 @@ struct Figure {
             o += "<rect class=\"bar\" x=\"\(f(sx(b.x0)))\" y=\"\(f(top))\" width=\"\(f(max(sx(b.x1) - sx(b.x0), 0.5)))\" height=\"\(f(max(base - top, 0)))\" fill=\"\(barColor)\"/>\n"
         }
         for v in vlines where usable(v.x, logX) {
-            o += "<line class=\"vline\" x1=\"\(f(sx(v.x)))\" y1=\"\(f(mt))\" x2=\"\(f(sx(v.x)))\" y2=\"\(f(mt + ph))\" stroke=\"\(v.color)\" stroke-dasharray=\"2,3\"/>\n"
+            o += "<line class=\"vline\" x1=\"\(f(sx(v.x)))\" y1=\"\(f(mt))\" x2=\"\(f(sx(v.x)))\" y2=\"\(f(mt + ph))\" stroke=\"\(v.color)\" stroke-dasharray=\"\(Dash.vline)\"/>\n"
         }
         for s in series {
             let pts = zip(s.x, s.y).filter { usable($0.0, logX) && usable($0.1, logY) }
             if s.line && pts.count > 1 {
                 let d = pts.map { "\(f(sx($0.0))),\(f(sy($0.1)))" }.joined(separator: " ")
-                o += "<polyline fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"1.5\"\(s.dash.map { " stroke-dasharray=\"\($0)\"" } ?? "") points=\"\(d)\"/>\n"
+                o += "<polyline fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"\(f(s.lineWidth))\"\(s.dash.map { " stroke-dasharray=\"\($0)\"" } ?? "") points=\"\(d)\"/>\n"
             }
             if s.markers {
                 for (x, y) in pts { o += "<circle class=\"pt\" cx=\"\(f(sx(x)))\" cy=\"\(f(sy(y)))\" r=\"2.2\" fill=\"\(s.color)\"/>" }
@@ -155,15 +171,15 @@ struct Figure {
         // Legend.
         var ly = mt + 6
         let lx = ml + pw + 14
-        var entries: [(String, String, String?, Bool)] = series.map { ($0.label, $0.color, $0.dash, false) }
-        entries += bands.map { ($0.label, $0.color, nil, true) }
-        entries += vlines.map { ($0.label, $0.color, "2,3", false) }
-        if !bars.isEmpty { entries.append((barLabel, barColor, nil, true)) }
+        var entries: [(String, String, String?, Bool, Double)] = series.map { ($0.label, $0.color, $0.dash, false, $0.lineWidth) }
+        entries += bands.map { ($0.label, $0.color, nil, true, 1.5) }
+        entries += vlines.map { ($0.label, $0.color, Dash.vline, false, 1.5) }
+        if !bars.isEmpty { entries.append((barLabel, barColor, nil, true, 1.5)) }
         var seen = Set<String>()
-        for (label, color, dash, box) in entries where !label.isEmpty && seen.insert(label + color).inserted {
+        for (label, color, dash, box, lw) in entries where !label.isEmpty && seen.insert(label + color).inserted {
             if ly > mt + ph - 6 { o += "<text x=\"\(f(lx))\" y=\"\(f(ly + 4))\">…</text>\n"; break }
             if box { o += "<rect x=\"\(f(lx))\" y=\"\(f(ly - 5))\" width=\"18\" height=\"9\" fill=\"\(color)\" fill-opacity=\"0.35\"/>" }
-            else { o += "<line x1=\"\(f(lx))\" y1=\"\(f(ly))\" x2=\"\(f(lx + 18))\" y2=\"\(f(ly))\" stroke=\"\(color)\" stroke-width=\"1.5\"\(dash.map { " stroke-dasharray=\"\($0)\"" } ?? "")/>" }
+            else { o += "<line x1=\"\(f(lx))\" y1=\"\(f(ly))\" x2=\"\(f(lx + 18))\" y2=\"\(f(ly))\" stroke=\"\(color)\" stroke-width=\"\(f(lw))\"\(dash.map { " stroke-dasharray=\"\($0)\"" } ?? "")/>" }
             o += "<text x=\"\(f(lx + 23))\" y=\"\(f(ly + 4))\" font-size=\"10\">\(Self.esc(String(label.prefix(30))))</text>\n"
             ly += 14
         }
