@@ -412,15 +412,25 @@ struct Report: ParsableCommand {
 struct TableCmd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "table",
-        abstract: "Aggregated table (Markdown or booktabs LaTeX) from any results CSV: means of numeric columns per --by group.")
+        abstract: "Aggregated table (Markdown or booktabs LaTeX) from any results CSV: one row per --by group.",
+        discussion: """
+        Per group: columns constant within it show their value; identifiers (seed, replicate, probe, step, …) are never \
+        averaged; scales and ratios (ε, errors, fitted constants, times, bytes) get geometric means, other numbers \
+        arithmetic means; empty cells are NA. A note under the table says which column got which. --latex prints a \
+        booktabs tabular (numbers right-aligned); --standalone a whole document that compiles with pdflatex.
+        """)
     @Argument(help: "Results CSV.") var csv: String
     @Option(help: "Comma-separated grouping columns.") var by: String = ""
+    @Option(help: "Comma-separated output columns, in order (default: every column the table keeps).") var columns: String = ""
     @Flag(help: "booktabs LaTeX.") var latex = false
+    @Flag(help: "With --latex: a complete document (article, booktabs, landscape beyond 8 columns).") var standalone = false
     @Flag(help: "Markdown (default).") var markdown = false
     func run() throws {
         if latex && markdown { throw HarnessError("choose one of --latex and --markdown") }
-        let cols = by.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        print(try TableCommand.run(path: csv, by: cols, style: latex ? .latex : .markdown), terminator: "")
+        if standalone && !latex { throw HarnessError("--standalone needs --latex") }
+        func list(_ s: String) -> [String] { s.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+        print(try TableCommand.run(path: csv, by: list(by), columns: list(columns), style: latex ? .latex : .markdown, standalone: standalone),
+              terminator: "")
     }
 }
 
