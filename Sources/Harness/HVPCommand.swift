@@ -167,6 +167,19 @@ public struct HVPCommand {
             "parameters_file": "params.npy",
         ]
         var files: [(String, Data)] = []
+        // Where the data and the parameters came from, and every file read, with its SHA-256.
+        let inputs = Manifest.hashes(ModelSpec.inputFiles(model)) ?? [:]
+        if !inputs.isEmpty {
+            d["input_files"] = inputs.keys.sorted().map { ["path": $0, "sha256": inputs[$0]!] }
+        }
+        let paramFile = parameterFile(of: m)
+        d["parameters_source"] = {
+            var s = paramFile.map { "user parameters from \($0) (sha256 \(inputs[$0] ?? "?"))" }
+                ?? (architecture(of: m) as? LlamaLM).map { _ in ["gguf", "safetensors"].contains(where: { model.lowercased().hasPrefix($0 + ":") }) ? "the checkpoint's" : "seeded initialization" }
+                ?? (architecture(of: m) is ExternalModel ? "the oracle's" : "seeded initialization (seed \(seed))")
+            if let t = m as? TrainedModelProtocol { s += ", then trained (\(t.training))" }
+            return s
+        }()
         if let t = m as? TrainedModelProtocol {
             let run = t.trainingRun(seed: seed)
             d["training"] = ["optimizer": t.training.optimizer.rawValue, "steps": t.training.steps, "learning_rate": t.training.learningRate,
@@ -190,7 +203,8 @@ public struct HVPCommand {
             d["loss"] = mlp.outputLoss == .crossEntropy ? "mean over samples of logsumexp(logits) - logits[label] (softmax cross-entropy)"
                 : "mean over samples of 0.5 * sum((logits - onehot(label))**2) (squared error)"
             d["data"] = ["x": "x.npy", "y": "y.npy", "x_shape": [mlp.data.count, mlp.data.features], "classes": mlp.data.classes,
-                         "generator": "teacher-student, seeded"] as [String: Any]
+                         "provenance": mlp.data.source.hasPrefix("user data") ? "user data" : "built-in",
+                         "source": mlp.data.source] as [String: Any]
             files.append(("x.npy", NPY.float64(mlp.data.x.storage, shape: [mlp.data.count, mlp.data.features])))
             files.append(("y.npy", NPY.int64(mlp.data.labels)))
         } else if let t = m as? TransformerLM {
@@ -201,6 +215,7 @@ public struct HVPCommand {
             d["architecture"] = "pre-norm decoder: h0 = tokens[x] + positions; per block h += attn(LN1(h)) @ Wo.T, h += W2·gelu(W1·LN2(h) + b1) + b2; logits = LN_f(h) @ head.T; causal multi-head attention on a = LN1(h): q, k, v = a @ Wq.T, a @ Wk.T, a @ Wv.T; head i is the contiguous column slice [i*width/heads, (i+1)*width/heads) of q, k and v; each head's output softmax((q_i k_i.T)/sqrt(width/heads) + causal mask) @ v_i is written back into the same slice, the heads concatenated in order, and that width-wide row multiplied by Wo.T; no attention biases; LN eps 1e-5, biased variance; gelu exact erf; linear maps y = x @ W.T"
             d["loss"] = "mean over sequences and positions of cross-entropy of the next token"
             d["data"] = ["tokens": "tokens.npy", "shape": [t.sequences.count, t.config.context + 1],
+                         "provenance": "built-in", "source": "the built-in character corpus (text written for this project), windows at seeded offsets",
                          "inputs": "tokens[:, :-1]", "targets": "tokens[:, 1:]"] as [String: Any]
             files.append(("tokens.npy", NPY.int64(t.sequences.flatMap { $0 }, shape: [t.sequences.count, t.config.context + 1])))
         } else if let l = m as? LlamaLM {
@@ -216,6 +231,7 @@ public struct HVPCommand {
                 + "rmsnorm(x) = x / sqrt(mean(x^2) + eps)"
             d["loss"] = "mean over sequences and positions of cross-entropy of the next token"
             d["data"] = ["tokens": "tokens.npy", "shape": [l.sequences.count, l.context + 1], "source": l.dataSource,
+                         "provenance": model.contains(",text=") || model.contains(",tokens=") ? "user data" : "built-in",
                          "inputs": "tokens[:, :-1]", "targets": "tokens[:, 1:]"] as [String: Any]
             files.append(("tokens.npy", NPY.int64(l.sequences.flatMap { $0 }, shape: [l.sequences.count, l.context + 1])))
         } else if let e = m as? ExternalModel {

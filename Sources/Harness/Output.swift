@@ -150,17 +150,30 @@ public struct Manifest: Encodable {
     public var training: [TrainingRecord]? = { let r = TrainingRecord.all(); return r.isEmpty ? nil : r }()
     /// The other files of the results set, each with its SHA-256 (set by ``OutputBundle/write(to:lock:)``).
     public var files: [String: String]?
+    /// The files the run read (user data, parameter files, checkpoints, text), each with
+    /// its SHA-256 (absent when it read none): the parameters' `model` spec's files, or
+    /// an experiment's.
+    public var inputFiles: [String: String]?
 
     enum CodingKeys: String, CodingKey {
         case tool, toolVersion = "tool_version", gitCommit = "git_commit", command, seeds, parameters
         case mpfrVersion = "mpfr_version", gmpVersion = "gmp_version", openblasConfig = "openblas_config", blasCore = "blas_core"
         case cores, blasThreads = "blas_threads", startTime = "start_time", endTime = "end_time"
         case experimentFile = "experiment_file", experimentSHA256 = "experiment_sha256", study, training, files
+        case inputFiles = "input_files"
     }
 
     public init(command: [String], seeds: [String: UInt64], parameters: [String: String], start: Date, end: Date) {
         self.command = command; self.seeds = seeds; self.parameters = parameters
         startTime = Manifest.iso(start); endTime = Manifest.iso(end)
+        if let model = parameters["model"] { inputFiles = Manifest.hashes(ModelSpec.inputFiles(model)) }
+    }
+
+    /// path → SHA-256 of each readable file (nil for none). The run has just read them.
+    public static func hashes(_ files: [String]) -> [String: String]? {
+        var h: [String: String] = [:]
+        for f in files { if let d = FileManager.default.contents(atPath: f) { h[f] = SHA256.hex(d) } }
+        return h.isEmpty ? nil : h
     }
 
     public func json() throws -> Data { try prettyJSON(self) }

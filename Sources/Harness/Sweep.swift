@@ -219,6 +219,7 @@ public struct Sweep {
         m.experimentFile = experiment.path
         m.experimentSHA256 = experiment.sha256
         m.study = study.name
+        m.inputFiles = Manifest.hashes(experiment.inputFiles)
         bundle.manifest = m
         do { try bundle.write(to: out, lock: lock) } catch {
             throw HarnessError("\(error); the completed configurations are kept in \(journal.path): run again with --resume")

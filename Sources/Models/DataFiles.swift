@@ -23,7 +23,8 @@ public enum DataFiles {
             return l
         }
         let k = classes ?? ((labels.max() ?? 0) + 1)
-        return try Dataset(x: Matrix(rows: xShape[0], cols: xShape[1], storage: xs), labels: labels, classes: k)
+        return try Dataset(x: Matrix(rows: xShape[0], cols: xShape[1], storage: xs), labels: labels, classes: k,
+                               source: "user data: x=\(xPath), y=\(yPath)")
     }
 
     /// Refuses devices, pipes and folders (`/dev/zero` would be read forever).
@@ -70,7 +71,8 @@ public enum DataFiles {
         guard let d = rows.first.map({ $0.count - 1 }) else { throw ModelError("\(path): no data rows") }
         let labels = rows.map { label($0.last!)! }
         let k = classes ?? ((labels.max() ?? 0) + 1)
-        return try Dataset(x: Matrix(rows: rows.count, cols: d, storage: rows.flatMap { $0.dropLast() }), labels: labels, classes: k)
+        return try Dataset(x: Matrix(rows: rows.count, cols: d, storage: rows.flatMap { $0.dropLast() }), labels: labels, classes: k,
+                           source: "user data: \(path)")
     }
 
     /// Reads a C-order NumPy array of float64/float32/int64/int32 as Doubles.

@@ -10,14 +10,16 @@ public struct Dataset: Sendable {
     public private(set) var xFloat: [Float]
     public var labels: [Int]
     public var classes: Int
+    /// Where the data came from: "teacher-student, seeded (…)" or "user data: FILE…".
+    public var source: String
     public var count: Int { x.rows }
     public var features: Int { x.cols }
 
-    public init(x: Matrix<Double>, labels: [Int], classes: Int) throws {
+    public init(x: Matrix<Double>, labels: [Int], classes: Int, source: String) throws {
         guard x.rows == labels.count else { throw ModelError("data: \(x.rows) inputs but \(labels.count) labels") }
         guard x.storage.allSatisfy(\.isFinite) else { throw ModelError("data: inputs contain NaN or infinity") }
         guard labels.allSatisfy({ $0 >= 0 && $0 < classes }) else { throw ModelError("data: labels must lie in 0..<\(classes)") }
-        self.x = x; self.labels = labels; self.classes = classes
+        self.x = x; self.labels = labels; self.classes = classes; self.source = source
         xFloat = x.storage.map { Float($0) }
     }
 
@@ -33,7 +35,8 @@ public struct Dataset: Sendable {
         for i in hidden.storage.indices { hidden.storage[i] = Double.tanh(hidden.storage[i]) }
         let out = Kernels.gemm(hidden, w2)
         let labels = (0..<n).map { i in (0..<k).max { out[i, $0] < out[i, $1] }! }
-        return try Dataset(x: x, labels: labels, classes: k)
+        return try Dataset(x: x, labels: labels, classes: k,
+                           source: "teacher-student, seeded: x ~ N(0, I), labels = argmax of a random tanh teacher \(d)-\(h)-\(k)")
     }
 }
 

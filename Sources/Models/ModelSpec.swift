@@ -19,6 +19,7 @@ public typealias LinearAlgebraAccumulation = Accumulation
 /// | `gguf:PATH[,context=T,sequences=N,text=FILE\|tokens=FILE.npy]` | a Llama checkpoint in GGUF (e.g. SmolLM2-135M), its parameters as stored, on text tokenized by its own tokenizer (default: Debian's Apache-2.0 licence text) |
 /// | `safetensors:DIR[,context=T,sequences=N,tokens=FILE.npy]` | a Hugging Face `LlamaForCausalLM` folder (safetensors + config.json) |
 /// | `external:CMD` | the user's own model in their own framework: CMD (run by `/bin/sh -c`) speaks the oracle protocol of docs/ORACLE.md on its standard input and output (``ExternalModel``) |
+/// | `…,params=FILE.npy` (any built-in model) | the model at the user's parameters: flat, in `model.json`'s layout, float64 or float32 (``GivenParameters``) |
 /// | `…,train=STEPS[,optimizer=adam\|sgd][,lr=RATE]` (any model) | the model after STEPS full-batch training steps from its seeded initialization (``TrainedModel``; Adam lr 1e-2, SGD lr 0.1 by default) |
 ///
 /// Data and the quadratic's b are drawn from the seed.
@@ -29,12 +30,19 @@ public enum ModelSpec {
         if kind == "external" {     // the rest is a shell command: commas and '=' are the command's
             do { return try ExternalModel(command: parts.count > 1 ? parts[1] : "") } catch let e as OracleError { throw ModelError(e.description) }
         }
-        let (rest, training) = try TrainingSpec.extract(from: parts.count > 1 ? parts[1] : "", spec: text)
-        let m = try buildUntrained(kind: kind, rest: rest, text: text, seed: seed)
+        let (afterTraining, training) = try TrainingSpec.extract(from: parts.count > 1 ? parts[1] : "", spec: text)
+        let (rest, paramsFile) = try extractParams(from: afterTraining, spec: text)
+        var m = try buildUntrained(kind: kind, rest: rest, text: text, seed: seed)
+        if let paramsFile {
+            func given<M: DifferentiableModel>(_ m: M) throws -> any DifferentiableModel { try GivenParameters(base: m, path: paramsFile) }
+            m = try given(m)
+        }
         guard let training, training.steps > 0 else { return m }
-        // Data files named in the spec could change between builds: only built-in data shares runs.
-        // Keyed by the spec and the build seed (the data a model trains on is drawn from it).
-        let key = ["data=", "x=", "y="].contains(where: rest.contains) ? nil : rest.isEmpty ? kind : "\(kind):\(rest)"
+        // Files named in the spec could change between builds: only built-in data and
+        // seeded parameters share runs. Keyed by the spec and the build seed (the data a
+        // model trains on is drawn from it).
+        let key = ["data=", "x=", "y=", "tokens=", "text="].contains(where: rest.contains) || paramsFile != nil || ["gguf", "safetensors"].contains(kind)
+            ? nil : rest.isEmpty ? kind : "\(kind):\(rest)"
         func trained<M: DifferentiableModel>(_ m: M) -> any DifferentiableModel {
             TrainedModel(base: m, training: training, key: key, buildSeed: seed)
         }

@@ -54,7 +54,7 @@ public struct TrainingSpec: Sendable, Equatable, CustomStringConvertible {
 /// (ordered) accumulation, so the trained θ is the same bits on every machine. The
 /// loss, gradient and HVPs are the base's; only ``initialParameters(seed:)`` changes.
 /// Trained parameters are computed once per seed and kept.
-public struct TrainedModel<Base: DifferentiableModel>: DifferentiableModel, TrainedModelProtocol {
+public struct TrainedModel<Base: DifferentiableModel>: DifferentiableModel, TrainedModelProtocol, ModelWrapper {
     public let base: Base
     public let training: TrainingSpec
     let cache: TrainingCache
@@ -71,6 +71,7 @@ public struct TrainedModel<Base: DifferentiableModel>: DifferentiableModel, Trai
     public var sampleCount: Int { base.sampleCount }
     public var activationCount: Int { base.activationCount }
     public var untrained: any DifferentiableModel { base }
+    public var wrapped: any DifferentiableModel { base }
 
     public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T]) {
         base.lossAndGradient(theta, samples: samples, accumulation: accumulation)
@@ -128,9 +129,22 @@ public protocol TrainedModelProtocol {
     func trainingRun(seed: UInt64) -> (theta: [Double], losses: [Double])
 }
 
-/// The model whose architecture `m` has: the base of a trained model, else `m`.
+/// The model whose architecture `m` has: `m` with its wrappers (training, a parameter
+/// file) taken off.
 public func architecture(of m: any DifferentiableModel) -> any DifferentiableModel {
-    (m as? TrainedModelProtocol)?.untrained ?? m
+    var m = m
+    while let w = m as? ModelWrapper { m = w.wrapped }
+    return m
+}
+
+/// The parameter file a model's parameters came from (`params=`), if any.
+public func parameterFile(of m: any DifferentiableModel) -> String? {
+    var m = m
+    while let w = m as? ModelWrapper {
+        if let g = m as? any GivenParametersProtocol { return g.path }
+        m = w.wrapped
+    }
+    return nil
 }
 
 /// A training run this process performed, for manifests: the model spec (without its

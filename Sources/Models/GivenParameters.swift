@@ -1,0 +1,73 @@
+import Scalars
+import LinearAlgebra
+
+/// A built-in model at the user's parameters: `…,params=FILE.npy` in a model spec.
+///
+/// The file holds the flat parameter vector in the model's layout (the order of
+/// `model.json`'s `layout`, the `params.npy` that `hvp` writes): float64 or float32,
+/// shape `(n,)` with n the model's parameter count. The values are kept in fp64 and
+/// rounded once into the policy's param format, as seeded parameters are. The loss,
+/// gradient and HVPs are the base's; only ``initialParameters(seed:)`` changes (and
+/// no longer depends on the seed). With `train=`, training starts from these values.
+public struct GivenParameters<Base: DifferentiableModel>: DifferentiableModel, ModelWrapper, GivenParametersProtocol {
+    public let base: Base
+    public let theta: [Double]
+    /// The file the parameters came from, as written in the spec.
+    public let path: String
+
+    public init(base: Base, path: String) throws {
+        let (values, shape) = try DataFiles.readNPY(path)
+        let n = base.parameterCount
+        guard shape == [n] else {
+            throw ModelError("\(path): parameters must have shape (\(n),) — the model's \(n) parameters, flat, in the order of model.json's layout — got \(shape)")
+        }
+        if let i = values.firstIndex(where: { !$0.isFinite }) {
+            let name = base.layout.tensors.first { $0.offset <= i && i < $0.offset + $0.count }.map { " (\($0.name))" } ?? ""
+            throw ModelError("\(path): parameter \(i)\(name) is \(values[i]) (NaN or infinity)")
+        }
+        self.base = base; theta = values; self.path = path
+    }
+
+    public var layout: ParameterLayout { base.layout }
+    public var sampleCount: Int { base.sampleCount }
+    public var activationCount: Int { base.activationCount }
+    public var wrapped: any DifferentiableModel { base }
+
+    public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T]) {
+        base.lossAndGradient(theta, samples: samples, accumulation: accumulation)
+    }
+
+    public func hessianVectorProduct<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
+        base.hessianVectorProduct(theta, v, accumulation: accumulation)
+    }
+
+    public func checkExactHVP(format: String) throws { try base.checkExactHVP(format: format) }
+
+    public func initialParameters(seed: UInt64) -> [Double] { theta }
+}
+
+/// A model that changes only where another model's parameters come from (training,
+/// a parameter file): callers that need the architecture look through it.
+public protocol ModelWrapper {
+    var wrapped: any DifferentiableModel { get }
+}
+
+extension ModelSpec {
+    /// Removes `params=FILE` from a spec body's fields; returns the rest and the file.
+    static func extractParams(from body: String, spec: String) throws -> (rest: String, params: String?) {
+        var kept: [Substring] = [], file: String? = nil
+        for field in body.split(separator: ",", omittingEmptySubsequences: false) {
+            guard field.hasPrefix("params=") else { kept.append(field); continue }
+            guard file == nil else { throw ModelError("'params' appears twice in model spec '\(spec)'") }
+            let f = String(field.dropFirst("params=".count))
+            guard !f.isEmpty else { throw ModelError("params= needs a .npy file in model spec '\(spec)'") }
+            file = f
+        }
+        return (kept.joined(separator: ","), file)
+    }
+}
+
+/// What callers see of a ``GivenParameters`` model whatever its base type.
+public protocol GivenParametersProtocol {
+    var path: String { get }
+}

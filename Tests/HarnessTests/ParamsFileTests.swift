@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+import Models
+@testable import Harness
+
+/// `params=FILE.npy` in a built-in model's spec: the user's parameters, recorded with
+/// their SHA-256, and user data's provenance.
+@Suite struct ParamsFileTests {
+    func json(_ url: URL) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+    }
+    func array(_ url: URL) throws -> [Double] { try DataFiles.readNPY(url.path).0 }
+    func sha256sum(_ path: String) throws -> String? {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/sha256sum") else { return nil }
+        let p = Process(), pipe = Pipe()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum"); p.arguments = [path]; p.standardOutput = pipe
+        try p.run(); p.waitUntilExit()
+        return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: " ").first.map(String.init)
+    }
+
+    /// hvp's own params.npy given back reproduces its run bit for bit; other parameters
+    /// give the closed-form HVP of expsum at them (w·exp(θ)·v), and the files are named
+    /// with their SHA-256 in model.json and the manifest.
+    @Test func userParametersAreUsedAndRecorded() throws {
+        let a = tempDir("params-a"), b = tempDir("params-b"), c = tempDir("params-c")
+        defer { for d in [a, b, c] { try? FileManager.default.removeItem(at: d) } }
+        let pol = ["--policy", "param=fp32,compute=fp64,accumulate=fp64,grad=fp64,hvp=fp64", "--eps", "1e-4", "--seed", "3"]
+        var r = try runCLI(["hvp", "--model", "mlp:widths=3-5-2,samples=6"] + pol + ["--out", a.path])
+        #expect(r.status == 0, Comment(rawValue: r.stderr))
+        let given = a.appendingPathComponent("params.npy").path
+        r = try runCLI(["hvp", "--model", "mlp:widths=3-5-2,samples=6,params=\(given)"] + pol + ["--out", b.path])
+        #expect(r.status == 0, Comment(rawValue: r.stderr))
+        for f in ["params.npy", "hv.npy", "hv_exact.npy", "x.npy"] {
+            #expect(try Data(contentsOf: a.appendingPathComponent(f)) == Data(contentsOf: b.appendingPathComponent(f)), "\(f)")
+        }
+        let mb = try json(b.appendingPathComponent("model.json"))
+        let sha = try #require(try sha256sum(given) ?? SHA256.hex(Data(contentsOf: URL(fileURLWithPath: given))))
+        #expect(mb["parameters_source"] as? String == "user parameters from \(given) (sha256 \(sha))")
+        #expect((mb["input_files"] as? [[String: String]]) == [["path": given, "sha256": sha]])
+        #expect((try json(a.appendingPathComponent("model.json")))["parameters_source"] as? String == "seeded initialization (seed 3)")
+        let manifest = try json(b.appendingPathComponent("manifest.json"))
+        #expect((manifest["input_files"] as? [String: String]) == [given: sha])
+        #expect((try json(a.appendingPathComponent("manifest.json")))["input_files"] == nil)
+
+        // expsum at θ_i = (i − 2)/4: Hv = w ⊙ exp(θ) ⊙ v exactly in closed form.
+        let theta = (0..<5).map { (Double($0) - 2) / 4 }
+        let file = c.appendingPathComponent("theta.npy")
+        try FileManager.default.createDirectory(at: c, withIntermediateDirectories: true)
+        try NPY.float64(theta).write(to: file)
+        let out = c.appendingPathComponent("run")
+        r = try runCLI(["hvp", "--model", "expsum:n=5,params=\(file.path)", "--policy", "param=fp64,compute=fp64,grad=fp64,hvp=fp64",
+                        "--eps", "1e-5", "--out", out.path])
+        #expect(r.status == 0, Comment(rawValue: r.stderr))
+        let w = try array(out.appendingPathComponent("w.npy")), v = try array(out.appendingPathComponent("v.npy"))
+        let hv = try array(out.appendingPathComponent("hv_exact.npy"))
+        #expect(try array(out.appendingPathComponent("params.npy")) == theta)
+        for i in 0..<5 { #expect(abs(hv[i] - w[i] * Foundation.exp(theta[i]) * v[i]) <= 1e-15 * abs(hv[i]), "\(i)") }
+    }
+
+    /// Training starts from the given parameters.
+    @Test func trainingStartsFromTheFile() throws {
+        let d = tempDir("params-train")
+        defer { try? FileManager.default.removeItem(at: d) }
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        let file = d.appendingPathComponent("zero.npy")
+        try NPY.float64([Double](repeating: 0, count: 3 * 2 + 2)).write(to: file)
+        let out = d.appendingPathComponent("run")
+        let r = try runCLI(["hvp", "--model", "softmax:d=3,classes=2,samples=8,params=\(file.path),train=5,optimizer=sgd",
+                            "--policy", "param=fp64,compute=fp64,grad=fp64,hvp=fp64", "--eps", "1e-4", "--out", out.path])
+        #expect(r.status == 0, Comment(rawValue: r.stderr))
+        let m = try json(out.appendingPathComponent("model.json"))
+        #expect((m["parameters_source"] as? String)?.hasSuffix(", then trained (sgd, 5 steps, lr 0.1)") == true)
+        // At θ = 0 a two-class softmax predicts ½ for each sample: the loss is log 2 exactly.
+        let initial = try #require((m["training"] as? [String: Any])?["loss_initial"] as? Double)
+        #expect(abs(initial - Foundation.log(2.0)) < 1e-15)
+    }
+
+    /// User data is named as such, with its files' SHA-256.
+    @Test func userDataProvenance() throws {
+        let d = tempDir("params-data")
+        defer { try? FileManager.default.removeItem(at: d) }
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        let x = d.appendingPathComponent("x.npy"), y = d.appendingPathComponent("y.npy")
+        try NPY.float64([0.5, -1, 2, 0.25, 1, 1], shape: [3, 2]).write(to: x)
+        try NPY.int64([0, 1, 1]).write(to: y)
+        let out = d.appendingPathComponent("run")
+        let r = try runCLI(["hvp", "--model", "softmax:d=2,classes=2,x=\(x.path),y=\(y.path)", "--eps", "1e-3", "--out", out.path])
+        #expect(r.status == 0, Comment(rawValue: r.stderr))
+        let m = try json(out.appendingPathComponent("model.json"))
+        let data = try #require(m["data"] as? [String: Any])
+        #expect(data["provenance"] as? String == "user data" && data["source"] as? String == "user data: x=\(x.path), y=\(y.path)")
+        #expect(Set((m["input_files"] as? [[String: String]] ?? []).compactMap { $0["path"] }) == [x.path, y.path])
+        let builtin = d.appendingPathComponent("builtin")
+        _ = try runCLI(["hvp", "--model", "softmax:d=2,classes=2", "--eps", "1e-3", "--out", builtin.path])
+        #expect(((try json(builtin.appendingPathComponent("model.json")))["data"] as? [String: Any])?["provenance"] as? String == "built-in")
+    }
+
+    @Test func badParameterFiles() throws {
+        let d = tempDir("params-bad")
+        defer { try? FileManager.default.removeItem(at: d) }
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        let short = d.appendingPathComponent("short.npy"), nan = d.appendingPathComponent("nan.npy"), twoD = d.appendingPathComponent("2d.npy")
+        try NPY.float64([1, 2, 3]).write(to: short)
+        try NPY.float64([0, 0, 0, 0, .nan, 0, 0, 0]).write(to: nan)
+        try NPY.float64([Double](repeating: 0, count: 8), shape: [2, 4]).write(to: twoD)
+        for (file, message) in [(short.path, "must have shape (8,)"), (nan.path, "parameter 4 (layer0.weight) is nan"), (twoD.path, "got [2, 4]"),
+                                ("/nonexistent.npy", "/nonexistent.npy"), ("", "params= needs a .npy file")] {
+            let out = d.appendingPathComponent("out")
+            let r = try runCLI(["hvp", "--model", "softmax:d=3,classes=2,params=\(file)", "--eps", "1e-3", "--out", out.path])
+            #expect(r.status == 2 && r.stderr.contains(message), "\(file): \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: out.path))
+        }
+        let r = try runCLI(["hvp", "--model", "softmax:d=3,classes=2,params=\(short.path),params=\(short.path)", "--eps", "1e-3", "--out", d.appendingPathComponent("o2").path])
+        #expect(r.status == 2 && r.stderr.contains("'params' appears twice"))
+    }
+}
