@@ -223,12 +223,14 @@ public struct ModelSLQCommand {
         // Every rank holds the same tridiagonals; rank 0 alone writes the results.
         guard Cluster.isRoot else { return }
 
-        var nodes = Table(header: ["probe", "node", "weight"])
+        var nodes = Table(header: ["probe", "node", "weight", "residual_estimate"])
         var lanczos = Table(header: ["probe", "step", "alpha", "beta", "orth_loss", "orth_loss_fro"])
         let (mu, perProbe) = try KrylovStabilityStudy.slq(traces)
         let allNodes = mu.nodes, ritzValues = perProbe.map(\.values)
         for (p, t) in traces.enumerated() {
-            for (x, w) in zip(perProbe[p].values, perProbe[p].weights) { nodes.append(["\(p)", csvNumber(x), csvNumber(w)]) }
+            for j in perProbe[p].values.indices {
+                nodes.append(["\(p)", csvNumber(perProbe[p].values[j]), csvNumber(perProbe[p].weights[j]), csvNumber(perProbe[p].residuals[j])])
+            }
             for j in t.alpha.indices {
                 lanczos.append(["\(p)", "\(j + 1)", csvNumber(t.alpha[j]), csvNumber(t.beta[j]), cell(t.orthLoss[j]), cell(t.orthLossFro[j])])
             }
@@ -275,6 +277,7 @@ public struct ModelSLQCommand {
         try bundle.add("density.csv", density)
         try bundle.add("lanczos.csv", lanczos)
         try bundle.add("summary.csv", summary)
+        if let exact { try bundle.add("spectrum.csv", SpectrumTable.make(exact)) }
         var manifest = Manifest(command: command, seeds: ["model": seed, "probes": seed, "stochastic_rounding": seed],
                                 parameters: ["model": model, "policy": policy.description, "regimes_file": regimes ?? "",
                                              "regimes_sha256": regimesData.map(SHA256.hex) ?? "", "scheme": schemeName, "step_policy": stepName,

@@ -4,6 +4,18 @@ import LinearAlgebra
 import Krylov
 import Models
 
+/// The exact eigenvalues beside an `slq` run (ascending): what its report's histogram
+/// and any outside comparison need.
+enum SpectrumTable {
+    /// Larger spectra are not written (a million eigenvalues are ~25 MB of CSV).
+    static let maxRows = 200_000
+    static func make(_ eigenvalues: [Double]) -> Table {
+        var t = Table(header: ["index", "eigenvalue"])
+        for (i, l) in eigenvalues.sorted().enumerated() { t.append(["\(i)", csvNumber(l)]) }
+        return t
+    }
+}
+
 /// `hessian-harness spectrum`: exact eigenvalues of a synthetic operator.
 public enum SpectrumCommand {
     public static func run(operator spec: String, seed: UInt64, out: String, command: [String]) throws {
@@ -119,10 +131,12 @@ public struct SLQCommand {
             let seconds = elapsed.seconds
             let totalSteps = r.probes.map(\.lanczos.steps).reduce(0, +)
 
-            var nodes = Table(header: ["probe", "node", "weight"])
+            var nodes = Table(header: ["probe", "node", "weight", "residual_estimate"])
             var lanczos = Table(header: ["probe", "step", "alpha", "beta", "orth_loss", "orth_loss_fro", "reorthogonalized"])
             for (p, pr) in r.probes.enumerated() {
-                for (x, w) in zip(pr.nodes, pr.weights) { nodes.append(["\(p)", csvNumber(x), csvNumber(w)]) }
+                for j in pr.nodes.indices {
+                    nodes.append(["\(p)", csvNumber(pr.nodes[j]), csvNumber(pr.weights[j]), pr.residuals.indices.contains(j) ? csvNumber(pr.residuals[j]) : ""])
+                }
                 for rec in pr.lanczos.records {
                     lanczos.append(["\(p)", "\(rec.step)", csvNumber(rec.alpha), csvNumber(rec.beta),
                                     rec.orthLoss.map(csvNumber) ?? "", rec.orthLossFro.map(csvNumber) ?? "",
@@ -170,6 +184,8 @@ public struct SLQCommand {
             try b.add("density.csv", density)
             try b.add("lanczos.csv", lanczos)
             try b.add("summary.csv", summary)
+            // The exact spectrum beside the run, up to a size a CSV carries comfortably.
+            if exact.count <= SpectrumTable.maxRows { try b.add("spectrum.csv", SpectrumTable.make(exact)) }
             return b
         }
     }

@@ -197,7 +197,8 @@ struct SLQ: ParsableCommand {
         commandName: "slq",
         abstract: "Stochastic Lanczos quadrature: of a synthetic operator in any Krylov format (--operator), or FD-HVP SLQ of a model with settings from a regimes file (--model, --regimes).",
         discussion: """
-        Operator form: writes DIR/nodes.csv (probe,node,weight), density.csv (x,density: Gaussian broadening, default σ = 1% of \
+        Operator form: writes DIR/nodes.csv (probe,node,weight,residual_estimate: the Ritz values, their Gauss weights and \
+        β_k|s_kj|), spectrum.csv (the exact eigenvalues, up to 200,000), density.csv (x,density: Gaussian broadening, default σ = 1% of \
         the node range), lanczos.csv (probe,step,alpha,beta,orth_loss,orth_loss_fro,reorthogonalized), summary.csv \
         (w1, w1_scaled, ks against the exact spectrum, Ritz diagnostics, timings) and manifest.json. \
         Model form: ε, scheme, step policy, reorthogonalization and steps come from the regimes entry matching --policy \
@@ -206,7 +207,7 @@ struct SLQ: ParsableCommand {
         and --eps (scheme central, step policy absolute, 30 steps, full reorthogonalization unless given). The \
         Lanczos vectors are in the policy's krylov format, their dot products and norms in its accumulate format (never \
         narrower than the vectors); --shards runs every FD-HVP FSDP-style in process. Writes the \
-        same files (summary.csv compares with the exact spectrum when the model has ≤ 3000 parameters). \
+        same files (summary.csv compares with the exact spectrum, and spectrum.csv holds it, when the model has ≤ 3000 parameters). \
         Bad input: one line on stderr, exit 2, nothing written.
         """)
     @Option(name: .customLong("operator"), help: "Operator spec (see `spectrum --help`).") var operatorSpec: String?

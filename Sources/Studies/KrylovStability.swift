@@ -196,8 +196,8 @@ public struct KrylovStabilityStudy: Study {
 
     /// SLQ over several probes: each probe's Ritz values with weights τ²ᵢ (per probe)
     /// and the measure that puts τ²ᵢ / probes on every Ritz value of every probe.
-    public static func slq(_ traces: [LanczosTrace]) throws -> (measure: SpectralMeasure, probes: [(values: [Double], weights: [Double])]) {
-        let perProbe = try traces.map { t in let r = try ritz(t, k: t.alpha.count); return (values: r.values, weights: r.weights) }
+    public static func slq(_ traces: [LanczosTrace]) throws -> (measure: SpectralMeasure, probes: [(values: [Double], weights: [Double], residuals: [Double])]) {
+        let perProbe = try traces.map { t in let r = try ritz(t, k: t.alpha.count); return (values: r.values, weights: r.weights, residuals: r.residuals) }
         let count = Double(traces.count)
         return (SpectralMeasure(nodes: perProbe.flatMap(\.values), weights: perProbe.flatMap { $0.weights.map { $0 / count } }), perProbe)
     }

@@ -28,7 +28,7 @@ import Curvature
         #expect(q.status == 0, Comment(rawValue: q.stderr))
         // One line on success: the headline figures, the folder and the files.
         #expect(q.stdout.hasPrefix("slq: eps ") && q.stdout.contains("eps_source auto, steps_done 8")
-                && q.stdout.hasSuffix("→ \(s.path) (nodes.csv, density.csv, lanczos.csv, summary.csv, manifest.json)\n"), "\(q.stdout)")
+                && q.stdout.hasSuffix("→ \(s.path) (nodes.csv, density.csv, lanczos.csv, summary.csv, spectrum.csv, manifest.json)\n"), "\(q.stdout)")
         let sum = try CSVTable.read(path: s.appendingPathComponent("summary.csv").path)[0]
         // Lanczos applies the FD-HVP to unit vectors: slq's ε is recommend's (chosen for the
         // hvp direction v) times ‖v‖, at the same predicted error; before this was fixed

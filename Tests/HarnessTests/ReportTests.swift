@@ -84,6 +84,84 @@ func occurrences(_ s: String, _ sub: String) -> Int { s.components(separatedBy: 
         }
     }
 
+    /// Reports of single runs (slq with an operator and with a model, hvp, eigen,
+    /// recommend, trace): every figure carries its data, the per-tensor error table
+    /// follows model.json's layout, and the notebook's Python parses.
+    @Test func reportsOfSingleRuns() throws {
+        let base = tempDir("run-reports")
+        defer { try? FileManager.default.removeItem(at: base) }
+        let mlp = "mlp:widths=5-6-3,samples=12"
+        let runs: [(String, [String])] = [
+            ("slq-op", ["slq", "--operator", "rotated:n=50,lo=0.1,hi=4", "--steps", "15", "--probes", "2", "--reorth", "full"]),
+            ("slq-model", ["slq", "--model", "quadratic:diag:n=30,lo=1,hi=3", "--policy", "param=fp32,compute=fp32,grad=fp32,hvp=fp32", "--eps", "1e-3", "--steps", "10", "--probes", "2"]),
+            ("hvp", ["hvp", "--model", mlp, "--policy", "param=bf16,compute=fp32,grad=fp32", "--eps", "1e-2"]),
+            ("eigen", ["eigen", "--operator", "diag:n=40,lo=1,hi=5", "--top", "3", "--which", "both"]),
+            ("recommend", ["recommend", "--model", mlp, "--policy", "param=bf16,compute=fp32,accumulate=fp32,grad=fp32,hvp=fp32"]),
+            ("trace", ["trace", "--operator", "diag:n=40", "--matvecs", "12"]),
+        ]
+        for (name, args) in runs {
+            let dir = base.appendingPathComponent(name), out = base.appendingPathComponent("report-" + name)
+            let r = try runCLI(args + ["--seed", "2", "--out", dir.path])
+            #expect(r.status == 0, Comment(rawValue: "\(name): \(r.stderr)"))
+            let rep = try runCLI(["report", dir.path, "--out", out.path])
+            #expect(rep.status == 0, Comment(rawValue: "\(name): \(rep.stderr)"))
+            let html = try String(contentsOf: out.appendingPathComponent("report.html"), encoding: .utf8)
+            let nb = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("report.ipynb"))) as? [String: Any])
+            let cells = try #require(nb["cells"] as? [[String: Any]])
+            let figures = cells.filter { (($0["outputs"] as? [[String: Any]]) ?? []).contains { ($0["data"] as? [String: Any])?["image/svg+xml"] != nil } }
+            #expect(figures.count == occurrences(html, "<svg "), "\(name)")
+            #expect(!html.contains("(0 points)") && !html.contains(">nan<"), "\(name)")
+            // The notebook's code parses as Python (the prelude defines every plot function).
+            let code = cells.filter { $0["cell_type"] as? String == "code" }.map { ($0["source"] as? [String] ?? []).joined() }.joined(separator: "\n")
+            let py = base.appendingPathComponent("\(name).py")
+            try code.write(to: py, atomically: true, encoding: .utf8)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env"); p.arguments = ["python3", "-c", "import ast,sys; ast.parse(open(sys.argv[1]).read())", py.path]
+            if (try? p.run()) != nil { p.waitUntilExit(); #expect(p.terminationStatus == 0, "\(name): notebook code does not parse") }
+
+            func rows(_ f: String) throws -> [[String: String]] { try CSVTable.read(path: dir.appendingPathComponent(f).path) }
+            func positive(_ rs: [[String: String]], _ k: String) -> Int { rs.filter { (Double($0[k] ?? "") ?? 0) > 0 }.count }
+            let markers = occurrences(html, "class=\"pt\"")
+            switch name {
+            case "slq-op", "slq-model":
+                let nodes = try rows("nodes.csv")
+                #expect(markers == positive(nodes, "residual_estimate"), "\(name): \(markers) markers")
+                #expect(occurrences(html, "<svg ") == 3 && html.contains("exact eigenvalues</text>") && html.contains("Extreme Ritz values per probe"))
+                #expect(html.contains("SLQ from \(nodes.count) Gauss nodes over 2 probes"))
+                if name == "slq-model" {
+                    // The dense Hessian's spectrum written beside the run is the operator's.
+                    let s = try runCLI(["spectrum", "--operator", "diag:n=30,lo=1,hi=3", "--out", base.appendingPathComponent("spec").path])
+                    #expect(s.status == 0)
+                    let want = try CSVTable.read(path: base.appendingPathComponent("spec/eigenvalues.csv").path).map { Double($0["eigenvalue"]!)! }.sorted()
+                    let got = try rows("spectrum.csv").map { Double($0["eigenvalue"]!)! }
+                    #expect(got.count == 30 && zip(got, want).allSatisfy { abs($0 - $1) <= 1e-12 * abs($1) })
+                }
+            case "hvp":
+                let n = 5 * 6 + 6 + 6 * 3 + 3
+                #expect(markers == n)
+                let model = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("model.json"))) as! [String: Any]
+                let names = (model["layout"] as! [[String: Any]]).map { $0["name"] as! String }
+                let content = try ReportCommand.hvpRun(ReportCommand.Reader(dir: dir))
+                let table = try #require(content.sections.last?.tables.first)
+                #expect(table.rows.map { $0[0] } == names && table.rows.map { Int($0[1])! }.reduce(0, +) == n)
+                let share = table.rows.compactMap { Double($0[4]) }.reduce(0, +)
+                #expect(abs(share - 1) < 1e-3, "shares of the squared error add up to 1: \(share)")
+            case "eigen":
+                let e = try rows("eigen.csv")
+                #expect(markers == e.count + positive(e, "error_bound") + positive(e, "residual_estimate") + e.count + positive(e, "abs_err"))
+            case "recommend":
+                #expect(markers == positive(try rows("grid.csv").filter { $0["used"] == "1" }, "pred_err"))
+                #expect(html.contains("chosen ε</text>") && html.contains("safe band</text>"))
+            default:
+                #expect(html.contains("hutchpp") && occurrences(html, "<svg ") == 0)
+            }
+        }
+        // A folder of a command without a report is refused by name.
+        let sp = base.appendingPathComponent("spec")
+        let r = try runCLI(["report", sp.path, "--out", base.appendingPathComponent("x").path])
+        #expect(r.status == 2 && r.stderr.contains("no report for the output of 'spectrum'"), Comment(rawValue: r.stderr))
+    }
+
     @Test func badResultsFolders() throws {
         let out = tempDir("report-out")
         let missing = try runCLI(["report", "/nonexistent/results", "--out", out.path])

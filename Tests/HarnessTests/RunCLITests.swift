@@ -209,7 +209,7 @@ func read(_ dir: URL, _ f: String) -> Data { FileManager.default.contents(atPath
         let s = try runCLI(["slq", "--model", "expsum:n=30", "--regimes", regimes, "--policy", policy, "--scheme", "central",
                             "--step-policy", "absolute", "--steps", "12", "--reorth", "full", "--probes", "2", "--out", out.path])
         #expect(s.status == 0, Comment(rawValue: s.stderr))
-        #expect(files(out) == ["density.csv", "lanczos.csv", "manifest.json", "nodes.csv", "summary.csv"])
+        #expect(files(out) == ["density.csv", "lanczos.csv", "manifest.json", "nodes.csv", "spectrum.csv", "summary.csv"])
         let sum = try CSVTable.read(path: out.appendingPathComponent("summary.csv").path)[0]
         let entry = try RegimesFile.decode(Data(contentsOf: URL(fileURLWithPath: regimes)), path: regimes).entries
             .first { $0.param == "fp32" && $0.compute == "fp32" && $0.scheme == "central" }!

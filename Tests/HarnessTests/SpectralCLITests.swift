@@ -55,6 +55,29 @@ func tempDir(_ name: String) -> URL {
         #expect(v.stdout.contains(BuildInfo.gitCommit))
     }
 
+    /// nodes.csv's residual_estimate β_k|s_kj| bounds the distance of each Ritz value to
+    /// the exact spectrum (written beside the run as spectrum.csv), as it must for a
+    /// symmetric operator under full reorthogonalization in fp64.
+    @Test func ritzResidualsBoundTheDistanceToTheSpectrum() throws {
+        let d = tempDir("slq-res")
+        defer { try? FileManager.default.removeItem(at: d) }
+        let r = try runCLI(["slq", "--operator", "rotated:n=60,lo=0.1,hi=5", "--steps", "40", "--probes", "2", "--reorth", "full", "--seed", "4", "--out", d.path])
+        #expect(r.status == 0, Comment(rawValue: r.stderr))
+        let spec = try CSVTable.read(path: d.appendingPathComponent("spectrum.csv").path).map { Double($0["eigenvalue"]!)! }
+        let s = try runCLI(["spectrum", "--operator", "rotated:n=60,lo=0.1,hi=5", "--seed", "4", "--out", d.appendingPathComponent("s").path])
+        #expect(s.status == 0)
+        let direct = try CSVTable.read(path: d.appendingPathComponent("s/eigenvalues.csv").path).map { Double($0["eigenvalue"]!)! }
+        #expect(spec.count == 60 && spec == direct.sorted())
+        var tight = 0
+        for row in try CSVTable.read(path: d.appendingPathComponent("nodes.csv").path) {
+            let x = Double(row["node"]!)!, res = Double(row["residual_estimate"]!)!
+            let dist = spec.map { abs($0 - x) }.min()!
+            #expect(dist <= res + 1e-12, "Ritz value \(x): nearest eigenvalue \(dist) away, residual \(res)")
+            if res < 1e-6 { tight += 1 }
+        }
+        #expect(tight >= 4, "the extreme Ritz values converge in 40 steps")
+    }
+
     @Test func slqWritesEveryTableAndIsDeterministic() throws {
         let a = tempDir("slq-a"), b = tempDir("slq-b")
         for d in [a, b] {
@@ -62,7 +85,7 @@ func tempDir(_ name: String) -> URL {
                                 "--krylov", "bf16", "--rounding", "stochastic", "--seed", "7", "--out", d.path])
             #expect(r.status == 0, Comment(rawValue: r.stderr))
         }
-        let headers = ["nodes.csv": "probe,node,weight", "density.csv": "x,density",
+        let headers = ["nodes.csv": "probe,node,weight,residual_estimate", "density.csv": "x,density", "spectrum.csv": "index,eigenvalue",
                        "lanczos.csv": "probe,step,alpha,beta,orth_loss,orth_loss_fro,reorthogonalized"]
         for (file, header) in headers {
             let x = try String(contentsOf: a.appendingPathComponent(file), encoding: .utf8)

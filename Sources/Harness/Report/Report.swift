@@ -1,7 +1,8 @@
 import Foundation
 import Models
 
-/// `hessian-harness report RESULTS_DIR [--out DIR]`: a study's results as a
+/// `hessian-harness report RESULTS_DIR [--out DIR]`: a study's results (or a single
+/// `slq`, `hvp`, `eigen`, `recommend` or `trace` run's folder, RunReports.swift) as a
 /// self-contained HTML report (manifest summary, tables, SVG figures) and a Jupyter
 /// notebook (nbformat 4) that loads the same CSV with pandas and redraws every figure
 /// with matplotlib; each figure cell carries the harness's SVG as its output, so the
@@ -33,11 +34,16 @@ public enum ReportCommand {
             throw HarnessError("\(mpath.path): malformed JSON")
         }
         try ResultsFolder.verify(dir)
-        guard let study = manifest["study"] as? String else {
-            throw HarnessError("\(mpath.path) names no study (reports are made from the results of `hessian-harness run`)")
-        }
         let r = Reader(dir: dir)
         let content: Content
+        guard let study = manifest["study"] as? String else {
+            // A single run's folder: its manifest names the command that wrote it.
+            guard let cmd = manifest["command"] as? [String], cmd.count >= 2 else {
+                throw HarnessError("\(mpath.path) names neither a study nor the command that wrote it")
+            }
+            content = try runReport(command: cmd[1], r, manifest: manifest)
+            return try write(content, manifest: manifest, dir: dir, out: out)
+        }
         switch study {
         case "fd-bias": content = try fdBias(r)
         case "noise-amplification": content = try noise(r)
@@ -48,6 +54,10 @@ public enum ReportCommand {
         case "recommend-check": content = try recommendCheck(r)
         default: throw HarnessError("\(mpath.path): no report for study '\(study)'")
         }
+        return try write(content, manifest: manifest, dir: dir, out: out)
+    }
+
+    static func write(_ content: Content, manifest: [String: Any], dir: URL, out: String?) throws -> [String] {
         let outDir = URL(fileURLWithPath: out ?? "notebooks-export/\(dir.lastPathComponent)")
         let rel = relativePath(from: outDir.standardizedFileURL.path, to: dir.standardizedFileURL.path)
         var bundle = OutputBundle()

@@ -266,6 +266,6 @@ extension ReportCommand {
             ax.set_xscale("log"); ax.set_yscale("log"); ax.set_xlabel("parameters"); ax.set_ylabel("bytes")
             ax.set_title("Lanczos phase memory", fontsize=9); legend(ax)
             return fig
-        """
+        """ + runPrelude
     }
 }
