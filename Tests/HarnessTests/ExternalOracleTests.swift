@@ -71,6 +71,14 @@ import Foundation
             #expect(abs(x - y) <= 1e-8 * abs(x), "\(key): built-in \(x), oracle \(y)")
         }
         #expect(t2["exact_spectrum"] == "yes", "the dense Hessian from the oracle's exact HVPs")
+        // The README's flow ends in a report of the oracle's SLQ run: density against the exact
+        // spectrum, Ritz values with residuals, orthogonality per step.
+        let rep = Self.temp("rep")
+        defer { try? FileManager.default.removeItem(at: rep) }
+        let r4 = try runCLI(["report", s2.path, "--out", rep.path])
+        #expect(r4.status == 0, "\(r4.stderr)")
+        let html = (try? String(contentsOf: rep.appendingPathComponent("report.html"), encoding: .utf8)) ?? ""
+        #expect(occurrences(html, "<svg ") == 3 && html.contains("exact eigenvalues</text>") && html.contains("model external:python3"))
         let r3 = try runCLI(["recommend", "--model", "external:python3 \(Self.numpyOracle) --dtype float32", "--policy",
                              "param=fp32,compute=fp64,accumulate=fp64,grad=fp64,hvp=fp64", "--scheme", "central", "--reference", "fp64", "--out", rec.path])
         #expect(r3.status == 0, "\(r3.stderr)")
