@@ -247,7 +247,8 @@ public struct ModelSLQCommand {
 
         var summary = Table(header: ["model", "n", "policy", "krylov_accumulation", "scheme", "step_policy", "eps", "eps_source", "eps_abs",
                                      "reorth", "steps", "steps_done", "breakdown", "probes", "shards",
-                                     "reduction_order", "seed", "tolerance", "predicted_err", "validated_err", "validated_ok", "lambda_min", "lambda_max",
+                                     "reduction_order", "seed", "tolerance", "predicted_err", "validated_err", "validated_ok", "lambda_min", "lambda_min_residual",
+                                     "lambda_max", "lambda_max_residual",
                                      "w1_scaled", "ks", "ritz_err_top_1", "orth_loss_max", "time_lanczos_s", "time_lanczos_step_s",
                                      "exact_spectrum", "trace_slq", "trace_exact"])
         var w1s: Double? = nil, ks: Double? = nil, top: Double? = nil
@@ -257,6 +258,9 @@ public struct ModelSLQCommand {
             w1s = range > 0 ? w1 / range : w1; ks = k
             top = ritzValues.map { RitzDiagnostics(ritz: $0, residuals: [Double](repeating: 0, count: $0.count), exact: exact, r: 1, tol: 1e-3).ritzErrTop[0] }.max()
         }
+        // The extreme Ritz values over all probes, each with its residual estimate.
+        let ritz = perProbe.flatMap { zip($0.values, $0.residuals) }
+        let rmin = ritz.min { $0.0 < $1.0 }, rmax = ritz.max { $0.0 < $1.0 }
         let totalSteps = traces.map(\.alpha.count).reduce(0, +)
         let orthMax = traces.flatMap { $0.orthLoss.compactMap { $0 } }.max() ?? 0
         let stepsDone = traces.map(\.alpha.count).min() ?? 0
@@ -268,7 +272,8 @@ public struct ModelSLQCommand {
                         "\(seed)", cell(recommendation?.tolerance ?? entry?.tolerance), recommendation.map { definedCell($0.predictedErr) } ?? cell(entry?.predictedErr),
                         cell(entry?.validatedErr),
                         entry.map { $0.validatedOK ? "1" : "0" } ?? "",
-                        csvNumber(allNodes.min() ?? .nan), csvNumber(allNodes.max() ?? .nan), cell(w1s), cell(ks), cell(top),
+                        csvNumber(allNodes.min() ?? .nan), rmin.map { csvNumber($0.1) } ?? "", csvNumber(allNodes.max() ?? .nan),
+                        rmax.map { csvNumber($0.1) } ?? "", cell(w1s), cell(ks), cell(top),
                         csvNumber(orthMax), csvNumber(elapsed), csvNumber(totalSteps > 0 ? elapsed / Double(totalSteps) : 0),
                         exact != nil ? "yes" : hasExactHVP ? "no (n > 3000)" : "no (the model serves no exact HVP)",
                         csvNumber(Double(n) * zip(mu.nodes, mu.weights).reduce(0) { $0 + $1.0 * $1.1 }), exact.map { csvNumber($0.reduce(0, +)) } ?? ""])

@@ -166,8 +166,11 @@ public struct SLQCommand {
             // reason for stopping early (NUMERICS §6), never the requested count alone.
             let stepsDone = r.probes.map(\.lanczos.steps).min() ?? 0
             let broke = r.probes.first { $0.lanczos.breakdown != nil }?.lanczos.breakdown
+            // The extreme Ritz values over all probes, each with its residual estimate.
+            let ritz = r.probes.flatMap { pr in pr.nodes.indices.map { (pr.nodes[$0], pr.residuals.indices.contains($0) ? pr.residuals[$0] : .nan) } }
+            let rmin = ritz.min { $0.0 < $1.0 }, rmax = ritz.max { $0.0 < $1.0 }
             var summary = Table(header: ["operator", "krylov", "rounding", "accumulation", "reorth", "steps", "steps_done", "breakdown",
-                                         "probes", "seed",
+                                         "probes", "seed", "lambda_min", "lambda_min_residual", "lambda_max", "lambda_max_residual",
                                          "w1", "w1_scaled", "ks", "ritz_err_top_1", "ritz_err_top_2", "ritz_err_top_3",
                                          "ghost_count", "spurious_count", "unconverged_count", "orth_loss_max", "diagnostic_tol", "sigma",
                                          "time_lanczos_s", "time_lanczos_step_s", "trace_slq", "trace_exact"])
@@ -175,7 +178,8 @@ public struct SLQCommand {
             let traceSLQ = Double(op.dimension) * zip(mu.nodes, mu.weights).reduce(0) { $0 + $1.0 * $1.1 }
             summary.append([cmd.operatorSpec, T.formatName, v.rounding.rawValue, v.accumulation.description, v.reorth.rawValue,
                             "\(cmd.steps)", "\(stepsDone)", broke?.rawValue ?? "",
-                            "\(cmd.probes)", "\(cmd.seed)", csvNumber(w1), csvNumber(range > 0 ? w1 / range : 0),
+                            "\(cmd.probes)", "\(cmd.seed)", rmin.map { csvNumber($0.0) } ?? "", rmin.map { csvNumber($0.1) } ?? "",
+                            rmax.map { csvNumber($0.0) } ?? "", rmax.map { csvNumber($0.1) } ?? "", csvNumber(w1), csvNumber(range > 0 ? w1 / range : 0),
                             csvNumber(ks), csvNumber(top[0]), csvNumber(top[1]), csvNumber(top[2]), "\(ghosts)", "\(spurious)", "\(unconverged)",
                             csvNumber(maxOrth), csvNumber(tol), csvNumber(sigma), csvNumber(seconds),
                             csvNumber(totalSteps > 0 ? seconds / Double(totalSteps) : 0), csvNumber(traceSLQ), csvNumber(exact.reduce(0, +))])

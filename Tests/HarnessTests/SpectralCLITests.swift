@@ -76,6 +76,12 @@ func tempDir(_ name: String) -> URL {
             if res < 1e-6 { tight += 1 }
         }
         #expect(tight >= 4, "the extreme Ritz values converge in 40 steps")
+        // summary.csv names the extreme Ritz values with their residuals; each lies within it of an eigenvalue.
+        let sum = try CSVTable.read(path: d.appendingPathComponent("summary.csv").path)[0]
+        let lmin = Double(sum["lambda_min"]!)!, lmax = Double(sum["lambda_max"]!)!
+        let rmin = Double(sum["lambda_min_residual"]!)!, rmax = Double(sum["lambda_max_residual"]!)!
+        #expect(abs(lmin - spec.first!) <= rmin + 1e-12 && abs(lmax - spec.last!) <= rmax + 1e-12)
+        #expect(rmin < 1e-6 && rmax < 1e-6, "\(rmin) \(rmax)")
     }
 
     @Test func slqWritesEveryTableAndIsDeterministic() throws {
