@@ -27,6 +27,17 @@ public enum DataFiles {
                                source: "user data: x=\(xPath), y=\(yPath)")
     }
 
+    /// An IEEE binary16 encoding's value, exactly (every binary16 is a binary64).
+    static func binary16(_ b: UInt16) -> Double {
+        let sign: Double = b & 0x8000 != 0 ? -1 : 1
+        let e = Int(b >> 10 & 0x1f), m = Double(b & 0x3ff)
+        switch e {
+        case 0: return sign * m * 0x1p-24                                   // zero and subnormals
+        case 31: return m == 0 ? sign * .infinity : .nan
+        default: return sign * (1 + m / 1024) * Double(sign: .plus, exponent: e - 15, significand: 1)
+        }
+    }
+
     /// Refuses devices, pipes and folders (`/dev/zero` would be read forever).
     static func requireRegularFile(_ path: String) throws {
         if let t = try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType, t != .typeRegular {
@@ -118,8 +129,8 @@ public enum DataFiles {
             shape.append(d)
         }
         let width: Int
-        switch descr { case "<f8", "<i8": width = 8; case "<f4", "<i4": width = 4
-        default: throw ModelError("\(path): dtype '\(descr)' not supported (float64, float32, int64, int32)") }
+        switch descr { case "<f8", "<i8": width = 8; case "<f4", "<i4": width = 4; case "<f2": width = 2
+        default: throw ModelError("\(path): dtype '\(descr)' not supported (float64, float32, float16, int64, int32)") }
         var count = 1
         for d in shape {
             let (c, overflow) = count.multipliedReportingOverflow(by: d)
@@ -138,6 +149,7 @@ public enum DataFiles {
                 switch descr {
                 case "<f8": out[i] = Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: off, as: UInt64.self)))
                 case "<f4": out[i] = Double(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: off, as: UInt32.self))))
+                case "<f2": out[i] = Self.binary16(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: off, as: UInt16.self)))
                 case "<i8": out[i] = Double(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: off, as: Int64.self)))
                 default: out[i] = Double(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: off, as: Int32.self)))
                 }

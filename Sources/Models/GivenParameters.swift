@@ -4,7 +4,7 @@ import LinearAlgebra
 /// A built-in model at the user's parameters: `…,params=FILE.npy` in a model spec.
 ///
 /// The file holds the flat parameter vector in the model's layout (the order of
-/// `model.json`'s `layout`, the `params.npy` that `hvp` writes): float64 or float32,
+/// `model.json`'s `layout`, the `params.npy` that `hvp` writes): float64, float32 or float16,
 /// shape `(n,)` with n the model's parameter count. The values are kept in fp64 and
 /// rounded once into the policy's param format, as seeded parameters are. The loss,
 /// gradient and HVPs are the base's; only ``initialParameters(seed:)`` changes (and

@@ -19,7 +19,7 @@ public typealias LinearAlgebraAccumulation = Accumulation
 /// | `gguf:PATH[,context=T,sequences=N,text=FILE\|tokens=FILE.npy]` | a Llama checkpoint in GGUF (e.g. SmolLM2-135M), its parameters as stored, on text tokenized by its own tokenizer (default: Debian's Apache-2.0 licence text) |
 /// | `safetensors:DIR[,context=T,sequences=N,tokens=FILE.npy]` | a Hugging Face `LlamaForCausalLM` folder (safetensors + config.json) |
 /// | `external:CMD` | the user's own model in their own framework: CMD (run by `/bin/sh -c`) speaks the oracle protocol of docs/ORACLE.md on its standard input and output (``ExternalModel``) |
-/// | `…,params=FILE.npy` (any built-in model) | the model at the user's parameters: flat, in `model.json`'s layout, float64 or float32 (``GivenParameters``) |
+/// | `…,params=FILE.npy` (any built-in model) | the model at the user's parameters: flat, in `model.json`'s layout, float64, float32 or float16 (``GivenParameters``) |
 /// | `…,train=STEPS[,optimizer=adam\|sgd][,lr=RATE]` (any model) | the model after STEPS full-batch training steps from its seeded initialization (``TrainedModel``; Adam lr 1e-2, SGD lr 0.1 by default) |
 ///
 /// Data and the quadratic's b are drawn from the seed.

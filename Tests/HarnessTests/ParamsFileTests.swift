@@ -114,3 +114,24 @@ import Models
         #expect(r.status == 2 && r.stderr.contains("'params' appears twice"))
     }
 }
+
+/// float16 .npy files (parameters exported from a half-precision model) decode exactly.
+@Suite struct NPYFloat16Tests {
+    /// Every binary16 encoding against the standard library's Float16 (an independent decoder).
+    @Test func everyEncodingDecodesExactly() throws {
+        var bytes = [UInt8](NPY.float64([0]).prefix(10))            // magic, version, header length
+        let header = "{'descr': '<f2', 'fortran_order': False, 'shape': (65536,), }"
+        let padded = header + String(repeating: " ", count: (64 - (10 + header.count + 1) % 64) % 64) + "\n"
+        bytes[8] = UInt8(padded.utf8.count & 0xff); bytes[9] = UInt8(padded.utf8.count >> 8)
+        bytes += Array(padded.utf8)
+        for b in 0...UInt16.max { bytes += [UInt8(b & 0xff), UInt8(b >> 8)] }
+        let (values, shape) = try DataFiles.readNPY(data: Data(bytes), path: "f16.npy")
+        #expect(shape == [65536])
+        var mismatches = 0
+        for b in 0...UInt16.max {
+            let want = Double(Float16(bitPattern: b)), got = values[Int(b)]
+            if !(want == got && want.sign == got.sign || want.isNaN && got.isNaN) { mismatches += 1 }
+        }
+        #expect(mismatches == 0)
+    }
+}
