@@ -10,7 +10,7 @@ import Studies
 /// (`--operator SPEC`, exact spectrum known), or a model's Hessian through the FD-HVP
 /// of a precision policy (`--model SPEC --policy P --eps E|auto`), or its exact HVP
 /// (`--scheme exact`, the compute format's forward-over-reverse).
-struct SpectralSource {
+public struct SpectralSource {
     var dimension: Int
     var apply: ([Double]) -> [Double]
     /// The exact eigenvalues, ascending, where known (operators; models with n ≤ 3000 and an fp64 exact HVP).
@@ -18,9 +18,27 @@ struct SpectralSource {
     var parameters: [String: String]
     var seeds: [String: UInt64]
 
-    static func make(operatorSpec: String?, model: String?, policy: String?, scheme: String, stepPolicy: String, eps: String?,
-                     tolerance: Double, seed: UInt64) throws -> SpectralSource {
-        switch (operatorSpec, model) {
+    /// What names the operator: `--operator`, or `--model` with its policy, scheme, step and tolerance
+    /// (the options `eigen` and `trace` share).
+    public struct Options {
+        public var operatorSpec: String?
+        public var model: String?
+        public var policy: String?
+        public var scheme: String
+        public var stepPolicy: String
+        public var eps: String?
+        public var tolerance: Double
+        public init(operatorSpec: String?, model: String?, policy: String?, scheme: String = "central", stepPolicy: String = "absolute",
+                    eps: String?, tolerance: Double = 0.05) {
+            self.operatorSpec = operatorSpec; self.model = model; self.policy = policy; self.scheme = scheme
+            self.stepPolicy = stepPolicy; self.eps = eps; self.tolerance = tolerance
+        }
+    }
+
+    static func make(_ o: Options, seed: UInt64) throws -> SpectralSource {
+        guard o.tolerance > 0 && o.tolerance.isFinite else { throw HarnessError("--tolerance must be a finite number > 0") }
+        let (model, policy, scheme, stepPolicy, eps, tolerance) = (o.model, o.policy, o.scheme, o.stepPolicy, o.eps, o.tolerance)
+        switch (o.operatorSpec, model) {
         case (let op?, nil):
             guard policy == nil, eps == nil else { throw HarnessError("--policy and --eps belong to --model runs, not to --operator") }
             let spec: OperatorSpec
@@ -99,13 +117,7 @@ struct SpectralSource {
 /// FD-HVP, symmetric only up to its own error, a bound as good as that error); with an exact
 /// spectrum, the nearest exact eigenvalue and the error. Eigenvectors as .npy on request.
 public struct EigenCommand {
-    public var operatorSpec: String?
-    public var model: String?
-    public var policy: String?
-    public var scheme: String
-    public var stepPolicy: String
-    public var eps: String?
-    public var tolerance: Double
+    public var source: SpectralSource.Options
     public var top: Int
     public var which: String
     public var steps: Int?
@@ -114,10 +126,8 @@ public struct EigenCommand {
     public var out: String
     public var command: [String]
 
-    public init(operatorSpec: String?, model: String?, policy: String?, scheme: String, stepPolicy: String, eps: String?, tolerance: Double,
-                top: Int, which: String, steps: Int?, vectors: Bool, seed: UInt64, out: String, command: [String]) {
-        self.operatorSpec = operatorSpec; self.model = model; self.policy = policy; self.scheme = scheme; self.stepPolicy = stepPolicy
-        self.eps = eps; self.tolerance = tolerance; self.top = top; self.which = which; self.steps = steps; self.vectors = vectors
+    public init(source: SpectralSource.Options, top: Int, which: String, steps: Int?, vectors: Bool, seed: UInt64, out: String, command: [String]) {
+        self.source = source; self.top = top; self.which = which; self.steps = steps; self.vectors = vectors
         self.seed = seed; self.out = out; self.command = command
     }
 
@@ -126,9 +136,7 @@ public struct EigenCommand {
         guard (1...10_000).contains(top) else { throw HarnessError("--top must be in 1...10000 (got \(top))") }
         guard ["largest", "smallest", "both"].contains(which) else { throw HarnessError("unknown --which '\(which)' (known: largest, smallest, both)") }
         if let s = steps { guard (1...10_000).contains(s) else { throw HarnessError("--steps must be in 1...10000 (got \(s))") } }
-        guard tolerance > 0 && tolerance.isFinite else { throw HarnessError("--tolerance must be a finite number > 0") }
-        let src = try SpectralSource.make(operatorSpec: operatorSpec, model: model, policy: policy, scheme: scheme, stepPolicy: stepPolicy,
-                                          eps: eps, tolerance: tolerance, seed: seed)
+        let src = try SpectralSource.make(source, seed: seed)
         let n = src.dimension
         let want = min(top, n)
         let m = min(n, steps ?? max(3 * want + 20, 50))
@@ -196,22 +204,14 @@ public struct EigenCommand {
 /// standard errors, from the same matrix-vector budget, and the exact trace where the
 /// spectrum is known.
 public struct TraceCommand {
-    public var operatorSpec: String?
-    public var model: String?
-    public var policy: String?
-    public var scheme: String
-    public var stepPolicy: String
-    public var eps: String?
-    public var tolerance: Double
+    public var source: SpectralSource.Options
     public var matvecs: Int
     public var seed: UInt64
     public var out: String
     public var command: [String]
 
-    public init(operatorSpec: String?, model: String?, policy: String?, scheme: String, stepPolicy: String, eps: String?, tolerance: Double,
-                matvecs: Int, seed: UInt64, out: String, command: [String]) {
-        self.operatorSpec = operatorSpec; self.model = model; self.policy = policy; self.scheme = scheme; self.stepPolicy = stepPolicy
-        self.eps = eps; self.tolerance = tolerance; self.matvecs = matvecs; self.seed = seed; self.out = out; self.command = command
+    public init(source: SpectralSource.Options, matvecs: Int, seed: UInt64, out: String, command: [String]) {
+        self.source = source; self.matvecs = matvecs; self.seed = seed; self.out = out; self.command = command
     }
 
     public func run() throws {
@@ -219,9 +219,7 @@ public struct TraceCommand {
         guard (6...100_000).contains(matvecs), matvecs % 3 == 0 else {
             throw HarnessError("--matvecs must be a multiple of 3 in 6...100000 (Hutch++ spends a third on each of its stages; got \(matvecs))")
         }
-        guard tolerance > 0 && tolerance.isFinite else { throw HarnessError("--tolerance must be a finite number > 0") }
-        let src = try SpectralSource.make(operatorSpec: operatorSpec, model: model, policy: policy, scheme: scheme, stepPolicy: stepPolicy,
-                                          eps: eps, tolerance: tolerance, seed: seed)
+        let src = try SpectralSource.make(source, seed: seed)
         let n = src.dimension
         try MemoryBudget.check(Double(matvecs / 3 + 4) * Double(n) * 8, "Hutch++'s basis (\(matvecs / 3) vectors of \(n) in fp64)")
         let (h, hse) = StochasticRounding.withSeed(seed) { TraceEstimator.hutchinsonWithError(dimension: n, matvecs: matvecs, seed: seed, src.apply) }

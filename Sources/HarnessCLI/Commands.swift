@@ -325,13 +325,7 @@ struct Eigen: ParsableCommand {
         and abs_err; eigenvectors.npy (rows, unit length) with --vectors. MODEL as for hvp; --scheme exact uses the compute \
         format's exact HVP.
         """)
-    @Option(name: .customLong("operator"), help: "Operator spec (see spectrum --help).") var operatorSpec: String?
-    @Option(help: "Model spec (as for hvp).") var model: String?
-    @Option(help: "Precision policy (with --model).") var policy: String?
-    @Option(help: "exact, forward, central or richardson (with --model).") var scheme: String = "central"
-    @Option(name: .customLong("step-policy"), help: "absolute or relative.") var stepPolicy: String = "absolute"
-    @Option(help: "ε: a number, or auto (chosen from the model, as recommend).") var eps: String?
-    @Option(help: "Tolerance of --eps auto.") var tolerance: Double = 0.05
+    @OptionGroup var source: SpectralSourceOptions
     @Option(help: "How many eigenpairs at each end asked for.") var top: Int = 5
     @Option(help: "largest, smallest or both.") var which: String = "largest"
     @Option(help: "Lanczos steps.") var steps: Int?
@@ -339,9 +333,22 @@ struct Eigen: ParsableCommand {
     @Option(help: "Seed.") var seed: UInt64 = 0
     @Option(help: "Output directory.") var out: String
     func run() throws {
-        try EigenCommand(operatorSpec: operatorSpec, model: model, policy: policy, scheme: scheme, stepPolicy: stepPolicy, eps: eps,
-                         tolerance: tolerance, top: top, which: which, steps: steps, vectors: vectors, seed: seed, out: out,
+        try EigenCommand(source: source.options, top: top, which: which, steps: steps, vectors: vectors, seed: seed, out: out,
                          command: CommandLine.arguments).run()
+    }
+}
+
+/// The operator of `eigen` and `trace`: a synthetic operator, or a model's Hessian.
+struct SpectralSourceOptions: ParsableArguments {
+    @Option(name: .customLong("operator"), help: "Operator spec (see spectrum --help).") var operatorSpec: String?
+    @Option(help: "Model spec (as for hvp).") var model: String?
+    @Option(help: "Precision policy (with --model).") var policy: String?
+    @Option(help: "exact, forward, central or richardson (with --model).") var scheme: String = "central"
+    @Option(name: .customLong("step-policy"), help: "absolute or relative.") var stepPolicy: String = "absolute"
+    @Option(help: "ε: a number, or auto (chosen from the model, as recommend).") var eps: String?
+    @Option(help: "Tolerance of --eps auto.") var tolerance: Double = 0.05
+    var options: SpectralSource.Options {
+        .init(operatorSpec: operatorSpec, model: model, policy: policy, scheme: scheme, stepPolicy: stepPolicy, eps: eps, tolerance: tolerance)
     }
 }
 
@@ -352,19 +359,12 @@ struct Trace: ParsableCommand {
         Both estimators spend --matvecs applications (a multiple of 3) of the same operator, Rademacher probes from the \
         seed. trace.csv: estimator, matvecs, trace, standard_error, and with a known spectrum the exact trace, abs_err, rel_err.
         """)
-    @Option(name: .customLong("operator"), help: "Operator spec (see spectrum --help).") var operatorSpec: String?
-    @Option(help: "Model spec (as for hvp).") var model: String?
-    @Option(help: "Precision policy (with --model).") var policy: String?
-    @Option(help: "exact, forward, central or richardson (with --model).") var scheme: String = "central"
-    @Option(name: .customLong("step-policy"), help: "absolute or relative.") var stepPolicy: String = "absolute"
-    @Option(help: "ε: a number, or auto (chosen from the model, as recommend).") var eps: String?
-    @Option(help: "Tolerance of --eps auto.") var tolerance: Double = 0.05
+    @OptionGroup var source: SpectralSourceOptions
     @Option(help: "Operator applications per estimator (multiple of 3).") var matvecs: Int = 30
     @Option(help: "Seed.") var seed: UInt64 = 0
     @Option(help: "Output directory.") var out: String
     func run() throws {
-        try TraceCommand(operatorSpec: operatorSpec, model: model, policy: policy, scheme: scheme, stepPolicy: stepPolicy, eps: eps,
-                         tolerance: tolerance, matvecs: matvecs, seed: seed, out: out, command: CommandLine.arguments).run()
+        try TraceCommand(source: source.options, matvecs: matvecs, seed: seed, out: out, command: CommandLine.arguments).run()
     }
 }
 
