@@ -28,6 +28,8 @@ public struct SpectralSource {
         public var stepPolicy: String
         public var eps: String?
         public var tolerance: Double
+        /// `--params PATTERN` (``ParameterSubset``).
+        public var params: String? = nil
         public init(operatorSpec: String?, model: String?, policy: String?, scheme: String = "central", stepPolicy: String = "absolute",
                     eps: String?, tolerance: Double = 0.05) {
             self.operatorSpec = operatorSpec; self.model = model; self.policy = policy; self.scheme = scheme
@@ -65,15 +67,16 @@ public struct SpectralSource {
             guard stepPolicy == "absolute" || stepPolicy == "relative" else {
                 throw HarnessError("unknown --step-policy '\(stepPolicy)' (known: absolute, relative)")
             }
-            let m: any DifferentiableModel
+            var m: any DifferentiableModel
             do { m = try ModelSpec.build(spec, seed: seed) } catch { throw HarnessError("--model: \(error)") }
+            m = try ParamsOption.restrict(m, pattern: o.params, seed: seed, policy: pol)
             if fd == nil { do { try m.checkExactHVP(format: "fp64") } catch { throw HarnessError("\(error)") } }
             try ModelMemory.check(m, format: pol.compute, dual: fd == nil, what: "a gradient of the model")
             let param = try pol.arithmetic(pol.param)
             let theta = m.initialParameters(seed: seed).map { param.round($0) }
             let n = m.parameterCount
             let engine = try FDEngine(model: m, policy: pol)
-            var parameters = ["model": spec, "policy": pol.description, "scheme": scheme]
+            var parameters = ["model": spec, "params": o.params ?? "all", "policy": pol.description, "scheme": scheme]
             let apply: ([Double]) -> [Double]
             if let fd {
                 var step: StepPolicy

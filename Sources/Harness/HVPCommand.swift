@@ -22,6 +22,8 @@ public struct HVPCommand {
     public var command: [String]
     /// The format of the exact reference HVP: `mpfrN`, `fp64`, or `none`.
     public var reference: String
+    /// `--params PATTERN`: the Hessian of these tensors only, the others held fixed (``ParameterSubset``).
+    public var params: String? = nil
 
     public init(model: String, seed: UInt64, policy: String, scheme: String, eps: Double, stepPolicy: String,
                 shards: Int, order: String, out: String, command: [String], reference: String = "mpfr256") {
@@ -54,10 +56,11 @@ public struct HVPCommand {
     public func run() throws {
         let start = Date()
         // Validate everything first: nothing is written on bad input.
-        let m: any DifferentiableModel
+        var m: any DifferentiableModel
         do { m = try ModelSpec.build(model, seed: seed) } catch { throw HarnessError("--model: \(error)") }
         let pol: PrecisionPolicy
         do { pol = try PrecisionPolicy(policy) } catch { throw HarnessError("--policy: \(error)") }
+        m = try ParamsOption.restrict(m, pattern: params, seed: seed, policy: pol)
         let exactOnly = scheme == "exact"
         guard exactOnly || FDScheme(rawValue: scheme) != nil else {
             throw HarnessError("unknown --scheme '\(scheme)' (known: exact, forward, central, richardson)")
@@ -148,7 +151,7 @@ public struct HVPCommand {
         bundle.add("hv.npy", NPY.float64(r.hv))
         try bundle.add("summary.csv", summary)
         let manifest = Manifest(command: command, seeds: ["model": seed, "v": ModelSetup.directionSeed(seed), "stochastic_rounding": seed],
-                                parameters: ["model": model, "policy": pol.description, "scheme": scheme, "eps": "\(eps)",
+                                parameters: ["model": model, "params": params ?? "all", "policy": pol.description, "scheme": scheme, "eps": "\(eps)",
                                              "step_policy": stepPolicy, "shards": "\(nShards)", "mpi_ranks": "\(Cluster.size)", "reduction_order": ord.rawValue,
                                              "reference": reference == "none" ? "none" : "exact HVP (forward-over-reverse) in \(reference), rounded to fp64",
                                              "v": "uniform(-1, 1) entries from SplitMix64(seed ^ 0x5DEECE66D), fp64"],
@@ -188,6 +191,14 @@ public struct HVPCommand {
                                  + (t.training.optimizer == .adam ? "Adam beta1 0.9, beta2 0.999, eps 1e-8" : "plain gradient descent"),
                              "loss_curve": "training_loss.npy"] as [String: Any]
             files.append(("training_loss.npy", NPY.float64(run.losses)))
+        }
+        if let s = m as? ParameterSubsetProtocol {
+            // The layout above is the subset's (offsets into params.npy, v.npy, hv*.npy).
+            d["parameter_subset"] = ["pattern": s.pattern, "tensors": s.tensorNames, "full_parameter_count": s.fullParameterCount,
+                                     "hessian": "the principal block H_SS of the full model's Hessian on these tensors",
+                                     "held_fixed": "every other parameter, at its value rounded into the param format",
+                                     "full_parameters_file": "params_full.npy"] as [String: Any]
+            files.append(("params_full.npy", NPY.float64(s.fixed)))
         }
         let m = architecture(of: m)
         if let mlp = m as? MLP {

@@ -33,6 +33,8 @@ public struct ModelSLQCommand {
     public var seed: UInt64
     public var out: String
     public var command: [String]
+    /// `--params PATTERN` (``ParameterSubset``).
+    public var params: String? = nil
 
     public init(model: String, regimes: String?, policy: String?, scheme: String?, stepPolicy: String?, eps: String? = nil,
                 allowUnvalidated: Bool = false, shards: Int, order: String,
@@ -145,8 +147,9 @@ public struct ModelSLQCommand {
         guard let kind = ProbeKind(rawValue: probe) else { throw HarnessError("unknown --probe '\(probe)' (known: rademacher, gaussian)") }
         guard gridPoints >= 2 && gridPoints <= 1_000_000 else { throw HarnessError("--grid must be in 2...1000000") }
         if let s = sigma, !(s > 0 && s.isFinite) { throw HarnessError("--sigma must be finite and > 0") }
-        let m: any DifferentiableModel
+        var m: any DifferentiableModel
         do { m = try ModelSpec.build(model, seed: seed) } catch { throw HarnessError("--model: \(error)") }
+        m = try ParamsOption.restrict(m, pattern: params, seed: seed, policy: policy)
 
         let world = Cluster.world
         // The FSDP pipeline (shard-local Lanczos vectors, all-reduced dot products) runs
@@ -284,7 +287,7 @@ public struct ModelSLQCommand {
         try bundle.add("summary.csv", summary)
         if let exact { try bundle.add("spectrum.csv", SpectrumTable.make(exact)) }
         var manifest = Manifest(command: command, seeds: ["model": seed, "probes": seed, "stochastic_rounding": seed],
-                                parameters: ["model": model, "policy": policy.description, "regimes_file": regimes ?? "",
+                                parameters: ["model": model, "params": params ?? "all", "policy": policy.description, "regimes_file": regimes ?? "",
                                              "regimes_sha256": regimesData.map(SHA256.hex) ?? "", "scheme": schemeName, "step_policy": stepName,
                                              "eps": "\(epsValue)", "eps_source": epsSource, "krylov_accumulation": policy.krylovAccumulation().description,
                                              "reorth": ro.rawValue, "steps": "\(nSteps)", "probes": "\(probes)",

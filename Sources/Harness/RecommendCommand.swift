@@ -20,6 +20,8 @@ public struct RecommendCommand {
     public var seed: UInt64
     public var out: String?
     public var command: [String]
+    /// `--params PATTERN` (``ParameterSubset``).
+    public var params: String? = nil
 
     public init(model: String, policy: String, scheme: String, tolerance: Double, shards: Int, reference: String, seed: UInt64,
                 out: String?, command: [String]) {
@@ -36,10 +38,11 @@ public struct RecommendCommand {
 
     /// Validates, runs and returns the outcome (writes nothing).
     public func compute() throws -> (Outcome, PrecisionPolicy, FDScheme, any DifferentiableModel) {
-        let m: any DifferentiableModel
+        var m: any DifferentiableModel
         do { m = try ModelSpec.build(model, seed: seed) } catch { throw HarnessError("--model: \(error)") }
         let pol: PrecisionPolicy
         do { pol = try PrecisionPolicy(policy) } catch { throw HarnessError("--policy: \(error)") }
+        m = try ParamsOption.restrict(m, pattern: params, seed: seed, policy: pol)
         guard let fd = FDScheme(rawValue: scheme) else { throw HarnessError("unknown --scheme '\(scheme)' (known: forward, central, richardson)") }
         guard tolerance > 0, tolerance.isFinite else { throw HarnessError("--tolerance must be finite and > 0 (got \(tolerance))") }
         guard ["none", "fp64", "mpfr256"].contains(reference) else { throw HarnessError("unknown --reference '\(reference)' (known: none, fp64, mpfr256)") }
@@ -119,7 +122,7 @@ public struct RecommendCommand {
             try bundle.add("grid.csv", grid)
             bundle.add("recommend.json", try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]))
             let manifest = Manifest(command: command, seeds: ["model": seed, "v": ModelSetup.directionSeed(seed), "stochastic_rounding": seed],
-                                    parameters: ["model": model, "policy": pol.description, "scheme": scheme, "tolerance": "\(tolerance)",
+                                    parameters: ["model": model, "params": params ?? "all", "policy": pol.description, "scheme": scheme, "tolerance": "\(tolerance)",
                                                  "shards": "\(shards)", "reference": reference,
                                                  "method": "StepRecommendation (docs/NUMERICS.md §4): FD-HVPs on a geometric ε grid, no reference"],
                                     start: start, end: Date())

@@ -230,6 +230,7 @@ struct SLQ: ParsableCommand {
     @Option(help: "Gaussian broadening σ of the density (default 1% of the node range).") var sigma: Double?
     @Option(help: "Points of the density grid.") var grid: Int = 512
     @Option(help: "Seed (operator or model, probes, stochastic rounding).") var seed: UInt64 = 0
+    @Option(help: "With --model: only these parameter tensors (comma-separated names or globs of names or blocks, e.g. 'blk.29.*'): the Hessian block H_SS, every other parameter held fixed.") var params: String?
     @Option(help: "Output directory.") var out: String
     func run() throws {
         switch (operatorSpec, model) {
@@ -243,10 +244,11 @@ struct SLQ: ParsableCommand {
                                seed: seed, out: out, command: CommandLine.arguments)
             try c.run()
         case (nil, let m?):
-            let c = ModelSLQCommand(model: m, regimes: regimes, policy: policy, scheme: scheme, stepPolicy: stepPolicy, eps: eps,
+            var c = ModelSLQCommand(model: m, regimes: regimes, policy: policy, scheme: scheme, stepPolicy: stepPolicy, eps: eps,
                                     allowUnvalidated: allowUnvalidated, shards: shards ?? 1,
                                     order: order ?? "sequential", steps: steps, reorth: reorth, probes: probes, probe: probe, sigma: sigma,
                                     gridPoints: grid, seed: seed, out: out, command: CommandLine.arguments)
+            c.params = params
             try c.run()
         default:
             throw HarnessError("give exactly one of --operator and --model")
@@ -272,10 +274,13 @@ struct Recommend: ParsableCommand {
     @Option(help: "FSDP shards (in-process ranks) of every FD-HVP.") var shards: Int = 1
     @Option(help: "none, fp64 or mpfr256: also measure the error at the chosen ε against that exact HVP.") var reference: String = "none"
     @Option(help: "Seed (data, parameters, v, stochastic rounding).") var seed: UInt64 = 0
+    @Option(help: "Only these parameter tensors (comma-separated names or globs of names or blocks, e.g. 'blk.29.*'): the Hessian block H_SS, every other parameter held fixed.") var params: String?
     @Option(help: "Output directory (optional).") var out: String?
     func run() throws {
-        try RecommendCommand(model: model, policy: policy, scheme: scheme, tolerance: tolerance, shards: shards, reference: reference,
-                             seed: seed, out: out, command: CommandLine.arguments).run()
+        var c = RecommendCommand(model: model, policy: policy, scheme: scheme, tolerance: tolerance, shards: shards, reference: reference,
+                                 seed: seed, out: out, command: CommandLine.arguments)
+        c.params = params
+        try c.run()
     }
 }
 
@@ -306,9 +311,11 @@ struct HVP: ParsableCommand {
     @Option(help: "Output directory.") var out: String
     @Option(help: "Format of the exact reference HVP: mpfr256 (or another mpfrN), fp64 (forward-over-reverse in Dual<Double>, BLAS under the hood: for large models), or none.")
     var reference: String = "mpfr256"
+    @Option(help: "Only these parameter tensors (comma-separated names or globs of names or blocks, e.g. 'blk.29.*'): the Hessian block H_SS, every other parameter held fixed.") var params: String?
     func run() throws {
-        let c = HVPCommand(model: model, seed: seed, policy: policy, scheme: scheme, eps: eps, stepPolicy: stepPolicy,
+        var c = HVPCommand(model: model, seed: seed, policy: policy, scheme: scheme, eps: eps, stepPolicy: stepPolicy,
                            shards: shards, order: order, out: out, command: CommandLine.arguments, reference: reference)
+        c.params = params
         try c.run()
     }
 }
@@ -347,8 +354,12 @@ struct SpectralSourceOptions: ParsableArguments {
     @Option(name: .customLong("step-policy"), help: "absolute or relative.") var stepPolicy: String = "absolute"
     @Option(help: "ε: a number, or auto (chosen from the model, as recommend).") var eps: String?
     @Option(help: "Tolerance of --eps auto.") var tolerance: Double = 0.05
+    @Option(help: "With --model: only these parameter tensors (comma-separated names or globs of names or blocks, e.g. 'blk.29.*'): the Hessian block H_SS, every other parameter held fixed.") var params: String?
     var options: SpectralSource.Options {
-        .init(operatorSpec: operatorSpec, model: model, policy: policy, scheme: scheme, stepPolicy: stepPolicy, eps: eps, tolerance: tolerance)
+        var o = SpectralSource.Options(operatorSpec: operatorSpec, model: model, policy: policy, scheme: scheme, stepPolicy: stepPolicy,
+                                       eps: eps, tolerance: tolerance)
+        o.params = params
+        return o
     }
 }
 

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import Models
+import Curvature
+import LinearAlgebra
+import Scalars
 @testable import Harness
 
 /// `params=FILE.npy` in a built-in model's spec: the user's parameters, recorded with
@@ -133,5 +136,78 @@ import Models
             if !(want == got && want.sign == got.sign || want.isNaN && got.isNaN) { mismatches += 1 }
         }
         #expect(mismatches == 0)
+    }
+}
+
+/// `--params PATTERN`: the Hessian of some tensors, the others held fixed.
+@Suite struct ParameterSubsetTests {
+    static let spec = "mlp:widths=3-4-2,samples=6"
+    /// Tensors at offsets 0..<12 and 24..<26 of the 26 parameters: not contiguous.
+    static let pattern = "layer0.weight,layer1.b*"
+    static let indices = Array(0..<12) + [24, 25]
+
+    /// The subset's gradient is the full gradient's entries, and its dense Hessian (from
+    /// its own exact HVPs) is the principal block H_SS of the full model's, bit for bit.
+    @Test func subsetIsThePrincipalBlock() throws {
+        let full = try ModelSpec.build(Self.spec, seed: 5)
+        func check<M: DifferentiableModel>(_ m: M) throws {
+            let sub = try ParameterSubset(base: m, pattern: Self.pattern, seed: 5, round: { $0 })
+            #expect(sub.parameterCount == 14 && sub.tensorNames == ["layer0.weight", "layer1.bias"])
+            let theta = m.initialParameters(seed: 5)
+            #expect(sub.initialParameters(seed: 5) == Self.indices.map { theta[$0] })
+            let gFull = m.lossAndGradient(theta, accumulation: .recursive).gradient
+            let gSub = sub.lossAndGradient(sub.initialParameters(seed: 5), accumulation: .recursive).gradient
+            #expect(gSub == Self.indices.map { gFull[$0] })
+            let hFull = FullHessian.compute(m, theta: theta).hessian
+            let hSub = FullHessian.compute(sub, theta: sub.initialParameters(seed: 5)).hessian
+            for (a, i) in Self.indices.enumerated() { for (b, j) in Self.indices.enumerated() {
+                #expect(hSub[a, b] == hFull[i, j], "H_SS[\(a), \(b)]")
+            } }
+            // Fixed parameters are rounded once by the policy's param rounding.
+            let bf = try ParameterSubset(base: m, pattern: "layer1.weight", seed: 5, round: { Double(Float($0)) })
+            #expect(bf.fixed.allSatisfy { Double(Float($0)) == $0 } && bf.fixed != theta)
+        }
+        try check(full as! MLP)
+    }
+
+    /// slq --params: spectrum.csv is the spectrum of H_SS (eigenvalues of the block of the
+    /// full model's dense Hessian, computed here), model.json and params_full.npy say what was held fixed.
+    @Test func slqAndHVPOnASubset() throws {
+        let d = tempDir("subset")
+        defer { try? FileManager.default.removeItem(at: d) }
+        let pol = "param=fp64,compute=fp64,accumulate=fp64,grad=fp64,hvp=fp64,krylov=fp64"
+        let r = try runCLI(["slq", "--model", Self.spec, "--params", Self.pattern, "--policy", pol, "--eps", "1e-4", "--steps", "14",
+                            "--probes", "2", "--reorth", "full", "--seed", "5", "--out", d.appendingPathComponent("slq").path])
+        #expect(r.status == 0, Comment(rawValue: r.stderr))
+        let got = try CSVTable.read(path: d.appendingPathComponent("slq/spectrum.csv").path).map { Double($0["eigenvalue"]!)! }
+        let m = try ModelSpec.build(Self.spec, seed: 5) as! MLP
+        let h = FullHessian.compute(m, theta: m.initialParameters(seed: 5)).hessian
+        var block = Matrix<Double>(rows: 14, cols: 14)
+        for (a, i) in Self.indices.enumerated() { for (b, j) in Self.indices.enumerated() { block[a, b] = 0.5 * (h[i, j] + h[j, i]) } }
+        let want = try SymmetricEigen.decompose(block, vectors: false).values.sorted()
+        #expect(got.count == 14)
+        let scale = want.map(abs).max()!
+        for (x, y) in zip(got, want) { #expect(abs(x - y) <= 1e-12 * scale, "\(x) vs \(y)") }
+
+        let hv = d.appendingPathComponent("hvp")
+        let r2 = try runCLI(["hvp", "--model", Self.spec, "--params", Self.pattern, "--policy", "param=bf16,compute=fp32,grad=fp32",
+                             "--eps", "1e-2", "--seed", "5", "--out", hv.path])
+        #expect(r2.status == 0, Comment(rawValue: r2.stderr))
+        let model = try JSONSerialization.jsonObject(with: Data(contentsOf: hv.appendingPathComponent("model.json"))) as! [String: Any]
+        let sub = try #require(model["parameter_subset"] as? [String: Any])
+        #expect(sub["full_parameter_count"] as? Int == 26 && sub["tensors"] as? [String] == ["layer0.weight", "layer1.bias"])
+        #expect((model["layout"] as? [[String: Any]])?.map { $0["offset"] as! Int } == [0, 12])
+        let fixed = try DataFiles.readNPY(hv.appendingPathComponent("params_full.npy").path).0
+        #expect(fixed.count == 26 && fixed.allSatisfy { Double(BFloat16(roundingDouble: $0)) == $0 }, "held fixed in the param format (bf16)")
+        #expect(try DataFiles.readNPY(hv.appendingPathComponent("hv.npy").path).1 == [14])
+    }
+
+    @Test func badPatterns() throws {
+        for (pattern, message) in [("nope*", "matches no tensor name or block"), ("layer0.weight,", "an empty pattern"),
+                                   ("layer0.*,zzz", "'zzz' matches no tensor")] {
+            let out = tempDir("subset-bad")
+            let r = try runCLI(["hvp", "--model", Self.spec, "--params", pattern, "--eps", "1e-3", "--out", out.path])
+            #expect(r.status == 2 && r.stderr.contains(message) && !FileManager.default.fileExists(atPath: out.path), "\(pattern): \(r.stderr)")
+        }
     }
 }

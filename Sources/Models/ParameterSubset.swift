@@ -1,0 +1,111 @@
+import Foundation
+import Synchronization
+import Scalars
+import LinearAlgebra
+
+/// A model restricted to some of its parameter tensors, the others held fixed: the
+/// Hessian of the subset model is the principal block H_SS of the full Hessian
+/// (`--params PATTERN`, e.g. one transformer block: researchers often take the
+/// spectrum of one block).
+///
+/// The fixed parameters are the base's initial parameters for the build seed,
+/// rounded once into the policy's param format by `round` (as the selected ones are by
+/// the command), and converted into each compute type once (kept per type). A
+/// gradient is the base's full gradient, restricted to the subset; an HVP is the base's
+/// HVP along the direction that is zero outside the subset, restricted — so the cost
+/// is that of the full model (only the Hessian is smaller).
+public struct ParameterSubset<Base: DifferentiableModel>: DifferentiableModel, ModelWrapper, ParameterSubsetProtocol {
+    public let base: Base
+    public let pattern: String
+    /// The selected tensors' index ranges in the full vector, in layout order.
+    public let ranges: [Range<Int>]
+    /// The selected tensors' names, in layout order.
+    public let tensorNames: [String]
+    /// The full parameter vector with the fixed values (the selected entries are overwritten).
+    public let fixed: [Double]
+    let selected: [Double]
+    let subsetLayout: ParameterLayout
+    let converted = ConvertedCache()
+
+    /// Selects the tensors whose name or block matches one of the comma-separated
+    /// shell-style globs of `pattern` (`*`, `?`, `[…]`; e.g. `blk.29.*`, `layer1.*,head.weight`).
+    public init(base: Base, pattern: String, seed: UInt64, round: (Double) -> Double) throws {
+        let globs = pattern.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !globs.isEmpty, globs.allSatisfy({ !$0.isEmpty }) else {
+            throw ModelError("--params '\(pattern)': an empty pattern (give tensor names or globs, comma-separated, e.g. 'blk.29.*')")
+        }
+        func matches(_ s: String) -> Bool { globs.contains { fnmatch($0, s, 0) == 0 } }
+        let chosen = base.layout.tensors.filter { matches($0.name) || matches($0.block) }
+        guard !chosen.isEmpty else {
+            let names = base.layout.tensors.map(\.name)
+            let shown = names.prefix(12).joined(separator: ", ") + (names.count > 12 ? ", … (\(names.count) tensors)" : "")
+            throw ModelError("--params '\(pattern)' matches no tensor name or block of the model (tensors: \(shown))")
+        }
+        for g in globs where !base.layout.tensors.contains(where: { fnmatch(g, $0.name, 0) == 0 || fnmatch(g, $0.block, 0) == 0 }) {
+            throw ModelError("--params: '\(g)' matches no tensor name or block of the model")
+        }
+        let theta = base.initialParameters(seed: seed)
+        var l = ParameterLayout()
+        for t in chosen { l.add(t.name, shape: t.shape, block: t.block) }
+        self.base = base; self.pattern = pattern
+        ranges = chosen.map(\.range); tensorNames = chosen.map(\.name)
+        fixed = theta.map(round)
+        selected = ranges.flatMap { theta[$0] }
+        subsetLayout = l
+    }
+
+    public var layout: ParameterLayout { subsetLayout }
+    public var sampleCount: Int { base.sampleCount }
+    public var activationCount: Int { base.activationCount }
+    public var wrapped: any DifferentiableModel { base }
+    public var fullParameterCount: Int { fixed.count }
+    public func checkExactHVP(format: String) throws { try base.checkExactHVP(format: format) }
+    public func initialParameters(seed: UInt64) -> [Double] { selected }
+
+    /// The full vector in `T`: the fixed values with `theta` written into the selected ranges.
+    func embed<T: StudyScalar>(_ theta: [T]) -> [T] {
+        var full: [T] = converted.get(T.self) { fixed.map { T(roundingDouble: $0) } }
+        var k = 0
+        for r in ranges { for i in r { full[i] = theta[k]; k += 1 } }
+        return full
+    }
+
+    func restrict<T>(_ full: [T]) -> [T] {
+        var out: [T] = []
+        out.reserveCapacity(layout.count)
+        for r in ranges { out.append(contentsOf: full[r]) }
+        return out
+    }
+
+    public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T]) {
+        let (l, g) = base.lossAndGradient(embed(theta), samples: samples, accumulation: accumulation)
+        return (l, restrict(g))
+    }
+
+    public func hessianVectorProduct<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
+        var full = [T](repeating: .zero, count: fixed.count)
+        var k = 0
+        for r in ranges { for i in r { full[i] = v[k]; k += 1 } }
+        let (g, hv) = base.hessianVectorProduct(embed(theta), full, accumulation: accumulation)
+        return (restrict(g), restrict(hv))
+    }
+}
+
+/// What callers see of a ``ParameterSubset`` whatever its base type.
+public protocol ParameterSubsetProtocol {
+    var pattern: String { get }
+    var tensorNames: [String] { get }
+    var fixed: [Double] { get }
+    var fullParameterCount: Int { get }
+}
+
+/// The fixed parameters converted into each compute type, once.
+final class ConvertedCache: Sendable {
+    private let values = Mutex<[ObjectIdentifier: any Sendable]>([:])
+    func get<T: StudyScalar>(_: T.Type, make: () -> [T]) -> [T] {
+        if let v = values.withLock({ $0[ObjectIdentifier(T.self)] }) as? [T] { return v }
+        let v = make()
+        values.withLock { $0[ObjectIdentifier(T.self)] = v }
+        return v
+    }
+}
