@@ -171,14 +171,18 @@ struct Figure {
         // Legend.
         var ly = mt + 6
         let lx = ml + pw + 14
-        var entries: [(String, String, String?, Bool, Double)] = series.map { ($0.label, $0.color, $0.dash, false, $0.lineWidth) }
-        entries += bands.map { ($0.label, $0.color, nil, true, 1.5) }
-        entries += vlines.map { ($0.label, $0.color, Dash.vline, false, 1.5) }
-        if !bars.isEmpty { entries.append((barLabel, barColor, nil, true, 1.5)) }
+        // Kinds of legend symbol: a line (with its dash), a shaded box, a marker (marker-only series).
+        enum Symbol { case line, box, marker }
+        var entries: [(String, String, String?, Symbol, Double)] = series.map { ($0.label, $0.color, $0.dash, $0.line ? .line : .marker, $0.lineWidth) }
+        entries += bands.map { ($0.label, $0.color, nil, .box, 1.5) }
+        entries += vlines.map { ($0.label, $0.color, Dash.vline, .line, 1.5) }
+        if !bars.isEmpty { entries.append((barLabel, barColor, nil, .box, 1.5)) }
         var seen = Set<String>()
-        for (label, color, dash, box, lw) in entries where !label.isEmpty && seen.insert(label + color).inserted {
+        for (label, color, dash, symbol, lw) in entries where !label.isEmpty && seen.insert(label + color).inserted {
             if ly > mt + ph - 6 { o += "<text x=\"\(f(lx))\" y=\"\(f(ly + 4))\">…</text>\n"; break }
-            if box { o += "<rect x=\"\(f(lx))\" y=\"\(f(ly - 5))\" width=\"18\" height=\"9\" fill=\"\(color)\" fill-opacity=\"0.35\"/>" }
+            // The legend's marker is not a data point: no class "pt".
+            if symbol == .marker { o += "<circle cx=\"\(f(lx + 9))\" cy=\"\(f(ly))\" r=\"2.6\" fill=\"\(color)\"/>" }
+            else if symbol == .box { o += "<rect x=\"\(f(lx))\" y=\"\(f(ly - 5))\" width=\"18\" height=\"9\" fill=\"\(color)\" fill-opacity=\"0.35\"/>" }
             else { o += "<line x1=\"\(f(lx))\" y1=\"\(f(ly))\" x2=\"\(f(lx + 18))\" y2=\"\(f(ly))\" stroke=\"\(color)\" stroke-width=\"\(f(lw))\"\(dash.map { " stroke-dasharray=\"\($0)\"" } ?? "")/>" }
             o += "<text x=\"\(f(lx + 23))\" y=\"\(f(ly + 4))\" font-size=\"10\">\(Self.esc(String(label.prefix(30))))</text>\n"
             ly += 14
