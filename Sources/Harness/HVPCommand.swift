@@ -142,7 +142,8 @@ public struct HVPCommand {
                         csvNumber(r.swampedFraction), csvNumber(tGrad), csvNumber(tHVP), hasReference ? csvNumber(tExact) : "",
                         csvNumber(tGrad > 0 ? tHVP / tGrad : 0)])
         var bundle = OutputBundle()
-        let (json, extra) = try describe(m)
+        let inputs = Manifest.hashes(ModelSpec.inputFiles(model))
+        let (json, extra) = try describe(m, inputs: inputs)
         bundle.add("model.json", json)
         for (name, data) in extra { bundle.add(name, data) }
         bundle.add("params.npy", NPY.float64(theta))
@@ -155,14 +156,14 @@ public struct HVPCommand {
                                              "step_policy": stepPolicy, "shards": "\(nShards)", "mpi_ranks": "\(Cluster.size)", "reduction_order": ord.rawValue,
                                              "reference": reference == "none" ? "none" : "exact HVP (forward-over-reverse) in \(reference), rounded to fp64",
                                              "v": "uniform(-1, 1) entries from SplitMix64(seed ^ 0x5DEECE66D), fp64"],
-                                start: start, end: Date())
+                                start: start, end: Date(), inputFiles: inputs)
         bundle.manifest = manifest
         try bundle.write(to: URL(fileURLWithPath: out))
         print(bundle.summaryLine("hvp", columns: ["rel_err", "cos_align", "swamped_fraction", "eps_applied", "hvp_over_grad"], dir: out))
     }
 
     /// model.json and the data files an outside framework needs to rebuild the loss.
-    func describe(_ m: any DifferentiableModel) throws -> (Data, [(String, Data)]) {
+    func describe(_ m: any DifferentiableModel, inputs: [String: String]) throws -> (Data, [(String, Data)]) {
         var d: [String: Any] = [
             "spec": model, "seed": seed,
             "parameter_count": m.parameterCount,
@@ -171,18 +172,17 @@ public struct HVPCommand {
         ]
         var files: [(String, Data)] = []
         // Where the data and the parameters came from, and every file read, with its SHA-256.
-        let inputs = Manifest.hashes(ModelSpec.inputFiles(model)) ?? [:]
         if !inputs.isEmpty {
             d["input_files"] = inputs.keys.sorted().map { ["path": $0, "sha256": inputs[$0]!] }
         }
-        let paramFile = parameterFile(of: m)
-        d["parameters_source"] = {
-            var s = paramFile.map { "user parameters from \($0) (sha256 \(inputs[$0] ?? "?"))" }
-                ?? (architecture(of: m) as? LlamaLM).map { _ in ["gguf", "safetensors"].contains(where: { model.lowercased().hasPrefix($0 + ":") }) ? "the checkpoint's" : "seeded initialization" }
-                ?? (architecture(of: m) is ExternalModel ? "the oracle's" : "seeded initialization (seed \(seed))")
-            if let t = m as? TrainedModelProtocol { s += ", then trained (\(t.training))" }
-            return s
-        }()
+        var source: String
+        if let file = parameterFile(of: m) { source = "user parameters from \(file) (sha256 \(inputs[file] ?? "?"))" }
+        else if ["gguf:", "safetensors:"].contains(where: model.lowercased().hasPrefix) { source = "the checkpoint's" }
+        else if architecture(of: m) is ExternalModel { source = "the oracle's" }
+        else if architecture(of: m) is LlamaLM { source = "seeded initialization" }
+        else { source = "seeded initialization (seed \(seed))" }
+        if let t = m as? TrainedModelProtocol { source += ", then trained (\(t.training))" }
+        d["parameters_source"] = source
         if let t = m as? TrainedModelProtocol {
             let run = t.trainingRun(seed: seed)
             d["training"] = ["optimizer": t.training.optimizer.rawValue, "steps": t.training.steps, "learning_rate": t.training.learningRate,

@@ -226,14 +226,12 @@ public struct ModelSLQCommand {
         // Every rank holds the same tridiagonals; rank 0 alone writes the results.
         guard Cluster.isRoot else { return }
 
-        var nodes = Table(header: ["probe", "node", "weight", "residual_estimate"])
         var lanczos = Table(header: ["probe", "step", "alpha", "beta", "orth_loss", "orth_loss_fro"])
         let (mu, perProbe) = try KrylovStabilityStudy.slq(traces)
-        let allNodes = mu.nodes, ritzValues = perProbe.map(\.values)
+        let ritzValues = perProbe.map(\.values)
+        // nodes.csv, and the extreme Ritz values over all probes with their residual estimates.
+        let (nodes, rmin, rmax) = RitzNodes.make(perProbe)
         for (p, t) in traces.enumerated() {
-            for j in perProbe[p].values.indices {
-                nodes.append(["\(p)", csvNumber(perProbe[p].values[j]), csvNumber(perProbe[p].weights[j]), csvNumber(perProbe[p].residuals[j])])
-            }
             for j in t.alpha.indices {
                 lanczos.append(["\(p)", "\(j + 1)", csvNumber(t.alpha[j]), csvNumber(t.beta[j]), cell(t.orthLoss[j]), cell(t.orthLossFro[j])])
             }
@@ -261,9 +259,6 @@ public struct ModelSLQCommand {
             w1s = range > 0 ? w1 / range : w1; ks = k
             top = ritzValues.map { RitzDiagnostics(ritz: $0, residuals: [Double](repeating: 0, count: $0.count), exact: exact, r: 1, tol: 1e-3).ritzErrTop[0] }.max()
         }
-        // The extreme Ritz values over all probes, each with its residual estimate.
-        let ritz = perProbe.flatMap { zip($0.values, $0.residuals) }
-        let rmin = ritz.min { $0.0 < $1.0 }, rmax = ritz.max { $0.0 < $1.0 }
         let totalSteps = traces.map(\.alpha.count).reduce(0, +)
         let orthMax = traces.flatMap { $0.orthLoss.compactMap { $0 } }.max() ?? 0
         let stepsDone = traces.map(\.alpha.count).min() ?? 0
@@ -275,8 +270,8 @@ public struct ModelSLQCommand {
                         "\(seed)", cell(recommendation?.tolerance ?? entry?.tolerance), recommendation.map { definedCell($0.predictedErr) } ?? cell(entry?.predictedErr),
                         cell(entry?.validatedErr),
                         entry.map { $0.validatedOK ? "1" : "0" } ?? "",
-                        csvNumber(allNodes.min() ?? .nan), rmin.map { csvNumber($0.1) } ?? "", csvNumber(allNodes.max() ?? .nan),
-                        rmax.map { csvNumber($0.1) } ?? "", cell(w1s), cell(ks), cell(top),
+                        csvNumber(rmin?.value ?? .nan), rmin.map { csvNumber($0.residual) } ?? "", csvNumber(rmax?.value ?? .nan),
+                        rmax.map { csvNumber($0.residual) } ?? "", cell(w1s), cell(ks), cell(top),
                         csvNumber(orthMax), csvNumber(elapsed), csvNumber(totalSteps > 0 ? elapsed / Double(totalSteps) : 0),
                         exact != nil ? "yes" : hasExactHVP ? "no (n > 3000)" : "no (the model serves no exact HVP)",
                         csvNumber(Double(n) * zip(mu.nodes, mu.weights).reduce(0) { $0 + $1.0 * $1.1 }), exact.map { csvNumber($0.reduce(0, +)) } ?? ""])

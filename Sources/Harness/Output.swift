@@ -163,17 +163,22 @@ public struct Manifest: Encodable {
         case inputFiles = "input_files"
     }
 
-    public init(command: [String], seeds: [String: UInt64], parameters: [String: String], start: Date, end: Date) {
+    /// `inputFiles`: the files the run read with their SHA-256, when the caller has hashed
+    /// them already (a sweep's journal, hvp's model.json); by default those of the `model`
+    /// parameter's spec are hashed here.
+    public init(command: [String], seeds: [String: UInt64], parameters: [String: String], start: Date, end: Date,
+                inputFiles: [String: String]? = nil) {
         self.command = command; self.seeds = seeds; self.parameters = parameters
         startTime = Manifest.iso(start); endTime = Manifest.iso(end)
-        if let model = parameters["model"] { inputFiles = Manifest.hashes(ModelSpec.inputFiles(model)) }
+        let inputs = inputFiles ?? parameters["model"].map { Manifest.hashes(ModelSpec.inputFiles($0)) } ?? [:]
+        self.inputFiles = inputs.isEmpty ? nil : inputs
     }
 
-    /// path → SHA-256 of each readable file (nil for none). The run has just read them.
-    public static func hashes(_ files: [String]) -> [String: String]? {
+    /// path → SHA-256 of each readable file. The run has just read them.
+    public static func hashes(_ files: [String]) -> [String: String] {
         var h: [String: String] = [:]
         for f in files { if let d = FileManager.default.contents(atPath: f) { h[f] = SHA256.hex(d) } }
-        return h.isEmpty ? nil : h
+        return h
     }
 
     public func json() throws -> Data { try prettyJSON(self) }

@@ -16,6 +16,20 @@ enum SpectrumTable {
     }
 }
 
+/// nodes.csv of an `slq` run (each probe's Ritz values with their Gauss weights and
+/// residual estimates β_k|s_kj|) and the extreme Ritz values over all probes with theirs.
+enum RitzNodes {
+    typealias Probe = (values: [Double], weights: [Double], residuals: [Double])
+    static func make(_ probes: [Probe]) -> (nodes: Table, lowest: (value: Double, residual: Double)?, highest: (value: Double, residual: Double)?) {
+        var nodes = Table(header: ["probe", "node", "weight", "residual_estimate"])
+        for (p, pr) in probes.enumerated() {
+            for j in pr.values.indices { nodes.append(["\(p)", csvNumber(pr.values[j]), csvNumber(pr.weights[j]), csvNumber(pr.residuals[j])]) }
+        }
+        let all = probes.flatMap { zip($0.values, $0.residuals) }.map { (value: $0.0, residual: $0.1) }
+        return (nodes, all.min { $0.value < $1.value }, all.max { $0.value < $1.value })
+    }
+}
+
 /// `hessian-harness spectrum`: exact eigenvalues of a synthetic operator.
 public enum SpectrumCommand {
     public static func run(operator spec: String, seed: UInt64, out: String, command: [String]) throws {
@@ -131,12 +145,9 @@ public struct SLQCommand {
             let seconds = elapsed.seconds
             let totalSteps = r.probes.map(\.lanczos.steps).reduce(0, +)
 
-            var nodes = Table(header: ["probe", "node", "weight", "residual_estimate"])
+            let (nodes, rmin, rmax) = RitzNodes.make(r.probes.map { ($0.nodes, $0.weights, $0.residuals) })
             var lanczos = Table(header: ["probe", "step", "alpha", "beta", "orth_loss", "orth_loss_fro", "reorthogonalized"])
             for (p, pr) in r.probes.enumerated() {
-                for j in pr.nodes.indices {
-                    nodes.append(["\(p)", csvNumber(pr.nodes[j]), csvNumber(pr.weights[j]), pr.residuals.indices.contains(j) ? csvNumber(pr.residuals[j]) : ""])
-                }
                 for rec in pr.lanczos.records {
                     lanczos.append(["\(p)", "\(rec.step)", csvNumber(rec.alpha), csvNumber(rec.beta),
                                     rec.orthLoss.map(csvNumber) ?? "", rec.orthLossFro.map(csvNumber) ?? "",
@@ -166,9 +177,6 @@ public struct SLQCommand {
             // reason for stopping early (NUMERICS §6), never the requested count alone.
             let stepsDone = r.probes.map(\.lanczos.steps).min() ?? 0
             let broke = r.probes.first { $0.lanczos.breakdown != nil }?.lanczos.breakdown
-            // The extreme Ritz values over all probes, each with its residual estimate.
-            let ritz = r.probes.flatMap { pr in pr.nodes.indices.map { (pr.nodes[$0], pr.residuals.indices.contains($0) ? pr.residuals[$0] : .nan) } }
-            let rmin = ritz.min { $0.0 < $1.0 }, rmax = ritz.max { $0.0 < $1.0 }
             var summary = Table(header: ["operator", "krylov", "rounding", "accumulation", "reorth", "steps", "steps_done", "breakdown",
                                          "probes", "seed", "lambda_min", "lambda_min_residual", "lambda_max", "lambda_max_residual",
                                          "w1", "w1_scaled", "ks", "ritz_err_top_1", "ritz_err_top_2", "ritz_err_top_3",
@@ -178,8 +186,8 @@ public struct SLQCommand {
             let traceSLQ = Double(op.dimension) * zip(mu.nodes, mu.weights).reduce(0) { $0 + $1.0 * $1.1 }
             summary.append([cmd.operatorSpec, T.formatName, v.rounding.rawValue, v.accumulation.description, v.reorth.rawValue,
                             "\(cmd.steps)", "\(stepsDone)", broke?.rawValue ?? "",
-                            "\(cmd.probes)", "\(cmd.seed)", rmin.map { csvNumber($0.0) } ?? "", rmin.map { csvNumber($0.1) } ?? "",
-                            rmax.map { csvNumber($0.0) } ?? "", rmax.map { csvNumber($0.1) } ?? "", csvNumber(w1), csvNumber(range > 0 ? w1 / range : 0),
+                            "\(cmd.probes)", "\(cmd.seed)", rmin.map { csvNumber($0.value) } ?? "", rmin.map { csvNumber($0.residual) } ?? "",
+                            rmax.map { csvNumber($0.value) } ?? "", rmax.map { csvNumber($0.residual) } ?? "", csvNumber(w1), csvNumber(range > 0 ? w1 / range : 0),
                             csvNumber(ks), csvNumber(top[0]), csvNumber(top[1]), csvNumber(top[2]), "\(ghosts)", "\(spurious)", "\(unconverged)",
                             csvNumber(maxOrth), csvNumber(tol), csvNumber(sigma), csvNumber(seconds),
                             csvNumber(totalSteps > 0 ? seconds / Double(totalSteps) : 0), csvNumber(traceSLQ), csvNumber(exact.reduce(0, +))])

@@ -95,9 +95,10 @@ public struct Sweep {
         var setupError: Error? = nil
         var lock: FolderLock? = nil
         var createdOut = false
+        // The input files' SHA-256, pinned in the journal at the start and recorded in the manifest.
+        var inputs: [String: String] = [:]
         if Cluster.isRoot {
             do {
-                var inputs: [String: String] = [:]
                 for f in experiment.inputFiles {
                     guard let d = fm.contents(atPath: f) else { throw HarnessError("cannot read the input file '\(f)'") }
                     inputs[f] = SHA256.hex(d)
@@ -215,11 +216,10 @@ public struct Sweep {
         params["quick"] = experiment.quick ? "true" : "false"
         params["configurations"] = "\(units.count)"
         if size > 1 { params["mpi_ranks"] = "\(size)" }
-        var m = Manifest(command: command, seeds: study.seeds, parameters: params, start: start, end: Date())
+        var m = Manifest(command: command, seeds: study.seeds, parameters: params, start: start, end: Date(), inputFiles: inputs)
         m.experimentFile = experiment.path
         m.experimentSHA256 = experiment.sha256
         m.study = study.name
-        m.inputFiles = Manifest.hashes(experiment.inputFiles)
         bundle.manifest = m
         do { try bundle.write(to: out, lock: lock) } catch {
             throw HarnessError("\(error); the completed configurations are kept in \(journal.path): run again with --resume")

@@ -34,14 +34,14 @@ public struct ParameterSubset<Base: DifferentiableModel>: DifferentiableModel, M
         guard !globs.isEmpty, globs.allSatisfy({ !$0.isEmpty }) else {
             throw ModelError("--params '\(pattern)': an empty pattern (give tensor names or globs, comma-separated, e.g. 'blk.29.*')")
         }
-        func matches(_ s: String) -> Bool { globs.contains { fnmatch($0, s, 0) == 0 } }
-        let chosen = base.layout.tensors.filter { matches($0.name) || matches($0.block) }
+        func hit(_ glob: String, _ t: TensorSpec) -> Bool { fnmatch(glob, t.name, 0) == 0 || fnmatch(glob, t.block, 0) == 0 }
+        let chosen = base.layout.tensors.filter { t in globs.contains { hit($0, t) } }
         guard !chosen.isEmpty else {
             let names = base.layout.tensors.map(\.name)
             let shown = names.prefix(12).joined(separator: ", ") + (names.count > 12 ? ", … (\(names.count) tensors)" : "")
             throw ModelError("--params '\(pattern)' matches no tensor name or block of the model (tensors: \(shown))")
         }
-        for g in globs where !base.layout.tensors.contains(where: { fnmatch(g, $0.name, 0) == 0 || fnmatch(g, $0.block, 0) == 0 }) {
+        for g in globs where !chosen.contains(where: { hit(g, $0) }) {
             throw ModelError("--params: '\(g)' matches no tensor name or block of the model")
         }
         let theta = base.initialParameters(seed: seed)
@@ -62,11 +62,16 @@ public struct ParameterSubset<Base: DifferentiableModel>: DifferentiableModel, M
     public func checkExactHVP(format: String) throws { try base.checkExactHVP(format: format) }
     public func initialParameters(seed: UInt64) -> [Double] { selected }
 
+    /// `sub` written into the selected ranges of `full`.
+    func scatter<T>(_ sub: [T], into full: inout [T]) {
+        var k = 0
+        for r in ranges { for i in r { full[i] = sub[k]; k += 1 } }
+    }
+
     /// The full vector in `T`: the fixed values with `theta` written into the selected ranges.
     func embed<T: StudyScalar>(_ theta: [T]) -> [T] {
         var full: [T] = converted.get(T.self) { fixed.map { T(roundingDouble: $0) } }
-        var k = 0
-        for r in ranges { for i in r { full[i] = theta[k]; k += 1 } }
+        scatter(theta, into: &full)
         return full
     }
 
@@ -83,10 +88,9 @@ public struct ParameterSubset<Base: DifferentiableModel>: DifferentiableModel, M
     }
 
     public func hessianVectorProduct<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
-        var full = [T](repeating: .zero, count: fixed.count)
-        var k = 0
-        for r in ranges { for i in r { full[i] = v[k]; k += 1 } }
-        let (g, hv) = base.hessianVectorProduct(embed(theta), full, accumulation: accumulation)
+        var direction = [T](repeating: .zero, count: fixed.count)
+        scatter(v, into: &direction)
+        let (g, hv) = base.hessianVectorProduct(embed(theta), direction, accumulation: accumulation)
         return (restrict(g), restrict(hv))
     }
 }

@@ -212,13 +212,7 @@ public enum ReportCommand {
                 } }
             }
             var g = Figure(title: "\(m) · \(short(p)) · ε \(e) · \(reo)", xLabel: "eigenvalue", yLabel: "density (per unit eigenvalue)")
-            let bins = 40, w = (hi - lo) / Double(bins)
-            var counts = [Double](repeating: 0, count: bins)
-            for l in lam {
-                let t = w > 0 ? ((l - lo) / w).rounded(.down) : 0
-                counts[t.isFinite ? Int(min(max(t, 0), Double(bins - 1))) : 0] += 1
-            }
-            g.bars = counts.enumerated().map { .init(x0: lo + Double($0.offset) * w, x1: lo + Double($0.offset + 1) * w, height: $0.element / (Double(lam.count) * w)) }
+            g.bars = densityBars(lam)
             g.barLabel = "exact eigenvalues"
             g.captionNote = "histogram of \(lam.count) exact eigenvalues; SLQ densities from \(fdN.count) and \(exN.count) Gauss nodes, Gaussian kernel of width \(String(format: "%.3g", sigma))"
             g.series.append(.init(label: "SLQ, FD-HVP", x: grid, y: density(fdN), color: color(0), markers: false))

@@ -29,12 +29,16 @@ extension ReportCommand {
 
     static func fmt(_ x: Double) -> String { TableCommand.fmt(x) }
 
-    /// A histogram of `values` as density bars (area 1).
+    /// A histogram of `values` as density bars (area 1), 40 bins over their range; a
+    /// non-finite value counts in the first bin.
     static func densityBars(_ values: [Double], bins: Int = 40) -> [Figure.Bar] {
         guard let lo = values.min(), let hi = values.max(), hi > lo else { return [] }
         let w = (hi - lo) / Double(bins)
         var counts = [Double](repeating: 0, count: bins)
-        for l in values { counts[min(max(Int(((l - lo) / w).rounded(.down)), 0), bins - 1)] += 1 }
+        for l in values {
+            let t = ((l - lo) / w).rounded(.down)
+            counts[t.isFinite ? Int(min(max(t, 0), Double(bins - 1))) : 0] += 1
+        }
         return counts.enumerated().map { .init(x0: lo + Double($0.offset) * w, x1: lo + Double($0.offset + 1) * w, height: $0.element / (Double(values.count) * w)) }
     }
 
