@@ -335,3 +335,20 @@ public struct ApproximationMetrics: Sendable, Equatable {
         return m
     }
 }
+
+/// Models K-FAC factors: their linear maps (and biases) are K-FAC blocks; the
+/// parameters outside every block are the caller's to approximate (``KFAC/covered``).
+public protocol KFACModel: DifferentiableModel {
+    /// The K-FAC factors at θ (fp64, recursive accumulation).
+    func kfac(theta: [Double]) -> KFAC<Double>
+}
+
+extension MLP: KFACModel {
+    /// Every weight and bias is in a block.
+    public func kfac(theta: [Double]) -> KFAC<Double> { KFAC(self, theta: theta) }
+}
+
+extension TransformerLM: KFACModel {
+    /// The linear maps; not the embeddings or the layer norms.
+    public func kfac(theta: [Double]) -> KFAC<Double> { KFAC(self, theta: theta) }
+}

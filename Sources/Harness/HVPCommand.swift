@@ -175,12 +175,10 @@ public struct HVPCommand {
         if !inputs.isEmpty {
             d["input_files"] = inputs.keys.sorted().map { ["path": $0, "sha256": inputs[$0]!] }
         }
+        let description = m.describe()
         var source: String
         if let file = parameterFile(of: m) { source = "user parameters from \(file) (sha256 \(inputs[file] ?? "?"))" }
-        else if ["gguf:", "safetensors:"].contains(where: model.lowercased().hasPrefix) { source = "the checkpoint's" }
-        else if architecture(of: m) is ExternalModel { source = "the oracle's" }
-        else if architecture(of: m) is LlamaLM { source = "seeded initialization" }
-        else { source = "seeded initialization (seed \(seed))" }
+        else { source = description.parametersSource ?? "seeded initialization (seed \(seed))" }
         if let t = m as? TrainedModelProtocol { source += ", then trained (\(t.training))" }
         d["parameters_source"] = source
         if let t = m as? TrainedModelProtocol {
@@ -200,74 +198,12 @@ public struct HVPCommand {
                                      "full_parameters_file": "params_full.npy"] as [String: Any]
             files.append(("params_full.npy", NPY.float64(s.fixed)))
         }
-        let m = architecture(of: m)
-        if let mlp = m as? MLP {
-            d["type"] = mlp.widths.count == 2 ? "softmax_regression" : "mlp"
-            d["widths"] = mlp.widths
-            if mlp.widths.count == 2 {
-                // One affine map: no hidden layer, so no activation is ever applied.
-                d["forward"] = "logits = x @ W_1.T + b_1"
-            } else {
-                d["activation"] = ["name": mlp.activation.rawValue, "formula": mlp.activation.formula]
-                d["forward"] = "h_0 = x; z_l = h_{l-1} @ W_l.T + b_l; h_l = act(z_l) for all but the last layer; logits = z_L"
+        d.merge(description.entries) { _, new in new }
+        for (name, values) in description.arrays {
+            switch values {
+            case let .float64(x, shape): files.append((name, NPY.float64(x, shape: shape)))
+            case let .int64(x, shape): files.append((name, NPY.int64(x, shape: shape)))
             }
-            d["loss"] = mlp.outputLoss == .crossEntropy ? "mean over samples of logsumexp(logits) - logits[label] (softmax cross-entropy)"
-                : "mean over samples of 0.5 * sum((logits - onehot(label))**2) (squared error)"
-            d["data"] = ["x": "x.npy", "y": "y.npy", "x_shape": [mlp.data.count, mlp.data.features], "classes": mlp.data.classes,
-                         "provenance": mlp.data.source.hasPrefix("user data") ? "user data" : "built-in",
-                         "source": mlp.data.source] as [String: Any]
-            files.append(("x.npy", NPY.float64(mlp.data.x.storage, shape: [mlp.data.count, mlp.data.features])))
-            files.append(("y.npy", NPY.int64(mlp.data.labels)))
-        } else if let t = m as? TransformerLM {
-            d["type"] = "transformer_lm"
-            d["config"] = ["context": t.config.context, "width": t.config.width, "heads": t.config.heads, "layers": t.config.layers,
-                           "ff": t.config.ff, "sequences": t.config.sequences]
-            d["vocabulary"] = String(t.vocab)
-            d["architecture"] = "pre-norm decoder: h0 = tokens[x] + positions; per block h += attn(LN1(h)) @ Wo.T, h += W2·gelu(W1·LN2(h) + b1) + b2; logits = LN_f(h) @ head.T; causal multi-head attention on a = LN1(h): q, k, v = a @ Wq.T, a @ Wk.T, a @ Wv.T; head i is the contiguous column slice [i*width/heads, (i+1)*width/heads) of q, k and v; each head's output softmax((q_i k_i.T)/sqrt(width/heads) + causal mask) @ v_i is written back into the same slice, the heads concatenated in order, and that width-wide row multiplied by Wo.T; no attention biases; LN eps 1e-5, biased variance; gelu exact erf; linear maps y = x @ W.T"
-            d["loss"] = "mean over sequences and positions of cross-entropy of the next token"
-            d["data"] = ["tokens": "tokens.npy", "shape": [t.sequences.count, t.config.context + 1],
-                         "provenance": "built-in", "source": "the built-in character corpus (text written for this project), windows at seeded offsets",
-                         "inputs": "tokens[:, :-1]", "targets": "tokens[:, 1:]"] as [String: Any]
-            files.append(("tokens.npy", NPY.int64(t.sequences.flatMap { $0 }, shape: [t.sequences.count, t.config.context + 1])))
-        } else if let l = m as? LlamaLM {
-            let c = l.config
-            d["type"] = "llama"
-            d["config"] = ["vocab": c.vocab, "width": c.width, "layers": c.layers, "heads": c.heads, "kv_heads": c.kvHeads, "ff": c.ff,
-                           "rope_base": c.ropeBase, "rope_dimension": c.ropeDimension, "rope_layout": c.ropeLayout.rawValue,
-                           "rms_epsilon": c.rmsEpsilon, "tied_embeddings": c.tiedEmbeddings, "tensor_names": l.naming.rawValue] as [String: Any]
-            d["architecture"] = "Llama: h0 = embed[x]; per block a = rmsnorm(h)*g1, q,k,v = a @ Wq.T, a @ Wk.T, a @ Wv.T, rotary embeddings on q and k "
-                + "(pairs " + (c.ropeLayout == .halves ? "(i, i + d_r/2), Hugging Face" : "(2i, 2i+1), GGUF") + "; angle t * base^(-2i/d_r)), grouped-query causal "
-                + "attention (head i reads key-value head i // (heads / kv_heads)), scores q.k/sqrt(width/heads); h += o @ Wo.T; "
-                + "m = rmsnorm(h)*g2; h += (silu(m @ Wgate.T) * (m @ Wup.T)) @ Wdown.T; logits = rmsnorm(h)*g_f @ (embed if tied else output).T; "
-                + "rmsnorm(x) = x / sqrt(mean(x^2) + eps)"
-            d["loss"] = "mean over sequences and positions of cross-entropy of the next token"
-            d["data"] = ["tokens": "tokens.npy", "shape": [l.sequences.count, l.context + 1], "source": l.dataSource,
-                         "provenance": model.contains(",text=") || model.contains(",tokens=") ? "user data" : "built-in",
-                         "inputs": "tokens[:, :-1]", "targets": "tokens[:, 1:]"] as [String: Any]
-            files.append(("tokens.npy", NPY.int64(l.sequences.flatMap { $0 }, shape: [l.sequences.count, l.context + 1])))
-        } else if let e = m as? ExternalModel {
-            let h = e.oracle.hello
-            d["type"] = "external"
-            d["oracle"] = ["command": e.oracle.command, "name": h.name, "dtype": h.dtype, "serves_hvp": h.servesHVP,
-                           "protocol": "\(ExternalOracle.protocolName) version \(ExternalOracle.protocolVersion) (docs/ORACLE.md)"] as [String: Any]
-            d["loss"] = "computed by the oracle process; params.npy holds the parameters it served"
-        } else if let e = m as? ExpSumModel {
-            d["type"] = "expsum"
-            d["loss"] = "sum over i of w[i] * exp(theta[i]); gradient w * exp(theta); Hessian diag(w * exp(theta)); "
-                + "w is rounded into the compute format before use (exact in fp64)"
-            d["w"] = "w.npy"
-            d["w_generator"] = "uniform in [0.5, 2], seeded (SplitMix64 of the seed xor 0x51ED27015EED)"
-            files.append(("w.npy", NPY.float64(e.weights)))
-        } else if let q = m as? QuadraticModel {
-            d["type"] = "quadratic"
-            d["loss"] = "0.5 * theta @ A @ theta - b @ theta"
-            d["operator"] = q.spec.text
-            d["b"] = "b.npy"
-            files.append(("b.npy", NPY.float64(q.b)))
-            if let diag = q.diagonal { d["A"] = ["diagonal": "A_diag.npy"]; files.append(("A_diag.npy", NPY.float64(diag))) }
-            else if let a = q.dense { d["A"] = ["dense": "A.npy"]; files.append(("A.npy", NPY.float64(a.storage, shape: [a.rows, a.cols]))) }
-            d["exact_eigenvalues"] = "A_eigenvalues.npy"
-            files.append(("A_eigenvalues.npy", NPY.float64(q.eigenvalues)))
         }
         var json = try JSONSerialization.data(withJSONObject: d, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         json.append(UInt8(ascii: "\n"))

@@ -65,3 +65,16 @@ public struct ExpSumModel: DifferentiableModel, GradientCore {
         return num.squareRoot() / ((k == 1 ? 2 : 6) * den.squareRoot())
     }
 }
+
+extension ExpSumModel {
+    public func describe() -> ModelDescription {
+        let d: [String: Any] = [
+            "type": "expsum",
+            "loss": "sum over i of w[i] * exp(theta[i]); gradient w * exp(theta); Hessian diag(w * exp(theta)); "
+                + "w is rounded into the compute format before use (exact in fp64)",
+            "w": "w.npy",
+            "w_generator": "uniform in [0.5, 2], seeded (SplitMix64 of the seed xor 0x51ED27015EED)",
+        ]
+        return ModelDescription(family: "expsum", depth: 0, width: parameterCount, entries: d, arrays: [("w.npy", .float64(weights))])
+    }
+}

@@ -67,3 +67,16 @@ public struct ExternalModel: DifferentiableModel {
         return (g.map { T(roundingDouble: $0) }, hv.map { T(roundingDouble: $0) })
     }
 }
+
+extension ExternalModel {
+    public func describe() -> ModelDescription {
+        let h = oracle.hello
+        let d: [String: Any] = [
+            "type": "external",
+            "oracle": ["command": oracle.command, "name": h.name, "dtype": h.dtype, "serves_hvp": h.servesHVP,
+                       "protocol": "\(ExternalOracle.protocolName) version \(ExternalOracle.protocolVersion) (docs/ORACLE.md)"] as [String: Any],
+            "loss": "computed by the oracle process; params.npy holds the parameters it served",
+        ]
+        return ModelDescription(family: "external", depth: 0, width: parameterCount, entries: d, parametersSource: "the oracle's")
+    }
+}

@@ -33,6 +33,10 @@ public struct GivenParameters<Base: DifferentiableModel>: DifferentiableModel, M
     public var activationCount: Int { base.activationCount }
     public var wrapped: any DifferentiableModel { base }
 
+    public func describe() -> ModelDescription { base.describe() }
+    public var knownEigenvalues: [Double]? { base.knownEigenvalues }
+    public func peakGradientValues(shards: Int) -> Int { base.peakGradientValues(shards: shards) }
+
     public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T]) {
         base.lossAndGradient(theta, samples: samples, accumulation: accumulation)
     }

@@ -80,6 +80,8 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
     public let loadedParameters: [Double]?
     /// Where the token sequences came from (a text and its tokenizer, a tokens file, or a seed).
     public let dataSource: String
+    /// Whether the sequences are the user's (a tokens file or a text given in the spec).
+    public let userData: Bool
     /// Tensor offsets by role, resolved once.
     let offsets: Offsets
     struct Offsets: Sendable {
@@ -88,7 +90,7 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
     }
 
     public init(config c: Config, naming: Naming = .gguf, sequences: [[Int]], parameters: [Double]? = nil,
-                dataSource: String = "seeded uniform token ids") throws {
+                dataSource: String = "seeded uniform token ids", userData: Bool = false) throws {
         guard c.vocab >= 1, c.width >= 1, c.layers >= 1, c.heads >= 1, c.kvHeads >= 1, c.ff >= 1 else {
             throw ModelError("llama: every size must be ≥ 1")
         }
@@ -107,6 +109,7 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
             throw ModelError("llama: a token id is outside the vocabulary 0..<\(c.vocab)")
         }
         self.config = c; self.naming = naming; self.sequences = sequences; self.dataSource = dataSource
+        self.userData = userData
         var l = ParameterLayout()
         let d = c.width
         l.add(naming.name("embed"), shape: [c.vocab, d], block: "embed")
@@ -411,5 +414,29 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
             for t in 0..<L { for j in 0..<d { grad[offsets.embed + sequences[s][t] * d + j] += dh_[si * L + t, j] } }
         }
         return (loss, grad)
+    }
+}
+
+extension LlamaLM {
+    public func describe() -> ModelDescription {
+        let c = config
+        let d: [String: Any] = [
+            "type": "llama",
+            "config": ["vocab": c.vocab, "width": c.width, "layers": c.layers, "heads": c.heads, "kv_heads": c.kvHeads, "ff": c.ff,
+                       "rope_base": c.ropeBase, "rope_dimension": c.ropeDimension, "rope_layout": c.ropeLayout.rawValue,
+                       "rms_epsilon": c.rmsEpsilon, "tied_embeddings": c.tiedEmbeddings, "tensor_names": naming.rawValue] as [String: Any],
+            "architecture": "Llama: h0 = embed[x]; per block a = rmsnorm(h)*g1, q,k,v = a @ Wq.T, a @ Wk.T, a @ Wv.T, rotary embeddings on q and k "
+                + "(pairs " + (c.ropeLayout == .halves ? "(i, i + d_r/2), Hugging Face" : "(2i, 2i+1), GGUF") + "; angle t * base^(-2i/d_r)), grouped-query causal "
+                + "attention (head i reads key-value head i // (heads / kv_heads)), scores q.k/sqrt(width/heads); h += o @ Wo.T; "
+                + "m = rmsnorm(h)*g2; h += (silu(m @ Wgate.T) * (m @ Wup.T)) @ Wdown.T; logits = rmsnorm(h)*g_f @ (embed if tied else output).T; "
+                + "rmsnorm(x) = x / sqrt(mean(x^2) + eps)",
+            "loss": "mean over sequences and positions of cross-entropy of the next token",
+            "data": ["tokens": "tokens.npy", "shape": [sequences.count, context + 1], "source": dataSource,
+                     "provenance": userData ? "user data" : "built-in",
+                     "inputs": "tokens[:, :-1]", "targets": "tokens[:, 1:]"] as [String: Any],
+        ]
+        return ModelDescription(family: "llama", depth: c.layers, width: c.width, entries: d,
+                                arrays: [("tokens.npy", .int64(sequences.flatMap { $0 }, shape: [sequences.count, context + 1]))],
+                                parametersSource: loadedParameters == nil ? "seeded initialization" : "the checkpoint's")
     }
 }

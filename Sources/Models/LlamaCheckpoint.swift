@@ -17,7 +17,7 @@ public enum LlamaCheckpoint {
     /// either, ``defaultText`` when the checkpoint has a tokenizer; seeded uniform token ids
     /// only for a checkpoint without one (and the seeded `llama:` models).
     static func sequences(tokens: String?, text: String?, tokenizer: ByteLevelBPE?, sequences n: Int, context: Int,
-                          vocab: Int, seed: UInt64) throws -> (sequences: [[Int]], source: String) {
+                          vocab: Int, seed: UInt64) throws -> (sequences: [[Int]], source: String, userData: Bool) {
         if let path = tokens {
             let (values, shape) = try DataFiles.readNPY(path)
             guard shape.count == 2, shape[0] >= 1, shape[1] >= 2 else {
@@ -26,7 +26,7 @@ public enum LlamaCheckpoint {
             guard values.allSatisfy({ $0 == $0.rounded() && $0 >= 0 && $0 < Double(vocab) }) else {
                 throw ModelError("tokens '\(path)' holds a value that is not a token id in 0..<\(vocab)")
             }
-            return ((0..<shape[0]).map { r in (0..<shape[1]).map { Int(values[r * shape[1] + $0]) } }, "tokens file \(path)")
+            return ((0..<shape[0]).map { r in (0..<shape[1]).map { Int(values[r * shape[1] + $0]) } }, "tokens file \(path)", true)
         }
         if let tokenizer {
             let path = text ?? defaultText
@@ -41,11 +41,11 @@ public enum LlamaCheckpoint {
                 throw ModelError("text '\(path)' has \(ids.count) tokens; \(n) sequences of context \(context) need \(need)")
             }
             return ((0..<n).map { Array(ids[($0 * (context + 1))..<(($0 + 1) * (context + 1))]) },
-                    "text \(path) (\(ids.count) tokens, the first \(need) used)")
+                    "text \(path) (\(ids.count) tokens, the first \(need) used)", text != nil)
         }
         if text != nil { throw ModelError("text= needs a checkpoint with a tokenizer; give tokens=FILE.npy") }
         var g = SplitMix64(seed: seed)
-        return ((0..<n).map { _ in (0...context).map { _ in Int(g.next() % UInt64(vocab)) } }, "seeded uniform token ids")
+        return ((0..<n).map { _ in (0...context).map { _ in Int(g.next() % UInt64(vocab)) } }, "seeded uniform token ids", false)
     }
 
     /// `gguf:PATH` with a Llama-architecture file.
@@ -70,7 +70,7 @@ public enum LlamaCheckpoint {
                                     tiedEmbeddings: f.tensor(named: "output.weight") == nil, ropeLayout: .interleaved)
         let tokenizer: ByteLevelBPE?
         do { tokenizer = f.value("tokenizer.ggml.model") == nil ? nil : try ByteLevelBPE(gguf: f) } catch { throw ModelError("\(error)") }
-        let (seqs, source) = try sequences(tokens: tokens, text: text, tokenizer: tokenizer, sequences: n, context: context, vocab: vocab, seed: seed)
+        let (seqs, source, user) = try sequences(tokens: tokens, text: text, tokenizer: tokenizer, sequences: n, context: context, vocab: vocab, seed: seed)
         let shell = try LlamaLM(config: config, naming: .gguf, sequences: seqs)
         var theta = [Double]()
         theta.reserveCapacity(shell.layout.count)
@@ -79,7 +79,7 @@ public enum LlamaCheckpoint {
             guard info.shape == t.shape else { throw ModelError("\(path): tensor \(t.name) has shape \(info.shape), the architecture needs \(t.shape)") }
             theta += f.values(of: info)
         }
-        return try LlamaLM(config: config, naming: .gguf, sequences: seqs, parameters: theta, dataSource: source)
+        return try LlamaLM(config: config, naming: .gguf, sequences: seqs, parameters: theta, dataSource: source, userData: user)
     }
 
     /// `safetensors:DIR` with a Hugging Face `LlamaForCausalLM` folder.
@@ -110,7 +110,7 @@ public enum LlamaCheckpoint {
                                     ropeBase: ropeBase, ropeDimension: width / heads,
                                     rmsEpsilon: cfg["rms_norm_eps"]?.double ?? 1e-6,
                                     tiedEmbeddings: cfg["tie_word_embeddings"] == .bool(true), ropeLayout: .halves)
-        let (seqs, source) = try sequences(tokens: tokens, text: text, tokenizer: nil, sequences: n, context: context, vocab: config.vocab, seed: seed)
+        let (seqs, source, user) = try sequences(tokens: tokens, text: text, tokenizer: nil, sequences: n, context: context, vocab: config.vocab, seed: seed)
         let shell = try LlamaLM(config: config, naming: .huggingFace, sequences: seqs)
         var theta = [Double]()
         theta.reserveCapacity(shell.layout.count)
@@ -119,6 +119,6 @@ public enum LlamaCheckpoint {
             guard info.shape == t.shape else { throw ModelError("\(directory): tensor \(t.name) has shape \(info.shape), the architecture needs \(t.shape)") }
             do { theta += try ck.weights.values(of: info) } catch let e as CheckpointError { throw ModelError(e.description) }
         }
-        return try LlamaLM(config: config, naming: .huggingFace, sequences: seqs, parameters: theta, dataSource: source)
+        return try LlamaLM(config: config, naming: .huggingFace, sequences: seqs, parameters: theta, dataSource: source, userData: user)
     }
 }

@@ -137,3 +137,32 @@ public struct MLP: OutputModel, GradientCore {
         }
     }
 }
+
+extension MLP {
+    public func describe() -> ModelDescription {
+        var d: [String: Any] = ["type": widths.count == 2 ? "softmax_regression" : "mlp", "widths": widths]
+        if widths.count == 2 {
+            // One affine map: no hidden layer, so no activation is ever applied.
+            d["forward"] = "logits = x @ W_1.T + b_1"
+        } else {
+            d["activation"] = ["name": activation.rawValue, "formula": activation.formula]
+            d["forward"] = "h_0 = x; z_l = h_{l-1} @ W_l.T + b_l; h_l = act(z_l) for all but the last layer; logits = z_L"
+        }
+        d["loss"] = outputLoss == .crossEntropy ? "mean over samples of logsumexp(logits) - logits[label] (softmax cross-entropy)"
+            : "mean over samples of 0.5 * sum((logits - onehot(label))**2) (squared error)"
+        d["data"] = ["x": "x.npy", "y": "y.npy", "x_shape": [data.count, data.features], "classes": data.classes,
+                     "provenance": data.source.hasPrefix("user data") ? "user data" : "built-in",
+                     "source": data.source] as [String: Any]
+        let softmax = widths.count == 2
+        return ModelDescription(family: softmax ? "softmax" : "mlp", depth: widths.count - 1,
+                                width: softmax ? widths[0] : widths.dropFirst().dropLast().max()!, entries: d,
+                                arrays: [("x.npy", .float64(data.x.storage, shape: [data.count, data.features])), ("y.npy", .int64(data.labels))])
+    }
+
+    /// h_0…h_{L−1} and z_1…z_L, the backward temporaries, W and Wᵀ (one copy: the batch is not split).
+    public func peakGradientValues(shards: Int) -> Int {
+        let b = data.count, w = widths
+        let acts = b * (w.dropLast().reduce(0, +) + w.dropFirst().reduce(0, +))
+        return acts + b * (w.max() ?? 0) * 2 + 2 * parameterCount
+    }
+}

@@ -7,7 +7,7 @@ import RealModule
 /// Swift's `_Differentiation` does not work generically over `Real`, so each model
 /// writes its backward pass by hand. Running the same code in `Dual<T>` with the
 /// parameter tangents set to `v` gives `(∇L, Hv)`: forward-over-reverse.
-public protocol DifferentiableModel: Sendable {
+public protocol DifferentiableModel: DescribedModel, Sendable {
     var layout: ParameterLayout { get }
     /// Number of samples the loss averages over (1 for models without data).
     var sampleCount: Int { get }

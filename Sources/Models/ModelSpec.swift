@@ -185,7 +185,7 @@ extension ModelSpec {
             let (v, d, f) = (Double(config.vocab), Double(config.width), Double(config.ff))
             let params = v * d * (tied ? 1 : 2) + Double(config.layers) * (2 * d * d + 2 * d * Double(config.kvWidth) + 3 * d * f)
             try MemoryBudget.check(8 * 4 * params, "the parameters of model '\(text)' (about \(params) of them)")
-            let (seqs, source) = try LlamaCheckpoint.sequences(tokens: nil, text: nil, tokenizer: nil, sequences: n, context: context,
+            let (seqs, source, _) = try LlamaCheckpoint.sequences(tokens: nil, text: nil, tokenizer: nil, sequences: n, context: context,
                                                                vocab: config.vocab, seed: seed)
             return try LlamaLM(config: config, naming: .gguf, sequences: seqs, dataSource: source)
         }

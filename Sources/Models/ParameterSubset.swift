@@ -59,6 +59,12 @@ public struct ParameterSubset<Base: DifferentiableModel>: DifferentiableModel, M
     public var activationCount: Int { base.activationCount }
     public var wrapped: any DifferentiableModel { base }
     public var fullParameterCount: Int { fixed.count }
+    /// The architecture's (the subset changes which parameters vary, not the model).
+    public func describe() -> ModelDescription { base.describe() }
+    /// A proper subset's Hessian is a principal block, whose spectrum is not the base's.
+    public var knownEigenvalues: [Double]? { layout.count == fixed.count ? base.knownEigenvalues : nil }
+    /// The full model's: a subset's gradient is the full gradient, restricted.
+    public func peakGradientValues(shards: Int) -> Int { base.peakGradientValues(shards: shards) }
     public func checkExactHVP(format: String) throws { try base.checkExactHVP(format: format) }
     public func initialParameters(seed: UInt64) -> [Double] { selected }
 
@@ -112,4 +118,17 @@ final class ConvertedCache: Sendable {
         values.withLock { $0[ObjectIdentifier(T.self)] = v }
         return v
     }
+}
+
+/// `m` restricted to the tensors `pattern` selects (``ParameterSubset``), the others
+/// held at their values rounded by `round`. An external oracle serves its own
+/// parameters and cannot hold some of them fixed: refused.
+public func restrict(_ m: any DifferentiableModel, to pattern: String, seed: UInt64, round: (Double) -> Double) throws -> any DifferentiableModel {
+    if architecture(of: m) is ExternalModel {
+        throw ModelError("--params selects tensors of a built-in model; an external oracle serves its own parameters")
+    }
+    func open<M: DifferentiableModel>(_ m: M) throws -> any DifferentiableModel {
+        try ParameterSubset(base: m, pattern: pattern, seed: seed, round: round)
+    }
+    return try open(m)
 }

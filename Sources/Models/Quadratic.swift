@@ -55,3 +55,18 @@ public struct QuadraticModel: DifferentiableModel, GradientCore {
         return (loss, zip(at, bt).map { $0 - $1 })
     }
 }
+
+extension QuadraticModel {
+    public func describe() -> ModelDescription {
+        var d: [String: Any] = ["type": "quadratic", "loss": "0.5 * theta @ A @ theta - b @ theta", "operator": spec.text, "b": "b.npy",
+                                "exact_eigenvalues": "A_eigenvalues.npy"]
+        var arrays: [(name: String, values: ModelArray)] = [("b.npy", .float64(b))]
+        if let diag = diagonal { d["A"] = ["diagonal": "A_diag.npy"]; arrays.append(("A_diag.npy", .float64(diag))) }
+        else if let a = dense { d["A"] = ["dense": "A.npy"]; arrays.append(("A.npy", .float64(a.storage, shape: [a.rows, a.cols]))) }
+        arrays.append(("A_eigenvalues.npy", .float64(eigenvalues)))
+        return ModelDescription(family: "quadratic", depth: 0, width: parameterCount, entries: d, arrays: arrays)
+    }
+
+    /// The defining spectrum of A, ascending.
+    public var knownEigenvalues: [Double]? { eigenvalues.sorted() }
+}

@@ -73,6 +73,10 @@ public struct TrainedModel<Base: DifferentiableModel>: DifferentiableModel, Trai
     public var untrained: any DifferentiableModel { base }
     public var wrapped: any DifferentiableModel { base }
 
+    public func describe() -> ModelDescription { base.describe() }
+    public var knownEigenvalues: [Double]? { base.knownEigenvalues }
+    public func peakGradientValues(shards: Int) -> Int { base.peakGradientValues(shards: shards) }
+
     public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T]) {
         base.lossAndGradient(theta, samples: samples, accumulation: accumulation)
     }

@@ -260,3 +260,30 @@ public struct TransformerLM: OutputModel, GradientCore {
         return (loss, grad)
     }
 }
+
+extension TransformerLM {
+    public func describe() -> ModelDescription {
+        let c = config
+        let d: [String: Any] = [
+            "type": "transformer_lm",
+            "config": ["context": c.context, "width": c.width, "heads": c.heads, "layers": c.layers, "ff": c.ff, "sequences": c.sequences],
+            "vocabulary": String(vocab),
+            "architecture": "pre-norm decoder: h0 = tokens[x] + positions; per block h += attn(LN1(h)) @ Wo.T, h += W2·gelu(W1·LN2(h) + b1) + b2; logits = LN_f(h) @ head.T; causal multi-head attention on a = LN1(h): q, k, v = a @ Wq.T, a @ Wk.T, a @ Wv.T; head i is the contiguous column slice [i*width/heads, (i+1)*width/heads) of q, k and v; each head's output softmax((q_i k_i.T)/sqrt(width/heads) + causal mask) @ v_i is written back into the same slice, the heads concatenated in order, and that width-wide row multiplied by Wo.T; no attention biases; LN eps 1e-5, biased variance; gelu exact erf; linear maps y = x @ W.T",
+            "loss": "mean over sequences and positions of cross-entropy of the next token",
+            "data": ["tokens": "tokens.npy", "shape": [sequences.count, c.context + 1],
+                     "provenance": "built-in", "source": "the built-in character corpus (text written for this project), windows at seeded offsets",
+                     "inputs": "tokens[:, :-1]", "targets": "tokens[:, 1:]"] as [String: Any],
+        ]
+        return ModelDescription(family: "transformer", depth: c.layers, width: c.width, entries: d,
+                                arrays: [("tokens.npy", .int64(sequences.flatMap { $0 }, shape: [sequences.count, c.context + 1]))])
+    }
+
+    /// Per rank and block: the attention and MLP activations and their gradients
+    /// (10·L·d + 2·L·ff) and the attention scores (heads·L²); per rank the embeddings,
+    /// final norm and logits; the weights three times (θ, a work copy, transposes).
+    public func peakGradientValues(shards: Int) -> Int {
+        let c = config, L = c.context, d = c.width
+        let perBlock = 10 * L * d + 2 * L * c.ff + c.heads * L * L
+        return shards * (c.layers * perBlock + 4 * L * d + 2 * L * vocab.count) + 3 * parameterCount
+    }
+}

@@ -63,7 +63,7 @@ public struct BlockDiagonalStudy: Study {
                     case .blockDiagonal: for p in c.partitions { cs.append(Case(model: m, seed: s, approximation: a, partition: p)) }
                     case .diagonal: cs.append(Case(model: m, seed: s, approximation: a, partition: nil))
                     case .ggn where architecture(of: model) is any OutputModel: cs.append(Case(model: m, seed: s, approximation: a, partition: nil))
-                    case .kfac where architecture(of: model) is MLP || architecture(of: model) is TransformerLM: cs.append(Case(model: m, seed: s, approximation: a, partition: nil))
+                    case .kfac where architecture(of: model) is any KFACModel: cs.append(Case(model: m, seed: s, approximation: a, partition: nil))
                     default: break          // not defined for this model (see the type's documentation)
                     }
                 }
@@ -84,13 +84,8 @@ public struct BlockDiagonalStudy: Study {
 
     /// (family, depth, width) of a model.
     static func shape(_ model: any DifferentiableModel) -> (String, Int, Int) {
-        let m = architecture(of: model)
-        if let mlp = m as? MLP {
-            return mlp.widths.count == 2 ? ("softmax", 1, mlp.widths[0]) : ("mlp", mlp.widths.count - 1, mlp.widths.dropFirst().dropLast().max()!)
-        }
-        if let t = m as? TransformerLM { return ("transformer", t.config.layers, t.config.width) }
-        if m is QuadraticModel { return ("quadratic", 0, m.parameterCount) }
-        return ("expsum", 0, m.parameterCount)
+        let d = model.describe()
+        return (d.family, d.depth, d.width)
     }
 
     struct Point: Sendable { let model: any DifferentiableModel; let theta: [Double]; let dense: Matrix<Double>? }
@@ -136,29 +131,23 @@ public struct BlockDiagonalStudy: Study {
         case .ggn:
             approx = Self.ggn(m, theta)
         case .kfac:
-            if let mlp = architecture(of: m) as? MLP {
-                let k = KFAC(mlp, theta: theta)
-                blocks = k.layers.count
-                approx = { k.apply($0) }
-            } else {
-                // Transformer: K-FAC on the linear maps, the exact per-tensor blocks elsewhere
-                // (embeddings, layer norms), where K-FAC defines no factors.
-                let k = KFAC(architecture(of: m) as! TransformerLM, theta: theta)
-                let covered = k.covered
-                let rest = Partition(layout: m.layout, kind: .tensor)
-                let others = zip(rest.names, rest.ranges).filter { !covered[$0.1[0].lowerBound] }
-                blocks = k.layers.count + others.count
-                let h = pt.dense
-                approx = { v in
-                    var out = k.apply(v)
-                    for (_, rs) in others {
-                        var vb = [Double](repeating: 0, count: n)
-                        for r in rs { for j in r { vb[j] = v[j] } }
-                        let hb = h.map { Kernels.gemv($0, vb) } ?? hvp(vb)
-                        for r in rs { for j in r { out[j] = hb[j] } }
-                    }
-                    return out
+            // K-FAC on the linear maps; the exact per-tensor blocks for the parameters
+            // K-FAC defines no factors for (a transformer's embeddings and layer norms).
+            let k = (architecture(of: m) as! any KFACModel).kfac(theta: theta)
+            let covered = k.covered
+            let rest = Partition(layout: m.layout, kind: .tensor)
+            let others = zip(rest.names, rest.ranges).filter { !covered[$0.1[0].lowerBound] }
+            blocks = k.layers.count + others.count
+            let h = pt.dense
+            approx = { v in
+                var out = k.apply(v)
+                for (_, rs) in others {
+                    var vb = [Double](repeating: 0, count: n)
+                    for r in rs { for j in r { vb[j] = v[j] } }
+                    let hb = h.map { Kernels.gemv($0, vb) } ?? hvp(vb)
+                    for r in rs { for j in r { out[j] = hb[j] } }
                 }
+                return out
             }
         }
         let metrics: ApproximationMetrics

@@ -312,8 +312,8 @@ public struct KrylovStabilityStudy: Study {
 /// Hessian assembled from exact dual-number HVPs in fp64.
 public enum ExactSpectrum {
     public static func of(_ model: any DifferentiableModel, theta: [Double], spec: String, maxParameters: Int = 3000) throws -> [Double] {
-        // A quadratic's own spectrum, unless the model is a subset of it (then H_SS's).
-        if let q = architecture(of: model) as? QuadraticModel, q.parameterCount == model.parameterCount { return q.eigenvalues.sorted() }
+        // A quadratic's own spectrum (not a proper subset's: H_SS is a principal block).
+        if let known = model.knownEigenvalues { return known }
         guard model.parameterCount <= maxParameters else {
             throw StudyError("model '\(spec)' has \(model.parameterCount) parameters; the exact spectrum needs a dense Hessian (max_parameters = \(maxParameters))")
         }

@@ -118,7 +118,7 @@ public struct ScalingStudy: Study {
         })
         let peak = MemoryProbe.peak()
         let model = MemoryModel(n: n, shards: c.shards, computeBytes: engine.computeBytes, krylovBytes: krylovBytes,
-                                activations: Self.activationValues(m, shards: c.shards))
+                                activations: m.peakGradientValues(shards: c.shards))
         let predicted = model.harnessLanczosBytes(steps: steps)
         let delta = max(peak - rss0, 0)
         let (family, _, _) = BlockDiagonalStudy.shape(m)
@@ -134,24 +134,6 @@ public struct ScalingStudy: Study {
     static func krylovBytes(_ p: PrecisionPolicy) throws -> Int {
         struct Size: ScalarBody { func run<T: StudyScalar>(_: T.Type) -> Int { MemoryLayout<T>.stride } }
         return try ScalarRegistry.run(format: p.krylov, rounding: p.mode(for: p.krylov), Size())
-    }
-
-    /// Values of the compute type alive at the peak of one gradient (all ranks):
-    /// activations and their gradients, weight copies and transposes.
-    static func activationValues(_ model: any DifferentiableModel, shards: Int) -> Int {
-        let m = architecture(of: model)
-        let n = m.parameterCount
-        if let mlp = m as? MLP {
-            let b = mlp.data.count, w = mlp.widths
-            let acts = b * (w.dropLast().reduce(0, +) + w.dropFirst().reduce(0, +))   // h_0…h_{L−1}, z_1…z_L
-            return acts + b * (w.max() ?? 0) * 2 + 2 * n                               // backward temporaries; W and Wᵀ
-        }
-        if let t = m as? TransformerLM {
-            let c = t.config, L = c.context, d = c.width
-            let perBlock = 10 * L * d + 2 * L * c.ff + c.heads * L * L
-            return shards * (c.layers * perBlock + 4 * L * d + 2 * L * t.vocab.count) + 3 * n
-        }
-        return 2 * n
     }
 
     public func finish(_ outputs: [UnitOutput]) throws -> StudyOutput {

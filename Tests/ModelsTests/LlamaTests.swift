@@ -117,9 +117,10 @@ import Scalars
         let text = String(repeating: "The quick brown fox jumps over the lazy dog. ", count: 4)
         try text.write(to: file, atomically: true, encoding: .utf8)
         let ids = try bpe.encode(text)
-        let (seqs, source) = try LlamaCheckpoint.sequences(tokens: nil, text: file.path, tokenizer: bpe, sequences: 2, context: 7, vocab: 49152, seed: 0)
+        let (seqs, source, user) = try LlamaCheckpoint.sequences(tokens: nil, text: file.path, tokenizer: bpe, sequences: 2, context: 7, vocab: 49152, seed: 0)
         #expect(seqs == [Array(ids[0..<8]), Array(ids[8..<16])])
         #expect(source.contains(file.path))
+        #expect(user)
         #expect(throws: ModelError.self) {
             try LlamaCheckpoint.sequences(tokens: nil, text: file.path, tokenizer: bpe, sequences: 20, context: 7, vocab: 49152, seed: 0)
         }
