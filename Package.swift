@@ -3,15 +3,17 @@
 // hessian-harness: a numerical precision research harness for finite-difference
 // Hessian-vector products and Lanczos/SLQ spectra.
 //
-// Layers (each target imports only the ones below it):
-//   1. CMPFR, COpenBLAS        system libraries (MPFR+GMP, OpenBLAS CBLAS + LAPACKE)
-//   2. Scalars                 BFloat16, parametric low-precision formats, MPFloat<bits>, Dual<T>
-//   3. LinearAlgebra           kernels under accumulation policies, BLAS/LAPACK fast paths, eigensolvers
-//   4. Krylov                  Lanczos (reorthogonalization, diagnostics), SLQ, trace estimators, synthetic operators
-//   5. Models                  parameter layouts, hand-written reverse passes (quadratic, softmax regression, MLP)
-//   6. Curvature               exact and finite-difference HVPs, step policies, full Hessians
+// Layers (each target imports only the ones below it; README "Architecture"):
+//   1. CMPFR, COpenBLAS, CKernels  system libraries (MPFR+GMP, OpenBLAS CBLAS + LAPACKE), C loops; Checkpoints (file readers)
+//   2. Scalars                 BFloat16, parametric low-precision formats, MPFloat<bits>, Dual<T>, the format registry
+//   3. LinearAlgebra           kernels under accumulation policies, BLAS/LAPACK fast paths, eigensolvers,
+//                              linear operators and the synthetic operators of known spectrum
+//   4. Krylov                  Lanczos (reorthogonalization, diagnostics), SLQ, trace estimators
+//      Collectives             communicators (in-process, MPI), ordered reductions, the FSDP shard layout
+//   5. Models                  parameter layouts, hand-written reverse passes, models that describe themselves
+//   6. Curvature               exact and finite-difference HVPs, step policies, sharded HVPs, full Hessians, approximations
 //   7. Studies                 one file per study: pure functions from a config to tables
-//   8. Harness + hessian-harness  command implementations and the CLI
+//   8. Harness (+ Benchmarks, HarnessCLI, hessian-harness)  commands, experiments, output, reports; the CLI
 import Foundation
 import PackageDescription
 
@@ -85,13 +87,18 @@ let package = Package(
                 .product(name: "RealModule", package: "swift-numerics"),
             ]
         ),
+        // Communicators (in-process ranks and the MPI backend's), reductions in a chosen
+        // order, the FSDP shard layout: used by curvature's sharded HVPs and by the sweep.
+        .target(
+            name: "Collectives",
+            dependencies: ["Scalars", "LinearAlgebra"]
+        ),
         .target(
             name: "Models",
             dependencies: [
                 "Checkpoints",
                 "Scalars",
                 "LinearAlgebra",
-                "Krylov",
                 .product(name: "RealModule", package: "swift-numerics"),
                 .product(name: "CSV", package: "CSV.swift"),
             ]
@@ -99,6 +106,7 @@ let package = Package(
         .target(
             name: "Curvature",
             dependencies: [
+                "Collectives",
                 "Scalars",
                 "LinearAlgebra",
                 "Krylov",
@@ -110,6 +118,7 @@ let package = Package(
         .target(
             name: "Studies",
             dependencies: [
+                "Collectives",
                 "Scalars",
                 "LinearAlgebra",
                 "Krylov",
@@ -122,6 +131,7 @@ let package = Package(
             name: "Harness",
             dependencies: [
                 "Studies",
+                "Collectives",
                 "Checkpoints",
                 "Scalars",
                 "LinearAlgebra",
@@ -138,10 +148,27 @@ let package = Package(
         ),
         // Writes the commit the tool is built from into Harness (manifest.json's git_commit).
         .plugin(name: "BuildInfo", capability: .buildTool()),
+        // The `bench` subcommand's measurements (scalars, kernels, models, Krylov, sweeps,
+        // shards): a target of their own, so the Harness library holds what users run.
+        .target(
+            name: "Benchmarks",
+            dependencies: [
+                "Harness",
+                "Studies",
+                "Curvature",
+                "Collectives",
+                "Models",
+                "Krylov",
+                "LinearAlgebra",
+                "Scalars",
+                .product(name: "RealModule", package: "swift-numerics"),
+            ]
+        ),
         .target(
             name: "HarnessCLI",
             dependencies: [
                 "Harness",
+                "Benchmarks",
                 "Scalars",
                 "LinearAlgebra",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -178,18 +205,37 @@ let package = Package(
                 .product(name: "RealModule", package: "swift-numerics"),
             ]
         ),
+        // Fixtures and helpers shared by ModelsTests and CurvatureTests (small models, MPFR vectors, dense matrices).
+        .target(
+            name: "TestSupport",
+            dependencies: ["Models", "LinearAlgebra", "Scalars"],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(
             name: "ModelsTests",
             dependencies: [
                 "Models",
+                "TestSupport",
                 "Checkpoints",
                 "Curvature",
-                "Krylov",
                 "LinearAlgebra",
                 "Scalars",
                 .product(name: "RealModule", package: "swift-numerics"),
             ],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "CurvatureTests",
+            dependencies: [
+                "Curvature",
+                "Collectives",
+                "Models",
+                "TestSupport",
+                "Krylov",
+                "LinearAlgebra",
+                "Scalars",
+                .product(name: "RealModule", package: "swift-numerics"),
+            ]
         ),
         .testTarget(
             name: "StudiesTests",
@@ -228,7 +274,7 @@ if withMPI {
         ),
         .target(
             name: "MPIBackend",
-            dependencies: ["CMPI", "Curvature", "Scalars"]
+            dependencies: ["CMPI", "Collectives", "Scalars"]
         ),
         .executableTarget(
             name: "hessian-harness-mpi",

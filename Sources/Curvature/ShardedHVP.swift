@@ -1,3 +1,4 @@
+import Collectives
 import Scalars
 import LinearAlgebra
 import Models

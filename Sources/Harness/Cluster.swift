@@ -1,3 +1,4 @@
+import Collectives
 import Curvature
 
 /// The job this process belongs to: `nil` for an ordinary single-process run, or

@@ -1,3 +1,4 @@
+import LinearAlgebra
 import Foundation
 import Krylov
 import Models

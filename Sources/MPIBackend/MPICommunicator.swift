@@ -1,5 +1,5 @@
+import Collectives
 import CMPI
-import Curvature
 import Scalars
 
 /// The MPI job this process is part of: initialization and finalization of Open MPI.

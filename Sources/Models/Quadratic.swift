@@ -1,6 +1,5 @@
 import Scalars
 import LinearAlgebra
-import Krylov
 
 /// `L(θ) = ½ θᵀAθ − bᵀθ` with A a synthetic operator of known spectrum: its exact
 /// Hessian is A, its gradient `Aθ − b`, and every third derivative vanishes (so a

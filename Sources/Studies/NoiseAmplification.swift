@@ -1,3 +1,4 @@
+import Collectives
 import RealModule
 import Scalars
 import Models

@@ -1,5 +1,7 @@
 import Foundation
 import Synchronization
+import RealModule
+import Models
 
 /// A study: a pure function from a configuration to tidy tables, split into
 /// independent units of work so a sweep can run them in parallel, journal each one
@@ -112,3 +114,14 @@ public func derivedSeed(_ base: UInt64, _ labels: String...) -> UInt64 {
     z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
     return z ^ (z >> 31)
 }
+
+/// Log-spaced grid of `points` values from `lo` to `hi` inclusive, each value
+/// `lo · (hi/lo)^(i/(points−1))` computed in fp64 (then identical on every run).
+public func logGrid(from lo: Double, to hi: Double, points: Int) -> [Double] {
+    if points == 1 { return [lo] }
+    let a = Double.log(lo), b = Double.log(hi)
+    return (0..<points).map { i in i == 0 ? lo : i == points - 1 ? hi : Double.exp(a + (b - a) * Double(i) / Double(points - 1)) }
+}
+
+/// Cells shared by the studies: the policy and its param, compute and grad formats.
+func policyCells(_ p: PrecisionPolicy) -> [String] { [p.description, p.param, p.compute, p.grad] }

@@ -34,6 +34,11 @@ public struct Experiment {
     /// The files the experiment reads besides itself (data, checkpoints, input tables),
     /// in document order: the journal pins their SHA-256.
     public var inputFiles: [String] = []
+
+    public init(path: String, sha256: String, name: String, quick: Bool, study: any Study, parameters: [String: String], inputFiles: [String] = []) {
+        self.path = path; self.sha256 = sha256; self.name = name; self.quick = quick
+        self.study = study; self.parameters = parameters; self.inputFiles = inputFiles
+    }
 }
 
 public enum ExperimentLoader {

@@ -1,37 +1,4 @@
 import Scalars
-import COpenBLAS
-import LinearAlgebra
-
-/// An error of the harness's input: printed as one line on stderr, exit status 2.
-public struct HarnessError: Error, CustomStringConvertible {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
-/// Tool and library versions, for manifests and `hessian-harness version`.
-public enum ToolInfo {
-    public static let version = "0.1.0"
-    public static var openBLASConfig: String { String(cString: openblas_get_config()) }
-
-    /// Threads OpenBLAS uses (recorded in manifests).
-    public static var blasThreads: Int { Int(openblas_get_num_threads()) }
-
-    /// Runs BLAS and LAPACK single-threaded. How a multi-threaded LAPACK routine
-    /// (dsyevd of an exact spectrum, say) splits its sums depends on the number of
-    /// cores the process sees, which taskset, containers and MPI's process binding
-    /// change; with one thread the results are the same whatever the process sees.
-    /// The harness parallelizes over configurations (--jobs) and ranks instead.
-    public static func pinBLASThreads() { openblas_set_num_threads(1) }
-    public static var lines: [String] {
-        [
-            "hessian-harness \(version) (commit \(BuildInfo.gitCommit))",
-            "mpfr \(MPFRInfo.mpfrVersion) (thread-local state: \(MPFRInfo.threadSafe ? "yes" : "no"))",
-            "gmp \(MPFRInfo.gmpVersion)",
-            "openblas \(openBLASConfig) (kernels: \(BLASRuntime.coreName))",
-        ]
-    }
-}
 
 /// `hessian-harness formats`.
 public enum FormatsCommand {
@@ -94,18 +61,5 @@ public enum CastCommand {
 
     static func csvField(_ s: String) -> String {
         s.contains(",") || s.contains("\"") ? "\"" + s.replacingAll("\"", "\"\"") + "\"" : s
-    }
-}
-
-extension String {
-    func trimmingTrailingSpaces() -> String {
-        var s = Substring(self)
-        while s.last == " " { s.removeLast() }
-        return String(s)
-    }
-    func replacingAll(_ a: Character, _ b: String) -> String {
-        var out = ""
-        for c in self { if c == a { out += b } else { out.append(c) } }
-        return out
     }
 }

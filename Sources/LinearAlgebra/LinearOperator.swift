@@ -1,5 +1,4 @@
 import Scalars
-import LinearAlgebra
 
 /// A symmetric linear operator `v ↦ Av` of fixed dimension, in scalar type `Scalar`.
 /// Lanczos and SLQ only ever apply it.

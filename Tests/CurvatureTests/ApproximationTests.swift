@@ -5,19 +5,7 @@ import LinearAlgebra
 import Krylov
 import Models
 @testable import Curvature
-
-/// Dense n×n matrix from n products with basis vectors.
-func denseFrom(_ n: Int, _ apply: ([Double]) -> [Double]) -> Matrix<Double> {
-    var m = Matrix<Double>(rows: n, cols: n)
-    for j in 0..<n {
-        var e = [Double](repeating: 0, count: n); e[j] = 1
-        let c = apply(e)
-        for i in 0..<n { m[i, j] = c[i] }
-    }
-    return m
-}
-func maxAbsDiff(_ a: Matrix<Double>, _ b: Matrix<Double>) -> Double { zip(a.storage, b.storage).map { abs($0 - $1) }.max() ?? 0 }
-func maxAbs(_ a: Matrix<Double>) -> Double { a.storage.map(abs).max() ?? 0 }
+import TestSupport
 
 @Suite struct ApproximationTests {
     @Test func partitionsFollowTheLayout() throws {

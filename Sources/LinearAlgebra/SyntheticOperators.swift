@@ -1,5 +1,4 @@
 import Scalars
-import LinearAlgebra
 import RealModule
 
 /// Errors of operator specifications.

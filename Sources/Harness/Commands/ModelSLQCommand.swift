@@ -1,3 +1,4 @@
+import Collectives
 import Foundation
 import Scalars
 import Krylov

@@ -1,3 +1,4 @@
+import Collectives
 import Testing
 @testable import Curvature
 @testable import Models

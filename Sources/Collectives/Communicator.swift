@@ -2,6 +2,13 @@ import Foundation
 import Scalars
 import LinearAlgebra
 
+/// An error of a collective or of starting a world of ranks (exit status 2 in the CLI).
+public struct CollectivesError: Error, CustomStringConvertible, Equatable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
 /// The order in which a reduction adds the ranks' contributions.
 public enum ReductionOrder: String, Sendable, CaseIterable {
     /// ((c₀ + c₁) + c₂) + … in rank order.
@@ -116,7 +123,7 @@ public final class InProcessWorld: @unchecked Sendable {
             try Threads.run(size, allOrNone: true) { r in
                 do { results.set(r, .success(try body(RankCommunicator(world: self, rank: r)))) } catch { results.set(r, .failure(error)) }
             }
-        } catch { throw CurvatureError("in-process world of \(size) ranks: \(error); lower --shards") }
+        } catch { throw CollectivesError("in-process world of \(size) ranks: \(error); lower --shards") }
         return try results.values()
     }
 
