@@ -472,9 +472,10 @@ struct Version: ParsableCommand {
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks (build with -c release). Suites: scalars, krylov, models, topk, gemm, slq, shard-hvp.",
+        abstract: "Benchmarks (build with -c release). Suites: scalars, krylov, models, formats, topk, gemm, slq, shard-hvp, sweep.",
         discussion: """
-        gemm: C = A·B (n = 256) in fp32/fp64 (BLAS and order-preserving SIMD) and mixed precision (bf16, fp16 inputs with \
+        formats: one gradient of an MLP of 9,610 parameters in every format and rounding mode, and whether the type \
+        runs specialized code or the generic path. gemm: C = A·B (n = 256) in fp32/fp64 (BLAS and order-preserving SIMD) and mixed precision (bf16, fp16 inputs with \
         fp32 accumulation; bf16 accumulation). slq: one FD-HVP SLQ run on the transformer LM (--model transformer:…). \
         sweep: CPU seconds of a sweep's own bookkeeping (journal, tables, manifest) over --n empty configurations (default 10⁴). \
         shard-hvp: median time per central FD-HVP and peak memory of --shards in-process ranks, or per rank under \
@@ -503,6 +504,7 @@ struct Bench: ParsableCommand {
         case "scalars": print(ScalarsBench.render(ScalarsBench.run(n: n, reps: reps, trials: trials)), terminator: "")
         case "krylov": print(KrylovBench.render(try KrylovBench.run(trials: min(trials, 3))), terminator: "")
         case "models": print(ModelsBench.render(try ModelsBench.run(trials: trials)), terminator: "")
+        case "formats": print(FormatsBench.render(try FormatsBench.run(trials: min(trials, 5))), terminator: "")
         case "topk":
             let r = try KrylovBench.topK(spec: operatorSpec, seed: seed, k: k, tol: tol, trials: min(trials, 5))
             print("benchmark,seconds,steps,max_rel_err\n\"lanczos top-\(k) \(operatorSpec) seed \(seed)\",\(r.seconds),\(r.steps),\(r.maxErr)")
@@ -513,7 +515,7 @@ struct Bench: ParsableCommand {
             print(SweepBench.render(count: count, jobs: 2, try SweepBench.run(count: count, jobs: 2)), terminator: "")
         case "shard-hvp":
             if let t = try ShardBench.run(model: model, policy: policy, shards: shards, reps: min(reps, 50)) { print(t, terminator: "") }
-        default: throw HarnessError("unknown benchmark suite '\(suite)' (known: scalars, krylov, models, topk, gemm, slq, shard-hvp, sweep)")
+        default: throw HarnessError("unknown benchmark suite '\(suite)' (known: scalars, krylov, models, formats, topk, gemm, slq, shard-hvp, sweep)")
         }
     }
 }

@@ -104,11 +104,12 @@ public enum Kernels {
     /// The loop of ``axpy(_:_:_:)``.
     @inlinable
     static func axpyLoop<T: StudyScalar>(_ a: T, _ x: [T], _ y: inout [T]) {
-        x.withUnsafeBufferPointer { xp in
-            y.withUnsafeMutableBufferPointer { yp in
-                for i in 0..<yp.count { yp[i] = yp[i].addingProduct(a, xp[i]) }
-            }
-        }
+        x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in axpyLoop(a, xp, yp) } }
+    }
+
+    @inlinable
+    static func axpyLoop<T: StudyScalar>(_ a: T, _ xp: UnsafeBufferPointer<T>, _ yp: UnsafeMutableBufferPointer<T>) {
+        for i in 0..<yp.count { yp[i] = yp[i].addingProduct(a, xp[i]) }
     }
 
     /// `x ← a·x`.
@@ -374,83 +375,84 @@ public enum Kernels {
     }
 }
 
-/// Specialized entry points of the kernels for the scalar types the studies use most.
-///
-/// Models and studies reach the kernels from generic code whose scalar type is chosen
-/// at run time (a format name in an experiment file), where the compiler cannot
-/// specialize: every `+` and `*` would then go through a protocol witness on boxed
-/// values (≈100× slower than the specialized loop for Float). These functions compare
-/// the type's metadata once per call and hand the buffers, reinterpreted (the types
-/// are equal, so this is the identity), to an instance of the loop the compiler has
-/// specialized for that concrete type. The arithmetic is the same code, so results
-/// are bit-identical; only the dispatch changes. Other types run the generic loop.
+/// The kernels' loops run with the concrete scalar type (``ScalarRegistry/specialized(_:_:)``):
+/// the buffers are reinterpreted as the type they already are, so the arithmetic is
+/// the same code with the same bits; other types run the generic loops.
 @usableFromInline
 enum Specialized {
     @inlinable
     static func dot<T: StudyScalar>(_ x: UnsafeBufferPointer<T>, _ y: UnsafeBufferPointer<T>, _ acc: Accumulation) -> T? {
-        @inline(__always) func run<U: StudyScalar>(_: U.Type) -> T {
-            unsafeBitCast(Kernels.dotLoop(unsafeBitCast(x, to: UnsafeBufferPointer<U>.self), unsafeBitCast(y, to: UnsafeBufferPointer<U>.self),
-                                          accumulation: acc), to: T.self)
+        var r = T.zero
+        let done = withUnsafeMutablePointer(to: &r) {
+            ScalarRegistry.specialized(T.self, Dot(x: UnsafeRawPointer(x.baseAddress), y: UnsafeRawPointer(y.baseAddress), count: x.count,
+                                                   acc: acc, out: UnsafeMutableRawPointer($0))) != nil
         }
-        if T.self == Float.self { return run(Float.self) }
-        if T.self == Double.self { return run(Double.self) }
-        if T.self == BFloat16.self { return run(BFloat16.self) }
-        if T.self == Dual<Float>.self { return run(Dual<Float>.self) }
-        if T.self == Dual<Double>.self { return run(Dual<Double>.self) }
-        if T.self == Dual<BFloat16>.self { return run(Dual<BFloat16>.self) }
-        if T.self == LowPrecisionFloat<FP16Spec, NearestEven>.self { return run(LowPrecisionFloat<FP16Spec, NearestEven>.self) }
-        if T.self == LowPrecisionFloat<BF16Spec, Stochastic>.self { return run(LowPrecisionFloat<BF16Spec, Stochastic>.self) }
-        if T.self == LowPrecisionFloat<FP32Spec, Stochastic>.self { return run(LowPrecisionFloat<FP32Spec, Stochastic>.self) }
-        return nil
+        return done ? r : nil
     }
 
     /// `y ← a·x + y` specialized; false when `T` is not one of the types.
     @inlinable
     static func axpy<T: StudyScalar>(_ a: T, _ x: [T], _ y: inout [T]) -> Bool {
-        @inline(__always) func run<U: StudyScalar>(_: U.Type, _ y: inout [T]) {
-            var yu = unsafeBitCast(y, to: [U].self)
-            y = []                                          // keep yu uniquely referenced: updated in place
-            Kernels.axpyLoop(unsafeBitCast(a, to: U.self), unsafeBitCast(x, to: [U].self), &yu)
-            y = unsafeBitCast(yu, to: [T].self)
+        // Float and Double: their own loops (`fusedAxpy`, the same fused rounding per element).
+        return x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                if T.fusedAxpy(a, xp, yp) { return true }
+                var a = a
+                return withUnsafePointer(to: &a) {
+                    ScalarRegistry.specialized(T.self, Axpy(a: UnsafeRawPointer($0), x: UnsafeRawPointer(xp.baseAddress),
+                                                            y: UnsafeMutableRawPointer(yp.baseAddress), count: yp.count)) != nil
+                }
+            }
         }
-        // Float and Double: the C loops with the CPU's FMA in vector lanes when it has one
-        // (the same fused rounding per element as `addingProduct`).
-        if T.self == Float.self {
-            x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
-                hh_saxpy_fused(yp.count, unsafeBitCast(a, to: Float.self), UnsafeRawPointer(xp.baseAddress)?.assumingMemoryBound(to: Float.self),
-                               UnsafeMutableRawPointer(yp.baseAddress)?.assumingMemoryBound(to: Float.self))
-            } }
-            return true
-        }
-        if T.self == Double.self {
-            x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
-                hh_daxpy_fused(yp.count, unsafeBitCast(a, to: Double.self), UnsafeRawPointer(xp.baseAddress)?.assumingMemoryBound(to: Double.self),
-                               UnsafeMutableRawPointer(yp.baseAddress)?.assumingMemoryBound(to: Double.self))
-            } }
-            return true
-        }
-        if T.self == BFloat16.self { run(BFloat16.self, &y); return true }
-        if T.self == LowPrecisionFloat<FP16Spec, NearestEven>.self { run(LowPrecisionFloat<FP16Spec, NearestEven>.self, &y); return true }
-        if T.self == LowPrecisionFloat<BF16Spec, Stochastic>.self { run(LowPrecisionFloat<BF16Spec, Stochastic>.self, &y); return true }
-        if T.self == LowPrecisionFloat<FP32Spec, Stochastic>.self { run(LowPrecisionFloat<FP32Spec, Stochastic>.self, &y); return true }
-        return false
     }
 
     @inlinable
     static func gemm<T: StudyScalar>(_ a: Matrix<T>, _ b: Matrix<T>, _ acc: Accumulation) -> Matrix<T>? {
-        @inline(__always) func run<U: StudyScalar>(_: U.Type) -> Matrix<T> {
-            unsafeBitCast(Kernels.gemmLoop(unsafeBitCast(a, to: Matrix<U>.self), unsafeBitCast(b, to: Matrix<U>.self), accumulation: acc),
-                          to: Matrix<T>.self)
+        var (a, b, c) = (a, b, Matrix<T>(rows: 0, cols: 0))
+        let done = withUnsafePointer(to: &a) { ap in withUnsafePointer(to: &b) { bp in withUnsafeMutablePointer(to: &c) { cp in
+            ScalarRegistry.specialized(T.self, Gemm(a: UnsafeRawPointer(ap), b: UnsafeRawPointer(bp), acc: acc, out: UnsafeMutableRawPointer(cp))) != nil
+        } } }
+        return done ? c : nil
+    }
+
+    // The bodies are not generic (their operands are untyped pointers to values of
+    // the type `run` is called with): a generic body would leave `run<U>` partially
+    // specialized, which the compiler does not do, and the loops would run generic.
+
+    @usableFromInline
+    struct Dot: SpecializedBody {
+        @usableFromInline let x: UnsafeRawPointer?, y: UnsafeRawPointer?, count: Int, acc: Accumulation, out: UnsafeMutableRawPointer
+        @inlinable init(x: UnsafeRawPointer?, y: UnsafeRawPointer?, count: Int, acc: Accumulation, out: UnsafeMutableRawPointer) {
+            self.x = x; self.y = y; self.count = count; self.acc = acc; self.out = out
         }
-        if T.self == Float.self { return run(Float.self) }
-        if T.self == Double.self { return run(Double.self) }
-        if T.self == BFloat16.self { return run(BFloat16.self) }
-        if T.self == Dual<Float>.self { return run(Dual<Float>.self) }
-        if T.self == Dual<Double>.self { return run(Dual<Double>.self) }
-        if T.self == Dual<BFloat16>.self { return run(Dual<BFloat16>.self) }
-        if T.self == LowPrecisionFloat<FP16Spec, NearestEven>.self { return run(LowPrecisionFloat<FP16Spec, NearestEven>.self) }
-        if T.self == LowPrecisionFloat<BF16Spec, Stochastic>.self { return run(LowPrecisionFloat<BF16Spec, Stochastic>.self) }
-        if T.self == LowPrecisionFloat<FP32Spec, Stochastic>.self { return run(LowPrecisionFloat<FP32Spec, Stochastic>.self) }
-        return nil
+        @inlinable func run<U: StudyScalar>(_: U.Type) {
+            out.assumingMemoryBound(to: U.self).pointee = Kernels.dotLoop(
+                UnsafeBufferPointer(start: x?.assumingMemoryBound(to: U.self), count: count),
+                UnsafeBufferPointer(start: y?.assumingMemoryBound(to: U.self), count: count), accumulation: acc)
+        }
+    }
+
+    @usableFromInline
+    struct Axpy: SpecializedBody {
+        @usableFromInline let a: UnsafeRawPointer, x: UnsafeRawPointer?, y: UnsafeMutableRawPointer?, count: Int
+        @inlinable init(a: UnsafeRawPointer, x: UnsafeRawPointer?, y: UnsafeMutableRawPointer?, count: Int) {
+            self.a = a; self.x = x; self.y = y; self.count = count
+        }
+        @inlinable func run<U: StudyScalar>(_: U.Type) {
+            Kernels.axpyLoop(a.assumingMemoryBound(to: U.self).pointee, UnsafeBufferPointer(start: x?.assumingMemoryBound(to: U.self), count: count),
+                             UnsafeMutableBufferPointer(start: y?.assumingMemoryBound(to: U.self), count: count))
+        }
+    }
+
+    @usableFromInline
+    struct Gemm: SpecializedBody {
+        @usableFromInline let a: UnsafeRawPointer, b: UnsafeRawPointer, acc: Accumulation, out: UnsafeMutableRawPointer
+        @inlinable init(a: UnsafeRawPointer, b: UnsafeRawPointer, acc: Accumulation, out: UnsafeMutableRawPointer) {
+            self.a = a; self.b = b; self.acc = acc; self.out = out
+        }
+        @inlinable func run<U: StudyScalar>(_: U.Type) {
+            out.assumingMemoryBound(to: Matrix<U>.self).pointee = Kernels.gemmLoop(
+                a.assumingMemoryBound(to: Matrix<U>.self).pointee, b.assumingMemoryBound(to: Matrix<U>.self).pointee, accumulation: acc)
+        }
     }
 }

@@ -8,8 +8,8 @@ import LinearAlgebra
 /// and reach the model through `any DifferentiableModel`, a context in which the
 /// compiler cannot specialize: every arithmetic operation would go through a protocol
 /// witness on boxed values, about 30× slower than the specialized code for Float.
-/// ``specializedGradient(_:samples:accumulation:)`` compares the scalar type's
-/// metadata with the types the studies use most and calls, for those, an instance of
+/// ``specializedGradient(_:samples:accumulation:)`` calls, for the types of
+/// ``ScalarRegistry/specialized(_:_:)``, an instance of
 /// ``gradientCore(_:samples:accumulation:)`` that the compiler specialized for the
 /// concrete model and scalar; the arrays are reinterpreted as the type they already
 /// are. The code and its arithmetic are the same, so results are bit-identical (the
@@ -22,21 +22,27 @@ public protocol GradientCore {
 extension GradientCore {
     @inlinable @inline(__always)
     public func specializedGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T]) {
-        @inline(__always) func run<U: StudyScalar>(_: U.Type) -> (loss: T, gradient: [T]) {
-            let r = gradientCore(unsafeBitCast(theta, to: [U].self), samples: samples, accumulation: accumulation)
-            return (unsafeBitCast(r.loss, to: T.self), unsafeBitCast(r.gradient, to: [T].self))
-        }
-        if T.self == Float.self { return run(Float.self) }
-        if T.self == Double.self { return run(Double.self) }
-        if T.self == BFloat16.self { return run(BFloat16.self) }
-        if T.self == Dual<Float>.self { return run(Dual<Float>.self) }
-        if T.self == Dual<Double>.self { return run(Dual<Double>.self) }
-        if T.self == Dual<BFloat16>.self { return run(Dual<BFloat16>.self) }
-        if T.self == LowPrecisionFloat<FP16Spec, NearestEven>.self { return run(LowPrecisionFloat<FP16Spec, NearestEven>.self) }
-        if T.self == LowPrecisionFloat<BF16Spec, Stochastic>.self { return run(LowPrecisionFloat<BF16Spec, Stochastic>.self) }
-        if T.self == LowPrecisionFloat<FP32Spec, Stochastic>.self { return run(LowPrecisionFloat<FP32Spec, Stochastic>.self) }
-        if T.self == MPFloat<256>.self { return run(MPFloat<256>.self) }
-        if T.self == Dual<MPFloat<256>>.self { return run(Dual<MPFloat<256>>.self) }
-        return gradientCore(theta, samples: samples, accumulation: accumulation)
+        var theta = theta
+        var out: (loss: T, gradient: [T]) = (.zero, [])
+        let done = withUnsafePointer(to: &theta) { tp in withUnsafeMutablePointer(to: &out) { op in
+            ScalarRegistry.specialized(T.self, GradientBody(model: self, theta: UnsafeRawPointer(tp), samples: samples,
+                                                            accumulation: accumulation, out: UnsafeMutableRawPointer(op))) != nil
+        } }
+        return done ? out : gradientCore(theta, samples: samples, accumulation: accumulation)
+    }
+}
+
+/// ``GradientCore/gradientCore(_:samples:accumulation:)`` with the concrete scalar type.
+/// Generic over the model only (concrete where it is built), with untyped pointers to θ
+/// and the result, so that `run<U>` specializes fully (see Kernels' `Specialized`).
+@usableFromInline
+struct GradientBody<M: GradientCore>: SpecializedBody {
+    @usableFromInline let model: M, theta: UnsafeRawPointer, samples: Range<Int>, accumulation: Accumulation, out: UnsafeMutableRawPointer
+    @inlinable init(model: M, theta: UnsafeRawPointer, samples: Range<Int>, accumulation: Accumulation, out: UnsafeMutableRawPointer) {
+        self.model = model; self.theta = theta; self.samples = samples; self.accumulation = accumulation; self.out = out
+    }
+    @inlinable func run<U: StudyScalar>(_: U.Type) {
+        let r = model.gradientCore(theta.assumingMemoryBound(to: [U].self).pointee, samples: samples, accumulation: accumulation)
+        out.assumingMemoryBound(to: (loss: U, gradient: [U]).self).pointee = r
     }
 }

@@ -1,4 +1,5 @@
 import RealModule
+import CKernels
 
 /// A `Real` the harness can run a computation in: it has a format name and
 /// converts to and from `Double` (rounding into the format with its own mode;
@@ -17,6 +18,10 @@ public protocol StudyScalar: Real, Sendable {
     /// ``recursiveDot(_:_:)`` of `Dual<Self>` vectors (what `Dual`'s `recursiveDot` asks
     /// its component type), or nil. `MPFloat`: CKernels' limb loop over dual numbers.
     static func dualRecursiveDot(_ x: UnsafeBufferPointer<Dual<Self>>, _ y: UnsafeBufferPointer<Dual<Self>>) -> Dual<Self>?
+    /// `yᵢ ← yᵢ.addingProduct(a, xᵢ)` (one fused rounding per element) by a faster route
+    /// with the same bits, returning true; false when the type has none and the generic
+    /// loop runs. `Float`, `Double`: CKernels' loops with the CPU's FMA in vector lanes.
+    static func fusedAxpy(_ a: Self, _ x: UnsafeBufferPointer<Self>, _ y: UnsafeMutableBufferPointer<Self>) -> Bool
 }
 
 extension StudyScalar {
@@ -24,18 +29,30 @@ extension StudyScalar {
     public static func recursiveDot(_ x: UnsafeBufferPointer<Self>, _ y: UnsafeBufferPointer<Self>) -> Self? { nil }
     @inlinable @inline(__always)
     public static func dualRecursiveDot(_ x: UnsafeBufferPointer<Dual<Self>>, _ y: UnsafeBufferPointer<Dual<Self>>) -> Dual<Self>? { nil }
+    @inlinable @inline(__always)
+    public static func fusedAxpy(_ a: Self, _ x: UnsafeBufferPointer<Self>, _ y: UnsafeMutableBufferPointer<Self>) -> Bool { false }
 }
 
 extension Float: StudyScalar {
     public static var formatName: String { "fp32" }
     @inlinable public init(roundingDouble x: Double) { self = Float(x) }
     @inlinable public var doubleValue: Double { Double(self) }
+    @inlinable
+    public static func fusedAxpy(_ a: Float, _ x: UnsafeBufferPointer<Float>, _ y: UnsafeMutableBufferPointer<Float>) -> Bool {
+        hh_saxpy_fused(y.count, a, x.baseAddress, y.baseAddress)
+        return true
+    }
 }
 
 extension Double: StudyScalar {
     public static var formatName: String { "fp64" }
     @inlinable public init(roundingDouble x: Double) { self = x }
     @inlinable public var doubleValue: Double { self }
+    @inlinable
+    public static func fusedAxpy(_ a: Double, _ x: UnsafeBufferPointer<Double>, _ y: UnsafeMutableBufferPointer<Double>) -> Bool {
+        hh_daxpy_fused(y.count, a, x.baseAddress, y.baseAddress)
+        return true
+    }
 }
 
 /// Native binary16. Its `+ − × ÷ √` are correctly rounded, but on x86 its
@@ -53,35 +70,41 @@ extension Float16: StudyScalar {
 ///
 /// Callers often hold the scalar type only as a generic parameter chosen at run time
 /// (the format of a policy stage), where `x.map { T(roundingDouble: $0) }` runs
-/// unspecialized: a witness call and an array append per element. These compare the
-/// type once with the common ones and run a loop specialized for it (the same
+/// unspecialized: a witness call and an array append per element. These run a loop
+/// specialized for the concrete type (``ScalarRegistry/specialized(_:_:)``; the same
 /// `init(roundingDouble:)` / `doubleValue`, so the same values); other types get one
 /// preallocated buffer and a plain loop.
 public enum ScalarArrays {
     /// `x` rounded elementwise into `T`.
     @inlinable
     public static func rounding<T: StudyScalar>(_ x: [Double], to _: T.Type) -> [T] {
-        @inline(__always) func run<U: StudyScalar>(_: U.Type) -> [T] { unsafeBitCast(fill(x, U.init(roundingDouble:)), to: [T].self) }
         if T.self == Double.self { return unsafeBitCast(x, to: [T].self) }
-        if T.self == Float.self { return run(Float.self) }
-        if T.self == BFloat16.self { return run(BFloat16.self) }
-        if T.self == LowPrecisionFloat<FP16Spec, NearestEven>.self { return run(LowPrecisionFloat<FP16Spec, NearestEven>.self) }
-        if T.self == LowPrecisionFloat<BF16Spec, Stochastic>.self { return run(LowPrecisionFloat<BF16Spec, Stochastic>.self) }
-        if T.self == LowPrecisionFloat<FP32Spec, Stochastic>.self { return run(LowPrecisionFloat<FP32Spec, Stochastic>.self) }
-        return fill(x, T.init(roundingDouble:))
+        var out: [T] = []
+        let done = withUnsafeMutablePointer(to: &out) { ScalarRegistry.specialized(T.self, Rounding(x: x, out: UnsafeMutableRawPointer($0))) != nil }
+        return done ? out : fill(x, T.init(roundingDouble:))
     }
 
     /// The values of `x` rounded into a stage format (`.fp64`: the values as they are), in one pass.
     @inlinable
     public static func doubles<T: StudyScalar>(_ x: [T], roundedBy f: FormatArithmetic) -> [Double] {
-        @inline(__always) func run<U: StudyScalar>(_: U.Type) -> [Double] { fill(unsafeBitCast(x, to: [U].self)) { f.round($0.doubleValue) } }
-        if T.self == Double.self { return fill(unsafeBitCast(x, to: [Double].self)) { f.round($0) } }
-        if T.self == Float.self { return run(Float.self) }
-        if T.self == BFloat16.self { return run(BFloat16.self) }
-        if T.self == LowPrecisionFloat<FP16Spec, NearestEven>.self { return run(LowPrecisionFloat<FP16Spec, NearestEven>.self) }
-        if T.self == LowPrecisionFloat<BF16Spec, Stochastic>.self { return run(LowPrecisionFloat<BF16Spec, Stochastic>.self) }
-        if T.self == LowPrecisionFloat<FP32Spec, Stochastic>.self { return run(LowPrecisionFloat<FP32Spec, Stochastic>.self) }
-        return fill(x) { f.round($0.doubleValue) }
+        var x = x
+        return withUnsafePointer(to: &x) { ScalarRegistry.specialized(T.self, Doubles(x: UnsafeRawPointer($0), f: f)) }
+            ?? fill(x) { f.round($0.doubleValue) }
+    }
+
+    // Not generic, so that `run<U>` specializes fully (see Kernels' Specialized).
+    @usableFromInline
+    struct Rounding: SpecializedBody {
+        @usableFromInline let x: [Double], out: UnsafeMutableRawPointer
+        @inlinable init(x: [Double], out: UnsafeMutableRawPointer) { self.x = x; self.out = out }
+        @inlinable func run<U: StudyScalar>(_: U.Type) { out.assumingMemoryBound(to: [U].self).pointee = fill(x, U.init(roundingDouble:)) }
+    }
+
+    @usableFromInline
+    struct Doubles: SpecializedBody {
+        @usableFromInline let x: UnsafeRawPointer, f: FormatArithmetic
+        @inlinable init(x: UnsafeRawPointer, f: FormatArithmetic) { self.x = x; self.f = f }
+        @inlinable func run<U: StudyScalar>(_: U.Type) -> [Double] { fill(x.assumingMemoryBound(to: [U].self).pointee) { f.round($0.doubleValue) } }
     }
 
     @inlinable @inline(__always)

@@ -99,7 +99,9 @@ public func prettyJSON<T: Encodable>(_ value: T) throws -> Data {
 }
 
 /// Round-trip decimal of a Double for CSV (NUMERICS.md §10); empty for nil.
-@inlinable public func cell(_ x: Double?) -> String { x.map { "\($0)" } ?? "" }
+/// A table cell: empty for nil, `nan` for every NaN (its sign is not reproducible
+/// across builds, see `csvNumber`), otherwise the shortest round-trip form.
+@inlinable public func cell(_ x: Double?) -> String { x.map { $0.isNaN ? "nan" : "\($0)" } ?? "" }
 /// A cell for a quantity that may be undefined: empty when NaN or infinite.
 @inlinable public func definedCell(_ x: Double) -> String { x.isFinite ? "\(x)" : "" }
 

@@ -184,3 +184,11 @@ func occurrences(_ s: String, _ sub: String) -> Int { s.components(separatedBy: 
         #expect(ReportCommand.relativePath(from: "/a/b", to: "/a/b") == ".")
     }
 }
+
+@Suite struct CSVNumberTests {
+    /// Single-run CSVs write every NaN as `nan` (its sign is not reproducible across builds).
+    @Test func nanHasNoSign() {
+        #expect(csvNumber(-Double.nan) == "nan" && csvNumber(Double.nan) == "nan")
+        #expect(csvNumber(-0.0) == "-0.0" && csvNumber(1e-300) == "1e-300")
+    }
+}

@@ -19,3 +19,49 @@ import Scalars
         }
     }
 }
+
+/// The one list of specialized types (``ScalarRegistry/specialized(_:_:)``) covers every
+/// named format of the registry under every rounding mode it has, the mpfr256 reference,
+/// and the dual numbers of exact HVPs in fp32, fp64, bf16 and mpfr256; a specialized
+/// run reinterprets the caller's values as the type they are (the same bits).
+@Suite struct SpecializationListTests {
+    struct Probe: ScalarBody { func run<T: StudyScalar>(_: T.Type) -> Bool { ScalarRegistry.isSpecialized(T.self) } }
+
+    @Test func everyNamedFormatAndModeIsSpecialized() throws {
+        var checked = 0
+        for name in ScalarRegistry.names where !name.hasPrefix("mpfr") || name == "mpfr256" {
+            for mode in RoundingMode.allCases {
+                guard let fast = try? ScalarRegistry.run(format: name, rounding: mode, Probe()) else { continue }
+                #expect(fast, "\(name) under \(mode) runs generic code")
+                checked += 1
+            }
+        }
+        #expect(checked == 6 * 5 + 2)                     // bf16 … e5m2 × 5 modes; fp64 and mpfr256 at nearest
+        #expect(ScalarRegistry.isSpecialized(Dual<Float>.self) && ScalarRegistry.isSpecialized(Dual<MPFloat<256>>.self))
+        // Not in the list (generic code, correct): user formats, other MPFR precisions.
+        #expect(try ScalarRegistry.run(format: "p=4,emin=-6,emax=7", Probe()) == false)
+        #expect(!ScalarRegistry.isSpecialized(MPFloat<512>.self))
+    }
+
+    struct Twice: SpecializedBody {
+        let x: UnsafeRawPointer, out: UnsafeMutableRawPointer
+        func run<U: StudyScalar>(_: U.Type) {
+            let v = x.assumingMemoryBound(to: U.self).pointee
+            out.assumingMemoryBound(to: U.self).pointee = v + v
+        }
+    }
+
+    @Test func aSpecializedRunComputesInTheCallersType() {
+        func twice<T: StudyScalar>(_ a: T) -> T? {
+            var a = a, r = T.zero
+            let done = withUnsafePointer(to: &a) { ap in withUnsafeMutablePointer(to: &r) { rp in
+                ScalarRegistry.specialized(T.self, Twice(x: UnsafeRawPointer(ap), out: UnsafeMutableRawPointer(rp))) != nil
+            } }
+            return done ? r : nil
+        }
+        #expect(twice(BFloat16(1.5)) == BFloat16(3))
+        #expect(twice(LowPrecisionFloat<E4M3Spec, TowardZero>(roundingDouble: 0.3))?.doubleValue == 0.5625)
+        #expect(twice(MPFloat<256>(0.25))?.doubleValue == 0.5)
+        #expect(twice(MPFloat<512>(0.25)) == nil)
+    }
+}

@@ -30,7 +30,11 @@ public struct Table: Sendable {
 }
 
 /// Number formatting for CSV: Swift's shortest round-trip decimal.
-@inlinable public func csvNumber(_ x: Double) -> String { "\(x)" }
+/// A Double in a CSV cell: the shortest round-trip form; every NaN as `nan`. The sign
+/// of a NaN is not part of IEEE 754's arithmetic (an optimizer may swap the operands of
+/// `a + b`, whose NaN then comes from the other side), so printing it would make two
+/// builds of the same arithmetic write different files.
+@inlinable public func csvNumber(_ x: Double) -> String { x.isNaN ? "nan" : "\(x)" }
 
 /// Files written atomically: each goes to a temporary file in the target folder
 /// and is renamed over its final name, so a reader (or a crash) never sees a

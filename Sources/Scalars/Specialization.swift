@@ -1,0 +1,75 @@
+import RealModule
+
+/// A generic computation to run with the concrete type a generic parameter stands
+/// for (Swift closures cannot be generic, so the body is a type). See
+/// ``ScalarRegistry/specialized(_:_:)``.
+public protocol SpecializedBody {
+    associatedtype Output
+    func run<U: StudyScalar>(_ type: U.Type) -> Output
+}
+
+extension ScalarRegistry {
+    /// Runs `body` with the concrete type `T` stands for when `T` is one of the types
+    /// the harness compiles specialized code for, else returns nil (the caller then runs
+    /// its generic code).
+    ///
+    /// Why: the harness chooses a format at run time (a name in an experiment file) and
+    /// reaches models and kernels with the scalar as a generic parameter, a context in
+    /// which the compiler cannot specialize; every `+` and `*` would go through a
+    /// protocol witness on boxed values, 30–100× slower than the specialized loop. Hot
+    /// generic code (the kernels' loops, each model's reverse pass, the array
+    /// conversions) asks this function once per call; it compares `T`'s metadata with
+    /// each type below and calls `body` with that type, an instance the compiler
+    /// specializes at the caller (this function is always inlined). The arrays the body
+    /// captured are reinterpreted as the type they already are, so the arithmetic is the
+    /// same code and the bits are the same; only the dispatch differs.
+    ///
+    /// This is the one list: every named format of the registry (bf16, fp16, tf32,
+    /// fp32, fp64, e4m3, e5m2) under every rounding mode it has, the dual numbers of
+    /// exact HVPs in fp32, fp64 and bf16, and the mpfr256 reference with its dual numbers.
+    /// User formats, the other MPFR precisions and the other dual numbers run generic
+    /// code (correct, 2.5–4× slower for the emulated formats);
+    /// `hessian-harness bench formats` shows which path each format takes and its speed.
+    /// Adding a type here specializes every hot loop for it (at a cost in build time:
+    /// every model's reverse pass is compiled once more).
+    @inlinable @inline(__always)
+    public static func specialized<T: StudyScalar, B: SpecializedBody>(_: T.Type, _ body: B) -> B.Output? {
+        if T.self == Float.self { return body.run(Float.self) }
+        if T.self == Double.self { return body.run(Double.self) }
+        if T.self == BFloat16.self { return body.run(BFloat16.self) }
+        if T.self == Dual<Float>.self { return body.run(Dual<Float>.self) }
+        if T.self == Dual<Double>.self { return body.run(Dual<Double>.self) }
+        if T.self == Dual<BFloat16>.self { return body.run(Dual<BFloat16>.self) }
+        if T.self == MPFloat<256>.self { return body.run(MPFloat<256>.self) }
+        if T.self == Dual<MPFloat<256>>.self { return body.run(Dual<MPFloat<256>>.self) }
+        if T.self is any EmulatedFloat.Type {
+            if let r = everyMode(BF16Spec.self, T.self, body) { return r }
+            if let r = everyMode(FP16Spec.self, T.self, body) { return r }
+            if let r = everyMode(TF32Spec.self, T.self, body) { return r }
+            if let r = everyMode(FP32Spec.self, T.self, body) { return r }
+            if let r = everyMode(E4M3Spec.self, T.self, body) { return r }
+            if let r = everyMode(E5M2Spec.self, T.self, body) { return r }
+        }
+        return nil
+    }
+
+    /// The emulated format `S` under each rounding mode.
+    @inlinable @inline(__always)
+    static func everyMode<S: FloatFormatSpec, T: StudyScalar, B: SpecializedBody>(_: S.Type, _: T.Type, _ body: B) -> B.Output? {
+        if T.self == LowPrecisionFloat<S, NearestEven>.self { return body.run(LowPrecisionFloat<S, NearestEven>.self) }
+        if T.self == LowPrecisionFloat<S, Stochastic>.self { return body.run(LowPrecisionFloat<S, Stochastic>.self) }
+        if T.self == LowPrecisionFloat<S, TowardZero>.self { return body.run(LowPrecisionFloat<S, TowardZero>.self) }
+        if T.self == LowPrecisionFloat<S, Upward>.self { return body.run(LowPrecisionFloat<S, Upward>.self) }
+        if T.self == LowPrecisionFloat<S, Downward>.self { return body.run(LowPrecisionFloat<S, Downward>.self) }
+        return nil
+    }
+
+    /// Whether ``specialized(_:_:)`` has an instance for `T`.
+    public static func isSpecialized<T: StudyScalar>(_: T.Type) -> Bool {
+        specialized(T.self, SpecializationProbe()) ?? false
+    }
+}
+
+struct SpecializationProbe: SpecializedBody {
+    func run<U: StudyScalar>(_: U.Type) -> Bool { true }
+}
