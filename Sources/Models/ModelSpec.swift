@@ -40,7 +40,9 @@ public enum ModelSpec {
         // Files named in the spec could change between builds: only built-in data and
         // seeded parameters share runs. Keyed by the spec and the build seed (the data a
         // model trains on is drawn from it).
-        let key = ["data=", "x=", "y=", "tokens=", "text="].contains(where: rest.contains) || paramsFile != nil || ["gguf", "safetensors"].contains(kind)
+        // (By field name: `context=` is not a `text=` field.)
+        let fieldNames = Set(rest.split(separator: ",").map { String($0.split(separator: "=", maxSplits: 1).first ?? "") })
+        let key = !fieldNames.isDisjoint(with: ["data", "x", "y", "tokens", "text"]) || paramsFile != nil || ["gguf", "safetensors"].contains(kind)
             ? nil : rest.isEmpty ? kind : "\(kind):\(rest)"
         func trained<M: DifferentiableModel>(_ m: M) -> any DifferentiableModel {
             TrainedModel(base: m, training: training, key: key, buildSeed: seed)
