@@ -40,18 +40,11 @@ public struct HVPCommand {
         }
     }
 
-    /// The exact HVP (forward-over-reverse) of `m` at θ along v in `reference`'s format, rounded to fp64.
+    /// The exact HVP (forward-over-reverse) of `m` at θ along v in `reference`'s format
+    /// (recursive accumulation), rounded to fp64.
     static func referenceHVP(_ m: any DifferentiableModel, theta: [Double], v: [Double], reference: String) throws -> [Double] {
-        struct Exact<M: DifferentiableModel>: ScalarBody {
-            let m: M, theta: [Double], v: [Double]
-            func run<T: StudyScalar>(_: T.Type) -> [Double] {
-                m.exactHVP(theta.map { T(roundingDouble: $0) }, v.map { T(roundingDouble: $0) }).hv.map { $0.doubleValue }
-            }
-        }
-        func open<M: DifferentiableModel>(_ m: M) throws -> [Double] {
-            try ScalarRegistry.run(format: reference, Exact(m: m, theta: theta, v: v))
-        }
-        return try open(m)
+        let policy = try PrecisionPolicy("param=fp64,compute=\(reference),accumulate=recursive,grad=fp64,hvp=fp64")
+        return try FDEngine(model: m, policy: policy).exactHVP(theta: theta, v: v)
     }
 
     public func run() throws {
@@ -76,8 +69,10 @@ public struct HVPCommand {
         let nShards = try Cluster.shards(requested: shards)
         guard let ord = ReductionOrder(rawValue: order) else { throw HarnessError("unknown --order '\(order)' (known: sequential, tree)") }
         let world = Cluster.world
-        let param = try pol.arithmetic(pol.param), grad = try pol.arithmetic(pol.grad), hvp = try pol.arithmetic(pol.hvp)
-        let acc = try pol.accumulation()
+        let param = try pol.arithmetic(pol.param)
+        // The FD-HVP (or the exact HVP) in the policy.
+        let engine: FDEngine
+        do { engine = try FDEngine(model: m, policy: pol) } catch { throw HarnessError("--policy: \(error)") }
         try ModelMemory.check(m, format: pol.compute, dual: exactOnly, what: "a gradient of the model")
         if reference != "none" { try ModelMemory.check(m, format: reference, dual: true, what: "the \(reference) reference HVP") }
 
@@ -98,34 +93,20 @@ public struct HVPCommand {
             guard Cluster.isRoot, reference != "none" else { return }
             exact = try Self.referenceHVP(m, theta: theta, v: v, reference: reference)
         }.seconds
-        struct Body<M: DifferentiableModel>: ScalarBody {
-            let m: M, theta: [Double], v: [Double], scheme: String, step: StepPolicy
-            let precision: FDPrecision, shards: Int, order: ReductionOrder, world: (any Communicator)?
-            func run<T: StudyScalar>(_: T.Type) throws -> (FDResult, Double, Double) {
-                let clock = ContinuousClock()
-                // One gradient as the FD-HVP takes it (θ converted, gradient in T, rounded into grad).
-                let tGrad = clock.measure { _ = precision.gradient(m, at: theta, samples: 0..<m.sampleCount, compute: T.self) }.seconds
-                var r: FDResult? = nil
-                let tHVP = try clock.measure {
-                    if scheme == "exact" {
-                        let hv = m.exactHVP(theta.map { T(roundingDouble: $0) }, v.map { T(roundingDouble: $0) }, accumulation: precision.accumulation).hv
-                        r = FDResult(hv: hv.map { precision.hvp.round($0.doubleValue) }, epsilon: 0, delta: [Double](repeating: 0, count: v.count), swampedFraction: 0)
-                    } else if shards == 1 && world == nil {
-                        r = FiniteDifferenceHVP.estimate(m, theta: theta, v: v, scheme: FDScheme(rawValue: scheme)!, step: step, precision: precision, compute: T.self)
-                    } else {
-                        r = try ShardedHVP.estimate(m, theta: theta, v: v, scheme: FDScheme(rawValue: scheme)!, step: step, precision: precision,
-                                                    shards: shards, order: order, world: world, compute: T.self)
-                    }
-                }.seconds
-                return (r!, tGrad, tHVP)
-            }
+        // The FD-HVP (or the exact HVP), and one gradient as it takes it (θ converted,
+        // gradient in the compute type, rounded into grad), timed.
+        let (r, tGrad, tHVP) = try StochasticRounding.withSeed(seed) { () throws -> (FDResult, Double, Double) in
+            let tGrad = try clock.measure { _ = try engine.gradient(theta: theta) }.seconds
+            var r: FDResult? = nil
+            let tHVP = try clock.measure {
+                if exactOnly {
+                    r = FDResult(hv: engine.exactHVP(theta: theta, v: v), epsilon: 0, delta: [Double](repeating: 0, count: v.count), swampedFraction: 0)
+                } else {
+                    r = try engine.estimate(theta: theta, v: v, scheme: FDScheme(rawValue: scheme)!, step: step, shards: nShards, order: ord, world: world)
+                }
+            }.seconds
+            return (r!, tGrad, tHVP)
         }
-        let precision = FDPrecision(param: param, grad: grad, hvp: hvp, accumulation: acc)
-        func go<M: DifferentiableModel>(_ model: M) throws -> (FDResult, Double, Double) {
-            try ScalarRegistry.run(format: pol.compute, rounding: pol.mode(for: pol.compute), Body(m: model, theta: theta, v: v, scheme: scheme, step: step,
-                                                             precision: precision, shards: nShards, order: ord, world: world))
-        }
-        let (r, tGrad, tHVP) = try StochasticRounding.withSeed(seed) { try go(m) }
         if let i = r.hv.firstIndex(where: { !$0.isFinite }) {
             throw HarnessError("the \(scheme) HVP is not finite (element \(i) is \(r.hv[i])) at ε = \(r.epsilon): the loss or its gradient overflowed at θ ± εv; nothing written (choose a smaller --eps)")
         }
