@@ -77,53 +77,11 @@ public struct Partition: Sendable, Equatable {
 public enum GaussNewton {
     public static func vectorProduct<M: OutputModel, T: StudyScalar>(_ model: M, theta: [T], v: [T],
                                                                     accumulation: Accumulation = .recursive) -> [T] {
-        let rec = OutputRecorder<T>()
-        let dual = zip(theta, v).map { Dual<T>($0, $1) }
-        _ = model.lossAndGradient(dual, samples: 0..<model.sampleCount, accumulation: accumulation, head: RecordHead(box: rec))
-        let z = Matrix(rows: rec.rows, cols: rec.cols, storage: rec.values)
-        let u = Matrix(rows: rec.rows, cols: rec.cols, storage: rec.tangents)
-        let w = model.outputLoss.hessianProduct(z, u, scale: rec.scale)
-        let fixed = FixedHead<T>(box: FixedRows(w.storage))
-        return model.lossAndGradient(theta, samples: 0..<model.sampleCount, accumulation: accumulation, head: fixed).gradient
-    }
-}
-
-/// Collects the output rows of a forward pass: their values, and their tangents
-/// when the pass runs in Dual<T>.
-final class OutputRecorder<T: StudyScalar>: @unchecked Sendable {
-    var values: [T] = [], tangents: [T] = [], rows = 0, cols = 0
-    var scale: T = .zero
-}
-
-/// Records the output rows (in T or in Dual<T>) and returns a zero output gradient.
-struct RecordHead<T: StudyScalar>: LossHead {
-    let box: OutputRecorder<T>
-    func evaluate<S: StudyScalar>(_ logits: Matrix<S>, label: (Int) -> Int, scale: S) -> (sum: S, gradient: Matrix<S>) {
-        if let d = logits.storage as? [Dual<T>] {
-            box.values += d.map(\.value); box.tangents += d.map(\.tangent)
-            box.scale = (scale as! Dual<T>).value
-        } else {
-            box.values += logits.storage as! [T]
-            box.scale = scale as! T
-        }
-        box.rows += logits.rows; box.cols = logits.cols
-        return (.zero, Matrix<S>(rows: logits.rows, cols: logits.cols))
-    }
-}
-
-/// Hands out fixed output gradients, row block by row block, in call order.
-final class FixedRows<T>: @unchecked Sendable {
-    var storage: [T], cursor = 0
-    init(_ s: [T]) { storage = s }
-}
-
-struct FixedHead<T: StudyScalar>: LossHead {
-    let box: FixedRows<T>
-    func evaluate<S: StudyScalar>(_ logits: Matrix<S>, label: (Int) -> Int, scale: S) -> (sum: S, gradient: Matrix<S>) {
-        let n = logits.rows * logits.cols
-        let chunk = Array(box.storage[box.cursor..<(box.cursor + n)])
-        box.cursor += n
-        return (.zero, Matrix(rows: logits.rows, cols: logits.cols, storage: chunk as! [S]))
+        let (zd, scale) = model.outputs(zip(theta, v).map { Dual<T>($0, $1) }, accumulation: accumulation)
+        let z = Matrix(rows: zd.rows, cols: zd.cols, storage: zd.storage.map(\.value))
+        let u = Matrix(rows: zd.rows, cols: zd.cols, storage: zd.storage.map(\.tangent))
+        let w = model.outputLoss.hessianProduct(z, u, scale: scale.value)
+        return model.pullback(theta, outputGradient: w, accumulation: accumulation)
     }
 }
 
@@ -159,12 +117,8 @@ public struct KFAC<T: StudyScalar> {
     /// the backward pass; those between positions in A ⊗ G are dropped).
     public init(_ lm: TransformerLM, theta: [T], accumulation acc: Accumulation = .recursive) {
         count = lm.layout.count
-        let all = 0..<lm.sampleCount
         // Pass 1: the logits of every sequence.
-        let rec = OutputRecorder<T>()
-        _ = lm.lossAndGradient(theta, samples: all, accumulation: acc, head: RecordHead(box: rec))
-        let z = Matrix(rows: rec.rows, cols: rec.cols, storage: rec.values)
-        let norm = rec.scale
+        let (z, norm) = lm.outputs(theta, accumulation: acc)
         let factors = (0..<z.rows).map { lm.outputLoss.hessianFactor(z, row: $0) }
         var names: [String] = []
         var aSum: [String: Matrix<T>] = [:], gSum: [String: Matrix<T>] = [:]
@@ -176,7 +130,7 @@ public struct KFAC<T: StudyScalar> {
             var q = [T](); q.reserveCapacity(z.rows * z.cols)
             for r in 0..<z.rows { q += factors[r][c] }
             let first = c == 0
-            _ = lm.lossAndGradient(theta, samples: all, accumulation: acc, head: FixedHead(box: FixedRows(q))) { name, x, dy in
+            _ = lm.pullback(theta, outputGradient: Matrix(rows: z.rows, cols: z.cols, storage: q), accumulation: acc) { name, x, dy in
                 let hasBias = name.hasSuffix("mlp.w1") || name.hasSuffix("mlp.w2")
                 if first {
                     if aSum[name] == nil { names.append(name) }
