@@ -141,7 +141,7 @@ struct Cast: ParsableCommand {
         discussion: """
         Each VALUE is parsed exactly (decimal, C99 hex-float such as 0x1.8p-3, inf, -inf, nan) and rounded \
         once into the format. Output: CSV with header input,format,rounding,value,bits,abs_error,rel_error. \
-        FORMAT: bf16, fp16, tf32, fp32, fp64, e4m3, e5m2, mpfrN, or p=P,emin=E,emax=E[,subnormals=yes|no]\
+        FORMAT: \(FloatFormat.named.map(\.name).joined(separator: ", ")), mpfrN, or p=P,emin=E,emax=E[,subnormals=yes|no]\
         [,infinities=yes|no][,overflow=infinity|nan|saturate]. Errors: one line on stderr, exit 2, nothing on stdout.
         """)
     @Option(help: "Target format.") var format: String

@@ -50,7 +50,8 @@ public enum ScalarRegistryError: Error, CustomStringConvertible, Equatable {
 /// | `p=…,emin=…,emax=…[,…]` (inside binary32) | `LowPrecisionFloat<UserFormatSlot<k>, NearestEven>` | `LowPrecisionFloat<UserFormatSlot<k>, Mode>` |
 public enum ScalarRegistry {
     public static let mpfrPrecisions = [64, 128, 256, 512, 1024, 2048, 4096]
-    public static let names: [String] = ["bf16", "fp16", "tf32", "fp32", "fp64", "e4m3", "e5m2"] + mpfrPrecisions.map { "mpfr\($0)" }
+    /// The named binary formats (``FloatFormat/named``), then mpfrN.
+    public static let names: [String] = FloatFormat.named.map(\.name) + mpfrPrecisions.map { "mpfr\($0)" }
 
     /// Runs `body` with the type of `format` under `rounding`.
     public static func run<B: ScalarBody>(format: String, rounding: RoundingMode = .nearest, _ body: B) throws -> B.Output {

@@ -203,24 +203,17 @@ public struct MemoryModel: Sendable {
 }
 
 extension MemoryModel {
-    /// Bytes of one value stored natively: 1 (FP8), 2 (bf16, fp16), 4 (tf32 as stored
-    /// by hardware, fp32), 8 (fp64); user formats: sign + exponent + fraction bits
-    /// rounded up to 1, 2, 4 or 8 bytes; mpfrN: N/8 limb bytes + a 16-byte header.
+    /// Bytes of one value stored natively: sign + exponent + fraction bits rounded up to
+    /// 1, 2, 4 or 8 bytes (FP8 1, bf16 and fp16 2, tf32 as hardware stores it and fp32 4,
+    /// fp64 8; user formats alike); mpfrN: N/8 limb bytes + a 16-byte header.
     public static func storageBytes(_ format: String) -> Int {
         let s = format.lowercased()
         if s.hasPrefix("mpfr"), let bits = Int(s.dropFirst(4)) { return bits / 8 + 16 }
-        switch s {
-        case "e4m3", "e5m2": return 1
-        case "bf16", "fp16": return 2
-        case "tf32", "fp32": return 4
-        case "fp64": return 8
-        default:
-            guard let f = try? FloatFormat.parse(s) else { return 8 }
-            let range = f.emax - f.emin + 2                       // normal exponents, plus zero/subnormals and specials
-            let expBits = Int.bitWidth - (range - 1).leadingZeroBitCount
-            let bits = 1 + expBits + f.p - 1
-            return bits <= 8 ? 1 : bits <= 16 ? 2 : bits <= 32 ? 4 : 8
-        }
+        guard let f = try? FloatFormat.parse(s) else { return 8 }
+        let range = f.emax - f.emin + 2                           // normal exponents, plus zero/subnormals and specials
+        let expBits = Int.bitWidth - (range - 1).leadingZeroBitCount
+        let bits = 1 + expBits + f.p - 1
+        return bits <= 8 ? 1 : bits <= 16 ? 2 : bits <= 32 ? 4 : 8
     }
 }
 

@@ -41,7 +41,7 @@ public enum CastCommand {
         do { target = try CastTarget.parse(format) } catch let e as FloatFormat.Invalid {
             throw HarnessError("invalid format '\(format)': \(e)")
         } catch {
-            throw HarnessError("unknown format '\(format)' (known: bf16, fp16, tf32, fp32, fp64, e4m3, e5m2, mpfrN, or p=…,emin=…,emax=…[,subnormals=yes|no][,infinities=yes|no][,overflow=infinity|nan|saturate])")
+            throw HarnessError("unknown format '\(format)' (known: \(FloatFormat.named.map(\.name).joined(separator: ", ")), mpfrN, or p=…,emin=…,emax=…[,subnormals=yes|no][,infinities=yes|no][,overflow=infinity|nan|saturate])")
         }
         guard let mode = RoundingMode(name: rounding) else {
             throw HarnessError("unknown rounding '\(rounding)' (known: \(RoundingMode.allCases.map(\.rawValue).joined(separator: ", ")))")
