@@ -316,7 +316,7 @@ public enum ReportCommand {
             f.series.append(.init(label: "model, \(sh) shards", x: sel.map { num($0, "parameters") }, y: sel.map { num($0, "mem_model_bytes") }, color: color(i), dash: "4,3", markers: false))
         }
         mem.plots.append(Plot(figure: f, python: "plot_memory()"))
-        var tab = Section(heading: "Fits and extrapolation", text: "Extrapolated rows are labelled as such; the memory extrapolation excludes activations.")
+        var tab = Section(heading: "Fits and the memory model at scale", text: "The fits describe the measured range (n_min to n_max) and are not extrapolated: at these sizes fixed overheads dominate. The memory model's rows at 10⁹–10¹¹ parameters state their assumptions; activations are excluded.")
         let ft = try r.table("fits.csv"), ex = try r.table("extrapolation.csv")
         tab.tables.append(("fits.csv", ft.header, ft.rows.map { row in ft.header.map { row[$0]! } }))
         tab.tables.append(("extrapolation.csv", ex.header, ex.rows.map { row in ex.header.map { row[$0]! } }))
