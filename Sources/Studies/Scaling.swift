@@ -162,7 +162,7 @@ public struct ScalingStudy: Study {
             let p = config.policy
             let assumed = "bytes per value as stored natively (param \(p.param) \(MemoryModel.storageBytes(p.param)), compute \(p.compute) "
                 + "\(MemoryModel.storageBytes(p.compute)), grad \(p.grad) \(MemoryModel.storageBytes(p.grad)), hvp \(p.hvp) \(MemoryModel.storageBytes(p.hvp)), krylov \(p.krylov) "
-                + "\(MemoryModel.storageBytes(p.krylov))); measured only up to \(cell(timings.rows.filter { $0[si] == "\(s)" }.compactMap { Double($0[ni]) }.max())) parameters"
+                + "\(MemoryModel.storageBytes(p.krylov))); measured only up to \(timings.rows.filter { $0[si] == "\(s)" }.compactMap { Int($0[ni]) }.max() ?? 0) parameters"
             for x in config.extrapolateTo {
                 for (reorth, vectors) in [("none", 3), ("full", config.memorySteps + 1), ("partial", config.memorySteps + 1),
                                           ("selective", config.memorySteps + 1)] {
