@@ -9,7 +9,7 @@ import LinearAlgebra
 /// compiler cannot specialize: every arithmetic operation would go through a protocol
 /// witness on boxed values, about 30× slower than the specialized code for Float.
 /// ``specializedGradient(_:samples:accumulation:)`` calls, for the types of
-/// ``ScalarRegistry/specialized(_:_:)``, an instance of
+/// ``ScalarRegistry/specializedForModels(_:_:)``, an instance of
 /// ``gradientCore(_:samples:accumulation:)`` that the compiler specialized for the
 /// concrete model and scalar; the arrays are reinterpreted as the type they already
 /// are. The code and its arithmetic are the same, so results are bit-identical (the
@@ -22,13 +22,16 @@ public protocol GradientCore {
 extension GradientCore {
     @inlinable @inline(__always)
     public func specializedGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T]) {
-        var theta = theta
-        var out: (loss: T, gradient: [T]) = (.zero, [])
-        let done = withUnsafePointer(to: &theta) { tp in withUnsafeMutablePointer(to: &out) { op in
-            ScalarRegistry.specialized(T.self, GradientBody(model: self, theta: UnsafeRawPointer(tp), samples: samples,
-                                                            accumulation: accumulation, out: UnsafeMutableRawPointer(op))) != nil
-        } }
-        return done ? out : gradientCore(theta, samples: samples, accumulation: accumulation)
+        // θ and the result behind untyped pointers (no closures: the dispatch stays in this
+        // function's body, where the optimizer specializes each branch).
+        let tp = UnsafeMutablePointer<[T]>.allocate(capacity: 1)
+        tp.initialize(to: theta)
+        let op = UnsafeMutablePointer<(loss: T, gradient: [T])>.allocate(capacity: 1)
+        op.initialize(to: (.zero, []))
+        defer { tp.deinitialize(count: 1); tp.deallocate(); op.deinitialize(count: 1); op.deallocate() }
+        let body = GradientBody(model: self, theta: UnsafeRawPointer(tp), samples: samples, accumulation: accumulation, out: UnsafeMutableRawPointer(op))
+        if ScalarRegistry.specializedForModels(T.self, body) != nil { return op.pointee }
+        return gradientCore(theta, samples: samples, accumulation: accumulation)
     }
 }
 

@@ -30,8 +30,13 @@ extension ScalarRegistry {
     /// User formats, the other MPFR precisions and the other dual numbers run generic
     /// code (correct, 2.5–4× slower for the emulated formats);
     /// `hessian-harness bench formats` shows which path each format takes and its speed.
-    /// Adding a type here specializes every hot loop for it (at a cost in build time:
-    /// every model's reverse pass is compiled once more).
+    /// Adding a type here specializes every kernel for it; adding it to the models' tier
+    /// too compiles every model's reverse pass once more.
+    ///
+    /// A body must not be generic, and the call must not sit inside a closure of a
+    /// generic function: the compiler does not specialize partially, and a first version
+    /// written either way ran the models generic (measured: `nm` shows no specialization,
+    /// `bench formats` fp32 1.2 ms instead of 0.25 ms). Bodies take untyped pointers.
     @inlinable @inline(__always)
     public static func specialized<T: StudyScalar, B: SpecializedBody>(_: T.Type, _ body: B) -> B.Output? {
         if T.self == Float.self { return body.run(Float.self) }
@@ -51,6 +56,33 @@ extension ScalarRegistry {
             if let r = everyMode(E5M2Spec.self, T.self, body) { return r }
         }
         return nil
+    }
+
+    /// The part of ``specialized(_:_:)``'s list that the models' reverse passes are
+    /// compiled for (`GradientCore`): the formats studies use most — fp32, fp64, bf16 and
+    /// their dual numbers, fp16, stochastic bf16 and fp32, mpfr256 and its dual numbers.
+    /// A reverse pass is large: compiling every model for all 38 types of the full list
+    /// took the release build from 3.5 to over 10 minutes on two cores. The other formats
+    /// run a model's own code generic and its kernels (where the time goes) specialized.
+    @inlinable @inline(__always)
+    public static func specializedForModels<T: StudyScalar, B: SpecializedBody>(_: T.Type, _ body: B) -> B.Output? {
+        if T.self == Float.self { return body.run(Float.self) }
+        if T.self == Double.self { return body.run(Double.self) }
+        if T.self == BFloat16.self { return body.run(BFloat16.self) }
+        if T.self == Dual<Float>.self { return body.run(Dual<Float>.self) }
+        if T.self == Dual<Double>.self { return body.run(Dual<Double>.self) }
+        if T.self == Dual<BFloat16>.self { return body.run(Dual<BFloat16>.self) }
+        if T.self == MPFloat<256>.self { return body.run(MPFloat<256>.self) }
+        if T.self == Dual<MPFloat<256>>.self { return body.run(Dual<MPFloat<256>>.self) }
+        if T.self == LowPrecisionFloat<FP16Spec, NearestEven>.self { return body.run(LowPrecisionFloat<FP16Spec, NearestEven>.self) }
+        if T.self == LowPrecisionFloat<BF16Spec, Stochastic>.self { return body.run(LowPrecisionFloat<BF16Spec, Stochastic>.self) }
+        if T.self == LowPrecisionFloat<FP32Spec, Stochastic>.self { return body.run(LowPrecisionFloat<FP32Spec, Stochastic>.self) }
+        return nil
+    }
+
+    /// Whether ``specializedForModels(_:_:)`` has an instance for `T`.
+    public static func isSpecializedForModels<T: StudyScalar>(_: T.Type) -> Bool {
+        specializedForModels(T.self, SpecializationProbe()) ?? false
     }
 
     /// The emulated format `S` under each rounding mode.

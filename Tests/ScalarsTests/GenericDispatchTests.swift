@@ -43,6 +43,22 @@ import Scalars
         #expect(!ScalarRegistry.isSpecialized(MPFloat<512>.self))
     }
 
+    /// The models' tier is part of the full list, and holds the formats studies use most.
+    @Test func theModelsTierIsASubsetOfTheList() throws {
+        var tier = 0
+        for name in ScalarRegistry.names where !name.hasPrefix("mpfr") || name == "mpfr256" {
+            for mode in RoundingMode.allCases {
+                struct Both: ScalarBody { func run<T: StudyScalar>(_: T.Type) -> (Bool, Bool) { (ScalarRegistry.isSpecializedForModels(T.self), ScalarRegistry.isSpecialized(T.self)) } }
+                guard let (models, all) = try? ScalarRegistry.run(format: name, rounding: mode, Both()) else { continue }
+                #expect(!models || all, "\(name) \(mode) is in the models' tier but not in the list")
+                if models { tier += 1 }
+            }
+        }
+        #expect(tier == 7)        // bf16, fp16, fp32, fp64, mpfr256 at nearest; bf16 and fp32 stochastic
+        func both<T: StudyScalar>(_: T.Type) -> Bool { ScalarRegistry.isSpecializedForModels(T.self) && ScalarRegistry.isSpecialized(T.self) }
+        #expect(both(Dual<Float>.self) && both(Dual<Double>.self) && both(Dual<BFloat16>.self) && both(Dual<MPFloat<256>>.self))
+    }
+
     struct Twice: SpecializedBody {
         let x: UnsafeRawPointer, out: UnsafeMutableRawPointer
         func run<U: StudyScalar>(_: U.Type) {
