@@ -33,10 +33,11 @@ extension ScalarRegistry {
     /// Adding a type here specializes every kernel for it; adding it to the models' tier
     /// too compiles every model's reverse pass once more.
     ///
-    /// A body must not be generic, and the call must not sit inside a closure of a
-    /// generic function: the compiler does not specialize partially, and a first version
-    /// written either way ran the models generic (measured: `nm` shows no specialization,
-    /// `bench formats` fp32 1.2 ms instead of 0.25 ms). Bodies take untyped pointers.
+    /// A body must not be generic (the compiler does not specialize partially; bodies
+    /// take untyped pointers), and the call is best not placed in a closure of a generic
+    /// function: the models' dispatch sat in `withUnsafePointer` closures that the
+    /// optimizer did not inline, and ran generic (`nm` showed no specialization; `bench
+    /// formats` fp32 1.2 ms instead of 0.25 ms). Check with `nm … | swift demangle`.
     @inlinable @inline(__always)
     public static func specialized<T: StudyScalar, B: SpecializedBody>(_: T.Type, _ body: B) -> B.Output? {
         if T.self == Float.self { return body.run(Float.self) }
