@@ -9,7 +9,7 @@ import LinearAlgebra
 /// rounded once into the policy's param format, as seeded parameters are. The loss,
 /// gradient and HVPs are the base's; only ``initialParameters(seed:)`` changes (and
 /// no longer depends on the seed). With `train=`, training starts from these values.
-public struct GivenParameters<Base: DifferentiableModel>: DifferentiableModel, ModelWrapper, GivenParametersProtocol {
+public struct GivenParameters<Base: DifferentiableModel>: ParameterSource, GivenParametersProtocol {
     public let base: Base
     public let theta: [Double]
     /// The file the parameters came from, as written in the spec.
@@ -28,6 +28,24 @@ public struct GivenParameters<Base: DifferentiableModel>: DifferentiableModel, M
         self.base = base; theta = values; self.path = path
     }
 
+    public func initialParameters(seed: UInt64) -> [Double] { theta }
+}
+
+/// A model that wraps another (training, a parameter file, a parameter subset):
+/// callers that need the architecture look through it.
+public protocol ModelWrapper {
+    var wrapped: any DifferentiableModel { get }
+}
+
+/// A model that changes only where another model's parameters come from (training, a
+/// parameter file): its ``initialParameters(seed:)`` is its own, everything else (the
+/// layout, the loss and its derivatives, the description) is its base's.
+public protocol ParameterSource: DifferentiableModel, ModelWrapper {
+    associatedtype Base: DifferentiableModel
+    var base: Base { get }
+}
+
+extension ParameterSource {
     public var layout: ParameterLayout { base.layout }
     public var sampleCount: Int { base.sampleCount }
     public var activationCount: Int { base.activationCount }
@@ -46,14 +64,6 @@ public struct GivenParameters<Base: DifferentiableModel>: DifferentiableModel, M
     }
 
     public func checkExactHVP(format: String) throws { try base.checkExactHVP(format: format) }
-
-    public func initialParameters(seed: UInt64) -> [Double] { theta }
-}
-
-/// A model that changes only where another model's parameters come from (training,
-/// a parameter file): callers that need the architecture look through it.
-public protocol ModelWrapper {
-    var wrapped: any DifferentiableModel { get }
 }
 
 extension ModelSpec {

@@ -54,7 +54,7 @@ public struct TrainingSpec: Sendable, Equatable, CustomStringConvertible {
 /// (ordered) accumulation, so the trained θ is the same bits on every machine. The
 /// loss, gradient and HVPs are the base's; only ``initialParameters(seed:)`` changes.
 /// Trained parameters are computed once per seed and kept.
-public struct TrainedModel<Base: DifferentiableModel>: DifferentiableModel, TrainedModelProtocol, ModelWrapper {
+public struct TrainedModel<Base: DifferentiableModel>: ParameterSource, TrainedModelProtocol {
     public let base: Base
     public let training: TrainingSpec
     let cache: TrainingCache
@@ -67,23 +67,7 @@ public struct TrainedModel<Base: DifferentiableModel>: DifferentiableModel, Trai
         cache = key.map { TrainingCache.shared(model: $0, buildSeed: buildSeed, training: training) } ?? TrainingCache()
     }
 
-    public var layout: ParameterLayout { base.layout }
-    public var sampleCount: Int { base.sampleCount }
-    public var activationCount: Int { base.activationCount }
     public var untrained: any DifferentiableModel { base }
-    public var wrapped: any DifferentiableModel { base }
-
-    public func describe() -> ModelDescription { base.describe() }
-    public var knownEigenvalues: [Double]? { base.knownEigenvalues }
-    public func peakGradientValues(shards: Int) -> Int { base.peakGradientValues(shards: shards) }
-
-    public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T]) {
-        base.lossAndGradient(theta, samples: samples, accumulation: accumulation)
-    }
-
-    public func hessianVectorProduct<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
-        base.hessianVectorProduct(theta, v, accumulation: accumulation)
-    }
 
     public func initialParameters(seed: UInt64) -> [Double] { trainingRun(seed: seed).theta }
 

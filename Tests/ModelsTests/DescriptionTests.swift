@@ -64,5 +64,9 @@ struct DescriptionTests {
         let perRank = t.peakGradientValues(shards: 2) - t.peakGradientValues(shards: 1)
         #expect(perRank == 2 * (10 * 4 * 8 + 2 * 4 * 16 + 2 * 16) + 4 * 4 * 8 + 2 * 4 * (t.describe().entries["vocabulary"] as! String).count)
         #expect(try ModelSpec.build("expsum:n=4", seed: 1).peakGradientValues(shards: 3) == 8)
+        // Through a parameter source (training), the base's model, not the default 2n.
+        let trained = try ModelSpec.build("mlp:widths=4-6-3,samples=8,train=2", seed: 1)
+        #expect(trained.peakGradientValues(shards: 1) == m.peakGradientValues(shards: 1))
+        #expect(trained.activationCount == m.activationCount && m.activationCount > 0)
     }
 }
