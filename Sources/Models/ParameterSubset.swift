@@ -76,7 +76,7 @@ public struct ParameterSubset<Base: DifferentiableModel>: DifferentiableModel, M
 
     /// The full vector in `T`: the fixed values with `theta` written into the selected ranges.
     func embed<T: StudyScalar>(_ theta: [T]) -> [T] {
-        var full: [T] = converted.get(T.self) { fixed.map { T(roundingDouble: $0) } }
+        var full: [T] = converted.get(T.self) { ScalarArrays.rounding(fixed, to: T.self) }
         scatter(theta, into: &full)
         return full
     }
