@@ -94,12 +94,39 @@ public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
     /// except that a reduction is never carried out below the precision of its
     /// operands: an `accumulate` narrower than `krylov` (fp32 sums of fp64 vectors, or
     /// the compute format's name when it is narrower) sums recursively in `krylov`.
+    ///
+    /// `blas` (the library's reductions) over binary32 vectors sums in binary64, as BLAS's
+    /// `dsdot` does: a binary32 sum does not survive a foundation model's dimension. At
+    /// n = 134,515,008 (SmolLM2-135M) the squared norm of a unit binary32 vector comes out
+    /// 0.5 summed recursively in binary32 (each term is below half an ulp of the sum once
+    /// the sum reaches 0.5) and 0.99911 from OpenBLAS `sdot` (its lanes sum ~10⁷ terms
+    /// each), against 1 − 1e-10 in binary64; Lanczos then loses orthogonality at the
+    /// first step (docs/NUMERICS.md §6). fp64 vectors under `blas` sum recursively in fp64.
     public func krylovAccumulation() -> LinearAlgebraAccumulation {
         let bits = Self.precisionBits(krylov)
         guard accumulate != krylov, let a = LinearAlgebraAccumulation(name: accumulate) else { return .recursive }
         if case .widened(let w) = a, bits >= (w == .fp32 ? 24 : 53) { return .recursive }
-        if a == .blas && bits >= 24 { return .recursive }
+        if a == .blas && bits >= 53 { return .recursive }
+        if a == .blas && bits >= 24 { return .widened(.fp64) }
         return a
+    }
+
+    /// A warning when the Krylov sums of `n` terms are recursive in a format whose error
+    /// bound n·u of a recursive sum exceeds 1% (nil otherwise): at n·u ≥ 1 the squared
+    /// norm of a unit vector stalls well below 1.
+    public func krylovSumWarning(dimension n: Int) -> String? {
+        let acc = krylovAccumulation()
+        let format: String
+        switch acc {
+        case .recursive: format = krylov
+        case .widened(let w): format = w.rawValue
+        default: return nil
+        }
+        let u = Double.pow(2, -Double(Self.precisionBits(format)))
+        let nu = Double(n) * u
+        guard nu > 0.01 else { return nil }
+        return "Lanczos sums \(n) terms recursively in \(format) (n·u = \(nu < 10 ? "\((nu * 100).rounded() / 100)" : "\(Int(nu.rounded()))"), the error bound of a recursive sum): "
+            + "its dot products and norms are unreliable at this size; accumulate=blas (binary64 sums of binary32 vectors) or fp64 avoids it"
     }
 
     /// The format that sums Lanczos dot products where the vectors are fp64 carriers

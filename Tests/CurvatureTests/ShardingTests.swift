@@ -170,3 +170,58 @@ import LinearAlgebra
         #expect(r.orthLoss.last!! > 1e-6, "without reorthogonalization orthogonality is lost (the measurement can fail)")
     }
 }
+
+/// Lanczos at a foundation model's dimension: the stored basis and the Krylov sums.
+@Suite struct LargeDimensionLanczosTests {
+    /// A binary32 Krylov format keeps its basis in binary32 (half of fp64 carriers): the
+    /// same values, so the same tridiagonal and orthogonality bit for bit.
+    @Test func binary32BasisEqualsFp64Carriers() throws {
+        let n = 300
+        let d = (0..<n).map { 0.01 + 10 * Double($0) / Double(n) }
+        var g = ProbeGenerator(seed: 5, kind: .gaussian)
+        let start = g.next(n)
+        let k = try FormatArithmetic(name: "fp32")
+        func run(_ narrow: Bool) throws -> ShardedLanczos.Result {
+            try InProcessWorld(size: 1).run { comm in
+                ShardedLanczos.run(comm: comm, start: start, steps: 20, reorthogonalization: .full, krylov: k, measureOrthogonality: true,
+                                   binary32Basis: narrow) { q in q.indices.map { k.round(d[$0] * q[$0]) } }
+            }[0]
+        }
+        let narrow = try run(true), wide = try run(false)
+        #expect(narrow == wide)
+        #expect(narrow.alpha.count == 20)
+    }
+
+    /// Under `accumulate=blas`, binary32 Lanczos vectors are summed in binary64: at
+    /// n = 2²⁰ a recursive binary32 sum already loses ~1e-4 of a unit vector's squared
+    /// norm, which shows as orthogonality loss; binary64 sums keep it at the vectors' own
+    /// rounding level. (At SmolLM2's 1.3·10⁸ the recursive sum stalls at 0.5.)
+    @Test func binary32VectorsSumInBinary64UnderBlas() throws {
+        let policy = try PrecisionPolicy("param=fp32,compute=fp32,accumulate=blas,grad=fp32,hvp=fp32,krylov=fp32")
+        #expect(policy.krylovAccumulation() == .widened(.fp64))
+        #expect(policy.krylovAccumulationFormat == "fp64")
+        #expect(policy.krylovSumWarning(dimension: 134_515_008) == nil)
+        let recursive = try PrecisionPolicy("param=fp32,compute=fp32,accumulate=fp32,grad=fp32,hvp=fp32,krylov=fp32")
+        #expect(recursive.krylovAccumulation() == .recursive)
+        #expect(recursive.krylovSumWarning(dimension: 134_515_008)?.contains("recursively in fp32") == true)
+        #expect(recursive.krylovSumWarning(dimension: 10_000) == nil)
+        #expect(try PrecisionPolicy("accumulate=blas,krylov=fp64").krylovAccumulation() == .recursive)
+
+        let n = 1 << 20
+        let d = (0..<n).map { 1 + Double($0 % 97) / 10 }
+        var g = ProbeGenerator(seed: 7, kind: .rademacher)
+        let start = g.next(n)
+        let k = try FormatArithmetic(name: "fp32")
+        func orthLoss(_ acc: String) throws -> Double {
+            let a = try FormatArithmetic(name: acc)
+            let r = try InProcessWorld(size: 1).run { comm in
+                ShardedLanczos.run(comm: comm, start: start, steps: 3, reorthogonalization: .full, krylov: k, accumulate: a,
+                                   measureOrthogonality: true) { q in q.indices.map { k.round(d[$0] * q[$0]) } }
+            }[0]
+            return r.orthLossFro.last!!
+        }
+        let wide = try orthLoss(policy.krylovAccumulationFormat), narrow = try orthLoss("fp32")
+        #expect(wide < 1e-6, "binary64 sums: \(wide)")
+        #expect(narrow > 1e-5, "recursive binary32 sums at n = 2²⁰: \(narrow)")
+    }
+}

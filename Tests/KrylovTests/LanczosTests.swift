@@ -172,3 +172,30 @@ func probe<T: StudyScalar>(_ n: Int, seed: UInt64, as: T.Type) -> [T] {
         #expect(f.ritzErrTop == [0.1, 0.8] && f.spuriousCount == 1)
     }
 }
+
+/// Reorthogonalizing Lanczos measures its orthogonality from the stored basis (no fp64
+/// copy): the measured ‖I − QᵀQ‖_F equals one computed independently from the returned
+/// basis in fp64.
+@Suite struct LanczosOrthogonalityFromBasisTests {
+    @Test func measuredEqualsRecomputed() {
+        let n = 200
+        let d = (0..<n).map { Float(1 + $0 % 13) }
+        var state: UInt64 = 3
+        let start: [Float] = (0..<n).map { _ in state = state &* 6364136223846793005 &+ 1442695040888963407; return Float(Int64(bitPattern: state >> 11) % 1000) / 1000 + 0.001 }
+        for reorth in [Reorthogonalization.full, .partial] {
+            let r = Lanczos.run(DiagonalOperator(d), start: start, options: LanczosOptions(steps: 12, reorthogonalization: reorth, storeBasis: true))
+            let q = r.basis!.prefix(r.records.count).map { $0.map(Double.init) }
+            var fro2 = 0.0, maxOff = 0.0
+            for i in q.indices {
+                for j in 0...i {
+                    var s = 0.0
+                    for t in 0..<n { s += q[i][t] * q[j][t] }
+                    if i == j { fro2 += (1 - s) * (1 - s) } else { fro2 += 2 * s * s; maxOff = max(maxOff, abs(s)) }
+                }
+            }
+            let last = r.records.last!
+            #expect(abs(last.orthLossFro! - fro2.squareRoot()) <= 1e-12 * max(1e-12, fro2.squareRoot()) + 1e-18, "\(reorth): \(last.orthLossFro!) vs \(fro2.squareRoot())")
+            #expect(last.orthLoss! == maxOff, "\(reorth)")
+        }
+    }
+}
