@@ -163,9 +163,15 @@ public struct ModelSLQCommand {
         }
 
         try ModelMemory.check(m, format: policy.compute, dual: false, what: "a gradient of the model")
-        // Lanczos keeps its basis (steps + 1 vectors) in the krylov format.
-        try MemoryBudget.check(Double(nSteps + 1) * Double(m.parameterCount) * ModelMemory.bytes(format: policy.krylov),
+        // Lanczos keeps its basis (steps + 1 vectors): unsharded in the krylov format's
+        // type, sharded in binary32 when the format fits in it, else in fp64 carriers.
+        let basisBytes = !shardedLanczos ? ModelMemory.bytes(format: policy.krylov)
+            : (try? FormatArithmetic(name: policy.krylov))?.format?.isEmulatable == true ? 4 : 8
+        try MemoryBudget.check(Double(nSteps + 1) * Double(m.parameterCount) * basisBytes,
                                "the Lanczos basis (\(nSteps + 1) vectors of \(m.parameterCount) in \(policy.krylov))")
+        if Cluster.isRoot, let w = policy.krylovSumWarning(dimension: m.parameterCount) {
+            FileHandle.standardError.write(Data("warning: \(w)\n".utf8))
+        }
         let param = try policy.arithmetic(policy.param)
         let theta = m.initialParameters(seed: seed).map { param.round($0) }
         let n = m.parameterCount
@@ -197,15 +203,24 @@ public struct ModelSLQCommand {
             let acc = try policy.arithmetic(policy.krylovAccumulationFormat)
             let layout = ShardLayout(count: n, shards: nShards)
             let stepsCap = min(nSteps, n)
+            // One in-process shard: the FD-HVP is the unsharded one (bit for bit the same,
+            // tested), without the collectives' fp64 copies of θ, of both points and of both
+            // gradients. Not under stochastic rounding, whose draws the two paths take in
+            // another order (the same distribution, other bits).
+            let direct = nShards == 1 && world == nil && policy.rounding != .stochastic
             elapsed = try clock.measure {
                 traces = try StochasticRounding.withSeed(derivedSeed(seed, "krylov-sr")) {
                     try SPMD.run(shards: nShards, world: world) { comm -> [LanczosTrace] in
-                        let tr = layout.shard(theta, rank: comm.rank)
+                        let tr = direct ? [] : layout.shard(theta, rank: comm.rank)
                         return ps.map { p in
                             let r = ShardedLanczos.run(comm: comm, start: layout.shard(p, rank: comm.rank), steps: stepsCap,
                                                        reorthogonalization: ro, krylov: k, accumulate: acc, order: ord,
                                                        measureOrthogonality: true) { q in
-                                engine.rankEstimate(comm: comm, thetaShard: tr, vShard: q, layout: layout, scheme: fdScheme, step: step, order: ord)
+                                if direct {
+                                    return (try? engine.estimate(theta: theta, v: q, scheme: fdScheme, step: step, shards: 1, order: ord).hv)
+                                        ?? [Double](repeating: .nan, count: q.count)
+                                }
+                                return engine.rankEstimate(comm: comm, thetaShard: tr, vShard: q, layout: layout, scheme: fdScheme, step: step, order: ord)
                             }
                             return LanczosTrace(alpha: r.alpha, beta: r.beta, orthLoss: r.orthLoss, orthLossFro: r.orthLossFro,
                                                 breakdown: r.breakdown)
