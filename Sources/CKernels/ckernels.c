@@ -5,6 +5,7 @@
  * (correctly rounded, ~5 ns with the call). Swift cannot compile one function for a
  * CPU feature chosen at run time; C can: the loops below are compiled for AVX+FMA and
  * taken only when the CPU has them. fma is fma: every path gives the same bits. */
+#include <stdlib.h>
 #include <math.h>
 #include <string.h>
 #include "ckernels.h"
@@ -300,4 +301,88 @@ void hh_merge_dual_f32(size_t n, const float *v, const float *t1, const float *t
 }
 void hh_merge_dual_f64(size_t n, const double *v, const double *t1, const double *t2, double *d) {
     HH_DISPATCH(merge_dual_f64, n, v, t1, t2, d);
+}
+
+/* ---- Dual<Double> matrix product with the dot product's order (OrderedGemm.dualDouble) ----
+ *
+ * C = A B (m×k times k×n, row-major, values and tangents planar). Every output is the
+ * recursive dual sum of its dot product, from +0, p ascending: the product
+ * x·y = (xv·yv, xt·yv + xv·yt) and the sum s + x·y componentwise, each operation rounded
+ * (contraction is off for this file), exactly as Swift's Dual operators evaluate it.
+ * Lanes hold different outputs (4 rows × 8 columns per block, the 8 columns of B packed
+ * once per panel), so vectorizing changes
+ * no output's arithmetic; every instance (baseline, AVX2, AVX-512) gives the same bits. */
+typedef double hh_v8d __attribute__((vector_size(64), aligned(8)));
+
+static inline __attribute__((always_inline))
+void dual_gemm_f64(size_t m, size_t k, size_t n, const double *restrict av, const double *restrict at,
+                   const double *restrict bv, const double *restrict bt, double *restrict cv, double *restrict ct,
+                   double *restrict pack) {
+    /* Columns in panels of 8: the panel of B (values then tangents, k × 8 each) is packed
+       contiguously once and read by every block of 4 rows. */
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        for (size_t p = 0; p < k; p++)
+            for (size_t c = 0; c < 8; c++) { pack[16 * p + c] = bv[p * n + j + c]; pack[16 * p + 8 + c] = bt[p * n + j + c]; }
+        size_t i = 0;
+        for (; i + 4 <= m; i += 4) {
+            hh_v8d s0v = {0}, s0t = {0}, s1v = {0}, s1t = {0}, s2v = {0}, s2t = {0}, s3v = {0}, s3t = {0};
+            const double *restrict a0v = av + i * k, *restrict a1v = a0v + k, *restrict a2v = a1v + k, *restrict a3v = a2v + k;
+            const double *restrict a0t = at + i * k, *restrict a1t = a0t + k, *restrict a2t = a1t + k, *restrict a3t = a2t + k;
+            for (size_t p = 0; p < k; p++) {
+                hh_v8d yv = *(const hh_v8d *)(pack + 16 * p), yt = *(const hh_v8d *)(pack + 16 * p + 8);
+                s0v = s0v + a0v[p] * yv; s0t = s0t + (a0t[p] * yv + a0v[p] * yt);
+                s1v = s1v + a1v[p] * yv; s1t = s1t + (a1t[p] * yv + a1v[p] * yt);
+                s2v = s2v + a2v[p] * yv; s2t = s2t + (a2t[p] * yv + a2v[p] * yt);
+                s3v = s3v + a3v[p] * yv; s3t = s3t + (a3t[p] * yv + a3v[p] * yt);
+            }
+            *(hh_v8d *)(cv + i * n + j) = s0v; *(hh_v8d *)(ct + i * n + j) = s0t;
+            *(hh_v8d *)(cv + (i + 1) * n + j) = s1v; *(hh_v8d *)(ct + (i + 1) * n + j) = s1t;
+            *(hh_v8d *)(cv + (i + 2) * n + j) = s2v; *(hh_v8d *)(ct + (i + 2) * n + j) = s2t;
+            *(hh_v8d *)(cv + (i + 3) * n + j) = s3v; *(hh_v8d *)(ct + (i + 3) * n + j) = s3t;
+        }
+        for (; i < m; i++) {
+            hh_v8d sv = {0}, st = {0};
+            for (size_t p = 0; p < k; p++) {
+                hh_v8d yv = *(const hh_v8d *)(pack + 16 * p), yt = *(const hh_v8d *)(pack + 16 * p + 8);
+                sv = sv + av[i * k + p] * yv; st = st + (at[i * k + p] * yv + av[i * k + p] * yt);
+            }
+            *(hh_v8d *)(cv + i * n + j) = sv; *(hh_v8d *)(ct + i * n + j) = st;
+        }
+    }
+    for (size_t r = 0; r < m; r++) {
+        for (size_t jj = j; jj < n; jj++) {
+            double sv = 0, st = 0;
+            for (size_t p = 0; p < k; p++) {
+                double xv = av[r * k + p], xt = at[r * k + p], yv = bv[p * n + jj], yt = bt[p * n + jj];
+                sv = sv + xv * yv;
+                st = st + (xt * yv + xv * yt);
+            }
+            cv[r * n + jj] = sv; ct[r * n + jj] = st;
+        }
+    }
+}
+
+static void dual_gemm_f64_base(size_t m, size_t k, size_t n, const double *av, const double *at, const double *bv,
+                               const double *bt, double *cv, double *ct, double *pack) { dual_gemm_f64(m, k, n, av, at, bv, bt, cv, ct, pack); }
+#ifdef HH_X86_FMA
+HH_TARGET_AVX2 static void dual_gemm_f64_avx2(size_t m, size_t k, size_t n, const double *av, const double *at, const double *bv,
+                                              const double *bt, double *cv, double *ct, double *pack) { dual_gemm_f64(m, k, n, av, at, bv, bt, cv, ct, pack); }
+HH_TARGET_AVX512 static void dual_gemm_f64_avx512(size_t m, size_t k, size_t n, const double *av, const double *at, const double *bv,
+                                                  const double *bt, double *cv, double *ct, double *pack) { dual_gemm_f64(m, k, n, av, at, bv, bt, cv, ct, pack); }
+#endif
+
+int hh_dual_gemm_f64(int level, size_t m, size_t k, size_t n, const double *av, const double *at, const double *bv,
+                     const double *bt, double *cv, double *ct) {
+    int cpu = cpu_level();
+    int use = level < 0 || level > cpu ? cpu : level;
+    double *pack = malloc(sizeof(double) * 16 * (k > 0 ? k : 1));
+    if (!pack) abort();
+#ifdef HH_X86_FMA
+    if (use >= 2) { dual_gemm_f64_avx512(m, k, n, av, at, bv, bt, cv, ct, pack); free(pack); return 2; }
+    if (use == 1) { dual_gemm_f64_avx2(m, k, n, av, at, bv, bt, cv, ct, pack); free(pack); return 1; }
+#endif
+    dual_gemm_f64_base(m, k, n, av, at, bv, bt, cv, ct, pack);
+    free(pack);
+    return 0;
 }

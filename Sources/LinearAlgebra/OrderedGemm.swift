@@ -1,4 +1,6 @@
 import Scalars
+import RealModule
+import CKernels
 
 /// Matrix products that keep the summation order of the dot-product definition
 /// (`c[i,j] = ((a[i,0]·b[0,j] + a[i,1]·b[1,j]) + …)`, each product and each sum
@@ -10,7 +12,8 @@ import Scalars
 /// row-wise so every load is contiguous). Swift does not contract `s + x * y` into a
 /// fused multiply-add, so the two roundings of the definition are kept.
 ///
-/// Used for `recursive` accumulation in Float and Double, and for accumulation
+/// Used for `recursive` accumulation in Float, Double and `Dual<Double>` (the fp64
+/// exact HVP's products), and for accumulation
 /// widened to fp32 or fp64 of every format inside it (its products are then exact
 /// in the wide format or rounded there exactly as the scalar loop rounds them).
 @usableFromInline
@@ -28,6 +31,11 @@ enum OrderedGemm {
                 return unsafeBitCast(Matrix(rows: a.rows, cols: b.cols,
                                             storage: double(a.rows, a.cols, b.cols, unsafeBitCast(a.storage, to: [Double].self),
                                                             unsafeBitCast(b.storage, to: [Double].self))), to: Matrix<T>.self)
+            }
+            if T.self == Dual<Double>.self {
+                return unsafeBitCast(Matrix(rows: a.rows, cols: b.cols,
+                                            storage: dualDouble(a.rows, a.cols, b.cols, unsafeBitCast(a.storage, to: [Dual<Double>].self),
+                                                                unsafeBitCast(b.storage, to: [Dual<Double>].self))), to: Matrix<T>.self)
             }
             return nil
         case .widened(.fp32):
@@ -121,5 +129,32 @@ enum OrderedGemm {
             }
         } } }
         return c
+    }
+
+    /// C (m×n) = A (m×k) B (k×n), row-major, in `Dual<Double>` with each output summed in
+    /// order as the dot-product loop sums it: p = x·y = (x.v·y.v, x.t·y.v + x.v·y.t) and
+    /// s ← s + p componentwise, every operation rounded as `Dual`'s operators round it
+    /// (no fused multiply-add), from +0. The values and tangents are split into planar
+    /// arrays so that B is read row-wise, and CKernels' `hh_dual_gemm_f64` runs the
+    /// loops with different outputs in its lanes (4 rows × 8 columns per block; AVX-512,
+    /// AVX2 or baseline instances, the same bits). The fp64 reference HVP of SmolLM2-135M
+    /// spent 89% of its time in the scalar loop this replaces (each output a
+    /// latency-bound chain over a transposed copy of B). `level` picks an instance for
+    /// the tests (-1: the CPU's best).
+    @inlinable
+    static func dualDouble(_ m: Int, _ k: Int, _ n: Int, _ a: [Dual<Double>], _ b: [Dual<Double>], level: Int32 = -1) -> [Dual<Double>] {
+        var av = [Double](repeating: 0, count: m * k), at = av, bv = [Double](repeating: 0, count: k * n), bt = bv
+        a.withUnsafeBufferPointer { d in
+            _ = hh_split_dual_f64(m * k, UnsafeRawPointer(d.baseAddress!).assumingMemoryBound(to: Double.self), &av, &at)
+        }
+        b.withUnsafeBufferPointer { d in
+            _ = hh_split_dual_f64(k * n, UnsafeRawPointer(d.baseAddress!).assumingMemoryBound(to: Double.self), &bv, &bt)
+        }
+        var cv = [Double](repeating: 0, count: m * n), ct = cv
+        _ = hh_dual_gemm_f64(level, m, k, n, av, at, bv, bt, &cv, &ct)
+        return [Dual<Double>](unsafeUninitializedCapacity: m * n) { out, count in
+            for i in 0..<(m * n) { out[i] = Dual(cv[i], ct[i]) }
+            count = m * n
+        }
     }
 }

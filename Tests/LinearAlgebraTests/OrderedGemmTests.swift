@@ -38,6 +38,28 @@ import Scalars
             check(BFloat16.self, .widened(.fp64), special: special)
             check(LowPrecisionFloat<FP16Spec, NearestEven>.self, .widened(.fp32), special: special)
             check(Float.self, .widened(.fp64), special: special)
+            checkDual(special: special)
+        }
+    }
+
+    /// `Dual<Double>` (the fp64 exact HVP): values and tangents bit for bit those of the
+    /// dual dot-product loop, random tangents included.
+    func checkDual(special: Bool) {
+        var g = SplitMix64(seed: 13)
+        for (m, k, n) in [(1, 1, 1), (3, 5, 7), (4, 8, 8), (5, 9, 17), (9, 33, 13), (2, 300, 3), (7, 1, 9), (8, 40, 24), (6, 17, 35)] {
+            let va: Matrix<Double> = random(m, k, &g, special: special), ta: Matrix<Double> = random(m, k, &g, special: special)
+            let vb: Matrix<Double> = random(k, n, &g, special: special), tb: Matrix<Double> = random(k, n, &g, special: special)
+            let a = Matrix(rows: m, cols: k, storage: zip(va.storage, ta.storage).map { Dual($0, $1) })
+            let b = Matrix(rows: k, cols: n, storage: zip(vb.storage, tb.storage).map { Dual($0, $1) })
+            let fast = OrderedGemm.gemm(a, b, .recursive)!
+            let slow = Kernels.gemmLoop(a, b, accumulation: .recursive)
+            func bits(_ x: Dual<Double>) -> [UInt64] { [x.value.isNaN ? 1 : x.value.bitPattern, x.tangent.isNaN ? 1 : x.tangent.bitPattern] }
+            #expect(fast.storage.map(bits) == slow.storage.map(bits), "Dual<Double> \(m)×\(k)×\(n) special \(special)")
+            // Every instance of the C kernel (baseline, AVX2, AVX-512; capped at what this CPU runs).
+            for level: Int32 in [0, 1, 2] {
+                let c = OrderedGemm.dualDouble(m, k, n, a.storage, b.storage, level: level)
+                #expect(c.map(bits) == slow.storage.map(bits), "Dual<Double> level \(level) \(m)×\(k)×\(n) special \(special)")
+            }
         }
     }
 

@@ -68,4 +68,11 @@ void hh_mpfr_dual_dot(size_t n, const void *const *xv, const void *const *xt, co
    operating system saves the vector registers. */
 int hh_cpu_x86_level(void);
 
+/* Dual<Double> C = A B with every output the recursive dual sum of its dot product
+   (OrderedGemm.dualDouble): m×k times k×n, row-major, values and tangents planar.
+   level: -1 the CPU's best instance, else 0 baseline, 1 AVX2, 2 AVX-512 (capped at what
+   the CPU runs; every instance gives the same bits). Returns the instance that ran. */
+int hh_dual_gemm_f64(int level, size_t m, size_t k, size_t n, const double *av, const double *at, const double *bv,
+                     const double *bt, double *cv, double *ct);
+
 #endif
