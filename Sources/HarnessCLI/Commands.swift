@@ -310,7 +310,7 @@ struct HVP: ParsableCommand {
     @Option(help: "FSDP shards (in-process ranks).") var shards: Int = 1
     @Option(help: "Reduction order of the collectives: sequential or tree.") var order: String = "sequential"
     @Option(help: "Output directory.") var out: String
-    @Option(help: "Format of the exact reference HVP: mpfr256 (or another mpfrN), fp64 (forward-over-reverse in Dual<Double>, BLAS under the hood: for large models), or none.")
+    @Option(help: "Format of the exact reference HVP: mpfr256 (or another mpfrN), fp64 (forward-over-reverse in Dual<Double>, sums in order: for large models), or none.")
     var reference: String = "mpfr256"
     @Option(help: "Only these parameter tensors (comma-separated names or globs of names or blocks, e.g. 'blk.29.*'): the Hessian block H_SS, every other parameter held fixed.") var params: String?
     func run() throws {
