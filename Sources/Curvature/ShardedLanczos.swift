@@ -58,14 +58,17 @@ public enum ShardedLanczos {
         precondition(reorthogonalization == .none || reorthogonalization == .full, "sharded Lanczos supports none and full")
         let acc = accumulate ?? k
         func localDot(_ a: [Double], _ b: [Double]) -> Double {
-            var s = 0.0
-            for i in a.indices { s = acc.fma(s, a[i], b[i]) }
-            return s
+            a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in acc.fmaSum(a, b) } }
         }
         func localDot(_ a: [Float], _ b: [Double]) -> Double {
-            var s = 0.0
-            for i in a.indices { s = acc.fma(s, Double(a[i]), b[i]) }
-            return s
+            a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in acc.fmaSum(a, b) } }
+        }
+        // w ← w − c·x, each element rounded once into the Krylov format.
+        func update(_ w: inout [Double], _ c: Double, _ x: [Double]) {
+            w.withUnsafeMutableBufferPointer { w in x.withUnsafeBufferPointer { x in k.fmaEach(w, -c, x) } }
+        }
+        func update(_ w: inout [Double], _ c: Double, _ x: [Float]) {
+            w.withUnsafeMutableBufferPointer { w in x.withUnsafeBufferPointer { x in k.fmaEach(w, -c, x) } }
         }
         func dot(_ a: [Double], _ b: [Double]) -> Double { k.round(comm.allReduce(localDot(a, b), format: acc, order: order)) }
         let u = (k.format?.unitRoundoff ?? 0x1p-53)
@@ -96,22 +99,24 @@ public enum ShardedLanczos {
         for j in 0..<steps {
             var w = apply(q)
             let alpha = dot(q, w)
-            for i in w.indices {
-                w[i] = k.fma(w[i], -alpha, q[i])
-                if j > 0 { w[i] = k.fma(w[i], -betaPrev, qPrev[i]) }
+            // Per element w − αq, then − βq_prev: two passes, the same two roundings. Under
+            // stochastic rounding the draws are taken element by element as before (the
+            // same stream order, so the same bits as earlier runs).
+            if k.mode == .stochastic {
+                for i in w.indices {
+                    w[i] = k.fma(w[i], -alpha, q[i])
+                    if j > 0 { w[i] = k.fma(w[i], -betaPrev, qPrev[i]) }
+                }
+            } else {
+                update(&w, alpha, q)
+                if j > 0 { update(&w, betaPrev, qPrev) }
             }
             if full {
                 for _ in 0..<2 {
                     let local = basis.narrow ? basis.f.map { localDot($0, w) } : basis.d.map { localDot($0, w) }
                     let h = comm.allReduce(local, format: acc, order: order).map { k.round($0) }
                     for (m, c) in h.enumerated() {
-                        if basis.narrow {
-                            let b = basis.f[m]
-                            for i in w.indices { w[i] = k.fma(w[i], -c, Double(b[i])) }
-                        } else {
-                            let b = basis.d[m]
-                            for i in w.indices { w[i] = k.fma(w[i], -c, b[i]) }
-                        }
+                        if basis.narrow { update(&w, c, basis.f[m]) } else { update(&w, c, basis.d[m]) }
                     }
                 }
             }
