@@ -27,10 +27,12 @@ public enum ShardedLanczos {
     struct Basis {
         let narrow: Bool
         var f: [[Float]] = [], d: [[Double]] = []
-        var count: Int { narrow ? f.count : d.count }
         mutating func append(_ x: [Double]) { if narrow { f.append(x.map { Float($0) }) } else { d.append(x) } }
     }
 
+    /// Bytes per stored basis value for Krylov format `k`: 4 when every value of `k` is a
+    /// binary32 value, else 8 (fp64 carriers).
+    public static func basisBytes(krylov k: FormatArithmetic) -> Int { k.format?.isEmulatable == true ? 4 : 8 }
 
     public struct Result: Sendable, Equatable {
         public var alpha: [Double], beta: [Double]
@@ -78,8 +80,7 @@ public enum ShardedLanczos {
         var qPrev = [Double](repeating: 0, count: q.count)
         var betaPrev = 0.0
         let full = reorthogonalization == .full
-        var basis = Basis(narrow: binary32Basis ?? (k.format?.isEmulatable == true))
-        if full || measure { basis.append(q) }
+        var basis = Basis(narrow: binary32Basis ?? (basisBytes(krylov: k) == 4))
         var alphas: [Double] = [], betas: [Double] = []
         var normEstimate = 0.0
         var breakdown: LanczosBreakdown? = nil
@@ -94,7 +95,8 @@ public enum ShardedLanczos {
             return comm.allReduce(local, format: .fp64, order: .sequential)
         }
         var maxOff = 0.0, fro2 = 0.0
-        if measure { var s = 0.0; for i in q.indices { s += q[i] * q[i] }; s = comm.allReduce([s], format: .fp64, order: .sequential)[0]; fro2 = (1 - s) * (1 - s) }
+        if measure { let s = dots64(q)[0]; fro2 = (1 - s) * (1 - s) }      // the basis is still empty: q·q
+        if full || measure { basis.append(q) }
         var orthLoss: [Double?] = [], orthLossFro: [Double?] = []
         for j in 0..<steps {
             var w = apply(q)

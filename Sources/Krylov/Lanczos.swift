@@ -272,15 +272,8 @@ public enum Lanczos {
         }
     }
 
-    @inlinable @inline(__always)
-    static func dot64(_ a: [Double], _ b: [Double]) -> Double {
-        var s = 0.0
-        for i in 0..<a.count { s += a[i] * b[i] }
-        return s
-    }
-
-    /// `Σ aᵢ bᵢ` of the values in fp64, left to right: the same sum as ``dot64(_:_:)`` of
-    /// the vectors' fp64 copies.
+    /// `Σ aᵢ bᵢ` of the values in fp64, left to right (for `Double` vectors, the fp64
+    /// copies of `.none` runs, the plain sum).
     @inlinable @inline(__always)
     static func dot64<T: StudyScalar>(_ a: [T], _ b: [T]) -> Double {
         a.withUnsafeBufferPointer { a in

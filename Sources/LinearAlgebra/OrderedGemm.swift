@@ -143,13 +143,8 @@ enum OrderedGemm {
     /// the tests (-1: the CPU's best).
     @inlinable
     static func dualDouble(_ m: Int, _ k: Int, _ n: Int, _ a: [Dual<Double>], _ b: [Dual<Double>], level: Int32 = -1) -> [Dual<Double>] {
-        var av = [Double](repeating: 0, count: m * k), at = av, bv = [Double](repeating: 0, count: k * n), bt = bv
-        a.withUnsafeBufferPointer { d in
-            _ = hh_split_dual_f64(m * k, UnsafeRawPointer(d.baseAddress!).assumingMemoryBound(to: Double.self), &av, &at)
-        }
-        b.withUnsafeBufferPointer { d in
-            _ = hh_split_dual_f64(k * n, UnsafeRawPointer(d.baseAddress!).assumingMemoryBound(to: Double.self), &bv, &bt)
-        }
+        let (av, at, _, _) = a.withUnsafeBufferPointer { Kernels.split($0) }
+        let (bv, bt, _, _) = b.withUnsafeBufferPointer { Kernels.split($0) }
         var cv = [Double](repeating: 0, count: m * n), ct = cv
         _ = hh_dual_gemm_f64(level, m, k, n, av, at, bv, bt, &cv, &ct)
         return [Dual<Double>](unsafeUninitializedCapacity: m * n) { out, count in

@@ -101,7 +101,7 @@ public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
     /// 0.5 summed recursively in binary32 (each term is below half an ulp of the sum once
     /// the sum reaches 0.5) and 0.99911 from OpenBLAS `sdot` (its lanes sum ~10⁷ terms
     /// each), against 1 − 1e-10 in binary64; Lanczos then loses orthogonality at the
-    /// first step (docs/NUMERICS.md §6). fp64 vectors under `blas` sum recursively in fp64.
+    /// first step (docs/NUMERICS.md §2). fp64 vectors under `blas` sum recursively in fp64.
     public func krylovAccumulation() -> LinearAlgebraAccumulation {
         let bits = Self.precisionBits(krylov)
         guard accumulate != krylov, let a = LinearAlgebraAccumulation(name: accumulate) else { return .recursive }

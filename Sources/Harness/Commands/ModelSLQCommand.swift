@@ -166,7 +166,7 @@ public struct ModelSLQCommand {
         // Lanczos keeps its basis (steps + 1 vectors): unsharded in the krylov format's
         // type, sharded in binary32 when the format fits in it, else in fp64 carriers.
         let basisBytes = !shardedLanczos ? ModelMemory.bytes(format: policy.krylov)
-            : (try? FormatArithmetic(name: policy.krylov))?.format?.isEmulatable == true ? 4 : 8
+            : Double(ShardedLanczos.basisBytes(krylov: try policy.arithmetic(policy.krylov)))
         try MemoryBudget.check(Double(nSteps + 1) * Double(m.parameterCount) * basisBytes,
                                "the Lanczos basis (\(nSteps + 1) vectors of \(m.parameterCount) in \(policy.krylov))")
         if Cluster.isRoot, let w = policy.krylovSumWarning(dimension: m.parameterCount) {
