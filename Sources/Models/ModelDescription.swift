@@ -48,6 +48,10 @@ public protocol DescribedModel {
     /// data-parallel ranks (activations and their gradients, weight copies and
     /// transposes): the scaling study's memory model.
     func peakGradientValues(shards: Int) -> Int
+    /// The work of one gradient over the whole batch, counted from the architecture
+    /// (``GradientWork``); nil for models whose cost is not modelled (quadratics, the
+    /// sum of exponentials, external oracles).
+    func gradientWork() -> GradientWork?
 }
 
 extension DifferentiableModel {
@@ -55,4 +59,6 @@ extension DifferentiableModel {
     public var knownEigenvalues: [Double]? { nil }
     /// θ and the gradient.
     public func peakGradientValues(shards: Int) -> Int { 2 * parameterCount }
+    /// Not modelled.
+    public func gradientWork() -> GradientWork? { nil }
 }

@@ -23,6 +23,27 @@ public typealias LinearAlgebraAccumulation = Accumulation
 ///
 /// Data and the quadratic's b are drawn from the seed.
 public enum ModelSpec {
+    /// A model built to be described and counted, never run (the scaling study's
+    /// extrapolation targets): the memory budget that refuses a model too large for the
+    /// machine is lifted, so a 70-billion-parameter architecture can state its parameter
+    /// count and ``GradientWork``. Nothing of the parameters' size is allocated here.
+    public static func architecture(_ text: String) throws -> any DifferentiableModel {
+        try MemoryBudget.$countingOnly.withValue(true) { try $checkingOnly.withValue(true) { try build(text, seed: 0) } }
+    }
+
+    /// Checks a spec as a run would build it — its syntax, its files, every memory check —
+    /// without the work a run needs and a check does not: the teacher network that labels
+    /// a seeded MLP data set is not evaluated (the labels are placeholders) and a
+    /// `train=` spec is not trained. Experiment files are checked this way when they are
+    /// loaded, so a mistake is reported before the first configuration runs, at the cost
+    /// of reading the spec, not of building a 10⁸-parameter model twice.
+    public static func validate(_ text: String) throws {
+        try $checkingOnly.withValue(true) { _ = try build(text, seed: 0) }
+    }
+
+    /// Set by ``validate(_:)`` and ``architecture(_:)``: the built model is never run.
+    @TaskLocal static var checkingOnly = false
+
     public static func build(_ text: String, seed: UInt64) throws -> any DifferentiableModel {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         guard let kind = parts.first?.lowercased() else { throw ModelError("empty model spec") }
@@ -36,7 +57,7 @@ public enum ModelSpec {
             func given<M: DifferentiableModel>(_ m: M) throws -> any DifferentiableModel { try GivenParameters(base: m, path: paramsFile) }
             m = try given(m)
         }
-        guard let training, training.steps > 0 else { return m }
+        guard let training, training.steps > 0, !checkingOnly else { return m }
         // Files named in the spec could change between builds: only built-in data and
         // seeded parameters share runs. Keyed by the spec and the build seed (the data a
         // model trains on is drawn from it).
@@ -92,7 +113,10 @@ public enum ModelSpec {
                 let (n, d, k) = (Double(samples), Double(widths[0]), Double(widths.last!))
                 try MemoryBudget.check(8 * (n * d + 2 * d * d + 2 * d * k + 2 * n * d + n * k),
                                        "the data of model '\(text)' (\(samples) samples of \(widths[0]) features, \(widths.last!) classes)")
-                data = try Dataset.teacherStudent(samples: samples, features: widths[0], classes: widths.last!, seed: seed)
+                data = checkingOnly
+                    ? try Dataset(x: Matrix(rows: samples, cols: widths[0], storage: [Double](repeating: 0, count: samples * widths[0])),
+                                  labels: [Int](repeating: 0, count: samples), classes: widths.last!, source: "placeholder: the spec is only checked")
+                    : try Dataset.teacherStudent(samples: samples, features: widths[0], classes: widths.last!, seed: seed)
             }
             let loss = try fields["loss"].map { l -> OutputLoss in
                 guard let x = OutputLoss(rawValue: l) else { throw ModelError("unknown loss '\(l)' (known: ce, mse)") }

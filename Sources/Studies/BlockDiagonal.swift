@@ -56,7 +56,7 @@ public struct BlockDiagonalStudy: Study {
         var cs: [Case] = []
         for m in c.models {
             let model: any DifferentiableModel
-            do { model = try ModelSpec.build(m, seed: 0) } catch { throw StudyError("model '\(m)': \(error)") }
+            do { model = try ModelSpec.architecture(m) } catch { throw StudyError("model '\(m)': \(error)") }
             for s in c.seeds {
                 for a in c.approximations {
                     switch a {

@@ -265,7 +265,7 @@ public struct RegimesStudy: Study {
             let predicted = Double.exp(logPred / Double(rows.count)), floor = Double.exp(logFloor / Double(rows.count))
             var calModels: [String] = []
             for r in rows where !calModels.contains(r["model"]!) { calModels.append(r["model"]!) }
-            let counts = calModels.map { (try? ModelSpec.build($0, seed: 0).parameterCount) ?? 0 }
+            let counts = calModels.map { (try? ModelSpec.architecture($0).parameterCount) ?? 0 }
             let first = rows[0]
             let krylovFormat = (try? PrecisionPolicy(policies[0]))?.krylov
             let (reorth, steps, epsTested) = Self.lanczosSettings(c.krylov, param: first["param"]!, compute: first["compute"]!, grad: first["grad"]!,
