@@ -20,6 +20,8 @@ import Curvature
 /// Tables:
 /// - `timings.csv`: per model × shards: `time_grad_s`, `time_hvp_s` per scheme
 ///   (`time_hvp_forward_s`, …), `time_hvp_exact_s` (dual numbers, unsharded),
+///   `grad_rss_delta_bytes` (one gradient's peak RSS above the RSS before it),
+///   `activation_values` (the model's count of compute values alive at a gradient's peak),
 ///   `time_lanczos_step_s` (central FD-HVP, full reorthogonalization, `lanczos_steps`
 ///   steps), `hvp_over_grad` per scheme, `peak_rss_bytes`, `rss_delta_bytes` (peak
 ///   minus RSS at the unit's start) and `mem_model_bytes`: the memory model of the
@@ -45,11 +47,24 @@ public struct ScalingStudy: Study {
         public var lanczosSteps: Int
         public var memorySteps: Int
         public var extrapolateTo: [Double]
+        /// The cost model is fitted on the configurations of at most this many parameters;
+        /// larger ones are held out and predicted.
+        public var fitMaxParameters: Double
+        /// The power law of time against FLOPs is fitted on configurations of at least this
+        /// many parameters (the compute-bound range).
+        public var computeBoundMinParameters: Double
+        /// Architectures (model specs, never run) whose time per gradient, FD-HVP and
+        /// Lanczos step the validated cost model of their family predicts.
+        public var extrapolateModels: [String]
         public var seed: UInt64
         public init(models: [String], policy: PrecisionPolicy, shards: [Int], schemes: [FDScheme], repeats: Int = 5,
-                    lanczosSteps: Int = 10, memorySteps: Int = 100, extrapolateTo: [Double] = [1e9, 1e10, 1e11], seed: UInt64 = 0) {
+                    lanczosSteps: Int = 10, memorySteps: Int = 100, extrapolateTo: [Double] = [1e9, 1e10, 1e11],
+                    fitMaxParameters: Double = 1e7, computeBoundMinParameters: Double = 1e6, extrapolateModels: [String] = [],
+                    seed: UInt64 = 0) {
             self.models = models; self.policy = policy; self.shards = shards; self.schemes = schemes; self.repeats = repeats
-            self.lanczosSteps = lanczosSteps; self.memorySteps = memorySteps; self.extrapolateTo = extrapolateTo; self.seed = seed
+            self.lanczosSteps = lanczosSteps; self.memorySteps = memorySteps; self.extrapolateTo = extrapolateTo
+            self.fitMaxParameters = fitMaxParameters; self.computeBoundMinParameters = computeBoundMinParameters
+            self.extrapolateModels = extrapolateModels; self.seed = seed
         }
     }
     public let config: Config
@@ -58,6 +73,8 @@ public struct ScalingStudy: Study {
     struct Case: Sendable { var model: String; var shards: Int }
     let cases: [Case]
     let sizes: [String: Int]
+    struct Target: Sendable { var spec: String; var family: String; var parameters: Int; var work: GradientWork }
+    let targets: [Target]
 
     public init(_ c: Config) throws {
         guard c.models.count >= 2, !c.shards.isEmpty, !c.schemes.isEmpty else {
@@ -66,11 +83,21 @@ public struct ScalingStudy: Study {
         guard c.shards.allSatisfy({ $0 >= 1 && $0 <= 64 }) else { throw StudyError("shards must be in 1...64") }
         guard c.repeats >= 1, c.lanczosSteps >= 1, c.memorySteps >= 1 else { throw StudyError("repeats, lanczos_steps and memory_steps must be ≥ 1") }
         guard c.extrapolateTo.allSatisfy({ $0 > 0 && $0.isFinite }) else { throw StudyError("extrapolate_to values must be finite and > 0") }
+        guard c.fitMaxParameters > 0, c.computeBoundMinParameters >= 0 else {
+            throw StudyError("fit_max_parameters must be > 0 and compute_bound_min_parameters ≥ 0")
+        }
         var sz: [String: Int] = [:]
         for m in c.models {
-            do { sz[m] = try ModelSpec.build(m, seed: c.seed).parameterCount } catch { throw StudyError("model '\(m)': \(error)") }
+            do { sz[m] = try ModelSpec.architecture(m).parameterCount } catch { throw StudyError("model '\(m)': \(error)") }
         }
-        config = c; sizes = sz
+        var targets: [Target] = []
+        for m in c.extrapolateModels {
+            let model: any DifferentiableModel
+            do { model = try ModelSpec.architecture(m) } catch { throw StudyError("extrapolate_models '\(m)': \(error)") }
+            guard let w = model.gradientWork() else { throw StudyError("extrapolate_models '\(m)': its cost is not modelled (no gradientWork)") }
+            targets.append(Target(spec: m, family: model.describe().family, parameters: model.parameterCount, work: w))
+        }
+        config = c; sizes = sz; self.targets = targets
         cases = c.models.flatMap { m in c.shards.map { Case(model: m, shards: $0) } }
     }
 
@@ -78,13 +105,17 @@ public struct ScalingStudy: Study {
     public var seeds: [String: UInt64] { ["seed": config.seed] }
 
     public var timingsHeader: [String] {
-        ["model", "family", "parameters", "samples", "policy", "shards", "repeats", "time_grad_s"]
+        ["model", "family", "parameters", "samples", "tokens", "flops_grad", "bytes_grad", "policy", "shards", "repeats", "time_grad_s"]
             + config.schemes.map { "time_hvp_\($0.rawValue)_s" } + ["time_hvp_exact_s", "time_lanczos_step_s"]
             + config.schemes.map { "hvp_over_grad_\($0.rawValue)" } + ["hvp_over_grad_exact", "lanczos_steps",
-            "peak_rss_bytes", "rss_delta_bytes", "mem_model_bytes", "mem_model_ratio"]
+            "grad_rss_delta_bytes", "activation_values", "peak_rss_bytes", "rss_delta_bytes", "mem_model_bytes", "mem_model_ratio"]
     }
-    public static let fitsHeader = ["quantity", "shards", "fit_a", "fit_b", "fit_r2", "points", "n_min", "n_max"]
-    public static let extrapolationHeader = ["parameters", "shards", "reorth", "lanczos_vectors", "quantity", "value", "unit", "label"]
+    public static let fitsHeader = ["quantity", "family", "shards", "exponent_vs_flops", "fit_r2", "points", "n_min", "n_max"]
+    public static let costModelHeader = ["quantity", "family", "shards", "c_flop_s", "c_byte_s", "c_0_s", "fit_points", "fit_rms_rel",
+                                         "n_min", "n_max"]
+    public static let predictionsHeader = ["model", "family", "parameters", "shards", "quantity", "flops", "bytes", "measured_s",
+                                           "predicted_s", "pred_over_meas", "role"]
+    public static let extrapolationHeader = ["model", "parameters", "shards", "reorth", "lanczos_vectors", "quantity", "value", "unit", "label"]
 
     public func run(unit index: Int, context: StudyContext) throws -> UnitOutput {
         let c = cases[index]
@@ -104,12 +135,18 @@ public struct ScalingStudy: Study {
             ts.sort()
             return ts.count % 2 == 1 ? ts[ts.count / 2] : (ts[ts.count / 2 - 1] + ts[ts.count / 2]) / 2
         }
+        // One gradient's own peak above the RSS before it (its activations, conversions and
+        // result), then its median time.
+        MemoryProbe.resetPeak()
+        let gradRSS0 = MemoryProbe.current()
+        _ = try engine.gradient(theta: theta, shards: c.shards)
+        let gradDelta = max(MemoryProbe.peak() - gradRSS0, 0)
         let tGrad = try median { _ = try engine.gradient(theta: theta, shards: c.shards) }
         var tHVP: [Double] = []
         for s in config.schemes { tHVP.append(try median { _ = try engine.estimate(theta: theta, v: v, scheme: s, step: step, shards: c.shards) }) }
         let tExact = median { _ = engine.exactHVP(theta: theta, v: v) }
         // Lanczos phase: peak memory measured around it alone.
-        let krylovBytes = try Self.krylovBytes(config.policy)
+        let krylovBytes = try Self.bytes(config.policy, config.policy.krylov)
         MemoryProbe.resetPeak()
         let rss0 = MemoryProbe.current()
         var steps = 0
@@ -126,19 +163,46 @@ public struct ScalingStudy: Study {
                                 activations: m.peakGradientValues(shards: c.shards))
         let predicted = model.harnessLanczosBytes(steps: steps)
         let delta = max(peak - rss0, 0)
-        let (family, _, _) = BlockDiagonalStudy.shape(m)
+        let family = m.describe().family
+        let work = m.gradientWork()
         var out = UnitOutput()
-        out.append("timings", [c.model, family, "\(n)", "\(m.sampleCount)", config.policy.description, "\(c.shards)", "\(config.repeats)",
+        out.append("timings", [c.model, family, "\(n)", "\(m.sampleCount)", work.map { "\($0.tokens)" } ?? "",
+                               cell(work?.flops), cell(work.map { $0.values * Double(engine.computeBytes) }),
+                               config.policy.description, "\(c.shards)", "\(config.repeats)",
                                cell(tGrad)] + tHVP.map(cell) + [cell(tExact), cell(lanczosSeconds / Double(max(steps, 1)))]
-                   + tHVP.map { cell($0 / tGrad) } + [cell(tExact / tGrad), "\(steps)", "\(peak)", "\(delta)", "\(predicted)",
+                   + tHVP.map { cell($0 / tGrad) } + [cell(tExact / tGrad), "\(steps)", "\(gradDelta)", "\(m.peakGradientValues(shards: c.shards))", "\(peak)", "\(delta)", "\(predicted)",
                                                      cell(delta > 0 ? Double(predicted) / Double(delta) : .nan)])
         return out
     }
 
-    /// Bytes per value of the policy's Krylov type.
-    static func krylovBytes(_ p: PrecisionPolicy) throws -> Int {
+    /// Bytes per value of a format of the policy as the harness holds it.
+    static func bytes(_ p: PrecisionPolicy, _ format: String) throws -> Int {
         struct Size: ScalarBody { func run<T: StudyScalar>(_: T.Type) -> Int { MemoryLayout<T>.stride } }
-        return try ScalarRegistry.run(format: p.krylov, rounding: p.mode(for: p.krylov), Size())
+        return try ScalarRegistry.run(format: format, rounding: p.mode(for: format), Size())
+    }
+
+    /// The cost model's features of one quantity, from the gradient's work (FLOPs F,
+    /// bytes B in the compute type of `cb` bytes per value), the parameter count n, the
+    /// Krylov type's `kb` bytes per value and the Lanczos steps m:
+    /// - gradient: (F, B);
+    /// - FD-HVP of a scheme with g gradients: (g·F, g·B + 8n·(3g + 3)): the perturbed
+    ///   parameters (read θ and v, write θ + cεv: 3 fp64 passes per gradient) and the
+    ///   difference quotient (3 passes);
+    /// - exact HVP (dual numbers over fp64): (3F, 16/cb · B): a dual multiply–add is three
+    ///   real ones, a dual value 16 bytes;
+    /// - Lanczos step (central FD-HVP, full reorthogonalization over m steps): the HVP's
+    ///   features plus 8n·3 for the three-term recurrence and kb·n·2(m + 1) for the
+    ///   projections against the mean (m + 1)/2 stored vectors, read twice each.
+    static func features(quantity q: String, flops f: Double, bytes b: Double, n: Double, cb: Double, kb: Double, steps m: Double) -> (Double, Double)? {
+        switch q {
+        case "time_grad_s": return (f, b)
+        case "time_hvp_exact_s": return (3 * f, 16 / cb * b)
+        case "time_lanczos_step_s": return (2 * f, 2 * b + 8 * n * 9 + 8 * n * 3 + kb * n * 2 * (m + 1))
+        default:
+            guard q.hasPrefix("time_hvp_"), let s = FDScheme(rawValue: String(q.dropFirst(9).dropLast(2))) else { return nil }
+            let g = Double(s.gradients)
+            return (g * f, g * b + 8 * n * (3 * g + 3))
+        }
     }
 
     public func finish(_ outputs: [UnitOutput]) throws -> StudyOutput {
@@ -146,17 +210,46 @@ public struct ScalingStudy: Study {
         let h = timingsHeader
         let quantities = ["time_grad_s"] + config.schemes.map { "time_hvp_\($0.rawValue)_s" } + ["time_hvp_exact_s", "time_lanczos_step_s"]
         var fits = StudyTable(name: "fits", header: Self.fitsHeader)
+        var costs = StudyTable(name: "costmodel", header: Self.costModelHeader)
+        var preds = StudyTable(name: "predictions", header: Self.predictionsHeader)
         var extrap = StudyTable(name: "extrapolation", header: Self.extrapolationHeader)
-        let ni = h.firstIndex(of: "parameters")!, si = h.firstIndex(of: "shards")!
+        func col(_ name: String) -> Int { h.firstIndex(of: name)! }
+        let ni = col("parameters"), si = col("shards"), fi = col("family"), mi = col("model")
+        let cb = Double(try Self.bytes(config.policy, config.policy.compute)), kb = Double(try Self.bytes(config.policy, config.policy.krylov))
+        struct Fitted { var model: CostModel; var nMin: Double; var nMax: Double; var heldOut: [Double] }
+        var fitted: [String: Fitted] = [:]                         // "quantity|family|shards"
+        let families = timings.rows.map { $0[fi] }.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         for s in config.shards {
-            let rows = timings.rows.filter { $0[si] == "\(s)" }
-            let n = rows.map { Double($0[ni])! }
-            for q in quantities {
-                let qi = h.firstIndex(of: q)!
-                let t = rows.map { Double($0[qi]) ?? .nan }
-                guard let f = logLogFit(x: n, y: t) else { continue }
-                let a = Double.exp(f.intercept)
-                fits.rows.append([q, "\(s)", cell(a), cell(f.slope), cell(f.r2), "\(rows.count)", cell(n.min()), cell(n.max())])
+            for fam in families {
+                let rows = timings.rows.filter { $0[si] == "\(s)" && $0[fi] == fam && Double($0[col("flops_grad")]) != nil }
+                guard !rows.isEmpty else { continue }
+                for q in quantities {
+                    let x: [(n: Double, f: Double, b: Double, t: Double, row: [String])] = rows.compactMap { r in
+                        let n = Double(r[ni])!
+                        guard let fb = Self.features(quantity: q, flops: Double(r[col("flops_grad")])!, bytes: Double(r[col("bytes_grad")])!,
+                                                     n: n, cb: cb, kb: kb, steps: Double(r[col("lanczos_steps")]) ?? 0) else { return nil }
+                        return (n, fb.0, fb.1, Double(r[col(q)]) ?? .nan, r)
+                    }
+                    // Power law against FLOPs in the compute-bound range.
+                    let cbRows = x.filter { $0.n >= config.computeBoundMinParameters }
+                    if let lf = logLogFit(x: cbRows.map(\.f), y: cbRows.map(\.t)) {
+                        fits.rows.append([q, fam, "\(s)", cell(lf.slope), cell(lf.r2), "\(cbRows.count)", cell(cbRows.map(\.n).min()), cell(cbRows.map(\.n).max())])
+                    }
+                    // Cost model on the sizes up to fitMaxParameters; every row predicted.
+                    let fitRows = x.filter { $0.n <= config.fitMaxParameters }
+                    guard let cm = CostModel.fit(flops: fitRows.map(\.f), bytes: fitRows.map(\.b), time: fitRows.map(\.t)) else { continue }
+                    costs.rows.append([q, fam, "\(s)", cell(cm.perFlop), cell(cm.perByte), cell(cm.fixed), "\(cm.points)", cell(cm.rmsRelative),
+                                       cell(fitRows.map(\.n).min()), cell(fitRows.map(\.n).max())])
+                    var held: [Double] = []
+                    for p in x {
+                        let pred = cm.predict(flops: p.f, bytes: p.b)
+                        let ratio = p.t > 0 ? pred / p.t : .nan
+                        let role = p.n <= config.fitMaxParameters ? "fit" : "held-out"
+                        if role == "held-out" { held.append(ratio) }
+                        preds.rows.append([p.row[mi], fam, p.row[ni], "\(s)", q, cell(p.f), cell(p.b), cell(p.t), cell(pred), cell(ratio), role])
+                    }
+                    fitted["\(q)|\(fam)|\(s)"] = Fitted(model: cm, nMin: fitRows.map(\.n).min()!, nMax: fitRows.map(\.n).max()!, heldOut: held)
+                }
             }
             let mm = { (x: Double) in MemoryModel(n: Int(x), shards: s, computeBytes: 0, krylovBytes: 0, activations: 0) }
             let p = config.policy
@@ -167,14 +260,33 @@ public struct ScalingStudy: Study {
                 for (reorth, vectors) in [("none", 3), ("full", config.memorySteps + 1), ("partial", config.memorySteps + 1),
                                           ("selective", config.memorySteps + 1)] {
                     let b = mm(x).nativePerShard(policy: config.policy, lanczosVectors: vectors)
-                    extrap.rows.append([cell(x), "\(s)", reorth, "\(vectors)", "memory_sharded_per_shard_bytes", cell(b.sharded), "bytes",
+                    extrap.rows.append(["", cell(x), "\(s)", reorth, "\(vectors)", "memory_sharded_per_shard_bytes", cell(b.sharded), "bytes",
                                         "extrapolated: memory model; \(assumed); activations excluded"])
-                    extrap.rows.append([cell(x), "\(s)", reorth, "\(vectors)", "memory_unsharded_transient_bytes", cell(b.unsharded), "bytes",
+                    extrap.rows.append(["", cell(x), "\(s)", reorth, "\(vectors)", "memory_unsharded_transient_bytes", cell(b.unsharded), "bytes",
                                         "extrapolated: memory model; \(assumed); full-size buffers (FSDP bounds them by the largest layer)"])
                 }
             }
         }
-        return StudyOutput(tables: [timings, fits, extrap])
+        // Times of architectures never run: the cost model of their family at one shard,
+        // only where that model was checked on held-out sizes.
+        for t in targets {
+            for q in quantities {
+                guard let f = fitted["\(q)|\(t.family)|1"], !f.heldOut.isEmpty,
+                      let fb = Self.features(quantity: q, flops: t.work.flops, bytes: t.work.values * cb, n: Double(t.parameters), cb: cb, kb: kb,
+                                             steps: Double(config.lanczosSteps)) else { continue }
+                let lo = f.heldOut.min()!, hi = f.heldOut.max()!
+                let label = "extrapolated: cost model c_f·FLOPs + c_b·bytes + c_0 of family \(t.family) fitted on \(Int(f.nMin))–\(Int(f.nMax)) parameters "
+                    + "(predicted/measured \(String(format: "%.2f", lo))–\(String(format: "%.2f", hi)) on its held-out sizes up to "
+                    + "\(timings.rows.filter { $0[fi] == t.family }.compactMap { Int($0[ni]) }.max() ?? 0)); "
+                    + "\(t.work.tokens) tokens per batch; FLOPs and bytes counted for this architecture; this machine's measured throughput "
+                    + "(the manifest's CPU, cores, BLAS threads); policy \(config.policy.description); one process, no communication"
+                    + (q == "time_lanczos_step_s" ? "; full reorthogonalization averaged over \(config.lanczosSteps) steps" : "")
+                extrap.rows.append([t.spec, "\(t.parameters)", "1", q == "time_lanczos_step_s" ? "full" : "",
+                                    q == "time_lanczos_step_s" ? "\(config.lanczosSteps + 1)" : "", q,
+                                    cell(f.model.predict(flops: fb.0, bytes: fb.1)), "s", label])
+            }
+        }
+        return StudyOutput(tables: [timings, fits, costs, preds, extrap])
     }
 }
 
@@ -182,17 +294,24 @@ public struct ScalingStudy: Study {
 public struct MemoryModel: Sendable {
     public var n: Int, shards: Int, computeBytes: Int, krylovBytes: Int, activations: Int
 
-    /// The harness's Lanczos phase, all ranks in one process: the Lanczos basis in
-    /// the Krylov type plus its fp64 copy for the orthogonality measurement, three
-    /// working vectors and the operator's fp64 conversions; per FD-HVP the perturbed
-    /// parameters, two gradients, δ and ĥ (fp64 carriers); per rank the all-gathered
-    /// parameters (fp64 and compute type), the local gradient (compute type and fp64,
-    /// padded) and the activations.
+    /// The harness's Lanczos phase above the RSS at its start, `steps` = m steps of
+    /// central FD-HVPs with full reorthogonalization, counted from what the code holds
+    /// (one shard; validated against peak RSS at 10⁸ parameters, ``ScalingStudy``):
+    /// - Lanczos: the basis (m vectors of the Krylov type, q and q_prev among them) and w:
+    ///   kb·n·(m + 1); the operator's fp64 copy of its input, 8n;
+    /// - the FD-HVP at its peak, the larger of two moments: forming the quotient (both
+    ///   points, both gradients in the compute type, ĥ in fp64: n·(4·cb + 8)) or the
+    ///   second gradient (both points and the first gradient, 3·cb·n, plus the gradient's
+    ///   own peak, `activations` values of the compute type, less the point it reads).
+    /// With S > 1 in-process shards each rank also all-gathers θ (fp64 and compute type)
+    /// and keeps its padded gradient (compute type and fp64): S·n·(16 + 2·cb), counted,
+    /// not validated.
     public func harnessLanczosBytes(steps m: Int) -> Int {
-        let basis = (m + 1) * n * (krylovBytes + 8) + 3 * n * krylovBytes + 2 * n * 8
-        let fd = n * 8 * 6
-        let perRank = shards * n * (8 + computeBytes + computeBytes + 8)
-        return basis + fd + perRank + activations * computeBytes
+        let lanczos = krylovBytes * n * (m + 1) + 8 * n
+        let quotient = n * (4 * computeBytes + 8)
+        let secondGradient = 3 * computeBytes * n + computeBytes * max(activations - n, 0)
+        let perRank = shards > 1 ? shards * n * (16 + 2 * computeBytes) : 0
+        return lanczos + max(quotient, secondGradient) + perRank
     }
 
     /// Bytes per shard in the formats' own sizes, activations excluded: `sharded`
@@ -229,10 +348,21 @@ func seconds(_ d: Duration) -> Double {
     return Double(s) + Double(a) * 1e-18
 }
 
+#if os(Linux)
+/// glibc's `malloc_trim` (not exported by the Glibc module's headers).
+@_silgen_name("malloc_trim") private func glibcMallocTrim(_ pad: Int) -> Int32
+#endif
+
 /// Resident memory of this process (Linux /proc).
 public enum MemoryProbe {
-    /// Resets the peak RSS (VmHWM) to the current RSS (`5` into /proc/self/clear_refs).
+    /// Resets the peak RSS (VmHWM) to the current RSS (`5` into /proc/self/clear_refs),
+    /// after returning the heap's free pages to the system (`malloc_trim`): memory freed
+    /// earlier but kept by the allocator (a checkpoint's dequantization buffers, 7.6 GB
+    /// for SmolLM2) would otherwise count in the starting RSS and be reused unseen.
     public static func resetPeak() {
+        #if os(Linux)
+        _ = glibcMallocTrim(0)
+        #endif
         if let f = fopen("/proc/self/clear_refs", "w") { fputs("5", f); fclose(f) }
     }
     public static func current() -> Int { field("VmRSS:") }

@@ -251,25 +251,49 @@ extension RegimesTests {
 
 @Suite struct ScalingStudyTests {
     @Test func tablesFitsAndLabelledExtrapolation() throws {
-        let s = try ScalingStudy(.init(models: ["mlp:widths=4-4-2,samples=8", "mlp:widths=8-16-4,samples=8"], policy: fp32,
-                                       shards: [1, 2], schemes: [.central], repeats: 1, lanczosSteps: 3, memorySteps: 10,
-                                       extrapolateTo: [1e9]))
+        let s = try ScalingStudy(.init(models: ["mlp:widths=4-4-2,samples=8", "mlp:widths=8-16-4,samples=8", "mlp:widths=16-16-4,samples=8"],
+                                       policy: fp32, shards: [1, 2], schemes: [.central], repeats: 1, lanczosSteps: 3, memorySteps: 10,
+                                       extrapolateTo: [1e9], fitMaxParameters: 300, computeBoundMinParameters: 1,
+                                       extrapolateModels: ["mlp:widths=64-64-8,samples=8"]))
         #expect(s.exclusive)
         let out = try runAll(s)
         let t = table(out, "timings")
-        #expect(t.rows.count == 4 && numbers(t, "time_grad_s").allSatisfy { $0 > 0 } && numbers(t, "peak_rss_bytes").allSatisfy { $0 > 1e6 })
-        #expect(column(t, "lanczos_steps") == ["3", "3", "3", "3"])
-        #expect(table(out, "fits").rows.count == 2 * 4)            // 2 shard counts × (grad, central, exact, lanczos step)
+        #expect(t.rows.count == 6 && numbers(t, "time_grad_s").allSatisfy { $0 > 0 } && numbers(t, "peak_rss_bytes").allSatisfy { $0 > 1e6 })
+        #expect(column(t, "lanczos_steps") == ["3", "3", "3", "3", "3", "3"])
+        // The work columns: 8 samples, FLOPs of 4-4-2 = 2·8·(2·16 + 3·8), bytes = 4 bytes × values.
+        #expect(column(t, "tokens").allSatisfy { $0 == "8" } && numbers(t, "flops_grad")[0] == 2 * 8 * (2 * 16 + 3 * 8))
+        #expect(numbers(t, "bytes_grad")[0] == 4 * (4 * 30 + 4 * 8 * (8 + 6)))
+        #expect(table(out, "fits").rows.count == 2 * 4)            // 2 shard counts × (grad, central, exact, lanczos step), mlp
+        // The cost model: fitted on the two sizes ≤ 300 parameters (30, 212), the third (340) held out.
+        let c = table(out, "costmodel")
+        #expect(c.rows.count == 2 * 4 && column(c, "fit_points").allSatisfy { $0 == "2" } && column(c, "n_max").allSatisfy { $0 == "212.0" })
+        let p = table(out, "predictions")
+        #expect(p.rows.count == 6 * 4 && column(p, "role").filter { $0 == "held-out" }.count == 2 * 4)
+        for r in p.rows { #expect(abs(Double(r[9])! - Double(r[8])! / Double(r[7])!) < 1e-12) }
         let e = table(out, "extrapolation")
-        #expect(e.rows.allSatisfy { $0[7].hasPrefix("extrapolated") && $0[7].contains("param fp32 4") && $0[7].contains("measured only up to") })
-        // No time is extrapolated from the power-law fits (issue 19): only the memory model's rows.
-        #expect(e.rows.allSatisfy { $0[6] == "bytes" && $0[4].hasPrefix("memory_") })
+        let mem = e.rows.filter { $0[7] == "bytes" }, time = e.rows.filter { $0[7] == "s" }
+        #expect(mem.allSatisfy { $0[8].hasPrefix("extrapolated") && $0[8].contains("param fp32 4") && $0[8].contains("measured only up to") })
+        #expect(mem.allSatisfy { $0[5].hasPrefix("memory_") })
+        // Times only from the work-based cost model of the target's family, each row with its
+        // assumptions and the held-out check it rests on; never from a power law.
+        #expect(time.count == 4 && time.allSatisfy { $0[0] == "mlp:widths=64-64-8,samples=8" && $0[2] == "1" && Double($0[6])! > 0 })
+        #expect(time.allSatisfy { $0[8].contains("cost model") && $0[8].contains("fitted on 30–212 parameters") && $0[8].contains("held-out")
+                                  && $0[8].contains("8 tokens per batch") && $0[8].contains("policy param=fp32") })
         // Native memory model at 1e9 parameters, 2 shards, fp32 everywhere, full reorthogonalization with 11 vectors:
         // per shard 5e8 · (2·4 + 2·4 + 4 + 11·8) = 5.4e10 bytes (the policy leaves krylov at fp64); transient
         // full-size buffers 1e9 · (4 + 4) = 8e9.
-        let row = e.rows.first { $0[1] == "2" && $0[2] == "full" && $0[4] == "memory_sharded_per_shard_bytes" }!
-        #expect(Double(row[5]) == 5.4e10)
-        #expect(Double(e.rows.first { $0[1] == "2" && $0[2] == "full" && $0[4] == "memory_unsharded_transient_bytes" }![5]) == 8e9)
+        let row = e.rows.first { $0[2] == "2" && $0[3] == "full" && $0[5] == "memory_sharded_per_shard_bytes" }!
+        #expect(Double(row[6]) == 5.4e10)
+        #expect(Double(e.rows.first { $0[2] == "2" && $0[3] == "full" && $0[5] == "memory_unsharded_transient_bytes" }![6]) == 8e9)
+    }
+
+    /// The Lanczos phase's memory model by hand: basis and w 4·1000·11, the operator's fp64
+    /// input 8000, then the larger FD moment: the quotient 1000·(4·4 + 8) = 24000, or the
+    /// second gradient 3·4·1000 + 4·(activations − 1000).
+    @Test func lanczosMemoryModelByHand() {
+        #expect(MemoryModel(n: 1000, shards: 1, computeBytes: 4, krylovBytes: 4, activations: 3000).harnessLanczosBytes(steps: 10) == 76_000)
+        #expect(MemoryModel(n: 1000, shards: 1, computeBytes: 4, krylovBytes: 4, activations: 10_000).harnessLanczosBytes(steps: 10) == 100_000)
+        #expect(MemoryModel(n: 1000, shards: 2, computeBytes: 4, krylovBytes: 4, activations: 3000).harnessLanczosBytes(steps: 10) == 76_000 + 2 * 1000 * 24)
     }
 
     @Test func storageBytesOfFormats() {

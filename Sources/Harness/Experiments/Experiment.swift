@@ -53,7 +53,8 @@ public enum ExperimentLoader {
         "krylov-stability": ["models", "policies", "schemes", "step_policies", "eps", "reorth", "steps", "checkpoints", "probes", "seeds",
                              "ritz_top", "ritz_tol", "tolerance", "max_parameters"],
         "regimes": ["from", "validate", "tolerance"],
-        "scaling": ["models", "policy", "shards", "schemes", "repeats", "lanczos_steps", "memory_steps", "extrapolate_to", "seed"],
+        "scaling": ["models", "policy", "shards", "schemes", "repeats", "lanczos_steps", "memory_steps", "extrapolate_to", "fit_max_parameters",
+                    "compute_bound_min_parameters", "extrapolate_models", "seed"],
         "block-diagonal": ["models", "seeds", "partitions", "approximations", "probes", "max_dense", "top_k", "diagonal_probes"],
         "recommend-check": ["models", "policies", "schemes", "seeds", "tolerance", "reference", "check_per_decade"],
     ]
@@ -255,6 +256,9 @@ public enum ExperimentLoader {
             schemes: try m["schemes"].map(schemes) ?? [.forward, .central, .richardson],
             repeats: try m["repeats"]?.int(min: 1, max: 1000) ?? 5, lanczosSteps: try m["lanczos_steps"]?.int(min: 1, max: 10_000) ?? 10,
             memorySteps: try m["memory_steps"]?.int(min: 1, max: 1_000_000) ?? 100, extrapolateTo: xs,
+            fitMaxParameters: try m["fit_max_parameters"]?.positive() ?? 1e7,
+            computeBoundMinParameters: try m["compute_bound_min_parameters"]?.positive() ?? 1e6,
+            extrapolateModels: try m["extrapolate_models"].map { try $0.items().map { try $0.string() } } ?? [],
             seed: try m["seed"]?.uint64() ?? 0)
         return try wrap(doc) { try ScalingStudy(c) }
     }
@@ -316,7 +320,7 @@ public enum ExperimentLoader {
         }
         return try items.map { item in
             let s = try item.string()
-            do { _ = try ModelSpec.build(s, seed: 0) } catch { throw item.error("model '\(s)': \(error)") }
+            do { try ModelSpec.validate(s) } catch { throw item.error("model '\(s)': \(error)") }
             return s
         }
     }

@@ -293,21 +293,25 @@ public enum ReportCommand {
     }
 
     static func scaling(_ r: Reader) throws -> Content {
-        let t = try r.table("timings.csv"), fits = try r.table("fits.csv").rows
+        let t = try r.table("timings.csv"), pr = try r.table("predictions.csv")
         let quantities = t.header.filter { $0.hasPrefix("time_") }
-        var sec = Section(heading: "Time against parameter count", text: "Medians per configuration (markers) and the power-law fit t = a·n^b (lines), per shard count.")
-        for sh in distinct(t.rows, "shards") {
-            let sel = t.rows.filter { $0["shards"] == sh }
-            var f = Figure(title: "shards = \(sh)", xLabel: "parameters", yLabel: "time (s)", logX: true, logY: true)
-            for (i, q) in quantities.enumerated() {
-                f.series.append(.init(label: q, x: sel.map { num($0, "parameters") }, y: sel.map { num($0, q) }, color: color(i), line: false))
-                if let fit = fits.first(where: { $0["quantity"] == q && $0["shards"] == sh }) {
-                    let xs = [num(fit, "n_min"), num(fit, "n_max")]
-                    f.series.append(.init(label: "", x: xs, y: xs.map { num(fit, "fit_a") * Foundation.pow($0, num(fit, "fit_b")) }, color: color(i), markers: false))
+        var sec = Section(heading: "Time against work", text: "Medians per configuration against the gradient's FLOPs counted from the architecture (markers: measured; crosses: the cost model t = c_f·FLOPs + c_b·bytes + c_0 fitted per family on the sizes up to fit_max_parameters, predicting the larger, held-out ones).")
+        for fam in distinct(pr.rows, "family") {
+            for sh in distinct(pr.rows.filter { $0["family"] == fam }, "shards") {
+                let sel = pr.rows.filter { $0["family"] == fam && $0["shards"] == sh }
+                var f = Figure(title: "\(fam), shards = \(sh)", xLabel: "FLOPs of the quantity", yLabel: "time (s)", logX: true, logY: true)
+                for (i, q) in quantities.enumerated() {
+                    let rows = sel.filter { $0["quantity"] == q }
+                    f.series.append(.init(label: q, x: rows.map { num($0, "flops") }, y: rows.map { num($0, "measured_s") }, color: color(i), line: false))
+                    f.series.append(.init(label: "", x: rows.map { num($0, "flops") }, y: rows.map { num($0, "predicted_s") }, color: color(i), dash: "4,3", markers: false))
                 }
+                sec.plots.append(Plot(figure: f, python: "plot_times('\(fam)', \(sh))"))
             }
-            sec.plots.append(Plot(figure: f, python: "plot_times(\(sh))"))
         }
+        var held = Section(heading: "Held-out predictions", text: "Predicted over measured time on the sizes above fit_max_parameters, which the fit did not see.")
+        let ho = pr.rows.filter { $0["role"] == "held-out" }
+        let cols = ["model", "parameters", "shards", "quantity", "measured_s", "predicted_s", "pred_over_meas"]
+        held.tables.append(("predictions.csv, held-out rows", cols, ho.map { row in cols.map { row[$0]! } }))
         var mem = Section(heading: "Memory", text: "Peak resident memory of each configuration's Lanczos phase above its starting RSS, against the memory model of the harness's representation.")
         var f = Figure(title: "Lanczos phase memory", xLabel: "parameters", yLabel: "bytes", logX: true, logY: true)
         for (i, sh) in distinct(t.rows, "shards").enumerated() {
@@ -316,11 +320,12 @@ public enum ReportCommand {
             f.series.append(.init(label: "model, \(sh) shards", x: sel.map { num($0, "parameters") }, y: sel.map { num($0, "mem_model_bytes") }, color: color(i), dash: "4,3", markers: false))
         }
         mem.plots.append(Plot(figure: f, python: "plot_memory()"))
-        var tab = Section(heading: "Fits and the memory model at scale", text: "The fits describe the measured range (n_min to n_max) and are not extrapolated: at these sizes fixed overheads dominate. The memory model's rows at 10⁹–10¹¹ parameters state their assumptions; activations are excluded.")
-        let ft = try r.table("fits.csv"), ex = try r.table("extrapolation.csv")
+        var tab = Section(heading: "Cost model, exponents and extrapolation", text: "costmodel.csv: the fitted coefficients and the range they were fitted on. fits.csv: the exponent of time against FLOPs in the compute-bound range. extrapolation.csv: times of architectures never run, from the cost model of their family, and the memory model at 10⁹–10¹¹ parameters; every row states its assumptions.")
+        let cm = try r.table("costmodel.csv"), ft = try r.table("fits.csv"), ex = try r.table("extrapolation.csv")
+        tab.tables.append(("costmodel.csv", cm.header, cm.rows.map { row in cm.header.map { row[$0]! } }))
         tab.tables.append(("fits.csv", ft.header, ft.rows.map { row in ft.header.map { row[$0]! } }))
         tab.tables.append(("extrapolation.csv", ex.header, ex.rows.map { row in ex.header.map { row[$0]! } }))
-        return Content(title: "scaling: runtime and memory", intro: "Cost of gradients, HVPs and Lanczos steps (NUMERICS.md §9).",
-                       sections: [sec, mem, tab], files: ["timings.csv", "fits.csv", "extrapolation.csv"])
+        return Content(title: "scaling: runtime and memory", intro: "Cost of gradients, HVPs and Lanczos steps against work counted from the architecture (NUMERICS.md §9).",
+                       sections: [sec, held, mem, tab], files: ["timings.csv", "costmodel.csv", "predictions.csv", "fits.csv", "extrapolation.csv"])
     }
 }

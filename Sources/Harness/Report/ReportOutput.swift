@@ -241,19 +241,16 @@ extension ReportCommand {
             ax.set_title(f"{family}: {metric}", fontsize=9); legend(ax)
             return fig
 
-        def plot_times(shards):
-            t, fits = CSV["timings.csv"], CSV["fits.csv"]
-            sel = t[t.shards == shards]
+        def plot_times(family, shards):
+            p = CSV["predictions.csv"]
+            sel = p[(p.family == family) & (p.shards == shards)]
             fig, ax = plt.subplots(figsize=(7, 4))
-            for i, q in enumerate([c for c in t.columns if c.startswith("time_")]):
-                c = COLORS[i % len(COLORS)]
-                ax.plot(sel.parameters, sel[q], "o", ms=3, color=c, label=q)
-                f = fits[(fits.quantity == q) & (fits.shards == shards)]
-                if len(f):
-                    f = f.iloc[0]; n = np.array([f.n_min, f.n_max])
-                    ax.plot(n, f.fit_a * n ** f.fit_b, "-", color=c)
-            ax.set_xscale("log"); ax.set_yscale("log"); ax.set_xlabel("parameters"); ax.set_ylabel("time (s)")
-            ax.set_title(f"shards = {shards}", fontsize=9); legend(ax)
+            for i, q in enumerate(dict.fromkeys(sel.quantity)):
+                c = COLORS[i % len(COLORS)]; r = sel[sel.quantity == q]
+                ax.plot(r.flops, r.measured_s, "o", ms=3, color=c, label=q)
+                ax.plot(r.flops, r.predicted_s, "--", color=c)
+            ax.set_xscale("log"); ax.set_yscale("log"); ax.set_xlabel("FLOPs of the quantity"); ax.set_ylabel("time (s)")
+            ax.set_title(f"{family}, shards = {shards}", fontsize=9); legend(ax)
             return fig
 
         def plot_memory():

@@ -1,0 +1,45 @@
+import Testing
+@testable import Studies
+
+/// The scaling study's cost model `t = c_f·F + c_b·B + c_0` (non-negative, relative
+/// residuals).
+struct CostModelTests {
+    @Test func recoversExactCoefficients() throws {
+        // FLOPs and bytes not proportional to each other, so all three terms are identifiable.
+        let f: [Double] = [1e6, 1e7, 3e7, 1e8, 5e8, 2e9]
+        let b: [Double] = [5e5, 2e6, 1e7, 2e7, 6e7, 1e8]
+        let t = zip(f, b).map { 2e-10 * $0 + 3e-9 * $1 + 1e-4 }
+        let m = try #require(CostModel.fit(flops: f, bytes: b, time: t))
+        #expect(abs(m.perFlop / 2e-10 - 1) < 1e-9 && abs(m.perByte / 3e-9 - 1) < 1e-9 && abs(m.fixed / 1e-4 - 1) < 1e-9)
+        #expect(m.rmsRelative < 1e-12 && m.points == 6)
+        #expect(abs(m.predict(flops: 1e10, bytes: 1e9) - (2 + 3 + 1e-4)) < 1e-9)
+    }
+
+    @Test func coefficientsStayNonNegative() throws {
+        // Times that an unconstrained fit would explain with a negative fixed cost.
+        let f: [Double] = [1e6, 1e7, 1e8, 1e9]
+        let b: [Double] = [1e6, 1e7, 1e8, 1e9]
+        let t = f.map { 1e-10 * $0 - 1e-5 }.map { max($0, 1e-6) }
+        let m = try #require(CostModel.fit(flops: f, bytes: b, time: t))
+        // The unconstrained fit of (FLOPs, 1) is exact with c_0 = −1e-5; the constrained one
+        // drops the fixed cost and keeps the per-FLOP slope.
+        #expect(m.perFlop >= 0 && m.perByte >= 0 && m.fixed == 0)
+        #expect(abs((m.perFlop + m.perByte) / 1e-10 - 1) < 0.1)
+    }
+
+    /// Relative residuals: a 1 ms point counts as much as a 1 s one. With absolute
+    /// residuals the fixed cost fitted to these points would be off by far more.
+    @Test func smallConfigurationsWeighAsMuchAsLargeOnes() throws {
+        let f: [Double] = [1e5, 1e6, 1e9, 1e10]
+        let b = f.map { $0 / 2 }
+        var t = f.map { 1e-10 * $0 + 1e-3 }
+        t[3] *= 1.05                                               // 5% noise on the largest point only
+        let m = try #require(CostModel.fit(flops: f, bytes: b, time: t))
+        #expect(abs(m.fixed / 1e-3 - 1) < 0.05)
+    }
+
+    @Test func refusesTooFewPoints() {
+        #expect(CostModel.fit(flops: [1], bytes: [1], time: [1]) == nil)
+        #expect(CostModel.fit(flops: [1, 2], bytes: [1, 2], time: [0, -1]) == nil)
+    }
+}
