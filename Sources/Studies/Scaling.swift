@@ -368,8 +368,17 @@ public enum MemoryProbe {
     public static func current() -> Int { field("VmRSS:") }
     public static func peak() -> Int { field("VmHWM:") }
     static func field(_ name: String) -> Int {
-        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = s.split(separator: "\n").first(where: { $0.hasPrefix(name) }) else { return 0 }
-        return (Int(line.split(separator: " ").dropFirst().first { !$0.isEmpty }.map(String.init) ?? "") ?? 0) * 1024
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        return field(name, in: s)
+    }
+    /// Bytes of a `/proc/PID/status` field such as `VmHWM:\t 9425768 kB`. The kernel
+    /// prints the number right-aligned in 8 columns after a tab, so from 10⁷ kB (10 GB)
+    /// on no space separates it from the tab: split on both (splitting on spaces alone
+    /// read every peak above 10 GB as 0).
+    static func field(_ name: String, in status: String) -> Int {
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name) }) else { return 0 }
+        let words = line.dropFirst(name.count).split(whereSeparator: { $0 == " " || $0 == "\t" })
+        guard let number = words.first.flatMap({ Int($0) }) else { return 0 }
+        return number * (words.dropFirst().first == "kB" ? 1024 : 1)
     }
 }

@@ -42,4 +42,14 @@ struct CostModelTests {
         #expect(CostModel.fit(flops: [1], bytes: [1], time: [1]) == nil)
         #expect(CostModel.fit(flops: [1, 2], bytes: [1, 2], time: [0, -1]) == nil)
     }
+    /// /proc/self/status fields as the kernel prints them ("%8lu kB" after a tab): a
+    /// peak of 13.6 GB fills all 8 columns and used to read as 0.
+    @Test func memoryProbeReadsEveryWidth() {
+        let status = "Name:\thessian-harness\nVmHWM:\t13586252 kB\nVmRSS:\t  647168 kB\nThreads:\t3\n"
+        #expect(MemoryProbe.field("VmHWM:", in: status) == 13_586_252 * 1024)
+        #expect(MemoryProbe.field("VmRSS:", in: status) == 647_168 * 1024)
+        #expect(MemoryProbe.field("Threads:", in: status) == 3)
+        #expect(MemoryProbe.field("VmSwap:", in: status) == 0)
+        #expect(MemoryProbe.peak() >= MemoryProbe.current() && MemoryProbe.current() > 1 << 20)
+    }
 }
