@@ -215,20 +215,22 @@ public struct ScalingStudy: Study {
         var extrap = StudyTable(name: "extrapolation", header: Self.extrapolationHeader)
         func col(_ name: String) -> Int { h.firstIndex(of: name)! }
         let ni = col("parameters"), si = col("shards"), fi = col("family"), mi = col("model")
+        let flopsI = col("flops_grad"), bytesI = col("bytes_grad"), stepsI = col("lanczos_steps")
         let cb = Double(try Self.bytes(config.policy, config.policy.compute)), kb = Double(try Self.bytes(config.policy, config.policy.krylov))
-        struct Fitted { var model: CostModel; var nMin: Double; var nMax: Double; var heldOut: [Double] }
+        struct Fitted { var model: CostModel; var nMin: Double; var nMax: Double; var heldOut: [Double]; var measuredMax: Double }
         var fitted: [String: Fitted] = [:]                         // "quantity|family|shards"
         let families = timings.rows.map { $0[fi] }.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         for s in config.shards {
             for fam in families {
-                let rows = timings.rows.filter { $0[si] == "\(s)" && $0[fi] == fam && Double($0[col("flops_grad")]) != nil }
+                let rows = timings.rows.filter { $0[si] == "\(s)" && $0[fi] == fam && Double($0[flopsI]) != nil }
                 guard !rows.isEmpty else { continue }
                 for q in quantities {
+                    let qi = col(q)
                     let x: [(n: Double, f: Double, b: Double, t: Double, row: [String])] = rows.compactMap { r in
                         let n = Double(r[ni])!
-                        guard let fb = Self.features(quantity: q, flops: Double(r[col("flops_grad")])!, bytes: Double(r[col("bytes_grad")])!,
-                                                     n: n, cb: cb, kb: kb, steps: Double(r[col("lanczos_steps")]) ?? 0) else { return nil }
-                        return (n, fb.0, fb.1, Double(r[col(q)]) ?? .nan, r)
+                        guard let fb = Self.features(quantity: q, flops: Double(r[flopsI])!, bytes: Double(r[bytesI])!,
+                                                     n: n, cb: cb, kb: kb, steps: Double(r[stepsI]) ?? 0) else { return nil }
+                        return (n, fb.0, fb.1, Double(r[qi]) ?? .nan, r)
                     }
                     // Power law against FLOPs in the compute-bound range.
                     let cbRows = x.filter { $0.n >= config.computeBoundMinParameters }
@@ -248,7 +250,8 @@ public struct ScalingStudy: Study {
                         if role == "held-out" { held.append(ratio) }
                         preds.rows.append([p.row[mi], fam, p.row[ni], "\(s)", q, cell(p.f), cell(p.b), cell(p.t), cell(pred), cell(ratio), role])
                     }
-                    fitted["\(q)|\(fam)|\(s)"] = Fitted(model: cm, nMin: fitRows.map(\.n).min()!, nMax: fitRows.map(\.n).max()!, heldOut: held)
+                    fitted["\(q)|\(fam)|\(s)"] = Fitted(model: cm, nMin: fitRows.map(\.n).min()!, nMax: fitRows.map(\.n).max()!, heldOut: held,
+                                                          measuredMax: x.map(\.n).max()!)
                 }
             }
             let mm = { (x: Double) in MemoryModel(n: Int(x), shards: s, computeBytes: 0, krylovBytes: 0, activations: 0) }
@@ -277,7 +280,7 @@ public struct ScalingStudy: Study {
                 let lo = f.heldOut.min()!, hi = f.heldOut.max()!
                 let label = "extrapolated: cost model c_f·FLOPs + c_b·bytes + c_0 of family \(t.family) fitted on \(Int(f.nMin))–\(Int(f.nMax)) parameters "
                     + "(predicted/measured \(String(format: "%.2f", lo))–\(String(format: "%.2f", hi)) on its held-out sizes up to "
-                    + "\(timings.rows.filter { $0[fi] == t.family }.compactMap { Int($0[ni]) }.max() ?? 0)); "
+                    + "\(Int(f.measuredMax))); "
                     + "\(t.work.tokens) tokens per batch; FLOPs and bytes counted for this architecture; this machine's measured throughput "
                     + "(the manifest's CPU, cores, BLAS threads); policy \(config.policy.description); one process, no communication"
                     + (q == "time_lanczos_step_s" ? "; full reorthogonalization averaged over \(config.lanczosSteps) steps" : "")

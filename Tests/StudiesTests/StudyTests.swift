@@ -277,7 +277,7 @@ extension RegimesTests {
         // Times only from the work-based cost model of the target's family, each row with its
         // assumptions and the held-out check it rests on; never from a power law.
         #expect(time.count == 4 && time.allSatisfy { $0[0] == "mlp:widths=64-64-8,samples=8" && $0[2] == "1" && Double($0[6])! > 0 })
-        #expect(time.allSatisfy { $0[8].contains("cost model") && $0[8].contains("fitted on 30–212 parameters") && $0[8].contains("held-out")
+        #expect(time.allSatisfy { $0[8].contains("cost model") && $0[8].contains("fitted on 30–212 parameters") && $0[8].contains("held-out sizes up to 340)")
                                   && $0[8].contains("8 tokens per batch") && $0[8].contains("policy param=fp32") })
         // Native memory model at 1e9 parameters, 2 shards, fp32 everywhere, full reorthogonalization with 11 vectors:
         // per shard 5e8 · (2·4 + 2·4 + 4 + 11·8) = 5.4e10 bytes (the policy leaves krylov at fp64); transient
