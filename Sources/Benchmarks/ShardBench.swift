@@ -35,7 +35,7 @@ public enum ShardBench {
         do { pol = try PrecisionPolicy(policy) } catch { throw HarnessError("--policy: \(error)") }
         let engine = try FDEngine(model: m, policy: pol)
         let param = try pol.arithmetic(pol.param)
-        let theta = m.initialParameters(seed: seed).map { param.round($0) }
+        let theta = ModelSetup.parameters(m, seed: seed, param: param)
         let v = ModelSetup.direction(count: theta.count, seed: seed)
         let layout = ShardLayout(count: theta.count, shards: ranks)
         let step = StepPolicy.absolute(1e-3)

@@ -188,9 +188,11 @@ public struct ShardLayout: Sendable, Equatable {
     public var paddedCount: Int { shardSize * shards }
     public init(count: Int, shards: Int) { precondition(shards >= 1); self.count = count; self.shards = shards }
 
-    /// Rank r's slice of `full` (length `count`), zero-padded to `shardSize`.
+    /// Rank r's slice of `full` (length `count`), zero-padded to `shardSize` (one shard:
+    /// `full` itself, sharing its storage).
     public func shard(_ full: [Double], rank r: Int) -> [Double] {
-        (0..<shardSize).map { i in let j = r * shardSize + i; return j < count ? full[j] : 0 }
+        if shards == 1 { return full }
+        return (0..<shardSize).map { i in let j = r * shardSize + i; return j < count ? full[j] : 0 }
     }
     /// Drops the padding of a gathered vector.
     public func unpad(_ padded: [Double]) -> [Double] { Array(padded.prefix(count)) }

@@ -3,8 +3,8 @@ import Scalars
 import Krylov
 
 /// Lanczos as the FSDP pipeline runs it: SPMD, each rank holding only its shard of
-/// every Lanczos vector. Vectors are fp64 carriers rounded into the `krylov` stage
-/// format op by op; every dot product is a local sum in the `accumulate` format (the
+/// every Lanczos vector. Every value is rounded into the `krylov` stage format op by op
+/// (w in fp64 carriers, the Lanczos vectors q stored as below); every dot product is a local sum in the `accumulate` format (the
 /// policy's ``PrecisionPolicy/krylovAccumulationFormat``; default `krylov`) plus an
 /// all-reduce in that format and `order`, rounded once into `krylov`. `apply` maps this rank's shard of q to its shard of Aq
 /// (typically ``ShardedHVP/rankEstimate(comm:model:thetaShard:vShard:layout:scheme:step:precision:order:compute:)``,
@@ -16,20 +16,13 @@ import Krylov
 /// fp64 (sequential order): `orth_loss` and `orth_loss_fro` of NUMERICS.md §6, as
 /// ``Lanczos`` measures them unsharded, at the cost of one extra all-reduce per step.
 ///
-/// The stored basis (for full reorthogonalization and for the measurement, one copy for
-/// both) is kept in binary32 when every value of the `krylov` format is a binary32
-/// value (fp32, bf16, fp16, tf32, fp8, …): the same values in half the memory of fp64
-/// carriers, 0.54 GB instead of 1.08 GB per vector at 1.3·10⁸ parameters.
+/// The Lanczos vectors q, and with them the stored basis (for full reorthogonalization
+/// and for the measurement, one copy for both, shared with q and q_prev), are kept in
+/// binary32 when every value of the `krylov` format is a binary32 value (fp32, bf16,
+/// fp16, tf32, fp8, …): the same values in half the memory of fp64 carriers, 0.54 GB
+/// instead of 1.08 GB per vector at 1.3·10⁸ parameters. `binary32Basis` overrides the
+/// choice (nil chooses; tests compare the two storages).
 public enum ShardedLanczos {
-    /// The stored vectors: binary32 when the Krylov format fits in it (exact), else fp64.
-    /// (`binary32Basis` of ``run(comm:start:steps:reorthogonalization:krylov:accumulate:order:measureOrthogonality:binary32Basis:apply:)``
-    /// overrides the choice: nil chooses; tests compare the two storages.)
-    struct Basis {
-        let narrow: Bool
-        var f: [[Float]] = [], d: [[Double]] = []
-        mutating func append(_ x: [Double]) { if narrow { f.append(x.map { Float($0) }) } else { d.append(x) } }
-    }
-
     /// Bytes per stored basis value for Krylov format `k`: 4 when every value of `k` is a
     /// binary32 value, else 8 (fp64 carriers).
     public static func basisBytes(krylov k: FormatArithmetic) -> Int { k.format?.isEmulatable == true ? 4 : 8 }
@@ -58,39 +51,54 @@ public enum ShardedLanczos {
                            order: ReductionOrder = .sequential, measureOrthogonality measure: Bool,
                            binary32Basis: Bool? = nil, apply: ([Double]) -> [Double]) -> Result {
         precondition(reorthogonalization == .none || reorthogonalization == .full, "sharded Lanczos supports none and full")
-        let acc = accumulate ?? k
-        func localDot(_ a: [Double], _ b: [Double]) -> Double {
-            a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in acc.fmaSum(a, b) } }
-        }
-        func localDot(_ a: [Float], _ b: [Double]) -> Double {
+        let narrow = binary32Basis ?? (basisBytes(krylov: k) == 4)
+        precondition(!narrow || basisBytes(krylov: k) == 4, "a binary32 basis needs a Krylov format whose values are binary32 values")
+        return narrow ? run(Float.self, comm: comm, start: start, steps: steps, full: reorthogonalization == .full, k: k,
+                            acc: accumulate ?? k, order: order, measure: measure, apply: apply)
+                      : run(Double.self, comm: comm, start: start, steps: steps, full: reorthogonalization == .full, k: k,
+                            acc: accumulate ?? k, order: order, measure: measure, apply: apply)
+    }
+
+    /// The recurrence with the Lanczos vectors q stored as `S` (binary32 when every value
+    /// of the Krylov format is one, else binary64: the same values either way). q and
+    /// q_prev are the basis's own arrays (copy-on-write: appending shares the storage), so
+    /// at 1.3·10⁸ parameters the vectors beyond the basis are w (fp64 carriers, the FD-HVP's
+    /// result updated in place) and, while `apply` runs, q widened to fp64.
+    static func run<S: BinaryFloatingPoint>(_: S.Type, comm: any Communicator, start: [Double], steps: Int, full: Bool,
+                                            k: FormatArithmetic, acc: FormatArithmetic, order: ReductionOrder, measure: Bool,
+                                            apply: ([Double]) -> [Double]) -> Result {
+        func localDot(_ a: [S], _ b: [Double]) -> Double {
             a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in acc.fmaSum(a, b) } }
         }
         // w ← w − c·x, each element rounded once into the Krylov format.
-        func update(_ w: inout [Double], _ c: Double, _ x: [Double]) {
+        func update(_ w: inout [Double], _ c: Double, _ x: [S]) {
             w.withUnsafeMutableBufferPointer { w in x.withUnsafeBufferPointer { x in k.fmaEach(w, -c, x) } }
         }
-        func update(_ w: inout [Double], _ c: Double, _ x: [Float]) {
-            w.withUnsafeMutableBufferPointer { w in x.withUnsafeBufferPointer { x in k.fmaEach(w, -c, x) } }
+        func dot(_ a: [S], _ b: [Double]) -> Double { k.round(comm.allReduce(localDot(a, b), format: acc, order: order)) }
+        func norm(_ w: [Double]) -> Double {
+            k.round(k.round(comm.allReduce(w.withUnsafeBufferPointer { acc.fmaSum($0, $0) }, format: acc, order: order)).squareRoot())
         }
-        func dot(_ a: [Double], _ b: [Double]) -> Double { k.round(comm.allReduce(localDot(a, b), format: acc, order: order)) }
+        // x/ν element by element in the Krylov format (exact in S).
+        func scaled(_ x: [Double], _ nu: Double) -> [S] {
+            [S](unsafeUninitializedCapacity: x.count) { out, count in
+                for i in x.indices { out[i] = S(k.div(x[i], nu)) }
+                count = x.count
+            }
+        }
         let u = (k.format?.unitRoundoff ?? 0x1p-53)
-        var q = start
-        let n0 = k.round(dot(q, q).squareRoot())
-        for i in q.indices { q[i] = k.div(q[i], n0) }
-        var qPrev = [Double](repeating: 0, count: q.count)
+        var q = scaled(start, norm(start))
+        var qPrev = [S](repeating: 0, count: q.count)
         var betaPrev = 0.0
-        let full = reorthogonalization == .full
-        var basis = Basis(narrow: binary32Basis ?? (basisBytes(krylov: k) == 4))
+        var basis: [[S]] = []
         var alphas: [Double] = [], betas: [Double] = []
         var normEstimate = 0.0
         var breakdown: LanczosBreakdown? = nil
         // Orthogonality in fp64: local sums plus an all-reduce in fp64, of the stored
         // vectors against x and then of x with itself.
-        func dots64(_ x: [Double]) -> [Double] {
-            var local = basis.narrow ? basis.f.map { a in var s = 0.0; for i in a.indices { s += Double(a[i]) * x[i] }; return s }
-                                     : basis.d.map { a in var s = 0.0; for i in a.indices { s += a[i] * x[i] }; return s }
+        func dots64(_ x: [S]) -> [Double] {
+            var local = basis.map { a in var s = 0.0; for i in a.indices { s += Double(a[i]) * Double(x[i]) }; return s }
             var xx = 0.0
-            for i in x.indices { xx += x[i] * x[i] }
+            for i in x.indices { xx += Double(x[i]) * Double(x[i]) }
             local.append(xx)
             return comm.allReduce(local, format: .fp64, order: .sequential)
         }
@@ -99,15 +107,15 @@ public enum ShardedLanczos {
         if full || measure { basis.append(q) }
         var orthLoss: [Double?] = [], orthLossFro: [Double?] = []
         for j in 0..<steps {
-            var w = apply(q)
+            var w = apply(q as? [Double] ?? q.map { Double($0) })
             let alpha = dot(q, w)
             // Per element w − αq, then − βq_prev: two passes, the same two roundings. Under
             // stochastic rounding the draws are taken element by element as before (the
             // same stream order, so the same bits as earlier runs).
             if k.mode == .stochastic {
                 for i in w.indices {
-                    w[i] = k.fma(w[i], -alpha, q[i])
-                    if j > 0 { w[i] = k.fma(w[i], -betaPrev, qPrev[i]) }
+                    w[i] = k.fma(w[i], -alpha, Double(q[i]))
+                    if j > 0 { w[i] = k.fma(w[i], -betaPrev, Double(qPrev[i])) }
                 }
             } else {
                 update(&w, alpha, q)
@@ -115,14 +123,12 @@ public enum ShardedLanczos {
             }
             if full {
                 for _ in 0..<2 {
-                    let local = basis.narrow ? basis.f.map { localDot($0, w) } : basis.d.map { localDot($0, w) }
+                    let local = basis.map { localDot($0, w) }
                     let h = comm.allReduce(local, format: acc, order: order).map { k.round($0) }
-                    for (m, c) in h.enumerated() {
-                        if basis.narrow { update(&w, c, basis.f[m]) } else { update(&w, c, basis.d[m]) }
-                    }
+                    for (m, c) in h.enumerated() { update(&w, c, basis[m]) }
                 }
             }
-            let beta = k.round(dot(w, w).squareRoot())
+            let beta = norm(w)
             if !alpha.isFinite || !beta.isFinite { breakdown = .nonFinite; break }
             alphas.append(alpha); betas.append(beta)
             orthLoss.append(measure ? maxOff : nil); orthLossFro.append(measure ? fro2.squareRoot() : nil)
@@ -130,7 +136,8 @@ public enum ShardedLanczos {
             if beta <= 4 * u * normEstimate { breakdown = .invariantSubspace; break }
             if j + 1 == steps { break }
             qPrev = q
-            for i in q.indices { q[i] = k.div(w[i], beta) }
+            q = scaled(w, beta)
+            w = []
             betaPrev = beta
             if measure {
                 let d = dots64(q)

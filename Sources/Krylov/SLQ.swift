@@ -7,7 +7,7 @@ public enum ProbeKind: String, CaseIterable, Sendable { case rademacher, gaussia
 
 /// Seeded probes: probe `p` of a run with seed `s` is the p-th vector drawn from
 /// one SplitMix64 stream, so the first probes do not depend on how many follow.
-public struct ProbeGenerator {
+public struct ProbeGenerator: Sendable {
     @usableFromInline var g: SplitMix64
     public let kind: ProbeKind
     public init(seed: UInt64, kind: ProbeKind) { g = SplitMix64(seed: seed); self.kind = kind }

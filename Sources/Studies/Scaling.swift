@@ -121,8 +121,7 @@ public struct ScalingStudy: Study {
         let c = cases[index]
         let m = try ModelSpec.build(c.model, seed: config.seed)
         let engine = try FDEngine(model: m, policy: config.policy)
-        let param = try config.policy.arithmetic(config.policy.param)
-        let theta = m.initialParameters(seed: config.seed).map { param.round($0) }
+        let theta = ModelSetup.parameters(m, seed: config.seed, param: try config.policy.arithmetic(config.policy.param))
         let n = m.parameterCount
         var g = SplitMix64(seed: derivedSeed(config.seed, "scaling-v"))
         let v = (0..<n).map { _ in 2 * g.nextUniform() - 1 }

@@ -63,3 +63,22 @@ import Scalars
         #expect(direct != ranked)
     }
 }
+
+/// ``ModelSetup/parameters(_:seed:param:)``: θ rounded into the param format, sharing the
+/// model's storage when nothing changes, and under stochastic rounding one draw per value in
+/// order (the first version looked for a changed value first and drew twice for it: θ and
+/// every later draw moved; found comparing slq runs with the previous build).
+@Suite struct ModelParametersTests {
+    @Test func roundedOnceInOrder() throws {
+        let m = try ModelSpec.build("mlp:widths=5-7-3,samples=4", seed: 2)
+        let raw = m.initialParameters(seed: 2)
+        let sr = try FormatArithmetic(name: "bf16", mode: .stochastic)
+        let got = try StochasticRounding.withSeed(9) { ModelSetup.parameters(m, seed: 2, param: sr) + [sr.round(0.1)] }
+        let want = try StochasticRounding.withSeed(9) { raw.map { sr.round($0) } + [sr.round(0.1)] }
+        #expect(got.map(\.bitPattern) == want.map(\.bitPattern))
+        let nearest = try FormatArithmetic(name: "bf16")
+        #expect(ModelSetup.parameters(m, seed: 2, param: nearest) == raw.map { nearest.round($0) })
+        let fp64 = ModelSetup.parameters(m, seed: 2, param: .fp64)
+        #expect(fp64.map(\.bitPattern) == raw.map(\.bitPattern))
+    }
+}

@@ -73,7 +73,7 @@ public struct SpectralSource {
             if fd == nil { do { try m.checkExactHVP(format: "fp64") } catch { throw HarnessError("\(error)") } }
             try ModelMemory.check(m, format: pol.compute, dual: fd == nil, what: "a gradient of the model")
             let param = try pol.arithmetic(pol.param)
-            let theta = m.initialParameters(seed: seed).map { param.round($0) }
+            let theta = ModelSetup.parameters(m, seed: seed, param: param)
             let n = m.parameterCount
             let engine = try FDEngine(model: m, policy: pol)
             var parameters = ["model": spec, "params": o.params ?? "all", "policy": pol.description, "scheme": scheme]

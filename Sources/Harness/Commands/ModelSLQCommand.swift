@@ -173,7 +173,7 @@ public struct ModelSLQCommand {
             FileHandle.standardError.write(Data("warning: \(w)\n".utf8))
         }
         let param = try policy.arithmetic(policy.param)
-        let theta = m.initialParameters(seed: seed).map { param.round($0) }
+        let theta = ModelSetup.parameters(m, seed: seed, param: param)
         let n = m.parameterCount
         let engine = try FDEngine(model: m, policy: policy)
         var recommendation: StepRecommendation? = nil
@@ -193,8 +193,7 @@ public struct ModelSLQCommand {
             }
         }
         let step = chosenStep
-        var gen = ProbeGenerator(seed: seed, kind: kind)
-        let ps = (0..<probes).map { _ in gen.next(n) }
+        let gen = ProbeGenerator(seed: seed, kind: kind), nProbes = probes
         let clock = ContinuousClock()
         var traces: [LanczosTrace] = []
         let elapsed: Double
@@ -212,8 +211,11 @@ public struct ModelSLQCommand {
                 traces = try StochasticRounding.withSeed(derivedSeed(seed, "krylov-sr")) {
                     try SPMD.run(shards: nShards, world: world) { comm -> [LanczosTrace] in
                         let tr = direct ? [] : layout.shard(theta, rank: comm.rank)
-                        return ps.map { p in
-                            let r = ShardedLanczos.run(comm: comm, start: layout.shard(p, rank: comm.rank), steps: stepsCap,
+                        // One probe at a time (each rank draws the same sequence): at 1.3·10⁸
+                        // parameters a probe is 1.08 GB, not held beside the basis.
+                        var g = gen
+                        return (0..<nProbes).map { _ in
+                            let r = ShardedLanczos.run(comm: comm, start: layout.shard(g.next(n), rank: comm.rank), steps: stepsCap,
                                                        reorthogonalization: ro, krylov: k, accumulate: acc, order: ord,
                                                        measureOrthogonality: true) { q in
                                 if direct {
@@ -236,7 +238,7 @@ public struct ModelSLQCommand {
             elapsed = try clock.measure {
                 traces = try ModelLanczos.run(krylov: policy.krylov, mode: policy.mode(for: policy.krylov),
                                               accumulation: policy.krylovAccumulation(), reorthogonalization: ro,
-                                              steps: nSteps, dimension: n, probes: ps, seed: seed, apply: apply)
+                                              steps: nSteps, dimension: n, probes: Self.probeVectors(gen, count: probes, n), seed: seed, apply: apply)
             }.seconds
         }
         // Every rank holds the same tridiagonals; rank 0 alone writes the results.
@@ -281,7 +283,7 @@ public struct ModelSLQCommand {
         let broke = traces.first { $0.breakdown != nil }?.breakdown
         let epsSource = autoEps ? (eps == nil ? "auto (regimes per_model)" : "auto") : userEps != nil ? "user" : "regimes"
         summary.append([model, "\(n)", policy.description, policy.krylovAccumulation().description, schemeName, stepName, csvNumber(epsValue),
-                        epsSource, csvNumber(step.epsilon(theta: theta, v: ps[0])), ro.rawValue, "\(nSteps)", "\(stepsDone)", broke?.rawValue ?? "",
+                        epsSource, csvNumber(step.epsilon(theta: theta, v: Self.probeVectors(gen, count: 1, n)[0])), ro.rawValue, "\(nSteps)", "\(stepsDone)", broke?.rawValue ?? "",
                         "\(probes)", "\(nShards)", ord.rawValue,
                         "\(seed)", cell(recommendation?.tolerance ?? entry?.tolerance), recommendation.map { definedCell($0.predictedErr) } ?? cell(entry?.predictedErr),
                         cell(entry?.validatedErr),
@@ -315,6 +317,12 @@ public struct ModelSLQCommand {
 }
 
 extension ModelSLQCommand {
+    /// The first `count` probes of `gen` (a copy: the caller's generator does not advance).
+    static func probeVectors(_ gen: ProbeGenerator, count: Int, _ n: Int) -> [[Double]] {
+        var g = gen
+        return (0..<count).map { _ in g.next(n) }
+    }
+
     /// The hvp direction of ``ModelSetup/direction(count:seed:)`` scaled to unit length: the
     /// norm of the vectors Lanczos applies the FD-HVP to.
     static func unitDirection(count n: Int, seed: UInt64) -> [Double] {

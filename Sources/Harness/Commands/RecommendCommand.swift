@@ -51,7 +51,7 @@ public struct RecommendCommand {
         if reference != "none" { do { try m.checkExactHVP(format: reference) } catch { throw HarnessError("\(error)") } }
         if reference != "none" { try ModelMemory.check(m, format: reference, dual: true, what: "the \(reference) reference HVP") }
         let param = try pol.arithmetic(pol.param)
-        let theta = m.initialParameters(seed: seed).map { param.round($0) }
+        let theta = ModelSetup.parameters(m, seed: seed, param: param)
         let v = ModelSetup.direction(count: m.parameterCount, seed: seed)
         let engine: FDEngine
         do { engine = try FDEngine(model: m, policy: pol) } catch { throw HarnessError("\(error)") }
