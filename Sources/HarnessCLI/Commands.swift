@@ -293,12 +293,12 @@ struct HVP: ParsableCommand {
         MODEL: quadratic:OPERATOR | softmax:d=D,classes=K[,samples=N] | mlp:widths=D-H-…-K[,act=tanh|gelu|relu][,samples=N][,loss=ce|mse] \
         (softmax and mlp on your data: ,data=FILE.csv or ,x=X.npy,y=Y.npy) | \
         transformer[:context=16,width=32,heads=4,layers=2,ff=128,sequences=8] | expsum:n=N | \
-        llama:vocab=V,width=D,layers=L,heads=H,kv_heads=K,ff=F[,context=T,sequences=N] | gguf:PATH[,context=T,sequences=N,tokens=FILE.npy] | \
+        llama:vocab=V,width=D,layers=L,heads=H,kv_heads=K,ff=F[,context=T,sequences=N] | gguf:PATH[,context=T,sequences=N,text=FILE|tokens=FILE.npy] | \
         safetensors:HF_DIR[,…] | external:CMD (your own model in your own framework, docs/ORACLE.md); any built-in one \
         [,params=FILE.npy] (your parameters, flat in model.json's layout) [,train=STEPS[,optimizer=adam|sgd][,lr=RATE]] \
-        (trained first; model.json and training_loss.npy record it). \
+        (trained first; model.json and training_loss.npy record it) [,subset=GLOB|GLOB…] (as --params, for experiment files). \
         POLICY: param=F,compute=F,accumulate=F,grad=F,hvp=F,krylov=F[,rounding=MODE] (unnamed stages fp64). Writes model.json, params.npy, x.npy/y.npy \
-        (or the quadratic's A and b), v.npy, hv_exact.npy, hv.npy, summary.csv (rel_err, cos_align, swamped_fraction, timings) \
+        (or the quadratic's A and b), v.npy, hv_exact.npy, hv.npy, summary.csv (rel_err, cos_align, swamped_fraction, timings, peak RSS per stage) \
         and manifest.json. Bad input: one line on stderr, exit 2, nothing written.
         """)
     @Option(help: "Model spec.") var model: String

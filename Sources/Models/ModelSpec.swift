@@ -20,6 +20,7 @@ public typealias LinearAlgebraAccumulation = Accumulation
 /// | `external:CMD` | the user's own model in their own framework: CMD (run by `/bin/sh -c`) speaks the oracle protocol of docs/ORACLE.md on its standard input and output (``ExternalModel``) |
 /// | `…,params=FILE.npy` (any built-in model) | the model at the user's parameters: flat, in `model.json`'s layout, float64, float32 or float16 (``GivenParameters``) |
 /// | `…,train=STEPS[,optimizer=adam\|sgd][,lr=RATE]` (any model) | the model after STEPS full-batch training steps from its seeded initialization (``TrainedModel``; Adam lr 1e-2, SGD lr 0.1 by default) |
+/// | `…,subset=PATTERN` (any built-in model) | the Hessian of the tensors PATTERN selects, the others held fixed (``ParameterSubset``; globs of tensor or block names separated by `\|`, e.g. `subset=blk.29.*` or `subset=layer1.*\|head.weight`): what `--params PATTERN` does for one command, for experiment files. The fixed values are rounded into each run's param format |
 ///
 /// Data and the quadratic's b are drawn from the seed.
 public enum ModelSpec {
@@ -50,6 +51,12 @@ public enum ModelSpec {
         if kind == "external" {     // the rest is a shell command: commas and '=' are the command's
             do { return try ExternalModel(command: parts.count > 1 ? parts[1] : "") } catch let e as OracleError { throw ModelError(e.description) }
         }
+        let (afterSubset, subset) = try extractSubset(from: parts.count > 1 ? parts[1] : "", spec: text)
+        if let subset {
+            let m = try build(afterSubset.isEmpty ? kind : "\(parts[0]):\(afterSubset)", seed: seed)
+            do { return try restrict(m, to: subset, seed: seed, round: { $0 }) }
+            catch let e as ModelError { throw ModelError("subset=\(subset) in model spec '\(text)': \(e.description)") }
+        }
         let (afterTraining, training) = try TrainingSpec.extract(from: parts.count > 1 ? parts[1] : "", spec: text)
         let (rest, paramsFile) = try extractParams(from: afterTraining, spec: text)
         var m = try buildUntrained(kind: kind, rest: rest, text: text, seed: seed)
@@ -69,6 +76,19 @@ public enum ModelSpec {
             TrainedModel(base: m, training: training, key: key, buildSeed: seed)
         }
         return trained(m)
+    }
+
+    /// The `subset=PATTERN` field of a spec body, and the body without it.
+    static func extractSubset(from body: String, spec: String) throws -> (rest: String, pattern: String?) {
+        var kept: [Substring] = [], pattern: String? = nil
+        for field in body.split(separator: ",", omittingEmptySubsequences: false) {
+            guard field.hasPrefix("subset=") else { kept.append(field); continue }
+            guard pattern == nil else { throw ModelError("'subset' appears twice in model spec '\(spec)'") }
+            let p = String(field.dropFirst("subset=".count))
+            guard !p.isEmpty else { throw ModelError("subset= needs tensor names or globs (separated by '|', e.g. subset=blk.29.*) in model spec '\(spec)'") }
+            pattern = p
+        }
+        return (kept.joined(separator: ","), pattern)
     }
 
     static func buildUntrained(kind: String, rest: String, text: String, seed: UInt64) throws -> any DifferentiableModel {

@@ -27,10 +27,13 @@ public struct ParameterSubset<Base: DifferentiableModel>: DifferentiableModel, M
     let subsetLayout: ParameterLayout
     let converted = ConvertedCache()
 
-    /// Selects the tensors whose name or block matches one of the comma-separated
-    /// shell-style globs of `pattern` (`*`, `?`, `[…]`; e.g. `blk.29.*`, `layer1.*,head.weight`).
+    /// Selects the tensors whose name or block matches one of the shell-style globs of
+    /// `pattern` (`*`, `?`, `[…]`), separated by commas or `|` (a model spec's
+    /// `subset=` field, whose commas separate the spec's fields); e.g. `blk.29.*`,
+    /// `layer1.*,head.weight`, `layer1.*|head.weight`.
     public init(base: Base, pattern: String, seed: UInt64, round: (Double) -> Double) throws {
-        let globs = pattern.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let globs = pattern.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "," || $0 == "|" })
+            .map { $0.trimmingCharacters(in: .whitespaces) }
         guard !globs.isEmpty, globs.allSatisfy({ !$0.isEmpty }) else {
             throw ModelError("--params '\(pattern)': an empty pattern (give tensor names or globs, comma-separated, e.g. 'blk.29.*')")
         }
@@ -52,6 +55,17 @@ public struct ParameterSubset<Base: DifferentiableModel>: DifferentiableModel, M
         fixed = theta.map(round)
         selected = ranges.flatMap { theta[$0] }
         subsetLayout = l
+    }
+
+    init(_ other: ParameterSubset, fixed: [Double]) {
+        base = other.base; pattern = other.pattern; ranges = other.ranges; tensorNames = other.tensorNames
+        self.fixed = fixed; selected = other.selected; subsetLayout = other.subsetLayout
+    }
+
+    /// The same subset with its fixed values rounded by `round` (a spec's `subset=` is
+    /// built before the run's policy is known; the run rounds them into its param format).
+    public func roundingFixed(_ round: (Double) -> Double) -> any DifferentiableModel {
+        ParameterSubset(self, fixed: fixed.map(round))
     }
 
     public var layout: ParameterLayout { subsetLayout }
@@ -108,6 +122,14 @@ public protocol ParameterSubsetProtocol {
     var tensorNames: [String] { get }
     var fixed: [Double] { get }
     var fullParameterCount: Int { get }
+    /// The same subset with its fixed values rounded by `round`.
+    func roundingFixed(_ round: (Double) -> Double) -> any DifferentiableModel
+}
+
+/// `m` with the fixed parameters of a spec's `subset=` rounded by `round` (the run's
+/// param format, as the selected ones are); any other model unchanged.
+public func roundingFixedParameters(_ m: any DifferentiableModel, _ round: (Double) -> Double) -> any DifferentiableModel {
+    (m as? ParameterSubsetProtocol)?.roundingFixed(round) ?? m
 }
 
 /// The fixed parameters converted into each compute type, once.

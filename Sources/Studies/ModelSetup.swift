@@ -24,8 +24,7 @@ public struct ModelSetup: Sendable {
     /// From the context's cache: one mpfr256 reference per (model, seed, param format).
     public static func make(_ spec: String, seed: UInt64, param: String, context: StudyContext) throws -> ModelSetup {
         try context.cached("setup|\(spec)|\(seed)|\(param)") {
-            let m: any DifferentiableModel
-            do { m = try ModelSpec.build(spec, seed: seed) } catch { throw StudyError("model '\(spec)': \(error)") }
+            let m = try build(spec, seed: seed, param: param)
             try ModelMemory.check(m, format: "mpfr256", dual: true, what: "the mpfr256 reference HVP of model '\(spec)'")
             let (theta, v) = try point(m, seed: seed, param: param)
             let h = m.exactHVP(theta.map { MPFloat<256>($0) }, v.map { MPFloat<256>($0) }).hv
@@ -34,6 +33,16 @@ public struct ModelSetup: Sendable {
             return ModelSetup(spec: spec, seed: seed, param: param, model: m, theta: theta, v: v, hRef: h,
                               hRefNorm: s.squareRoot().doubleValue)
         }
+    }
+
+    /// The model of `spec` for a run whose param format is `param`: a spec's `subset=`
+    /// holds its fixed parameters at their values rounded into that format (as `--params`
+    /// does for a command).
+    public static func build(_ spec: String, seed: UInt64, param: String) throws -> any DifferentiableModel {
+        let m: any DifferentiableModel
+        do { m = try ModelSpec.build(spec, seed: seed) } catch { throw StudyError("model '\(spec)': \(error)") }
+        let p = try FormatArithmetic(name: param)
+        return roundingFixedParameters(m) { p.round($0) }
     }
 
     /// The point of a run: θ (the model's seeded parameters, rounded into the param

@@ -22,8 +22,7 @@ public struct ReferenceHVP: Sendable {
             return (ReferenceHVP(kind: kind, setup: s, href: [], hrefNorm: s.hRefNorm), s.model, s.theta, s.v)
         case .fp64:
             return try context.cached("fp64ref|\(spec)|\(seed)|\(param)") {
-                let m: any DifferentiableModel
-                do { m = try ModelSpec.build(spec, seed: seed) } catch { throw StudyError("model '\(spec)': \(error)") }
+                let m = try ModelSetup.build(spec, seed: seed, param: param)
                 let (theta, v) = try ModelSetup.point(m, seed: seed, param: param)
                 let h = m.exactHVP(theta, v).hv
                 return (ReferenceHVP(kind: kind, setup: nil, href: h, hrefNorm: StepRecommendation.norm(h)), m, theta, v)

@@ -119,7 +119,7 @@ public struct ScalingStudy: Study {
 
     public func run(unit index: Int, context: StudyContext) throws -> UnitOutput {
         let c = cases[index]
-        let m = try ModelSpec.build(c.model, seed: config.seed)
+        let m = try ModelSetup.build(c.model, seed: config.seed, param: config.policy.param)
         let engine = try FDEngine(model: m, policy: config.policy)
         let theta = ModelSetup.parameters(m, seed: config.seed, param: try config.policy.arithmetic(config.policy.param))
         let n = m.parameterCount

@@ -202,6 +202,49 @@ import Scalars
         #expect(try DataFiles.readNPY(hv.appendingPathComponent("hv.npy").path).1 == [14])
     }
 
+    /// A spec's `subset=` (globs joined by '|') is `--params` for experiment files: `hvp`
+    /// gives the same bytes either way (fixed values rounded into the param format, bf16
+    /// here), an fd-bias sweep over the subset spec measures the same rel_err as `hvp`
+    /// against the same mpfr256 reference, and giving both is refused.
+    @Test func subsetInASpecIsParams() throws {
+        let d = tempDir("subset-spec")
+        defer { try? FileManager.default.removeItem(at: d) }
+        let pol = "param=bf16,compute=fp32,accumulate=fp32,grad=fp32,hvp=fp32"
+        let inSpec = Self.spec + ",subset=" + Self.pattern.replacingOccurrences(of: ",", with: "|")
+        func hvp(_ model: String, _ extra: [String], _ name: String) throws -> URL {
+            let out = d.appendingPathComponent(name)
+            let r = try runCLI(["hvp", "--model", model] + extra + ["--policy", pol, "--eps", "1e-2", "--seed", "5", "--out", out.path])
+            #expect(r.status == 0, Comment(rawValue: r.stderr))
+            return out
+        }
+        let a = try hvp(Self.spec, ["--params", Self.pattern], "a"), b = try hvp(inSpec, [], "b")
+        for f in ["hv.npy", "hv_exact.npy", "params.npy", "params_full.npy"] {
+            #expect(try Data(contentsOf: a.appendingPathComponent(f)) == Data(contentsOf: b.appendingPathComponent(f)), "\(f)")
+        }
+        let both = try runCLI(["hvp", "--model", inSpec, "--params", "layer0.*", "--eps", "1e-2", "--out", d.appendingPathComponent("c").path])
+        #expect(both.status == 2 && both.stderr.contains("already selects a subset"), Comment(rawValue: both.stderr))
+        let bad = try runCLI(["hvp", "--model", Self.spec + ",subset=zzz*", "--eps", "1e-2", "--out", d.appendingPathComponent("e").path])
+        #expect(bad.status == 2 && bad.stderr.contains("subset=zzz*") && bad.stderr.contains("matches no tensor"), Comment(rawValue: bad.stderr))
+
+        let (edir, file) = try experiment("subset-fd", """
+        study: fd-bias
+        models: ["\(inSpec)"]
+        policies: ["\(pol)"]
+        schemes: [central]
+        eps: [1.0e-2]
+        seeds: [5]
+
+        """)
+        defer { try? FileManager.default.removeItem(at: edir) }
+        let out = edir.appendingPathComponent("out")
+        let r = try runCLI(["run", file, "--out", out.path])
+        #expect(r.status == 0, Comment(rawValue: r.stderr))
+        let row = try #require(try CSVTable.read(path: out.appendingPathComponent("points.csv").path).first)
+        let summary = try #require(try CSVTable.read(path: b.appendingPathComponent("summary.csv").path).first)
+        let (x, y) = (try #require(Double(row["rel_err"]!)), try #require(Double(summary["rel_err"]!)))
+        #expect(x > 0 && abs(x - y) <= 1e-12 * y, "fd-bias \(x) vs hvp \(y)")
+    }
+
     @Test func badPatterns() throws {
         for (pattern, message) in [("nope*", "matches no tensor name or block"), ("layer0.weight,", "an empty pattern"),
                                    ("layer0.*,zzz", "'zzz' matches no tensor")] {
