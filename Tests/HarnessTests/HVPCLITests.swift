@@ -38,6 +38,24 @@ import Models
         #expect(cols.contains("rel_err") && cols.contains("cos_align") && cols.contains("swamped_fraction") && cols.contains("hvp_over_grad"))
     }
 
+    /// Each stage's peak RSS is read from its own reset of VmHWM: at least what the stage
+    /// provably holds (a lower bound: tests share the process). 2,052,010 parameters in
+    /// fp64: θ and v (16 MB each) are held through every stage; the central FD-HVP adds
+    /// both points, both gradients and ĥ (five more vectors, ≥ 115 MB in all).
+    @Test func peakMemoryPerStage() throws {
+        let dir = tempDir("hvp-peak")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try runCLI(["hvp", "--model", "mlp:widths=1000-2000-10,samples=2", "--policy", "param=fp64,compute=fp64,accumulate=fp64,grad=fp64,hvp=fp64",
+                            "--eps", "1e-3", "--reference", "fp64", "--out", dir.path])
+        #expect(r.status == 0, Comment(rawValue: r.stderr))
+        let row = try #require(try CSVTable.read(path: dir.appendingPathComponent("summary.csv").path).first)
+        let n = 2_052_010.0
+        for (k, floor) in [("peak_rss_grad_bytes", 3 * 8 * n), ("peak_rss_hvp_bytes", 7 * 8 * n), ("peak_rss_reference_bytes", 3 * 8 * n)] {
+            let x = try #require(Double(row[k] ?? ""), "\(k)")
+            #expect(x >= floor && x < 1e12, "\(k) = \(x)")
+        }
+    }
+
     @Test func badInputExitsTwoAndWritesNothing() throws {
         for args in [["--model", "mlp:widths=4"], ["--model", "transformer:d=4"], ["--model", "quadratic:bogus:n=3"],
                      ["--model", "softmax:d=3,classes=2", "--policy", "param=bf17"], ["--model", "softmax:d=3,classes=2", "--policy", "colour=red"],

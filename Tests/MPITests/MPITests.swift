@@ -84,7 +84,7 @@ func splitCSV(_ line: String) -> [String] {
                 #expect(a.status == 0 && b.status == 0, "\(a.stderr) \(b.stderr)")
                 let hm = bytes(d.appendingPathComponent("mpi-\(i)-\(order)"), "hv.npy"), hi = bytes(d.appendingPathComponent("ip-\(i)-\(order)"), "hv.npy")
                 #expect(hm != nil && hm == hi, "np=\(np) \(pol) \(order): hv.npy differs from --shards \(np)")
-                let drop: Set = ["time_grad_s", "time_hvp_s", "time_reference_s", "hvp_over_grad"]
+                let drop: Set = ["time_grad_s", "time_hvp_s", "time_reference_s", "hvp_over_grad", "peak_rss_grad_bytes", "peak_rss_hvp_bytes", "peak_rss_reference_bytes"]
                 #expect(csvDropping(d.appendingPathComponent("mpi-\(i)-\(order)"), "summary.csv", drop)
                         == csvDropping(d.appendingPathComponent("ip-\(i)-\(order)"), "summary.csv", drop))
             }

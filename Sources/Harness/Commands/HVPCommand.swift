@@ -77,7 +77,7 @@ public struct HVPCommand {
         if reference != "none" { try ModelMemory.check(m, format: reference, dual: true, what: "the \(reference) reference HVP") }
 
         let n = m.parameterCount
-        let theta = m.initialParameters(seed: seed).map { param.round($0) }
+        let theta = ModelSetup.parameters(m, seed: seed, param: param)
         let v = ModelSetup.direction(count: n, seed: seed)
         if !exactOnly {
             let e = step.epsilon(theta: theta, v: v), reach = e * (v.map(\.magnitude).max() ?? 0)
@@ -88,15 +88,24 @@ public struct HVPCommand {
         let clock = ContinuousClock()
 
         // Reference: the exact HVP (forward-over-reverse) in the reference format, rounded to fp64 (rank 0 only).
+        // Each stage's peak RSS: the process's peak while the stage runs (what it holds
+        // then included: the model, θ, v, the reference), from a reset of VmHWM.
         var exact: [Double] = []
+        MemoryProbe.resetPeak()
         let tExact = try clock.measure {
             guard Cluster.isRoot, reference != "none" else { return }
             exact = try Self.referenceHVP(m, theta: theta, v: v, reference: reference)
         }.seconds
+        let peakExact = MemoryProbe.peak()
         // The FD-HVP (or the exact HVP), and one gradient as it takes it (θ converted,
         // gradient in the compute type, rounded into grad), timed.
+        var peakGrad = 0, peakHVP = 0
         let (r, tGrad, tHVP) = try StochasticRounding.withSeed(seed) { () throws -> (FDResult, Double, Double) in
+            MemoryProbe.resetPeak()
             let tGrad = try clock.measure { _ = try engine.gradient(theta: theta) }.seconds
+            peakGrad = MemoryProbe.peak()
+            MemoryProbe.resetPeak()
+            defer { peakHVP = MemoryProbe.peak() }
             var r: FDResult? = nil
             let tHVP = try clock.measure {
                 if exactOnly {
@@ -117,12 +126,13 @@ public struct HVPCommand {
         let dotp = zip(r.hv, exact).reduce(0) { $0 + $1.0 * $1.1 }
         let nh = r.hv.reduce(0) { $0 + $1 * $1 }.squareRoot()
         var summary = Table(header: ["model", "policy", "scheme", "step_policy", "eps", "eps_applied", "shards", "reduction_order", "seed",
-                                    "reference", "rel_err", "cos_align", "swamped_fraction", "time_grad_s", "time_hvp_s", "time_reference_s", "hvp_over_grad"])
+                                    "reference", "rel_err", "cos_align", "swamped_fraction", "time_grad_s", "time_hvp_s", "time_reference_s", "hvp_over_grad",
+                                    "peak_rss_grad_bytes", "peak_rss_hvp_bytes", "peak_rss_reference_bytes"])
         summary.append([model, pol.description, scheme, stepPolicy, csvNumber(eps), csvNumber(r.epsilon), "\(nShards)", ord.rawValue, "\(seed)",
                         reference,
                         hasReference ? csvNumber(norm > 0 ? diff / norm : diff) : "", hasReference ? csvNumber(nh > 0 && norm > 0 ? dotp / (nh * norm) : 0) : "",
                         csvNumber(r.swampedFraction), csvNumber(tGrad), csvNumber(tHVP), hasReference ? csvNumber(tExact) : "",
-                        csvNumber(tGrad > 0 ? tHVP / tGrad : 0)])
+                        csvNumber(tGrad > 0 ? tHVP / tGrad : 0), "\(peakGrad)", "\(peakHVP)", hasReference ? "\(peakExact)" : ""])
         var bundle = OutputBundle()
         let inputs = Manifest.hashes(ModelSpec.inputFiles(model))
         let (json, extra) = try describe(m, inputs: inputs)
