@@ -193,10 +193,14 @@ public struct RegimesStudy: Study {
         public var tolerance: Double?
         /// The exact HVP the validation measures against (fp64 for models too large for mpfr256).
         public var reference: ReferenceHVP.Kind
+        /// Validate only the entries whose compute format is one of these (nil: every entry).
+        /// The others are written unvalidated (`validated_ok` false, no `validation`): a
+        /// validation on a model where emulated bf16 compute would take hours.
+        public var validateCompute: [String]?
         public init(fits: [[String: String]], krylov: [[String: String]], validateModels: [String], validateSeeds: [UInt64], tolerance: Double? = nil,
-                    reference: ReferenceHVP.Kind = .mpfr256) {
+                    reference: ReferenceHVP.Kind = .mpfr256, validateCompute: [String]? = nil) {
             self.fits = fits; self.krylov = krylov; self.validateModels = validateModels; self.validateSeeds = validateSeeds; self.tolerance = tolerance
-            self.reference = reference
+            self.reference = reference; self.validateCompute = validateCompute
         }
     }
     public let config: Config
@@ -282,7 +286,12 @@ public struct RegimesStudy: Study {
         }
         entries = es
         var cs: [Check] = []
-        for e in es.indices { for m in c.validateModels { for s in c.validateSeeds { cs.append(Check(entry: e, model: m, seed: s)) } } }
+        let validated = es.indices.filter { i in c.validateCompute.map { $0.contains { $0.lowercased() == es[i].compute.lowercased() } } ?? true }
+        if let only = c.validateCompute, validated.isEmpty {
+            let known = es.map(\.compute).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+            throw StudyError("validate compute [\(only.joined(separator: ", "))] matches no entry (compute formats of the entries: \(known.joined(separator: ", ")))")
+        }
+        for e in validated { for m in c.validateModels { for s in c.validateSeeds { cs.append(Check(entry: e, model: m, seed: s)) } } }
         checks = cs
     }
 
@@ -356,7 +365,7 @@ public struct RegimesStudy: Study {
         let h = Self.validationHeader
         func col(_ row: [String], _ name: String) -> Double { Double(row[h.firstIndex(of: name)!]) ?? .nan }
         var es = entries
-        for i in es.indices {
+        for i in es.indices where checks.contains(where: { $0.entry == i }) {
             var models: [String] = [], ratios: [Double] = [], epsRatios: [Double] = [], recRatios: [Double] = [], recEps: [Double] = []
             var worst: Double? = nil
             for (u, ch) in checks.enumerated() where ch.entry == i {

@@ -166,6 +166,22 @@ let fp32 = try! PrecisionPolicy("param=fp32,compute=fp32,accumulate=fp32,grad=fp
         #expect(pm.epsRatioWorst! <= 3 && pm.ratioWorst! <= 2, "\(pm)")
     }
 
+    /// `validate.compute` validates only the entries of those compute formats; the others
+    /// are written unvalidated, and a list that matches no entry is an error.
+    @Test func validationLimitedToComputeFormats() throws {
+        var bf = row("expsum:n=8", 0, star: 1e-2, lo: 1e-4, hi: 1e-1, best: 1e-2)
+        bf["compute"] = "bf16"; bf["policy"] = "param=fp32,compute=bf16,accumulate=fp32,grad=fp32,hvp=fp32"
+        let fits = [row("expsum:n=8", 0, star: 1e-3, lo: 1e-5, hi: 1e-1, best: 1e-3), bf]
+        let s = try RegimesStudy(.init(fits: fits, krylov: [], validateModels: ["expsum:n=16"], validateSeeds: [5], validateCompute: ["FP32"]))
+        #expect(s.entries.count == 2 && s.units.count == 1)
+        let file = try RegimesFile.decode(try runAll(s).files[0].data, path: "regimes.json")
+        let fp32 = try #require(file.entries.first { $0.compute == "fp32" }), bf16 = try #require(file.entries.first { $0.compute == "bf16" })
+        #expect(fp32.validation?.models == ["expsum:n=16 seed 5"] && fp32.validatedErr != nil)
+        #expect(bf16.validation == nil && bf16.perModel == nil && bf16.validatedErr == nil && !bf16.validatedOK)
+        #expect { try RegimesStudy(.init(fits: fits, krylov: [], validateModels: ["expsum:n=16"], validateSeeds: [5], validateCompute: ["fp16"])) }
+            throws: { "\($0)".contains("matches no entry (compute formats of the entries: fp32, bf16)") }
+    }
+
     /// The verdict: median predicted/measured within 2×, every one within 3×, every ε
     /// within 3× of the grid's best.
     @Test func validationRule() {
