@@ -67,21 +67,6 @@ extension ParameterSource {
     public func checkExactHVP(format: String) throws { try base.checkExactHVP(format: format) }
 }
 
-extension ModelSpec {
-    /// Removes `params=FILE` from a spec body's fields; returns the rest and the file.
-    static func extractParams(from body: String, spec: String) throws -> (rest: String, params: String?) {
-        var kept: [Substring] = [], file: String? = nil
-        for field in body.split(separator: ",", omittingEmptySubsequences: false) {
-            guard field.hasPrefix("params=") else { kept.append(field); continue }
-            guard file == nil else { throw ModelError("'params' appears twice in model spec '\(spec)'") }
-            let f = String(field.dropFirst("params=".count))
-            guard !f.isEmpty else { throw ModelError("params= needs a .npy file in model spec '\(spec)'") }
-            file = f
-        }
-        return (kept.joined(separator: ","), file)
-    }
-}
-
 /// What callers see of a ``GivenParameters`` model whatever its base type.
 public protocol GivenParametersProtocol {
     var path: String { get }

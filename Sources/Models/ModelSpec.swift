@@ -51,14 +51,15 @@ public enum ModelSpec {
         if kind == "external" {     // the rest is a shell command: commas and '=' are the command's
             do { return try ExternalModel(command: parts.count > 1 ? parts[1] : "") } catch let e as OracleError { throw ModelError(e.description) }
         }
-        let (afterSubset, subset) = try extractSubset(from: parts.count > 1 ? parts[1] : "", spec: text)
+        let (afterSubset, subset) = try extractField("subset", from: parts.count > 1 ? parts[1] : "", spec: text,
+                                                       needs: "tensor names or globs (separated by '|', e.g. subset=blk.29.*)")
         if let subset {
             let m = try build(afterSubset.isEmpty ? kind : "\(parts[0]):\(afterSubset)", seed: seed)
             do { return try restrict(m, to: subset, seed: seed, round: { $0 }) }
             catch let e as ModelError { throw ModelError("subset=\(subset) in model spec '\(text)': \(e.description)") }
         }
         let (afterTraining, training) = try TrainingSpec.extract(from: parts.count > 1 ? parts[1] : "", spec: text)
-        let (rest, paramsFile) = try extractParams(from: afterTraining, spec: text)
+        let (rest, paramsFile) = try extractField("params", from: afterTraining, spec: text, needs: "a .npy file")
         var m = try buildUntrained(kind: kind, rest: rest, text: text, seed: seed)
         if let paramsFile {
             func given<M: DifferentiableModel>(_ m: M) throws -> any DifferentiableModel { try GivenParameters(base: m, path: paramsFile) }
@@ -78,17 +79,19 @@ public enum ModelSpec {
         return trained(m)
     }
 
-    /// The `subset=PATTERN` field of a spec body, and the body without it.
-    static func extractSubset(from body: String, spec: String) throws -> (rest: String, pattern: String?) {
-        var kept: [Substring] = [], pattern: String? = nil
+    /// Removes the field `key=VALUE` from a spec body's fields (`params=FILE`,
+    /// `subset=PATTERN`); returns the rest and the value. Twice, or an empty value (which
+    /// `needs` describes), is an error.
+    static func extractField(_ key: String, from body: String, spec: String, needs: String) throws -> (rest: String, value: String?) {
+        var kept: [Substring] = [], value: String? = nil
         for field in body.split(separator: ",", omittingEmptySubsequences: false) {
-            guard field.hasPrefix("subset=") else { kept.append(field); continue }
-            guard pattern == nil else { throw ModelError("'subset' appears twice in model spec '\(spec)'") }
-            let p = String(field.dropFirst("subset=".count))
-            guard !p.isEmpty else { throw ModelError("subset= needs tensor names or globs (separated by '|', e.g. subset=blk.29.*) in model spec '\(spec)'") }
-            pattern = p
+            guard field.hasPrefix(key + "=") else { kept.append(field); continue }
+            guard value == nil else { throw ModelError("'\(key)' appears twice in model spec '\(spec)'") }
+            let v = String(field.dropFirst(key.count + 1))
+            guard !v.isEmpty else { throw ModelError("\(key)= needs \(needs) in model spec '\(spec)'") }
+            value = v
         }
-        return (kept.joined(separator: ","), pattern)
+        return (kept.joined(separator: ","), value)
     }
 
     static func buildUntrained(kind: String, rest: String, text: String, seed: UInt64) throws -> any DifferentiableModel {
