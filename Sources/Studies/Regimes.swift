@@ -197,10 +197,14 @@ public struct RegimesStudy: Study {
         /// The others are written unvalidated (`validated_ok` false, no `validation`): a
         /// validation on a model where emulated bf16 compute would take hours.
         public var validateCompute: [String]?
+        /// Validate only the entries of these FD schemes (nil: every scheme); with
+        /// `validateCompute`, an entry must match both. On a 10⁸-parameter model under an
+        /// ordered-sum policy one Richardson validation takes ~20 minutes.
+        public var validateSchemes: [String]?
         public init(fits: [[String: String]], krylov: [[String: String]], validateModels: [String], validateSeeds: [UInt64], tolerance: Double? = nil,
-                    reference: ReferenceHVP.Kind = .mpfr256, validateCompute: [String]? = nil) {
+                    reference: ReferenceHVP.Kind = .mpfr256, validateCompute: [String]? = nil, validateSchemes: [String]? = nil) {
             self.fits = fits; self.krylov = krylov; self.validateModels = validateModels; self.validateSeeds = validateSeeds; self.tolerance = tolerance
-            self.reference = reference; self.validateCompute = validateCompute
+            self.reference = reference; self.validateCompute = validateCompute; self.validateSchemes = validateSchemes
         }
     }
     public let config: Config
@@ -286,10 +290,19 @@ public struct RegimesStudy: Study {
         }
         entries = es
         var cs: [Check] = []
-        let validated = es.indices.filter { i in c.validateCompute.map { $0.contains { $0.lowercased() == es[i].compute.lowercased() } } ?? true }
-        if let only = c.validateCompute, validated.isEmpty {
-            let known = es.map(\.compute).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
-            throw StudyError("validate compute [\(only.joined(separator: ", "))] matches no entry (compute formats of the entries: \(known.joined(separator: ", ")))")
+        func listed(_ list: [String]?, _ value: String) -> Bool { list.map { $0.contains { $0.lowercased() == value.lowercased() } } ?? true }
+        func distinct(_ key: (RegimeEntry) -> String) -> String {
+            es.map(key).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }.joined(separator: ", ")
+        }
+        if let only = c.validateCompute, !es.contains(where: { listed(only, $0.compute) }) {
+            throw StudyError("validate compute [\(only.joined(separator: ", "))] matches no entry (compute formats of the entries: \(distinct(\.compute)))")
+        }
+        if let only = c.validateSchemes, !es.contains(where: { listed(only, $0.scheme) }) {
+            throw StudyError("validate schemes [\(only.joined(separator: ", "))] matches no entry (schemes of the entries: \(distinct(\.scheme)))")
+        }
+        let validated = es.indices.filter { listed(c.validateCompute, es[$0].compute) && listed(c.validateSchemes, es[$0].scheme) }
+        if validated.isEmpty {
+            throw StudyError("validate compute [\(c.validateCompute?.joined(separator: ", ") ?? "")] and schemes [\(c.validateSchemes?.joined(separator: ", ") ?? "")] together match no entry")
         }
         for e in validated { for m in c.validateModels { for s in c.validateSeeds { cs.append(Check(entry: e, model: m, seed: s)) } } }
         checks = cs

@@ -182,6 +182,28 @@ let fp32 = try! PrecisionPolicy("param=fp32,compute=fp32,accumulate=fp32,grad=fp
             throws: { "\($0)".contains("matches no entry (compute formats of the entries: fp32, bf16)") }
     }
 
+    /// `validate.schemes` validates the entries of those schemes only, and together with
+    /// `validate.compute` an entry must match both; a list matching nothing is an error.
+    @Test func validationLimitedToSchemes() throws {
+        var fwd = row("expsum:n=8", 0, star: 1e-2, lo: 1e-4, hi: 1e-1, best: 1e-2)
+        fwd["scheme"] = "forward"; fwd["order_k"] = "1"
+        var bf = row("expsum:n=8", 0, star: 1e-2, lo: 1e-4, hi: 1e-1, best: 1e-2)
+        bf["compute"] = "bf16"; bf["policy"] = "param=fp32,compute=bf16,accumulate=fp32,grad=fp32,hvp=fp32"
+        let fits = [row("expsum:n=8", 0, star: 1e-3, lo: 1e-5, hi: 1e-1, best: 1e-3), fwd, bf]
+        func study(_ compute: [String]?, _ schemes: [String]?) throws -> RegimesStudy {
+            try RegimesStudy(.init(fits: fits, krylov: [], validateModels: ["expsum:n=16"], validateSeeds: [5], validateCompute: compute, validateSchemes: schemes))
+        }
+        let s = try study(nil, ["Central"])
+        #expect(s.entries.count == 3 && s.units.count == 2)
+        let file = try RegimesFile.decode(try runAll(s).files[0].data, path: "regimes.json")
+        let forward = try #require(file.entries.first { $0.scheme == "forward" })
+        #expect(forward.validation == nil && !forward.validatedOK)
+        #expect(file.entries.filter { $0.scheme == "central" }.allSatisfy { $0.validation?.models == ["expsum:n=16 seed 5"] })
+        #expect(try study(["fp32"], ["central"]).units.count == 1)
+        #expect { try study(nil, ["richardson"]) } throws: { "\($0)".contains("validate schemes [richardson] matches no entry (schemes of the entries: central, forward)") }
+        #expect { try study(["bf16"], ["forward"]) } throws: { "\($0)".contains("together match no entry") }
+    }
+
     /// The verdict: median predicted/measured within 2×, every one within 3×, every ε
     /// within 3× of the grid's best.
     @Test func validationRule() {

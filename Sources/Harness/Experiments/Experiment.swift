@@ -274,12 +274,13 @@ public enum ExperimentLoader {
         let kr = try fm["krylov_stability"].map { try readTable($0, file: "summary.csv") } ?? []
         let val = try doc.required(m, "validate")
         let vm = try val.mapping()
-        for (k, n) in inDocumentOrder(vm) where !["models", "seeds", "reference", "compute"].contains(k) {
-            throw n.keyError("unknown key '\(k)' under validate (allowed: compute, models, reference, seeds)")
+        for (k, n) in inDocumentOrder(vm) where !["models", "seeds", "reference", "compute", "schemes"].contains(k) {
+            throw n.keyError("unknown key '\(k)' under validate (allowed: compute, models, reference, schemes, seeds)")
         }
         let c = RegimesStudy.Config(fits: fits, krylov: kr, validateModels: try models(val.required(vm, "models")),
                                     validateSeeds: try seeds(vm["seeds"]), tolerance: try m["tolerance"]?.positive(),
-                                    reference: try referenceKind(vm["reference"]), validateCompute: try vm["compute"]?.stringList())
+                                    reference: try referenceKind(vm["reference"]), validateCompute: try vm["compute"]?.stringList(),
+                                    validateSchemes: try vm["schemes"]?.stringList())
         return try wrap(val) { try RegimesStudy(c) }
     }
 
