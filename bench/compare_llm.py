@@ -132,7 +132,7 @@ def main():
                 "parameters": {"rounds": str(ROUNDS), "pinning": "taskset -c 0", "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", ""),
                                "model": spec, "eps": repr(EPS), "ours_build": "release (portable default build)",
                                "ours_policy": "param=fp32,compute=fp32,accumulate=blas,grad=fp32,hvp=fp32",
-                               "theirs": "pure PyTorch Llama forward (bench/compare_llm.py), fp32 weights from the gguf package, eager autograd; torch.func.jvp(torch.func.grad) for the exact HVP"},
+                               "theirs": "pure PyTorch Llama forward (Tests/ModelsTests/Fixtures/smollm2/llama_torch.py), fp32 weights from the gguf package, eager autograd; torch.func.jvp(torch.func.grad) for the exact HVP"},
                 "seeds": {"ours_v": 1, "torch_v_generator": 1},
                 "checks": {"pytorch_loss_fp32": info.get("loss"), "loss_fp64_reference": ref, "pytorch_parameters": info.get("parameters"),
                            "pytorch_fd_rel_err_vs_its_exact_hvp": info.get("fd_rel_err_vs_exact")},
