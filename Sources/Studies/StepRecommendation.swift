@@ -19,7 +19,7 @@ import Curvature
 /// (relative; a swamped ĥ collapses, a truncation-saturated one decays like 1/ε, a
 /// noise-dominated one grows), and ‖d_j‖ ≤ `maxDiff`·‖h‖ (‖d_j‖ is within ~4/3 of the
 /// larger error of its two points, so this is the fd-bias fit's rel_err ≤ 0.3). ‖h‖ is
-/// ‖ĥ‖ at the steadiest grid point (smallest ‖d_j‖/‖ĥ_j‖), then at the point nearest
+/// ‖ĥ‖ at the steadiest grid point (smallest ‖d_j‖/‖ĥ_j‖ with η_{j+1} ≤ 1), then at the point nearest
 /// ε*. The fit is then repeated on the pairs within a factor `window` of ε*, where the
 /// prediction is used (higher truncation orders bend the curve over four decades). The prediction
 /// `pred_err(ε) = (T ε^k + N/ε) / ‖h‖` (the triangle bound, see ``predictedError(_:)``) is
@@ -53,12 +53,21 @@ public struct StepRecommendation: Sendable {
     public var hvNorm: Double
     public var tolerance: Double
     /// Set when fewer than two unsaturated pairs, or not both terms, can be fitted: the
-    /// FD-HVP is saturated (errors of 0.3 or more) over the grid, and the error cannot be
-    /// predicted without a reference (the prediction is NaN). The value is the fallback
-    /// step, the textbook η = u^{1/(k+1)}. (Tried and dropped: the steadiest pair's
-    /// ‖d_j‖/‖ĥ_j‖ as the estimate; on trained networks in bf16 it chose
-    /// truncation-saturated steps whose ĥ decays like 1/ε and was optimistic by up to 30×.)
+    /// FD-HVP is saturated (errors of 0.3 or more) over the grid and the error model of §4
+    /// does not apply. The value is the step taken then: the larger ε of the steadiest
+    /// pair (see ``floorEstimate``), or, when no pair is usable, the textbook
+    /// η = u^{1/(k+1)}. (The textbook step alone, used before, measured 1.1–10⁴ times the
+    /// grid's best error on the saturated held-out configurations of recommend-check.)
     public var saturatedStep: Double?
+    /// When saturated: the reference-free estimate of the achievable error, the smallest
+    /// relative difference of neighbours `‖d_j‖ / max(‖ĥ_j‖, ‖ĥ_{j+1}‖)` over the pairs whose
+    /// points are not swamped (docs/NUMERICS.md §4). The FD-HVP does not reproduce itself
+    /// better than this when ε changes by the grid's ratio, so it cannot be trusted to
+    /// better than about this. It misses what does not change with ε (a bias of the
+    /// low-precision gradient itself, identical at neighbouring steps), so it is an
+    /// estimate, not a bound: it is the predicted error of a saturated recommendation, and
+    /// the recommend-check and regimes studies measure it against the reference.
+    public var floorEstimate: Double?
     /// Whether the FD-HVP was found saturated (``saturatedStep``).
     public var saturated: Bool { saturatedStep != nil }
 
@@ -92,9 +101,12 @@ public struct StepRecommendation: Sendable {
     }
     /// ε* in relative units, η* = ε*·‖v‖/‖θ‖.
     public var etaStar: Double { thetaNorm > 0 && vNorm > 0 ? epsStar * vNorm / thetaNorm : epsStar }
-    public var predictedErr: Double { predictedError(epsStar) }
-    /// Whether the predicted error at ε* meets the tolerance (false when saturated).
-    public var feasible: Bool { predictedErr <= tolerance }
+    /// The predicted error at ε*; when saturated, the reference-free ``floorEstimate``
+    /// (NaN if there is none).
+    public var predictedErr: Double { saturated ? (floorEstimate ?? .nan) : predictedError(epsStar) }
+    /// Whether the predicted error at ε* meets the tolerance (false when saturated: the
+    /// floor estimate says what is achievable, not where).
+    public var feasible: Bool { !saturated && predictedErr <= tolerance }
 
     /// `[lo, hi]` (absolute ε) where the prediction is ≤ the tolerance; nil when infeasible.
     public var band: (lo: Double, hi: Double)? { feasible ? errorModel.band(tolerance: tolerance) : nil }
@@ -134,7 +146,11 @@ public struct StepRecommendation: Sendable {
         // ‖h‖ first from the steadiest unswamped point (smallest ‖d_j‖/‖ĥ_j‖: where a
         // truncation-saturated ĥ decays like 1/ε or a swamped one collapses, that ratio
         // is of order one), then from ‖ĥ‖ nearest ε*.
-        let steady = (0..<(pts.count - 1)).filter { pts[$0].swampedFraction <= maxSwamped && pts[$0].hvNorm > 0 && pts[$0].hvNorm.isFinite }
+        // Only pairs whose larger step is no larger than θ itself (η ≤ 1) are candidates:
+        // beyond it the difference quotient no longer describes θ's neighbourhood, and on
+        // trained transformers it settles to a steady, wrong ĥ (relative error 4–5 at η ~ 10²).
+        let steady = (0..<(pts.count - 1)).filter { pts[$0].swampedFraction <= maxSwamped && pts[$0].hvNorm > 0 && pts[$0].hvNorm.isFinite
+            && pts[$0 + 1].eta <= 1 }
             .min { pts[$0].diffNorm! / pts[$0].hvNorm < pts[$1].diffNorm! / pts[$1].hvNorm }
         var h = steady.map { pts[$0].hvNorm } ?? 0
         func settle() {
@@ -159,13 +175,34 @@ public struct StepRecommendation: Sendable {
         }
         if rec.pairsUsed < 2 || rec.truncation <= 0 || rec.noise <= 0 {
             // Nothing to fit: the FD-HVP is saturated over the grid (its errors are 0.3 or
-            // more almost everywhere). No error estimate without a reference is reliable
-            // there (a truncation-saturated ĥ decays like 1/ε and looks steady): say so, and
-            // fall back to the textbook step η = u^{1/(k+1)}.
+            // more almost everywhere) and the error model does not apply. Take the steadiest
+            // pair of unswamped neighbours: its relative difference estimates the achievable
+            // error, and its larger ε (the one with less rounding noise) is the step. With no
+            // such pair, the textbook step η = u^{1/(k+1)} and no estimate.
             rec.saturatedStep = centre * scale
             rec.hvNorm = h
+            if let s = steadiestPair(pts, maxSwamped: maxSwamped) {
+                rec.saturatedStep = pts[s.index + 1].epsilon
+                rec.floorEstimate = s.ratio
+            }
         }
         return rec
+    }
+
+    /// The pair (j, j+1) of points swamped at most `maxSwamped`, with finite positive
+    /// norms and η_{j+1} ≤ 1 (a step no larger than θ), whose difference relative to the larger norm, ‖d_j‖ / max(‖ĥ_j‖, ‖ĥ_{j+1}‖),
+    /// is smallest; nil when there is none.
+    static func steadiestPair(_ pts: [Point], maxSwamped: Double) -> (index: Int, ratio: Double)? {
+        var best: (index: Int, ratio: Double)? = nil
+        for j in 0..<max(0, pts.count - 1) {
+            let p = pts[j], q = pts[j + 1]
+            let m = max(p.hvNorm, q.hvNorm)
+            guard q.eta <= 1, p.swampedFraction <= maxSwamped, q.swampedFraction <= maxSwamped, let d = p.diffNorm, d.isFinite,
+                  m > 0, m.isFinite else { continue }
+            let r = d / m
+            if best == nil || r < best!.ratio { best = (j, r) }
+        }
+        return best
     }
 
     /// Non-negative least squares of the relative residuals (a_j T² + b_j N²)/D_j − 1.

@@ -64,6 +64,45 @@ import Curvature
         #expect(rec.points.allSatisfy { !$0.used || ($0.epsilon >= 1e-3 && $0.epsilon <= 0.3) })
     }
 
+    /// Saturated everywhere: ĥ(ε) = h + T ε² c + (N/ε) n(ε) with constants such that the
+    /// smallest error over the grid is ~0.6 (no pair differs by less than 0.3‖h‖, so no
+    /// error model is fitted). The reference-free floor estimate lies within 2× of the
+    /// grid's smallest true error, and the step taken (the larger ε of the steadiest pair)
+    /// errs within 2× of that smallest error, where the textbook step errs ~3× more.
+    /// With every point swamped there is no estimate and the textbook step is taken.
+    @Test func saturatedGivesFloorAndSteadiestStep() throws {
+        let n = 3000
+        var g = SplitMix64(seed: 9)
+        func unit() -> [Double] {
+            let x = (0..<n).map { _ in g.nextGaussian() }
+            let s = x.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            return x.map { $0 / s }
+        }
+        let h = unit(), c = unit(), v = unit(), theta = unit()
+        let tTrue = 1.0, nTrue = 0.3
+        func err(_ eps: Double) -> Double { ((tTrue * eps * eps) * (tTrue * eps * eps) + (nTrue / eps) * (nTrue / eps)).squareRoot() }
+        var truths: [Double] = []
+        let rec = try StepRecommendation.estimate(scheme: .central, u: 0x1p-8, theta: theta, v: v, tolerance: 0.05) { eps in
+            truths.append(err(eps))
+            let noise = unit()
+            return ((0..<n).map { h[$0] + tTrue * eps * eps * c[$0] + nTrue / eps * noise[$0] }, 0)
+        }
+        let floor = truths.min()!
+        #expect(rec.saturated && !rec.feasible && rec.pairsUsed < 2)
+        let f = try #require(rec.floorEstimate)
+        #expect(f >= floor / 2 && f <= 2 * floor, "floor estimate \(f) vs smallest error \(floor)")
+        #expect(rec.predictedErr == f)
+        #expect(err(rec.epsStar) <= 2 * floor, "step \(rec.epsStar) errs \(err(rec.epsStar)) vs \(floor)")
+        let textbook = Double.pow(0x1p-8, 1.0 / 3) * 1.0                       // ‖θ‖ = ‖v‖ = 1: ε = η
+        #expect(err(textbook) > 2.5 * floor)
+
+        let swamped = try StepRecommendation.estimate(scheme: .central, u: 0x1p-8, theta: theta, v: v, tolerance: 0.05) { _ in
+            ([Double](repeating: 0, count: n), 1)
+        }
+        #expect(swamped.saturated && swamped.floorEstimate == nil && swamped.predictedErr.isNaN)
+        #expect(abs(swamped.epsStar / textbook - 1) < 1e-12)
+    }
+
     /// On real models, against the mpfr256 exact HVP (which the recommendation never
     /// sees): predicted within 2× of the error measured at the chosen ε, and that ε within
     /// 3× of the best of a 4-per-decade grid. bf16, mixed and fp32 policies.

@@ -89,7 +89,7 @@ public struct SpectralSource {
                                                             scheme: fd, tolerance: tolerance, seed: seed)
                     step = .absolute(r.epsStar)
                     parameters["eps_source"] = "auto"
-                    parameters["predicted_err"] = r.saturated ? "" : "\(r.predictedErr)"
+                    parameters["predicted_err"] = r.predictedErr.isFinite ? "\(r.predictedErr)" : ""
                     if !r.feasible {
                         FileHandle.standardError.write(Data("warning: --eps auto: no ε meets the tolerance \(short(tolerance)); using ε = \(short(r.epsStar))\(r.saturated ? ": the FD-HVP is saturated on this model" : "")\n".utf8))
                     }

@@ -187,7 +187,7 @@ public struct ModelSLQCommand {
             epsValue = r.epsStar
             chosenStep = .absolute(epsValue)
             if !r.feasible, Cluster.isRoot {
-                let what = r.saturated ? "the FD-HVP is saturated on this model (no error predicted)"
+                let what = r.saturated ? "the FD-HVP is saturated on this model" + (r.floorEstimate.map { " (achievable rel_err ~\(short($0)), reference-free estimate)" } ?? " (no error estimated)")
                                                       : "predicted rel_err \(short(r.predictedErr))"
                 FileHandle.standardError.write(Data("warning: --eps auto: no ε meets the tolerance \(short(r.tolerance)); using ε = \(short(epsValue)): \(what)\n".utf8))
             }

@@ -69,9 +69,15 @@ public struct RecommendCommand {
         let e = rec.epsStar
         var line: String
         if rec.saturated {
-            line = "no eps meets the tolerance \(short(tolerance)): the FD-HVP of this policy is saturated on this model (errors of ~0.3 "
-                + "or more across the grid, no error model can be fitted and no error predicted); the textbook step is eps = \(short(e)) "
-                + "(eta = \(short(rec.etaStar))). Use a wider policy, or check against --reference"
+            if let f = rec.floorEstimate {
+                line = "no eps meets the tolerance \(short(tolerance)): the FD-HVP of this policy is saturated on this model (errors of ~0.3 "
+                    + "or more across the grid, no error model can be fitted); achievable rel_err ~\(short(f)) (reference-free estimate: the "
+                    + "steadiest neighbours' difference), at eps = \(short(e)) (eta = \(short(rec.etaStar))). Use a wider policy, or check against --reference"
+            } else {
+                line = "no eps meets the tolerance \(short(tolerance)): the FD-HVP of this policy is saturated on this model (every grid point "
+                    + "swamped, no error estimated); the textbook step is eps = \(short(e)) (eta = \(short(rec.etaStar))). Use a wider policy, "
+                    + "or check against --reference"
+            }
         } else if rec.feasible, let b = rec.band {
             line = "eps = \(short(e)) (eta = \(short(rec.etaStar))), predicted rel_err \(short(rec.predictedErr)) ≤ tolerance \(short(tolerance)); "
                 + "band [\(short(b.lo)), \(short(b.hi))]"
@@ -114,7 +120,7 @@ public struct RecommendCommand {
                                        "feasible": rec.feasible, "fit_truncation": rec.truncation, "fit_noise": rec.noise,
                                        "pairs_used": rec.pairsUsed, "saturated": rec.saturated, "reference": reference,
                                        "summary": outcome.summaryLine]
-            if rec.predictedErr.isFinite { json["predicted_err"] = rec.predictedErr }     // absent: saturated, no prediction
+            if rec.predictedErr.isFinite { json["predicted_err"] = rec.predictedErr }     // saturated: the floor estimate; absent: none
             if let b = rec.band { json["eps_lo"] = b.lo; json["eps_hi"] = b.hi.isFinite ? b.hi : nil }
             if let me = outcome.measuredErr { json["measured_err"] = me }
             var bundle = OutputBundle()
