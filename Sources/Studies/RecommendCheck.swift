@@ -49,7 +49,8 @@ public struct ReferenceHVP: Sendable {
 /// Tables:
 /// - `check.csv`: one row per configuration: `eps_star`, `eta_star`, `predicted_err`,
 ///   `feasible`, `fit_truncation`, `fit_noise`, `pairs_used`, `saturated` (the model
-///   could not be fitted; ε and the prediction are the steadiest pair's), `measured_err`,
+///   could not be fitted: ε is the larger step of the steadiest pair and `predicted_err`
+///   the reference-free floor estimate, docs/NUMERICS.md §4), `measured_err`,
 ///   `pred_over_meas` (predicted / measured), `grid_best_eta`, `grid_best_err`,
 ///   `eta_star_over_best`, `meas_over_best` (measured at ε* / best on the check grid);
 ///   with the mpfr256 reference also `measured_err_fp64_ref` (the same error against the

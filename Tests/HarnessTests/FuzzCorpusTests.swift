@@ -87,7 +87,10 @@ import LinearAlgebra
             if ProcessInfo.processInfo.environment["HH_FUZZ_TRACE"] != nil && t > .milliseconds(200) {
                 print("FUZZSLOW \(target.rawValue) #\(i) \(t): \(Data(m).base64EncodedString())")
             }
-            #expect(t < .seconds(10), "\(target.rawValue) mutation #\(i) took \(t) (a hang): base64 \(Data(m).base64EncodedString())")
+            // A hang guard, not a speed check: a model spec mutated into the largest model the 256 MB
+            // budget admits took 10.7–13.5 s in a debug build on a 2-core VM while the rest of the suite ran beside it
+            // (2026-12-05; the whole test alone takes ~10 s for all eight targets).
+            #expect(t < .seconds(60), "\(target.rawValue) mutation #\(i) took \(t) (a hang): base64 \(Data(m).base64EncodedString())")
         }
     }
 }

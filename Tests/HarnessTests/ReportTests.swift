@@ -74,7 +74,7 @@ func occurrences(_ s: String, _ sub: String) -> Int { s.components(separatedBy: 
             case "regimes":                                                             // the static ε and the per-model step (when predicted)
                 let v = try rows("validation.csv")
                 #expect(markers == v.count + v.filter { !$0["rec_predicted_err"]!.isEmpty }.count)
-            case "recommend-check":                                                     // saturated rows carry no prediction
+            case "recommend-check":                                                     // rows with a prediction (saturated ones: the floor estimate)
                 #expect(markers == (try rows("check.csv")).filter { !$0["predicted_err"]!.isEmpty }.count)
             default:
                 let t = try rows("timings.csv")

@@ -6,6 +6,18 @@ import Models
 import Curvature
 @testable import Studies
 
+/// Seeded random unit vectors of one length (Gaussian directions), for the synthetic oracles.
+private struct UnitVectors {
+    let count: Int
+    var g: SplitMix64
+    init(count: Int, seed: UInt64) { self.count = count; g = SplitMix64(seed: seed) }
+    mutating func next() -> [Double] {
+        let x = (0..<count).map { _ in g.nextGaussian() }
+        let s = x.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return x.map { $0 / s }
+    }
+}
+
 @Suite struct StepRecommendationTests {
     /// A synthetic oracle with known constants: ĥ(ε) = h + c ε^k + n(ε), ‖c‖ = T and a
     /// fresh seeded noise vector of norm N/ε at every call. The fit recovers T and N,
@@ -14,14 +26,10 @@ import Curvature
     @Test(arguments: [FDScheme.forward, .central, .richardson])
     func recoversKnownConstants(_ scheme: FDScheme) throws {
         let n = 4000, k = scheme.order
-        var g = SplitMix64(seed: 11)
-        func unit() -> [Double] {
-            let x = (0..<n).map { _ in g.nextGaussian() }
-            let s = x.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            return x.map { $0 / s }
-        }
+        var units = UnitVectors(count: n, seed: 11)
+        func unit() -> [Double] { units.next() }
         let h = unit().map { 3 * $0 }, c = unit()
-        let theta = (0..<n).map { _ in g.nextGaussian() }, v = unit()
+        let theta = (0..<n).map { _ in units.g.nextGaussian() }, v = unit()
         let tTrue = 0.7, nTrue = 2e-7
         // The forward scheme's g(θ) term is one noise vector shared by every ε.
         let shared = unit()
@@ -46,12 +54,8 @@ import Curvature
     /// stay out of the fit and the constants are still recovered.
     @Test func saturatedEndsAreLeftOut() throws {
         let n = 3000
-        var g = SplitMix64(seed: 5)
-        func unit() -> [Double] {
-            let x = (0..<n).map { _ in g.nextGaussian() }
-            let s = x.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            return x.map { $0 / s }
-        }
+        var units = UnitVectors(count: n, seed: 5)
+        func unit() -> [Double] { units.next() }
         let h = unit(), c = unit(), v = unit(), theta = unit()
         let tTrue = 0.5, nTrue = 1e-4
         let rec = try StepRecommendation.estimate(scheme: .central, u: 0x1p-8, theta: theta, v: v, tolerance: 0.05) { eps in
@@ -72,12 +76,8 @@ import Curvature
     /// With every point swamped there is no estimate and the textbook step is taken.
     @Test func saturatedGivesFloorAndSteadiestStep() throws {
         let n = 3000
-        var g = SplitMix64(seed: 9)
-        func unit() -> [Double] {
-            let x = (0..<n).map { _ in g.nextGaussian() }
-            let s = x.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            return x.map { $0 / s }
-        }
+        var units = UnitVectors(count: n, seed: 9)
+        func unit() -> [Double] { units.next() }
         let h = unit(), c = unit(), v = unit(), theta = unit()
         let tTrue = 1.0, nTrue = 0.3
         func err(_ eps: Double) -> Double { ((tTrue * eps * eps) * (tTrue * eps * eps) + (nTrue / eps) * (nTrue / eps)).squareRoot() }

@@ -260,7 +260,7 @@ public enum ReportCommand {
     static func recommendCheck(_ r: Reader) throws -> Content {
         let c = try r.table("check.csv")
         let saturated = c.rows.filter { $0["saturated"] == "1" }.count
-        var sec = Section(heading: "The per-model step on held-out models", text: "For each model × policy × scheme, `recommend` chooses ε from FD-HVPs alone; the error measured at that ε against the exact HVP (never seen by the choice) against its prediction, and the chosen η against the best of a 4-per-decade grid (eta_star_over_best). \(saturated) of \(c.rows.count) configurations were flagged saturated (no error model could be fitted, no prediction made) and are not plotted.")
+        var sec = Section(heading: "The per-model step on held-out models", text: "For each model × policy × scheme, `recommend` chooses ε from FD-HVPs alone; the error measured at that ε against the exact HVP (never seen by the choice) against its prediction, and the chosen η against the best of a 4-per-decade grid (eta_star_over_best). \(saturated) of \(c.rows.count) configurations were flagged saturated (no error model could be fitted): their ε is the larger step of the steadiest pair of neighbours and their predicted error the reference-free floor estimate (docs/NUMERICS.md §4), plotted with the others.")
         sec.plots.append(predictedVsMeasured(c.rows, file: "check.csv", pred: "predicted_err", meas: "measured_err",
                                              title: "Predicted against measured error at the recommended ε"))
         let cols = ["model", "n", "param", "compute", "grad", "scheme", "eta_star", "predicted_err", "measured_err", "pred_over_meas",
