@@ -190,8 +190,8 @@ public struct StepRecommendation: Sendable {
     }
 
     /// The pair (j, j+1) of points swamped at most `maxSwamped`, with finite positive
-    /// norms and η_{j+1} ≤ 1 (a step no larger than θ), whose difference relative to the larger norm, ‖d_j‖ / max(‖ĥ_j‖, ‖ĥ_{j+1}‖),
-    /// is smallest; nil when there is none.
+    /// norms and η_{j+1} ≤ 1 (a step no larger than θ), whose difference relative to the
+    /// larger norm, ‖d_j‖ / max(‖ĥ_j‖, ‖ĥ_{j+1}‖), is smallest; nil when there is none.
     static func steadiestPair(_ pts: [Point], maxSwamped: Double) -> (index: Int, ratio: Double)? {
         var best: (index: Int, ratio: Double)? = nil
         for j in 0..<max(0, pts.count - 1) {
