@@ -3,7 +3,8 @@ import Scalars
 import Models
 import Curvature
 
-/// Study `fd-bias`: error of FD-HVPs against the mpfr256 exact HVP over an ε
+/// Study `fd-bias`: error of FD-HVPs against the exact HVP (mpfr256, or fp64 for
+/// large models: ``ReferenceKind``) over an ε
 /// sweep, split into truncation (`bias_rel`) and rounding (`noise_rel`), for every
 /// model × precision policy × scheme × step policy × seed; per curve the fitted
 /// error model and the safe band (NUMERICS.md §3–4).
@@ -31,11 +32,14 @@ public struct FDBiasStudy: Study {
         public var dominance: Double
         /// Which points the error-model fit leaves out as saturated.
         public var saturation: ErrorModelFit.Saturation
+        /// The exact HVP (and the format of ĥ_ref(ε)): mpfr256, or fp64 for large models.
+        public var reference: ReferenceKind
         public init(models: [String], policies: [PrecisionPolicy], schemes: [FDScheme], stepPolicies: [String],
                     eps: [Double], seeds: [UInt64], tolerance: Double, dominance: Double = 3,
-                    saturation: ErrorModelFit.Saturation = ErrorModelFit.Saturation()) {
+                    saturation: ErrorModelFit.Saturation = ErrorModelFit.Saturation(), reference: ReferenceKind = .mpfr256) {
             self.models = models; self.policies = policies; self.schemes = schemes; self.stepPolicies = stepPolicies
             self.eps = eps; self.seeds = seeds; self.tolerance = tolerance; self.dominance = dominance; self.saturation = saturation
+            self.reference = reference
         }
     }
 
@@ -71,7 +75,7 @@ public struct FDBiasStudy: Study {
 
     public func run(unit index: Int, context: StudyContext) throws -> UnitOutput {
         let c = curves[index]
-        let setup = try ModelSetup.make(c.model, seed: c.seed, param: c.policy.param, context: context)
+        let setup = try ModelSetup.make(c.model, seed: c.seed, param: c.policy.param, reference: config.reference, context: context)
         let engine = try FDEngine(model: setup.model, policy: c.policy)
         let u = engine.unitRoundoff
         let lead = [c.model] + policyCells(c.policy) + [c.scheme.rawValue, c.step, "\(c.seed)"]

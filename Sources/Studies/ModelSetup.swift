@@ -5,12 +5,27 @@ import Krylov
 import Models
 import Curvature
 
+/// The exact HVP the errors of a study are taken against.
+///
+/// - `mpfr256`: forward-over-reverse in `MPFloat<256>` (NUMERICS.md §3), the studies'
+///   default; the bias/noise split uses the same FD scheme in mpfr256.
+/// - `fp64`: the same in `Dual<Double>`, for models too large for mpfr256 (a 10⁶-
+///   parameter transformer: seconds instead of tens of minutes). Its own error is
+///   ~u₆₄·κ, so `rel_err` against it equals `rel_err` against mpfr256 to many digits
+///   wherever the FD error is far above 10⁻¹⁰ (every bf16, fp16 and fp32 policy);
+///   the studies show it on the models where both run. The bias/noise split uses the
+///   same FD scheme in fp64, whose rounding (~u₆₄/ε relative) is ≥ 5·10⁸ times below
+///   the rounding of any measured policy, so `noise_rel` is unaffected and `bias_rel`
+///   is exact wherever truncation dominates.
+public enum ReferenceKind: String, Sendable, CaseIterable { case mpfr256, fp64 }
+
 /// A model at its evaluation point, with the reference Hessian-vector product.
 ///
 /// θ is the model's seeded initialization rounded into the policy's `param`
 /// format (the stored parameters); v has uniform(−1, 1) entries from
-/// `SplitMix64(seed ^ 0x5DEECE66D)` (as the `hvp` command draws it); `hRef` is the
-/// exact HVP (forward-over-reverse) in mpfr256 (NUMERICS.md §3).
+/// `SplitMix64(seed ^ 0x5DEECE66D)` (as the `hvp` command draws it); the reference
+/// is the exact HVP (forward-over-reverse) in mpfr256 (`hRef`) or fp64 (`hRef64`),
+/// as ``reference`` says (NUMERICS.md §3).
 public struct ModelSetup: Sendable {
     public let spec: String
     public let seed: UInt64
@@ -18,20 +33,36 @@ public struct ModelSetup: Sendable {
     public let model: any DifferentiableModel
     public let theta: [Double]
     public let v: [Double]
+    public let reference: ReferenceKind
+    /// The mpfr256 exact HVP (empty with the fp64 reference).
     public let hRef: [MPFloat<256>]
+    /// The fp64 exact HVP (empty with the mpfr256 reference).
+    public let hRef64: [Double]
     public let hRefNorm: Double
 
-    /// From the context's cache: one mpfr256 reference per (model, seed, param format).
-    public static func make(_ spec: String, seed: UInt64, param: String, context: StudyContext) throws -> ModelSetup {
-        try context.cached("setup|\(spec)|\(seed)|\(param)") {
-            let m = try build(spec, seed: seed, param: param)
-            try ModelMemory.check(m, format: "mpfr256", dual: true, what: "the mpfr256 reference HVP of model '\(spec)'")
-            let (theta, v) = try point(m, seed: seed, param: param)
-            let h = m.exactHVP(theta.map { MPFloat<256>($0) }, v.map { MPFloat<256>($0) }).hv
-            var s = MPFloat<256>.zero
-            for x in h { s += x * x }
-            return ModelSetup(spec: spec, seed: seed, param: param, model: m, theta: theta, v: v, hRef: h,
-                              hRefNorm: s.squareRoot().doubleValue)
+    /// From the context's cache: one reference per (model, seed, param format, reference kind).
+    public static func make(_ spec: String, seed: UInt64, param: String, reference: ReferenceKind = .mpfr256,
+                            context: StudyContext) throws -> ModelSetup {
+        switch reference {
+        case .mpfr256:
+            return try context.cached("setup|\(spec)|\(seed)|\(param)") {
+                let m = try build(spec, seed: seed, param: param)
+                try ModelMemory.check(m, format: "mpfr256", dual: true, what: "the mpfr256 reference HVP of model '\(spec)'")
+                let (theta, v) = try point(m, seed: seed, param: param)
+                let h = m.exactHVP(theta.map { MPFloat<256>($0) }, v.map { MPFloat<256>($0) }).hv
+                var s = MPFloat<256>.zero
+                for x in h { s += x * x }
+                return ModelSetup(spec: spec, seed: seed, param: param, model: m, theta: theta, v: v, reference: .mpfr256, hRef: h, hRef64: [],
+                                  hRefNorm: s.squareRoot().doubleValue)
+            }
+        case .fp64:
+            return try context.cached("setup-fp64|\(spec)|\(seed)|\(param)") {
+                let m = try build(spec, seed: seed, param: param)
+                let (theta, v) = try point(m, seed: seed, param: param)
+                let h = m.exactHVP(theta, v).hv
+                return ModelSetup(spec: spec, seed: seed, param: param, model: m, theta: theta, v: v, reference: .fp64, hRef: [], hRef64: h,
+                                  hRefNorm: h.reduce(0) { $0 + $1 * $1 }.squareRoot())
+            }
         }
     }
 
@@ -73,11 +104,18 @@ public struct ModelSetup: Sendable {
         return (0..<count).map { _ in 2 * g.nextUniform() - 1 }
     }
 
-    /// ‖x − h_ref‖₂ / ‖h_ref‖₂ with the difference taken in mpfr256.
-    public func relativeError(_ x: [Double]) -> Double { relativeDistance(x.map { MPFloat<256>($0) }) }
+    /// ‖x − h_ref‖₂ / ‖h_ref‖₂, the difference taken in mpfr256 (in fp64 against the
+    /// fp64 reference).
+    public func relativeError(_ x: [Double]) -> Double {
+        if reference == .mpfr256 { return relativeDistance(x.map { MPFloat<256>($0) }) }
+        var s = 0.0
+        for i in x.indices { let d = x[i] - hRef64[i]; s += d * d }
+        return hRefNorm > 0 ? s.squareRoot() / hRefNorm : s.squareRoot()
+    }
 
-    /// ‖x − h_ref‖₂ / ‖h_ref‖₂ for x in mpfr256.
+    /// ‖x − h_ref‖₂ / ‖h_ref‖₂ for x in mpfr256 (the mpfr256 reference only).
     public func relativeDistance(_ x: [MPFloat<256>]) -> Double {
+        precondition(reference == .mpfr256, "relativeDistance(_: [MPFloat<256>]) needs the mpfr256 reference")
         var s = 0.0
         for i in x.indices { let d = (x[i] - hRef[i]).doubleValue; s += d * d }
         return hRefNorm > 0 ? s.squareRoot() / hRefNorm : s.squareRoot()
@@ -86,16 +124,23 @@ public struct ModelSetup: Sendable {
     /// cos(x, h_ref).
     public func cosine(_ x: [Double]) -> Double {
         var d = 0.0, nx = 0.0
-        for i in x.indices { let h = hRef[i].doubleValue; d += x[i] * h; nx += x[i] * x[i] }
+        for i in x.indices { let h = reference == .mpfr256 ? hRef[i].doubleValue : hRef64[i]; d += x[i] * h; nx += x[i] * x[i] }
         let den = nx.squareRoot() * hRefNorm
         return den > 0 ? d / den : 0
     }
 
-    /// The same FD scheme and ε entirely in mpfr256 (ĥ_ref(ε): its error against
-    /// h_ref is pure truncation), cached per (scheme, ε) as a double-double pair
-    /// (16 bytes per entry instead of an MPFR value) with its `bias_rel`.
+    /// The same FD scheme and ε entirely in the reference's format (ĥ_ref(ε): its error
+    /// against h_ref is truncation, plus, with the fp64 reference, fp64 rounding far below
+    /// any measured policy's). In mpfr256 it is cached per (scheme, ε) as a double-double
+    /// pair (16 bytes per entry instead of an MPFR value) with its `bias_rel`; in fp64 it
+    /// is recomputed (two to four fp64 gradients: at 10⁶ parameters a cache of every
+    /// (scheme, ε) of a sweep would hold gigabytes).
     public func referenceFD(scheme: FDScheme, epsilon: Double, context: StudyContext) -> ReferenceFD {
-        context.cached("refFD|\(spec)|\(seed)|\(param)|\(scheme.rawValue)|\(epsilon.bitPattern)") {
+        if reference == .fp64 {
+            let r = FiniteDifferenceHVP.estimateInFormat(model, theta: theta, v: v, scheme: scheme, epsilon: epsilon)
+            return ReferenceFD(hi: r, lo: [], biasRel: relativeError(r))
+        }
+        return context.cached("refFD|\(spec)|\(seed)|\(param)|\(scheme.rawValue)|\(epsilon.bitPattern)") {
             let r = FiniteDifferenceHVP.estimateInFormat(model, theta: theta.map { MPFloat<256>($0) }, v: v.map { MPFloat<256>($0) },
                                                          scheme: scheme, epsilon: MPFloat<256>(epsilon))
             let hi = r.map { $0.doubleValue }
@@ -105,7 +150,8 @@ public struct ModelSetup: Sendable {
     }
 }
 
-/// ĥ_ref(ε) as hi + lo (double-double) and its relative distance to h_ref.
+/// ĥ_ref(ε) as hi + lo (double-double; `lo` empty for an fp64 ĥ_ref) and its
+/// relative distance to h_ref.
 public struct ReferenceFD: Sendable {
     public var hi: [Double]
     public var lo: [Double]
@@ -113,7 +159,11 @@ public struct ReferenceFD: Sendable {
     /// ‖x − ĥ_ref‖₂ (each difference formed as (xᵢ − hiᵢ) − loᵢ).
     public func distance(_ x: [Double]) -> Double {
         var s = 0.0
-        for i in x.indices { let d = (x[i] - hi[i]) - lo[i]; s += d * d }
+        if lo.isEmpty {
+            for i in x.indices { let d = x[i] - hi[i]; s += d * d }
+        } else {
+            for i in x.indices { let d = (x[i] - hi[i]) - lo[i]; s += d * d }
+        }
         return s.squareRoot()
     }
 }

@@ -31,10 +31,12 @@ public struct NoiseAmplificationStudy: Study {
         public var vary: [Vary]
         public var replicates: Int
         public var shards: [Int]
+        /// The exact HVP `rel_err` and ‖h_ref‖ come from: mpfr256, or fp64 for large models.
+        public var reference: ReferenceKind
         public init(models: [String], policies: [PrecisionPolicy], schemes: [FDScheme], stepPolicies: [String], eps: [Double],
-                    seeds: [UInt64], vary: [Vary], replicates: Int, shards: [Int]) {
+                    seeds: [UInt64], vary: [Vary], replicates: Int, shards: [Int], reference: ReferenceKind = .mpfr256) {
             self.models = models; self.policies = policies; self.schemes = schemes; self.stepPolicies = stepPolicies; self.eps = eps
-            self.seeds = seeds; self.vary = vary; self.replicates = replicates; self.shards = shards
+            self.seeds = seeds; self.vary = vary; self.replicates = replicates; self.shards = shards; self.reference = reference
         }
     }
 
@@ -90,7 +92,7 @@ public struct NoiseAmplificationStudy: Study {
     public func run(unit index: Int, context: StudyContext) throws -> UnitOutput {
         let c = curves[index]
         let key = unitKey(index)
-        let setup = try ModelSetup.make(c.model, seed: c.seed, param: c.policy.param, context: context)
+        let setup = try ModelSetup.make(c.model, seed: c.seed, param: c.policy.param, reference: config.reference, context: context)
         let engine = try FDEngine(model: setup.model, policy: c.policy)
         let lead = [c.model] + policyCells(c.policy) + [c.scheme.rawValue, c.step, "\(c.seed)", c.vary.rawValue]
         let reps = replicates(c, unitKey: key)

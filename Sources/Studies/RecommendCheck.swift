@@ -3,40 +3,21 @@ import Scalars
 import Models
 import Curvature
 
-/// The exact HVP a measured error is taken against: mpfr256 (forward-over-reverse in
-/// `MPFloat<256>`, the studies' reference) or fp64 (the same in `Dual<Double>`: far
-/// cheaper at large sizes, and equal to mpfr256 in `rel_err` to many digits wherever
-/// the FD error exceeds ~1e-10).
+/// The exact HVP a measured error is taken against (``ReferenceKind``), with the model
+/// and the point it was taken at.
 public struct ReferenceHVP: Sendable {
-    public enum Kind: String, Sendable, CaseIterable { case mpfr256, fp64 }
-    public let kind: Kind
-    let setup: ModelSetup?
-    let href: [Double]
-    let hrefNorm: Double
+    public typealias Kind = ReferenceKind
+    public var kind: Kind { setup.reference }
+    let setup: ModelSetup
 
     public static func make(_ kind: Kind, spec: String, seed: UInt64, param: String, context: StudyContext) throws
         -> (reference: ReferenceHVP, model: any DifferentiableModel, theta: [Double], v: [Double]) {
-        switch kind {
-        case .mpfr256:
-            let s = try ModelSetup.make(spec, seed: seed, param: param, context: context)
-            return (ReferenceHVP(kind: kind, setup: s, href: [], hrefNorm: s.hRefNorm), s.model, s.theta, s.v)
-        case .fp64:
-            return try context.cached("fp64ref|\(spec)|\(seed)|\(param)") {
-                let m = try ModelSetup.build(spec, seed: seed, param: param)
-                let (theta, v) = try ModelSetup.point(m, seed: seed, param: param)
-                let h = m.exactHVP(theta, v).hv
-                return (ReferenceHVP(kind: kind, setup: nil, href: h, hrefNorm: StepRecommendation.norm(h)), m, theta, v)
-            }
-        }
+        let s = try ModelSetup.make(spec, seed: seed, param: param, reference: kind, context: context)
+        return (ReferenceHVP(setup: s), s.model, s.theta, s.v)
     }
 
     /// `rel_err` of x against the reference.
-    public func relativeError(_ x: [Double]) -> Double {
-        if let setup { return setup.relativeError(x) }
-        var s = 0.0
-        for i in x.indices { let d = x[i] - href[i]; s += d * d }
-        return hrefNorm > 0 ? s.squareRoot() / hrefNorm : s.squareRoot()
-    }
+    public func relativeError(_ x: [Double]) -> Double { setup.relativeError(x) }
 }
 
 /// Study `recommend-check`: how good is ``StepRecommendation`` — the ε that

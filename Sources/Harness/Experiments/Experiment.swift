@@ -48,8 +48,9 @@ public enum ExperimentLoader {
     /// The largest product of an experiment's list lengths.
     static let maxGridSize = 10_000_000.0
     static let keys: [String: Set<String>] = [
-        "fd-bias": ["models", "policies", "schemes", "step_policies", "eps", "seeds", "tolerance", "dominance", "fit_max_err", "fit_max_swamped"],
-        "noise-amplification": ["models", "policies", "schemes", "step_policies", "eps", "seeds", "vary", "replicates", "shards"],
+        "fd-bias": ["models", "policies", "schemes", "step_policies", "eps", "seeds", "tolerance", "dominance", "fit_max_err", "fit_max_swamped",
+                    "reference"],
+        "noise-amplification": ["models", "policies", "schemes", "step_policies", "eps", "seeds", "vary", "replicates", "shards", "reference"],
         "krylov-stability": ["models", "policies", "schemes", "step_policies", "eps", "reorth", "steps", "checkpoints", "probes", "seeds",
                              "ritz_top", "ritz_tol", "tolerance", "max_parameters"],
         "regimes": ["from", "validate", "tolerance"],
@@ -161,7 +162,8 @@ public enum ExperimentLoader {
             eps: try doc.required(m, "eps").epsGrid(), seeds: try seeds(m["seeds"]),
             tolerance: try m["tolerance"]?.positive() ?? 1e-2, dominance: try m["dominance"]?.positive() ?? 3,
             saturation: ErrorModelFit.Saturation(maxError: try m["fit_max_err"]?.positive() ?? 0.3,
-                                                 maxSwamped: try m["fit_max_swamped"]?.positive() ?? 0.25))
+                                                 maxSwamped: try m["fit_max_swamped"]?.positive() ?? 0.25),
+            reference: try referenceKind(m["reference"]))
         return try wrap(doc) { try FDBiasStudy(c) }
     }
 
@@ -178,7 +180,7 @@ public enum ExperimentLoader {
             schemes: try schemes(doc.required(m, "schemes")), stepPolicies: try stepPolicies(m["step_policies"]),
             eps: try doc.required(m, "eps").epsGrid(), seeds: try seeds(m["seeds"]), vary: vary,
             replicates: try m["replicates"]?.int(min: 2, max: 10_000) ?? 8,
-            shards: try m["shards"]?.intList(min: 1, max: 64) ?? [1, 2, 4, 8])
+            shards: try m["shards"]?.intList(min: 1, max: 64) ?? [1, 2, 4, 8], reference: try referenceKind(m["reference"]))
         return try wrap(varyNode) { try NoiseAmplificationStudy(c) }
     }
 
