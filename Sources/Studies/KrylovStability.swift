@@ -76,7 +76,9 @@ public enum ModelLanczos {
 /// chosen ε under each precision policy (Lanczos vectors and dot products in the
 /// policy's `krylov` format), for each reorthogonalization policy, against
 /// (a) exact-HVP Lanczos in fp64 from the same probes and (b) the exact spectrum
-/// (eigenvalues of the full Hessian from exact dual HVPs in fp64, LAPACK dsyevd).
+/// (eigenvalues of the full Hessian from exact dual HVPs in fp64, LAPACK dsyevd), or,
+/// for models too large for a dense Hessian, a long full-reorthogonalization
+/// exact-HVP Lanczos run (``SpectrumSource``).
 ///
 /// Each unit runs `steps` Lanczos steps per probe once; the diagnostics are taken
 /// at every checkpoint k in `checkpoints` from the leading k×k block of T.
@@ -106,7 +108,9 @@ public enum ModelLanczos {
 ///   and probe, of the FD run (`source = fd`), and of the exact-HVP fp64 run
 ///   (`exact_hvp`, once per model, seed, param format and reorthogonalization; its
 ///   policy-dependent columns are those of the first run that used it).
-/// - `spectrum.csv`: the exact eigenvalues per model, seed and param format.
+/// - `spectrum.csv`: the exact eigenvalues per model, seed and param format
+///   (`spectrum: dense`); `reference_ritz.csv` instead with `spectrum: lanczos`: the
+///   reference run's Ritz values, residual estimates and convergence flags.
 public struct KrylovStabilityStudy: Study {
     public struct Config: Sendable {
         public var models: [String]
@@ -123,14 +127,36 @@ public struct KrylovStabilityStudy: Study {
         public var ritzTol: Double
         public var tolerance: Double
         public var maxParameters: Int
+        /// Where the reference eigenvalues come from (``SpectrumSource``).
+        public var spectrum: SpectrumSource
+        /// Steps of the reference Lanczos run of `spectrum: lanczos` (default 2·steps).
+        public var referenceSteps: Int?
         public init(models: [String], policies: [PrecisionPolicy], schemes: [FDScheme], stepPolicies: [String], eps: [Double],
                     reorth: [Reorthogonalization], steps: Int, checkpoints: [Int], probes: Int, seeds: [UInt64],
-                    ritzTop: Int = 3, ritzTol: Double = 1e-3, tolerance: Double = 1e-2, maxParameters: Int = 3000) {
+                    ritzTop: Int = 3, ritzTol: Double = 1e-3, tolerance: Double = 1e-2, maxParameters: Int = 3000,
+                    spectrum: SpectrumSource = .dense, referenceSteps: Int? = nil) {
             self.models = models; self.policies = policies; self.schemes = schemes; self.stepPolicies = stepPolicies; self.eps = eps
             self.reorth = reorth; self.steps = steps; self.checkpoints = checkpoints; self.probes = probes; self.seeds = seeds
             self.ritzTop = ritzTop; self.ritzTol = ritzTol; self.tolerance = tolerance; self.maxParameters = maxParameters
+            self.spectrum = spectrum; self.referenceSteps = referenceSteps
         }
+        var lanczosReferenceSteps: Int { referenceSteps ?? 2 * steps }
     }
+
+    /// The reference eigenvalues of a run's diagnostics.
+    ///
+    /// - `dense`: the exact spectrum (a quadratic's defining eigenvalues, or the dense
+    ///   Hessian from exact HVPs, up to `max_parameters`).
+    /// - `lanczos`: for models too large for a dense Hessian, the Ritz values of one long
+    ///   Lanczos run (`reference_steps`, full reorthogonalization, fp64, exact HVPs from
+    ///   Dual<Double>, the first probe): its extreme Ritz values have converged (the study
+    ///   checks the top `ritz_top` at `ritz_tol` and refuses otherwise), its interior ones
+    ///   have not. So `ritz_err_top_*`, `ghost_count` (more converged copies of a value
+    ///   than the reference has) and the spectral range that scales `w1_scaled_vs_exact_hvp`
+    ///   and `ritz_dev_top_*` are measured against it, and `spurious_count`, `w1_scaled`
+    ///   and `ks`, which need the whole spectrum, are left empty. The reference Ritz
+    ///   values, residuals and convergence flags go to `reference_ritz.csv`.
+    public enum SpectrumSource: String, Sendable, CaseIterable { case dense, lanczos }
 
     public let config: Config
     public let name = "krylov-stability"
@@ -151,6 +177,9 @@ public struct KrylovStabilityStudy: Study {
         guard c.ritzTop >= 1 else { throw StudyError("ritz_top must be ≥ 1") }
         guard c.tolerance > 0, c.tolerance.isFinite, c.ritzTol > 0, c.ritzTol.isFinite else { throw StudyError("tolerance and ritz_tol must be finite and > 0") }
         if let bad = c.checkpoints.first(where: { $0 < 1 || $0 > c.steps }) { throw StudyError("checkpoint \(bad) outside 1...steps (\(c.steps))") }
+        if let r = c.referenceSteps, !(c.ritzTop...10_000).contains(r) {
+            throw StudyError("reference_steps must be in \(c.ritzTop)...10000 (ritz_top ... 10000; got \(r))")
+        }
         config = c
         var rs: [Run] = []
         for m in c.models { for p in c.policies { for s in c.schemes { for st in c.stepPolicies { for e in c.eps { for r in c.reorth { for seed in c.seeds {
@@ -177,13 +206,36 @@ public struct KrylovStabilityStudy: Study {
     }
     public static let nodesHeader = lead + ["source", "probe", "node", "weight"]
     public static let spectrumHeader = ["model", "seed", "param", "index", "eigenvalue"]
+    public static let referenceRitzHeader = ["model", "seed", "param", "steps", "index", "ritz_value", "residual", "converged"]
     public static let regionHeader = ["policy", "param", "compute", "grad", "krylov", "scheme", "step_policy", "eps", "reorth", "steps",
                                       "runs", "trustworthy_fraction", "ritz_err_top_max"]
 
-    /// Exact eigenvalues of the model's Hessian at θ (ascending).
-    func spectrum(_ s: ModelSetup, context: StudyContext) throws -> [Double] {
-        try context.cached("spectrum|\(s.spec)|\(s.seed)|\(s.param)") {
-            try ExactSpectrum.of(s.model, theta: s.theta, spec: s.spec, maxParameters: config.maxParameters)
+    /// The reference eigenvalues at θ (ascending) and, with `spectrum: lanczos`, the
+    /// reference run's residuals and convergence flags.
+    struct Reference: Sendable { var values: [Double]; var residuals: [Double]?; var converged: [Bool]? }
+
+    func reference(_ s: ModelSetup, probe: [Double], context: StudyContext) throws -> Reference {
+        switch config.spectrum {
+        case .dense:
+            return try context.cached("spectrum|\(s.spec)|\(s.seed)|\(s.param)") {
+                Reference(values: try ExactSpectrum.of(s.model, theta: s.theta, spec: s.spec, maxParameters: config.maxParameters),
+                          residuals: nil, converged: nil)
+            }
+        case .lanczos:
+            return try context.cached("ref-lanczos|\(s.spec)|\(s.seed)|\(s.param)|\(config.lanczosReferenceSteps)") {
+                let model = s.model, theta = s.theta
+                let t = try ModelLanczos.run(krylov: "fp64", mode: .nearest, accumulation: .recursive, reorthogonalization: .full,
+                                             steps: config.lanczosReferenceSteps, dimension: model.parameterCount, probes: [probe],
+                                             seed: s.seed) { q in model.exactHVP(theta, q).hv }[0]
+                let r = try Self.ritz(t, k: t.alpha.count)
+                let tNorm = max(abs(r.values.first ?? 0), abs(r.values.last ?? 0))
+                let conv = r.residuals.map { $0 <= config.ritzTol * tNorm }
+                let top = min(config.ritzTop, conv.count)
+                guard top > 0, conv.suffix(top).allSatisfy({ $0 }) else {
+                    throw StudyError("model '\(s.spec)': the top \(config.ritzTop) Ritz values of the \(t.alpha.count)-step reference Lanczos run have not converged to ritz_tol \(config.ritzTol); raise reference_steps")
+                }
+                return Reference(values: r.values, residuals: r.residuals, converged: conv)
+            }
         }
     }
 
@@ -218,10 +270,13 @@ public struct KrylovStabilityStudy: Study {
 
     public func run(unit index: Int, context: StudyContext) throws -> UnitOutput {
         let c = runs[index]
-        let setup = try ModelSetup.make(c.model, seed: c.seed, param: c.policy.param, context: context)
-        let exact = try spectrum(setup, context: context)
+        // θ and the model only: the fp64 setup (no mpfr256 HVP is needed here).
+        let setup = try ModelSetup.make(c.model, seed: c.seed, param: c.policy.param, reference: .fp64, context: context)
         let n = setup.model.parameterCount
         let ps = probes(c.seed, n)
+        let reference = try self.reference(setup, probe: ps[0], context: context)
+        let exact = reference.values
+        let complete = config.spectrum == .dense
         let engine = try FDEngine(model: setup.model, policy: c.policy)
         let step = try StepPolicy.make(kind: c.step, value: c.eps)
         let theta = setup.theta, model = setup.model
@@ -252,9 +307,15 @@ public struct KrylovStabilityStudy: Study {
                 for (x, w) in zip(r.values, r.weights) { out.append("nodes", lead + [src, "\(p)", cell(x), cell(w / Double(traces.count))]) }
             }
         }
-        // The exact spectrum once per (model, seed, param): from the first unit that uses it.
+        // The reference once per (model, seed, param): from the first unit that uses it.
         if index == runs.firstIndex(where: { $0.model == c.model && $0.seed == c.seed && $0.policy.param == c.policy.param }) {
-            for (i, l) in exact.enumerated() { out.append("spectrum", [c.model, "\(c.seed)", c.policy.param, "\(i)", cell(l)]) }
+            if let res = reference.residuals, let conv = reference.converged {
+                for (i, l) in exact.enumerated() {
+                    out.append("reference_ritz", [c.model, "\(c.seed)", c.policy.param, "\(exact.count)", "\(i)", cell(l), cell(res[i]), conv[i] ? "1" : "0"])
+                }
+            } else {
+                for (i, l) in exact.enumerated() { out.append("spectrum", [c.model, "\(c.seed)", c.policy.param, "\(i)", cell(l)]) }
+            }
         }
         let exactMeasure = SpectralMeasure(eigenvalues: exact)
         let range = (exact.last ?? 0) - (exact.first ?? 0)
@@ -288,7 +349,8 @@ public struct KrylovStabilityStudy: Study {
             // A run that broke down on a non-finite value before k has no k-step result to trust.
             let trusted = (dev.max() ?? 0) <= config.tolerance && ghosts == 0 && w1b / scale <= config.tolerance && broke != .nonFinite
             out.append("summary", lead + ["\(k)", "\(config.probes)", "\(n)"] + top.map(cell) + dev.map(cell)
-                       + ["\(stepsDone)", broke?.rawValue ?? "", "\(ghosts)", "\(spurious)", "\(unconverged)", cell(w1 / scale), cell(ks),
+                       + ["\(stepsDone)", broke?.rawValue ?? "", "\(ghosts)", complete ? "\(spurious)" : "", "\(unconverged)",
+                          complete ? cell(w1 / scale) : "", complete ? cell(ks) : "",
                           cell(w1b / scale), cell(orthMax),
                           cell(config.ritzTol), cell(config.tolerance), trusted ? "1" : "0"])
         }
@@ -317,7 +379,9 @@ public struct KrylovStabilityStudy: Study {
             return k + ["\(g.runs)", cell(Double(g.trusted) / Double(g.runs)), cell(g.worst)]
         })
         return StudyOutput(tables: [concatenate("lanczos", Self.lanczosHeader, outputs), summary, region,
-                                    concatenate("nodes", Self.nodesHeader, outputs), concatenate("spectrum", Self.spectrumHeader, outputs)])
+                                    concatenate("nodes", Self.nodesHeader, outputs)]
+                            + (config.spectrum == .dense ? [concatenate("spectrum", Self.spectrumHeader, outputs)]
+                                                         : [concatenate("reference_ritz", Self.referenceRitzHeader, outputs)]))
     }
 }
 

@@ -121,6 +121,9 @@ func read(_ dir: URL, _ f: String) -> Data { FileManager.default.contents(atPath
         ("study: fd-bias\nmodels: []\npolicies: [\"\"]\nschemes: [central]\neps: [1.0e-3]\n", "empty-grid", "2:9: empty list of models"),
         ("study: fd-bias\nmodels: [expsum:n=4]\npolicies: [\"\"]\nschemes: []\neps: [1.0e-3]\n", "empty-schemes", "empty grid"),
         ("study: fd-bias\nmodels: [expsum:n=4]\npolicies: [\"\"]\nschemes: [central]\neps: [1.0e-3]\nepsilon: 3\n", "unknown-key", "6:1: unknown key 'epsilon'"),
+        ("study: fd-bias\nmodels: [expsum:n=4]\npolicies: [\"\"]\nschemes: [central]\neps: [1.0e-3]\nreference: fp16\n", "unknown-reference", "6:12: unknown reference 'fp16' (known: mpfr256, fp64)"),
+        ("study: krylov-stability\nmodels: [expsum:n=4]\npolicies: [\"\"]\nschemes: [central]\neps: [1.0e-3]\nreorth: [full]\nsteps: 5\nspectrum: sparse\n",
+         "unknown-spectrum", "8:11: unknown spectrum 'sparse' (known: dense, lanczos)"),
         ("study: fd-bias\nmodels: [expsum:n=4]\npolicies: [\"\"]\nschemes: [central]\n", "missing-key", "1:1: missing key 'eps'"),
         ("study: noise-amplification\nmodels: [expsum:n=4]\npolicies: [\"\"]\nschemes: [central]\neps: [1.0e-3]\nvary: [stochastic-rounding]\n", "no-sr-policy", "6:7: vary: stochastic-rounding needs"),
         ("study: regimes\nfrom: {fd_bias: /nonexistent/fd}\nvalidate: {models: [expsum:n=4]}\n", "regimes-missing-input", "2:17: no such file or folder '/nonexistent/fd'"),
@@ -163,6 +166,15 @@ func read(_ dir: URL, _ f: String) -> Data { FileManager.default.contents(atPath
                 let e = try ExperimentLoader.load(path: path, quick: quick)
                 #expect(e.study.name == s && e.name == s && !e.study.units.isEmpty)
             }
+        }
+        // The large-model variants (no quick grid): their own names, the base study, the fp64 reference.
+        for (file, study) in [("fd-bias-large", "fd-bias"), ("noise-amplification-large", "noise-amplification"),
+                              ("krylov-stability-large", "krylov-stability"), ("recommend-check-large", "recommend-check")] {
+            let e = try ExperimentLoader.load(path: root.appendingPathComponent("experiments/\(file).yaml").path, quick: false)
+            #expect(e.study.name == study && e.name == file && !e.study.units.isEmpty)
+            if let f = e.study as? FDBiasStudy { #expect(f.config.reference == .fp64) }
+            if let n = e.study as? NoiseAmplificationStudy { #expect(n.config.reference == .fp64) }
+            if let k = e.study as? KrylovStabilityStudy { #expect(k.config.spectrum == .lanczos && k.config.referenceSteps == 80) }
         }
     }
 

@@ -165,6 +165,35 @@ let fp32 = try! PrecisionPolicy("param=fp32,compute=fp32,accumulate=fp32,grad=fp
         #expect(table(out, "region").rows.count == 4)
         #expect(table(out, "lanczos").rows.count == 120)
     }
+
+    /// `spectrum: lanczos` (models too large for a dense Hessian) on a network small
+    /// enough for both: the top Ritz errors, ghosts and the trust verdict match the dense
+    /// spectrum's; the columns that need the whole spectrum are empty, and the reference
+    /// run's Ritz values go to reference_ritz.csv. A reference whose top Ritz values have
+    /// not converged is refused.
+    @Test func lanczosReferenceSpectrumMatchesTheDenseOne() throws {
+        let bf16 = try PrecisionPolicy("param=bf16,compute=bf16,accumulate=fp32,grad=fp32,hvp=fp32,krylov=fp32")
+        func run(_ source: KrylovStabilityStudy.SpectrumSource, referenceSteps: Int? = nil) throws -> StudyOutput {
+            try runAll(try KrylovStabilityStudy(.init(models: ["mlp:widths=4-8-3,act=tanh,samples=16"], policies: [fp32, bf16], schemes: [.central],
+                                                      stepPolicies: ["absolute"], eps: [1e-2], reorth: [.none, .full], steps: 20,
+                                                      checkpoints: [10, 20], probes: 2, seeds: [0], spectrum: source, referenceSteps: referenceSteps)))
+        }
+        let d = try run(.dense), l = try run(.lanczos, referenceSteps: 60)
+        let sd = table(d, "summary"), sl = table(l, "summary")
+        #expect(sd.rows.count == 8 && sl.rows.count == 8)
+        for name in ["ritz_err_top_1", "ritz_err_top_2", "ritz_err_top_3"] {
+            for (a, b) in zip(numbers(sd, name), numbers(sl, name)) { #expect(abs(a - b) <= 1e-6 * max(a, 1e-3), "\(name): \(a) vs \(b)") }
+        }
+        #expect(column(sd, "ghost_count") == column(sl, "ghost_count") && column(sd, "trustworthy") == column(sl, "trustworthy"))
+        #expect(column(sd, "unconverged_count") == column(sl, "unconverged_count"))
+        for name in ["spurious_count", "w1_scaled", "ks"] {
+            #expect(column(sl, name).allSatisfy(\.isEmpty) && column(sd, name).allSatisfy { !$0.isEmpty })
+        }
+        #expect(!l.tables.contains { $0.name == "spectrum" } && !d.tables.contains { $0.name == "reference_ritz" })
+        let rr = table(l, "reference_ritz")
+        #expect(rr.rows.count > 20 && column(rr, "converged").suffix(3) == ["1", "1", "1"])
+        #expect(throws: StudyError.self) { try run(.lanczos, referenceSteps: 3) }
+    }
 }
 
 @Suite struct RegimesTests {

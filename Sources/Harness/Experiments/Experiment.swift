@@ -52,6 +52,7 @@ public enum ExperimentLoader {
                     "reference"],
         "noise-amplification": ["models", "policies", "schemes", "step_policies", "eps", "seeds", "vary", "replicates", "shards", "reference"],
         "krylov-stability": ["models", "policies", "schemes", "step_policies", "eps", "reorth", "steps", "checkpoints", "probes", "seeds",
+                             "spectrum", "reference_steps",
                              "ritz_top", "ritz_tol", "tolerance", "max_parameters"],
         "regimes": ["from", "validate", "tolerance"],
         "scaling": ["models", "policy", "shards", "schemes", "repeats", "lanczos_steps", "memory_steps", "extrapolate_to", "fit_max_parameters",
@@ -201,7 +202,8 @@ public enum ExperimentLoader {
             checkpoints: try m["checkpoints"]?.intList(min: 1, max: steps) ?? [steps],
             probes: try m["probes"]?.int(min: 1, max: 10_000) ?? 4, seeds: try seeds(m["seeds"]),
             ritzTop: try m["ritz_top"]?.int(min: 1, max: 100) ?? 3, ritzTol: try m["ritz_tol"]?.positive() ?? 1e-3,
-            tolerance: try m["tolerance"]?.positive() ?? 1e-2, maxParameters: try m["max_parameters"]?.int(min: 1, max: 20_000) ?? 3000)
+            tolerance: try m["tolerance"]?.positive() ?? 1e-2, maxParameters: try m["max_parameters"]?.int(min: 1, max: 20_000) ?? 3000,
+            spectrum: try spectrumSource(m["spectrum"]), referenceSteps: try m["reference_steps"]?.int(min: 1, max: 10_000))
         return try wrap(doc) { try KrylovStabilityStudy(c) }
     }
 
@@ -213,6 +215,16 @@ public enum ExperimentLoader {
             tolerance: try m["tolerance"]?.positive() ?? 5e-2, reference: reference,
             checkPerDecade: try m["check_per_decade"]?.int(min: 1, max: 20) ?? 4)
         return try wrap(doc) { try RecommendCheckStudy(c) }
+    }
+
+    /// `spectrum: dense|lanczos` (default dense).
+    static func spectrumSource(_ node: YNode?) throws -> KrylovStabilityStudy.SpectrumSource {
+        guard let node else { return .dense }
+        let s = try node.string()
+        guard let k = KrylovStabilityStudy.SpectrumSource(rawValue: s) else {
+            throw node.error("unknown spectrum '\(s)' (known: \(KrylovStabilityStudy.SpectrumSource.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        return k
     }
 
     /// `reference: mpfr256|fp64` (default mpfr256).
