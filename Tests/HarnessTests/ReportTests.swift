@@ -25,6 +25,26 @@ func occurrences(_ s: String, _ sub: String) -> Int { s.components(separatedBy: 
         let regOut = base.appendingPathComponent("regimes")
         #expect(try runCLI(["run", reg.path, "--out", regOut.path]).status == 0)
         dirs["regimes"] = regOut
+        // krylov-stability with `spectrum: lanczos` (no dense spectrum): the report draws SLQ against exact-HVP SLQ only.
+        let ksl = base.appendingPathComponent("krylov-stability-lanczos.yaml")
+        try """
+            study: krylov-stability
+            spectrum: lanczos
+            reference_steps: 40
+            models: ["mlp:widths=4-8-3,act=tanh,samples=16"]
+            policies: ["param=bf16,compute=bf16,accumulate=fp32,grad=fp32,hvp=fp32,krylov=fp32"]
+            schemes: [central]
+            eps: [1.0e-2]
+            reorth: [none, full]
+            steps: 15
+            checkpoints: [5, 15]
+            probes: 1
+
+            """.write(to: ksl, atomically: true, encoding: .utf8)
+        let kslOut = base.appendingPathComponent("krylov-stability-lanczos")
+        #expect(try runCLI(["run", ksl.path, "--out", kslOut.path]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: kslOut.appendingPathComponent("spectrum.csv").path))
+        dirs["krylov-stability-lanczos"] = kslOut
 
         for (study, dir) in dirs {
             let out = base.appendingPathComponent("export-\(study)")
@@ -48,6 +68,10 @@ func occurrences(_ s: String, _ sub: String) -> Int { s.components(separatedBy: 
             #expect(numbers == Array(1...max(svgs, 1)).prefix(svgs).map { $0 }, "\(study): figure numbers \(numbers)")
             #expect(!html.contains("(0 points)"), "\(study): a caption counts no points")
             if study == "krylov-stability" { #expect(html.contains("exact eigenvalues; SLQ densities from")) }
+            if study == "krylov-stability-lanczos" {
+                #expect(html.contains("no exact spectrum at this size") && !html.contains("exact eigenvalues; SLQ densities from"))
+                #expect(String(decoding: nbData, as: UTF8.self).contains("reference_ritz.csv"))
+            }
             if study == "fd-bias" {
                 // Every curve has a legend entry, and no two kinds of line share a dash pattern.
                 #expect(html.contains("central fitted model</text>") && html.contains("central ε*</text>"))
@@ -67,7 +91,7 @@ func occurrences(_ s: String, _ sub: String) -> Int { s.components(separatedBy: 
                 #expect(markers == (try rows("points.csv")).filter { (Double($0["noise_std_rel"]!) ?? 0) > 0 }.count)
             case "block-diagonal":
                 #expect(markers == 2 * (try rows("summary.csv")).count)
-            case "krylov-stability":
+            case "krylov-stability", "krylov-stability-lanczos":
                 let orth = try rows("lanczos.csv").filter { (Double($0["orth_loss"]!) ?? 0) > 0 }.count
                 let ritz = try rows("summary.csv").filter { (Double($0["ritz_err_top_1"]!) ?? 0) > 0 }.count
                 #expect(markers == orth + ritz)

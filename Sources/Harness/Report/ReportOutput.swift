@@ -201,16 +201,20 @@ extension ReportCommand {
             return fig
 
         def plot_density(model, policy, eps, reorth):
-            nodes, spec = CSV["nodes.csv"], CSV["spectrum.csv"]
+            nodes, spec = CSV["nodes.csv"], CSV.get("spectrum.csv")  # absent with spectrum: lanczos
             fd = nodes[(nodes.model == model) & (nodes.policy == policy) & (nodes.source == "fd") & (nodes.eps.astype(str) == eps) & (nodes.reorth == reorth)]
             param, seed = fd.param.iloc[0], fd.seed.iloc[0]
             ex = nodes[(nodes.model == model) & (nodes.source == "exact_hvp") & (nodes.param == param) & (nodes.seed == seed) & (nodes.reorth == reorth)]
-            lam = spec[(spec.model == model) & (spec.param == param) & (spec.seed == seed)].eigenvalue.to_numpy()
+            if spec is not None:
+                lam = spec[(spec.model == model) & (spec.param == param) & (spec.seed == seed)].eigenvalue.to_numpy()
+            else:
+                lam = np.concatenate([fd.node.to_numpy(), ex.node.to_numpy()]); lam = lam[np.isfinite(lam)]
             lo, hi = lam.min(), lam.max(); sigma = 0.01 * (hi - lo)
             x = np.linspace(lo - 3 * sigma, hi + 3 * sigma, 200)
             dens = lambda r: (r.weight.to_numpy()[None, :] * np.exp(-0.5 * ((x[:, None] - r.node.to_numpy()[None, :]) / sigma) ** 2)).sum(1) / (sigma * np.sqrt(2 * np.pi))
             fig, ax = plt.subplots(figsize=(7, 4))
-            ax.hist(lam, bins=40, range=(lo, hi), density=True, color="#cccccc", label="exact eigenvalues")
+            if spec is not None:
+                ax.hist(lam, bins=40, range=(lo, hi), density=True, color="#cccccc", label="exact eigenvalues")
             ax.plot(x, dens(fd), color=COLORS[0], label="SLQ, FD-HVP")
             ax.plot(x, dens(ex), "--", color=COLORS[1], label="SLQ, exact HVP fp64")
             ax.set_xlabel("eigenvalue"); ax.set_ylabel("density (per unit eigenvalue)")
