@@ -219,20 +219,21 @@ public enum ExperimentLoader {
 
     /// `spectrum: dense|lanczos` (default dense).
     static func spectrumSource(_ node: YNode?) throws -> KrylovStabilityStudy.SpectrumSource {
-        guard let node else { return .dense }
-        let s = try node.string()
-        guard let k = KrylovStabilityStudy.SpectrumSource(rawValue: s) else {
-            throw node.error("unknown spectrum '\(s)' (known: \(KrylovStabilityStudy.SpectrumSource.allCases.map(\.rawValue).joined(separator: ", ")))")
-        }
-        return k
+        try named(node, default: .dense, what: "spectrum")
     }
 
     /// `reference: mpfr256|fp64` (default mpfr256).
     static func referenceKind(_ node: YNode?) throws -> ReferenceHVP.Kind {
-        guard let node else { return .mpfr256 }
+        try named(node, default: .mpfr256, what: "reference")
+    }
+
+    /// One value of a string enumeration, `fallback` when the key is absent; an unknown
+    /// name is an error at the node that lists the known ones.
+    static func named<E: RawRepresentable & CaseIterable>(_ node: YNode?, default fallback: E, what: String) throws -> E where E.RawValue == String {
+        guard let node else { return fallback }
         let s = try node.string()
-        guard let k = ReferenceHVP.Kind(rawValue: s) else {
-            throw node.error("unknown reference '\(s)' (known: \(ReferenceHVP.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+        guard let k = E(rawValue: s) else {
+            throw node.error("unknown \(what) '\(s)' (known: \(E.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         return k
     }
