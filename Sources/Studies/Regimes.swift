@@ -30,6 +30,7 @@ public struct RegimeEntry: Codable, Sendable, Equatable {
     public var tolerance: Double
     public var predictedErr: Double
     public var validatedErr: Double?
+    /// The held-out verdict of the step the entry recommends (`recommended_step`).
     public var validatedOK: Bool
     public var curves: Int
     public var lanczosReorth: String
@@ -49,12 +50,16 @@ public struct RegimeEntry: Codable, Sendable, Equatable {
     public var calibration: Calibration
     /// The static ε on held-out models: median and worst predicted/measured ratio
     /// (worst: the largest of r and 1/r), and the worst ratio of ε* to the best ε of a
-    /// 4-per-decade grid. `validated_ok` requires median within 2×, worst within 3×,
-    /// ε* within 3× of the best.
+    /// 4-per-decade grid, by the rule of ``Validation/init(models:outcomes:)``.
     public var validation: Validation?
     /// The per-model step (`recommend`, `slq --eps auto`) on the same held-out models,
     /// judged by the same rule: the procedure to use when the static ε does not transfer.
     public var perModel: Validation?
+    /// How a consumer chooses ε: `static` (`eps_star`, the same on every model) or
+    /// `per_model` (the reference-free estimate of `recommend`, `slq --eps auto`, on the
+    /// consumer's own model). The static ε when it passed its held-out validation, else
+    /// the per-model step when that was validated; nil only while the study runs.
+    public var recommendedStep: String?
 
     public struct Calibration: Codable, Sendable, Equatable {
         public var models: [String]
@@ -68,24 +73,63 @@ public struct RegimeEntry: Codable, Sendable, Equatable {
         /// nil where a ratio is undefined (a zero or non-finite error): then `ok` is false.
         public var ratioMedian: Double?
         public var ratioWorst: Double?
+        /// Over the feasible models only; nil when there is none (or a ratio is undefined).
         public var epsRatioWorst: Double?
+        /// The held-out models on which some ε of the grid met the tolerance; on the
+        /// others the check is of the floor (nil: a schema-2 file, judged by the old rule).
+        public var modelsFeasible: Int?
+        /// Infeasible models (no grid ε met the tolerance) on which the step claimed
+        /// the tolerance was met: an optimistic claim, so `ok` is false.
+        public var falseFeasible: Int?
         public var ok: Bool
         enum CodingKeys: String, CodingKey { case models, ratioMedian = "pred_over_meas_median", ratioWorst = "pred_over_meas_worst",
-                                              epsRatioWorst = "eps_over_best_worst", ok }
+                                              epsRatioWorst = "eps_over_best_worst", modelsFeasible = "models_feasible",
+                                              falseFeasible = "false_feasible", ok }
 
-        /// The rule of the regimes issue: median predicted/measured within 2×, every one
-        /// within 3×, and every ε within 3× of the grid's best.
-        public init(models: [String], ratios: [Double], epsRatios: [Double]) {
+        /// What a step claimed on one held-out model and what was measured there.
+        public struct Outcome: Sendable {
+            /// The predicted error at the step's ε, and the error measured there.
+            public var predicted: Double, measured: Double
+            /// The achievable error the step claims when it says the tolerance cannot be met.
+            public var floor: Double
+            /// Whether the step claimed the tolerance is met.
+            public var claimsFeasible: Bool
+            /// The best error of the 4-per-decade grid, and the step's ε over the grid's best ε.
+            public var gridBest: Double, epsOverBest: Double
+            public var tolerance: Double
+            public init(predicted: Double, measured: Double, floor: Double, claimsFeasible: Bool, gridBest: Double, epsOverBest: Double, tolerance: Double) {
+                self.predicted = predicted; self.measured = measured; self.floor = floor; self.claimsFeasible = claimsFeasible
+                self.gridBest = gridBest; self.epsOverBest = epsOverBest; self.tolerance = tolerance
+            }
+            /// Some ε of the grid met the tolerance on this model.
+            public var feasibleModel: Bool { gridBest <= tolerance }
+            /// The ratio judged: predicted/measured at the step's ε on a feasible model;
+            /// on an infeasible one the claimed floor over the grid's best error (the
+            /// achievable error the entry must state; no ε is usable, so which one is
+            /// recommended does not matter).
+            public var ratio: Double { feasibleModel ? predicted / measured : floor / gridBest }
+        }
+
+        /// The rule of the regimes issue (docs/NUMERICS.md §10): median ratio within 2×, every
+        /// one within 3×, and on the models where some ε meets the tolerance the step's ε
+        /// within 3× of the grid's best. Where no ε meets it, the step must say so (a claim
+        /// of feasibility there fails the entry) and its floor is the predicted error judged.
+        public init(models: [String], outcomes: [Outcome]) {
             self.models = models
-            let r = ratios.map { $0.isFinite && $0 > 0 ? $0 : .infinity }
+            let r = outcomes.map { $0.ratio }.map { $0.isFinite && $0 > 0 ? $0 : .infinity }
             let sorted = r.sorted()
             let n = sorted.count
             let median = n == 0 ? Double.nan : n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] * sorted[n / 2]).squareRoot()
             func spread(_ x: Double) -> Double { x.isFinite && x > 0 ? max(x, 1 / x) : .infinity }
-            let worst = r.map(spread).max() ?? .nan, epsWorst = epsRatios.map(spread).max() ?? .nan
-            ok = n > 0 && spread(median) <= 2 && worst <= 3 && epsWorst <= 3
+            let feasible = outcomes.filter(\.feasibleModel)
+            let worst = r.map(spread).max() ?? .nan
+            let epsWorst = feasible.isEmpty ? 1 : feasible.map { spread($0.epsOverBest) }.max()!
+            modelsFeasible = feasible.count
+            falseFeasible = outcomes.filter { !$0.feasibleModel && $0.claimsFeasible }.count
+            ok = n > 0 && spread(median) <= 2 && worst <= 3 && epsWorst <= 3 && falseFeasible == 0
             func defined(_ x: Double) -> Double? { x.isFinite ? x : nil }
-            ratioMedian = defined(median); ratioWorst = defined(worst); epsRatioWorst = defined(epsWorst)
+            ratioMedian = defined(median); ratioWorst = defined(worst)
+            epsRatioWorst = feasible.isEmpty ? nil : defined(epsWorst)
         }
     }
 
@@ -94,7 +138,16 @@ public struct RegimeEntry: Codable, Sendable, Equatable {
         case epsLo = "eps_lo", epsHi = "eps_hi", bandCurves = "band_curves", tolerance, predictedErr = "predicted_err", validatedErr = "validated_err"
         case validatedOK = "validated_ok", curves, lanczosReorth = "lanczos_reorth", lanczosMaxSteps = "lanczos_max_steps"
         case lanczosEpsTested = "lanczos_eps_tested", normalization, feasible, errFloor = "err_floor", calibration, validation
-        case perModel = "per_model"
+        case perModel = "per_model", recommendedStep = "recommended_step"
+    }
+
+    /// The step an entry recommends given its two verdicts: the static ε when it passed,
+    /// else the per-model step when it was validated (passed or not: on the same models
+    /// it is the better-judged procedure), else the static ε unvalidated.
+    public static func recommendation(staticOK: Bool, perModel: Validation?) -> (step: String, ok: Bool) {
+        if staticOK { return ("static", true) }
+        if let p = perModel { return ("per_model", p.ok) }
+        return ("static", false)
     }
 }
 
@@ -103,8 +156,10 @@ public struct RegimesFile: Codable, Sendable, Equatable {
     public static let schemaName = "hessian-harness/regimes"
     /// 2: saturated points left out of the fits; normalization, feasibility, the error
     /// floor, the calibration set, and the held-out validation of the static ε and of
-    /// the per-model step.
-    public static let schemaVersion = 2
+    /// the per-model step. 3: `recommended_step` (static or per-model ε) and `validated_ok`
+    /// its verdict; held-out models where no ε meets the tolerance judged by the floor
+    /// (`models_feasible`, `false_feasible`). Version 2 files are read and migrated.
+    public static let schemaVersion = 3
     public var schema: String
     public var version: Int
     public var entries: [RegimeEntry]
@@ -112,13 +167,29 @@ public struct RegimesFile: Codable, Sendable, Equatable {
     public init(entries: [RegimeEntry]) { schema = Self.schemaName; version = Self.schemaVersion; self.entries = entries }
 
     /// Parses and checks a regimes file (schema name and version, finite positive ε).
+    /// A version-2 file is migrated as its consumers read it then: its `validated_ok`
+    /// was the static ε's verdict, and an entry whose static ε failed but whose per-model
+    /// step passed was used through that step; its verdicts keep the old rule, which
+    /// judged infeasible models like the others.
     public static func decode(_ data: Data, path: String) throws -> RegimesFile {
-        let f: RegimesFile
+        var f: RegimesFile
         do { f = try JSONDecoder().decode(RegimesFile.self, from: data) } catch {
             throw StudyError("\(path): not a regimes file (\(Self.schemaName) v\(Self.schemaVersion)): \(Self.describe(error))")
         }
-        guard f.schema == schemaName, f.version == schemaVersion else {
-            throw StudyError("\(path): schema '\(f.schema)' version \(f.version); expected '\(schemaName)' version \(schemaVersion)")
+        guard f.schema == schemaName, f.version == schemaVersion || f.version == 2 else {
+            throw StudyError("\(path): schema '\(f.schema)' version \(f.version); expected '\(schemaName)' version \(schemaVersion) (or 2)")
+        }
+        if f.version == 2 {
+            for i in f.entries.indices {
+                let r = RegimeEntry.recommendation(staticOK: f.entries[i].validatedOK, perModel: f.entries[i].perModel)
+                // v2 fell back to the per-model step only when it had passed.
+                let step = r.step == "per_model" && !r.ok ? "static" : r.step
+                f.entries[i].recommendedStep = step
+                f.entries[i].validatedOK = step == "static" ? f.entries[i].validatedOK : true
+            }
+        }
+        for (i, e) in f.entries.enumerated() where e.recommendedStep != "static" && e.recommendedStep != "per_model" {
+            throw StudyError("\(path): entry \(i) has recommended_step '\(e.recommendedStep ?? "null")' (static or per_model)")
         }
         for (i, e) in f.entries.enumerated() where !(e.epsStar > 0 && e.epsStar.isFinite) {
             throw StudyError("\(path): entry \(i) has eps_star \(e.epsStar) (must be finite and > 0)")
@@ -143,16 +214,19 @@ public struct RegimesFile: Codable, Sendable, Equatable {
 
     public static let csvHeader = ["param", "compute", "grad", "scheme", "step_policy", "normalization", "policy", "eps_star", "eps_lo", "eps_hi",
                                    "band_curves", "tolerance", "predicted_err", "feasible", "err_floor", "validated_err", "pred_over_meas_median",
-                                   "pred_over_meas_worst", "eps_over_best_worst", "validated_ok", "per_model_pred_over_meas_median",
-                                   "per_model_pred_over_meas_worst", "per_model_eps_over_best_worst", "per_model_ok", "curves",
+                                   "pred_over_meas_worst", "eps_over_best_worst", "static_ok", "per_model_pred_over_meas_median",
+                                   "per_model_pred_over_meas_worst", "per_model_eps_over_best_worst", "per_model_ok", "recommended_step", "validated_ok",
+                                   "models_feasible", "false_feasible", "per_model_false_feasible", "curves",
                                    "calibration_parameters_min", "calibration_parameters_max", "lanczos_reorth", "lanczos_max_steps",
                                    "lanczos_eps_tested"]
     public var csvRows: [[String]] {
-        entries.map { e in
+        func count(_ n: Int?) -> String { n.map { "\($0)" } ?? "" }
+        return entries.map { e in
             [e.param, e.compute, e.grad, e.scheme, e.stepPolicy, e.normalization, e.policy, cell(e.epsStar), cell(e.epsLo), cell(e.epsHi),
              "\(e.bandCurves)", cell(e.tolerance), cell(e.predictedErr), e.feasible ? "1" : "0", cell(e.errFloor), cell(e.validatedErr),
-             cell(e.validation?.ratioMedian), cell(e.validation?.ratioWorst), cell(e.validation?.epsRatioWorst), e.validatedOK ? "1" : "0",
+             cell(e.validation?.ratioMedian), cell(e.validation?.ratioWorst), cell(e.validation?.epsRatioWorst), e.validation?.ok == true ? "1" : "0",
              cell(e.perModel?.ratioMedian), cell(e.perModel?.ratioWorst), cell(e.perModel?.epsRatioWorst), e.perModel?.ok == true ? "1" : "0",
+             e.recommendedStep ?? "", e.validatedOK ? "1" : "0", count(e.validation?.modelsFeasible), count(e.validation?.falseFeasible), count(e.perModel?.falseFeasible),
              "\(e.curves)", "\(e.calibration.parametersMin)", "\(e.calibration.parametersMax)", e.lanczosReorth,
              "\(e.lanczosMaxSteps)", cell(e.lanczosEpsTested)]
         }
@@ -181,8 +255,10 @@ public struct RegimesFile: Codable, Sendable, Equatable {
 /// (`reference`: mpfr256, or fp64 for large models): the FD-HVP at the static ε*
 /// (`rel_err`; `validated_err` is the largest), the per-model step of ``StepRecommendation``
 /// (`rec_*`), and the best ε of a 4-per-decade grid spanning both ±1 decade. The entry's
-/// `validation` and `per_model` summarize predicted/measured and ε/best over the models;
-/// `validated_ok` is the static ε's verdict (median within 2×, worst within 3×, ε within 3×).
+/// `validation` and `per_model` summarize them by the rule of ``RegimeEntry/Validation``
+/// (median within 2×, worst within 3×, ε within 3× where an ε meets the tolerance, the
+/// floor judged where none does); `recommended_step` is the static ε if it passed, else
+/// the per-model step, and `validated_ok` that step's verdict.
 /// Tables: `regimes.csv` (+ `regimes.json`), `validation.csv`.
 public struct RegimesStudy: Study {
     public struct Config: Sendable {
@@ -286,7 +362,7 @@ public struct RegimesStudy: Study {
                                   normalization: first["step_policy"]! == "relative" ? "relative: eps = eta * ||theta||_2 / ||v||_2" : "absolute",
                                   feasible: predicted <= tol, errFloor: floor,
                                   calibration: .init(models: calModels, parametersMin: counts.min() ?? 0, parametersMax: counts.max() ?? 0),
-                                  validation: nil, perModel: nil))
+                                  validation: nil, perModel: nil, recommendedStep: "static"))
         }
         entries = es
         var cs: [Check] = []
@@ -335,7 +411,7 @@ public struct RegimesStudy: Study {
 
     public static let validationHeader = ["param", "compute", "grad", "scheme", "step_policy", "policy", "model", "n", "seed", "reference", "eps", "eps_abs",
                                           "rel_err", "predicted_err", "tolerance", "pred_over_meas", "grid_best_eps_abs", "grid_best_err",
-                                          "eps_over_best", "rec_eps_abs", "rec_predicted_err", "rec_measured_err", "rec_pred_over_meas",
+                                          "eps_over_best", "rec_eps_abs", "rec_predicted_err", "rec_feasible", "rec_measured_err", "rec_pred_over_meas",
                                           "rec_eps_over_best"]
 
     /// One validation: the entry's static ε on a held-out model (measured error), the
@@ -368,7 +444,7 @@ public struct RegimesStudy: Study {
         out.append("validation", [e.param, e.compute, e.grad, e.scheme, e.stepPolicy, e.policy, ch.model, "\(model.parameterCount)", "\(ch.seed)",
                                   config.reference.rawValue, cell(e.epsStar), cell(r.epsilon), cell(measured), cell(e.predictedErr), cell(e.tolerance),
                                   cell(e.predictedErr / measured), cell(best.x), cell(best.err), cell(r.epsilon / best.x),
-                                  cell(rec.epsStar), definedCell(rec.predictedErr), cell(recMeasured), definedCell(rec.predictedErr / recMeasured),
+                                  cell(rec.epsStar), definedCell(rec.predictedErr), rec.feasible ? "1" : "0", cell(recMeasured), definedCell(rec.predictedErr / recMeasured),
                                   cell(rec.epsStar / best.x)])
         return out
     }
@@ -379,21 +455,26 @@ public struct RegimesStudy: Study {
         func col(_ row: [String], _ name: String) -> Double { Double(row[h.firstIndex(of: name)!]) ?? .nan }
         var es = entries
         for i in es.indices where checks.contains(where: { $0.entry == i }) {
-            var models: [String] = [], ratios: [Double] = [], epsRatios: [Double] = [], recRatios: [Double] = [], recEps: [Double] = []
+            let e = es[i]
+            var models: [String] = [], fixed: [RegimeEntry.Validation.Outcome] = [], perModel: [RegimeEntry.Validation.Outcome] = []
             var worst: Double? = nil
             for (u, ch) in checks.enumerated() where ch.entry == i {
                 for row in outputs[u].tables["validation"] ?? [] {
-                    let err = col(row, "rel_err")
+                    let err = col(row, "rel_err"), best = col(row, "grid_best_err")
                     worst = max(worst ?? 0, err.isNaN ? .infinity : err)
                     models.append("\(ch.model) seed \(ch.seed)")
-                    ratios.append(col(row, "pred_over_meas")); epsRatios.append(col(row, "eps_over_best"))
-                    recRatios.append(col(row, "rec_pred_over_meas")); recEps.append(col(row, "rec_eps_over_best"))
+                    fixed.append(.init(predicted: e.predictedErr, measured: err, floor: e.errFloor, claimsFeasible: e.feasible, gridBest: best,
+                                       epsOverBest: col(row, "eps_over_best"), tolerance: e.tolerance))
+                    let recPredicted = col(row, "rec_predicted_err")
+                    perModel.append(.init(predicted: recPredicted, measured: col(row, "rec_measured_err"), floor: recPredicted,
+                                          claimsFeasible: row[h.firstIndex(of: "rec_feasible")!] == "1", gridBest: best,
+                                          epsOverBest: col(row, "rec_eps_over_best"), tolerance: e.tolerance))
                 }
             }
             es[i].validatedErr = worst.flatMap { $0.isFinite ? $0 : nil }
-            es[i].validation = RegimeEntry.Validation(models: models, ratios: ratios, epsRatios: epsRatios)
-            es[i].perModel = RegimeEntry.Validation(models: models, ratios: recRatios, epsRatios: recEps)
-            es[i].validatedOK = es[i].validation!.ok
+            es[i].validation = RegimeEntry.Validation(models: models, outcomes: fixed)
+            es[i].perModel = RegimeEntry.Validation(models: models, outcomes: perModel)
+            (es[i].recommendedStep, es[i].validatedOK) = RegimeEntry.recommendation(staticOK: es[i].validation!.ok, perModel: es[i].perModel)
         }
         let file = RegimesFile(entries: es)
         return StudyOutput(tables: [StudyTable(name: "regimes", header: RegimesFile.csvHeader, rows: file.csvRows), validation],

@@ -251,30 +251,44 @@ func read(_ dir: URL, _ f: String) -> Data { FileManager.default.contents(atPath
         let pick = try runCLI(["slq", "--model", "expsum:n=30", "--regimes", regimes, "--policy", policy, "--out", none.path])
         #expect(pick.status == 2 && pick.stderr.contains("add --scheme") && !pick.stderr.contains("--policy ("), Comment(rawValue: pick.stderr))
         #expect(!FileManager.default.fileExists(atPath: none.path))
-        // An entry whose static ε and per-model step both failed validation is refused unless
-        // --allow-unvalidated (or --eps) says otherwise.
+        // An entry whose recommended step failed validation is refused unless --allow-unvalidated
+        // (or --eps) says otherwise; the error names the step and its verdict.
         var file = try RegimesFile.decode(Data(contentsOf: URL(fileURLWithPath: regimes)), path: regimes)
-        for i in file.entries.indices { file.entries[i].validatedOK = false; file.entries[i].validatedErr = 0.5; file.entries[i].perModel?.ok = false }
-        let failed = dir.appendingPathComponent("failed.json")
-        try file.json().write(to: failed)
-        let chosen = ["slq", "--model", "expsum:n=30", "--regimes", failed.path, "--policy", policy, "--scheme", "central",
+        func write(_ name: String, step: String, ok: Bool) throws -> String {
+            for i in file.entries.indices {
+                file.entries[i].recommendedStep = step; file.entries[i].validatedOK = ok; file.entries[i].validatedErr = 0.5
+                file.entries[i].validation?.ok = false; file.entries[i].validation?.ratioWorst = 7
+                file.entries[i].perModel?.ok = ok; file.entries[i].perModel?.falseFeasible = ok ? 0 : 1
+            }
+            let url = dir.appendingPathComponent(name)
+            try file.json().write(to: url)
+            return url.path
+        }
+        let failed = try write("failed.json", step: "static", ok: false)
+        let chosen = ["slq", "--model", "expsum:n=30", "--regimes", failed, "--policy", policy, "--scheme", "central",
                       "--step-policy", "absolute", "--steps", "6", "--reorth", "full", "--probes", "1"]
-        // The static ε failed but the per-model step passed: the run chooses ε from the model.
-        for i in file.entries.indices { file.entries[i].perModel?.ok = true }
-        let perModel = dir.appendingPathComponent("per-model.json")
-        try file.json().write(to: perModel)
+        func with(_ path: String) -> [String] { chosen.map { $0 == failed ? path : $0 } }
+        // The entry recommends the per-model step (its static ε did not transfer): the run chooses ε from the model.
+        let perModel = try write("per-model.json", step: "per_model", ok: true)
         let pm = dir.appendingPathComponent("pm")
-        let p = try runCLI(chosen.map { $0 == failed.path ? perModel.path : $0 } + ["--out", pm.path])
-        #expect(p.status == 0 && p.stderr.contains("per-model step passed"), Comment(rawValue: p.stderr))
+        let p = try runCLI(with(perModel) + ["--out", pm.path])
+        #expect(p.status == 0 && p.stderr.contains("recommends the per-model step"), Comment(rawValue: p.stderr))
         #expect(try CSVTable.read(path: pm.appendingPathComponent("summary.csv").path)[0]["eps_source"] == "auto (regimes per_model)")
         let refused = try runCLI(chosen + ["--out", none.path])
-        #expect(refused.status == 2 && refused.stderr.contains("failed its held-out validation (validated_err 0.5 > tolerance")
-                && refused.stderr.contains("and so did its per-model step")
-                && refused.stderr.contains("--allow-unvalidated"), Comment(rawValue: refused.stderr))
+        #expect(refused.status == 2 && refused.stderr.contains("its static ε failed its held-out validation (predicted/measured median")
+                && refused.stderr.contains("worst 7") && refused.stderr.contains("--allow-unvalidated"), Comment(rawValue: refused.stderr))
+        let pmFailed = try write("per-model-failed.json", step: "per_model", ok: false)
+        let refusedPM = try runCLI(with(pmFailed) + ["--out", none.path])
+        #expect(refusedPM.status == 2 && refusedPM.stderr.contains("its per-model step failed its held-out validation")
+                && refusedPM.stderr.contains("claimed feasible where no ε is"), Comment(rawValue: refusedPM.stderr))
         #expect(!FileManager.default.fileExists(atPath: none.path))
         let allowed = dir.appendingPathComponent("allowed")
         #expect(try runCLI(chosen + ["--allow-unvalidated", "--out", allowed.path]).status == 0)
-        #expect(try CSVTable.read(path: allowed.appendingPathComponent("summary.csv").path)[0]["validated_ok"] == "0")
+        let allowedSummary = try CSVTable.read(path: allowed.appendingPathComponent("summary.csv").path)[0]
+        #expect(allowedSummary["validated_ok"] == "0" && allowedSummary["eps_source"] == "regimes")
+        let allowedPM = dir.appendingPathComponent("allowed-pm")
+        #expect(try runCLI(with(pmFailed) + ["--allow-unvalidated", "--out", allowedPM.path]).status == 0)
+        #expect(try CSVTable.read(path: allowedPM.appendingPathComponent("summary.csv").path)[0]["eps_source"] == "auto (regimes per_model)")
         // --eps without a regimes file (needs --policy); its source is recorded.
         let direct = dir.appendingPathComponent("direct")
         let e = try runCLI(["slq", "--model", "expsum:n=30", "--policy", policy, "--eps", "1e-3", "--steps", "6", "--probes", "1",

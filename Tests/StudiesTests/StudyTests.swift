@@ -221,14 +221,81 @@ let fp32 = try! PrecisionPolicy("param=fp32,compute=fp32,accumulate=fp32,grad=fp
         #expect(e.lanczosMaxSteps == 0 && e.lanczosEpsTested == nil)
         let out = try runAll(s)
         let file = try RegimesFile.decode(out.files[0].data, path: "regimes.json")
-        #expect(file.version == 2 && file.entries.count == 1 && file.entries[0].validatedErr != nil)
+        #expect(file.version == 3 && file.entries.count == 1 && file.entries[0].validatedErr != nil)
         let v = try #require(file.entries[0].validation), pm = try #require(file.entries[0].perModel)
-        #expect(file.entries[0].validatedOK == v.ok && v.models == ["expsum:n=16 seed 5"] && pm.models == v.models)
+        let (step, ok) = RegimeEntry.recommendation(staticOK: v.ok, perModel: pm)
+        #expect(file.entries[0].recommendedStep == step && file.entries[0].validatedOK == ok && v.models == ["expsum:n=16 seed 5"] && pm.models == v.models)
         let row = table(out, "validation")
         let ratio = numbers(row, "pred_over_meas")[0]
         #expect(abs(ratio - e.predictedErr / numbers(row, "rel_err")[0]) < 1e-12 * ratio && abs(v.ratioMedian! - ratio) < 1e-12 * ratio)
         // expsum (closed-form derivatives): the per-model step lands near the best ε of the grid.
         #expect(pm.epsRatioWorst! <= 3 && pm.ratioWorst! <= 2, "\(pm)")
+    }
+
+    /// The held-out rule (docs/NUMERICS.md §10). Where some grid ε meets the tolerance,
+    /// predicted/measured at the step's ε and its ε over the grid's best are judged; where
+    /// none does, the step must say so, and its floor is judged against the grid's best
+    /// error whatever error its own ε gave.
+    @Test func validationRule() {
+        typealias V = RegimeEntry.Validation
+        func o(_ pred: Double, _ meas: Double, floor: Double? = nil, claims: Bool = true, best: Double, eps: Double = 1) -> V.Outcome {
+            .init(predicted: pred, measured: meas, floor: floor ?? pred, claimsFeasible: claims, gridBest: best, epsOverBest: eps, tolerance: 0.05)
+        }
+        func v(_ os: [V.Outcome]) -> V { V(models: os.indices.map { "m\($0)" }, outcomes: os) }
+        let feasible = [o(0.02, 0.01, best: 0.01, eps: 2), o(0.01, 0.02, best: 0.02, eps: 0.5), o(0.03, 0.03, best: 0.02, eps: 2.9)]
+        let good = v(feasible)
+        #expect(good.ok && good.modelsFeasible == 3 && good.falseFeasible == 0 && good.ratioMedian == 1 && good.ratioWorst == 2 && good.epsRatioWorst == 2.9)
+        // ε more than 3× from the grid's best on a feasible model fails; so do a worst ratio
+        // beyond 3 and a median beyond 2.
+        #expect(!v(feasible + [o(0.02, 0.02, best: 0.02, eps: 1 / 3.1)]).ok)
+        #expect(!v(feasible + [o(0.02, 0.0065, best: 0.005)]).ok)
+        #expect(!v([o(0.05, 0.02, best: 0.02), o(0.05, 0.02, best: 0.02), o(0.01, 0.01, best: 0.01)]).ok)
+        // An infeasible model (grid best 0.5 > 0.05): the step says so and states a floor of
+        // 0.4. It passes although its own ε measured 12 and sits 50× from the grid's best.
+        let infeasible = o(0.4, 12, claims: false, best: 0.5, eps: 50)
+        let withInfeasible = v(feasible + [infeasible])
+        #expect(withInfeasible.ok && withInfeasible.modelsFeasible == 3 && withInfeasible.epsRatioWorst == 2.9)
+        #expect(abs(withInfeasible.ratioWorst! - 2) < 1e-15)
+        // Claiming feasibility there fails, and a floor 5× off the grid's best fails.
+        var claimed = infeasible; claimed.claimsFeasible = true
+        #expect(!v(feasible + [claimed]).ok && v(feasible + [claimed]).falseFeasible == 1)
+        #expect(!v(feasible + [o(0.4, 0.4, floor: 0.1, claims: false, best: 0.5)]).ok)
+        // Only infeasible models: no ε ratio is judged.
+        let none = v([infeasible, o(1, 1, claims: false, best: 0.9)])
+        #expect(none.ok && none.modelsFeasible == 0 && none.epsRatioWorst == nil)
+        // A step that predicts nothing (NaN) fails, as does a zero measured error (its ratio
+        // is undefined: nil in JSON, not inf), and so does an empty validation.
+        #expect(!v(feasible + [o(.nan, 0.02, best: 0.02)]).ok)
+        let zero = v(feasible + [o(0.01, 0, best: 0)])
+        #expect(!zero.ok && zero.ratioWorst == nil && !v([]).ok)
+        // The recommendation: the static ε when it passed, else the per-model step with its verdict.
+        #expect(RegimeEntry.recommendation(staticOK: true, perModel: good) == ("static", true))
+        #expect(RegimeEntry.recommendation(staticOK: false, perModel: good) == ("per_model", true))
+        #expect(RegimeEntry.recommendation(staticOK: false, perModel: v([claimed])) == ("per_model", false))
+        #expect(RegimeEntry.recommendation(staticOK: false, perModel: nil) == ("static", false))
+    }
+
+    /// A schema-2 regimes file is read as its consumers read it then: the static ε where it
+    /// passed, the per-model step where only that passed; other versions and unknown steps are refused.
+    @Test func schemaTwoFilesAreMigrated() throws {
+        let s = try RegimesStudy(.init(fits: [row("expsum:n=8", 0, star: 1e-3, lo: 1e-5, hi: 1e-1, best: 1e-3)],
+                                       krylov: [], validateModels: ["expsum:n=16"], validateSeeds: [5]))
+        var file = try RegimesFile.decode(try runAll(s).files[0].data, path: "regimes.json")
+        #expect(file.version == 3 && file.entries[0].recommendedStep != nil)
+        let base = file.entries[0]
+        file.entries = [base, base, base]
+        file.entries[0].validatedOK = true
+        file.entries[1].validatedOK = false; file.entries[1].perModel?.ok = true
+        file.entries[2].validatedOK = false; file.entries[2].perModel?.ok = false
+        for i in 0..<3 { file.entries[i].recommendedStep = nil }
+        file.version = 2
+        let old = try RegimesFile.decode(try file.json(), path: "old.json")
+        #expect(old.entries.map { $0.recommendedStep } == ["static", "per_model", "static"])
+        #expect(old.entries.map(\.validatedOK) == [true, true, false])
+        file.version = 3
+        #expect { try RegimesFile.decode(try file.json(), path: "new.json") } throws: { "\($0)".contains("recommended_step 'null'") }
+        file.version = 1
+        #expect { try RegimesFile.decode(try file.json(), path: "v1.json") } throws: { "\($0)".contains("version 1; expected") }
     }
 
     /// `validate.compute` validates only the entries of those compute formats; the others
@@ -271,18 +338,6 @@ let fp32 = try! PrecisionPolicy("param=fp32,compute=fp32,accumulate=fp32,grad=fp
 
     /// The verdict: median predicted/measured within 2×, every one within 3×, every ε
     /// within 3× of the grid's best.
-    @Test func validationRule() {
-        typealias V = RegimeEntry.Validation
-        #expect(V(models: [], ratios: [1, 1.5, 0.4], epsRatios: [1, 2.9, 0.5]).ok)
-        #expect(!V(models: [], ratios: [2.5, 2.5, 1], epsRatios: [1, 1, 1]).ok)          // median 2.5
-        #expect(!V(models: [], ratios: [1, 1, 0.3], epsRatios: [1, 1, 1]).ok)            // worst 3.3× optimistic
-        #expect(!V(models: [], ratios: [1, 1, 1], epsRatios: [1, 1, 0.3]).ok)            // ε 3.3× off
-        #expect(!V(models: [], ratios: [1, .nan], epsRatios: [1, 1]).ok && !V(models: [], ratios: [], epsRatios: []).ok)
-        #expect(V(models: [], ratios: [1, 0], epsRatios: [1, 1]).ratioWorst == nil)              // undefined, not inf in JSON
-        let v = V(models: [], ratios: [0.5, 1, 4], epsRatios: [2])
-        #expect(v.ratioMedian == 1 && v.ratioWorst == 4 && v.epsRatioWorst == 2)
-    }
-
     @Test func validationMustBeHeldOut() {
         #expect(throws: StudyError.self) {
             try RegimesStudy(.init(fits: [self.row("expsum:n=8", 0, star: 1e-3, lo: 1e-5, hi: 1e-1, best: 1e-3)], krylov: [],

@@ -79,11 +79,16 @@ public struct ModelSLQCommand {
             throw HarnessError("\(matches.count) regimes entries in \(path) match\(want.isEmpty ? "" : " " + want.joined(separator: ", ")); add \(add.joined(separator: ", "))")
         }
         let e = matches[0]
-        // An entry whose static ε failed validation but whose per-model step passed is used
-        // through that step (`run` switches to --eps auto).
-        if !e.validatedOK && e.perModel?.ok != true && !allowUnvalidated {
-            let how = e.validatedErr.map { "validated_err \(csvNumber($0)) > tolerance \(csvNumber(e.tolerance))" } ?? "no validation result"
-            throw HarnessError("the regimes entry param=\(e.param),compute=\(e.compute),grad=\(e.grad) \(e.scheme) \(e.stepPolicy) in \(path) failed its held-out validation (\(how)), and so did its per-model step; pass --allow-unvalidated to use it anyway, or give --eps")
+        // The entry's recommended step (static ε, or the per-model step: `run` then switches
+        // to --eps auto) must have passed its held-out validation.
+        if !e.validatedOK && !allowUnvalidated {
+            let step = e.recommendedStep == "per_model" ? "per-model step" : "static ε"
+            let v = e.recommendedStep == "per_model" ? e.perModel : e.validation
+            let how = v.map { v in
+                "predicted/measured median \(v.ratioMedian.map(csvNumber) ?? "undefined"), worst \(v.ratioWorst.map(csvNumber) ?? "undefined")"
+                    + (v.epsRatioWorst.map { ", ε over the best \(csvNumber($0))" } ?? "") + ((v.falseFeasible ?? 0) > 0 ? ", claimed feasible where no ε is" : "")
+            } ?? "no validation result"
+            throw HarnessError("the regimes entry param=\(e.param),compute=\(e.compute),grad=\(e.grad) \(e.scheme) \(e.stepPolicy) in \(path): its \(step) failed its held-out validation (\(how)); pass --allow-unvalidated to use it anyway, or give --eps")
         }
         return e
     }
@@ -112,10 +117,10 @@ public struct ModelSLQCommand {
             entry = try Self.select(file, path: path, policy: pol, scheme: scheme, stepPolicy: stepPolicy,
                                     allowUnvalidated: allowUnvalidated || eps != nil)
             regimesData = data
-            if let e = entry, eps == nil, !e.validatedOK, e.perModel?.ok == true, !allowUnvalidated {
+            if let e = entry, eps == nil, e.recommendedStep == "per_model" {
                 autoEps = true
                 if Cluster.isRoot {
-                    FileHandle.standardError.write(Data("note: the regimes entry's static ε failed its held-out validation and its per-model step passed: choosing ε from this model (as --eps auto)\n".utf8))
+                    FileHandle.standardError.write(Data("note: the regimes entry recommends the per-model step (its static ε did not transfer to the held-out models): choosing ε from this model (as --eps auto)\n".utf8))
                 }
             }
         } else {
