@@ -289,7 +289,7 @@ public struct RegimesStudy: Study {
     struct Check: Sendable { var entry: Int; var model: String; var seed: UInt64 }
     let checks: [Check]
 
-    static let fitColumns = ["model", "policy", "param", "compute", "grad", "scheme", "step_policy", "seed", "order_k", "u", "tolerance", "fit_a", "fit_b",
+    public static let fitColumns = ["model", "policy", "param", "compute", "grad", "scheme", "step_policy", "seed", "order_k", "u", "tolerance", "fit_a", "fit_b",
                              "eps_star", "err_star", "meas_eps_lo", "meas_eps_hi", "meas_eps_best", "meas_err_min"]
 
     public init(_ c: Config) throws {

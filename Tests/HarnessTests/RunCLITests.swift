@@ -225,6 +225,34 @@ func read(_ dir: URL, _ f: String) -> Data { FileManager.default.contents(atPath
         #expect(files(reg) == ["manifest.json", "regimes.csv", "regimes.json", "validation.csv"])
         let regimes = reg.appendingPathComponent("regimes.json").path
 
+        // fd_bias may list several fits tables: the curves of a second table are added, and a
+        // curve already taken from an earlier table (same model, seed, policy, scheme, step
+        // policy) is not counted twice. Both tables are in the manifest's input files.
+        let fits = try CSVTable.read(path: fd.appendingPathComponent("fits.csv").path)
+        let fitsHeader = try String(contentsOf: fd.appendingPathComponent("fits.csv"), encoding: .utf8).split(separator: "\n")[0]
+        let columns = fitsHeader.split(separator: ",").map(String.init)
+        func line(_ r: [String: String]) -> String { columns.map { c in let v = r[c]!; return v.contains(",") ? "\"\(v)\"" : v }.joined(separator: ",") }
+        let renamed = fits.map { r -> [String: String] in var r = r; r["model"] = "expsum:n=20"; return r }
+        let extra = dir.appendingPathComponent("extra-fits.csv")
+        try ([String(fitsHeader)] + (fits + renamed).map(line)).joined(separator: "\n").appending("\n").write(to: extra, atomically: true, encoding: .utf8)
+        let twoFile = dir.appendingPathComponent("regimes-two.yaml")
+        try "study: regimes\nfrom: {fd_bias: [\(fd.path), \(extra.path)]}\nvalidate: {models: [expsum:n=24], seeds: [9]}\n"
+            .write(to: twoFile, atomically: true, encoding: .utf8)
+        let two = dir.appendingPathComponent("reg-two")
+        let t2 = try runCLI(["run", twoFile.path, "--out", two.path])
+        #expect(t2.status == 0, Comment(rawValue: t2.stderr))
+        let one = try CSVTable.read(path: reg.appendingPathComponent("regimes.csv").path), both = try CSVTable.read(path: two.appendingPathComponent("regimes.csv").path)
+        #expect(one.count == both.count && !one.isEmpty)
+        for (a, b) in zip(one, both) { #expect(Int(b["curves"]!)! == 2 * Int(a["curves"]!)!, "\(a["curves"]!) → \(b["curves"]!)") }
+        let inputs = try #require((try JSONSerialization.jsonObject(with: Data(contentsOf: two.appendingPathComponent("manifest.json"))) as? [String: Any])?["input_files"] as? [String: String])
+        #expect(inputs.keys.contains(extra.path) && inputs.keys.contains(fd.appendingPathComponent("fits.csv").path), "\(inputs.keys)")
+        // A table that is not an fd-bias fits table is named in the error.
+        let badFile = dir.appendingPathComponent("regimes-bad.yaml")
+        try "study: regimes\nfrom: {fd_bias: [\(fd.path), \(reg.appendingPathComponent("regimes.csv").path)]}\nvalidate: {models: [expsum:n=24], seeds: [9]}\n"
+            .write(to: badFile, atomically: true, encoding: .utf8)
+        let badRun = try runCLI(["run", badFile.path, "--out", dir.appendingPathComponent("reg-bad").path])
+        #expect(badRun.status == 2 && badRun.stderr.contains("regimes.csv' has no column 'model'"), Comment(rawValue: badRun.stderr))
+
         let policy = "param=fp32,compute=fp32,accumulate=fp32,grad=fp32,hvp=fp32"
         let out = dir.appendingPathComponent("slq")
         let s = try runCLI(["slq", "--model", "expsum:n=30", "--regimes", regimes, "--policy", policy, "--scheme", "central",

@@ -147,7 +147,7 @@ public enum ExperimentLoader {
         if let v = try? map["validate"]?.mapping() { specs(v["models"]) }
         if let from = try? map["from"]?.mapping() {
             for (key, file) in [("fd_bias", "fits.csv"), ("krylov_stability", "summary.csv")] {
-                if let p = try? from[key]?.string() { files.append(tablePath(p, file: file)) }
+                for item in (try? from[key]?.items()) ?? [] { if let p = try? item.string() { files.append(tablePath(p, file: file)) } }
             }
         }
         var seen: Set<String> = []
@@ -284,8 +284,23 @@ public enum ExperimentLoader {
         for (k, n) in inDocumentOrder(fm) where k != "fd_bias" && k != "krylov_stability" {
             throw n.keyError("unknown key '\(k)' under from (allowed: fd_bias, krylov_stability)")
         }
+        // fd_bias: one results folder (or fits.csv), or a list of them; a curve (model, seed,
+        // policy, scheme, step policy) found in several is taken from the first that has it.
         let fdNode = try from.required(fm, "fd_bias")
-        let fits = try readTable(fdNode, file: "fits.csv")
+        var fits: [[String: String]] = []
+        var seenCurves: Set<String> = []
+        for item in try fdNode.items() {
+            let rows = try readTable(item, file: "fits.csv")
+            if let first = rows.first, let missing = RegimesStudy.fitColumns.first(where: { first[$0] == nil }) {
+                throw item.error("'\(try item.string())' has no column '\(missing)' (is it an fd-bias fits.csv?)")
+            }
+            var added: Set<String> = []
+            for r in rows {
+                let key = ["model", "seed", "policy", "scheme", "step_policy"].map { r[$0] ?? "" }.joined(separator: "|")
+                if !seenCurves.contains(key) { fits.append(r); added.insert(key) }
+            }
+            seenCurves.formUnion(added)
+        }
         let kr = try fm["krylov_stability"].map { try readTable($0, file: "summary.csv") } ?? []
         let val = try doc.required(m, "validate")
         let vm = try val.mapping()
