@@ -181,11 +181,10 @@ public struct RegimesFile: Codable, Sendable, Equatable {
         }
         if f.version == 2 {
             for i in f.entries.indices {
-                let r = RegimeEntry.recommendation(staticOK: f.entries[i].validatedOK, perModel: f.entries[i].perModel)
-                // v2 fell back to the per-model step only when it had passed.
-                let step = r.step == "per_model" && !r.ok ? "static" : r.step
-                f.entries[i].recommendedStep = step
-                f.entries[i].validatedOK = step == "static" ? f.entries[i].validatedOK : true
+                // v2 fell back to the per-model step only when the static ε failed and it had passed.
+                let perModel = !f.entries[i].validatedOK && f.entries[i].perModel?.ok == true
+                f.entries[i].recommendedStep = perModel ? "per_model" : "static"
+                if perModel { f.entries[i].validatedOK = true }
             }
         }
         for (i, e) in f.entries.enumerated() where e.recommendedStep != "static" && e.recommendedStep != "per_model" {

@@ -216,11 +216,15 @@ func read(_ dir: URL, _ f: String) -> Data { FileManager.default.contents(atPath
         let (dir, fdFile) = try experiment("pipe", smallFD)
         let fd = dir.appendingPathComponent("fd")
         #expect(try runCLI(["run", fdFile, "--quick", "--out", fd.path]).status == 0)
-        let regFile = dir.appendingPathComponent("regimes.yaml")
-        try "study: regimes\nfrom: {fd_bias: \(fd.path)}\nvalidate: {models: [expsum:n=24], seeds: [9]}\n"
-            .write(to: regFile, atomically: true, encoding: .utf8)
-        let reg = dir.appendingPathComponent("reg")
-        let r = try runCLI(["run", regFile.path, "--out", reg.path])
+        // A regimes experiment over `fdBias` (one table, or a YAML list), validated on expsum:n=24, run into dir/name.
+        func regimesRun(_ name: String, fdBias: String) throws -> (out: URL, run: (status: Int32, stdout: String, stderr: String)) {
+            let file = dir.appendingPathComponent("\(name).yaml")
+            try "study: regimes\nfrom: {fd_bias: \(fdBias)}\nvalidate: {models: [expsum:n=24], seeds: [9]}\n"
+                .write(to: file, atomically: true, encoding: .utf8)
+            let out = dir.appendingPathComponent(name)
+            return (out, try runCLI(["run", file.path, "--out", out.path]))
+        }
+        let (reg, r) = try regimesRun("reg", fdBias: fd.path)
         #expect(r.status == 0, Comment(rawValue: r.stderr))
         #expect(files(reg) == ["manifest.json", "regimes.csv", "regimes.json", "validation.csv"])
         let regimes = reg.appendingPathComponent("regimes.json").path
@@ -235,11 +239,7 @@ func read(_ dir: URL, _ f: String) -> Data { FileManager.default.contents(atPath
         let renamed = fits.map { r -> [String: String] in var r = r; r["model"] = "expsum:n=20"; return r }
         let extra = dir.appendingPathComponent("extra-fits.csv")
         try ([String(fitsHeader)] + (fits + renamed).map(line)).joined(separator: "\n").appending("\n").write(to: extra, atomically: true, encoding: .utf8)
-        let twoFile = dir.appendingPathComponent("regimes-two.yaml")
-        try "study: regimes\nfrom: {fd_bias: [\(fd.path), \(extra.path)]}\nvalidate: {models: [expsum:n=24], seeds: [9]}\n"
-            .write(to: twoFile, atomically: true, encoding: .utf8)
-        let two = dir.appendingPathComponent("reg-two")
-        let t2 = try runCLI(["run", twoFile.path, "--out", two.path])
+        let (two, t2) = try regimesRun("reg-two", fdBias: "[\(fd.path), \(extra.path)]")
         #expect(t2.status == 0, Comment(rawValue: t2.stderr))
         let one = try CSVTable.read(path: reg.appendingPathComponent("regimes.csv").path), both = try CSVTable.read(path: two.appendingPathComponent("regimes.csv").path)
         #expect(one.count == both.count && !one.isEmpty)
@@ -247,10 +247,7 @@ func read(_ dir: URL, _ f: String) -> Data { FileManager.default.contents(atPath
         let inputs = try #require((try JSONSerialization.jsonObject(with: Data(contentsOf: two.appendingPathComponent("manifest.json"))) as? [String: Any])?["input_files"] as? [String: String])
         #expect(inputs.keys.contains(extra.path) && inputs.keys.contains(fd.appendingPathComponent("fits.csv").path), "\(inputs.keys)")
         // A table that is not an fd-bias fits table is named in the error.
-        let badFile = dir.appendingPathComponent("regimes-bad.yaml")
-        try "study: regimes\nfrom: {fd_bias: [\(fd.path), \(reg.appendingPathComponent("regimes.csv").path)]}\nvalidate: {models: [expsum:n=24], seeds: [9]}\n"
-            .write(to: badFile, atomically: true, encoding: .utf8)
-        let badRun = try runCLI(["run", badFile.path, "--out", dir.appendingPathComponent("reg-bad").path])
+        let (_, badRun) = try regimesRun("reg-bad", fdBias: "[\(fd.path), \(reg.appendingPathComponent("regimes.csv").path)]")
         #expect(badRun.status == 2 && badRun.stderr.contains("regimes.csv' has no column 'model'"), Comment(rawValue: badRun.stderr))
 
         let policy = "param=fp32,compute=fp32,accumulate=fp32,grad=fp32,hvp=fp32"
