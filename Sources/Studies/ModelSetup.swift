@@ -59,11 +59,20 @@ public struct ModelSetup: Sendable {
             return try context.cached("setup-fp64|\(spec)|\(seed)|\(param)") {
                 let m = try build(spec, seed: seed, param: param)
                 let (theta, v) = try point(m, seed: seed, param: param)
-                let h = m.exactHVP(theta, v).hv
-                return ModelSetup(spec: spec, seed: seed, param: param, model: m, theta: theta, v: v, reference: .fp64, hRef: [], hRef64: h,
-                                  hRefNorm: h.reduce(0) { $0 + $1 * $1 }.squareRoot())
+                return fp64(spec: spec, seed: seed, param: param, model: m, theta: theta, v: v)
             }
         }
+    }
+
+    /// The same model and point with the fp64 exact HVP (`Dual<Double>`) as the reference.
+    public var withFP64Reference: ModelSetup {
+        reference == .fp64 ? self : Self.fp64(spec: spec, seed: seed, param: param, model: model, theta: theta, v: v)
+    }
+
+    static func fp64(spec: String, seed: UInt64, param: String, model m: any DifferentiableModel, theta: [Double], v: [Double]) -> ModelSetup {
+        let h = m.exactHVP(theta, v).hv
+        return ModelSetup(spec: spec, seed: seed, param: param, model: m, theta: theta, v: v, reference: .fp64, hRef: [], hRef64: h,
+                          hRefNorm: h.reduce(0) { $0 + $1 * $1 }.squareRoot())
     }
 
     /// The model of `spec` for a run whose param format is `param`: a spec's `subset=`

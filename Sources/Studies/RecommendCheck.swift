@@ -18,6 +18,9 @@ public struct ReferenceHVP: Sendable {
 
     /// `rel_err` of x against the reference.
     public func relativeError(_ x: [Double]) -> Double { setup.relativeError(x) }
+
+    /// The fp64 exact HVP (`Dual<Double>`) at the same model and point.
+    public var fp64: ReferenceHVP { ReferenceHVP(setup: setup.withFP64Reference) }
 }
 
 /// Study `recommend-check`: how good is ``StepRecommendation`` — the ε that
@@ -30,7 +33,8 @@ public struct ReferenceHVP: Sendable {
 /// Tables:
 /// - `check.csv`: one row per configuration: `eps_star`, `eta_star`, `predicted_err`,
 ///   `feasible`, `fit_truncation`, `fit_noise`, `pairs_used`, `saturated` (the model
-///   could not be fitted: ε is the larger step of the steadiest pair and `predicted_err`
+///   could not be fitted: ε is the larger step of the steadiest pair, for Richardson the
+///   midpoint of that pair, and `predicted_err`
 ///   the reference-free floor estimate, docs/NUMERICS.md §4), `measured_err`,
 ///   `pred_over_meas` (predicted / measured), `grid_best_eta`, `grid_best_err`,
 ///   `eta_star_over_best`, `meas_over_best` (measured at ε* / best on the check grid);
@@ -110,10 +114,7 @@ public struct RecommendCheckStudy: Study {
         // how many significant digits the cheap reference shares with the exact one.
         var fp64Err: Double? = nil, digits: Double? = nil
         if config.reference == .mpfr256 {
-            let h = model.exactHVP(theta, v).hv
-            var d = 0.0, nr = 0.0
-            for i in h.indices { d += (hvStar[i] - h[i]) * (hvStar[i] - h[i]); nr += h[i] * h[i] }
-            let e = nr > 0 ? (d / nr).squareRoot() : d.squareRoot()
+            let e = ref.fp64.relativeError(hvStar)
             fp64Err = e
             digits = e == measured ? 17 : -Double.log10(abs(e - measured) / measured)
         }

@@ -103,6 +103,80 @@ private struct UnitVectors {
         #expect(abs(swamped.epsStar / textbook - 1) < 1e-12)
     }
 
+    /// Saturated as on the trained 1.2·10⁶-parameter transformer with bf16 compute: beyond
+    /// ε ≈ 10⁻³ the difference quotient has lost h (ĥ decays like 1/ε², so every larger ε errs
+    /// about 1), and below it a rounding noise N/ε shared by neighbouring steps (a fixed
+    /// direction w, as a bf16 forward pass rounds alike at nearby ε) reaches 80‖h‖. There,
+    /// neighbours differ by about half their norm, less, relatively, than the small,
+    /// independent vectors at large ε (~0.8). The steadiest pair is the one whose difference,
+    /// not relative difference, is smallest: its step errs within 1.1× of the grid's smallest
+    /// error (~1), where the smallest relative difference points at an error ≥ 5× it.
+    @Test func steadiestPairHasTheSmallestDifference() throws {
+        let n = 3000
+        var units = UnitVectors(count: n, seed: 17)
+        func unit() -> [Double] { units.next() }
+        let h = unit(), v = unit(), theta = unit(), w = unit()
+        var errors: [Double] = []
+        let rec = try StepRecommendation.estimate(scheme: .central, u: 0x1p-8, theta: theta, v: v, tolerance: 0.05) { eps in
+            let fresh = unit(), a = 1 / (1 + (eps / 1e-3) * (eps / 1e-3))
+            let hv = (0..<n).map { a * h[$0] + 0.1 / eps * 0.95 * w[$0] + 0.1 * fresh[$0] }
+            errors.append(StepRecommendation.distance(hv, h))
+            return (hv, 0)
+        }
+        let smallest = rec.points.indices.filter { rec.points[$0].eta <= 1 }.map { errors[$0] }.min()!
+        #expect(rec.saturated)
+        let chosen = try #require(rec.points.firstIndex { $0.epsilon == rec.epsStar })
+        #expect(errors[chosen] <= 1.1 * smallest, "step errs \(errors[chosen]) vs \(smallest)")
+        let relative = (0..<(rec.points.count - 1)).filter { rec.points[$0 + 1].eta <= 1 }.min {
+            rec.points[$0].diffNorm! / max(rec.points[$0].hvNorm, rec.points[$0 + 1].hvNorm)
+                < rec.points[$1].diffNorm! / max(rec.points[$1].hvNorm, rec.points[$1 + 1].hvNorm)
+        }!
+        #expect(errors[relative + 1] >= 5 * smallest, "the relative rule's step errs \(errors[relative + 1])")
+        #expect(abs(try #require(rec.floorEstimate) - 0.8) < 0.3)
+    }
+
+    /// Richardson, saturated by its coarse grid: ĥ = h + T ε⁴ c + (N/ε) n(ε) with the error's
+    /// minimum (0.1, at ε*) midway (geometrically) between two ratio-3 grid points, so that only
+    /// the pair straddling it differs by less than 0.3‖h‖ and no error model is fitted. The
+    /// refinement evaluates the midpoint and takes it: the step errs within 1.1× of the smallest
+    /// error (the pair's larger ε, the step without refinement, errs ≥ 2×), and the floor
+    /// estimate lies within 1–2× of the smallest error (the pair's own difference is ≥ 2×).
+    @Test func richardsonRefinesTheSteadiestPair() throws {
+        let n = 3000
+        var units = UnitVectors(count: n, seed: 13)
+        func unit() -> [Double] { units.next() }
+        let h = unit(), c = unit(), v = unit(), theta = unit()
+        let u = 0x1p-8
+        // ‖θ‖ = ‖v‖ = 1, so ε = η and the grid is u^{1/5}·3^j; ε* sits between j = -1 and 0.
+        let star = Double.pow(u, 0.2) / 3.0.squareRoot()
+        // The root-sum-of-squares error is smallest at ε* = (N/(2T))^{1/5}, where it is √1.25·N/ε*.
+        let nTrue = 0.1 * star / 1.25.squareRoot(), tTrue = nTrue / (2 * Double.pow(star, 5))
+        func err(_ eps: Double) -> Double { ((tTrue * Double.pow(eps, 4)) * (tTrue * Double.pow(eps, 4)) + (nTrue / eps) * (nTrue / eps)).squareRoot() }
+        var calls = 0
+        let rec = try StepRecommendation.estimate(scheme: .richardson, u: u, theta: theta, v: v, tolerance: 0.05) { eps in
+            calls += 1
+            let noise = unit()
+            return ((0..<n).map { h[$0] + tTrue * Double.pow(eps, 4) * c[$0] + nTrue / eps * noise[$0] }, 0)
+        }
+        let floor = err(star)
+        #expect(rec.saturated && !rec.feasible && calls == 16, "saturated \(rec.saturated), \(calls) FD-HVPs")
+        let r = try #require(rec.refinement)
+        #expect(abs(rec.epsStar / star - 1) < 1e-12 && r.epsilon == rec.epsStar)
+        #expect(err(rec.epsStar) <= 1.1 * floor)
+        let f = try #require(rec.floorEstimate)
+        #expect(f >= floor && f <= 2 * floor && f == min(r.belowRatio, r.aboveRatio), "floor estimate \(f) vs smallest error \(floor)")
+        // Without the refinement: the pair's larger ε and its own difference.
+        let pair = try #require(StepRecommendation.steadiestPair(rec.points, maxSwamped: 0.25))
+        #expect(err(rec.points[pair.index + 1].epsilon) >= 2 * floor && pair.ratio >= 2 * floor)
+
+        // Central differences are not refined (their grid has ratio 2).
+        let central = try StepRecommendation.estimate(scheme: .central, u: u, theta: theta, v: v, tolerance: 0.05) { eps in
+            let noise = unit()
+            return ((0..<n).map { h[$0] + 5 * eps * eps * c[$0] + 0.2 / eps * noise[$0] }, 0)
+        }
+        #expect(central.saturated && central.refinement == nil)
+    }
+
     /// On real models, against the mpfr256 exact HVP (which the recommendation never
     /// sees): predicted within 2× of the error measured at the chosen ε, and that ε within
     /// 3× of the best of a 4-per-decade grid. bf16, mixed and fp32 policies.
