@@ -13,6 +13,8 @@ import Curvature
 public struct FDEngine: Sendable {
     public let policy: PrecisionPolicy
     public let precision: FDPrecision
+    /// The model the engine differentiates.
+    public let model: any DifferentiableModel
     let ops: Ops
 
     typealias FD = @Sendable (_ theta: [Double], _ v: [Double], _ scheme: FDScheme, _ step: StepPolicy,
@@ -30,6 +32,7 @@ public struct FDEngine: Sendable {
 
     public init(model: any DifferentiableModel, policy: PrecisionPolicy) throws {
         self.policy = policy
+        self.model = model
         let precision = FDPrecision(param: try policy.arithmetic(policy.param), grad: try policy.arithmetic(policy.grad),
                                     hvp: try policy.arithmetic(policy.hvp), accumulation: try policy.accumulation())
         self.precision = precision
@@ -102,6 +105,19 @@ public struct FDEngine: Sendable {
     /// largest of the param, compute and grad formats' (NUMERICS.md §4's u).
     public var unitRoundoff: Double {
         [policy.param, policy.compute, policy.grad].map { FDEngine.unitRoundoff($0) }.max()!
+    }
+
+    /// The format of the bias probe (``StepRecommendation/Probe``): fp32 when some stage of
+    /// the policy is narrower (bf16, fp16, tf32, fp8, …), else fp64.
+    public var probeFormat: String {
+        let stages = [policy.param, policy.compute, policy.accumulate, policy.grad, policy.hvp]
+        return stages.contains { FDEngine.unitRoundoff($0) > 0x1p-24 } ? "fp32" : "fp64"
+    }
+
+    /// The same model with every stage of the policy in `format` (round to nearest).
+    public func widened(to format: String) throws -> FDEngine {
+        let f = format
+        return try FDEngine(model: model, policy: PrecisionPolicy("param=\(f),compute=\(f),accumulate=\(f),grad=\(f),hvp=\(f),krylov=\(f)"))
     }
 
     public static func unitRoundoff(_ format: String) -> Double {

@@ -39,7 +39,9 @@ public struct ReferenceHVP: Sendable {
 ///   `pred_over_meas` (predicted / measured), `grid_best_eta`, `grid_best_err`,
 ///   `eta_star_over_best`, `meas_over_best` (measured at ε* / best on the check grid);
 ///   with the mpfr256 reference also `measured_err_fp64_ref` (the same error against the
-///   fp64 exact HVP) and `ref_agreement_digits` (−log₁₀ of their relative difference).
+///   fp64 exact HVP) and `ref_agreement_digits` (−log₁₀ of their relative difference);
+///   `probe_format`, `probe_rel_diff`: the bias probe (``StepRecommendation/Probe``), part
+///   of `predicted_err`.
 /// - `grid.csv`: the recommendation grid per configuration: `eps`, `eta`, `hv_norm`,
 ///   `diff_norm` (to the next point), `swamped_fraction`, `used` (the pair entered the
 ///   fit), `pred_err`, `rel_err` (measured; not used by the recommendation).
@@ -84,7 +86,7 @@ public struct RecommendCheckStudy: Study {
     static let lead = ["model", "n", "policy", "param", "compute", "grad", "scheme", "seed", "reference", "tolerance"]
     public static let checkHeader = lead + ["eps_star", "eta_star", "predicted_err", "feasible", "fit_truncation", "fit_noise", "pairs_used", "saturated",
                                             "measured_err", "pred_over_meas", "grid_best_eta", "grid_best_err", "eta_star_over_best",
-                                            "meas_over_best", "measured_err_fp64_ref", "ref_agreement_digits"]
+                                            "meas_over_best", "measured_err_fp64_ref", "ref_agreement_digits", "probe_format", "probe_rel_diff"]
     public static let gridHeader = lead + ["eps", "eta", "hv_norm", "diff_norm", "swamped_fraction", "used", "pred_err", "rel_err"]
 
     public func run(unit index: Int, context: StudyContext) throws -> UnitOutput {
@@ -124,7 +126,8 @@ public struct RecommendCheckStudy: Study {
         }
         out.append("check", lead + [cell(star), cell(rec.etaStar), definedCell(rec.predictedErr), rec.feasible ? "1" : "0", cell(rec.truncation),
                                     cell(rec.noise), "\(rec.pairsUsed)", rec.saturated ? "1" : "0", cell(measured), definedCell(rec.predictedErr / measured), cell(best.x),
-                                    cell(best.err), cell(rec.etaStar / best.x), cell(measured / best.err), cell(fp64Err), cell(digits)])
+                                    cell(best.err), cell(rec.etaStar / best.x), cell(measured / best.err), cell(fp64Err), cell(digits),
+                                    rec.probe?.format ?? "", cell(rec.probe?.relativeDifference)])
         return out
     }
 

@@ -21,6 +21,11 @@ import Curvature
         let pred = Double(row["predicted_err"]!)!, meas = Double(row["measured_err"]!)!
         #expect(pred / meas >= 0.5 && pred / meas <= 2, "predicted \(pred) measured \(meas)")
         #expect(row["feasible"] == "1" && Double(row["eps_lo"]!)! < Double(row["eps"]!)! && Double(row["eps"]!)! < Double(row["eps_hi"]!)!)
+        // The bias probe (bf16 stages: an fp32 FD-HVP at ε), in the table, the JSON and the line.
+        let probe = try #require(Double(row["probe_rel_diff"]!))
+        #expect(row["probe_format"] == "fp32" && probe > 0 && probe <= pred && r.stdout.contains("the fp32 FD-HVP at eps differs by"))
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: d.appendingPathComponent("recommend.json"))) as? [String: Any])
+        #expect(json["probe_format"] as? String == "fp32" && json["probe_rel_diff"] as? Double != nil)
 
         let s = tempDir("slq-auto")
         let q = try runCLI(["slq", "--model", model, "--policy", bf16, "--eps", "auto", "--steps", "8", "--probes", "1", "--seed", "3",

@@ -103,6 +103,49 @@ private struct UnitVectors {
         #expect(abs(swamped.epsStar / textbook - 1) < 1e-12)
     }
 
+    /// The bias probe. ĥ(ε) = h + b + T ε² c + (N/ε) n(ε) with a bias b (‖b‖ = 0.2‖h‖) that
+    /// does not change with ε, as a gradient computed in bf16 differentiates a slightly
+    /// different function; the wide FD-HVP is h + T ε² c (the same truncation, no rounding).
+    /// The grid's differences cannot see b: without the probe the prediction is ≥ 3×
+    /// optimistic; with it, within 0.8–1.6× of the error at ε*. Without a bias the probe
+    /// (which then sees the noise at ε*) leaves the prediction within 0.8–1.6× as well, and
+    /// on a saturated curve the floor is the larger of the neighbours' difference and δ.
+    @Test func probeSeesWhatTheGridCannot() throws {
+        let n = 3000
+        var units = UnitVectors(count: n, seed: 19)
+        func unit() -> [Double] { units.next() }
+        let h = unit(), c = unit(), v = unit(), theta = unit(), b = unit()
+        let tTrue = 0.5, nTrue = 2e-4
+        for bias in [0.2, 0.0] {
+            func oracle(_ eps: Double) -> [Double] {
+                let noise = unit()
+                return (0..<n).map { h[$0] + bias * b[$0] + tTrue * eps * eps * c[$0] + nTrue / eps * noise[$0] }
+            }
+            func err(_ eps: Double) -> Double { StepRecommendation.distance(oracle(eps), h) }
+            let wide: (format: String, evaluate: (Double) throws -> [Double]) = ("fp32", { eps in (0..<n).map { h[$0] + tTrue * eps * eps * c[$0] } })
+            let plain = try StepRecommendation.estimate(scheme: .central, u: 0x1p-8, theta: theta, v: v, tolerance: 0.05) { (oracle($0), 0) }
+            let probed = try StepRecommendation.estimate(scheme: .central, u: 0x1p-8, theta: theta, v: v, tolerance: 0.05, probe: wide) { (oracle($0), 0) }
+            #expect(!plain.saturated && !probed.saturated && plain.probe == nil)
+            let p = try #require(probed.probe)
+            let truth = err(probed.epsStar)
+            #expect(p.format == "fp32" && p.epsilon == probed.epsStar)
+            #expect(probed.predictedErr >= 0.8 * truth && probed.predictedErr <= 1.6 * truth, "bias \(bias): \(probed.predictedErr) vs \(truth)")
+            if bias > 0 {
+                #expect(plain.predictedErr * 3 <= err(plain.epsStar), "without the probe: \(plain.predictedErr) vs \(err(plain.epsStar))")
+                #expect(!probed.feasible && plain.feasible)
+            }
+        }
+        // Saturated (every pair differs by more than 0.3‖h‖ except near the optimum): floor = max(pair, δ).
+        let sat = try StepRecommendation.estimate(scheme: .central, u: 0x1p-8, theta: theta, v: v, tolerance: 0.05,
+                                                  probe: ("fp32", { eps in (0..<n).map { h[$0] + eps * eps * c[$0] } })) { eps in
+            let noise = unit()
+            return ((0..<n).map { h[$0] + 0.9 * b[$0] + eps * eps * c[$0] + 0.3 / eps * noise[$0] }, 0)
+        }
+        #expect(sat.saturated)
+        let f = try #require(sat.floorEstimate), d = try #require(sat.probe).relativeDifference
+        #expect(d > f && sat.predictedErr == d, "floor \(f), probe \(d)")
+    }
+
     /// Saturated as on the trained 1.2·10⁶-parameter transformer with bf16 compute: beyond
     /// ε ≈ 10⁻³ the difference quotient has lost h (ĥ decays like 1/ε², so every larger ε errs
     /// about 1), and below it a rounding noise N/ε shared by neighbouring steps (a fixed

@@ -85,6 +85,9 @@ public struct RecommendCommand {
             line = "no eps meets the tolerance \(short(tolerance)): the smallest predicted rel_err is \(short(rec.predictedErr)) at eps = \(short(e)) "
                 + "(eta = \(short(rec.etaStar)))"
         }
+        if let p = rec.probe {
+            line += "; the \(p.format) FD-HVP at eps differs by \(short(p.relativeDifference)) (bias probe, included in the prediction)"
+        }
         if let measured { line += "; measured against \(reference): \(short(measured))" }
         return (Outcome(recommendation: rec, measuredErr: measured, summaryLine: line), pol, fd, m)
     }
@@ -104,12 +107,12 @@ public struct RecommendCommand {
         if let out {
             var summary = Table(header: ["model", "n", "policy", "scheme", "seed", "tolerance", "eps", "eta", "predicted_err", "feasible",
                                          "eps_lo", "eps_hi", "fit_truncation", "fit_noise", "hv_norm", "pairs_used", "saturated", "reference",
-                                         "measured_err"])
+                                         "measured_err", "probe_format", "probe_rel_diff"])
             summary.append([model, "\(m.parameterCount)", pol.description, scheme, "\(seed)", csvNumber(tolerance), csvNumber(rec.epsStar),
                             csvNumber(rec.etaStar), rec.predictedErr.isFinite ? csvNumber(rec.predictedErr) : "", rec.feasible ? "1" : "0", cell(rec.band?.lo), cell(rec.band?.hi),
                             csvNumber(rec.truncation), csvNumber(rec.noise), csvNumber(rec.hvNorm), "\(rec.pairsUsed)",
                             rec.saturated ? "1" : "0", reference,
-                            cell(outcome.measuredErr)])
+                            cell(outcome.measuredErr), rec.probe?.format ?? "", cell(rec.probe?.relativeDifference)])
             var grid = Table(header: ["eps", "eta", "hv_norm", "diff_norm", "swamped_fraction", "used", "pred_err"])
             for p in rec.points {
                 grid.append([csvNumber(p.epsilon), csvNumber(p.eta), csvNumber(p.hvNorm), cell(p.diffNorm), csvNumber(p.swampedFraction),
@@ -123,6 +126,7 @@ public struct RecommendCommand {
             if rec.predictedErr.isFinite { json["predicted_err"] = rec.predictedErr }     // saturated: the floor estimate; absent: none
             if let b = rec.band { json["eps_lo"] = b.lo; json["eps_hi"] = b.hi.isFinite ? b.hi : nil }
             if let me = outcome.measuredErr { json["measured_err"] = me }
+            if let p = rec.probe, p.relativeDifference.isFinite { json["probe_format"] = p.format; json["probe_rel_diff"] = p.relativeDifference }
             var bundle = OutputBundle()
             try bundle.add("recommend.csv", summary)
             try bundle.add("grid.csv", grid)
@@ -130,7 +134,7 @@ public struct RecommendCommand {
             let manifest = Manifest(command: command, seeds: ["model": seed, "v": ModelSetup.directionSeed(seed), "stochastic_rounding": seed],
                                     parameters: ["model": model, "params": params ?? "all", "policy": pol.description, "scheme": scheme, "tolerance": "\(tolerance)",
                                                  "shards": "\(shards)", "reference": reference,
-                                                 "method": "StepRecommendation (docs/NUMERICS.md §4): FD-HVPs on a geometric ε grid, no reference"],
+                                                 "method": "StepRecommendation (docs/NUMERICS.md §4): FD-HVPs on a geometric ε grid and a bias probe in a wider format, no reference"],
                                     start: start, end: Date())
             bundle.manifest = manifest
             try bundle.write(to: URL(fileURLWithPath: out))
