@@ -264,9 +264,11 @@ struct Recommend: ParsableCommand {
         FD-HVPs at a geometric grid of ε (ratio 2, Richardson 3) around the naive optimum; the differences of neighbours \
         give the truncation constant and the rounding-noise level of this model (docs/NUMERICS.md §4). Prints one line: \
         ε, η = ε‖v‖/‖θ‖, the predicted rel_err and the band where it meets --tolerance, or that no ε does and the \
-        achievable error. θ and v are those of `hvp` with the same --model and --seed. --out DIR writes recommend.csv, \
-        recommend.json, grid.csv and manifest.json. --reference fp64|mpfr256 also measures the error at ε (a check). \
-        Bad input: one line on stderr, exit 2, nothing written.
+        achievable error. The bias probe (on unless --no-bias-probe) runs the FD-HVP at ε again, under the policy and with \
+        every stage in fp32 (fp64 for a policy with no narrower stage); their difference, which the grid cannot see, \
+        enters the predicted error. θ and v are those of `hvp` with the same --model and --seed. --out DIR writes \
+        recommend.csv, recommend.json, grid.csv and manifest.json. --reference fp64|mpfr256 also measures the error at ε \
+        (a check). Bad input: one line on stderr, exit 2, nothing written.
         """)
     @Option(help: "Model spec (see `hvp --help`).") var model: String
     @Option(help: "Precision policy.") var policy: String
@@ -276,11 +278,13 @@ struct Recommend: ParsableCommand {
     @Option(help: "none, fp64 or mpfr256: also measure the error at the chosen ε against that exact HVP.") var reference: String = "none"
     @Option(help: "Seed (data, parameters, v, stochastic rounding).") var seed: UInt64 = 0
     @Option(help: "Only these parameter tensors (comma-separated names or globs of names or blocks, e.g. 'blk.29.*'): the Hessian block H_SS, every other parameter held fixed.") var params: String?
+    @Flag(inversion: .prefixedNo, help: "Run the bias probe (two more FD-HVPs at ε, one in a wider format).") var biasProbe = true
     @Option(help: "Output directory (optional).") var out: String?
     func run() throws {
         var c = RecommendCommand(model: model, policy: policy, scheme: scheme, tolerance: tolerance, shards: shards, reference: reference,
                                  seed: seed, out: out, command: CommandLine.arguments)
         c.params = params
+        c.biasProbe = biasProbe
         try c.run()
     }
 }

@@ -26,6 +26,12 @@ import Curvature
         #expect(row["probe_format"] == "fp32" && probe > 0 && probe <= pred && r.stdout.contains("the fp32 FD-HVP at eps differs by"))
         let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: d.appendingPathComponent("recommend.json"))) as? [String: Any])
         #expect(json["probe_format"] as? String == "fp32" && json["probe_rel_diff"] as? Double != nil)
+        // Without it: the same ε, no probe, a prediction no larger.
+        let np = tempDir("recommend-no-probe")
+        let r2 = try runCLI(["recommend", "--model", model, "--policy", bf16, "--seed", "3", "--no-bias-probe", "--out", np.path])
+        let row2 = try CSVTable.read(path: np.appendingPathComponent("recommend.csv").path)[0]
+        #expect(r2.status == 0 && !r2.stdout.contains("bias probe") && row2["probe_format"] == "" && row2["eps"] == row["eps"]
+                && Double(row2["predicted_err"]!)! <= pred, "\(r2.stdout)")
 
         let s = tempDir("slq-auto")
         let q = try runCLI(["slq", "--model", model, "--policy", bf16, "--eps", "auto", "--steps", "8", "--probes", "1", "--seed", "3",

@@ -22,6 +22,8 @@ public struct RecommendCommand {
     public var command: [String]
     /// `--params PATTERN` (``ParameterSubset``).
     public var params: String? = nil
+    /// Run the bias probe (``StepRecommendation/Probe``).
+    public var biasProbe = true
 
     public init(model: String, policy: String, scheme: String, tolerance: Double, shards: Int, reference: String, seed: UInt64,
                 out: String?, command: [String]) {
@@ -55,7 +57,8 @@ public struct RecommendCommand {
         let v = ModelSetup.direction(count: m.parameterCount, seed: seed)
         let engine: FDEngine
         do { engine = try FDEngine(model: m, policy: pol) } catch { throw HarnessError("\(error)") }
-        let rec = try StepRecommendation.estimate(engine: engine, theta: theta, v: v, scheme: fd, tolerance: tolerance, seed: seed, shards: nShards)
+        let rec = try StepRecommendation.estimate(engine: engine, theta: theta, v: v, scheme: fd, tolerance: tolerance, seed: seed, shards: nShards,
+                                                  probe: biasProbe)
         var measured: Double? = nil
         if reference != "none" {
             let hv = try StochasticRounding.withSeed(derivedSeed(seed, "recommend", "star")) {
@@ -133,7 +136,7 @@ public struct RecommendCommand {
             bundle.add("recommend.json", try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]))
             let manifest = Manifest(command: command, seeds: ["model": seed, "v": ModelSetup.directionSeed(seed), "stochastic_rounding": seed],
                                     parameters: ["model": model, "params": params ?? "all", "policy": pol.description, "scheme": scheme, "tolerance": "\(tolerance)",
-                                                 "shards": "\(shards)", "reference": reference,
+                                                 "shards": "\(shards)", "reference": reference, "bias_probe": biasProbe ? "on" : "off",
                                                  "method": "StepRecommendation (docs/NUMERICS.md §4): FD-HVPs on a geometric ε grid and a bias probe in a wider format, no reference"],
                                     start: start, end: Date())
             bundle.manifest = manifest
