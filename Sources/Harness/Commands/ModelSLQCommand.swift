@@ -192,7 +192,7 @@ public struct ModelSLQCommand {
             epsValue = r.epsStar
             chosenStep = .absolute(epsValue)
             if !r.feasible, Cluster.isRoot {
-                let what = r.saturated ? "the FD-HVP is saturated on this model" + (r.floorEstimate.map { " (achievable rel_err ~\(short($0)), reference-free estimate)" } ?? " (no error estimated)")
+                let what = r.saturated ? "the FD-HVP is saturated on this model" + (r.predictedErr.isFinite ? " (achievable rel_err ~\(short(r.predictedErr)), reference-free estimate)" : " (no error estimated)")
                                                       : "predicted rel_err \(short(r.predictedErr))"
                 FileHandle.standardError.write(Data("warning: --eps auto: no ε meets the tolerance \(short(r.tolerance)); using ε = \(short(epsValue)): \(what)\n".utf8))
             }

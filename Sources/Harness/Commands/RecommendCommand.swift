@@ -74,8 +74,8 @@ public struct RecommendCommand {
         if rec.saturated {
             if let f = rec.floorEstimate {
                 line = "no eps meets the tolerance \(short(tolerance)): the FD-HVP of this policy is saturated on this model (errors of ~0.3 "
-                    + "or more across the grid, no error model can be fitted); achievable rel_err ~\(short(f)) (reference-free estimate: the "
-                    + "steadiest neighbours' difference), at eps = \(short(e)) (eta = \(short(rec.etaStar))). Use a wider policy, or check against --reference"
+                    + "or more across the grid, no error model can be fitted); achievable rel_err ~\(short(max(f, rec.predictedErr))) (reference-free estimate: "
+                    + "the steadiest neighbours' difference, or the bias probe's if larger), at eps = \(short(e)) (eta = \(short(rec.etaStar))). Use a wider policy, or check against --reference"
             } else {
                 line = "no eps meets the tolerance \(short(tolerance)): the FD-HVP of this policy is saturated on this model (every grid point "
                     + "swamped, no error estimated); the textbook step is eps = \(short(e)) (eta = \(short(rec.etaStar))). Use a wider policy, "
