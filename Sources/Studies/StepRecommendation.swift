@@ -28,6 +28,10 @@ import Curvature
 /// Richardson shares its points θ ± 2εv with the neighbour at 2ε on a ratio-2 grid, so
 /// its grid uses ratio 3 (a ratio-√2 grid, tried, predicted worse: the ε⁴ regime of these
 /// networks is short and bends, and finer pairs see less of it).
+///
+/// When the error model cannot be fitted (``saturated``) the step comes from the pair of
+/// neighbours that differ least (``floorEstimate``, ``Refinement``). Either way, a bias
+/// probe (``Probe``) adds what the differences cannot see: an error that does not change with ε.
 public struct StepRecommendation: Sendable {
     public struct Point: Sendable {
         public var epsilon: Double
@@ -60,9 +64,9 @@ public struct StepRecommendation: Sendable {
     /// grid's best error on the saturated held-out configurations of recommend-check.)
     /// Richardson then refines the pair (``Refinement``) and takes its midpoint.
     public var saturatedStep: Double?
-    /// When saturated: the reference-free estimate of the achievable error, the smallest
-    /// relative difference of neighbours `‖d_j‖ / max(‖ĥ_j‖, ‖ĥ_{j+1}‖)` over the pairs whose
-    /// points are not swamped (docs/NUMERICS.md §4). The FD-HVP does not reproduce itself
+    /// When saturated: the reference-free estimate of the achievable error, the relative
+    /// difference `‖d_j‖ / max(‖ĥ_j‖, ‖ĥ_{j+1}‖)` of the steadiest pair (``steadiestPair(_:maxSwamped:)``;
+    /// for Richardson, of the steadier half of that pair, ``Refinement``) (docs/NUMERICS.md §4). The FD-HVP does not reproduce itself
     /// better than this when ε changes by the grid's ratio, so it cannot be trusted to
     /// better than about this. It misses what does not change with ε (a bias of the
     /// low-precision gradient itself, identical at neighbouring steps), so it is an
@@ -83,10 +87,10 @@ public struct StepRecommendation: Sendable {
     /// On the trained 1.9·10⁴-parameter transformer (bf16 gradients), the grid's best error
     /// was 0.055 where the ratio-3 pair stated 0.237 and its larger ε measured 0.244. Halving
     /// the pair puts the step at the optimum and its halves' differences at about 1.6 times
-    /// the error there. Forward and central differences
-    /// (ratio 2, ε² or ε at the steep side) need no refinement: their pair's difference is
-    /// within 0.7–1.2 of the error at the optimum (forward leans optimistic, so a finer
-    /// pair there would be worse). nil when not refined.
+    /// the error there. Forward and central differences (ratio 2, an error growing like ε
+    /// or ε² on the truncation side) need no refinement: their pair's difference is within
+    /// 0.7–1.2 of the error at the optimum (forward leans optimistic, so a finer pair there
+    /// would be worse). nil when not refined.
     public struct Refinement: Sendable {
         public var epsilon: Double, eta: Double, hvNorm: Double, swampedFraction: Double
         /// ‖ĥ(ε_m) − ĥ(ε_j)‖ / max(‖ĥ_j‖, ‖ĥ_m‖), and the same to ε_{j+1}.
@@ -186,7 +190,8 @@ public struct StepRecommendation: Sendable {
         var pts: [Point] = []
         var previous: [Double] = []
         // Richardson's steadiest pair is refined if the FD-HVP turns out saturated (see
-        // ``Refinement``): its two vectors are kept while the grid runs.
+        // ``Refinement``): its two vectors are kept while the grid runs (two vectors more,
+        // chosen by the rule of ``steadiestPair``, which picks the same pair afterwards).
         let refines = scheme == .richardson
         var steadiest: (index: Int, diff: Double, lo: [Double], hi: [Double])? = nil
         for (index, j) in (-pointsPerSide...pointsPerSide).enumerated() {
