@@ -190,10 +190,10 @@ public struct StepRecommendation: Sendable {
         var pts: [Point] = []
         var previous: [Double] = []
         // Richardson's steadiest pair is refined if the FD-HVP turns out saturated (see
-        // ``Refinement``): its two vectors are kept while the grid runs (two vectors more,
-        // chosen by the rule of ``steadiestPair``, which picks the same pair afterwards).
+        // ``Refinement``): its two vectors are kept while the grid runs (two vectors more),
+        // the pair being the one ``steadiestPair`` picks among the points so far.
         let refines = scheme == .richardson
-        var steadiest: (index: Int, diff: Double, lo: [Double], hi: [Double])? = nil
+        var steadiest: (index: Int, lo: [Double], hi: [Double])? = nil
         for (index, j) in (-pointsPerSide...pointsPerSide).enumerated() {
             let eta = centre * Double.pow(ratio, Double(j))
             let eps = eta * scale
@@ -202,9 +202,8 @@ public struct StepRecommendation: Sendable {
             let point = Point(epsilon: eps, eta: eta, hvNorm: norm(r.hv), swampedFraction: r.swamped, diffNorm: nil, used: false)
             if index > 0 {
                 pts[index - 1].diffNorm = distance(r.hv, previous)
-                if refines, pairRatio(pts[index - 1], point, maxSwamped: maxSwamped) != nil, let d = pts[index - 1].diffNorm,
-                   d < steadiest?.diff ?? .infinity {
-                    steadiest = (index - 1, d, previous, r.hv)
+                if refines, steadiestPair(pts + [point], maxSwamped: maxSwamped)?.index == index - 1 {
+                    steadiest = (index - 1, previous, r.hv)
                 }
             }
             pts.append(point)

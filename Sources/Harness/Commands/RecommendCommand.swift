@@ -72,9 +72,9 @@ public struct RecommendCommand {
         let e = rec.epsStar
         var line: String
         if rec.saturated {
-            if let f = rec.floorEstimate {
+            if rec.floorEstimate != nil {
                 line = "no eps meets the tolerance \(short(tolerance)): the FD-HVP of this policy is saturated on this model (errors of ~0.3 "
-                    + "or more across the grid, no error model can be fitted); achievable rel_err ~\(short(max(f, rec.predictedErr))) (reference-free estimate: "
+                    + "or more across the grid, no error model can be fitted); achievable rel_err ~\(short(rec.predictedErr)) (reference-free estimate: "
                     + "the steadiest neighbours' difference, or the bias probe's if larger), at eps = \(short(e)) (eta = \(short(rec.etaStar))). Use a wider policy, or check against --reference"
             } else {
                 line = "no eps meets the tolerance \(short(tolerance)): the FD-HVP of this policy is saturated on this model (every grid point "
@@ -126,7 +126,7 @@ public struct RecommendCommand {
                                        "feasible": rec.feasible, "fit_truncation": rec.truncation, "fit_noise": rec.noise,
                                        "pairs_used": rec.pairsUsed, "saturated": rec.saturated, "reference": reference,
                                        "summary": outcome.summaryLine]
-            if rec.predictedErr.isFinite { json["predicted_err"] = rec.predictedErr }     // saturated: the floor estimate; absent: none
+            if rec.predictedErr.isFinite { json["predicted_err"] = rec.predictedErr }     // saturated: the floor estimate or the probe; absent: none
             if let b = rec.band { json["eps_lo"] = b.lo; json["eps_hi"] = b.hi.isFinite ? b.hi : nil }
             if let me = outcome.measuredErr { json["measured_err"] = me }
             if let p = rec.probe, p.relativeDifference.isFinite { json["probe_format"] = p.format; json["probe_rel_diff"] = p.relativeDifference }
