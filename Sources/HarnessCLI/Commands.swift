@@ -142,7 +142,7 @@ struct Cast: ParsableCommand {
         Each VALUE is parsed exactly (decimal, C99 hex-float such as 0x1.8p-3, inf, -inf, nan) and rounded \
         once into the format. Output: CSV with header input,format,rounding,value,bits,abs_error,rel_error. \
         FORMAT: \(FloatFormat.named.map(\.name).joined(separator: ", ")), mpfrN, or p=P,emin=E,emax=E[,subnormals=yes|no]\
-        [,infinities=yes|no][,overflow=infinity|nan|saturate]. Errors: one line on stderr, exit 2, nothing on stdout.
+        [,infinities=yes|no][,nan=yes|no][,overflow=infinity|nan|saturate]. Errors: one line on stderr, exit 2, nothing on stdout.
         """)
     @Option(help: "Target format.") var format: String
     @Option(help: "nearest, toward-zero, up, down or stochastic.") var rounding: String = "nearest"

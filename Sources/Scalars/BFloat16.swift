@@ -126,8 +126,7 @@ public struct BFloat16: EmulatedFloat {
 }
 
 /// The spec of bf16 (NUMERICS.md §1).
-public enum BF16Spec: FloatFormatSpec {
-    @inlinable public static var format: FloatFormat {
-        .bf16
-    }
+public enum BF16Spec: RegisteredFormat {
+    public typealias Nearest = BFloat16
+    @inlinable public static var format: FloatFormat { .bf16 }
 }

@@ -5,7 +5,7 @@ public enum CastTarget: Sendable, Equatable {
     case binary(FloatFormat)
     case mpfr(bits: Int)
 
-    /// `bf16`, `fp16`, `tf32`, `fp32`, `fp64`, `e4m3`, `e5m2`, `mpfrN` (N ≥ 2), or a
+    /// A name of ``FloatFormat/named`` (`bf16`, `fp16`, `fp32`, `e4m3`, …), `mpfrN` (N ≥ 2), or a
     /// user format `p=…,emin=…,emax=…[,…]` (see ``FloatFormat/parse(_:)``).
     public static func parse(_ name: String) throws -> CastTarget {
         let n = name.lowercased()
@@ -50,7 +50,8 @@ extension ExactDecimal {
             let hexDigits = (f.bitWidth + 3) / 4
             var hex = String(f.encode(v), radix: 16)
             hex = String(repeating: "0", count: max(0, hexDigits - hex.count)) + hex
-            return CastResult(value: ShortestDecimal.string(v, format: f), bits: "0x" + hex,
+            // A format without a NaN encoding (MX e3m2, e2m3, e2m1) has no bits for NaN.
+            return CastResult(value: ShortestDecimal.string(v, format: f), bits: v.isNaN && !f.nan ? "none" : "0x" + hex,
                               absError: a, relError: r, double: v)
         case .mpfr(let bits):
             // The value is rounded in MPFR's default exponent range (the mpfrN formats' range);

@@ -218,10 +218,17 @@ public enum ShortestDecimal {
         if x == 0 { return x.sign == .minus ? "-0.0" : "0.0" }
         let v = MPFRScratch(precision: 53)
         mpfr_set_d(v.x, x, MPFR_RNDN)
+        // A saturating format takes every large decimal back to its largest finite value
+        // ("3e+01" would name e3m2's 28): the round trip is checked as if overflow did not
+        // saturate, as IEEE formats (and Swift's own description) treat their largest value.
+        var g = f
+        if g.overflow == .saturate {
+            if g.infinities || !g.nan { g.infinities = true; g.overflow = .infinity } else { g.overflow = .nan }
+        }
         for n in 1...17 {
             let (digits, e) = mpfrDigits(v.x, count: n)
             let text = layout(negative: x < 0, digits: digits, exponent10: e, precision: f.p)
-            if let back = try? ExactDecimal.round(text, to: f, mode: .nearest), back == x { return text }
+            if let back = try? ExactDecimal.round(text, to: g, mode: .nearest), back == x { return text }
         }
         let (digits, e) = mpfrDigits(v.x, count: 17)
         return layout(negative: x < 0, digits: digits, exponent10: e, precision: f.p)

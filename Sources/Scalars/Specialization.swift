@@ -24,9 +24,9 @@ extension ScalarRegistry {
     /// captured are reinterpreted as the type they already are, so the arithmetic is the
     /// same code and the bits are the same; only the dispatch differs.
     ///
-    /// This is the one list: every named format of the registry (bf16, fp16, tf32,
-    /// fp32, fp64, e4m3, e5m2) under every rounding mode it has, the dual numbers of
-    /// exact HVPs in fp32, fp64 and bf16, and the mpfr256 reference with its dual numbers.
+    /// This is the one list: every format of the registry (``forEachRegistered(_:)``)
+    /// under every rounding mode, fp64, the dual numbers of exact HVPs in fp32, fp64 and
+    /// bf16, and the mpfr256 reference with its dual numbers.
     /// User formats, the other MPFR precisions and the other dual numbers run generic
     /// code (correct, 2.5–4× slower for the emulated formats);
     /// `hessian-harness bench formats` shows which path each format takes and its speed.
@@ -40,17 +40,25 @@ extension ScalarRegistry {
     /// formats` fp32 1.2 ms instead of 0.25 ms). Check with `nm … | swift demangle`.
     @inlinable @inline(__always)
     public static func specialized<T: StudyScalar, B: SpecializedBody>(_: T.Type, _ body: B) -> B.Output? {
-        // The models' tier, then every emulated format under every mode.
+        // The models' tier, then every registered format under every mode.
         if let r = specializedForModels(T.self, body) { return r }
         if T.self is any EmulatedFloat.Type {
-            if let r = everyMode(BF16Spec.self, T.self, body) { return r }
-            if let r = everyMode(FP16Spec.self, T.self, body) { return r }
-            if let r = everyMode(TF32Spec.self, T.self, body) { return r }
-            if let r = everyMode(FP32Spec.self, T.self, body) { return r }
-            if let r = everyMode(E4M3Spec.self, T.self, body) { return r }
-            if let r = everyMode(E5M2Spec.self, T.self, body) { return r }
+            var byType = ByType<T, B>(body: body)
+            if let r = forEachRegistered(&byType) { return r }
         }
         return nil
+    }
+
+    /// ``specialized(_:_:)`` over the registry: `T` against each format's types.
+    @usableFromInline
+    struct ByType<T: StudyScalar, B: SpecializedBody>: RegisteredFormatVisitor {
+        @usableFromInline let body: B
+        @inlinable @inline(__always) init(body: B) { self.body = body }
+        @inlinable @inline(__always)
+        func visit<S: RegisteredFormat>(_: S.Type) -> B.Output? {
+            if T.self == S.Nearest.self { return body.run(S.Nearest.self) }
+            return everyMode(S.self, T.self, body)
+        }
     }
 
     /// The part of ``specialized(_:_:)``'s list that the models' reverse passes are

@@ -132,12 +132,13 @@ func runCLI(_ args: [String], environment: [String: String?] = [:], in cwd: URL?
         let r = try runCLI(["formats", "--csv"])
         #expect(r.status == 0)
         let lines = r.stdout.split(separator: "\n")
-        #expect(lines.first == "name,p,emin,emax,u,smallest_subnormal,largest_finite,subnormals,infinities,bits")
-        for name in ["bf16", "fp16", "tf32", "fp32", "fp64", "e4m3", "e5m2", "mpfr256"] {
+        #expect(lines.first == "name,p,emin,emax,u,smallest_subnormal,largest_finite,subnormals,infinities,nan,bits")
+        for name in ["bf16", "fp16", "tf32", "fp32", "fp64", "e4m3", "e5m2", "e3m2", "e2m3", "e2m1", "mpfr256"] {
             #expect(lines.contains { $0.hasPrefix(name + ",") }, "\(name)")
         }
-        #expect(lines.contains("bf16,8,-126,127,0.00390625,9.183549615799121e-41,3.3895313892515355e+38,yes,yes,16"))
-        #expect(lines.contains("e4m3,4,-6,8,0.0625,0.001953125,448.0,yes,no,8"))
+        #expect(lines.contains("bf16,8,-126,127,0.00390625,9.183549615799121e-41,3.3895313892515355e+38,yes,yes,yes,16"))
+        #expect(lines.contains("e4m3,4,-6,8,0.0625,0.001953125,448.0,yes,no,yes,8"))
+        #expect(lines.contains("e3m2,3,-2,4,0.125,0.0625,28.0,yes,no,no,6"))
         let table = try runCLI(["formats"])
         #expect(table.status == 0 && table.stdout.contains("mpfr4096"))
     }

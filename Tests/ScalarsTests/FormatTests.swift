@@ -64,10 +64,21 @@ import Testing
         #expect(throws: FloatFormat.Invalid.self) { try FloatFormat.parse("p=5,emin=-6,emax=7,colour=red") }
         #expect(throws: FloatFormat.Invalid.self) { try FloatFormat.parse("p=5,emin=-6,emax=7,infinities=no,overflow=infinity") }
         #expect(throws: FloatFormat.Invalid.self) { try FloatFormat.parse("bf17") }
-        for spec in [BF16Spec.self, FP16Spec.self, TF32Spec.self, FP32Spec.self, E4M3Spec.self, E5M2Spec.self] as [any FloatFormatSpec.Type] {
-            try spec.validate()
-            #expect(spec.format.isEmulatable)
+        // Every registered spec (literal names, not checked when built) validates and is emulatable.
+        for f in ScalarRegistry.registeredFormats {
+            _ = try FloatFormat(name: f.name, p: f.p, emin: f.emin, emax: f.emax, subnormals: f.subnormals,
+                                infinities: f.infinities, nan: f.nan, overflow: f.overflow)
+            #expect(f.isEmulatable, "\(f)")
         }
+        #expect(ScalarRegistry.registeredFormats.map(\.name) == ["bf16", "fp16", "tf32", "fp32", "e4m3", "e5m2", "e3m2", "e2m3", "e2m1"])
+        // No NaN encoding: the whole top binade is finite, overflow saturates by default, and
+        // the rules that need a NaN or an infinity are refused.
+        let mx = try FloatFormat.parse("p=3,emin=-2,emax=4,infinities=no,nan=no")
+        #expect(mx.overflow == .saturate && mx.greatestFinite == 28 && mx == FP6E3M2.format.renamed(mx.name))
+        #expect(throws: FloatFormat.Invalid.self) { try FloatFormat.parse("p=3,emin=-2,emax=4,infinities=no,nan=no,overflow=nan") }
+        #expect(throws: FloatFormat.Invalid.self) { try FloatFormat.parse("p=3,emin=-2,emax=4,nan=no") }
+        #expect(LowPrecisionFloat<E3M2Spec, Upward>(28.5).doubleValue == 28 && FP6E3M2(-1e30).doubleValue == -28)
+        #expect(FP4E2M1(Float.infinity).doubleValue == 6 && FP4E2M1(Float.nan).isNaN)
         #expect(!FloatFormat.fp64.isEmulatable)
     }
 
@@ -82,7 +93,9 @@ import Testing
         for name in ScalarRegistry.names {
             let (n, third) = try ScalarRegistry.run(format: name, Probe())
             #expect(n == name)
-            #expect(abs(third - 1.0 / 3) <= 1.0 / 3 * 0.07, "\(name): 1/3 = \(third)")
+            // Round-to-nearest: |fl(1/3) − 1/3| ≤ max(u/3, half the subnormal spacing).
+            let bound = (try? FloatFormat.parse(name)).map { max($0.unitRoundoff / 3, $0.leastNonzero / 2) } ?? 1e-18
+            #expect(abs(third - 1.0 / 3) <= bound, "\(name): 1/3 = \(third)")
         }
         let up = try ScalarRegistry.run(format: "bf16", rounding: .up, Probe()).1
         let down = try ScalarRegistry.run(format: "bf16", rounding: .down, Probe()).1

@@ -36,7 +36,8 @@ import Scalars
                 checked += 1
             }
         }
-        #expect(checked == 6 * 5 + 2)                     // bf16 … e5m2 × 5 modes; fp64 and mpfr256 at nearest
+        // The registry's formats (bf16 … e2m1) × 5 modes; fp64 and mpfr256 at nearest.
+        #expect(ScalarRegistry.registeredFormats.count == 9 && checked == ScalarRegistry.registeredFormats.count * 5 + 2)
         #expect(ScalarRegistry.isSpecialized(Dual<Float>.self) && ScalarRegistry.isSpecialized(Dual<MPFloat<256>>.self))
         // Not in the list (generic code, correct): user formats, other MPFR precisions.
         #expect(try ScalarRegistry.run(format: "p=4,emin=-6,emax=7", Probe()) == false)

@@ -65,7 +65,7 @@ import Testing
         #expect(disagreements > 1000, "the file holds double-rounding cases")
     }
 
-    func arithmetic<T: EmulatedFloat>(_ file: String, _ type: T.Type) throws {
+    func arithmetic<T: EmulatedFloat>(_ file: String, _ type: T.Type, rows: Int = 15_000) throws {
         var n = 0
         for row in try golden(file) {
             let a = T(encoding: hex(row[0], as: UInt32.self)), b = T(encoding: hex(row[1], as: UInt32.self))
@@ -75,11 +75,48 @@ import Testing
             #expect(same((a * b).doubleValue, mul) || ((a * b).isNaN && mul.isNaN), "\(file) \(a) * \(b)")
             n += 1
         }
-        #expect(n > 15_000)
+        #expect(n > rows)
     }
 
     @Test func bf16Arithmetic() throws { try arithmetic("bf16_arith.csv", BFloat16.self) }
     @Test func fp16Arithmetic() throws { try arithmetic("fp16_arith.csv", FP16Emulated.self) }
     @Test func e4m3Arithmetic() throws { try arithmetic("e4m3_arith.csv", FP8E4M3.self) }
     @Test func e5m2Arithmetic() throws { try arithmetic("e5m2_arith.csv", FP8E5M2.self) }
+
+    // The OCP MX element formats (Golden/make_golden_mx.py, ml_dtypes 0.7): neither
+    // infinities nor NaN, saturating overflow. Registered by their spec and one registry line.
+
+    /// Every conversion from binary32 equals ml_dtypes', except NaN: ml_dtypes turns it
+    /// into a zero (of the opposite sign), the harness keeps it NaN in the carrier (FloatFormat's note says why).
+    func mxConversions<T: EmulatedFloat>(_ name: String, _: T.Type) throws {
+        var checked = 0, nans = 0
+        for row in try golden("\(name)_from_f32.csv") {
+            let x = Float(bitPattern: hex(row[0], as: UInt32.self))
+            let bits = hex(row[1], as: UInt64.self)
+            if x.isNaN {
+                #expect(bits & ~(1 << UInt64(T.format.bitWidth - 1)) == 0 && T(x).isNaN, "\(name): NaN → \(T(x)), ml_dtypes bits \(bits)")
+                nans += 1
+                continue
+            }
+            #expect(same(T(x).doubleValue, T.format.decode(bits)), "\(name): \(x) → \(T(x)), golden \(T.format.decode(bits))")
+            checked += 1
+        }
+        #expect(checked > 5_000 && nans > 0)
+    }
+
+    @Test func float32ToE3M2() throws { try mxConversions("e3m2", FP6E3M2.self) }
+    @Test func float32ToE2M3() throws { try mxConversions("e2m3", FP6E2M3.self) }
+    @Test func float32ToE2M1() throws { try mxConversions("e2m1", FP4E2M1.self) }
+    /// Every pair of encodings (64² and 16²).
+    @Test func e3m2Arithmetic() throws { try arithmetic("e3m2_arith.csv", FP6E3M2.self, rows: 4_095) }
+    @Test func e2m3Arithmetic() throws { try arithmetic("e2m3_arith.csv", FP6E2M3.self, rows: 4_095) }
+    @Test func e2m1Arithmetic() throws { try arithmetic("e2m1_arith.csv", FP4E2M1.self, rows: 255) }
+
+    /// The parameters ml_dtypes' finfo gives: largest finite, smallest normal and subnormal, width.
+    @Test func mxParameters() {
+        for (f, top, normal, sub) in [(FP6E3M2.format, 28.0, 0.25, 0.0625), (FP6E2M3.format, 7.5, 1, 0.125), (FP4E2M1.format, 6, 1, 0.5)] {
+            #expect(f.greatestFinite == top && f.leastNormal == normal && f.leastNonzero == sub && !f.nan && !f.infinities, "\(f)")
+        }
+        #expect(FP6E3M2.format.bitWidth == 6 && FP6E2M3.format.bitWidth == 6 && FP4E2M1.format.bitWidth == 4)
+    }
 }

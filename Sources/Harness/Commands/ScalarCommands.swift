@@ -2,19 +2,19 @@ import Scalars
 
 /// `hessian-harness formats`.
 public enum FormatsCommand {
-    public static let header = ["name", "p", "emin", "emax", "u", "smallest_subnormal", "largest_finite", "subnormals", "infinities", "bits"]
+    public static let header = ["name", "p", "emin", "emax", "u", "smallest_subnormal", "largest_finite", "subnormals", "infinities", "nan", "bits"]
 
     public static func rows() -> [[String]] {
         var rows: [[String]] = []
         for f in FloatFormat.named {
             rows.append([f.name, "\(f.p)", "\(f.emin)", "\(f.emax)", "\(f.unitRoundoff)",
                          f.subnormals ? "\(f.leastNonzero)" : "",
-                         "\(f.greatestFinite)", f.subnormals ? "yes" : "no", f.infinities ? "yes" : "no", "\(f.bitWidth)"])
+                         "\(f.greatestFinite)", f.subnormals ? "yes" : "no", f.infinities ? "yes" : "no", f.nan ? "yes" : "no", "\(f.bitWidth)"])
         }
         let (emin, emax) = MPFRInfo.ieeeExponentRange
         for b in ScalarRegistry.mpfrPrecisions {
             rows.append(["mpfr\(b)", "\(b)", "\(emin)", "\(emax)", MPFRInfo.powerOfTwo(-b), "",
-                         MPFRInfo.powerOfTwo(emax + 1, minusUlp: b), "no", "yes", ""])
+                         MPFRInfo.powerOfTwo(emax + 1, minusUlp: b), "no", "yes", "yes", ""])
         }
         return rows
     }
@@ -41,7 +41,7 @@ public enum CastCommand {
         do { target = try CastTarget.parse(format) } catch let e as FloatFormat.Invalid {
             throw HarnessError("invalid format '\(format)': \(e)")
         } catch {
-            throw HarnessError("unknown format '\(format)' (known: \(FloatFormat.named.map(\.name).joined(separator: ", ")), mpfrN, or p=…,emin=…,emax=…[,subnormals=yes|no][,infinities=yes|no][,overflow=infinity|nan|saturate])")
+            throw HarnessError("unknown format '\(format)' (known: \(FloatFormat.named.map(\.name).joined(separator: ", ")), mpfrN, or p=…,emin=…,emax=…[,subnormals=yes|no][,infinities=yes|no][,nan=yes|no][,overflow=infinity|nan|saturate])")
         }
         guard let mode = RoundingMode(name: rounding) else {
             throw HarnessError("unknown rounding '\(rounding)' (known: \(RoundingMode.allCases.map(\.rawValue).joined(separator: ", ")))")
