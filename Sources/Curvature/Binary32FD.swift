@@ -28,6 +28,22 @@ import Models
 /// AVX-512 and AVX2 as well and chosen at run time (Swift compiles them for baseline
 /// x86-64, two Doubles per instruction). They are the FD's own work between its two
 /// gradients; the tests compare this path bit for bit with the staged one.
+/// A compute type with a fused FD-HVP of its own: the same values as the stage-by-stage
+/// ``FiniteDifferenceHVP/estimateByStages(_:theta:v:scheme:epsilon:precision:compute:)``
+/// in fewer passes, for the policies it covers (nil for the others). `Float`: ``Binary32FD``.
+public protocol FusedFDScalar: StudyScalar {
+    static func fusedFD<M: DifferentiableModel>(_ model: M, theta: [Double], v: [Double], scheme: FDScheme,
+                                                epsilon: Double, precision: FDPrecision) -> FDResult?
+}
+
+extension Float: FusedFDScalar {
+    @inlinable
+    public static func fusedFD<M: DifferentiableModel>(_ model: M, theta: [Double], v: [Double], scheme: FDScheme,
+                                                       epsilon: Double, precision: FDPrecision) -> FDResult? {
+        Binary32FD.estimate(model, theta: theta, v: v, scheme: scheme, epsilon: epsilon, precision: precision)
+    }
+}
+
 @usableFromInline
 enum Binary32FD {
     @usableFromInline static let block = 256

@@ -226,8 +226,9 @@ public enum FiniteDifferenceHVP {
     ) -> FDResult {
         precondition(theta.count == v.count && theta.count == model.parameterCount)
         let eps = step.epsilon(theta: theta, v: v)
-        if T.self == Float.self, let r = Binary32FD.estimate(model, theta: theta, v: v, scheme: scheme, epsilon: eps, precision: precision) {
-            return r                                       // fp32 throughout: the same values in fewer passes
+        if let F = T.self as? any FusedFDScalar.Type,       // fp32 throughout: the same values in fewer passes
+           let r = F.fusedFD(model, theta: theta, v: v, scheme: scheme, epsilon: eps, precision: precision) {
+            return r
         }
         return estimateByStages(model, theta: theta, v: v, scheme: scheme, epsilon: eps, precision: precision, compute: T.self)
     }

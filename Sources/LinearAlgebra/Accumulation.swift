@@ -49,15 +49,3 @@ public enum Accumulation: Hashable, Sendable, CustomStringConvertible {
         }
     }
 }
-
-/// Whether a scalar type's values are all exactly representable in binary32 /
-/// binary64 (then widening is exact and the BLAS paths apply).
-@inlinable
-func fitsInFloat<T: StudyScalar>(_: T.Type) -> Bool {
-    T.self == Float.self || T.self == Float16.self || T.self is any EmulatedFloat.Type
-}
-
-@inlinable
-func fitsInDouble<T: StudyScalar>(_ t: T.Type) -> Bool {
-    T.self == Double.self || fitsInFloat(t)
-}

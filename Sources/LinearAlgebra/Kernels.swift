@@ -1,7 +1,5 @@
 import Scalars
 import RealModule
-import COpenBLAS
-import CKernels
 
 /// Level-1 and level-2/3 kernels generic over the scalar, under an ``Accumulation``
 /// policy. Vectors are contiguous buffers; matrices are ``Matrix`` (row-major).
@@ -47,26 +45,21 @@ public enum Kernels {
             for i in 0..<x.count { s += x[i].doubleValue * y[i].doubleValue }
             return T(roundingDouble: s)
         case .blas:
-            if T.self == Double.self {
-                return x.withMemoryRebound(to: Double.self) { xd in
-                    y.withMemoryRebound(to: Double.self) { yd in
-                        T(roundingDouble: cblas_ddot(Int32(x.count), xd.baseAddress, 1, yd.baseAddress, 1))
-                    }
-                }
-            }
-            if T.self == Float.self {
-                return x.withMemoryRebound(to: Float.self) { xf in
-                    y.withMemoryRebound(to: Float.self) { yf in
-                        T(roundingDouble: Double(cblas_sdot(Int32(x.count), xf.baseAddress, 1, yf.baseAddress, 1)))
-                    }
-                }
-            }
-            if fitsInFloat(T.self) {
+            if let B = T.self as? any BLASScalar.Type { return blasDot(B, x, y) }
+            if T.exactInBinary32 {
                 let xf = x.map { Float($0.doubleValue) }, yf = y.map { Float($0.doubleValue) }
-                return T(roundingDouble: Double(cblas_sdot(Int32(x.count), xf, 1, yf, 1)))
+                return T(roundingDouble: Double(Float.blasDot(xf.count, xf, yf)))
             }
             return dotLoop(x, y, accumulation: .recursive)
         }
+    }
+
+    /// ``BLASScalar/blasDot(_:_:_:)`` of `T`'s buffers, `B` being `T`.
+    @inlinable
+    static func blasDot<T: StudyScalar, B: BLASScalar>(_: B.Type, _ x: UnsafeBufferPointer<T>, _ y: UnsafeBufferPointer<T>) -> T {
+        let r = B.blasDot(x.count, UnsafeRawPointer(x.baseAddress)?.assumingMemoryBound(to: B.self),
+                          UnsafeRawPointer(y.baseAddress)?.assumingMemoryBound(to: B.self))
+        return unsafeBitCast(r, to: T.self)
     }
 
     @inlinable
@@ -139,21 +132,25 @@ public enum Kernels {
 
     @inlinable
     static func blasGemv<T: StudyScalar>(_ a: Matrix<T>, _ x: [T]) -> [T]? {
-        let m = Int32(a.rows), n = Int32(a.cols)
-        if T.self == Double.self {
-            var y = [Double](repeating: 0, count: a.rows)
-            a.storage.withUnsafeBufferPointer { ap in x.withUnsafeBufferPointer { xp in
-                ap.withMemoryRebound(to: Double.self) { ad in xp.withMemoryRebound(to: Double.self) { xd in
-                    cblas_dgemv(CblasRowMajor, CblasNoTrans, m, n, 1, ad.baseAddress, max(n, 1), xd.baseAddress, 1, 0, &y, 1)
-                } }
-            } }
-            return y.map { T(roundingDouble: $0) }
-        }
-        guard fitsInFloat(T.self) else { return nil }
+        if let B = T.self as? any BLASScalar.Type { return blasGemv(B, a, x) }
+        guard T.exactInBinary32 else { return nil }
         let af = a.storage.map { Float($0.doubleValue) }, xf = x.map { Float($0.doubleValue) }
         var y = [Float](repeating: 0, count: a.rows)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, m, n, 1, af, max(n, 1), xf, 1, 0, &y, 1)
+        Float.blasGemv(a.rows, a.cols, af, xf, &y)
         return y.map { T(roundingDouble: Double($0)) }
+    }
+
+    /// ``BLASScalar/blasGemv(_:_:_:_:_:)`` of `T`'s values, `B` being `T`.
+    @inlinable
+    static func blasGemv<T: StudyScalar, B: BLASScalar>(_: B.Type, _ a: Matrix<T>, _ x: [T]) -> [T] {
+        [T](unsafeUninitializedCapacity: a.rows) { y, count in
+            a.storage.withUnsafeBufferPointer { ap in x.withUnsafeBufferPointer { xp in
+                B.blasGemv(a.rows, a.cols, UnsafeRawPointer(ap.baseAddress)?.assumingMemoryBound(to: B.self),
+                           UnsafeRawPointer(xp.baseAddress)?.assumingMemoryBound(to: B.self),
+                           UnsafeMutableRawPointer(y.baseAddress)?.assumingMemoryBound(to: B.self))
+            } }
+            count = a.rows
+        }
     }
 
     /// `C = A B` with each output a dot product under `accumulation`.
@@ -200,9 +197,9 @@ public enum Kernels {
     @inlinable
     public static func gemm<T: StudyScalar>(_ a: Matrix<T>, transposed ta: Bool, _ b: Matrix<T>, transposed tb: Bool,
                                             into c: UnsafeMutableBufferPointer<T>, accumulation: Accumulation = .recursive) {
-        if case .blas = accumulation, T.self == Float.self || T.self == Double.self {
+        if case .blas = accumulation, let B = T.self as? any BLASScalar.Type {
             a.storage.withUnsafeBufferPointer { ap in b.storage.withUnsafeBufferPointer { bp in
-                blasInto(ap, a.rows, a.cols, ta, bp, b.rows, b.cols, tb, c)
+                blasInto(B, ap, a.rows, a.cols, ta, bp, b.rows, b.cols, tb, c)
             } }
             return
         }
@@ -218,47 +215,47 @@ public enum Kernels {
     static func blasProduct<T: StudyScalar>(_ a: Matrix<T>, _ ta: Bool, _ b: UnsafeBufferPointer<T>, _ br: Int, _ bc: Int,
                                             _ tb: Bool) -> Matrix<T>? {
         a.storage.withUnsafeBufferPointer { ap -> Matrix<T>? in
-            if T.self == Float.self || T.self == Double.self {
-                let (m, n) = (ta ? a.cols : a.rows, tb ? br : bc)
+            let (m, n) = (ta ? a.cols : a.rows, tb ? br : bc)
+            if let B = T.self as? any BLASScalar.Type {
                 let c = [T](unsafeUninitializedCapacity: m * n) { cp, count in
-                    blasInto(ap, a.rows, a.cols, ta, b, br, bc, tb, cp)
+                    blasInto(B, ap, a.rows, a.cols, ta, b, br, bc, tb, cp)
                     count = m * n
                 }
                 return Matrix(rows: m, cols: n, storage: c)
             }
-            func dual<W: StudyScalar>(_: W.Type) -> Matrix<T> {
-                unsafeBitCast(blasDualGemm(unsafeBitCast(ap, to: UnsafeBufferPointer<Dual<W>>.self), a.rows, a.cols, ta,
-                                           unsafeBitCast(b, to: UnsafeBufferPointer<Dual<W>>.self), br, bc, tb), to: Matrix<T>.self)
-            }
-            if T.self == Dual<Float>.self { return dual(Float.self) }
-            if T.self == Dual<Double>.self { return dual(Double.self) }
+            if let D = T.self as? any BLASDualScalar.Type { return blasDualProduct(D, ap, a.rows, a.cols, ta, b, br, bc, tb) }
             return nil
         }
     }
 
-    /// sgemm/dgemm (T is Float or Double) of row-major buffers: C = op(A) op(B), A stored
-    /// ar×ac, B br×bc, C (m·n elements) overwritten; zeros when the inner size is 0.
+    /// ``blasDualGemm(_:_:_:_:_:_:_:_:)`` of `T`'s buffers, `D` being `T` (a `Dual<W>`, W a ``BLASScalar``).
     @inlinable
-    static func blasInto<T: StudyScalar>(_ a: UnsafeBufferPointer<T>, _ ar: Int, _ ac: Int, _ ta: Bool,
-                                         _ b: UnsafeBufferPointer<T>, _ br: Int, _ bc: Int, _ tb: Bool,
-                                         _ c: UnsafeMutableBufferPointer<T>) {
+    static func blasDualProduct<T: StudyScalar, D: BLASDualScalar>(_: D.Type, _ a: UnsafeBufferPointer<T>, _ ar: Int, _ ac: Int, _ ta: Bool,
+                                                                  _ b: UnsafeBufferPointer<T>, _ br: Int, _ bc: Int, _ tb: Bool) -> Matrix<T> {
+        typealias W = D.Component
+        let c = blasDualGemm(UnsafeBufferPointer(start: UnsafeRawPointer(a.baseAddress)?.assumingMemoryBound(to: Dual<W>.self), count: a.count),
+                             ar, ac, ta,
+                             UnsafeBufferPointer(start: UnsafeRawPointer(b.baseAddress)?.assumingMemoryBound(to: Dual<W>.self), count: b.count),
+                             br, bc, tb)
+        return unsafeBitCast(c, to: Matrix<T>.self)
+    }
+
+    /// sgemm/dgemm (``BLASScalar/blasGemm(_:_:_:_:_:_:_:_:_:_:)``, `B` being `T`) of row-major
+    /// buffers: C = op(A) op(B), A stored ar×ac, B br×bc, C (m·n elements) overwritten;
+    /// zeros when the inner size is 0.
+    @inlinable
+    static func blasInto<T: StudyScalar, B: BLASScalar>(_: B.Type, _ a: UnsafeBufferPointer<T>, _ ar: Int, _ ac: Int, _ ta: Bool,
+                                                        _ b: UnsafeBufferPointer<T>, _ br: Int, _ bc: Int, _ tb: Bool,
+                                                        _ c: UnsafeMutableBufferPointer<T>) {
         let (m, k) = ta ? (ac, ar) : (ar, ac)
         let (kb, n) = tb ? (bc, br) : (br, bc)
         precondition(k == kb && a.count == ar * ac && b.count == br * bc && c.count == m * n,
                      "gemm: op(A) is \(m)×\(k), op(B) \(kb)×\(n), C holds \(c.count)")
         guard m > 0 && n > 0 else { return }
         guard k > 0 else { for i in 0..<(m * n) { c[i] = .zero }; return }
-        let transA = ta ? CblasTrans : CblasNoTrans, transB = tb ? CblasTrans : CblasNoTrans
-        let lda = Int32(max(ac, 1)), ldb = Int32(max(bc, 1))
-        let (ap, bp, cp) = (UnsafeRawPointer(a.baseAddress!), UnsafeRawPointer(b.baseAddress!), UnsafeMutableRawPointer(c.baseAddress!))
-        if T.self == Float.self {
-            cblas_sgemm(CblasRowMajor, transA, transB, Int32(m), Int32(n), Int32(k), 1, ap.assumingMemoryBound(to: Float.self), lda,
-                        bp.assumingMemoryBound(to: Float.self), ldb, 0, cp.assumingMemoryBound(to: Float.self), Int32(n))
-        } else {
-            precondition(T.self == Double.self, "blasInto: Float or Double")
-            cblas_dgemm(CblasRowMajor, transA, transB, Int32(m), Int32(n), Int32(k), 1, ap.assumingMemoryBound(to: Double.self), lda,
-                        bp.assumingMemoryBound(to: Double.self), ldb, 0, cp.assumingMemoryBound(to: Double.self), Int32(n))
-        }
+        B.blasGemm(ta, tb, m, n, k, UnsafeRawPointer(a.baseAddress!).assumingMemoryBound(to: B.self), max(ac, 1),
+                   UnsafeRawPointer(b.baseAddress!).assumingMemoryBound(to: B.self), max(bc, 1),
+                   UnsafeMutableRawPointer(c.baseAddress!).assumingMemoryBound(to: B.self))
     }
 
     /// The loops of ``gemm(_:_:accumulation:)`` (outputs are ``dot(_:_:accumulation:)``s).
@@ -293,17 +290,16 @@ public enum Kernels {
     /// Operands are row-major buffers (A stored ar×ac, B br×bc): a weight matrix is split
     /// straight from the parameter vector.
     @inlinable
-    static func blasDualGemm<W: StudyScalar>(_ a: UnsafeBufferPointer<Dual<W>>, _ ar: Int, _ ac: Int, _ ta: Bool,
-                                             _ b: UnsafeBufferPointer<Dual<W>>, _ br: Int, _ bc: Int, _ tb: Bool) -> Matrix<Dual<W>> {
+    static func blasDualGemm<W: BLASScalar>(_ a: UnsafeBufferPointer<Dual<W>>, _ ar: Int, _ ac: Int, _ ta: Bool,
+                                            _ b: UnsafeBufferPointer<Dual<W>>, _ br: Int, _ bc: Int, _ tb: Bool) -> Matrix<Dual<W>> {
         let (m, n) = (ta ? ac : ar, tb ? br : bc)
-        precondition(W.self == Float.self || W.self == Double.self, "blasDualGemm: Dual<Float> or Dual<Double>")
         precondition(a.count == ar * ac && b.count == br * bc && (ta ? ar : ac) == (tb ? bc : br),
                      "gemm: A is \(ar)×\(ac), B is \(br)×\(bc)")
         guard m > 0 && n > 0 else { return Matrix(rows: m, cols: n, storage: []) }
         let sa = split(a), sb = split(b)
         func product(_ x: [W], _ y: [W]) -> [W] {
             [W](unsafeUninitializedCapacity: m * n) { c, count in
-                x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in blasInto(xp, ar, ac, ta, yp, br, bc, tb, c) } }
+                x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in blasInto(W.self, xp, ar, ac, ta, yp, br, bc, tb, c) } }
                 count = m * n
             }
         }
@@ -315,15 +311,8 @@ public enum Kernels {
             let d = UnsafeMutableRawPointer(o.baseAddress!)
             cv.withUnsafeBufferPointer { v in
                 withOptionalPointer(c1) { t1 in withOptionalPointer(c2) { t2 in
-                    if W.self == Float.self {
-                        hh_merge_dual_f32(m * n, UnsafeRawPointer(v.baseAddress!).assumingMemoryBound(to: Float.self),
-                                          t1?.assumingMemoryBound(to: Float.self), t2?.assumingMemoryBound(to: Float.self),
-                                          d.assumingMemoryBound(to: Float.self))
-                    } else {
-                        hh_merge_dual_f64(m * n, UnsafeRawPointer(v.baseAddress!).assumingMemoryBound(to: Double.self),
-                                          t1?.assumingMemoryBound(to: Double.self), t2?.assumingMemoryBound(to: Double.self),
-                                          d.assumingMemoryBound(to: Double.self))
-                    }
+                    W.mergeDual(m * n, v.baseAddress!, t1?.assumingMemoryBound(to: W.self), t2?.assumingMemoryBound(to: W.self),
+                                d.assumingMemoryBound(to: W.self))
                 } }
             }
             count = m * n
@@ -331,23 +320,18 @@ public enum Kernels {
         return Matrix(rows: m, cols: n, storage: out)
     }
 
-    /// The values and the tangents of `x` (Dual<Float> or Dual<Double>) in one pass, with
-    /// whether every tangent is zero and every value finite (CKernels' vector loops).
+    /// The values and the tangents of `x` in one pass, with whether every tangent is zero
+    /// and every value finite (``BLASScalar/splitDual(_:_:_:_:)``).
     @inlinable
-    static func split<W: StudyScalar>(_ x: UnsafeBufferPointer<Dual<W>>)
+    static func split<W: BLASScalar>(_ x: UnsafeBufferPointer<Dual<W>>)
         -> (values: [W], tangents: [W], tangentsZero: Bool, valuesFinite: Bool) {
         var tangents = [W](), flags: Int32 = 3
         let values = [W](unsafeUninitializedCapacity: x.count) { v, count in
             tangents = [W](unsafeUninitializedCapacity: x.count) { t, tCount in
                 if let base = x.baseAddress {
                     let d = UnsafeRawPointer(base), vr = UnsafeMutableRawPointer(v.baseAddress!), tr = UnsafeMutableRawPointer(t.baseAddress!)
-                    if W.self == Float.self {
-                        flags = hh_split_dual_f32(x.count, d.assumingMemoryBound(to: Float.self),
-                                                  vr.assumingMemoryBound(to: Float.self), tr.assumingMemoryBound(to: Float.self))
-                    } else {
-                        flags = hh_split_dual_f64(x.count, d.assumingMemoryBound(to: Double.self),
-                                                  vr.assumingMemoryBound(to: Double.self), tr.assumingMemoryBound(to: Double.self))
-                    }
+                    flags = W.splitDual(x.count, d.assumingMemoryBound(to: W.self), vr.assumingMemoryBound(to: W.self),
+                                        tr.assumingMemoryBound(to: W.self))
                 }
                 tCount = x.count
             }
@@ -366,11 +350,10 @@ public enum Kernels {
     @inlinable
     static func blasGemm<T: StudyScalar>(_ a: Matrix<T>, _ b: Matrix<T>) -> Matrix<T>? {
         if let c = b.storage.withUnsafeBufferPointer({ blasProduct(a, false, $0, b.rows, b.cols, false) }) { return c }
-        let m = Int32(a.rows), n = Int32(b.cols), k = Int32(a.cols)
-        guard fitsInFloat(T.self) else { return nil }
+        guard T.exactInBinary32, a.rows > 0, b.cols > 0 else { return nil }
         let af = a.storage.map { Float($0.doubleValue) }, bf = b.storage.map { Float($0.doubleValue) }
         var c = [Float](repeating: 0, count: a.rows * b.cols)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, af, max(k, 1), bf, max(n, 1), 0, &c, max(n, 1))
+        if a.cols > 0 { Float.blasGemm(false, false, a.rows, b.cols, a.cols, af, max(a.cols, 1), bf, max(b.cols, 1), &c) }
         return Matrix(rows: a.rows, cols: b.cols, storage: c.map { T(roundingDouble: Double($0)) })
     }
 }

@@ -22,33 +22,36 @@ enum OrderedGemm {
     static func gemm<T: StudyScalar>(_ a: Matrix<T>, _ b: Matrix<T>, _ acc: Accumulation) -> Matrix<T>? {
         switch acc {
         case .recursive:
-            if T.self == Float.self {
-                return unsafeBitCast(Matrix(rows: a.rows, cols: b.cols,
-                                            storage: float(a.rows, a.cols, b.cols, unsafeBitCast(a.storage, to: [Float].self),
-                                                           unsafeBitCast(b.storage, to: [Float].self))), to: Matrix<T>.self)
-            }
-            if T.self == Double.self {
-                return unsafeBitCast(Matrix(rows: a.rows, cols: b.cols,
-                                            storage: double(a.rows, a.cols, b.cols, unsafeBitCast(a.storage, to: [Double].self),
-                                                            unsafeBitCast(b.storage, to: [Double].self))), to: Matrix<T>.self)
-            }
-            if T.self == Dual<Double>.self {
-                return unsafeBitCast(Matrix(rows: a.rows, cols: b.cols,
-                                            storage: dualDouble(a.rows, a.cols, b.cols, unsafeBitCast(a.storage, to: [Dual<Double>].self),
-                                                                unsafeBitCast(b.storage, to: [Dual<Double>].self))), to: Matrix<T>.self)
-            }
+            if let B = T.self as? any BLASScalar.Type { return ordered(B, a, b) }
+            if let D = T.self as? any BLASDualScalar.Type { return orderedDual(D, a, b) }
             return nil
         case .widened(.fp32):
-            guard fitsInFloat(T.self) else { return nil }
+            guard T.exactInBinary32 else { return nil }
             let c = float(a.rows, a.cols, b.cols, a.storage.map { Float($0.doubleValue) }, b.storage.map { Float($0.doubleValue) })
             return Matrix(rows: a.rows, cols: b.cols, storage: c.map { T(roundingDouble: Double($0)) })
         case .widened(.fp64):
-            guard fitsInDouble(T.self) else { return nil }
+            guard T.exactInBinary64 else { return nil }
             let c = double(a.rows, a.cols, b.cols, a.storage.map { $0.doubleValue }, b.storage.map { $0.doubleValue })
             return Matrix(rows: a.rows, cols: b.cols, storage: c.map { T(roundingDouble: $0) })
         default:
             return nil
         }
+    }
+
+    /// ``BLASScalar/orderedGemm(_:_:_:_:_:)`` of `T`'s matrices, `B` being `T`.
+    @inlinable
+    static func ordered<T: StudyScalar, B: BLASScalar>(_: B.Type, _ a: Matrix<T>, _ b: Matrix<T>) -> Matrix<T> {
+        let c = B.orderedGemm(a.rows, a.cols, b.cols, unsafeBitCast(a.storage, to: [B].self), unsafeBitCast(b.storage, to: [B].self))
+        return Matrix(rows: a.rows, cols: b.cols, storage: unsafeBitCast(c, to: [T].self))
+    }
+
+    /// ``BLASScalar/orderedDualGemm(_:_:_:_:_:)`` of `T`'s matrices, `D` being `T`, or nil.
+    @inlinable
+    static func orderedDual<T: StudyScalar, D: BLASDualScalar>(_: D.Type, _ a: Matrix<T>, _ b: Matrix<T>) -> Matrix<T>? {
+        typealias W = D.Component
+        guard let c = W.orderedDualGemm(a.rows, a.cols, b.cols, unsafeBitCast(a.storage, to: [Dual<W>].self),
+                                        unsafeBitCast(b.storage, to: [Dual<W>].self)) else { return nil }
+        return Matrix(rows: a.rows, cols: b.cols, storage: unsafeBitCast(c, to: [T].self))
     }
 
     /// C (m×n) = A (m×k) B (k×n), row-major, Float accumulation in order.

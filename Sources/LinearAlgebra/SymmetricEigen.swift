@@ -1,6 +1,5 @@
 import Scalars
 import RealModule
-import COpenBLAS
 
 /// Dense symmetric eigendecomposition `A = V diag(λ) Vᵀ`.
 ///
@@ -21,28 +20,19 @@ public enum SymmetricEigen {
     public static func decompose<T: StudyScalar>(_ a: Matrix<T>, vectors: Bool = true) throws -> Result<T> {
         precondition(a.rows == a.cols, "SymmetricEigen: matrix is \(a.rows)×\(a.cols)")
         guard a.storage.allSatisfy(\.isFinite) else { throw EigenError.notFinite }
-        if T.self == Double.self || T.self == Float.self { return try lapack(a, vectors: vectors) }
+        if let B = T.self as? any BLASScalar.Type { return try lapack(B, a, vectors: vectors) }
         return try generic(a, vectors: vectors)
     }
 
+    /// LAPACK's divide and conquer (``BLASScalar/symmetricEigen(_:vectors:_:_:)``), `B` being `T`.
     @usableFromInline
-    static func lapack<T: StudyScalar>(_ a: Matrix<T>, vectors: Bool) throws -> Result<T> {
-        let n = Int32(a.rows)
-        let jobz = CChar(UInt8(ascii: vectors ? "V" : "N")), uplo = CChar(UInt8(ascii: "U"))
-        if T.self == Double.self {
-            var m = a.storage.map(\.doubleValue)
-            var w = [Double](repeating: 0, count: a.rows)
-            let info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, jobz, uplo, n, &m, max(n, 1), &w)
-            guard info == 0 else { throw EigenError.lapack(routine: "dsyevd", info: Int(info)) }
-            return Result(values: w.map { T(roundingDouble: $0) },
-                          vectors: vectors ? Matrix(rows: a.rows, cols: a.rows, storage: m.map { T(roundingDouble: $0) }) : nil)
-        }
-        var m = a.storage.map { Float($0.doubleValue) }
-        var w = [Float](repeating: 0, count: a.rows)
-        let info = LAPACKE_ssyevd(LAPACK_ROW_MAJOR, jobz, uplo, n, &m, max(n, 1), &w)
-        guard info == 0 else { throw EigenError.lapack(routine: "ssyevd", info: Int(info)) }
-        return Result(values: w.map { T(roundingDouble: Double($0)) },
-                      vectors: vectors ? Matrix(rows: a.rows, cols: a.rows, storage: m.map { T(roundingDouble: Double($0)) }) : nil)
+    static func lapack<T: StudyScalar, B: BLASScalar>(_: B.Type, _ a: Matrix<T>, vectors: Bool) throws -> Result<T> {
+        var m = unsafeBitCast(a.storage, to: [B].self)
+        var w = [B](repeating: .zero, count: a.rows)
+        let (routine, info) = B.symmetricEigen(a.rows, vectors: vectors, &m, &w)
+        guard info == 0 else { throw EigenError.lapack(routine: routine, info: info) }
+        return Result(values: unsafeBitCast(w, to: [T].self),
+                      vectors: vectors ? Matrix(rows: a.rows, cols: a.rows, storage: unsafeBitCast(m, to: [T].self)) : nil)
     }
 
     /// Householder reduction to tridiagonal form, `A = Q T Qᵀ`: returns (d, e, Q)

@@ -17,28 +17,12 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
         }
     }
 
-    /// ``value(_:)`` of every element: the same bits; tanh over `Float` runs the vector
-    /// kernel of ``Binary32Tanh/tanh(_:)-([Float])`` instead of one call per element.
+    /// ``value(_:)`` of every element: the same bits; tanh runs the type's own vector
+    /// form where it has one (``StudyScalar/tanhValues(_:)``: `Float`, `Dual<Float>`).
     @inlinable
     public func values<T: StudyScalar>(_ z: [T]) -> [T] {
-        if self == .tanh, T.self == Float.self {
-            return unsafeBitCast(Binary32Tanh.tanh(unsafeBitCast(z, to: [Float].self)), to: [T].self)
-        }
-        if self == .tanh, T.self == Dual<Float>.self {
-            return unsafeBitCast(Self.dualTanh(unsafeBitCast(z, to: [Dual<Float>].self)), to: [T].self)
-        }
+        if self == .tanh, let t = T.tanhValues(z) { return t }
         return z.map { value($0) }
-    }
-
-    /// `Dual<Float>.tanh` of every element (value t = tanh x, tangent (1 − t·t)·x'), with
-    /// the values through the vector kernel: the same bits.
-    @inlinable
-    static func dualTanh(_ z: [Dual<Float>]) -> [Dual<Float>] {
-        let t = Binary32Tanh.tanh(z.map(\.value))
-        return [Dual<Float>](unsafeUninitializedCapacity: z.count) { out, count in
-            for i in z.indices { out.initializeElement(at: i, to: Dual(t[i], (1 - t[i] * t[i]) * z[i].tangent)) }
-            count = z.count
-        }
     }
 
     /// The derivative at x. ReLU uses 0 at x = 0 (the convention of PyTorch and JAX).

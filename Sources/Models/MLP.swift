@@ -73,10 +73,8 @@ public struct MLP: OutputModel, GradientCore {
             let biases = (0..<layers).map { UnsafeBufferPointer(rebasing: tp[layout.tensors[2 * $0 + 1].range]) }
             // Forward.
             let input: [T]
-            if T.self == Float.self && samples == 0..<data.count {
-                input = unsafeBitCast(data.xFloat, to: [T].self)                // rounded once, the same values
-            } else if T.self == Dual<Float>.self && samples == 0..<data.count {
-                input = unsafeBitCast(data.xFloat.map { Dual($0, 0) }, to: [T].self)  // Dual(roundingDouble:): the same
+            if samples == 0..<data.count, let rounded = T.fromBinary32Rounding(data.xFloat) {
+                input = rounded                                                 // fp32: rounded once, the same values
             } else {
                 let rows = samples == 0..<data.count ? data.x.storage
                     : Array(data.x.storage[(samples.lowerBound * data.features)..<(samples.upperBound * data.features)])

@@ -3,23 +3,27 @@ import LinearAlgebra
 import RealModule
 
 extension MLP {
-    /// (∇L, Hv). For binary32 under `.blas` with tanh: ``splitDualHVP(_:_:)``, the
-    /// dual-number reverse pass with values and tangents held apart; every other case
-    /// runs the generic ``DifferentiableModel/dualNumberHVP(_:_:accumulation:)``.
+    /// (∇L, Hv). For a BLAS type (binary32, binary64) under `.blas` with tanh:
+    /// ``splitDualHVP(_:_:)``, the dual-number reverse pass with values and tangents held
+    /// apart; every other case runs the generic ``DifferentiableModel/dualNumberHVP(_:_:accumulation:)``.
     @inlinable
     public func hessianVectorProduct<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
-        if T.self == Float.self, accumulation == .blas, activation == .tanh {
-            let r = splitDualHVP(unsafeBitCast(theta, to: [Float].self), unsafeBitCast(v, to: [Float].self))
-            return (unsafeBitCast(r.gradient, to: [T].self), unsafeBitCast(r.hv, to: [T].self))
-        }
+        if accumulation == .blas, activation == .tanh, let B = T.self as? any BLASScalar.Type { return splitDualHVP(B, theta, v) }
         return dualNumberHVP(theta, v, accumulation: accumulation)
     }
 
+    /// ``splitDualHVP(_:_:)`` of `T`'s arrays, `B` being `T`.
+    @inlinable
+    func splitDualHVP<T: StudyScalar, B: BLASScalar>(_: B.Type, _ theta: [T], _ v: [T]) -> (gradient: [T], hv: [T]) {
+        let r = splitDualHVP(unsafeBitCast(theta, to: [B].self), unsafeBitCast(v, to: [B].self))
+        return (unsafeBitCast(r.gradient, to: [T].self), unsafeBitCast(r.hv, to: [T].self))
+    }
+
     /// The reverse pass of ``lossAndGradient(_:samples:accumulation:head:)`` in
-    /// `Dual<Float>` at θ + εv under `.blas`, operation for operation, with the values
+    /// `Dual<B>` at θ + εv under `.blas`, operation for operation, with the values
     /// and the tangents of every matrix in separate arrays (struct of arrays).
     ///
-    /// Why: the generic run holds `Dual<Float>` pairs, so each BLAS product splits its
+    /// Why: the generic run holds `Dual<B>` pairs, so each BLAS product splits its
     /// operands into values and tangents and merges its result (`blasDualGemm`), and θ
     /// and v are first interleaved into a dual vector and the gradient split at the
     /// end. Here θ and v already are the values and tangents of the weights (read in
@@ -31,35 +35,36 @@ extension MLP {
     /// same sgemm calls on the same layouts — value AB, tangents A'B and AB' summed as
     /// fl(A'B + AB'), a skipped term standing for +0 where the generic run skips it
     /// (the data's zero tangent against finite weights) — and the dual formulas of
-    /// `Dual`: tanh (t, (1 − t·t)·z'), h·h = (h·h, h'·h + h·h'), 1 − x = (1 − x, 0 − x'),
+    /// `Dual`: tanh (t, (1 − t·t)·z', t through the type's vector tanh where it has one), h·h = (h·h, h'·h + h·h'), 1 − x = (1 − x, 0 − x'),
     /// g·u = (g·u, g'·u + g·u'), sums componentwise. The output head runs on
-    /// `Dual<Float>` logits (batch × classes, small) exactly as in the generic run.
+    /// `Dual<B>` logits (batch × classes, small) exactly as in the generic run.
     @inlinable
-    public func splitDualHVP(_ theta: [Float], _ v: [Float]) -> (gradient: [Float], hv: [Float]) {
+    public func splitDualHVP<B: BLASScalar>(_ theta: [B], _ v: [B]) -> (gradient: [B], hv: [B]) {
         precondition(theta.count == layout.count && v.count == layout.count, "θ and v need \(layout.count) entries")
         let layers = widths.count - 1, batch = data.count
-        if batch == 0 { return ([Float](repeating: 0, count: layout.count), [Float](repeating: 0, count: layout.count)) }
+        if batch == 0 { return ([B](repeating: 0, count: layout.count), [B](repeating: 0, count: layout.count)) }
         // Every element of both is written below (weight slices by products, biases by
         // their sums; the layout tiles the vector): no zero fill first.
-        var gradient = [Float](unsafeUninitializedCapacity: layout.count) { _, count in count = layout.count }
-        var hv = [Float](unsafeUninitializedCapacity: layout.count) { _, count in count = layout.count }
+        var gradient = [B](unsafeUninitializedCapacity: layout.count) { _, count in count = layout.count }
+        var hv = [B](unsafeUninitializedCapacity: layout.count) { _, count in count = layout.count }
         theta.withUnsafeBufferPointer { tp in v.withUnsafeBufferPointer { vp in
-            func tensor(_ p: UnsafeBufferPointer<Float>, _ index: Int) -> UnsafeBufferPointer<Float> {
+            func tensor(_ p: UnsafeBufferPointer<B>, _ index: Int) -> UnsafeBufferPointer<B> {
                 UnsafeBufferPointer(rebasing: p[layout.tensors[index].range])
             }
             /// op(A) op(W_l) with W_l (out × in) read in place from θ or v.
-            func product(_ a: Matrix<Float>, _ ta: Bool, _ w: UnsafeBufferPointer<Float>, _ l: Int, _ tw: Bool) -> Matrix<Float> {
+            func product(_ a: Matrix<B>, _ ta: Bool, _ w: UnsafeBufferPointer<B>, _ l: Int, _ tw: Bool) -> Matrix<B> {
                 Kernels.gemm(a, transposed: ta, w, rows: widths[l + 1], cols: widths[l], transposed: tw, accumulation: .blas)
             }
             // Forward. The data's tangent is zero: nil, its product skipped when the
             // weights are finite (as blasDualGemm skips it), else computed from zeros.
-            let x = Matrix(rows: batch, cols: data.features, storage: data.xFloat)
-            var hV: [Matrix<Float>] = [x], hT: [Matrix<Float>?] = [nil]
-            var zV = Matrix<Float>(rows: 0, cols: 0), zT = zV
+            let x = Matrix(rows: batch, cols: data.features,
+                           storage: B.fromBinary32Rounding(data.xFloat) ?? ScalarArrays.rounding(data.x.storage, to: B.self))
+            var hV: [Matrix<B>] = [x], hT: [Matrix<B>?] = [nil]
+            var zV = Matrix<B>(rows: 0, cols: 0), zT = zV
             for l in 0..<layers {
                 let wv = tensor(tp, 2 * l), wt = tensor(vp, 2 * l), bv = tensor(tp, 2 * l + 1), bt = tensor(vp, 2 * l + 1)
                 var value = product(hV[l], false, wv, l, true)
-                let c1: Matrix<Float>? = hT[l].map { product($0, false, wv, l, true) }
+                let c1: Matrix<B>? = hT[l].map { product($0, false, wv, l, true) }
                     ?? (Self.allFinite(wv) ? nil : product(Matrix(rows: batch, cols: widths[l]), false, wv, l, true))
                 var tangent = Self.tangentSum(c1, product(hV[l], false, wt, l, true))
                 let width = widths[l + 1]
@@ -70,8 +75,8 @@ extension MLP {
                     }
                 } }
                 if l < layers - 1 {
-                    let h = Binary32Tanh.tanh(value.storage)
-                    let t = [Float](unsafeUninitializedCapacity: h.count) { out, count in
+                    let h = B.tanhValues(value.storage) ?? value.storage.map { Elementary.tanh($0) }
+                    let t = [B](unsafeUninitializedCapacity: h.count) { out, count in
                         h.withUnsafeBufferPointer { hp in tangent.storage.withUnsafeBufferPointer { zt in
                             for i in 0..<hp.count { out[i] = (1 - hp[i] * hp[i]) * zt[i] }
                         } }
@@ -85,7 +90,7 @@ extension MLP {
             // The output head on dual logits, as the generic run evaluates it.
             let classes = widths[layers]
             let logits = Matrix(rows: batch, cols: classes, storage: zip(zV.storage, zT.storage).map { Dual($0, $1) })
-            let invB = 1 / Dual<Float>(data.count)
+            let invB = 1 / Dual<B>(data.count)
             let dz = outputLoss.evaluate(logits, label: { data.labels[$0] }, scale: invB).gradient
             var dV = Matrix(rows: batch, cols: classes, storage: dz.storage.map(\.value))
             var dT = Matrix(rows: batch, cols: classes, storage: dz.storage.map(\.tangent))
@@ -96,7 +101,7 @@ extension MLP {
                     Kernels.gemm(dV, transposed: true, hV[l], transposed: false, into: UnsafeMutableBufferPointer(rebasing: gp[wRange]),
                                  accumulation: .blas)
                 }
-                let c2: Matrix<Float>? = hT[l].map { Kernels.gemm(dV, transposed: true, $0, transposed: false, accumulation: .blas) }
+                let c2: Matrix<B>? = hT[l].map { Kernels.gemm(dV, transposed: true, $0, transposed: false, accumulation: .blas) }
                     ?? (Self.allFinite(dV.storage) ? nil
                         : Kernels.gemm(dV, transposed: true, Matrix(rows: batch, cols: widths[l]), transposed: false, accumulation: .blas))
                 hv.withUnsafeMutableBufferPointer { hp in                         // dW' = fl(dz'ᵀ h + dzᵀ h')
@@ -144,7 +149,7 @@ extension MLP {
     /// fl(c1 + c2) elementwise, an absent term standing for +0 (as the merge of
     /// `blasDualGemm` does: t + 0, so −0 becomes +0).
     @inlinable
-    static func tangentSum(_ c1: Matrix<Float>?, _ c2: Matrix<Float>) -> Matrix<Float> {
+    static func tangentSum<B: BLASScalar>(_ c1: Matrix<B>?, _ c2: Matrix<B>) -> Matrix<B> {
         var out = c2
         out.storage.withUnsafeMutableBufferPointer { o in
             if let c1 {
@@ -159,7 +164,7 @@ extension MLP {
     /// Whether no element is NaN or ±∞: one pass without an early exit (a branch-free
     /// loop the compiler vectorizes; the data are finite, so all of it is read anyway).
     @inlinable
-    static func allFinite<C: Collection>(_ x: C) -> Bool where C.Element == Float {
+    static func allFinite<C: Collection>(_ x: C) -> Bool where C.Element: BLASScalar {
         var ok = true
         for e in x { ok = ok && e.isFinite }
         return ok

@@ -199,4 +199,8 @@ extension Dual: StudyScalar where T: StudyScalar {
     @inlinable public static func recursiveDot(_ x: UnsafeBufferPointer<Self>, _ y: UnsafeBufferPointer<Self>) -> Self? {
         T.dualRecursiveDot(x, y)
     }
+    /// The component type's dual tanh when it has one (`Float`), else nil.
+    @inlinable public static func tanhValues(_ z: [Self]) -> [Self]? { T.dualTanhValues(z) }
+    /// The component's values with zero tangents (`Dual(roundingDouble:)` of the same Doubles).
+    @inlinable public static func fromBinary32Rounding(_ x: [Float]) -> [Self]? { T.fromBinary32Rounding(x)?.map { Dual($0, 0) } }
 }

@@ -22,6 +22,24 @@ public protocol StudyScalar: Real, Sendable {
     /// with the same bits, returning true; false when the type has none and the generic
     /// loop runs. `Float`, `Double`: CKernels' loops with the CPU's FMA in vector lanes.
     static func fusedAxpy(_ a: Self, _ x: UnsafeBufferPointer<Self>, _ y: UnsafeMutableBufferPointer<Self>) -> Bool
+    /// ``Elementary/tanh(_:)`` of every element by a faster route with the same bits, or nil
+    /// (the elementwise loop runs). `Float`: the vector kernel of ``Binary32Tanh``.
+    static func tanhValues(_ z: [Self]) -> [Self]?
+    /// ``tanhValues(_:)`` of `Dual<Self>` numbers (what `Dual`'s `tanhValues` asks its
+    /// component type), or nil. `Float`: the values through the vector kernel.
+    static func dualTanhValues(_ z: [Dual<Self>]) -> [Dual<Self>]?
+    /// The Doubles whose binary32 roundings are `x` (a data set rounded once), rounded into
+    /// this type, when that needs no pass over the Doubles — `Float`: `x` itself;
+    /// `Dual<Float>`: `x` with zero tangents — else nil (the caller rounds the Doubles).
+    static func fromBinary32Rounding(_ x: [Float]) -> [Self]?
+    /// `x` as this type at no cost when every element is already one (`Double`: `x`), else nil.
+    static func sameValues(_ x: [Double]) -> [Self]?
+    /// Whether every value of the type is exactly a binary32 number (then widening to
+    /// binary32 is exact, and products widened to fp32, or binary32 BLAS on widened copies,
+    /// apply). `Float`, `Float16` and every emulated format: true.
+    static var exactInBinary32: Bool { get }
+    /// Whether every value of the type is exactly a binary64 number. Default: ``exactInBinary32``; `Double`: true.
+    static var exactInBinary64: Bool { get }
 }
 
 extension StudyScalar {
@@ -31,10 +49,22 @@ extension StudyScalar {
     public static func dualRecursiveDot(_ x: UnsafeBufferPointer<Dual<Self>>, _ y: UnsafeBufferPointer<Dual<Self>>) -> Dual<Self>? { nil }
     @inlinable @inline(__always)
     public static func fusedAxpy(_ a: Self, _ x: UnsafeBufferPointer<Self>, _ y: UnsafeMutableBufferPointer<Self>) -> Bool { false }
+    @inlinable @inline(__always) public static func tanhValues(_ z: [Self]) -> [Self]? { nil }
+    @inlinable @inline(__always) public static func dualTanhValues(_ z: [Dual<Self>]) -> [Dual<Self>]? { nil }
+    @inlinable @inline(__always) public static func fromBinary32Rounding(_ x: [Float]) -> [Self]? { nil }
+    @inlinable @inline(__always) public static func sameValues(_ x: [Double]) -> [Self]? { nil }
+    @inlinable @inline(__always) public static var exactInBinary32: Bool { false }
+    @inlinable @inline(__always) public static var exactInBinary64: Bool { exactInBinary32 }
+}
+
+extension EmulatedFloat {
+    /// Emulated values are stored exactly in a binary32 carrier.
+    @inlinable @inline(__always) public static var exactInBinary32: Bool { true }
 }
 
 extension Float: StudyScalar {
     public static var formatName: String { "fp32" }
+    @inlinable public static var exactInBinary32: Bool { true }
     @inlinable public init(roundingDouble x: Double) { self = Float(x) }
     @inlinable public var doubleValue: Double { Double(self) }
     @inlinable
@@ -46,6 +76,8 @@ extension Float: StudyScalar {
 
 extension Double: StudyScalar {
     public static var formatName: String { "fp64" }
+    @inlinable public static var exactInBinary64: Bool { true }
+    @inlinable public static func sameValues(_ x: [Double]) -> [Double]? { x }
     @inlinable public init(roundingDouble x: Double) { self = x }
     @inlinable public var doubleValue: Double { self }
     @inlinable
@@ -61,6 +93,7 @@ extension Double: StudyScalar {
 /// therefore `LowPrecisionFloat<FP16Spec, NearestEven>`.
 extension Float16: StudyScalar {
     public static var formatName: String { "fp16" }
+    @inlinable public static var exactInBinary32: Bool { true }
     /// `Float16(Double)` rounds directly (compiler-rt `__truncdfhf2`), no double rounding.
     @inlinable public init(roundingDouble x: Double) { self = Float16(x) }
     @inlinable public var doubleValue: Double { Double(self) }
@@ -78,7 +111,7 @@ public enum ScalarArrays {
     /// `x` rounded elementwise into `T`.
     @inlinable
     public static func rounding<T: StudyScalar>(_ x: [Double], to _: T.Type) -> [T] {
-        if T.self == Double.self { return unsafeBitCast(x, to: [T].self) }
+        if let same = T.sameValues(x) { return same }
         var out: [T] = []
         let done = withUnsafeMutablePointer(to: &out) { ScalarRegistry.specialized(T.self, Rounding(x: x, out: UnsafeMutableRawPointer($0))) != nil }
         return done ? out : fill(x, T.init(roundingDouble:))

@@ -4,7 +4,11 @@ import Testing
 /// The layering rules of issue 18 that the compiler does not enforce, read from the
 /// sources: no code above Models casts to (or tests for) a concrete model type; it
 /// asks the model (`describe()`, `knownEigenvalues`, `peakGradientValues`) or a
-/// protocol (`OutputModel`, `KFACModel`) instead.
+/// protocol (`OutputModel`, `KFACModel`) instead. And no code compares a generic
+/// scalar type with a concrete one outside the one dispatch point
+/// (`Scalars/Specialization.swift`) and `Scalars/Elementary.swift` (binary32's
+/// correctly rounded tanh, beside its kernel): a per-type algorithm is a customization
+/// point of the scalar protocols (`StudyScalar`, `BLASScalar`, `FusedFDScalar`).
 struct ArchitectureTests {
     static var sources: URL { OutlinedConstantsTests.packageRoot.appendingPathComponent("Sources") }
 
@@ -63,5 +67,33 @@ struct ArchitectureTests {
             }
         }
         #expect(found.isEmpty, "casts to concrete models outside Models:\n\(found.joined(separator: "\n"))")
+    }
+
+    /// Lines of `text` that compare a type parameter with a concrete scalar type
+    /// (`T.self == Float.self`, `W.self == Dual<Double>.self`, …), a type ladder.
+    static func typeLadders(in text: String) throws -> [String] {
+        let re = try NSRegularExpression(pattern: #"\b[A-Z]\w*\.self\s*(==|!=)\s*(Float|Double|Float16|BFloat16|Dual|MPFloat|LowPrecisionFloat)\b"#)
+        return text.split(separator: "\n").map(String.init).filter { line in
+            !line.trimmingCharacters(in: .whitespaces).hasPrefix("//")
+                && re.firstMatch(in: line, range: NSRange(line.startIndex..., in: line)) != nil
+        }
+    }
+
+    @Test func theCheckSeesALadder() throws {
+        #expect(try Self.typeLadders(in: "        if T.self == Float.self {").count == 1)
+        #expect(try Self.typeLadders(in: "    if W.self == Dual<Double>.self || x { }").count == 1)
+        #expect(try Self.typeLadders(in: "    precondition(S.self == T.self, \"why\")").isEmpty)
+        #expect(try Self.typeLadders(in: "    if let B = T.self as? any BLASScalar.Type {").isEmpty)
+    }
+
+    @Test func noTypeLadderOutsideTheDispatchPoint() throws {
+        var found: [String] = []
+        for f in Self.swiftFiles(in: Self.sources)
+        where !f.path.hasSuffix("Scalars/Specialization.swift") && !f.path.hasSuffix("Scalars/Elementary.swift") {
+            for line in try Self.typeLadders(in: String(contentsOf: f, encoding: .utf8)) {
+                found.append("\(f.deletingLastPathComponent().lastPathComponent)/\(f.lastPathComponent): \(line.trimmingCharacters(in: .whitespaces))")
+            }
+        }
+        #expect(found.isEmpty, "type ladders outside the dispatch point:\n\(found.joined(separator: "\n"))")
     }
 }

@@ -71,12 +71,17 @@ import TestSupport
     /// computes), and weights with an infinity (the data's product then computed from
     /// zeros). Run under each OpenBLAS kernel set by the README's loop.
     @Test func splitDualHVPMatchesTheDualRunBitForBit() throws {
+        try splitDualMatches(Float.self)
+        try splitDualMatches(Double.self)                               // binary64 takes the same path (BLASScalar)
+    }
+
+    func splitDualMatches<B: BLASScalar & BinaryFloatingPoint>(_: B.Type) throws {
         let data = try Dataset.teacherStudent(samples: 33, features: 20, classes: 7, seed: 16)
         for (widths, loss) in [([20, 24, 16, 7], OutputLoss.crossEntropy), ([20, 40, 7], .squared), ([20, 7], .crossEntropy)] {
             let mlp = try MLP(widths: widths, activation: .tanh, data: data, loss: loss)
-            let theta = mlp.initialParameters(seed: 17).map { Float($0) }
+            let theta = mlp.initialParameters(seed: 17).map { B($0) }
             var g = SplitMix64(seed: 18)
-            let v = (0..<theta.count).map { _ in Float(g.nextUniform() - 0.5) }
+            let v = (0..<theta.count).map { _ in B(g.nextUniform() - 0.5) }
             var vZeroLayer = v
             for i in mlp.layout.tensors[0].range { vZeroLayer[i] = 0 }
             var thetaInf = theta
@@ -84,8 +89,8 @@ import TestSupport
             for (t, d) in [(theta, v), (theta, vZeroLayer), (thetaInf, v)] {
                 let split = mlp.splitDualHVP(t, d)
                 let dual = mlp.dualNumberHVP(t, d, accumulation: .blas)
-                func same(_ a: [Float], _ b: [Float]) -> Bool { zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) } }
-                #expect(same(split.gradient, dual.gradient) && same(split.hv, dual.hv), "\(widths) \(loss)")
+                func same(_ a: [B], _ b: [B]) -> Bool { zip(a, b).allSatisfy { $0 == $1 && $0.sign == $1.sign || ($0.isNaN && $1.isNaN) } }
+                #expect(same(split.gradient, dual.gradient) && same(split.hv, dual.hv), "\(B.self) \(widths) \(loss)")
                 #expect(t != theta || split.hv.allSatisfy { $0.isFinite } && split.hv.contains { $0 != 0 })
                 let viaModel = mlp.exactHVP(t, d, accumulation: .blas)          // the dispatch reaches it
                 #expect(same(viaModel.hv, split.hv))
