@@ -67,6 +67,17 @@ extension Float: StudyScalar {
     @inlinable public static var exactInBinary32: Bool { true }
     @inlinable public init(roundingDouble x: Double) { self = Float(x) }
     @inlinable public var doubleValue: Double { Double(self) }
+    @inlinable public static func tanhValues(_ z: [Float]) -> [Float]? { Binary32Tanh.tanh(z) }
+    /// Value t = tanh x through the vector kernel, tangent (1 − t·t)·x' (`Dual.tanh`'s formula): the same bits.
+    @inlinable
+    public static func dualTanhValues(_ z: [Dual<Float>]) -> [Dual<Float>]? {
+        let t = Binary32Tanh.tanh(z.map(\.value))
+        return [Dual<Float>](unsafeUninitializedCapacity: z.count) { out, count in
+            for i in z.indices { out.initializeElement(at: i, to: Dual(t[i], (1 - t[i] * t[i]) * z[i].tangent)) }
+            count = z.count
+        }
+    }
+    @inlinable public static func fromBinary32Rounding(_ x: [Float]) -> [Float]? { x }
     @inlinable
     public static func fusedAxpy(_ a: Float, _ x: UnsafeBufferPointer<Float>, _ y: UnsafeMutableBufferPointer<Float>) -> Bool {
         hh_saxpy_fused(y.count, a, x.baseAddress, y.baseAddress)

@@ -222,3 +222,38 @@ import Scalars
         #expect(dx.withUnsafeBufferPointer { a in dy.withUnsafeBufferPointer { Dual<M>.recursiveDot(a, $0) } } != nil)
     }
 }
+
+/// The BLAS customization point: which types conform, and that a `.blas` product of a
+/// conforming type is the library's own call on the same buffers (bit for bit), while
+/// an emulated format inside binary32 runs sgemm on widened copies.
+@Suite struct BLASScalarTests {
+    func isBLAS<T: StudyScalar>(_: T.Type) -> Bool { T.self is any BLASScalar.Type }
+    func isBLASDual<T: StudyScalar>(_: T.Type) -> Bool { T.self is any BLASDualScalar.Type }
+
+    @Test func conformances() {
+        #expect(isBLAS(Float.self) && isBLAS(Double.self) && !isBLAS(BFloat16.self) && !isBLAS(MPFloat<256>.self))
+        #expect(isBLASDual(Dual<Float>.self) && isBLASDual(Dual<Double>.self) && !isBLASDual(Dual<BFloat16>.self) && !isBLASDual(Float.self))
+    }
+
+    @Test func blasProductsAreTheLibrarysCalls() {
+        var g = SplitMix64(seed: 3)
+        let (m, k, n) = (7, 13, 5)
+        let a = (0..<(m * k)).map { _ in Float(g.nextUniform() - 0.5) }, b = (0..<(k * n)).map { _ in Float(g.nextUniform() - 0.5) }
+        var c = [Float](repeating: 0, count: m * n)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n), 0, &c, Int32(n))
+        let viaKernels = Kernels.gemm(Matrix(rows: m, cols: k, storage: a), Matrix(rows: k, cols: n, storage: b), accumulation: .blas)
+        #expect(viaKernels.storage.map(\.bitPattern) == c.map(\.bitPattern))
+        #expect(Kernels.dot(a, a, accumulation: .blas).bitPattern == cblas_sdot(Int32(a.count), a, 1, a, 1).bitPattern)
+        let y = Kernels.gemv(Matrix(rows: m, cols: k, storage: a), Array(b[0..<k]), accumulation: .blas)
+        var yc = [Float](repeating: 0, count: m)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(m), Int32(k), 1, a, Int32(k), Array(b[0..<k]), 1, 0, &yc, 1)
+        #expect(y.map(\.bitPattern) == yc.map(\.bitPattern))
+        // bf16 (not a BLASScalar, exact in binary32): sgemm of the widened values, rounded once.
+        let ab = a.map { BFloat16($0) }, bb = b.map { BFloat16($0) }
+        var cw = [Float](repeating: 0, count: m * n)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, ab.map { Float($0) }, Int32(k),
+                    bb.map { Float($0) }, Int32(n), 0, &cw, Int32(n))
+        let cb = Kernels.gemm(Matrix(rows: m, cols: k, storage: ab), Matrix(rows: k, cols: n, storage: bb), accumulation: .blas)
+        #expect(cb.storage.map(\.bitPattern) == cw.map { BFloat16($0).bitPattern })
+    }
+}
