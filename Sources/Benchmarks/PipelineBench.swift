@@ -49,7 +49,7 @@ public enum PipelineBench {
         let ps = (0..<probes).map { _ in gen.next(m.parameterCount) }
         var nodes = 0
         let t = try Timing.median(trials: trials) {
-            let traces = try ModelLanczos.run(krylov: "fp32", mode: .nearest, accumulation: .recursive, reorthogonalization: .full, steps: steps, dimension: m.parameterCount,
+            let traces = try ModelLanczos.run(krylov: ScalarFormat("fp32"), mode: .nearest, accumulation: .recursive, reorthogonalization: .full, steps: steps, dimension: m.parameterCount,
                                               probes: ps, seed: 1) { q in
                 (try? engine.estimate(theta: theta, v: q, scheme: .central, step: .absolute(1e-3)).hv) ?? q
             }

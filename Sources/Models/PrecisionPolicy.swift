@@ -7,21 +7,25 @@ import LinearAlgebra
 /// recursive in it). An optional `rounding=MODE` (nearest, toward-zero, up, down,
 /// stochastic) applies to every stage whose format is emulated (not fp64 or
 /// mpfrN, which always round to nearest).
+///
+/// Each stage's format is a ``ScalarFormat``, parsed once when the policy is (the one
+/// parser of format names); `accumulate` is a name of either kind and stays text.
 public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
-    public var param = "fp64", compute = "fp64", accumulate = "fp64", grad = "fp64", hvp = "fp64", krylov = "fp64"
+    public var param = ScalarFormat.fp64, compute = ScalarFormat.fp64, grad = ScalarFormat.fp64, hvp = ScalarFormat.fp64,
+               krylov = ScalarFormat.fp64
+    public var accumulate = "fp64"
     public var rounding: RoundingMode = .nearest
     public var text: String
 
     /// The rounding mode of a stage in `format`: the policy's mode, except nearest
     /// for fp64 and mpfrN.
-    public func mode(for format: String) -> RoundingMode {
-        let f = format.lowercased()
-        return f == "fp64" || f.hasPrefix("mpfr") ? .nearest : rounding
+    public func mode(for format: ScalarFormat) -> RoundingMode {
+        format.roundsToNearestOnly ? .nearest : rounding
     }
 
     /// The `param`, `grad` or `hvp` stage as arithmetic on Doubles.
-    public func arithmetic(_ format: String) throws -> FormatArithmetic {
-        try FormatArithmetic(name: format, mode: mode(for: format))
+    public func arithmetic(_ format: ScalarFormat) throws -> FormatArithmetic {
+        try FormatArithmetic(format, mode: mode(for: format))
     }
 
     /// The `stage=format` fields of a policy text: split at commas outside brackets, so a
@@ -57,13 +61,16 @@ public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
                 guard !p[1].contains("[") else { throw ModelError("policy field '\(kv)': formats do not nest further") }
             }
             guard p.count == 2, !p[1].isEmpty else { throw ModelError("malformed policy field '\(kv)' (expected stage=format)") }
+            func format() throws -> ScalarFormat {
+                do { return try ScalarFormat(p[1]) } catch { throw ModelError("policy \(p[0])=\(p[1]): \(error)") }
+            }
             switch p[0] {
-            case "param": param = p[1]
-            case "compute": compute = p[1]
+            case "param": param = try format()
+            case "compute": compute = try format()
             case "accumulate": accumulate = p[1]
-            case "grad": grad = p[1]
-            case "hvp": hvp = p[1]
-            case "krylov": krylov = p[1]
+            case "grad": grad = try format()
+            case "hvp": hvp = try format()
+            case "krylov": krylov = try format()
             case "rounding":
                 guard let m = RoundingMode(name: p[1]) else {
                     throw ModelError("unknown rounding '\(p[1])' in policy (known: nearest, toward-zero, up, down, stochastic)")
@@ -83,8 +90,8 @@ public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        "param=\(Self.field(param)),compute=\(Self.field(compute)),accumulate=\(Self.field(accumulate)),grad=\(Self.field(grad)),"
-            + "hvp=\(Self.field(hvp)),krylov=\(Self.field(krylov))"
+        "param=\(Self.field(param.name)),compute=\(Self.field(compute.name)),accumulate=\(Self.field(accumulate)),grad=\(Self.field(grad.name)),"
+            + "hvp=\(Self.field(hvp.name)),krylov=\(Self.field(krylov.name))"
             + (rounding == .nearest ? "" : ",rounding=\(rounding.rawValue)")
     }
 
@@ -103,8 +110,8 @@ public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
     /// each), against 1 − 1e-10 in binary64; Lanczos then loses orthogonality at the
     /// first step (docs/NUMERICS.md §2). fp64 vectors under `blas` sum recursively in fp64.
     public func krylovAccumulation() -> LinearAlgebraAccumulation {
-        let bits = Self.precisionBits(krylov)
-        guard accumulate != krylov, let a = LinearAlgebraAccumulation(name: accumulate) else { return .recursive }
+        let bits = krylov.precisionBits
+        guard accumulate != krylov.name, let a = LinearAlgebraAccumulation(name: accumulate) else { return .recursive }
         if case .widened(let w) = a, bits >= (w == .fp32 ? 24 : 53) { return .recursive }
         if a == .blas && bits >= 53 { return .recursive }
         if a == .blas && bits >= 24 { return .widened(.fp64) }
@@ -118,7 +125,7 @@ public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
         let acc = krylovAccumulation()
         let format: String
         switch acc {
-        case .recursive: format = krylov
+        case .recursive: format = krylov.name
         case .widened(let w): format = w.rawValue
         default: return nil
         }
@@ -136,19 +143,15 @@ public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
         switch krylovAccumulation() {
         case .widened(let w): return w.rawValue
         case .blas: return "fp32"
-        default: return krylov
+        default: return krylov.name
         }
     }
 
     /// Significand bits of a format name (`mpfrN`: N; unknown: 53).
-    static func precisionBits(_ name: String) -> Int {
-        let n = name.lowercased()
-        if n.hasPrefix("mpfr"), let b = Int(n.dropFirst(4)) { return b }
-        return (try? FloatFormat.parse(n))?.p ?? 53
-    }
+    static func precisionBits(_ name: String) -> Int { (try? ScalarFormat(name))?.precisionBits ?? 53 }
 
     public func accumulation() throws -> LinearAlgebraAccumulation {
-        if accumulate == compute { return .recursive }
+        if accumulate == compute.name { return .recursive }
         guard let a = LinearAlgebraAccumulation(name: accumulate) else {
             throw ModelError("policy accumulate=\(accumulate): not an accumulation (recursive, pairwise, compensated, fp32, fp64, blas)")
         }

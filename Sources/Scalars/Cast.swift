@@ -8,14 +8,10 @@ public enum CastTarget: Sendable, Equatable {
     /// A name of ``FloatFormat/named`` (`bf16`, `fp16`, `fp32`, `e4m3`, …), `mpfrN` (N ≥ 2), or a
     /// user format `p=…,emin=…,emax=…[,…]` (see ``FloatFormat/parse(_:)``).
     public static func parse(_ name: String) throws -> CastTarget {
-        let n = name.lowercased()
-        if n.hasPrefix("mpfr"), let b = Int(n.dropFirst(4)) {
-            guard b >= 2 && b <= 1 << 20 else { throw ScalarRegistryError.unknownFormat(name) }
-            return .mpfr(bits: b)
+        switch try ScalarFormat(name).kind {
+        case .binary(let f): return .binary(f)
+        case .mpfr(let b): return .mpfr(bits: b)
         }
-        if let f = FloatFormat.named.first(where: { $0.name == n }) { return .binary(f) }
-        if n.contains("=") { return .binary(try FloatFormat.parse(name)) }
-        throw ScalarRegistryError.unknownFormat(name)
     }
 
     public var name: String {

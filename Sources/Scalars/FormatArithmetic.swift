@@ -35,15 +35,19 @@ public struct FormatArithmetic: Sendable, Equatable, CustomStringConvertible {
     /// A stage format by name: the emulated formats, `fp32`, `fp64` (or any `mpfrN`,
     /// which at this stage means "no rounding beyond binary64").
     public init(name: String, mode: RoundingMode = .nearest) throws {
-        if name.lowercased().hasPrefix("mpfr") {          // no rounding beyond binary64 at a Double stage
-            guard mode == .nearest else { throw ScalarRegistryError.unsupportedRounding(format: name.lowercased(), rounding: mode) }
+        try self.init(ScalarFormat(name), mode: mode)
+    }
+
+    /// The arithmetic of a stage in `format` (no rounding beyond binary64 for mpfrN, whose
+    /// values a Double stage cannot hold more precisely; fp64 to nearest is plain Double).
+    public init(_ format: ScalarFormat, mode: RoundingMode = .nearest) throws {
+        switch format.kind {
+        case .mpfr:
+            guard mode == .nearest else { throw ScalarRegistryError.unsupportedRounding(format: format.name, rounding: mode) }
             self.init(format: nil)
-            return
+        case .binary(let f):
+            self.init(format: f == .fp64 && mode == .nearest ? nil : f, mode: mode)
         }
-        let f: FloatFormat
-        if name.contains("=") { f = try FloatFormat.parseUser(name) }
-        else { guard let g = try? FloatFormat.parse(name) else { throw ScalarRegistryError.unknownFormat(name) }; f = g }
-        self.init(format: f == .fp64 && mode == .nearest ? nil : f, mode: mode)   // fp64 nearest: plain Double
     }
 
     public var description: String { (format?.name ?? "fp64") + (mode == .nearest ? "" : "/\(mode.rawValue)") }

@@ -100,20 +100,38 @@ public enum ScalarRegistry {
     /// The named binary formats (``FloatFormat/named``), then mpfrN.
     public static let names: [String] = FloatFormat.named.map(\.name) + mpfrPrecisions.map { "mpfr\($0)" }
 
-    /// Runs `body` with the type of `format` under `rounding`.
+    /// Runs `body` with the type of the format named `format` (parsed by ``ScalarFormat``) under `rounding`.
     public static func run<B: ScalarBody>(format: String, rounding: RoundingMode = .nearest, _ body: B) throws -> B.Output {
-        let name = format.lowercased()
-        var byName = ByName(name: name, rounding: rounding, body: body)
-        if let r = forEachRegistered(&byName) { return try r.get() }
-        if name == "fp64" {
+        try run(format: ScalarFormat(format), rounding: rounding, body)
+    }
+
+    /// Runs `body` with the type of `format` under `rounding`: the one dispatch point from a
+    /// format to a type.
+    public static func run<B: ScalarBody>(format: ScalarFormat, rounding: RoundingMode = .nearest, _ body: B) throws -> B.Output {
+        let name = format.name
+        switch format.kind {
+        case .mpfr(let bits):
+            guard rounding == .nearest else { throw ScalarRegistryError.unsupportedRounding(format: name, rounding: rounding) }
+            switch bits {
+            case 64: return try body.run(MPFloat<64>.self)
+            case 128: return try body.run(MPFloat<128>.self)
+            case 256: return try body.run(MPFloat<256>.self)
+            case 512: return try body.run(MPFloat<512>.self)
+            case 1024: return try body.run(MPFloat<1024>.self)
+            case 2048: return try body.run(MPFloat<2048>.self)
+            case 4096: return try body.run(MPFloat<4096>.self)
+            default: throw ScalarRegistryError.unknownFormat(name)
+            }
+        case .binary(let f) where !format.isUserDefined:
+            var byName = ByName(name: f.name, rounding: rounding, body: body)
+            if let r = forEachRegistered(&byName) { return try r.get() }
+            // fp64, the one named format that is not emulated.
             guard rounding == .nearest else { throw ScalarRegistryError.unsupportedRounding(format: name, rounding: rounding) }
             return try body.run(Double.self)
-        }
-        if format.contains("=") {
+        case .binary(let f):
             // A user-defined format: p=…,emin=…,emax=…[,subnormals=…][,infinities=…][,nan=…][,overflow=…]
-            let f = try FloatFormat.parseUser(format)
             guard f.isEmulatable else {
-                throw ScalarRegistryError.invalidUserFormat(format, reason: "not emulated as a compute or Krylov format (that needs p ≤ 24 and "
+                throw ScalarRegistryError.invalidUserFormat(name, reason: "not emulated as a compute or Krylov format (that needs p ≤ 24 and "
                     + "the range, subnormals included, inside binary32); it can be a param, grad or hvp stage")
             }
             switch try UserFormats.slot(for: f) {
@@ -126,20 +144,6 @@ public enum ScalarRegistry {
             case 6: return try emulated(UserFormatSlot<6>.self, rounding, body)
             default: return try emulated(UserFormatSlot<7>.self, rounding, body)
             }
-        }
-        guard name.hasPrefix("mpfr"), let bits = Int(name.dropFirst(4)) else {
-            throw ScalarRegistryError.unknownFormat(format)
-        }
-        guard rounding == .nearest else { throw ScalarRegistryError.unsupportedRounding(format: name, rounding: rounding) }
-        switch bits {
-        case 64: return try body.run(MPFloat<64>.self)
-        case 128: return try body.run(MPFloat<128>.self)
-        case 256: return try body.run(MPFloat<256>.self)
-        case 512: return try body.run(MPFloat<512>.self)
-        case 1024: return try body.run(MPFloat<1024>.self)
-        case 2048: return try body.run(MPFloat<2048>.self)
-        case 4096: return try body.run(MPFloat<4096>.self)
-        default: throw ScalarRegistryError.unknownFormat(format)
         }
     }
 

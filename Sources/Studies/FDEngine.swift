@@ -110,8 +110,9 @@ public struct FDEngine: Sendable {
     /// The format of the bias probe (``StepRecommendation/Probe``): fp32 when some stage of
     /// the policy is narrower (bf16, fp16, tf32, fp8, …), else fp64.
     public var probeFormat: String {
-        let stages = [policy.param, policy.compute, policy.accumulate, policy.grad, policy.hvp]
-        return stages.contains { FDEngine.unitRoundoff($0) > 0x1p-24 } ? "fp32" : "fp64"
+        let stages = [policy.param, policy.compute, policy.grad, policy.hvp].map { FDEngine.unitRoundoff($0) }
+            + [FDEngine.unitRoundoff(policy.accumulate)]
+        return stages.contains { $0 > 0x1p-24 } ? "fp32" : "fp64"
     }
 
     /// The same model with every stage of the policy in `format` (round to nearest).
@@ -120,9 +121,10 @@ public struct FDEngine: Sendable {
         return try FDEngine(model: model, policy: PrecisionPolicy("param=\(f),compute=\(f),accumulate=\(f),grad=\(f),hvp=\(f),krylov=\(f)"))
     }
 
-    public static func unitRoundoff(_ format: String) -> Double {
-        let f = format.lowercased()
-        if f.hasPrefix("mpfr"), let p = Int(f.dropFirst(4)) { return Double.pow(2, -Double(p)) }
-        return (try? FloatFormat.parse(f))?.unitRoundoff ?? 0x1p-53
-    }
+    /// 2^-p of a stage's format (mpfrN: 2^-N).
+    public static func unitRoundoff(_ format: ScalarFormat) -> Double { Double.pow(2, -Double(format.precisionBits)) }
+
+    /// ``unitRoundoff(_:)-(ScalarFormat)`` of a name that may not be a format (an
+    /// accumulation such as `blas`: binary64's).
+    public static func unitRoundoff(_ name: String) -> Double { (try? ScalarFormat(name)).map { unitRoundoff($0) } ?? 0x1p-53 }
 }

@@ -41,7 +41,7 @@ public enum ModelLanczos {
     /// dot products and norms under `accumulation` (a policy's
     /// ``PrecisionPolicy/krylovAccumulation()``); stochastic rounding (if `mode` is
     /// stochastic) seeded by `seed`.
-    public static func run(krylov: String, mode: RoundingMode, accumulation: Accumulation, reorthogonalization reorth: Reorthogonalization,
+    public static func run(krylov: ScalarFormat, mode: RoundingMode, accumulation: Accumulation, reorthogonalization reorth: Reorthogonalization,
                            steps: Int, dimension n: Int, probes: [[Double]], seed: UInt64,
                            apply: @escaping ([Double]) -> [Double]) throws -> [LanczosTrace] {
         // The registry hands the body its type as a generic parameter, so Lanczos would
@@ -224,7 +224,7 @@ public struct KrylovStabilityStudy: Study {
         case .lanczos:
             return try context.cached("ref-lanczos|\(s.spec)|\(s.seed)|\(s.param)|\(config.lanczosReferenceSteps)") {
                 let model = s.model, theta = s.theta
-                let t = try ModelLanczos.run(krylov: "fp64", mode: .nearest, accumulation: .recursive, reorthogonalization: .full,
+                let t = try ModelLanczos.run(krylov: .fp64, mode: .nearest, accumulation: .recursive, reorthogonalization: .full,
                                              steps: config.lanczosReferenceSteps, dimension: model.parameterCount, probes: [probe],
                                              seed: s.seed) { q in model.exactHVP(theta, q).hv }[0]
                 let r = try Self.ritz(t, k: t.alpha.count)
@@ -244,7 +244,7 @@ public struct KrylovStabilityStudy: Study {
         return (0..<config.probes).map { _ in g.next(n) }
     }
 
-    func lanczos(krylov: String, mode: RoundingMode, accumulation: Accumulation, reorth: Reorthogonalization, n: Int, probes: [[Double]],
+    func lanczos(krylov: ScalarFormat, mode: RoundingMode, accumulation: Accumulation, reorth: Reorthogonalization, n: Int, probes: [[Double]],
                  seed: UInt64, apply: @escaping ([Double]) -> [Double]) throws -> [LanczosTrace] {
         try ModelLanczos.run(krylov: krylov, mode: mode, accumulation: accumulation, reorthogonalization: reorth, steps: config.steps,
                              dimension: n, probes: probes, seed: seed, apply: apply)
@@ -287,11 +287,11 @@ public struct KrylovStabilityStudy: Study {
                              reorth: c.reorth, n: n,
                              probes: ps, seed: derivedSeed(c.seed, unitKey(index)), apply: fdApply)
         let base: [LanczosTrace] = try context.cached("exact-lanczos|\(c.model)|\(c.seed)|\(c.policy.param)|\(c.reorth.rawValue)") {
-            try lanczos(krylov: "fp64", mode: .nearest, accumulation: .recursive, reorth: c.reorth, n: n, probes: ps, seed: c.seed) { q in
+            try lanczos(krylov: .fp64, mode: .nearest, accumulation: .recursive, reorth: c.reorth, n: n, probes: ps, seed: c.seed) { q in
                 model.exactHVP(theta, q).hv
             }
         }
-        let lead = [c.model] + policyCells(c.policy) + [c.policy.krylov, c.scheme.rawValue, c.step, cell(c.eps), c.reorth.rawValue, "\(c.seed)"]
+        let lead = [c.model] + policyCells(c.policy) + [c.policy.krylov.name, c.scheme.rawValue, c.step, cell(c.eps), c.reorth.rawValue, "\(c.seed)"]
         var out = UnitOutput()
         for (p, t) in fd.enumerated() {
             for j in t.alpha.indices {
@@ -311,10 +311,10 @@ public struct KrylovStabilityStudy: Study {
         if index == runs.firstIndex(where: { $0.model == c.model && $0.seed == c.seed && $0.policy.param == c.policy.param }) {
             if let res = reference.residuals, let conv = reference.converged {
                 for (i, l) in exact.enumerated() {
-                    out.append("reference_ritz", [c.model, "\(c.seed)", c.policy.param, "\(exact.count)", "\(i)", cell(l), cell(res[i]), conv[i] ? "1" : "0"])
+                    out.append("reference_ritz", [c.model, "\(c.seed)", c.policy.param.name, "\(exact.count)", "\(i)", cell(l), cell(res[i]), conv[i] ? "1" : "0"])
                 }
             } else {
-                for (i, l) in exact.enumerated() { out.append("spectrum", [c.model, "\(c.seed)", c.policy.param, "\(i)", cell(l)]) }
+                for (i, l) in exact.enumerated() { out.append("spectrum", [c.model, "\(c.seed)", c.policy.param.name, "\(i)", cell(l)]) }
             }
         }
         let exactMeasure = SpectralMeasure(eigenvalues: exact)

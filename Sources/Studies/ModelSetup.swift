@@ -29,7 +29,7 @@ public enum ReferenceKind: String, Sendable, CaseIterable { case mpfr256, fp64 }
 public struct ModelSetup: Sendable {
     public let spec: String
     public let seed: UInt64
-    public let param: String
+    public let param: ScalarFormat
     public let model: any DifferentiableModel
     public let theta: [Double]
     public let v: [Double]
@@ -41,7 +41,7 @@ public struct ModelSetup: Sendable {
     public let hRefNorm: Double
 
     /// From the context's cache: one reference per (model, seed, param format, reference kind).
-    public static func make(_ spec: String, seed: UInt64, param: String, reference: ReferenceKind = .mpfr256,
+    public static func make(_ spec: String, seed: UInt64, param: ScalarFormat, reference: ReferenceKind = .mpfr256,
                             context: StudyContext) throws -> ModelSetup {
         switch reference {
         case .mpfr256:
@@ -69,7 +69,7 @@ public struct ModelSetup: Sendable {
         reference == .fp64 ? self : Self.fp64(spec: spec, seed: seed, param: param, model: model, theta: theta, v: v)
     }
 
-    static func fp64(spec: String, seed: UInt64, param: String, model m: any DifferentiableModel, theta: [Double], v: [Double]) -> ModelSetup {
+    static func fp64(spec: String, seed: UInt64, param: ScalarFormat, model m: any DifferentiableModel, theta: [Double], v: [Double]) -> ModelSetup {
         let h = m.exactHVP(theta, v).hv
         return ModelSetup(spec: spec, seed: seed, param: param, model: m, theta: theta, v: v, reference: .fp64, hRef: [], hRef64: h,
                           hRefNorm: h.reduce(0) { $0 + $1 * $1 }.squareRoot())
@@ -78,17 +78,17 @@ public struct ModelSetup: Sendable {
     /// The model of `spec` for a run whose param format is `param`: a spec's `subset=`
     /// holds its fixed parameters at their values rounded into that format (as `--params`
     /// does for a command).
-    public static func build(_ spec: String, seed: UInt64, param: String) throws -> any DifferentiableModel {
+    public static func build(_ spec: String, seed: UInt64, param: ScalarFormat) throws -> any DifferentiableModel {
         let m: any DifferentiableModel
         do { m = try ModelSpec.build(spec, seed: seed) } catch { throw StudyError("model '\(spec)': \(error)") }
-        let p = try FormatArithmetic(name: param)
+        let p = try FormatArithmetic(param)
         return roundingFixedParameters(m) { p.round($0) }
     }
 
     /// The point of a run: θ (the model's seeded parameters, rounded into the param
     /// format) and the direction v, as the studies, `hvp`, `recommend` and `slq` use them.
-    public static func point(_ m: any DifferentiableModel, seed: UInt64, param: String) throws -> (theta: [Double], v: [Double]) {
-        (parameters(m, seed: seed, param: try FormatArithmetic(name: param)), direction(count: m.parameterCount, seed: seed))
+    public static func point(_ m: any DifferentiableModel, seed: UInt64, param: ScalarFormat) throws -> (theta: [Double], v: [Double]) {
+        (parameters(m, seed: seed, param: try FormatArithmetic(param)), direction(count: m.parameterCount, seed: seed))
     }
 
     /// The model's parameters for `seed` rounded into the param format. When every value

@@ -10,7 +10,7 @@ public struct ReferenceHVP: Sendable {
     public var kind: Kind { setup.reference }
     let setup: ModelSetup
 
-    public static func make(_ kind: Kind, spec: String, seed: UInt64, param: String, context: StudyContext) throws
+    public static func make(_ kind: Kind, spec: String, seed: UInt64, param: ScalarFormat, context: StudyContext) throws
         -> (reference: ReferenceHVP, model: any DifferentiableModel, theta: [Double], v: [Double]) {
         let s = try ModelSetup.make(spec, seed: seed, param: param, reference: kind, context: context)
         return (ReferenceHVP(setup: s), s.model, s.theta, s.v)

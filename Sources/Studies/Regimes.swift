@@ -350,7 +350,7 @@ public struct RegimesStudy: Study {
             for r in rows where !calModels.contains(r["model"]!) { calModels.append(r["model"]!) }
             let counts = calModels.map { (try? ModelSpec.architecture($0).parameterCount) ?? 0 }
             let first = rows[0]
-            let krylovFormat = (try? PrecisionPolicy(policies[0]))?.krylov
+            let krylovFormat = (try? PrecisionPolicy(policies[0]))?.krylov.name
             let (reorth, steps, epsTested) = Self.lanczosSettings(c.krylov, param: first["param"]!, compute: first["compute"]!, grad: first["grad"]!,
                                                                   scheme: first["scheme"]!, step: first["step_policy"]!, eps: eps,
                                                                   krylov: krylovFormat)

@@ -175,7 +175,7 @@ public struct ScalingStudy: Study {
     }
 
     /// Bytes per value of a format of the policy as the harness holds it.
-    static func bytes(_ p: PrecisionPolicy, _ format: String) throws -> Int {
+    static func bytes(_ p: PrecisionPolicy, _ format: ScalarFormat) throws -> Int {
         struct Size: ScalarBody { func run<T: StudyScalar>(_: T.Type) -> Int { MemoryLayout<T>.stride } }
         return try ScalarRegistry.run(format: format, rounding: p.mode(for: format), Size())
     }
@@ -321,7 +321,7 @@ public struct MemoryModel: Sendable {
     /// `unsharded` are the full-size transient buffers (all-gathered θ in the compute
     /// format, the local gradient before reduce-scatter).
     public func nativePerShard(policy p: PrecisionPolicy, lanczosVectors: Int) -> (sharded: Double, unsharded: Double) {
-        func b(_ f: String) -> Double { Double(MemoryModel.storageBytes(f)) }
+        func b(_ f: ScalarFormat) -> Double { Double(MemoryModel.storageBytes(f)) }
         let shard = Double(n) / Double(shards)
         let sharded = shard * (2 * b(p.param) + 2 * b(p.grad) + b(p.hvp) + Double(lanczosVectors) * b(p.krylov))
         let unsharded = Double(n) * (b(p.compute) + b(p.grad))
@@ -333,10 +333,14 @@ extension MemoryModel {
     /// Bytes of one value stored natively: sign + exponent + fraction bits rounded up to
     /// 1, 2, 4 or 8 bytes (FP8 1, bf16 and fp16 2, tf32 as hardware stores it and fp32 4,
     /// fp64 8; user formats alike); mpfrN: N/8 limb bytes + a 16-byte header.
-    public static func storageBytes(_ format: String) -> Int {
-        let s = format.lowercased()
-        if s.hasPrefix("mpfr"), let bits = Int(s.dropFirst(4)) { return bits / 8 + 16 }
-        guard let f = try? FloatFormat.parse(s) else { return 8 }
+    public static func storageBytes(_ format: String) -> Int { (try? ScalarFormat(format)).map { storageBytes($0) } ?? 8 }
+
+    public static func storageBytes(_ format: ScalarFormat) -> Int {
+        let f: FloatFormat
+        switch format.kind {
+        case .mpfr(let bits): return bits / 8 + 16
+        case .binary(let b): f = b
+        }
         let range = f.emax - f.emin + 2                           // normal exponents, plus zero/subnormals and specials
         let expBits = Int.bitWidth - (range - 1).leadingZeroBitCount
         let bits = 1 + expBits + f.p - 1

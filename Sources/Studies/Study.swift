@@ -126,4 +126,4 @@ public func logGrid(from lo: Double, to hi: Double, points: Int) -> [Double] {
 }
 
 /// Cells shared by the studies: the policy and its param, compute and grad formats.
-func policyCells(_ p: PrecisionPolicy) -> [String] { [p.description, p.param, p.compute, p.grad] }
+func policyCells(_ p: PrecisionPolicy) -> [String] { [p.description, p.param.name, p.compute.name, p.grad.name] }

@@ -141,7 +141,8 @@ import Models
 @Suite struct NestedFormatPolicyTests {
     @Test func bracketsNestAndRoundTrip() throws {
         let p = try PrecisionPolicy("param=[p=8,emin=-6,emax=7,subnormals=no],compute=fp32,accumulate=fp32,grad=[p=5,emin=-14,emax=15],hvp=fp32")
-        #expect(p.param == "p=8,emin=-6,emax=7,subnormals=no" && p.grad == "p=5,emin=-14,emax=15" && p.compute == "fp32")
+        #expect(p.param.name == "p=8,emin=-6,emax=7,subnormals=no" && p.grad.name == "p=5,emin=-14,emax=15" && p.compute.name == "fp32")
+        #expect(p.param.binary?.subnormals == false && p.grad.precisionBits == 5 && p.compute.binary == .fp32, "typed stages")
         let q = try PrecisionPolicy(p.description)
         #expect(q.param == p.param && q.grad == p.grad && q.description == p.description)
         #expect(p.description.hasPrefix("param=[p=8,emin=-6,emax=7,subnormals=no],compute=fp32"))

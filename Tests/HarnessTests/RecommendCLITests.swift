@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Scalars
 @testable import Harness
 import Models
 import Studies
@@ -52,7 +53,7 @@ import Curvature
         #expect(abs(Double(sum["predicted_err"]!)! / pred - 1) < 1e-6)
         // And the error of an FD-HVP along that unit direction at slq's ε is the predicted one (within 2×).
         let engine = try FDEngine(model: m, policy: PrecisionPolicy(bf16))
-        let theta = try ModelSetup.point(m, seed: 3, param: "bf16").theta
+        let theta = try ModelSetup.point(m, seed: 3, param: ScalarFormat("bf16")).theta
         let u = v.map { $0 / norm }
         let fd = try engine.estimate(theta: theta, v: u, scheme: .central, step: .absolute(epsSLQ)).hv
         let exact = m.exactHVP(theta, u).hv

@@ -52,7 +52,7 @@ import Scalars
         let policy = "param=bf16,compute=bf16,accumulate=fp32,grad=fp32,hvp=fp32,krylov=fp32,rounding=stochastic"
         let m = try ModelSpec.build("mlp:widths=6-9-3,act=tanh,samples=16", seed: 2)
         let engine = try FDEngine(model: m, policy: PrecisionPolicy(policy))
-        let (theta, v) = try ModelSetup.point(m, seed: 2, param: "bf16")
+        let (theta, v) = try ModelSetup.point(m, seed: 2, param: ScalarFormat("bf16"))
         let layout = ShardLayout(count: m.parameterCount, shards: 1)
         let direct = try StochasticRounding.withSeed(11) { try engine.estimate(theta: theta, v: v, scheme: .central, step: .absolute(1e-2)).hv }
         let ranked = try StochasticRounding.withSeed(11) {

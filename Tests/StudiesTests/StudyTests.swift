@@ -32,7 +32,7 @@ let fp32 = try! PrecisionPolicy("param=fp32,compute=fp32,accumulate=fp32,grad=fp
                                       stepPolicies: ["absolute"], eps: eps, seeds: [3], tolerance: 1e-2))
         let out = try runAll(s)
         let ctx = StudyContext()
-        let setup = try ModelSetup.make("expsum:n=40", seed: 3, param: "fp64", context: ctx)
+        let setup = try ModelSetup.make("expsum:n=40", seed: 3, param: ScalarFormat("fp64"), context: ctx)
         let m = setup.model as! ExpSumModel
         let fits = table(out, "fits")
         for (row, k) in zip(0..<2, [1, 2]) {
@@ -98,7 +98,7 @@ let fp32 = try! PrecisionPolicy("param=fp32,compute=fp32,accumulate=fp32,grad=fp
         #expect(column(fm, "fit_points_a") == column(fd, "fit_points_a") && column(fm, "fit_points_b") == column(fd, "fit_points_b"))
         // Not the same numbers by accident: the fp64 setup holds no mpfr256 HVP.
         let ctx = StudyContext()
-        let s = try ModelSetup.make("mlp:widths=5-7-3,act=tanh,samples=12", seed: 1, param: "bf16", reference: .fp64, context: ctx)
+        let s = try ModelSetup.make("mlp:widths=5-7-3,act=tanh,samples=12", seed: 1, param: ScalarFormat("bf16"), reference: .fp64, context: ctx)
         #expect(s.hRef.isEmpty && s.hRef64.count == s.model.parameterCount && s.reference == .fp64)
     }
 

@@ -52,7 +52,7 @@ public struct ModelSLQCommand {
     public static func select(_ file: RegimesFile, path: String, policy: PrecisionPolicy?, scheme: String?, stepPolicy: String?,
                               allowUnvalidated: Bool = false) throws -> RegimeEntry {
         let matches = file.entries.filter { e in
-            (policy.map { e.param == $0.param && e.compute == $0.compute && e.grad == $0.grad } ?? true)
+            (policy.map { e.param == $0.param.name && e.compute == $0.compute.name && e.grad == $0.grad.name } ?? true)
                 && (scheme.map { e.scheme == $0 } ?? true) && (stepPolicy.map { e.stepPolicy == $0 } ?? true)
         }
         let list = file.entries.map { "param=\($0.param),compute=\($0.compute),grad=\($0.grad) \($0.scheme) \($0.stepPolicy)" }.joined(separator: "; ")
@@ -162,15 +162,15 @@ public struct ModelSLQCommand {
         // when its Lanczos supports the settings; partial and selective
         // reorthogonalization, or a Krylov format beyond fp64, run unsharded Lanczos
         // (with --shards applying to each FD-HVP only), which a multi-process job refuses.
-        let shardedLanczos = (ro == .none || ro == .full) && !policy.krylov.lowercased().hasPrefix("mpfr")
+        let shardedLanczos = (ro == .none || ro == .full) && !policy.krylov.name.hasPrefix("mpfr")
         if world != nil && !shardedLanczos {
             throw HarnessError("under MPI, slq needs reorthogonalization none or full and a krylov format within fp64 (got \(ro.rawValue), krylov=\(policy.krylov))")
         }
 
-        try ModelMemory.check(m, format: policy.compute, dual: false, what: "a gradient of the model")
+        try ModelMemory.check(m, format: policy.compute.name, dual: false, what: "a gradient of the model")
         // Lanczos keeps its basis (steps + 1 vectors): unsharded in the krylov format's
         // type, sharded in binary32 when the format fits in it, else in fp64 carriers.
-        let basisBytes = !shardedLanczos ? ModelMemory.bytes(format: policy.krylov)
+        let basisBytes = !shardedLanczos ? ModelMemory.bytes(format: policy.krylov.name)
             : Double(ShardedLanczos.basisBytes(krylov: try policy.arithmetic(policy.krylov)))
         try MemoryBudget.check(Double(nSteps + 1) * Double(m.parameterCount) * basisBytes,
                                "the Lanczos basis (\(nSteps + 1) vectors of \(m.parameterCount) in \(policy.krylov))")
@@ -204,7 +204,7 @@ public struct ModelSLQCommand {
         let elapsed: Double
         if shardedLanczos {
             let k = try policy.arithmetic(policy.krylov)
-            let acc = try policy.arithmetic(policy.krylovAccumulationFormat)
+            let acc = try policy.arithmetic(ScalarFormat(policy.krylovAccumulationFormat))
             let layout = ShardLayout(count: n, shards: nShards)
             let stepsCap = min(nSteps, n)
             // One in-process shard: the FD-HVP is the unsharded one (bit for bit the same,
