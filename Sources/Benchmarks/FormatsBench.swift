@@ -15,7 +15,7 @@ public enum FormatsBench {
 
     struct Gradient: ScalarBody {
         let model: any DifferentiableModel, theta: [Double], trials: Int
-        func run<T: StudyScalar>(_: T.Type) throws -> (Bool, Double) {
+        func run<T: ComputeScalar>(_: T.Type) throws -> (Bool, Double) {
             let t = ScalarArrays.rounding(theta, to: T.self)
             var sink = 0.0
             let s = Timing.median(trials: trials, warmUp: true) { sink += model.lossAndGradient(t, accumulation: .recursive).loss.doubleValue }

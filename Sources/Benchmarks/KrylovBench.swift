@@ -10,7 +10,7 @@ import Krylov
 public enum KrylovBench {
     public struct Row: Sendable { public var benchmark: String; public var type: String; public var seconds: Double }
 
-    static func lanczos<T: StudyScalar>(_: T.Type, n: Int, m: Int, policy: Reorthogonalization, trials: Int) throws -> Row {
+    static func lanczos<T: ComputeScalar>(_: T.Type, n: Int, m: Int, policy: Reorthogonalization, trials: Int) throws -> Row {
         let (op, _) = try OperatorSpec.parse("diag:n=\(n),lo=0,hi=1").build(T.self, seed: 0)
         var g = ProbeGenerator(seed: 1, kind: .rademacher)
         let v = g.next(n).map { T(roundingDouble: $0) }

@@ -11,7 +11,7 @@ import Studies
 public enum PipelineBench {
     public struct Row: Sendable { public var benchmark: String; public var seconds: Double; public var rate: String }
 
-    static func gemm<T: StudyScalar>(_: T.Type, n: Int, accumulation: Accumulation, label: String, trials: Int) -> Row {
+    static func gemm<T: ComputeScalar>(_: T.Type, n: Int, accumulation: Accumulation, label: String, trials: Int) -> Row {
         var g = SplitMix64(seed: 7)
         let a = Matrix<T>(rows: n, cols: n, storage: (0..<(n * n)).map { _ in T(roundingDouble: g.nextUniform() - 0.5) })
         let b = Matrix<T>(rows: n, cols: n, storage: (0..<(n * n)).map { _ in T(roundingDouble: g.nextUniform() - 0.5) })

@@ -30,7 +30,7 @@ public enum ScalarsBench {
         Timing.median(trials: trials, warmUp: true, body) * 1e9
     }
 
-    static func elementwise<T: StudyScalar>(_ type: T.Type, name: String, n: Int, reps: Int, trials: Int) -> [Row] {
+    static func elementwise<T: ComputeScalar>(_ type: T.Type, name: String, n: Int, reps: Int, trials: Int) -> [Row] {
         var g = SplitMix64(seed: 1)
         let a = (0..<n).map { _ in T(roundingDouble: g.nextUniform() * 2 - 1) }
         let b = (0..<n).map { _ in T(roundingDouble: g.nextUniform() + 0.5) }

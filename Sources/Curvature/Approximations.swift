@@ -75,7 +75,7 @@ public struct Partition: Sendable, Equatable {
 /// output tangents), ∇²ℓ applied per output row in closed form, and Jᵀ from the
 /// model's own reverse pass with that product as the output gradient.
 public enum GaussNewton {
-    public static func vectorProduct<M: OutputModel, T: StudyScalar>(_ model: M, theta: [T], v: [T],
+    public static func vectorProduct<M: OutputModel, T: ComputeScalar>(_ model: M, theta: [T], v: [T],
                                                                     accumulation: Accumulation = .recursive) -> [T] {
         let (zd, scale) = model.outputs(zip(theta, v).map { Dual<T>($0, $1) }, accumulation: accumulation)
         let z = Matrix(rows: zd.rows, cols: zd.cols, storage: zd.storage.map(\.value))
@@ -94,7 +94,7 @@ public enum GaussNewton {
 /// `scale Σ_n (ā_n ā_nᵀ) ⊗ (B_n ∇²ℓ_n B_nᵀ)`; K-FAC replaces the sum of Kronecker
 /// products by `A_l ⊗ G_l`, exact for one sample. Applied as `G V A` on the layer's
 /// [W b] block (out × (in+1)); block diagonal across layers.
-public struct KFAC<T: StudyScalar> {
+public struct KFAC<T: ComputeScalar> {
     /// One linear map's factors: A over its input (with a trailing 1 when it has a
     /// bias), G over its output.
     public struct Layer { public var a: Matrix<T>; public var g: Matrix<T>; public var weight: TensorSpec; public var bias: TensorSpec? }

@@ -31,7 +31,7 @@ import Models
 /// A compute type with a fused FD-HVP of its own: the same values as the stage-by-stage
 /// ``FiniteDifferenceHVP/estimateByStages(_:theta:v:scheme:epsilon:precision:compute:)``
 /// in fewer passes, for the policies it covers (nil for the others). `Float`: ``Binary32FD``.
-public protocol FusedFDScalar: StudyScalar {
+public protocol FusedFDScalar: ComputeScalar {
     static func fusedFD<M: DifferentiableModel>(_ model: M, theta: [Double], v: [Double], scheme: FDScheme,
                                                 epsilon: Double, precision: FDPrecision) -> FDResult?
 }

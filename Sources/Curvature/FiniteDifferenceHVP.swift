@@ -91,7 +91,7 @@ public struct FDPrecision: Sendable {
     /// computed in `T` under `accumulation` and rounded into the `grad` format: what
     /// every FD scheme, sharded or not, takes at each offset.
     @inlinable
-    public func gradient<M: DifferentiableModel, T: StudyScalar>(_ model: M, at theta: [Double], samples: Range<Int>,
+    public func gradient<M: DifferentiableModel, T: ComputeScalar>(_ model: M, at theta: [Double], samples: Range<Int>,
                                                                  compute _: T.Type) -> [Double] {
         ScalarArrays.doubles(model.lossAndGradient(ScalarArrays.rounding(theta, to: T.self), samples: samples, accumulation: accumulation).gradient,
                              roundedBy: grad)
@@ -220,7 +220,7 @@ public enum FiniteDifferenceHVP {
 
     /// FD-HVP of `model` at θ (values of the param format) along v, gradients in `T`.
     @inlinable
-    public static func estimate<M: DifferentiableModel, T: StudyScalar>(
+    public static func estimate<M: DifferentiableModel, T: ComputeScalar>(
         _ model: M, theta: [Double], v: [Double], scheme: FDScheme, step: StepPolicy,
         precision: FDPrecision, compute: T.Type
     ) -> FDResult {
@@ -238,7 +238,7 @@ public enum FiniteDifferenceHVP {
     /// takes a fused path with the same values where it has one, and the tests
     /// compare the two.
     @inlinable
-    public static func estimateByStages<M: DifferentiableModel, T: StudyScalar>(
+    public static func estimateByStages<M: DifferentiableModel, T: ComputeScalar>(
         _ model: M, theta: [Double], v: [Double], scheme: FDScheme, epsilon eps: Double,
         precision: FDPrecision, compute: T.Type
     ) -> FDResult {
@@ -268,7 +268,7 @@ public enum FiniteDifferenceHVP {
     /// T's own arithmetic): with T = MPFloat<256> this is the reference-format FD
     /// whose error against the exact HVP is pure truncation (`bias_rel`).
     @inlinable
-    public static func estimateInFormat<M: DifferentiableModel, T: StudyScalar>(
+    public static func estimateInFormat<M: DifferentiableModel, T: ComputeScalar>(
         _ model: M, theta: [T], v: [T], scheme: FDScheme, epsilon eps: T, accumulation: Accumulation = .recursive
     ) -> [T] {
         func g(_ c: T) -> [T] {
@@ -298,7 +298,7 @@ public enum FiniteDifferenceHVP {
 public enum FullHessian {
     /// H (n×n) in `T`, column j = H eⱼ by forward-over-reverse, and the symmetry
     /// defect ‖H − Hᵀ‖_F / ‖H‖_F.
-    public static func compute<M: DifferentiableModel, T: StudyScalar>(
+    public static func compute<M: DifferentiableModel, T: ComputeScalar>(
         _ model: M, theta: [T], accumulation: Accumulation = .recursive
     ) -> (hessian: Matrix<T>, asymmetry: Double) {
         let n = model.parameterCount

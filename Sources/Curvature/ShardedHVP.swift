@@ -19,7 +19,7 @@ public enum ShardedHVP {
     /// The sharded FD-HVP on `shards` ranks: simulated in process, or, under `world`
     /// (a real job of `shards` processes, e.g. MPI), with this process as one rank.
     /// Every rank returns the full ĥ (its shards all-gathered).
-    public static func estimate<M: DifferentiableModel, T: StudyScalar>(
+    public static func estimate<M: DifferentiableModel, T: ComputeScalar>(
         _ model: M, theta: [Double], v: [Double], scheme: FDScheme, step: StepPolicy, precision: FDPrecision,
         shards: Int, order: ReductionOrder = .sequential, world: (any Communicator)? = nil, compute: T.Type
     ) throws -> FDResult {
@@ -39,7 +39,7 @@ public enum ShardedHVP {
     /// One rank's part of the sharded FD-HVP: called by every rank of `comm` with
     /// its shards of θ and v (length `layout.shardSize`); returns this rank's shard
     /// of ĥ, of fl_param(θ + εv), and ε.
-    public static func rankEstimate<M: DifferentiableModel, T: StudyScalar>(
+    public static func rankEstimate<M: DifferentiableModel, T: ComputeScalar>(
         comm: any Communicator, model: M, thetaShard tr: [Double], vShard vr: [Double], layout: ShardLayout,
         scheme: FDScheme, step: StepPolicy, precision: FDPrecision, order: ReductionOrder, compute: T.Type
     ) -> (hv: [Double], plus: [Double], eps: Double) {
@@ -69,7 +69,7 @@ public enum ShardedHVP {
     /// shards, computes its block of samples' contribution in `T`, rounds it into the
     /// `grad` format, and receives its gradient shard by reduce-scatter. Returns the
     /// full gradient (the shards concatenated).
-    public static func gradient<M: DifferentiableModel, T: StudyScalar>(
+    public static func gradient<M: DifferentiableModel, T: ComputeScalar>(
         _ model: M, theta: [Double], precision: FDPrecision, shards: Int, order: ReductionOrder = .sequential,
         world: (any Communicator)? = nil, compute: T.Type
     ) throws -> [Double] {

@@ -76,7 +76,7 @@ public enum LanczosBreakdown: String, Sendable, Equatable {
     case orthogonalityLost = "orthogonality_lost"
 }
 
-public struct LanczosResult<T: StudyScalar> {
+public struct LanczosResult<T: ComputeScalar> {
     @inlinable
     public init(alpha: [T], beta: [T], records: [LanczosStepRecord], basis: [[T]]?, breakdownStep: Int?,
                 breakdown: LanczosBreakdown? = nil, reorthogonalizations: Int) {
@@ -265,7 +265,7 @@ public enum Lanczos {
 
     /// Twice classical Gram–Schmidt of `w` against `basis`, in `T`.
     @inlinable
-    static func gramSchmidt<T: StudyScalar>(_ w: inout [T], _ basis: [[T]], _ acc: Accumulation) {
+    static func gramSchmidt<T: ComputeScalar>(_ w: inout [T], _ basis: [[T]], _ acc: Accumulation) {
         for _ in 0..<2 {
             let h = basis.map { Kernels.dot($0, w, accumulation: acc) }
             for (k, qk) in basis.enumerated() { Kernels.axpy(-h[k], qk, &w) }
@@ -275,7 +275,7 @@ public enum Lanczos {
     /// `Σ aᵢ bᵢ` of the values in fp64, left to right (for `Double` vectors, the fp64
     /// copies of `.none` runs, the plain sum).
     @inlinable @inline(__always)
-    static func dot64<T: StudyScalar>(_ a: [T], _ b: [T]) -> Double {
+    static func dot64<T: ComputeScalar>(_ a: [T], _ b: [T]) -> Double {
         a.withUnsafeBufferPointer { a in
             b.withUnsafeBufferPointer { b in
                 var s = 0.0

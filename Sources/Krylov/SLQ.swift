@@ -91,7 +91,7 @@ public struct SLQOptions: Sendable {
     }
 }
 
-public struct SLQProbeResult<T: StudyScalar> {
+public struct SLQProbeResult<T: ComputeScalar> {
     @inlinable
     public init(nodes: [Double], weights: [Double], residuals: [Double], lanczos: LanczosResult<T>) {
         self.nodes = nodes; self.weights = weights; self.residuals = residuals; self.lanczos = lanczos
@@ -102,7 +102,7 @@ public struct SLQProbeResult<T: StudyScalar> {
     public var lanczos: LanczosResult<T>
 }
 
-public struct SLQResult<T: StudyScalar> {
+public struct SLQResult<T: ComputeScalar> {
     @inlinable public init(probes: [SLQProbeResult<T>]) { self.probes = probes }
     public var probes: [SLQProbeResult<T>]
     /// μ = (1/k) Σ_probes Σ_j τⱼ δ(θⱼ).

@@ -13,7 +13,7 @@ import CKernels
 /// hands these requirements its buffers reinterpreted as the type they already are, so
 /// the values and the bits are those of a direct call. A type gains the BLAS paths by
 /// conforming here; there is no list of types to edit.
-public protocol BLASScalar: StudyScalar {
+public protocol BLASScalar: ComputeScalar {
     /// `Σ xᵢ yᵢ` over `n` elements (sdot/ddot).
     static func blasDot(_ n: Int, _ x: UnsafePointer<Self>?, _ y: UnsafePointer<Self>?) -> Self
     /// `y = A x`, A row-major m×n (sgemv/dgemv).
@@ -46,7 +46,7 @@ extension BLASScalar {
 
 /// Dual numbers over a ``BLASScalar``: a `.blas` product is three products of the
 /// component type (``Kernels/blasDualGemm(_:_:_:_:_:_:_:_:)``).
-public protocol BLASDualScalar: StudyScalar {
+public protocol BLASDualScalar: ComputeScalar {
     associatedtype Component: BLASScalar
 }
 

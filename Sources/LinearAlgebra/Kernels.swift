@@ -8,7 +8,7 @@ public enum Kernels {
 
     /// `Σ xᵢ yᵢ` under `accumulation`.
     @inlinable
-    public static func dot<T: StudyScalar>(_ x: UnsafeBufferPointer<T>, _ y: UnsafeBufferPointer<T>,
+    public static func dot<T: ComputeScalar>(_ x: UnsafeBufferPointer<T>, _ y: UnsafeBufferPointer<T>,
                                            accumulation: Accumulation = .recursive) -> T {
         precondition(x.count == y.count, "dot: length mismatch \(x.count) vs \(y.count)")
         if let s = Specialized.dot(x, y, accumulation) { return s }
@@ -17,7 +17,7 @@ public enum Kernels {
 
     /// The loops of ``dot(_:_:accumulation:)``.
     @inlinable
-    static func dotLoop<T: StudyScalar>(_ x: UnsafeBufferPointer<T>, _ y: UnsafeBufferPointer<T>,
+    static func dotLoop<T: ComputeScalar>(_ x: UnsafeBufferPointer<T>, _ y: UnsafeBufferPointer<T>,
                                         accumulation: Accumulation) -> T {
         switch accumulation {
         case .recursive:
@@ -56,14 +56,14 @@ public enum Kernels {
 
     /// ``BLASScalar/blasDot(_:_:_:)`` of `T`'s buffers, `B` being `T`.
     @inlinable
-    static func blasDot<T: StudyScalar, B: BLASScalar>(_: B.Type, _ x: UnsafeBufferPointer<T>, _ y: UnsafeBufferPointer<T>) -> T {
+    static func blasDot<T: ComputeScalar, B: BLASScalar>(_: B.Type, _ x: UnsafeBufferPointer<T>, _ y: UnsafeBufferPointer<T>) -> T {
         let r = B.blasDot(x.count, UnsafeRawPointer(x.baseAddress)?.assumingMemoryBound(to: B.self),
                           UnsafeRawPointer(y.baseAddress)?.assumingMemoryBound(to: B.self))
         return unsafeBitCast(r, to: T.self)
     }
 
     @inlinable
-    static func pairwiseDot<T: StudyScalar>(_ x: UnsafeBufferPointer<T>, _ y: UnsafeBufferPointer<T>, _ lo: Int, _ hi: Int) -> T {
+    static func pairwiseDot<T: ComputeScalar>(_ x: UnsafeBufferPointer<T>, _ y: UnsafeBufferPointer<T>, _ lo: Int, _ hi: Int) -> T {
         if hi - lo <= 8 {
             var s = T.zero
             for i in lo..<hi { s += x[i] * y[i] }
@@ -74,13 +74,13 @@ public enum Kernels {
     }
 
     @inlinable
-    public static func dot<T: StudyScalar>(_ x: [T], _ y: [T], accumulation: Accumulation = .recursive) -> T {
+    public static func dot<T: ComputeScalar>(_ x: [T], _ y: [T], accumulation: Accumulation = .recursive) -> T {
         x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in dot(xp, yp, accumulation: accumulation) } }
     }
 
     /// `‖x‖₂ = √(x·x)` under `accumulation`.
     @inlinable
-    public static func nrm2<T: StudyScalar>(_ x: [T], accumulation: Accumulation = .recursive) -> T {
+    public static func nrm2<T: ComputeScalar>(_ x: [T], accumulation: Accumulation = .recursive) -> T {
         dot(x, x, accumulation: accumulation).squareRoot()
     }
 
@@ -88,7 +88,7 @@ public enum Kernels {
 
     /// `y ← a·x + y` (one fused rounding per element: `y.addingProduct(a, x)`).
     @inlinable
-    public static func axpy<T: StudyScalar>(_ a: T, _ x: [T], _ y: inout [T]) {
+    public static func axpy<T: ComputeScalar>(_ a: T, _ x: [T], _ y: inout [T]) {
         precondition(x.count == y.count, "axpy: length mismatch")
         if Specialized.axpy(a, x, &y) { return }
         axpyLoop(a, x, &y)
@@ -96,18 +96,18 @@ public enum Kernels {
 
     /// The loop of ``axpy(_:_:_:)``.
     @inlinable
-    static func axpyLoop<T: StudyScalar>(_ a: T, _ x: [T], _ y: inout [T]) {
+    static func axpyLoop<T: ComputeScalar>(_ a: T, _ x: [T], _ y: inout [T]) {
         x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in axpyLoop(a, xp, yp) } }
     }
 
     @inlinable
-    static func axpyLoop<T: StudyScalar>(_ a: T, _ xp: UnsafeBufferPointer<T>, _ yp: UnsafeMutableBufferPointer<T>) {
+    static func axpyLoop<T: ComputeScalar>(_ a: T, _ xp: UnsafeBufferPointer<T>, _ yp: UnsafeMutableBufferPointer<T>) {
         for i in 0..<yp.count { yp[i] = yp[i].addingProduct(a, xp[i]) }
     }
 
     /// `x ← a·x`.
     @inlinable
-    public static func scal<T: StudyScalar>(_ a: T, _ x: inout [T]) {
+    public static func scal<T: ComputeScalar>(_ a: T, _ x: inout [T]) {
         x.withUnsafeMutableBufferPointer { xp in for i in 0..<xp.count { xp[i] *= a } }
     }
 
@@ -115,7 +115,7 @@ public enum Kernels {
 
     /// `y = A x` with each output a dot product under `accumulation`.
     @inlinable
-    public static func gemv<T: StudyScalar>(_ a: Matrix<T>, _ x: [T], accumulation: Accumulation = .recursive) -> [T] {
+    public static func gemv<T: ComputeScalar>(_ a: Matrix<T>, _ x: [T], accumulation: Accumulation = .recursive) -> [T] {
         precondition(a.cols == x.count, "gemv: A is \(a.rows)×\(a.cols), x has \(x.count)")
         if case .blas = accumulation, let y = blasGemv(a, x) { return y }
         var y = [T](repeating: .zero, count: a.rows)
@@ -131,7 +131,7 @@ public enum Kernels {
     }
 
     @inlinable
-    static func blasGemv<T: StudyScalar>(_ a: Matrix<T>, _ x: [T]) -> [T]? {
+    static func blasGemv<T: ComputeScalar>(_ a: Matrix<T>, _ x: [T]) -> [T]? {
         if let B = T.self as? any BLASScalar.Type { return blasGemv(B, a, x) }
         guard T.exactInBinary32 else { return nil }
         let af = a.storage.map { Float($0.doubleValue) }, xf = x.map { Float($0.doubleValue) }
@@ -142,7 +142,7 @@ public enum Kernels {
 
     /// ``BLASScalar/blasGemv(_:_:_:_:_:)`` of `T`'s values, `B` being `T`.
     @inlinable
-    static func blasGemv<T: StudyScalar, B: BLASScalar>(_: B.Type, _ a: Matrix<T>, _ x: [T]) -> [T] {
+    static func blasGemv<T: ComputeScalar, B: BLASScalar>(_: B.Type, _ a: Matrix<T>, _ x: [T]) -> [T] {
         [T](unsafeUninitializedCapacity: a.rows) { y, count in
             a.storage.withUnsafeBufferPointer { ap in x.withUnsafeBufferPointer { xp in
                 B.blasGemv(a.rows, a.cols, UnsafeRawPointer(ap.baseAddress)?.assumingMemoryBound(to: B.self),
@@ -155,7 +155,7 @@ public enum Kernels {
 
     /// `C = A B` with each output a dot product under `accumulation`.
     @inlinable
-    public static func gemm<T: StudyScalar>(_ a: Matrix<T>, _ b: Matrix<T>, accumulation: Accumulation = .recursive) -> Matrix<T> {
+    public static func gemm<T: ComputeScalar>(_ a: Matrix<T>, _ b: Matrix<T>, accumulation: Accumulation = .recursive) -> Matrix<T> {
         precondition(a.cols == b.rows, "gemm: A is \(a.rows)×\(a.cols), B is \(b.rows)×\(b.cols)")
         if case .blas = accumulation, let c = blasGemm(a, b) { return c }
         if a.rows > 0 && b.cols > 0 && a.cols > 0, let c = OrderedGemm.gemm(a, b, accumulation) { return c }
@@ -173,7 +173,7 @@ public enum Kernels {
     /// order: deterministic for a given kernel set (recorded as `blas_core`), within the
     /// usual γ_k bound (tested), like every BLAS result.
     @inlinable
-    public static func gemm<T: StudyScalar>(_ a: Matrix<T>, transposed ta: Bool, _ b: Matrix<T>, transposed tb: Bool,
+    public static func gemm<T: ComputeScalar>(_ a: Matrix<T>, transposed ta: Bool, _ b: Matrix<T>, transposed tb: Bool,
                                             accumulation: Accumulation = .recursive) -> Matrix<T> {
         if case .blas = accumulation, let c = b.storage.withUnsafeBufferPointer({ blasProduct(a, ta, $0, b.rows, b.cols, tb) }) {
             return c
@@ -185,7 +185,7 @@ public enum Kernels {
     /// `rows`×`cols` buffer `b` (a weight matrix inside a flat parameter vector): BLAS
     /// reads it in place; other types and policies copy it into a matrix first.
     @inlinable
-    public static func gemm<T: StudyScalar>(_ a: Matrix<T>, transposed ta: Bool, _ b: UnsafeBufferPointer<T>, rows: Int, cols: Int,
+    public static func gemm<T: ComputeScalar>(_ a: Matrix<T>, transposed ta: Bool, _ b: UnsafeBufferPointer<T>, rows: Int, cols: Int,
                                             transposed tb: Bool, accumulation: Accumulation = .recursive) -> Matrix<T> {
         precondition(b.count == rows * cols, "gemm: B has \(b.count) elements, not \(rows)×\(cols)")
         if case .blas = accumulation, let c = blasProduct(a, ta, b, rows, cols, tb) { return c }
@@ -195,7 +195,7 @@ public enum Kernels {
     /// ``gemm(_:transposed:_:transposed:accumulation:)`` written into `c` (m·n elements,
     /// row-major; a gradient's slice of a flat vector): BLAS writes it in place.
     @inlinable
-    public static func gemm<T: StudyScalar>(_ a: Matrix<T>, transposed ta: Bool, _ b: Matrix<T>, transposed tb: Bool,
+    public static func gemm<T: ComputeScalar>(_ a: Matrix<T>, transposed ta: Bool, _ b: Matrix<T>, transposed tb: Bool,
                                             into c: UnsafeMutableBufferPointer<T>, accumulation: Accumulation = .recursive) {
         if case .blas = accumulation, let B = T.self as? any BLASScalar.Type {
             a.storage.withUnsafeBufferPointer { ap in b.storage.withUnsafeBufferPointer { bp in
@@ -212,7 +212,7 @@ public enum Kernels {
     /// numbers), B a row-major br×bc buffer; nil for every other type. The one place the
     /// `.blas` entry points choose sgemm/dgemm or the dual products.
     @inlinable
-    static func blasProduct<T: StudyScalar>(_ a: Matrix<T>, _ ta: Bool, _ b: UnsafeBufferPointer<T>, _ br: Int, _ bc: Int,
+    static func blasProduct<T: ComputeScalar>(_ a: Matrix<T>, _ ta: Bool, _ b: UnsafeBufferPointer<T>, _ br: Int, _ bc: Int,
                                             _ tb: Bool) -> Matrix<T>? {
         a.storage.withUnsafeBufferPointer { ap -> Matrix<T>? in
             let (m, n) = (ta ? a.cols : a.rows, tb ? br : bc)
@@ -230,7 +230,7 @@ public enum Kernels {
 
     /// ``blasDualGemm(_:_:_:_:_:_:_:_:)`` of `T`'s buffers, `D` being `T` (a `Dual<W>`, W a ``BLASScalar``).
     @inlinable
-    static func blasDualProduct<T: StudyScalar, D: BLASDualScalar>(_: D.Type, _ a: UnsafeBufferPointer<T>, _ ar: Int, _ ac: Int, _ ta: Bool,
+    static func blasDualProduct<T: ComputeScalar, D: BLASDualScalar>(_: D.Type, _ a: UnsafeBufferPointer<T>, _ ar: Int, _ ac: Int, _ ta: Bool,
                                                                   _ b: UnsafeBufferPointer<T>, _ br: Int, _ bc: Int, _ tb: Bool) -> Matrix<T> {
         typealias W = D.Component
         let c = blasDualGemm(UnsafeBufferPointer(start: UnsafeRawPointer(a.baseAddress)?.assumingMemoryBound(to: Dual<W>.self), count: a.count),
@@ -244,7 +244,7 @@ public enum Kernels {
     /// buffers: C = op(A) op(B), A stored ar×ac, B br×bc, C (m·n elements) overwritten;
     /// zeros when the inner size is 0.
     @inlinable
-    static func blasInto<T: StudyScalar, B: BLASScalar>(_: B.Type, _ a: UnsafeBufferPointer<T>, _ ar: Int, _ ac: Int, _ ta: Bool,
+    static func blasInto<T: ComputeScalar, B: BLASScalar>(_: B.Type, _ a: UnsafeBufferPointer<T>, _ ar: Int, _ ac: Int, _ ta: Bool,
                                                         _ b: UnsafeBufferPointer<T>, _ br: Int, _ bc: Int, _ tb: Bool,
                                                         _ c: UnsafeMutableBufferPointer<T>) {
         let (m, k) = ta ? (ac, ar) : (ar, ac)
@@ -260,7 +260,7 @@ public enum Kernels {
 
     /// The loops of ``gemm(_:_:accumulation:)`` (outputs are ``dot(_:_:accumulation:)``s).
     @inlinable
-    static func gemmLoop<T: StudyScalar>(_ a: Matrix<T>, _ b: Matrix<T>, accumulation: Accumulation) -> Matrix<T> {
+    static func gemmLoop<T: ComputeScalar>(_ a: Matrix<T>, _ b: Matrix<T>, accumulation: Accumulation) -> Matrix<T> {
         let bt = b.transposed()
         var c = Matrix<T>(rows: a.rows, cols: b.cols)
         a.storage.withUnsafeBufferPointer { ap in
@@ -348,7 +348,7 @@ public enum Kernels {
     }
 
     @inlinable
-    static func blasGemm<T: StudyScalar>(_ a: Matrix<T>, _ b: Matrix<T>) -> Matrix<T>? {
+    static func blasGemm<T: ComputeScalar>(_ a: Matrix<T>, _ b: Matrix<T>) -> Matrix<T>? {
         if let c = b.storage.withUnsafeBufferPointer({ blasProduct(a, false, $0, b.rows, b.cols, false) }) { return c }
         guard T.exactInBinary32, a.rows > 0, b.cols > 0 else { return nil }
         let af = a.storage.map { Float($0.doubleValue) }, bf = b.storage.map { Float($0.doubleValue) }
@@ -364,7 +364,7 @@ public enum Kernels {
 @usableFromInline
 enum Specialized {
     @inlinable
-    static func dot<T: StudyScalar>(_ x: UnsafeBufferPointer<T>, _ y: UnsafeBufferPointer<T>, _ acc: Accumulation) -> T? {
+    static func dot<T: ComputeScalar>(_ x: UnsafeBufferPointer<T>, _ y: UnsafeBufferPointer<T>, _ acc: Accumulation) -> T? {
         var r = T.zero
         let done = withUnsafeMutablePointer(to: &r) {
             ScalarRegistry.specialized(T.self, Dot(x: UnsafeRawPointer(x.baseAddress), y: UnsafeRawPointer(y.baseAddress), count: x.count,
@@ -375,7 +375,7 @@ enum Specialized {
 
     /// `y ← a·x + y` specialized; false when `T` is not one of the types.
     @inlinable
-    static func axpy<T: StudyScalar>(_ a: T, _ x: [T], _ y: inout [T]) -> Bool {
+    static func axpy<T: ComputeScalar>(_ a: T, _ x: [T], _ y: inout [T]) -> Bool {
         // Float and Double: their own loops (`fusedAxpy`, the same fused rounding per element).
         return x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
@@ -390,7 +390,7 @@ enum Specialized {
     }
 
     @inlinable
-    static func gemm<T: StudyScalar>(_ a: Matrix<T>, _ b: Matrix<T>, _ acc: Accumulation) -> Matrix<T>? {
+    static func gemm<T: ComputeScalar>(_ a: Matrix<T>, _ b: Matrix<T>, _ acc: Accumulation) -> Matrix<T>? {
         var (a, b, c) = (a, b, Matrix<T>(rows: 0, cols: 0))
         let done = withUnsafePointer(to: &a) { ap in withUnsafePointer(to: &b) { bp in withUnsafeMutablePointer(to: &c) { cp in
             ScalarRegistry.specialized(T.self, Gemm(a: UnsafeRawPointer(ap), b: UnsafeRawPointer(bp), acc: acc, out: UnsafeMutableRawPointer(cp))) != nil
@@ -408,7 +408,7 @@ enum Specialized {
         @inlinable init(x: UnsafeRawPointer?, y: UnsafeRawPointer?, count: Int, acc: Accumulation, out: UnsafeMutableRawPointer) {
             self.x = x; self.y = y; self.count = count; self.acc = acc; self.out = out
         }
-        @inlinable func run<U: StudyScalar>(_: U.Type) {
+        @inlinable func run<U: ComputeScalar>(_: U.Type) {
             out.assumingMemoryBound(to: U.self).pointee = Kernels.dotLoop(
                 UnsafeBufferPointer(start: x?.assumingMemoryBound(to: U.self), count: count),
                 UnsafeBufferPointer(start: y?.assumingMemoryBound(to: U.self), count: count), accumulation: acc)
@@ -421,7 +421,7 @@ enum Specialized {
         @inlinable init(a: UnsafeRawPointer, x: UnsafeRawPointer?, y: UnsafeMutableRawPointer?, count: Int) {
             self.a = a; self.x = x; self.y = y; self.count = count
         }
-        @inlinable func run<U: StudyScalar>(_: U.Type) {
+        @inlinable func run<U: ComputeScalar>(_: U.Type) {
             Kernels.axpyLoop(a.assumingMemoryBound(to: U.self).pointee, UnsafeBufferPointer(start: x?.assumingMemoryBound(to: U.self), count: count),
                              UnsafeMutableBufferPointer(start: y?.assumingMemoryBound(to: U.self), count: count))
         }
@@ -433,7 +433,7 @@ enum Specialized {
         @inlinable init(a: UnsafeRawPointer, b: UnsafeRawPointer, acc: Accumulation, out: UnsafeMutableRawPointer) {
             self.a = a; self.b = b; self.acc = acc; self.out = out
         }
-        @inlinable func run<U: StudyScalar>(_: U.Type) {
+        @inlinable func run<U: ComputeScalar>(_: U.Type) {
             out.assumingMemoryBound(to: Matrix<U>.self).pointee = Kernels.gemmLoop(
                 a.assumingMemoryBound(to: Matrix<U>.self).pointee, b.assumingMemoryBound(to: Matrix<U>.self).pointee, accumulation: acc)
         }

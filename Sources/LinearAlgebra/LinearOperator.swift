@@ -3,7 +3,7 @@ import Scalars
 /// A symmetric linear operator `v ↦ Av` of fixed dimension, in scalar type `Scalar`.
 /// Lanczos and SLQ only ever apply it.
 public protocol LinearOperator {
-    associatedtype Scalar: StudyScalar
+    associatedtype Scalar: ComputeScalar
     var dimension: Int { get }
     /// `y ← A x` (y has the operator's dimension on entry).
     func apply(_ x: [Scalar], into y: inout [Scalar])
@@ -18,7 +18,7 @@ extension LinearOperator {
 }
 
 /// `A = diag(d)`, applied elementwise (one rounding per element in `T`).
-public struct DiagonalOperator<T: StudyScalar>: LinearOperator {
+public struct DiagonalOperator<T: ComputeScalar>: LinearOperator {
     public var diagonal: [T]
     @inlinable public init(_ diagonal: [T]) { self.diagonal = diagonal }
     @inlinable public var dimension: Int { diagonal.count }
@@ -35,7 +35,7 @@ public struct DiagonalOperator<T: StudyScalar>: LinearOperator {
 }
 
 /// A dense symmetric matrix applied by ``Kernels/gemv(_:_:accumulation:)``.
-public struct DenseOperator<T: StudyScalar>: LinearOperator {
+public struct DenseOperator<T: ComputeScalar>: LinearOperator {
     public var matrix: Matrix<T>
     public var accumulation: Accumulation
     public init(_ matrix: Matrix<T>, accumulation: Accumulation = .recursive) {

@@ -1,7 +1,7 @@
 import Scalars
 
 /// A dense row-major matrix of any scalar.
-public struct Matrix<T: StudyScalar>: Sendable {
+public struct Matrix<T: ComputeScalar>: Sendable {
     public let rows: Int
     public let cols: Int
     public var storage: [T]
@@ -61,7 +61,7 @@ public struct Matrix<T: StudyScalar>: Sendable {
 
     /// Elementwise conversion through Double (exact for formats inside binary64).
     @inlinable
-    public func converted<U: StudyScalar>(to: U.Type = U.self) -> Matrix<U> {
+    public func converted<U: ComputeScalar>(to: U.Type = U.self) -> Matrix<U> {
         Matrix<U>(rows: rows, cols: cols, storage: storage.map { U(roundingDouble: $0.doubleValue) })
     }
 

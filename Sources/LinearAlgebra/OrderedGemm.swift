@@ -19,7 +19,7 @@ import CKernels
 @usableFromInline
 enum OrderedGemm {
     @inlinable
-    static func gemm<T: StudyScalar>(_ a: Matrix<T>, _ b: Matrix<T>, _ acc: Accumulation) -> Matrix<T>? {
+    static func gemm<T: ComputeScalar>(_ a: Matrix<T>, _ b: Matrix<T>, _ acc: Accumulation) -> Matrix<T>? {
         switch acc {
         case .recursive:
             if let B = T.self as? any BLASScalar.Type { return ordered(B, a, b) }
@@ -40,14 +40,14 @@ enum OrderedGemm {
 
     /// ``BLASScalar/orderedGemm(_:_:_:_:_:)`` of `T`'s matrices, `B` being `T`.
     @inlinable
-    static func ordered<T: StudyScalar, B: BLASScalar>(_: B.Type, _ a: Matrix<T>, _ b: Matrix<T>) -> Matrix<T> {
+    static func ordered<T: ComputeScalar, B: BLASScalar>(_: B.Type, _ a: Matrix<T>, _ b: Matrix<T>) -> Matrix<T> {
         let c = B.orderedGemm(a.rows, a.cols, b.cols, unsafeBitCast(a.storage, to: [B].self), unsafeBitCast(b.storage, to: [B].self))
         return Matrix(rows: a.rows, cols: b.cols, storage: unsafeBitCast(c, to: [T].self))
     }
 
     /// ``BLASScalar/orderedDualGemm(_:_:_:_:_:)`` of `T`'s matrices, `D` being `T`, or nil.
     @inlinable
-    static func orderedDual<T: StudyScalar, D: BLASDualScalar>(_: D.Type, _ a: Matrix<T>, _ b: Matrix<T>) -> Matrix<T>? {
+    static func orderedDual<T: ComputeScalar, D: BLASDualScalar>(_: D.Type, _ a: Matrix<T>, _ b: Matrix<T>) -> Matrix<T>? {
         typealias W = D.Component
         guard let c = W.orderedDualGemm(a.rows, a.cols, b.cols, unsafeBitCast(a.storage, to: [Dual<W>].self),
                                         unsafeBitCast(b.storage, to: [Dual<W>].self)) else { return nil }

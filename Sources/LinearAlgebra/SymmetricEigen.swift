@@ -8,7 +8,7 @@ import RealModule
 ///   tridiagonalization (EISPACK `tred2`) followed by ``TridiagonalEigen`` with the
 ///   Householder basis as the starting eigenvector matrix. O(n³) in `T`.
 public enum SymmetricEigen {
-    public struct Result<T: StudyScalar> {
+    public struct Result<T: ComputeScalar> {
         /// Eigenvalues, ascending.
         public var values: [T]
         @inlinable init(values: [T], vectors: Matrix<T>?) { self.values = values; self.vectors = vectors }
@@ -17,7 +17,7 @@ public enum SymmetricEigen {
     }
 
     @inlinable
-    public static func decompose<T: StudyScalar>(_ a: Matrix<T>, vectors: Bool = true) throws -> Result<T> {
+    public static func decompose<T: ComputeScalar>(_ a: Matrix<T>, vectors: Bool = true) throws -> Result<T> {
         precondition(a.rows == a.cols, "SymmetricEigen: matrix is \(a.rows)×\(a.cols)")
         guard a.storage.allSatisfy(\.isFinite) else { throw EigenError.notFinite }
         if let B = T.self as? any BLASScalar.Type { return try lapack(B, a, vectors: vectors) }
@@ -26,7 +26,7 @@ public enum SymmetricEigen {
 
     /// LAPACK's divide and conquer (``BLASScalar/symmetricEigen(_:vectors:_:_:)``), `B` being `T`.
     @usableFromInline
-    static func lapack<T: StudyScalar, B: BLASScalar>(_: B.Type, _ a: Matrix<T>, vectors: Bool) throws -> Result<T> {
+    static func lapack<T: ComputeScalar, B: BLASScalar>(_: B.Type, _ a: Matrix<T>, vectors: Bool) throws -> Result<T> {
         var m = unsafeBitCast(a.storage, to: [B].self)
         var w = [B](repeating: .zero, count: a.rows)
         let (routine, info) = B.symmetricEigen(a.rows, vectors: vectors, &m, &w)
@@ -39,7 +39,7 @@ public enum SymmetricEigen {
     /// with `e[i]` coupling i and i+1 (EISPACK tred2, 0-based, on flat row-major
     /// storage).
     @inlinable
-    public static func tridiagonalize<T: StudyScalar>(_ m: Matrix<T>) -> (d: [T], e: [T], q: Matrix<T>) {
+    public static func tridiagonalize<T: ComputeScalar>(_ m: Matrix<T>) -> (d: [T], e: [T], q: Matrix<T>) {
         let n = m.rows
         var d = [T](repeating: 0, count: n), e = [T](repeating: 0, count: n)
         if n == 0 { return ([], [], m) }
@@ -103,7 +103,7 @@ public enum SymmetricEigen {
 
     /// The generic path (any scalar), also callable for Float/Double to compare with LAPACK.
     @inlinable
-    public static func generic<T: StudyScalar>(_ m: Matrix<T>, vectors: Bool) throws -> Result<T> {
+    public static func generic<T: ComputeScalar>(_ m: Matrix<T>, vectors: Bool) throws -> Result<T> {
         let n = m.rows
         let (d, e, q) = tridiagonalize(m)
         var z = vectors ? q.storage : []

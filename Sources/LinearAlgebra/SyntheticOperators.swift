@@ -216,7 +216,7 @@ public struct OperatorSpec: Sendable, Equatable, CustomStringConvertible {
 
     /// The operator in scalar type `T` and its exact eigenvalues (ascending, fp64):
     /// the spectrum of the operator as stored in `T`.
-    public func build<T: StudyScalar>(_: T.Type, seed: UInt64, accumulation: Accumulation = .recursive) throws -> (op: AnyOperator<T>, eigenvalues: [Double]) {
+    public func build<T: ComputeScalar>(_: T.Type, seed: UInt64, accumulation: Accumulation = .recursive) throws -> (op: AnyOperator<T>, eigenvalues: [Double]) {
         let (diag, dense) = try definition(seed: seed)
         if let d = diag {
             let stored = d.map { T(roundingDouble: $0) }
@@ -225,7 +225,7 @@ public struct OperatorSpec: Sendable, Equatable, CustomStringConvertible {
         return try self.dense(dense!, accumulation)
     }
 
-    func dense<T: StudyScalar>(_ a: Matrix<Double>, _ acc: Accumulation) throws -> (op: AnyOperator<T>, eigenvalues: [Double]) {
+    func dense<T: ComputeScalar>(_ a: Matrix<Double>, _ acc: Accumulation) throws -> (op: AnyOperator<T>, eigenvalues: [Double]) {
         let stored = a.converted(to: T.self)
         let exact = try SymmetricEigen.decompose(stored.converted(to: Double.self), vectors: false).values
         return (AnyOperator(DenseOperator(stored, accumulation: acc)), exact)
@@ -233,7 +233,7 @@ public struct OperatorSpec: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// A type-erased operator (one indirect call per application, not per element).
-public struct AnyOperator<T: StudyScalar>: LinearOperator {
+public struct AnyOperator<T: ComputeScalar>: LinearOperator {
     public let dimension: Int
     @usableFromInline let applyBody: (_ x: [T], _ y: inout [T]) -> Void
     @inlinable

@@ -28,7 +28,7 @@ public enum EigenError: Error, CustomStringConvertible, Equatable {
 /// `|eᵢ| ≤ ε (|dᵢ| + |dᵢ₊₁|)` with `ε = T.ulpOfOne`, so the eigenvalues carry a
 /// backward error of a few ulps of ‖T‖ in the working precision of `T`.
 public enum TridiagonalEigen {
-    public struct Result<T: StudyScalar> {
+    public struct Result<T: ComputeScalar> {
         /// Eigenvalues, ascending.
         public var values: [T]
         @inlinable init(values: [T], components: [[T]], rows: [Int]) { self.values = values; self.components = components; self.rows = rows }
@@ -44,7 +44,7 @@ public enum TridiagonalEigen {
     ///   - rows: rows of the eigenvector matrix to compute (`nil`: all of them).
     ///   - maxIterations: QL sweeps allowed per eigenvalue.
     @inlinable
-    public static func solve<T: StudyScalar>(diagonal d: [T], offDiagonal e: [T], rows: [Int]? = [],
+    public static func solve<T: ComputeScalar>(diagonal d: [T], offDiagonal e: [T], rows: [Int]? = [],
                                              maxIterations: Int = 60) throws -> Result<T> {
         let n = d.count
         precondition(e.count == max(n - 1, 0), "offDiagonal must have n-1 = \(n - 1) elements, has \(e.count)")
@@ -62,7 +62,7 @@ public enum TridiagonalEigen {
     /// flat in `z` (row k is `z[k·n ..< (k+1)·n]`, columns indexed like d).
     /// Returns the unsorted eigenvalues.
     @inlinable
-    static func ql<T: StudyScalar>(_ d0: [T], _ e0: [T], _ z: inout [T], rowCount: Int, maxIterations: Int = 60) throws -> ([T], Int) {
+    static func ql<T: ComputeScalar>(_ d0: [T], _ e0: [T], _ z: inout [T], rowCount: Int, maxIterations: Int = 60) throws -> ([T], Int) {
         let n = d0.count
         var d = d0
         var e = e0 + [T.zero]                       // e[n−1] = 0

@@ -9,7 +9,7 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
     case relu
 
     @inlinable
-    public func value<T: StudyScalar>(_ x: T) -> T {
+    public func value<T: ComputeScalar>(_ x: T) -> T {
         switch self {
         case .tanh: return Elementary.tanh(x)                 // Float: correctly rounded (see Elementary)
         case .gelu: return x * (1 + T.erf(x / T.sqrt(2))) / 2
@@ -18,16 +18,16 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
     }
 
     /// ``value(_:)`` of every element: the same bits; tanh runs the type's own vector
-    /// form where it has one (``StudyScalar/tanhValues(_:)``: `Float`, `Dual<Float>`).
+    /// form where it has one (``ComputeScalar/tanhValues(_:)``: `Float`, `Dual<Float>`).
     @inlinable
-    public func values<T: StudyScalar>(_ z: [T]) -> [T] {
+    public func values<T: ComputeScalar>(_ z: [T]) -> [T] {
         if self == .tanh, let t = T.tanhValues(z) { return t }
         return z.map { value($0) }
     }
 
     /// The derivative at x. ReLU uses 0 at x = 0 (the convention of PyTorch and JAX).
     @inlinable
-    public func derivative<T: StudyScalar>(_ x: T) -> T {
+    public func derivative<T: ComputeScalar>(_ x: T) -> T {
         switch self {
         case .tanh: let t = Elementary.tanh(x); return 1 - t * t
         case .gelu:
@@ -45,7 +45,7 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
     /// rounding the recomputation drew a second, different rounding of tanh(x); the
     /// backward pass now uses the value the forward pass used. GELU and ReLU need x.
     @inlinable
-    public func derivative<T: StudyScalar>(_ x: T, value h: T) -> T {
+    public func derivative<T: ComputeScalar>(_ x: T, value h: T) -> T {
         switch self {
         case .tanh: return 1 - h * h
         case .gelu, .relu: return derivative(x)
@@ -56,7 +56,7 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
     /// the activation. The same products element for element; the activation is
     /// chosen once per call, not per element, so the tanh loop (g·(1 − h²)) vectorizes.
     @inlinable
-    public func scaleByDerivative<T: StudyScalar>(_ g: inout [T], at z: [T], values h: [T]) {
+    public func scaleByDerivative<T: ComputeScalar>(_ g: inout [T], at z: [T], values h: [T]) {
         precondition(g.count == z.count && g.count == h.count, "activation backward: \(g.count), \(z.count), \(h.count) elements")
         g.withUnsafeMutableBufferPointer { gp in h.withUnsafeBufferPointer { hp in z.withUnsafeBufferPointer { zp in
             switch self {

@@ -14,7 +14,7 @@ import RealModule
 enum CausalAttention {
     /// Writes rows r0..<r0+L of `o` and returns P per head (L × L, lower triangle).
     @inline(__always)
-    static func forward<T: StudyScalar>(q: Matrix<T>, k: Matrix<T>, v: Matrix<T>, rows r0: Int, length L: Int, heads H: Int,
+    static func forward<T: ComputeScalar>(q: Matrix<T>, k: Matrix<T>, v: Matrix<T>, rows r0: Int, length L: Int, heads H: Int,
                                         kvHeads K: Int, headWidth dh: Int, scale: T, into o: inout Matrix<T>) -> [Matrix<T>] {
         let group = H / K
         var ps: [Matrix<T>] = []
@@ -48,7 +48,7 @@ enum CausalAttention {
     /// Adds the gradients of Q, K, V (rows r0..<r0+L) for the output gradient dO, given the
     /// forward's P (`p[hd]` for head hd): dS = P ⊙ (dP − Σ_j P dP), dP = dO·Vᵀ.
     @inline(__always)
-    static func backward<T: StudyScalar>(dO: Matrix<T>, q: Matrix<T>, k: Matrix<T>, v: Matrix<T>, p: ArraySlice<Matrix<T>>, rows r0: Int,
+    static func backward<T: ComputeScalar>(dO: Matrix<T>, q: Matrix<T>, k: Matrix<T>, v: Matrix<T>, p: ArraySlice<Matrix<T>>, rows r0: Int,
                                          length L: Int, heads H: Int, kvHeads K: Int, headWidth dh: Int, scale: T,
                                          dq: inout Matrix<T>, dk: inout Matrix<T>, dv: inout Matrix<T>) {
         let group = H / K, p0 = p.startIndex

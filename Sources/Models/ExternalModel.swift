@@ -38,7 +38,7 @@ public struct ExternalModel: DifferentiableModel {
         }
     }
 
-    public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T]) {
+    public func lossAndGradient<T: ComputeScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T]) {
         // One sample: a range either holds it (the whole loss) or is empty (a data-parallel rank with nothing to add).
         guard samples.contains(0) else { return (T.zero, [T](repeating: .zero, count: theta.count)) }
         let (loss, g) = Self.checked { try oracle.gradient(theta.map(\.doubleValue)) }
@@ -58,7 +58,7 @@ public struct ExternalModel: DifferentiableModel {
         }
     }
 
-    public func hessianVectorProduct<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
+    public func hessianVectorProduct<T: ComputeScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
         // In a format narrower than fp64 the oracle's fp64 HVP is rounded into it; an MPFR reference it cannot give.
         do { try checkExactHVP(format: T.formatName.hasPrefix("mpfr") ? T.formatName : "fp64") } catch {
             Self.failureHandler(OracleError(command: oracle.command, "\(error)"))

@@ -56,11 +56,11 @@ extension ParameterSource {
     public func peakGradientValues(shards: Int) -> Int { base.peakGradientValues(shards: shards) }
     public func gradientWork() -> GradientWork? { base.gradientWork() }
 
-    public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T]) {
+    public func lossAndGradient<T: ComputeScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T]) {
         base.lossAndGradient(theta, samples: samples, accumulation: accumulation)
     }
 
-    public func hessianVectorProduct<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
+    public func hessianVectorProduct<T: ComputeScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
         base.hessianVectorProduct(theta, v, accumulation: accumulation)
     }
 

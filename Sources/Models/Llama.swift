@@ -167,7 +167,7 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
     }
 
     /// cos and sin of t·θ_i for t < context, i < d_r/2, computed in fp64.
-    func ropeTables<T: StudyScalar>(_: T.Type) -> (cos: [T], sin: [T]) {
+    func ropeTables<T: ComputeScalar>(_: T.Type) -> (cos: [T], sin: [T]) {
         let half = config.ropeDimension / 2, L = context
         var c = [T](), s = [T]()
         c.reserveCapacity(L * half); s.reserveCapacity(L * half)
@@ -189,7 +189,7 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
     /// Rotates (inverse = false) or rotates back (the transpose, for the reverse pass)
     /// every head of `x` (rows = the positions of stacked sequences of length context,
     /// `heads` heads of width d_h) in place.
-    func rope<T: StudyScalar>(_ x: inout Matrix<T>, heads: Int, tables: (cos: [T], sin: [T]), inverse: Bool) {
+    func rope<T: ComputeScalar>(_ x: inout Matrix<T>, heads: Int, tables: (cos: [T], sin: [T]), inverse: Bool) {
         let dh = config.headDimension, half = config.ropeDimension / 2, L = context
         for row in 0..<x.rows {
             let t = row % L
@@ -206,7 +206,7 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
     }
 
     /// y = x·r·g with r = 1/√(mean(x²) + ε) per row; returns y and r.
-    func rmsNorm<T: StudyScalar>(_ x: Matrix<T>, _ theta: [T], gain: Int) -> (Matrix<T>, [T]) {
+    func rmsNorm<T: ComputeScalar>(_ x: Matrix<T>, _ theta: [T], gain: Int) -> (Matrix<T>, [T]) {
         let d = x.cols
         var y = Matrix<T>(rows: x.rows, cols: d)
         var r = [T](repeating: .zero, count: x.rows)
@@ -221,7 +221,7 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
     }
 
     /// dx of ``rmsNorm(_:_:gain:)``; adds dg into grad.
-    func rmsNormBackward<T: StudyScalar>(_ dy: Matrix<T>, _ x: Matrix<T>, _ r: [T], _ theta: [T], gain: Int, _ grad: inout [T]) -> Matrix<T> {
+    func rmsNormBackward<T: ComputeScalar>(_ dy: Matrix<T>, _ x: Matrix<T>, _ r: [T], _ theta: [T], gain: Int, _ grad: inout [T]) -> Matrix<T> {
         let d = x.cols
         var dx = Matrix<T>(rows: x.rows, cols: d)
         for i in 0..<x.rows {
@@ -237,14 +237,14 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
     }
 
     /// X·Wᵀ for the row-major out×in weight at `offset` of θ, read in place where BLAS computes it.
-    func linear<T: StudyScalar>(_ x: Matrix<T>, _ theta: [T], at offset: Int, out: Int, in: Int, _ acc: Accumulation) -> Matrix<T> {
+    func linear<T: ComputeScalar>(_ x: Matrix<T>, _ theta: [T], at offset: Int, out: Int, in: Int, _ acc: Accumulation) -> Matrix<T> {
         theta.withUnsafeBufferPointer {
             Kernels.gemm(x, transposed: false, UnsafeBufferPointer(rebasing: $0[offset..<(offset + out * `in`)]), rows: out, cols: `in`,
                          transposed: true, accumulation: acc)
         }
     }
     /// dY·W (the input gradient of ``linear(_:_:at:out:in:_:)``).
-    func linearBackward<T: StudyScalar>(_ dy: Matrix<T>, _ theta: [T], at offset: Int, out: Int, in: Int, _ acc: Accumulation) -> Matrix<T> {
+    func linearBackward<T: ComputeScalar>(_ dy: Matrix<T>, _ theta: [T], at offset: Int, out: Int, in: Int, _ acc: Accumulation) -> Matrix<T> {
         theta.withUnsafeBufferPointer {
             Kernels.gemm(dy, transposed: false, UnsafeBufferPointer(rebasing: $0[offset..<(offset + out * `in`)]), rows: out, cols: `in`,
                          transposed: false, accumulation: acc)
@@ -252,7 +252,7 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
     }
     /// grad[W] = dYᵀ·X, written in place (every weight's gradient is written once: the
     /// linear maps see all sequences of the batch as one matrix).
-    func weightGradient<T: StudyScalar>(_ dy: Matrix<T>, _ x: Matrix<T>, _ grad: inout [T], at offset: Int, _ acc: Accumulation) {
+    func weightGradient<T: ComputeScalar>(_ dy: Matrix<T>, _ x: Matrix<T>, _ grad: inout [T], at offset: Int, _ acc: Accumulation) {
         let n = dy.cols * x.cols
         grad.withUnsafeMutableBufferPointer {
             Kernels.gemm(dy, transposed: true, x, transposed: false, into: UnsafeMutableBufferPointer(rebasing: $0[offset..<(offset + n)]),
@@ -260,7 +260,7 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
         }
     }
 
-    struct Cache<T: StudyScalar> {
+    struct Cache<T: ComputeScalar> {
         var h: Matrix<T>; var r1: [T]; var a: Matrix<T>; var q: Matrix<T>; var k: Matrix<T>; var v: Matrix<T>
         var p: [Matrix<T>]; var o: Matrix<T>; var h2: Matrix<T>; var r2: [T]; var m: Matrix<T>
         var gate: Matrix<T>; var up: Matrix<T>; var act: Matrix<T>
@@ -273,7 +273,7 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
     /// binary32 sum of 49,152 exponentials is biased by swamping: on SmolLM2 it put the
     /// fp32 loss 3.9e-5 below the fp64 one, where PyTorch's reductions (and this) stay
     /// within 1e-6. Pairwise sums keep the derivative rules of the type (dual numbers too).
-    static func crossEntropy<T: StudyScalar>(_ logits: Matrix<T>, label: (Int) -> Int, scale: T, _ acc: Accumulation) -> (sum: T, gradient: Matrix<T>) {
+    static func crossEntropy<T: ComputeScalar>(_ logits: Matrix<T>, label: (Int) -> Int, scale: T, _ acc: Accumulation) -> (sum: T, gradient: Matrix<T>) {
         if case .recursive = acc { return softmaxCrossEntropy(logits, label: label, scale: scale) }
         let k = logits.cols
         var dz = Matrix<T>(rows: logits.rows, cols: k)
@@ -291,7 +291,7 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
         return (losses.withUnsafeBufferPointer { pairwiseSum($0, 0, $0.count) }, dz)
     }
 
-    static func pairwiseSum<T: StudyScalar>(_ x: UnsafeBufferPointer<T>, _ lo: Int, _ hi: Int) -> T {
+    static func pairwiseSum<T: ComputeScalar>(_ x: UnsafeBufferPointer<T>, _ lo: Int, _ hi: Int) -> T {
         if hi - lo <= 16 {
             var s = T.zero
             for i in lo..<hi { s += x[i] }
@@ -301,12 +301,12 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
         return pairwiseSum(x, lo, mid) + pairwiseSum(x, mid, hi)
     }
 
-    public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
+    public func lossAndGradient<T: ComputeScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
         specializedGradient(theta, samples: samples, accumulation: acc)
     }
 
     @inlinable
-    public func gradientCore<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
+    public func gradientCore<T: ComputeScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
         reversePass(theta, samples: samples, accumulation: acc)
     }
 
@@ -314,7 +314,7 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
     /// and norm (so each weight's gradient is one product, written once); attention runs
     /// per sequence and head.
     @usableFromInline
-    func reversePass<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
+    func reversePass<T: ComputeScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
         precondition(theta.count == layout.count)
         let c = config, d = c.width, L = context, H = c.heads, K = c.kvHeads, dh = c.headDimension, V = c.vocab, F = c.ff
         let kvw = c.kvWidth

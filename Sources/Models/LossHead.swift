@@ -7,7 +7,7 @@ import RealModule
 /// passing another head (see ``OutputModel``) turns the same hand-written reverse
 /// pass into a vector–Jacobian product of the outputs (Gauss–Newton, K-FAC).
 public protocol LossHead {
-    func evaluate<T: StudyScalar>(_ logits: Matrix<T>, label: (Int) -> Int, scale: T) -> (sum: T, gradient: Matrix<T>)
+    func evaluate<T: ComputeScalar>(_ logits: Matrix<T>, label: (Int) -> Int, scale: T) -> (sum: T, gradient: Matrix<T>)
 }
 
 /// The output losses of the models.
@@ -18,7 +18,7 @@ public enum OutputLoss: String, Sendable, CaseIterable, LossHead {
     case squared = "mse"
 
     @inlinable
-    public func evaluate<T: StudyScalar>(_ logits: Matrix<T>, label: (Int) -> Int, scale: T) -> (sum: T, gradient: Matrix<T>) {
+    public func evaluate<T: ComputeScalar>(_ logits: Matrix<T>, label: (Int) -> Int, scale: T) -> (sum: T, gradient: Matrix<T>) {
         switch self {
         case .crossEntropy: return softmaxCrossEntropy(logits, label: label, scale: scale)
         case .squared:
@@ -38,7 +38,7 @@ public enum OutputLoss: String, Sendable, CaseIterable, LossHead {
 
     /// `scale · ∇²ℓ(z_r) u_r` for every row r (the loss Hessian is block diagonal over rows).
     @inlinable
-    public func hessianProduct<T: StudyScalar>(_ logits: Matrix<T>, _ u: Matrix<T>, scale: T) -> Matrix<T> {
+    public func hessianProduct<T: ComputeScalar>(_ logits: Matrix<T>, _ u: Matrix<T>, scale: T) -> Matrix<T> {
         switch self {
         case .squared: return u.map { $0 * scale }
         case .crossEntropy:
@@ -56,7 +56,7 @@ public enum OutputLoss: String, Sendable, CaseIterable, LossHead {
     /// A factorization `∇²ℓ(z_r) = Σ_c q_c q_cᵀ` of one row's loss Hessian: K vectors
     /// (cross-entropy: q_c = √p_c (e_c − p); squared error: q_c = e_c).
     @inlinable
-    public func hessianFactor<T: StudyScalar>(_ logits: Matrix<T>, row i: Int) -> [[T]] {
+    public func hessianFactor<T: ComputeScalar>(_ logits: Matrix<T>, row i: Int) -> [[T]] {
         let k = logits.cols
         switch self {
         case .squared: return (0..<k).map { c in (0..<k).map { $0 == c ? 1 : 0 } }
@@ -70,7 +70,7 @@ public enum OutputLoss: String, Sendable, CaseIterable, LossHead {
     }
 
     @inlinable
-    func softmaxRow<T: StudyScalar>(_ z: Matrix<T>, _ i: Int) -> [T] {
+    func softmaxRow<T: ComputeScalar>(_ z: Matrix<T>, _ i: Int) -> [T] {
         var m = z[i, 0]
         for j in 1..<z.cols where z[i, j] > m { m = z[i, j] }
         var e = (0..<z.cols).map { T.exp(z[i, $0] - m) }
@@ -86,5 +86,5 @@ public enum OutputLoss: String, Sendable, CaseIterable, LossHead {
 /// gradients g that the head returns.
 public protocol OutputModel: DifferentiableModel {
     var outputLoss: OutputLoss { get }
-    func lossAndGradient<T: StudyScalar, H: LossHead>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation, head: H) -> (loss: T, gradient: [T])
+    func lossAndGradient<T: ComputeScalar, H: LossHead>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation, head: H) -> (loss: T, gradient: [T])
 }

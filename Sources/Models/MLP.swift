@@ -49,17 +49,17 @@ public struct MLP: OutputModel, GradientCore {
     public var activationCount: Int { 2 * data.count * widths.reduce(0, +) }
 
     @inlinable
-    public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
+    public func lossAndGradient<T: ComputeScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
         specializedGradient(theta, samples: samples, accumulation: acc)
     }
 
     @inlinable
-    public func gradientCore<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
+    public func gradientCore<T: ComputeScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
         lossAndGradient(theta, samples: samples, accumulation: acc, head: outputLoss)
     }
 
     @inlinable
-    public func lossAndGradient<T: StudyScalar, H: LossHead>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation, head: H) -> (loss: T, gradient: [T]) {
+    public func lossAndGradient<T: ComputeScalar, H: LossHead>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation, head: H) -> (loss: T, gradient: [T]) {
         precondition(theta.count == layout.count, "θ has \(theta.count) entries, the model \(layout.count)")
         let layers = widths.count - 1
         let batch = samples.count

@@ -7,14 +7,14 @@ extension MLP {
     /// ``splitDualHVP(_:_:)``, the dual-number reverse pass with values and tangents held
     /// apart; every other case runs the generic ``DifferentiableModel/dualNumberHVP(_:_:accumulation:)``.
     @inlinable
-    public func hessianVectorProduct<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
+    public func hessianVectorProduct<T: ComputeScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
         if accumulation == .blas, activation == .tanh, let B = T.self as? any BLASScalar.Type { return splitDualHVP(B, theta, v) }
         return dualNumberHVP(theta, v, accumulation: accumulation)
     }
 
     /// ``splitDualHVP(_:_:)`` of `T`'s arrays, `B` being `T`.
     @inlinable
-    func splitDualHVP<T: StudyScalar, B: BLASScalar>(_: B.Type, _ theta: [T], _ v: [T]) -> (gradient: [T], hv: [T]) {
+    func splitDualHVP<T: ComputeScalar, B: BLASScalar>(_: B.Type, _ theta: [T], _ v: [T]) -> (gradient: [T], hv: [T]) {
         let r = splitDualHVP(unsafeBitCast(theta, to: [B].self), unsafeBitCast(v, to: [B].self))
         return (unsafeBitCast(r.gradient, to: [T].self), unsafeBitCast(r.hv, to: [T].self))
     }

@@ -15,13 +15,13 @@ public protocol DifferentiableModel: DescribedModel, Sendable {
     /// by the full ``sampleCount`` (so contributions of disjoint ranges add up to the
     /// full loss: what each data-parallel rank computes). In `T`, matrix products
     /// under `accumulation`.
-    func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T])
+    func lossAndGradient<T: ComputeScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T])
     /// Seeded initial parameters (fp64).
     func initialParameters(seed: UInt64) -> [Double]
     /// ``exactHVP(_:_:accumulation:)``'s implementation: a model may replace the
     /// generic forward-over-reverse run (``dualNumberHVP(_:_:accumulation:)``) by a
     /// faster one with the same bits (``MLP``: values and tangents in separate arrays).
-    func hessianVectorProduct<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T])
+    func hessianVectorProduct<T: ComputeScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T])
     /// Values one gradient evaluation keeps besides the parameters and the gradient
     /// (stored activations, logits): the memory estimate of ``ModelMemory``.
     var activationCount: Int { get }
@@ -37,26 +37,26 @@ extension DifferentiableModel {
 
     /// Loss and gradient over all samples.
     @inlinable
-    public func lossAndGradient<T: StudyScalar>(_ theta: [T], accumulation: Accumulation) -> (loss: T, gradient: [T]) {
+    public func lossAndGradient<T: ComputeScalar>(_ theta: [T], accumulation: Accumulation) -> (loss: T, gradient: [T]) {
         lossAndGradient(theta, samples: 0..<sampleCount, accumulation: accumulation)
     }
 
     /// The exact Hessian-vector product `Hv = d/dt ∇L(θ + t v)|₀`, by running the
     /// reverse pass in `Dual<T>` (forward-over-reverse). Returns (∇L, Hv) in `T`.
     @inlinable
-    public func exactHVP<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation = .recursive) -> (gradient: [T], hv: [T]) {
+    public func exactHVP<T: ComputeScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation = .recursive) -> (gradient: [T], hv: [T]) {
         hessianVectorProduct(theta, v, accumulation: accumulation)
     }
 
     @inlinable
-    public func hessianVectorProduct<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
+    public func hessianVectorProduct<T: ComputeScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
         dualNumberHVP(theta, v, accumulation: accumulation)
     }
 
     /// The generic forward-over-reverse run: θ + εv as `Dual<T>`, the model's reverse
     /// pass in dual numbers, (∇L, Hv) = (values, tangents) of the gradient.
     @inlinable
-    public func dualNumberHVP<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
+    public func dualNumberHVP<T: ComputeScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
         precondition(theta.count == v.count && theta.count == parameterCount)
         let n = theta.count
         let dual = [Dual<T>](unsafeUninitializedCapacity: n) { d, count in
@@ -90,7 +90,7 @@ extension Matrix {
 /// sum over rows of `logsumexp(z_r) − z_r[y_r]` (max-shifted) and its gradient
 /// `(softmax(z_r) − onehot(y_r))·scale`.
 @inlinable
-public func softmaxCrossEntropy<T: StudyScalar>(_ logits: Matrix<T>, label: (Int) -> Int, scale: T) -> (sum: T, gradient: Matrix<T>) {
+public func softmaxCrossEntropy<T: ComputeScalar>(_ logits: Matrix<T>, label: (Int) -> Int, scale: T) -> (sum: T, gradient: Matrix<T>) {
     let k = logits.cols
     var total = T.zero
     var dz = Matrix<T>(rows: logits.rows, cols: k)

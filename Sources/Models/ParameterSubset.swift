@@ -90,7 +90,7 @@ public struct ParameterSubset<Base: DifferentiableModel>: DifferentiableModel, M
     }
 
     /// The full vector in `T`: the fixed values with `theta` written into the selected ranges.
-    func embed<T: StudyScalar>(_ theta: [T]) -> [T] {
+    func embed<T: ComputeScalar>(_ theta: [T]) -> [T] {
         var full: [T] = converted.get(T.self) { ScalarArrays.rounding(fixed, to: T.self) }
         scatter(theta, into: &full)
         return full
@@ -103,12 +103,12 @@ public struct ParameterSubset<Base: DifferentiableModel>: DifferentiableModel, M
         return out
     }
 
-    public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T]) {
+    public func lossAndGradient<T: ComputeScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T]) {
         let (l, g) = base.lossAndGradient(embed(theta), samples: samples, accumulation: accumulation)
         return (l, restrict(g))
     }
 
-    public func hessianVectorProduct<T: StudyScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
+    public func hessianVectorProduct<T: ComputeScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
         var direction = [T](repeating: .zero, count: fixed.count)
         scatter(v, into: &direction)
         let (g, hv) = base.hessianVectorProduct(embed(theta), direction, accumulation: accumulation)
@@ -135,7 +135,7 @@ public func roundingFixedParameters(_ m: any DifferentiableModel, _ round: (Doub
 /// The fixed parameters converted into each compute type, once.
 final class ConvertedCache: Sendable {
     private let values = Mutex<[ObjectIdentifier: any Sendable]>([:])
-    func get<T: StudyScalar>(_: T.Type, make: () -> [T]) -> [T] {
+    func get<T: ComputeScalar>(_: T.Type, make: () -> [T]) -> [T] {
         if let v = values.withLock({ $0[ObjectIdentifier(T.self)] }) as? [T] { return v }
         let v = make()
         values.withLock { $0[ObjectIdentifier(T.self)] = v }

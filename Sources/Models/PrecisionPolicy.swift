@@ -82,7 +82,7 @@ public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
         for (stage, f) in [("param", param), ("grad", grad), ("hvp", hvp)] {
             do { _ = try arithmetic(f) } catch { throw ModelError("policy \(stage)=\(f): \(error)") }
         }
-        struct Check: ScalarBody { func run<T: StudyScalar>(_: T.Type) -> Bool { true } }
+        struct Check: ScalarBody { func run<T: ComputeScalar>(_: T.Type) -> Bool { true } }
         for (stage, f) in [("compute", compute), ("krylov", krylov)] {
             do { _ = try ScalarRegistry.run(format: f, rounding: mode(for: f), Check()) } catch { throw ModelError("policy \(stage)=\(f): \(error)") }
         }

@@ -35,12 +35,12 @@ public struct QuadraticModel: DifferentiableModel, GradientCore {
     public var sampleCount: Int { 1 }
 
     @inlinable
-    public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
+    public func lossAndGradient<T: ComputeScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
         specializedGradient(theta, samples: samples, accumulation: acc)
     }
 
     @inlinable
-    public func gradientCore<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
+    public func gradientCore<T: ComputeScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
         if samples.isEmpty { return (.zero, [T](repeating: .zero, count: theta.count)) }
         let at: [T]
         if let d = diagonal {

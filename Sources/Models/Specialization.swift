@@ -16,12 +16,12 @@ import LinearAlgebra
 /// committed study results, regenerated, are byte-identical); other types run the
 /// generic instance.
 public protocol GradientCore {
-    func gradientCore<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T])
+    func gradientCore<T: ComputeScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T])
 }
 
 extension GradientCore {
     @inlinable @inline(__always)
-    public func specializedGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T]) {
+    public func specializedGradient<T: ComputeScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T]) {
         // θ and the result behind untyped pointers (no closures: the dispatch stays in this
         // function's body, where the optimizer specializes each branch).
         let tp = UnsafeMutablePointer<[T]>.allocate(capacity: 1)
@@ -44,7 +44,7 @@ struct GradientBody<M: GradientCore>: SpecializedBody {
     @inlinable init(model: M, theta: UnsafeRawPointer, samples: Range<Int>, accumulation: Accumulation, out: UnsafeMutableRawPointer) {
         self.model = model; self.theta = theta; self.samples = samples; self.accumulation = accumulation; self.out = out
     }
-    @inlinable func run<U: StudyScalar>(_: U.Type) {
+    @inlinable func run<U: ComputeScalar>(_: U.Type) {
         let r = model.gradientCore(theta.assumingMemoryBound(to: [U].self).pointee, samples: samples, accumulation: accumulation)
         out.assumingMemoryBound(to: (loss: U, gradient: [U]).self).pointee = r
     }

@@ -74,21 +74,21 @@ public struct TransformerLM: OutputModel, GradientCore {
         return theta
     }
 
-    struct LNCache<T: StudyScalar> { var xhat: Matrix<T>; var invStd: [T] }
+    struct LNCache<T: ComputeScalar> { var xhat: Matrix<T>; var invStd: [T] }
     /// One block's weight matrices (as stored: [out, in]).
-    struct BlockWeights<T: StudyScalar> {
+    struct BlockWeights<T: ComputeScalar> {
         var wq, wk, wv, wo, w1, w2: Matrix<T>
         func transposed() -> BlockWeights {
             BlockWeights(wq: wq.transposed(), wk: wk.transposed(), wv: wv.transposed(), wo: wo.transposed(),
                          w1: w1.transposed(), w2: w2.transposed())
         }
     }
-    struct BlockCache<T: StudyScalar> {
+    struct BlockCache<T: ComputeScalar> {
         var ln1: LNCache<T>; var a: Matrix<T>; var q: Matrix<T>; var k: Matrix<T>; var v: Matrix<T>
         var p: [Matrix<T>]; var o: Matrix<T>; var ln2: LNCache<T>; var m: Matrix<T>; var u: Matrix<T>; var gu: Matrix<T>
     }
 
-    func layerNorm<T: StudyScalar>(_ x: Matrix<T>, _ gain: ArraySlice<T>, _ bias: ArraySlice<T>) -> (Matrix<T>, LNCache<T>) {
+    func layerNorm<T: ComputeScalar>(_ x: Matrix<T>, _ gain: ArraySlice<T>, _ bias: ArraySlice<T>) -> (Matrix<T>, LNCache<T>) {
         let d = x.cols
         var xhat = Matrix<T>(rows: x.rows, cols: d), y = Matrix<T>(rows: x.rows, cols: d)
         var inv = [T](repeating: .zero, count: x.rows)
@@ -111,7 +111,7 @@ public struct TransformerLM: OutputModel, GradientCore {
     }
 
     /// Returns dx; accumulates dgain, dbias into grad at the given offsets.
-    func layerNormBackward<T: StudyScalar>(_ dy: Matrix<T>, _ c: LNCache<T>, _ gain: ArraySlice<T>,
+    func layerNormBackward<T: ComputeScalar>(_ dy: Matrix<T>, _ c: LNCache<T>, _ gain: ArraySlice<T>,
                                            _ grad: inout [T], gainOffset: Int, biasOffset: Int) -> Matrix<T> {
         let d = dy.cols
         var dx = Matrix<T>(rows: dy.rows, cols: d)
@@ -131,27 +131,27 @@ public struct TransformerLM: OutputModel, GradientCore {
     }
 
     func slice<T>(_ theta: [T], _ name: String) -> ArraySlice<T> { theta[layout.tensor(name)!.range] }
-    func mat<T: StudyScalar>(_ theta: [T], _ name: String) -> Matrix<T> {
+    func mat<T: ComputeScalar>(_ theta: [T], _ name: String) -> Matrix<T> {
         let t = layout.tensor(name)!
         return Matrix(rows: t.shape[0], cols: t.shape[1], storage: Array(theta[t.range]))
     }
-    func addMatrix<T: StudyScalar>(_ grad: inout [T], _ name: String, _ m: Matrix<T>) {
+    func addMatrix<T: ComputeScalar>(_ grad: inout [T], _ name: String, _ m: Matrix<T>) {
         let off = layout.tensor(name)!.offset
         for i in m.storage.indices { grad[off + i] += m.storage[i] }
     }
 
-    public func lossAndGradient<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
+    public func lossAndGradient<T: ComputeScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
         specializedGradient(theta, samples: samples, accumulation: acc)
     }
 
     @inlinable
-    public func gradientCore<T: StudyScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
+    public func gradientCore<T: ComputeScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
         lossAndGradient(theta, samples: samples, accumulation: acc, head: OutputLoss.crossEntropy)
     }
 
     public var outputLoss: OutputLoss { .crossEntropy }
 
-    public func lossAndGradient<T: StudyScalar, Head: LossHead>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation, head lossHead: Head) -> (loss: T, gradient: [T]) {
+    public func lossAndGradient<T: ComputeScalar, Head: LossHead>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation, head lossHead: Head) -> (loss: T, gradient: [T]) {
         lossAndGradient(theta, samples: samples, accumulation: acc, head: lossHead, observer: nil)
     }
 
@@ -160,7 +160,7 @@ public struct TransformerLM: OutputModel, GradientCore {
     /// positions) and the gradient of the loss with respect to its output Y (what
     /// K-FAC's factors are built from). Linear maps: `head`, and per block
     /// `attn.wq`, `attn.wk`, `attn.wv`, `attn.wo`, `mlp.w1` (bias `mlp.b1`), `mlp.w2` (bias `mlp.b2`).
-    public func lossAndGradient<T: StudyScalar, Head: LossHead>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation, head lossHead: Head,
+    public func lossAndGradient<T: ComputeScalar, Head: LossHead>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation, head lossHead: Head,
                                                                observer: ((_ weight: String, _ input: Matrix<T>, _ outputGradient: Matrix<T>) -> Void)?) -> (loss: T, gradient: [T]) {
         precondition(theta.count == layout.count)
         let c = config, d = c.width, L = c.context, H = c.heads, dh = d / H, V = vocab.count

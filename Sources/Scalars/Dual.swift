@@ -191,7 +191,7 @@ extension Dual: Real {
     @inlinable public static func _mulAdd(_ a: Self, _ b: Self, _ c: Self) -> Self { c.addingProduct(a, b) }
 }
 
-extension Dual: StudyScalar where T: StudyScalar {
+extension Dual: ComputeScalar where T: ComputeScalar {
     public static var formatName: String { "dual-" + T.formatName }
     @inlinable public init(roundingDouble x: Double) { self.init(constant: T(roundingDouble: x)) }
     @inlinable public var doubleValue: Double { value.doubleValue }

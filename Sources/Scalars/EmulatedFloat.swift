@@ -17,7 +17,7 @@ import RealModule
 ///   lies within about one Double ulp of a rounding boundary of the format (the
 ///   exhaustive bf16 check in the test suite counts how often that happens: never,
 ///   for the functions it checks).
-public protocol EmulatedFloat: BinaryFloatingPoint, Real, StudyScalar, LosslessStringConvertible,
+public protocol EmulatedFloat: BinaryFloatingPoint, Real, ComputeScalar, LosslessStringConvertible,
     CustomDebugStringConvertible, Sendable
 where Exponent == Int, RawSignificand == UInt32, RawExponent == UInt32, FloatLiteralType == Double,
       IntegerLiteralType == Int, Magnitude == Self {

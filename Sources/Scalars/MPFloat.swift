@@ -451,7 +451,7 @@ extension MPFloat: Real {
     @inlinable public static func _mulAdd(_ a: Self, _ b: Self, _ c: Self) -> Self { c.addingProduct(a, b) }
 }
 
-extension MPFloat: StudyScalar {
+extension MPFloat: ComputeScalar {
     public static var formatName: String { "mpfr\(bits)" }
     @inlinable public init(roundingDouble x: Double) { self.init(x) }
     /// ``dot(_:_:)-(UnsafeBufferPointer<Self>,_)``: the same bits as the generic loop.

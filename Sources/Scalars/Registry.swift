@@ -6,7 +6,7 @@ import RealModule
 /// ```swift
 /// struct SumOfSquares: ScalarBody {
 ///     let xs: [Double]
-///     func run<T: StudyScalar>(_: T.Type) -> Double {
+///     func run<T: ComputeScalar>(_: T.Type) -> Double {
 ///         xs.reduce(T(0)) { $0 + T(roundingDouble: $1) * T(roundingDouble: $1) }.doubleValue
 ///     }
 /// }
@@ -17,7 +17,7 @@ import RealModule
 /// existentials in the inner loops).
 public protocol ScalarBody {
     associatedtype Output
-    func run<T: StudyScalar>(_ type: T.Type) throws -> Output
+    func run<T: ComputeScalar>(_ type: T.Type) throws -> Output
 }
 
 public enum ScalarRegistryError: Error, CustomStringConvertible, Equatable {
@@ -43,7 +43,7 @@ public enum ScalarRegistryError: Error, CustomStringConvertible, Equatable {
 /// type does the same arithmetic bit for bit (bf16: ``BFloat16``, fp32: `Float`).
 /// Other rounding modes are `LowPrecisionFloat<Self, Mode>`.
 public protocol RegisteredFormat: FloatFormatSpec {
-    associatedtype Nearest: StudyScalar = LowPrecisionFloat<Self, NearestEven>
+    associatedtype Nearest: ComputeScalar = LowPrecisionFloat<Self, NearestEven>
 }
 
 /// What to do with each registered format (``ScalarRegistry/forEachRegistered(_:)``);

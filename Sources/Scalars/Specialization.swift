@@ -5,7 +5,7 @@ import RealModule
 /// ``ScalarRegistry/specialized(_:_:)``.
 public protocol SpecializedBody {
     associatedtype Output
-    func run<U: StudyScalar>(_ type: U.Type) -> Output
+    func run<U: ComputeScalar>(_ type: U.Type) -> Output
 }
 
 extension ScalarRegistry {
@@ -39,7 +39,7 @@ extension ScalarRegistry {
     /// optimizer did not inline, and ran generic (`nm` showed no specialization; `bench
     /// formats` fp32 1.2 ms instead of 0.25 ms). Check with `nm … | swift demangle`.
     @inlinable @inline(__always)
-    public static func specialized<T: StudyScalar, B: SpecializedBody>(_: T.Type, _ body: B) -> B.Output? {
+    public static func specialized<T: ComputeScalar, B: SpecializedBody>(_: T.Type, _ body: B) -> B.Output? {
         // The models' tier, then every registered format under every mode.
         if let r = specializedForModels(T.self, body) { return r }
         if T.self is any EmulatedFloat.Type {
@@ -51,7 +51,7 @@ extension ScalarRegistry {
 
     /// ``specialized(_:_:)`` over the registry: `T` against each format's types.
     @usableFromInline
-    struct ByType<T: StudyScalar, B: SpecializedBody>: RegisteredFormatVisitor {
+    struct ByType<T: ComputeScalar, B: SpecializedBody>: RegisteredFormatVisitor {
         @usableFromInline let body: B
         @inlinable @inline(__always) init(body: B) { self.body = body }
         @inlinable @inline(__always)
@@ -69,7 +69,7 @@ extension ScalarRegistry {
     /// about 5½ minutes with this tier). The other formats
     /// run a model's own code generic and its kernels (where the time goes) specialized.
     @inlinable @inline(__always)
-    public static func specializedForModels<T: StudyScalar, B: SpecializedBody>(_: T.Type, _ body: B) -> B.Output? {
+    public static func specializedForModels<T: ComputeScalar, B: SpecializedBody>(_: T.Type, _ body: B) -> B.Output? {
         if T.self == Float.self { return body.run(Float.self) }
         if T.self == Double.self { return body.run(Double.self) }
         if T.self == BFloat16.self { return body.run(BFloat16.self) }
@@ -85,13 +85,13 @@ extension ScalarRegistry {
     }
 
     /// Whether ``specializedForModels(_:_:)`` has an instance for `T`.
-    public static func isSpecializedForModels<T: StudyScalar>(_: T.Type) -> Bool {
+    public static func isSpecializedForModels<T: ComputeScalar>(_: T.Type) -> Bool {
         specializedForModels(T.self, SpecializationProbe()) ?? false
     }
 
     /// The emulated format `S` under each rounding mode.
     @inlinable @inline(__always)
-    static func everyMode<S: FloatFormatSpec, T: StudyScalar, B: SpecializedBody>(_: S.Type, _: T.Type, _ body: B) -> B.Output? {
+    static func everyMode<S: FloatFormatSpec, T: ComputeScalar, B: SpecializedBody>(_: S.Type, _: T.Type, _ body: B) -> B.Output? {
         if T.self == LowPrecisionFloat<S, NearestEven>.self { return body.run(LowPrecisionFloat<S, NearestEven>.self) }
         if T.self == LowPrecisionFloat<S, Stochastic>.self { return body.run(LowPrecisionFloat<S, Stochastic>.self) }
         if T.self == LowPrecisionFloat<S, TowardZero>.self { return body.run(LowPrecisionFloat<S, TowardZero>.self) }
@@ -101,11 +101,11 @@ extension ScalarRegistry {
     }
 
     /// Whether ``specialized(_:_:)`` has an instance for `T`.
-    public static func isSpecialized<T: StudyScalar>(_: T.Type) -> Bool {
+    public static func isSpecialized<T: ComputeScalar>(_: T.Type) -> Bool {
         specialized(T.self, SpecializationProbe()) ?? false
     }
 }
 
 struct SpecializationProbe: SpecializedBody {
-    func run<U: StudyScalar>(_: U.Type) -> Bool { true }
+    func run<U: ComputeScalar>(_: U.Type) -> Bool { true }
 }

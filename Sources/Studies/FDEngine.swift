@@ -38,7 +38,7 @@ public struct FDEngine: Sendable {
         self.precision = precision
         struct Make<M: DifferentiableModel>: ScalarBody {
             let m: M, precision: FDPrecision
-            func run<T: StudyScalar>(_: T.Type) -> Ops {
+            func run<T: ComputeScalar>(_: T.Type) -> Ops {
                 let m = m, precision = precision
                 return Ops(fd: { theta, v, scheme, step, shards, order, world in
                     if shards == 1 && world == nil {

@@ -8,7 +8,7 @@ import Curvature
 /// A symmetric operator given by an fp64 closure, applied in `T` (x converted to
 /// fp64 exactly, the result rounded into `T`): how an FD-HVP, whose stages have
 /// their own formats, is fed to Lanczos running in the Krylov format.
-public struct ClosureOperator<T: StudyScalar>: LinearOperator {
+public struct ClosureOperator<T: ComputeScalar>: LinearOperator {
     public let dimension: Int
     let f: ([Double]) -> [Double]
     public init(dimension: Int, _ f: @escaping ([Double]) -> [Double]) { self.dimension = dimension; self.f = f }
@@ -49,13 +49,13 @@ public enum ModelLanczos {
         // 3·10⁷-parameter MLP); the common types get a specialized instance.
         struct Body: ScalarBody {
             let inner: Inner
-            func run<T: StudyScalar>(_: T.Type) -> [LanczosTrace] {
+            func run<T: ComputeScalar>(_: T.Type) -> [LanczosTrace] {
                 ScalarRegistry.specializedForModels(T.self, inner) ?? inner.run(T.self)
             }
         }
         struct Inner: SpecializedBody {
             let n: Int, probes: [[Double]], options: LanczosOptions, apply: ([Double]) -> [Double]
-            func run<T: StudyScalar>(_: T.Type) -> [LanczosTrace] {
+            func run<T: ComputeScalar>(_: T.Type) -> [LanczosTrace] {
                 let op = ClosureOperator<T>(dimension: n, apply)
                 return probes.map { p in
                     let r = Lanczos.run(op, start: p.map { T(roundingDouble: $0) }, options: options)

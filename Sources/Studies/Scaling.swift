@@ -176,7 +176,7 @@ public struct ScalingStudy: Study {
 
     /// Bytes per value of a format of the policy as the harness holds it.
     static func bytes(_ p: PrecisionPolicy, _ format: ScalarFormat) throws -> Int {
-        struct Size: ScalarBody { func run<T: StudyScalar>(_: T.Type) -> Int { MemoryLayout<T>.stride } }
+        struct Size: ScalarBody { func run<T: ComputeScalar>(_: T.Type) -> Int { MemoryLayout<T>.stride } }
         return try ScalarRegistry.run(format: format, rounding: p.mode(for: format), Size())
     }
 

@@ -8,7 +8,7 @@ import Testing
 /// scalar type with a concrete one outside the one dispatch point
 /// (`Scalars/Specialization.swift`) and `Scalars/Elementary.swift` (binary32's
 /// correctly rounded tanh, beside its kernel): a per-type algorithm is a customization
-/// point of the scalar protocols (`StudyScalar`, `BLASScalar`, `FusedFDScalar`).
+/// point of the scalar protocols (`ComputeScalar`, `BLASScalar`, `FusedFDScalar`).
 struct ArchitectureTests {
     static var sources: URL { OutlinedConstantsTests.packageRoot.appendingPathComponent("Sources") }
 

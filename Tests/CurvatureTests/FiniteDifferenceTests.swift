@@ -57,7 +57,7 @@ import TestSupport
     /// recomputed from x, bit for bit, in deterministic types (duals included).
     @Test func derivativeFromStoredValue() {
         var g = SplitMix64(seed: 21)
-        func check<T: StudyScalar>(_: T.Type, _ act: Activation) {
+        func check<T: ComputeScalar>(_: T.Type, _ act: Activation) {
             for _ in 0..<2000 {
                 let x = T(roundingDouble: g.nextUniform() * 8 - 4)
                 let a = act.derivative(x, value: act.value(x)), b = act.derivative(x)
@@ -80,7 +80,7 @@ import TestSupport
         while undecided < 40 { if !Binary32Tanh.decidedWithoutMPFR(Float(bitPattern: b)) { xs.append(Float(bitPattern: b)); undecided += 1 }; b += 97 }
         xs += [0, -0.0, .infinity, -.infinity, .nan, 1e-30, -20]
         let ts = xs.map { _ in Float(g.nextUniform() * 2 - 1) }
-        func same<T: StudyScalar>(_ a: [T], _ b: [T]) -> Bool {
+        func same<T: ComputeScalar>(_ a: [T], _ b: [T]) -> Bool {
             a.count == b.count && zip(a, b).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }
         }
         func bits(_ d: [Dual<Float>]) -> [UInt64] { d.map { UInt64($0.value.bitPattern) << 32 | UInt64($0.tangent.bitPattern) } }

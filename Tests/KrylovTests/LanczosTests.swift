@@ -4,7 +4,7 @@ import RealModule
 import LinearAlgebra
 import Scalars
 
-func probe<T: StudyScalar>(_ n: Int, seed: UInt64, as: T.Type) -> [T] {
+func probe<T: ComputeScalar>(_ n: Int, seed: UInt64, as: T.Type) -> [T] {
     var g = ProbeGenerator(seed: seed, kind: .rademacher)
     return g.next(n).map { T(roundingDouble: $0) }
 }
@@ -143,7 +143,7 @@ func probe<T: StudyScalar>(_ n: Int, seed: UInt64, as: T.Type) -> [T] {
     @Test func lanczosRunsInEveryFormat() throws {
         let (op64, exact) = try OperatorSpec.parse("diag:n=50,lo=1,hi=10").build(Double.self, seed: 0)
         _ = op64
-        func top<T: StudyScalar>(_: T.Type) throws -> Double {
+        func top<T: ComputeScalar>(_: T.Type) throws -> Double {
             let (op, _) = try OperatorSpec.parse("diag:n=50,lo=1,hi=10").build(T.self, seed: 0)
             let l = Lanczos.run(op, start: probe(50, seed: 1, as: T.self), options: LanczosOptions(steps: 50, reorthogonalization: .full))
             return try l.ritz().values.last!

@@ -108,7 +108,7 @@ import Scalars
 /// product against the fp64 / recursive product of the copies within 2γ_k Σ|a||b|,
 /// which a wrong transposition exceeds by orders of magnitude.
 @Suite struct TransposedGemmTests {
-    static func operands<T: StudyScalar>(_: T.Type, m: Int, k: Int, n: Int, ta: Bool, tb: Bool, seed: UInt64) -> (Matrix<T>, Matrix<T>) {
+    static func operands<T: ComputeScalar>(_: T.Type, m: Int, k: Int, n: Int, ta: Bool, tb: Bool, seed: UInt64) -> (Matrix<T>, Matrix<T>) {
         var g = SplitMix64(seed: seed)
         func random(_ r: Int, _ c: Int) -> Matrix<T> {
             Matrix(rows: r, cols: c, storage: (0..<(r * c)).map { _ in T(roundingDouble: g.nextGaussian()) })
@@ -129,7 +129,7 @@ import Scalars
         }
     }
 
-    static func blasError<T: StudyScalar>(_: T.Type, m: Int, k: Int, n: Int, ta: Bool, tb: Bool, u: Double) -> Double {
+    static func blasError<T: ComputeScalar>(_: T.Type, m: Int, k: Int, n: Int, ta: Bool, tb: Bool, u: Double) -> Double {
         let (a, b) = operands(T.self, m: m, k: k, n: n, ta: ta, tb: tb, seed: 7)
         let got = Kernels.gemm(a, transposed: ta, b, transposed: tb, accumulation: .blas)
         let ad = Matrix(rows: a.rows, cols: a.cols, storage: a.storage.map(\.doubleValue))
@@ -184,7 +184,7 @@ import Scalars
 }
 
 /// `recursive` dot products and matrix products of `MPFloat` take CKernels' limb loop
-/// (`StudyScalar.recursiveDot`); their values must be those of the operator loop
+/// (`ComputeScalar.recursiveDot`); their values must be those of the operator loop
 /// `s += x·y` from +0, which calls MPFR once per operation.
 @Suite struct MPFloatRecursiveKernels {
     static func operatorDot<let p: Int>(_ x: ArraySlice<MPFloat<p>>, _ y: ArraySlice<MPFloat<p>>) -> MPFloat<p> {
@@ -227,8 +227,8 @@ import Scalars
 /// conforming type is the library's own call on the same buffers (bit for bit), while
 /// an emulated format inside binary32 runs sgemm on widened copies.
 @Suite struct BLASScalarTests {
-    func isBLAS<T: StudyScalar>(_: T.Type) -> Bool { T.self is any BLASScalar.Type }
-    func isBLASDual<T: StudyScalar>(_: T.Type) -> Bool { T.self is any BLASDualScalar.Type }
+    func isBLAS<T: ComputeScalar>(_: T.Type) -> Bool { T.self is any BLASScalar.Type }
+    func isBLASDual<T: ComputeScalar>(_: T.Type) -> Bool { T.self is any BLASDualScalar.Type }
 
     @Test func conformances() {
         #expect(isBLAS(Float.self) && isBLAS(Double.self) && !isBLAS(BFloat16.self) && !isBLAS(MPFloat<256>.self))

@@ -6,7 +6,7 @@ import Scalars
 /// scalar dot-product loop for every shape (remainders of the 4-row and 8/4-column
 /// blocks included) and for special values (signed zeros, subnormals, infinities).
 @Suite struct OrderedGemmTests {
-    func random<T: StudyScalar>(_ rows: Int, _ cols: Int, _ g: inout SplitMix64, special: Bool) -> Matrix<T> {
+    func random<T: ComputeScalar>(_ rows: Int, _ cols: Int, _ g: inout SplitMix64, special: Bool) -> Matrix<T> {
         let specials: [Double] = [0, -0.0, 0x1p-140, -0x1p-130, 1e30, .infinity, 3e38, -3e38]
         return Matrix(rows: rows, cols: cols, storage: (0..<(rows * cols)).map { _ in
             if special && g.next() % 5 == 0 { return T(roundingDouble: specials[Int(g.next() % UInt64(specials.count))]) }
@@ -14,7 +14,7 @@ import Scalars
         })
     }
 
-    func check<T: StudyScalar>(_: T.Type, _ acc: Accumulation, special: Bool) {
+    func check<T: ComputeScalar>(_: T.Type, _ acc: Accumulation, special: Bool) {
         var g = SplitMix64(seed: 11)
         for (m, k, n) in [(1, 1, 1), (3, 5, 7), (4, 8, 8), (5, 9, 17), (9, 33, 13), (13, 64, 40), (7, 1, 9), (2, 300, 3)] {
             let a: Matrix<T> = random(m, k, &g, special: special), b: Matrix<T> = random(k, n, &g, special: special)
@@ -81,7 +81,7 @@ import Scalars
 /// The specialized axpy is the same fused update as the generic loop, element by
 /// element, and leaves other references to the old `y` untouched.
 @Suite struct SpecializedAxpyTests {
-    func check<T: StudyScalar>(_: T.Type) {
+    func check<T: ComputeScalar>(_: T.Type) {
         var g = SplitMix64(seed: 3)
         let x = (0..<37).map { _ in T(roundingDouble: g.nextUniform() - 0.5) }
         let y0 = (0..<37).map { _ in T(roundingDouble: g.nextUniform() * 3) }

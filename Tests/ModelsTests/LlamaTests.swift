@@ -168,7 +168,7 @@ import Scalars
         let rows = 3, k = 40000
         let random = (0..<(rows * k)).map { _ in Double(Float(6 * g.nextUniform() - 3)) }
         let skewed = (0..<(rows * k)).map { $0 % k == 0 ? 0.0 : -8.0 }
-        func run<T: StudyScalar>(_: T.Type, _ z: [Double], _ acc: Accumulation) -> Double {
+        func run<T: ComputeScalar>(_: T.Type, _ z: [Double], _ acc: Accumulation) -> Double {
             LlamaLM.crossEntropy(Matrix(rows: rows, cols: k, storage: z.map { T(roundingDouble: $0) }), label: { $0 * 7 }, scale: 1, acc).sum.doubleValue
         }
         for z in [random, skewed] {

@@ -83,7 +83,7 @@ import Testing
     }
 
     struct Probe: ScalarBody {
-        func run<T: StudyScalar>(_ type: T.Type) throws -> (String, Double) {
+        func run<T: ComputeScalar>(_ type: T.Type) throws -> (String, Double) {
             // (1 + 2^-9) is not representable in bf16/fp16-like formats; 1/3 exercises division.
             (T.formatName, (T(roundingDouble: 1) / T(roundingDouble: 3)).doubleValue)
         }
@@ -110,7 +110,7 @@ import Testing
 /// their arithmetic is correctly rounded (checked against MPFR).
 @Test func userFormatsByNameInTheRegistry() throws {
     struct Third: ScalarBody {
-        func run<T: StudyScalar>(_ type: T.Type) throws -> (String, Double) {
+        func run<T: ComputeScalar>(_ type: T.Type) throws -> (String, Double) {
             (T.formatName, (T(roundingDouble: 1) / T(roundingDouble: 3)).doubleValue)
         }
     }

@@ -4,7 +4,7 @@ import Scalars
 
 @inline(never) func genericExp<T: Real>(_ x: T) -> T { T.exp(x) }
 @inline(never) func genericMul<T: Real>(_ a: T, _ b: T) -> T { a * b }
-@inline(never) func genericFromDouble<T: StudyScalar>(_ d: Double, _: T.Type) -> T { T(roundingDouble: d) }
+@inline(never) func genericFromDouble<T: ComputeScalar>(_ d: Double, _: T.Type) -> T { T(roundingDouble: d) }
 
 /// Generic code (witness-table dispatch) and concrete code give the same results.
 @Suite struct GenericDispatchTests {
@@ -25,7 +25,7 @@ import Scalars
 /// and the dual numbers of exact HVPs in fp32, fp64, bf16 and mpfr256; a specialized
 /// run reinterprets the caller's values as the type they are (the same bits).
 @Suite struct SpecializationListTests {
-    struct Probe: ScalarBody { func run<T: StudyScalar>(_: T.Type) -> Bool { ScalarRegistry.isSpecialized(T.self) } }
+    struct Probe: ScalarBody { func run<T: ComputeScalar>(_: T.Type) -> Bool { ScalarRegistry.isSpecialized(T.self) } }
 
     @Test func everyNamedFormatAndModeIsSpecialized() throws {
         var checked = 0
@@ -49,27 +49,27 @@ import Scalars
         var tier = 0
         for name in ScalarRegistry.names where !name.hasPrefix("mpfr") || name == "mpfr256" {
             for mode in RoundingMode.allCases {
-                struct Both: ScalarBody { func run<T: StudyScalar>(_: T.Type) -> (Bool, Bool) { (ScalarRegistry.isSpecializedForModels(T.self), ScalarRegistry.isSpecialized(T.self)) } }
+                struct Both: ScalarBody { func run<T: ComputeScalar>(_: T.Type) -> (Bool, Bool) { (ScalarRegistry.isSpecializedForModels(T.self), ScalarRegistry.isSpecialized(T.self)) } }
                 guard let (models, all) = try? ScalarRegistry.run(format: name, rounding: mode, Both()) else { continue }
                 #expect(!models || all, "\(name) \(mode) is in the models' tier but not in the list")
                 if models { tier += 1 }
             }
         }
         #expect(tier == 7)        // bf16, fp16, fp32, fp64, mpfr256 at nearest; bf16 and fp32 stochastic
-        func both<T: StudyScalar>(_: T.Type) -> Bool { ScalarRegistry.isSpecializedForModels(T.self) && ScalarRegistry.isSpecialized(T.self) }
+        func both<T: ComputeScalar>(_: T.Type) -> Bool { ScalarRegistry.isSpecializedForModels(T.self) && ScalarRegistry.isSpecialized(T.self) }
         #expect(both(Dual<Float>.self) && both(Dual<Double>.self) && both(Dual<BFloat16>.self) && both(Dual<MPFloat<256>>.self))
     }
 
     struct Twice: SpecializedBody {
         let x: UnsafeRawPointer, out: UnsafeMutableRawPointer
-        func run<U: StudyScalar>(_: U.Type) {
+        func run<U: ComputeScalar>(_: U.Type) {
             let v = x.assumingMemoryBound(to: U.self).pointee
             out.assumingMemoryBound(to: U.self).pointee = v + v
         }
     }
 
     @Test func aSpecializedRunComputesInTheCallersType() {
-        func twice<T: StudyScalar>(_ a: T) -> T? {
+        func twice<T: ComputeScalar>(_ a: T) -> T? {
             var a = a, r = T.zero
             let done = withUnsafePointer(to: &a) { ap in withUnsafeMutablePointer(to: &r) { rp in
                 ScalarRegistry.specialized(T.self, Twice(x: UnsafeRawPointer(ap), out: UnsafeMutableRawPointer(rp))) != nil
@@ -83,11 +83,11 @@ import Scalars
     }
 }
 
-/// The per-type customization points of `StudyScalar` are the types' own, not the
+/// The per-type customization points of `ComputeScalar` are the types' own, not the
 /// defaults: a default gives the same bits and is only slower, so no result test sees a
 /// missing implementation (one cost the fp32 MLP gradient 25% before this test).
 @Suite struct CustomizationPointTests {
-    func taken<T: StudyScalar>(_: T.Type, _ z: [T]) -> (tanh: Bool, binary32Data: Bool, sameDoubles: Bool) {
+    func taken<T: ComputeScalar>(_: T.Type, _ z: [T]) -> (tanh: Bool, binary32Data: Bool, sameDoubles: Bool) {
         (T.tanhValues(z) != nil, T.fromBinary32Rounding([0.5]) != nil, T.sameValues([0.5]) != nil)
     }
 

@@ -22,7 +22,7 @@ public func smallModels() throws -> [(String, any DifferentiableModel)] {
 
 public func toR(_ x: [Double]) -> [R] { x.map { R($0) } }
 
-public func maxAbs<T: StudyScalar>(_ a: [T]) -> Double { a.map { abs($0.doubleValue) }.max() ?? 0 }
+public func maxAbs<T: ComputeScalar>(_ a: [T]) -> Double { a.map { abs($0.doubleValue) }.max() ?? 0 }
 
 /// Dense n×n matrix from n products with basis vectors.
 public func denseFrom(_ n: Int, _ apply: ([Double]) -> [Double]) -> Matrix<Double> {

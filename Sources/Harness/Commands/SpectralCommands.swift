@@ -108,7 +108,7 @@ public struct SLQCommand {
             acc = a
         }
         guard let p = ProbeKind(rawValue: probe) else { throw HarnessError("unknown --probe '\(probe)' (known: rademacher, gaussian)") }
-        struct Check: ScalarBody { func run<T: StudyScalar>(_: T.Type) -> Bool { true } }
+        struct Check: ScalarBody { func run<T: ComputeScalar>(_: T.Type) -> Bool { true } }
         do { _ = try ScalarRegistry.run(format: krylov, rounding: mode, Check()) } catch { throw HarnessError("--krylov: \(error)") }
         return Validated(spec: spec, reorth: r, rounding: mode, accumulation: acc, probe: p)
     }
@@ -132,7 +132,7 @@ public struct SLQCommand {
     struct Body: ScalarBody {
         let cmd: SLQCommand
         let v: Validated
-        func run<T: StudyScalar>(_: T.Type) throws -> OutputBundle {
+        func run<T: ComputeScalar>(_: T.Type) throws -> OutputBundle {
             let (op, exact) = try v.spec.build(T.self, seed: cmd.seed)
             let opts = SLQOptions(steps: cmd.steps, probes: cmd.probes, probe: v.probe, reorthogonalization: v.reorth,
                                   accumulation: v.accumulation, seed: cmd.seed)

@@ -1,10 +1,13 @@
 import RealModule
 import CKernels
 
-/// A `Real` the harness can run a computation in: it has a format name and
-/// converts to and from `Double` (rounding into the format with its own mode;
-/// back to Double correctly rounded to nearest, exactly when the format fits).
-public protocol StudyScalar: Real, Sendable {
+/// A `Real` a computation runs in (a policy's compute or Krylov format, a reference):
+/// it has a format name and converts to and from `Double` (rounding into the format
+/// with its own mode; back to Double correctly rounded to nearest, exactly when the
+/// format fits). Named for what it is, not for its users (it was `StudyScalar`, after
+/// the top layer, while it sits at the bottom); its requirements with defaults are the
+/// per-type customization points (README, Architecture).
+public protocol ComputeScalar: Real, Sendable {
     /// The NUMERICS.md name of the format (`bf16`, `fp32`, `mpfr256`, …).
     static var formatName: String { get }
     /// `x` rounded into this type.
@@ -42,7 +45,7 @@ public protocol StudyScalar: Real, Sendable {
     static var exactInBinary64: Bool { get }
 }
 
-extension StudyScalar {
+extension ComputeScalar {
     @inlinable @inline(__always)
     public static func recursiveDot(_ x: UnsafeBufferPointer<Self>, _ y: UnsafeBufferPointer<Self>) -> Self? { nil }
     @inlinable @inline(__always)
@@ -62,7 +65,7 @@ extension EmulatedFloat {
     @inlinable @inline(__always) public static var exactInBinary32: Bool { true }
 }
 
-extension Float: StudyScalar {
+extension Float: ComputeScalar {
     public static var formatName: String { "fp32" }
     @inlinable public static var exactInBinary32: Bool { true }
     @inlinable public init(roundingDouble x: Double) { self = Float(x) }
@@ -85,7 +88,7 @@ extension Float: StudyScalar {
     }
 }
 
-extension Double: StudyScalar {
+extension Double: ComputeScalar {
     public static var formatName: String { "fp64" }
     @inlinable public static var exactInBinary64: Bool { true }
     @inlinable public static func sameValues(_ x: [Double]) -> [Double]? { x }
@@ -102,7 +105,7 @@ extension Double: StudyScalar {
 /// `addingProduct` (fma) is computed in binary32 and rounded again, which is not
 /// correctly rounded (the test suite records cases); the registry's `fp16` is
 /// therefore `LowPrecisionFloat<FP16Spec, NearestEven>`.
-extension Float16: StudyScalar {
+extension Float16: ComputeScalar {
     public static var formatName: String { "fp16" }
     @inlinable public static var exactInBinary32: Bool { true }
     /// `Float16(Double)` rounds directly (compiler-rt `__truncdfhf2`), no double rounding.
@@ -121,7 +124,7 @@ extension Float16: StudyScalar {
 public enum ScalarArrays {
     /// `x` rounded elementwise into `T`.
     @inlinable
-    public static func rounding<T: StudyScalar>(_ x: [Double], to _: T.Type) -> [T] {
+    public static func rounding<T: ComputeScalar>(_ x: [Double], to _: T.Type) -> [T] {
         if let same = T.sameValues(x) { return same }
         var out: [T] = []
         let done = withUnsafeMutablePointer(to: &out) { ScalarRegistry.specialized(T.self, Rounding(x: x, out: UnsafeMutableRawPointer($0))) != nil }
@@ -130,7 +133,7 @@ public enum ScalarArrays {
 
     /// The values of `x` rounded into a stage format (`.fp64`: the values as they are), in one pass.
     @inlinable
-    public static func doubles<T: StudyScalar>(_ x: [T], roundedBy f: FormatArithmetic) -> [Double] {
+    public static func doubles<T: ComputeScalar>(_ x: [T], roundedBy f: FormatArithmetic) -> [Double] {
         var x = x
         return withUnsafePointer(to: &x) { ScalarRegistry.specialized(T.self, Doubles(x: UnsafeRawPointer($0), f: f)) }
             ?? fill(x) { f.round($0.doubleValue) }
@@ -141,14 +144,14 @@ public enum ScalarArrays {
     struct Rounding: SpecializedBody {
         @usableFromInline let x: [Double], out: UnsafeMutableRawPointer
         @inlinable init(x: [Double], out: UnsafeMutableRawPointer) { self.x = x; self.out = out }
-        @inlinable func run<U: StudyScalar>(_: U.Type) { out.assumingMemoryBound(to: [U].self).pointee = fill(x, U.init(roundingDouble:)) }
+        @inlinable func run<U: ComputeScalar>(_: U.Type) { out.assumingMemoryBound(to: [U].self).pointee = fill(x, U.init(roundingDouble:)) }
     }
 
     @usableFromInline
     struct Doubles: SpecializedBody {
         @usableFromInline let x: UnsafeRawPointer, f: FormatArithmetic
         @inlinable init(x: UnsafeRawPointer, f: FormatArithmetic) { self.x = x; self.f = f }
-        @inlinable func run<U: StudyScalar>(_: U.Type) -> [Double] { fill(x.assumingMemoryBound(to: [U].self).pointee) { f.round($0.doubleValue) } }
+        @inlinable func run<U: ComputeScalar>(_: U.Type) -> [Double] { fill(x.assumingMemoryBound(to: [U].self).pointee) { f.round($0.doubleValue) } }
     }
 
     @inlinable @inline(__always)
