@@ -143,14 +143,14 @@ public enum Kernels {
     /// ``BLASScalar/blasGemv(_:_:_:_:_:)`` of `T`'s values, `B` being `T`.
     @inlinable
     static func blasGemv<T: ComputeScalar, B: BLASScalar>(_: B.Type, _ a: Matrix<T>, _ x: [T]) -> [T] {
-        [T](unsafeUninitializedCapacity: a.rows) { y, count in
-            a.storage.withUnsafeBufferPointer { ap in x.withUnsafeBufferPointer { xp in
-                B.blasGemv(a.rows, a.cols, UnsafeRawPointer(ap.baseAddress)?.assumingMemoryBound(to: B.self),
-                           UnsafeRawPointer(xp.baseAddress)?.assumingMemoryBound(to: B.self),
-                           UnsafeMutableRawPointer(y.baseAddress)?.assumingMemoryBound(to: B.self))
-            } }
-            count = a.rows
-        }
+        // Zeros first: BLAS returns without touching y when A has no columns.
+        var y = [T](repeating: .zero, count: a.rows)
+        a.storage.withUnsafeBufferPointer { ap in x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+            B.blasGemv(a.rows, a.cols, UnsafeRawPointer(ap.baseAddress)?.assumingMemoryBound(to: B.self),
+                       UnsafeRawPointer(xp.baseAddress)?.assumingMemoryBound(to: B.self),
+                       UnsafeMutableRawPointer(yp.baseAddress)?.assumingMemoryBound(to: B.self))
+        } } }
+        return y
     }
 
     /// `C = A B` with each output a dot product under `accumulation`.

@@ -248,6 +248,9 @@ import Scalars
         var yc = [Float](repeating: 0, count: m)
         cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(m), Int32(k), 1, a, Int32(k), Array(b[0..<k]), 1, 0, &yc, 1)
         #expect(y.map(\.bitPattern) == yc.map(\.bitPattern))
+        // No columns: zeros (BLAS returns without writing y), in both BLAS types.
+        #expect(Kernels.gemv(Matrix<Float>(rows: 3, cols: 0), [], accumulation: .blas) == [0, 0, 0])
+        #expect(Kernels.gemv(Matrix<Double>(rows: 2, cols: 0), [], accumulation: .blas) == [0, 0])
         // bf16 (not a BLASScalar, exact in binary32): sgemm of the widened values, rounded once.
         let ab = a.map { BFloat16($0) }, bb = b.map { BFloat16($0) }
         var cw = [Float](repeating: 0, count: m * n)
