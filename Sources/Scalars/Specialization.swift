@@ -64,7 +64,7 @@ extension ScalarRegistry {
     /// The part of ``specialized(_:_:)``'s list that the models' reverse passes are
     /// compiled for (`GradientCore`): the formats studies use most — fp32, fp64, bf16 and
     /// their dual numbers, fp16, stochastic bf16 and fp32, mpfr256 and its dual numbers.
-    /// A reverse pass is large: compiling every model for all 38 types of the full list
+    /// A reverse pass is large: compiling every model for the 38 types the full list had then (53 now)
     /// made an incremental release build take 6 min 45 s on two cores (a clean one takes
     /// about 5½ minutes with this tier). The other formats
     /// run a model's own code generic and its kernels (where the time goes) specialized.
