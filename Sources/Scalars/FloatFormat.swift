@@ -29,7 +29,7 @@ public enum OverflowBehavior: String, Sendable, CaseIterable {
 /// number and saturate on overflow. An emulated value of such a format can still be
 /// NaN (its carrier is a binary32): an invalid operation stays visible instead of
 /// becoming a number, as the MX block's NaN scale would make it; ml_dtypes instead
-/// converts NaN to −0, and the golden tests skip those inputs and say why.
+/// converts NaN to a zero (of the opposite sign), and the golden tests check that and say why.
 ///
 /// Any format inside binary64 can be described (and used by `cast` and the MPFR
 /// oracle). Emulated arithmetic types store values exactly in a `Float`, so they
