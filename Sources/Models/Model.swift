@@ -112,22 +112,21 @@ public func softmaxCrossEntropy<T: ComputeScalar>(_ logits: Matrix<T>, label: (I
 public enum ModelMemory {
     /// Bytes of one value of a format (a lower bound): an MPFR value is its struct,
     /// its limbs and the allocator's header; fp64 8; the emulated formats 2 or more.
-    public static func bytes(format: String) -> Double {
-        let f = format.lowercased()
-        if f.hasPrefix("mpfr"), let bits = Int(f.dropFirst(4)) { return 32 + 8 * Double((bits + 63) / 64) + 16 }
-        if f == "fp64" { return 8 }
-        if f == "fp32" || f == "tf32" { return 4 }
-        return 2
+    public static func bytes(format: ScalarFormat) -> Double {
+        switch format.kind {
+        case .mpfr(let bits): return 32 + 8 * Double((bits + 63) / 64) + 16
+        case .binary(let f): return f == .fp64 ? 8 : f == .fp32 || f == .tf32 ? 4 : 2
+        }
     }
 
     /// A gradient (dual: an exact HVP, values and tangents) of `m` in `format`: θ, the
     /// gradient, a work copy and the activations.
-    public static func gradientBytes(_ m: any DifferentiableModel, format: String, dual: Bool) -> Double {
+    public static func gradientBytes(_ m: any DifferentiableModel, format: ScalarFormat, dual: Bool) -> Double {
         (3 * Double(m.parameterCount) + Double(m.activationCount)) * bytes(format: format) * (dual ? 2 : 1)
     }
 
     /// Throws ``MemoryBudgetError`` when a gradient (or exact HVP) of `m` in `format` cannot fit.
-    public static func check(_ m: any DifferentiableModel, format: String, dual: Bool, what: String) throws {
+    public static func check(_ m: any DifferentiableModel, format: ScalarFormat, dual: Bool, what: String) throws {
         try MemoryBudget.check(gradientBytes(m, format: format, dual: dual), "\(what) (\(m.parameterCount) parameters, \(m.activationCount) stored activations, in \(format))")
     }
 }

@@ -47,5 +47,10 @@ public struct ScalarFormat: Hashable, Sendable, CustomStringConvertible {
     /// Whether the format is user-defined (written by its parameters).
     public var isUserDefined: Bool { name.contains("=") }
     /// fp64 and mpfrN round to nearest only (a policy's `rounding=` does not apply to them).
-    public var roundsToNearestOnly: Bool { name == "fp64" || name.hasPrefix("mpfr") }
+    public var roundsToNearestOnly: Bool {
+        switch kind {
+        case .mpfr: return true
+        case .binary(let f): return f == .fp64
+        }
+    }
 }

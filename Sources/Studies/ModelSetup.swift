@@ -47,7 +47,7 @@ public struct ModelSetup: Sendable {
         case .mpfr256:
             return try context.cached("setup|\(spec)|\(seed)|\(param)") {
                 let m = try build(spec, seed: seed, param: param)
-                try ModelMemory.check(m, format: "mpfr256", dual: true, what: "the mpfr256 reference HVP of model '\(spec)'")
+                try ModelMemory.check(m, format: ScalarFormat("mpfr256"), dual: true, what: "the mpfr256 reference HVP of model '\(spec)'")
                 let (theta, v) = try point(m, seed: seed, param: param)
                 let h = m.exactHVP(theta.map { MPFloat<256>($0) }, v.map { MPFloat<256>($0) }).hv
                 var s = MPFloat<256>.zero

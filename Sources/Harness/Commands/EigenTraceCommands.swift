@@ -71,7 +71,7 @@ public struct SpectralSource {
             do { m = try ModelSpec.build(spec, seed: seed) } catch { throw HarnessError("--model: \(error)") }
             m = try ParamsOption.restrict(m, pattern: o.params, seed: seed, policy: pol)
             if fd == nil { do { try m.checkExactHVP(format: "fp64") } catch { throw HarnessError("\(error)") } }
-            try ModelMemory.check(m, format: pol.compute.name, dual: fd == nil, what: "a gradient of the model")
+            try ModelMemory.check(m, format: pol.compute, dual: fd == nil, what: "a gradient of the model")
             let param = try pol.arithmetic(pol.param)
             let theta = ModelSetup.parameters(m, seed: seed, param: param)
             let n = m.parameterCount

@@ -73,8 +73,8 @@ public struct HVPCommand {
         // The FD-HVP (or the exact HVP) in the policy.
         let engine: FDEngine
         do { engine = try FDEngine(model: m, policy: pol) } catch { throw HarnessError("--policy: \(error)") }
-        try ModelMemory.check(m, format: pol.compute.name, dual: exactOnly, what: "a gradient of the model")
-        if reference != "none" { try ModelMemory.check(m, format: reference, dual: true, what: "the \(reference) reference HVP") }
+        try ModelMemory.check(m, format: pol.compute, dual: exactOnly, what: "a gradient of the model")
+        if reference != "none" { try ModelMemory.check(m, format: ScalarFormat(reference), dual: true, what: "the \(reference) reference HVP") }
 
         let n = m.parameterCount
         let theta = ModelSetup.parameters(m, seed: seed, param: param)

@@ -162,15 +162,15 @@ public struct ModelSLQCommand {
         // when its Lanczos supports the settings; partial and selective
         // reorthogonalization, or a Krylov format beyond fp64, run unsharded Lanczos
         // (with --shards applying to each FD-HVP only), which a multi-process job refuses.
-        let shardedLanczos = (ro == .none || ro == .full) && !policy.krylov.name.hasPrefix("mpfr")
+        let shardedLanczos = (ro == .none || ro == .full) && policy.krylov.binary != nil
         if world != nil && !shardedLanczos {
             throw HarnessError("under MPI, slq needs reorthogonalization none or full and a krylov format within fp64 (got \(ro.rawValue), krylov=\(policy.krylov))")
         }
 
-        try ModelMemory.check(m, format: policy.compute.name, dual: false, what: "a gradient of the model")
+        try ModelMemory.check(m, format: policy.compute, dual: false, what: "a gradient of the model")
         // Lanczos keeps its basis (steps + 1 vectors): unsharded in the krylov format's
         // type, sharded in binary32 when the format fits in it, else in fp64 carriers.
-        let basisBytes = !shardedLanczos ? ModelMemory.bytes(format: policy.krylov.name)
+        let basisBytes = !shardedLanczos ? ModelMemory.bytes(format: policy.krylov)
             : Double(ShardedLanczos.basisBytes(krylov: try policy.arithmetic(policy.krylov)))
         try MemoryBudget.check(Double(nSteps + 1) * Double(m.parameterCount) * basisBytes,
                                "the Lanczos basis (\(nSteps + 1) vectors of \(m.parameterCount) in \(policy.krylov))")

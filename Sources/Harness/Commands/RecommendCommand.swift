@@ -49,9 +49,9 @@ public struct RecommendCommand {
         guard tolerance > 0, tolerance.isFinite else { throw HarnessError("--tolerance must be finite and > 0 (got \(tolerance))") }
         guard ["none", "fp64", "mpfr256"].contains(reference) else { throw HarnessError("unknown --reference '\(reference)' (known: none, fp64, mpfr256)") }
         let nShards = try Cluster.shards(requested: shards)
-        try ModelMemory.check(m, format: pol.compute.name, dual: false, what: "a gradient of the model")
+        try ModelMemory.check(m, format: pol.compute, dual: false, what: "a gradient of the model")
         if reference != "none" { do { try m.checkExactHVP(format: reference) } catch { throw HarnessError("\(error)") } }
-        if reference != "none" { try ModelMemory.check(m, format: reference, dual: true, what: "the \(reference) reference HVP") }
+        if reference != "none" { try ModelMemory.check(m, format: ScalarFormat(reference), dual: true, what: "the \(reference) reference HVP") }
         let param = try pol.arithmetic(pol.param)
         let theta = ModelSetup.parameters(m, seed: seed, param: param)
         let v = ModelSetup.direction(count: m.parameterCount, seed: seed)
