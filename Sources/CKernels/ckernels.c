@@ -9,6 +9,9 @@
 #include <math.h>
 #include <string.h>
 #include "ckernels.h"
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
@@ -385,4 +388,15 @@ int hh_dual_gemm_f64(int level, size_t m, size_t k, size_t n, const double *av, 
     dual_gemm_f64_base(m, k, n, av, at, bv, bt, cv, ct, pack);
     free(pack);
     return 0;
+}
+
+int hh_malloc_keep_freed(void) {
+#ifdef __GLIBC__
+    int a = mallopt(M_MMAP_MAX, 0);
+    int b = mallopt(M_TRIM_THRESHOLD, -1);
+    int c = mallopt(M_ARENA_MAX, 1);
+    return a == 1 && b == 1 && c == 1;
+#else
+    return 0;
+#endif
 }

@@ -22,6 +22,7 @@ public enum ToolInfo {
             "mpfr \(MPFRInfo.mpfrVersion) (thread-local state: \(MPFRInfo.threadSafe ? "yes" : "no"))",
             "gmp \(MPFRInfo.gmpVersion)",
             "openblas \(openBLASConfig) (kernels: \(BLASRuntime.coreName))",
+            "malloc: \(ProcessAllocator.description)",
         ]
     }
 }

@@ -88,8 +88,9 @@ extension CLI {
     /// or when exec fails (the process then goes on with the detected kernels). A bad
     /// `HH_BLAS_CORE` is an input error: one line on stderr, exit status 2. Call first
     /// thing in `main`, before any thread or MPI starts; the new image sees the variable
-    /// and does not re-execute.
+    /// and does not re-execute. It applies `HH_MALLOC` first (``configureAllocator()``).
     public static func selectBLASKernel() {
+        configureAllocator()
         guard getenv("OPENBLAS_CORETYPE") == nil else { return }
         let policy: BLASRuntime.Policy
         do { policy = try BLASRuntime.Policy(environment: getenv("HH_BLAS_CORE").map { String(cString: $0) }) } catch {
@@ -100,6 +101,21 @@ extension CLI {
         setenv("OPENBLAS_CORETYPE", core, 1)
         execv("/proc/self/exe", CommandLine.unsafeArgv)
         unsetenv("OPENBLAS_CORETYPE")
+    }
+}
+
+extension CLI {
+    /// Applies `HH_MALLOC` (``ProcessAllocator/Policy``; default `keep`: freed memory is
+    /// kept for reuse, not returned to the kernel and faulted in again). A bad value is
+    /// an input error: one line on stderr, exit status 2.
+    static func configureAllocator() {
+        do {
+            let policy = try ProcessAllocator.Policy(environment: getenv("HH_MALLOC").map { String(cString: $0) })
+            if policy == .keep { ProcessAllocator.keepFreedMemory() }
+        } catch {
+            StandardError.write("error: \(error)\n")
+            exit(2)
+        }
     }
 }
 
@@ -495,7 +511,7 @@ struct Bench: ParsableCommand {
     @Option(help: "topk: number of largest eigenvalues.") var k: Int = 10
     @Option(help: "topk: accuracy, relative to the spectral radius.") var tol: Double = 1e-10
     @Option(help: "shard-hvp: model spec.") var model: String = "mlp:widths=64-256-256-10,samples=256"
-    @Option(help: "shard-hvp: precision policy.") var policy: String = "param=fp32,compute=fp32,accumulate=fp32,grad=fp32,hvp=fp32"
+    @Option(help: "shard-hvp: precision policy (default: fp32 with BLAS products, as bench models).") var policy: String = "param=fp32,compute=fp32,accumulate=blas,grad=fp32,hvp=fp32"
     @Option(help: "shard-hvp: in-process ranks, 0 for the unsharded FD-HVP (omit under MPI).") var shards: Int = 1
     func run() throws {
         if Cluster.size > 1 && suite != "shard-hvp" { throw HarnessError("under MPI only the shard-hvp benchmark runs") }

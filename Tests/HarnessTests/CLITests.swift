@@ -176,6 +176,18 @@ func runCLI(_ args: [String], environment: [String: String?] = [:], in cwd: URL?
         #expect(bad.stderr.hasPrefix("error: HH_BLAS_CORE=Pentium: expected auto, portable, detected or one of"), "\(bad.stderr)")
     }
 
+    /// HH_MALLOC: by default the executable keeps freed memory (`version` says so), `system`
+    /// keeps glibc's defaults; a bad value is exit 2 with one line, nothing run.
+    @Test func hhMallocPolicy() throws {
+        let kept = try runCLI(["version"], environment: ["HH_MALLOC": nil])
+        #expect(kept.status == 0 && kept.stdout.contains("malloc: glibc, freed memory kept (M_MMAP_MAX=0, M_TRIM_THRESHOLD=max, M_ARENA_MAX=1)"), "\(kept.stdout)")
+        let system = try runCLI(["version"], environment: ["HH_MALLOC": "system"])
+        #expect(system.status == 0 && system.stdout.contains("malloc: system default"), "\(system.stdout)")
+        let bad = try runCLI(["formats"], environment: ["HH_MALLOC": "jemalloc"])
+        #expect(bad.status == 2 && bad.stdout.isEmpty)
+        #expect(bad.stderr == "error: HH_MALLOC='jemalloc' is not an allocator policy (keep, system)\n", "\(bad.stderr)")
+    }
+
     /// `bench shard-hvp` in process: the unsharded baseline row (`--shards 0`) and a
     /// two-rank row whose collectives and bytes are those of a central FD-HVP on the
     /// 6-8-3 MLP (n = 83, shards of 42, padded to 84): per rank two gradients, each an

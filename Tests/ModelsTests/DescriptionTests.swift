@@ -63,6 +63,8 @@ struct DescriptionTests {
         let t = try ModelSpec.build("transformer:context=4,width=8,heads=2,layers=2,ff=16,sequences=2", seed: 1)
         let perRank = t.peakGradientValues(shards: 2) - t.peakGradientValues(shards: 1)
         #expect(perRank == 2 * (10 * 4 * 8 + 2 * 4 * 16 + 2 * 16) + 4 * 4 * 8 + 2 * 4 * (t.describe().entries["vocabulary"] as! String).count)
+        // One rank's activations plus n values four times: θ, the weights' work copy, their transposes, the gradient.
+        #expect(t.peakGradientValues(shards: 1) == perRank + 4 * t.parameterCount)
         #expect(try ModelSpec.build("expsum:n=4", seed: 1).peakGradientValues(shards: 3) == 8)
         // Through a parameter source (training), the base's model, not the default 2n.
         let trained = try ModelSpec.build("mlp:widths=4-6-3,samples=8,train=2", seed: 1)

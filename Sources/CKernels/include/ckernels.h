@@ -75,4 +75,13 @@ int hh_cpu_x86_level(void);
 int hh_dual_gemm_f64(int level, size_t m, size_t k, size_t n, const double *av, const double *at, const double *bv,
                      const double *bt, double *cv, double *ct);
 
+/* Makes glibc's malloc keep the memory a program frees for its next allocations:
+   no allocation is served by an mmap of its own (M_MMAP_MAX = 0), the heap's free top
+   is never returned to the system (M_TRIM_THRESHOLD = SIZE_MAX, passed as mallopt's int
+   -1, which glibc converts to size_t), and every thread allocates from the main heap
+   (M_ARENA_MAX = 1: a thread's own arena is made of 64 MiB heaps and serves a larger
+   block with an mmap whatever M_MMAP_MAX says). Returns 1 when all three took effect,
+   0 otherwise (0 as well on a C library other than glibc). */
+int hh_malloc_keep_freed(void);
+
 #endif

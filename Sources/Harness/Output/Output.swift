@@ -141,6 +141,9 @@ public struct Manifest: Encodable {
     public var openblasConfig = ToolInfo.openBLASConfig
     /// OpenBLAS's kernel set: it fixes the summation order inside BLAS products.
     public var blasCore = BLASRuntime.coreName
+    /// Whether freed memory is kept for reuse (``ProcessAllocator``): it sets the cost of
+    /// every large allocation, hence the timings.
+    public var allocator = ProcessAllocator.description
     public var cores = ProcessInfo.processInfo.activeProcessorCount
     public var blasThreads = ToolInfo.blasThreads
     public var startTime: String
@@ -162,7 +165,7 @@ public struct Manifest: Encodable {
     enum CodingKeys: String, CodingKey {
         case tool, toolVersion = "tool_version", gitCommit = "git_commit", command, seeds, parameters
         case mpfrVersion = "mpfr_version", gmpVersion = "gmp_version", openblasConfig = "openblas_config", blasCore = "blas_core"
-        case cores, blasThreads = "blas_threads", startTime = "start_time", endTime = "end_time"
+        case allocator, cores, blasThreads = "blas_threads", startTime = "start_time", endTime = "end_time"
         case experimentFile = "experiment_file", experimentSHA256 = "experiment_sha256", study, training, files
         case inputFiles = "input_files"
     }

@@ -26,7 +26,7 @@ extension ReportCommand {
     static func manifestRows(_ m: [String: Any]) -> [(String, String)] {
         var rows: [(String, String)] = []
         for k in ["study", "tool_version", "git_commit", "experiment_file", "experiment_sha256", "command", "seeds",
-                  "mpfr_version", "gmp_version", "openblas_config", "blas_core", "cores", "start_time", "end_time"] {
+                  "mpfr_version", "gmp_version", "openblas_config", "blas_core", "allocator", "cores", "start_time", "end_time"] {
             guard let v = m[k] else { continue }
             let s: String
             if let a = v as? [Any] { s = a.map { "\($0)" }.joined(separator: " ") }
