@@ -28,7 +28,7 @@ model, reps, start, commit, mpi = sys.argv[1:6]
 version = subprocess.run([".build/release/hessian-harness", "version"], capture_output=True, text=True).stdout.strip().splitlines()
 print(json.dumps({"tool": "hessian-harness bench/shard-hvp.sh", "tool_version": version[0], "git_commit": commit,
                   "command": ["bench/shard-hvp.sh", model], "parameters": {"model": model, "ranks": "unsharded, 1, 2, 4", "reps": reps,
-                  "scheme": "central", "eps": "1e-3", "policy": "fp32 (bench shard-hvp default)"},
+                  "scheme": "central", "eps": "1e-3", "policy": "param=fp32,compute=fp32,accumulate=blas,grad=fp32,hvp=fp32 (bench shard-hvp default: BLAS products, as bench models)"},
                   "seeds": {"model": 0, "v": 0x5DEECE66D}, "library_versions": version[1:], "mpi": mpi,
                   "cores": os.cpu_count(), "start_time": start,
                   "end_time": datetime.datetime.now(datetime.timezone.utc).isoformat()}, indent=2, sort_keys=True))
