@@ -18,8 +18,9 @@ import Studies
 /// the sharded code path, not the unsharded one it would dispatch to) and the final
 /// all-gather of ĥ. `collectives_per_hvp` and `bytes_sent_per_hvp` count, per rank,
 /// the collectives of one FD-HVP and the payload the rank contributes to them
-/// (values travel as Doubles, 8 bytes each; how many bytes cross the wire depends on
-/// the MPI library's algorithm). Memory is the process's peak resident set
+/// (8 bytes per value, 4 for the binary32 collectives of an fp32 policy's points and
+/// gradients — ĥ is gathered as Doubles; how many bytes cross the wire depends on the
+/// MPI library's algorithm). Memory is the process's peak resident set
 /// (`getrusage` ru_maxrss), which includes the runtime and the model's data.
 public enum ShardBench {
     public static let header = "backend,ranks,rank,model,n,seconds_per_hvp,collectives_per_hvp,bytes_sent_per_hvp,max_rss_mib"
@@ -78,7 +79,8 @@ public enum ShardBench {
 }
 
 /// A communicator that forwards to another and counts this rank's collectives and
-/// the payload it contributes (8 bytes per value): what `bench shard-hvp` reports.
+/// the payload it contributes (8 bytes per binary64 value, 4 per binary32): what
+/// `bench shard-hvp` reports.
 final class CountingCommunicator: Communicator, @unchecked Sendable {
     let inner: any Communicator
     private(set) var calls = 0
@@ -97,5 +99,13 @@ final class CountingCommunicator: Communicator, @unchecked Sendable {
     func allReduce(_ x: [Double], format: FormatArithmetic, order: ReductionOrder) -> [Double] {
         calls += 1; bytes += 8 * x.count
         return inner.allReduce(x, format: format, order: order)
+    }
+    func allGather(_ local: [Float]) -> [Float] {
+        calls += 1; bytes += 4 * local.count
+        return inner.allGather(local)
+    }
+    func reduceScatter(_ full: [Float], order: ReductionOrder) -> [Float] {
+        calls += 1; bytes += 4 * full.count
+        return inner.reduceScatter(full, order: order)
     }
 }

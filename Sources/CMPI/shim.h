@@ -7,6 +7,7 @@
 
 static inline MPI_Comm hh_mpi_comm_world(void) { return MPI_COMM_WORLD; }
 static inline MPI_Datatype hh_mpi_double(void) { return MPI_DOUBLE; }
+static inline MPI_Datatype hh_mpi_float(void) { return MPI_FLOAT; }
 static inline int hh_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 static inline int hh_mpi_success(void) { return MPI_SUCCESS; }
 

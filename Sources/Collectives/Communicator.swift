@@ -33,9 +33,25 @@ public protocol Communicator: Sendable {
     func reduceScatter(_ full: [Double], format: FormatArithmetic, order: ReductionOrder) -> [Double]
     /// Elementwise sum over ranks, returned to every rank.
     func allReduce(_ x: [Double], format: FormatArithmetic, order: ReductionOrder) -> [Double]
+    /// ``allGather(_:)-([Double])`` of binary32 values, which travel as binary32 (half
+    /// the bytes): what the fp32 sharded FD-HVP gathers its perturbed parameters with.
+    func allGather(_ local: [Float]) -> [Float]
+    /// ``reduceScatter(_:format:order:)`` in `.fp32` of binary32 values travelling as
+    /// binary32: the same sums (each addition the hardware's binary32 addition, correctly
+    /// rounded to nearest, as `FormatArithmetic.fp32.add`), half the bytes.
+    func reduceScatter(_ full: [Float], order: ReductionOrder) -> [Float]
 }
 
 extension Communicator {
+    /// Through the binary64 collective (exact on binary32 values): for backends without
+    /// binary32 transport of their own.
+    public func allGather(_ local: [Float]) -> [Float] { allGather(local.map { Double($0) }).map { Float($0) } }
+
+    /// Through the binary64 collective in `.fp32` (exact carriers, the same sums).
+    public func reduceScatter(_ full: [Float], order: ReductionOrder) -> [Float] {
+        reduceScatter(full.map { Double($0) }, format: FormatArithmetic(format: .fp32), order: order).map { Float($0) }
+    }
+
     /// Sum of the ranks' scalars.
     public func allReduce(_ x: Double, format: FormatArithmetic, order: ReductionOrder) -> Double {
         allReduce([x], format: format, order: order)[0]
@@ -60,6 +76,38 @@ public func reduce(_ parts: [[Double]], _ format: FormatArithmetic, _ order: Red
             while i < level.count {
                 if i + 1 < level.count { next.append(zip(level[i], level[i + 1]).map { format.add($0, $1) }) }
                 else { next.append(level[i]) }
+                i += 2
+            }
+            level = next
+        }
+        return level[0]
+    }
+}
+
+/// ``reduce(_:_:_:)`` in `.fp32` of binary32 contributions: the same order, each addition
+/// the hardware's binary32 addition (correctly rounded to nearest, as `FormatArithmetic.fp32.add`).
+@inlinable
+public func reduce(_ parts: [[Float]], _ order: ReductionOrder) -> [Float] {
+    func add(_ a: [Float], _ b: [Float]) -> [Float] {
+        [Float](unsafeUninitializedCapacity: a.count) { out, count in
+            a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in
+                for i in 0..<a.count { out[i] = a[i] + b[i] }
+            } }
+            count = a.count
+        }
+    }
+    switch order {
+    case .sequential:
+        var acc = parts[0]
+        for p in parts.dropFirst() { acc = add(acc, p) }
+        return acc
+    case .tree:
+        var level = parts
+        while level.count > 1 {
+            var next: [[Float]] = []
+            var i = 0
+            while i < level.count {
+                next.append(i + 1 < level.count ? add(level[i], level[i + 1]) : level[i])
                 i += 2
             }
             level = next
@@ -104,6 +152,7 @@ public enum SPMD {
 public final class InProcessWorld: @unchecked Sendable {
     public let size: Int
     private var slots: [[Double]]
+    private var floatSlots: [[Float]]
     private let lock = NSCondition()
     private var arrived = 0
     private var generation = 0
@@ -112,6 +161,7 @@ public final class InProcessWorld: @unchecked Sendable {
         precondition(size >= 1)
         self.size = size
         slots = Array(repeating: [], count: size)
+        floatSlots = Array(repeating: [], count: size)
     }
 
     /// Runs `body` on every rank concurrently; returns the ranks' results in rank order.
@@ -134,6 +184,17 @@ public final class InProcessWorld: @unchecked Sendable {
         slots[rank] = data
         barrier()
         let snapshot = slots
+        barrier()
+        lock.unlock()
+        return snapshot
+    }
+
+    /// ``exchange(_:_:)-([Double])`` of binary32 values.
+    func exchange(_ rank: Int, _ data: [Float]) -> [[Float]] {
+        lock.lock()
+        floatSlots[rank] = data
+        barrier()
+        let snapshot = floatSlots
         barrier()
         lock.unlock()
         return snapshot
@@ -176,6 +237,19 @@ struct RankCommunicator: Communicator {
 
     func allReduce(_ x: [Double], format: FormatArithmetic, order: ReductionOrder) -> [Double] {
         reduce(world.exchange(rank, x), format, order)
+    }
+
+    func allGather(_ local: [Float]) -> [Float] {
+        let parts = world.exchange(rank, local)
+        return size == 1 ? parts[0] : parts.flatMap { $0 }
+    }
+
+    func reduceScatter(_ full: [Float], order: ReductionOrder) -> [Float] {
+        precondition(full.count % size == 0, "reduceScatter: length \(full.count) not divisible by \(size) ranks")
+        let m = full.count / size
+        let all = world.exchange(rank, full)
+        if size == 1 { return all[0] }
+        return reduce(all.map { Array($0[(rank * m)..<((rank + 1) * m)]) }, order)
     }
 }
 

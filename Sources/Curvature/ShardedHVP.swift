@@ -39,23 +39,62 @@ public enum ShardedHVP {
     /// One rank's part of the sharded FD-HVP: called by every rank of `comm` with
     /// its shards of θ and v (length `layout.shardSize`); returns this rank's shard
     /// of ĥ, of fl_param(θ + εv), and ε.
+    ///
+    /// fp32 throughout (``Binary32FD``'s policies, `grad` binary32 to nearest), the points
+    /// and gradients travel and are summed as binary32, with the same values in fewer
+    /// passes (`wantsPlus` false: `plus` is left empty). ``rankEstimateByStages(comm:model:thetaShard:vShard:layout:scheme:step:precision:order:compute:)``
+    /// is the staged path every policy takes otherwise; the tests compare the two.
+    @inlinable
     public static func rankEstimate<M: DifferentiableModel, T: ComputeScalar>(
         comm: any Communicator, model: M, thetaShard tr: [Double], vShard vr: [Double], layout: ShardLayout,
-        scheme: FDScheme, step: StepPolicy, precision: FDPrecision, order: ReductionOrder, compute: T.Type
+        scheme: FDScheme, step: StepPolicy, precision: FDPrecision, order: ReductionOrder, compute: T.Type,
+        wantsPlus: Bool = true
     ) -> (hv: [Double], plus: [Double], eps: Double) {
-        let n = model.parameterCount, r = comm.rank, shards = comm.size
-        let samples = model.sampleCount
-        let per = (samples + shards - 1) / shards
+        if T.self == Float.self {
+            let eps = epsilon(comm: comm, thetaShard: tr, vShard: vr, step: step, order: order)
+            if let r = Binary32FD.rankEstimate(comm: comm, model: model, thetaShard: tr, vShard: vr, layout: layout, scheme: scheme,
+                                               epsilon: eps, samples: samples(comm: comm, model.sampleCount), precision: precision,
+                                               order: order, wantsPlus: wantsPlus) {
+                return (r.hv, r.plus, eps)
+            }
+        }
+        return rankEstimateByStages(comm: comm, model: model, thetaShard: tr, vShard: vr, layout: layout, scheme: scheme, step: step,
+                                    precision: precision, order: order, compute: T.self)
+    }
+
+    /// ε of `step` on sharded θ and v: with a relative step, ‖θ‖ and ‖v‖ from local sums
+    /// of squares plus an all-reduce in fp64.
+    @inlinable
+    static func epsilon(comm: any Communicator, thetaShard tr: [Double], vShard vr: [Double], step: StepPolicy,
+                        order: ReductionOrder) -> Double {
         var nt = 0.0, nv = 0.0
-        if case .relative = step {                      // ‖θ‖, ‖v‖: local sums plus an all-reduce
+        if case .relative = step {
             var st = 0.0, sv = 0.0
             for x in tr { st += x * x }
             for x in vr { sv += x * x }
             nt = comm.allReduce(st, format: .fp64, order: order).squareRoot()
             nv = comm.allReduce(sv, format: .fp64, order: order).squareRoot()
         }
-        let eps = step.epsilon(thetaNorm: nt, vNorm: nv)
-        let mySamples = min(r * per, samples)..<min((r + 1) * per, samples)
+        return step.epsilon(thetaNorm: nt, vNorm: nv)
+    }
+
+    /// This rank's block of the samples: ⌈B/S⌉ each, the last ones shorter or empty.
+    @inlinable
+    static func samples(comm: any Communicator, _ count: Int) -> Range<Int> {
+        let per = (count + comm.size - 1) / comm.size
+        return min(comm.rank * per, count)..<min((comm.rank + 1) * per, count)
+    }
+
+    /// ``rankEstimate(comm:model:thetaShard:vShard:layout:scheme:step:precision:order:compute:wantsPlus:)``
+    /// stage by stage in fp64 carriers, for every policy.
+    @inlinable
+    public static func rankEstimateByStages<M: DifferentiableModel, T: ComputeScalar>(
+        comm: any Communicator, model: M, thetaShard tr: [Double], vShard vr: [Double], layout: ShardLayout,
+        scheme: FDScheme, step: StepPolicy, precision: FDPrecision, order: ReductionOrder, compute: T.Type
+    ) -> (hv: [Double], plus: [Double], eps: Double) {
+        let n = model.parameterCount
+        let eps = epsilon(comm: comm, thetaShard: tr, vShard: vr, step: step, order: order)
+        let mySamples = samples(comm: comm, model.sampleCount)
         let (grads, plus) = FiniteDifferenceHVP.gradientsAtOffsets(tr, vr, scheme: scheme, epsilon: eps, param: precision.param) { local in
             let full = layout.unpad(comm.allGather(local))
             var gpad = precision.gradient(model, at: full, samples: mySamples, compute: T.self)

@@ -34,7 +34,8 @@ public enum MPIJob {
 /// format and order. `reduceScatter` sends each rank only its chunk (`MPI_Alltoall`,
 /// the same volume as a ring reduce-scatter); `allReduce` all-gathers (collectives
 /// here carry short vectors: dot products, projections). Values travel as binary64,
-/// an exact carrier for every format inside it.
+/// an exact carrier for every format inside it, except in the binary32 collectives of
+/// the fp32 sharded FD-HVP (`MPI_FLOAT`).
 public struct MPICommunicator: Communicator {
     public let rank: Int
     public let size: Int
@@ -69,5 +70,35 @@ public struct MPICommunicator: Communicator {
     public func allReduce(_ x: [Double], format: FormatArithmetic, order: ReductionOrder) -> [Double] {
         let all = allGather(x), m = x.count
         return reduce((0..<size).map { Array(all[($0 * m)..<(($0 + 1) * m)]) }, format, order)
+    }
+
+    /// Binary32 values as `MPI_FLOAT`.
+    public func allGather(_ local: [Float]) -> [Float] {
+        let m = local.count
+        precondition(m <= Int(Int32.max), "allGather: \(m) values exceed one MPI message")
+        var out = [Float](repeating: 0, count: m * size)
+        local.withUnsafeBufferPointer { l in
+            out.withUnsafeMutableBufferPointer { o in
+                MPIJob.check(MPI_Allgather(l.baseAddress, Int32(m), hh_mpi_float(), o.baseAddress, Int32(m), hh_mpi_float(),
+                                           hh_mpi_comm_world()), "MPI_Allgather")
+            }
+        }
+        return out
+    }
+
+    /// Binary32 chunks as `MPI_FLOAT`, added with ``reduce(_:_:)-([[Float]],_)``.
+    public func reduceScatter(_ full: [Float], order: ReductionOrder) -> [Float] {
+        precondition(full.count % size == 0, "reduceScatter: length \(full.count) not divisible by \(size) ranks")
+        let m = full.count / size
+        precondition(m <= Int(Int32.max), "reduceScatter: \(m) values exceed one MPI message")
+        var received = [Float](repeating: 0, count: full.count)
+        full.withUnsafeBufferPointer { f in
+            received.withUnsafeMutableBufferPointer { r in
+                MPIJob.check(MPI_Alltoall(f.baseAddress, Int32(m), hh_mpi_float(), r.baseAddress, Int32(m), hh_mpi_float(),
+                                          hh_mpi_comm_world()), "MPI_Alltoall")
+            }
+        }
+        if size == 1 { return received }
+        return reduce((0..<size).map { Array(received[($0 * m)..<(($0 + 1) * m)]) }, order)
     }
 }

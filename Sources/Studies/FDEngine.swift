@@ -48,7 +48,7 @@ public struct FDEngine: Sendable {
                                                    shards: shards, order: order, world: world, compute: T.self)
                 }, rankFD: { comm, tr, vr, layout, scheme, step, order in
                     ShardedHVP.rankEstimate(comm: comm, model: m, thetaShard: tr, vShard: vr, layout: layout, scheme: scheme, step: step,
-                                            precision: precision, order: order, compute: T.self).hv
+                                            precision: precision, order: order, compute: T.self, wantsPlus: false).hv
                 }, gradient: { theta, shards, order, world in
                     if shards == 1 && world == nil {
                         return precision.gradient(m, at: theta, samples: 0..<m.sampleCount, compute: T.self)

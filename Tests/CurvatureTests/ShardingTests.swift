@@ -68,6 +68,98 @@ import LinearAlgebra
         #expect(a.hv == b.hv)
     }
 
+    /// The fp32 sharded FD-HVP (binary32 points, collectives and gradients,
+    /// ``Binary32FD/rankEstimate``) against the staged fp64-carrier path, bit for bit:
+    /// every rank's shard of ĥ and of fl(θ + εv), for 1 to 5 ranks (7,504 parameters: the
+    /// last shard padded for 3 and 5), both orders (in binary32 the order changes the
+    /// sums: the test checks the two paths add alike), forward and central, absolute and
+    /// relative steps, hvp in fp32 and fp64, recursive and BLAS products; parameters
+    /// with zeros, subnormals and huge values.
+    @Test func binary32RanksMatchStages() throws {
+        let data = try Dataset.teacherStudent(samples: 10, features: 20, classes: 4, seed: 3)
+        let mlp = try MLP(widths: [20, 300, 4], activation: .tanh, data: data)
+        var g = SplitMix64(seed: 9)
+        var edgy = mlp.initialParameters(seed: 4).map { Double(Float($0)) }
+        for i in stride(from: 0, to: edgy.count, by: 389) { edgy[i] = 0 }
+        for i in stride(from: 5, to: edgy.count, by: 1201) { edgy[i] = Double(Float(0x1p-140)) }
+        for i in stride(from: 7, to: edgy.count, by: 2003) { edgy[i] = 0x1p100 }
+        let theta = edgy
+        let v = (0..<theta.count).map { i in i % 97 == 0 ? 0 : g.nextUniform() - 0.5 }
+        let fp32 = try FormatArithmetic(name: "fp32")
+        var orderMattered = false
+        for shards in 1...5 {
+            let layout = ShardLayout(count: theta.count, shards: shards)
+            for order in ReductionOrder.allCases {
+                for (hvp, acc) in [(fp32, Accumulation.recursive), (FormatArithmetic.fp64, .blas)] {
+                    for scheme in [FDScheme.forward, .central] {
+                        for step in [StepPolicy.absolute(1e-3), .relative(1e-4)] {
+                            let p = FDPrecision(param: fp32, grad: fp32, hvp: hvp, accumulation: acc)
+                            let out = try InProcessWorld(size: shards).run { comm -> [[Double]] in
+                                let tr = layout.shard(theta, rank: comm.rank), vr = layout.shard(v, rank: comm.rank)
+                                let fast = ShardedHVP.rankEstimate(comm: comm, model: mlp, thetaShard: tr, vShard: vr, layout: layout, scheme: scheme,
+                                                                   step: step, precision: p, order: order, compute: Float.self)
+                                let staged = ShardedHVP.rankEstimateByStages(comm: comm, model: mlp, thetaShard: tr, vShard: vr, layout: layout,
+                                                                             scheme: scheme, step: step, precision: p, order: order, compute: Float.self)
+                                return [fast.hv, staged.hv, fast.plus, staged.plus, [fast.eps, staged.eps]]
+                            }
+                            let label = "S=\(shards) \(order) hvp=\(hvp) \(acc) \(scheme) \(step)"
+                            for r in 0..<shards {
+                                #expect(out[r][0].map(\.bitPattern) == out[r][1].map(\.bitPattern), "\(label) rank \(r): hv")
+                                #expect(out[r][2].map(\.bitPattern) == out[r][3].map(\.bitPattern), "\(label) rank \(r): plus")
+                                #expect(out[r][4][0] == out[r][4][1])
+                            }
+                            if shards == 5, scheme == .central, case .absolute = step, hvp == fp32, acc == .recursive {
+                                let other = try InProcessWorld(size: shards).run { comm -> [Double] in
+                                    ShardedHVP.rankEstimate(comm: comm, model: mlp, thetaShard: layout.shard(theta, rank: comm.rank),
+                                                            vShard: layout.shard(v, rank: comm.rank), layout: layout, scheme: scheme, step: step,
+                                                            precision: p, order: order == .tree ? .sequential : .tree, compute: Float.self).hv
+                                }
+                                if (0..<shards).contains(where: { other[$0] != out[$0][0] }) { orderMattered = true }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        #expect(orderMattered, "binary32 sums over 5 ranks depend on the order (the comparison can fail)")
+    }
+
+    /// The binary32 collectives: in process, through the binary64 ones (the protocol's
+    /// default, for backends without binary32 transport) and by hand agree; a
+    /// reduce-scatter adds in binary32 to nearest (1 + 2⁻²⁴ + 2⁻²⁴: sequential loses both
+    /// halves, the tree keeps 2⁻²³).
+    @Test func binary32Collectives() throws {
+        struct ViaDoubles: Communicator {
+            let inner: any Communicator
+            var rank: Int { inner.rank }
+            var size: Int { inner.size }
+            func allGather(_ local: [Double]) -> [Double] { inner.allGather(local) }
+            func reduceScatter(_ full: [Double], format: FormatArithmetic, order: ReductionOrder) -> [Double] {
+                inner.reduceScatter(full, format: format, order: order)
+            }
+            func allReduce(_ x: [Double], format: FormatArithmetic, order: ReductionOrder) -> [Double] {
+                inner.allReduce(x, format: format, order: order)
+            }
+        }
+        // Rank r's vector: element 0 is 1, 0, 2⁻²⁴, 2⁻²⁴ over the ranks (sequential: 1, the
+        // tree: 1 + 2⁻²³), element 1 is 2, 3, 0, 0, element j ≥ 2 is j·(r + 1) (sum 10j).
+        let e0: [Float] = [1, 0, 0x1p-24, 0x1p-24], e1: [Float] = [2, 3, 0, 0]
+        let parts = (0..<4).map { r in [e0[r], e1[r]] + (2..<8).map { Float($0 * (r + 1)) } }
+        for order in ReductionOrder.allCases {
+            let out = try InProcessWorld(size: 4).run { comm -> [[Float]] in
+                let d = ViaDoubles(inner: comm)
+                return [comm.allGather([Float(comm.rank), 7]), d.allGather([Float(comm.rank), 7]),
+                        comm.reduceScatter(parts[comm.rank], order: order), d.reduceScatter(parts[comm.rank], order: order)]
+            }
+            for r in 0..<4 {
+                #expect(out[r][0] == [0, 7, 1, 7, 2, 7, 3, 7] && out[r][1] == out[r][0])
+                #expect(out[r][2] == out[r][3], "\(order) rank \(r)")
+                if r > 0 { #expect(out[r][2] == [Float(20 * r), Float(20 * r + 10)]) }
+            }
+            #expect(out[0][2] == (order == .sequential ? [1, 5] : [1 + 0x1p-23, 5]), "\(order): \(out[0][2])")
+        }
+    }
+
     @Test func shardLayoutPads() {
         let l = ShardLayout(count: 10, shards: 3)
         #expect(l.shardSize == 4 && l.paddedCount == 12)

@@ -234,8 +234,10 @@ func runCLIResources(_ args: [String], environment: [String: String]) throws -> 
     /// `bench shard-hvp` in process: the unsharded baseline row (`--shards 0`) and a
     /// two-rank row whose collectives and bytes are those of a central FD-HVP on the
     /// 6-8-3 MLP (n = 83, shards of 42, padded to 84): per rank two gradients, each an
-    /// all-gather of the perturbed shard and a reduce-scatter of the padded gradient,
-    /// then the all-gather of ĥ — 5 collectives, 8·(3·42 + 2·84) = 2352 bytes.
+    /// all-gather of the perturbed shard and a reduce-scatter of the padded gradient
+    /// (binary32 under the default fp32 policy: 4 bytes a value), then the all-gather of
+    /// ĥ (Doubles) — 5 collectives, 4·(2·42 + 2·84) + 8·42 = 1344 bytes; under an fp64
+    /// policy every value is 8 bytes: 8·(3·42 + 2·84) = 2352.
     @Test func shardBenchmarkCountsCollectives() throws {
         let model = ["--model", "mlp:widths=6-8-3,samples=16", "--reps", "1"]
         let base = try runCLI(["bench", "shard-hvp", "--shards", "0"] + model)
@@ -249,6 +251,9 @@ func runCLIResources(_ args: [String], environment: [String: String]) throws -> 
         let two = try runCLI(["bench", "shard-hvp", "--shards", "2"] + model)
         let t = two.stdout.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
         #expect(two.status == 0 && t.count == 2 && t[1][0] == "in-process" && t[1][1] == "2" && t[1][5] == "83", "\(two.stdout)\(two.stderr)")
-        #expect(t.count == 2 && t[1][7] == "5" && t[1][8] == "2352", "\(two.stdout)")
+        #expect(t.count == 2 && t[1][7] == "5" && t[1][8] == "1344", "\(two.stdout)")
+        let fp64 = try runCLI(["bench", "shard-hvp", "--shards", "2", "--policy", "param=fp64,compute=fp64,accumulate=blas,grad=fp64,hvp=fp64"] + model)
+        let f = fp64.stdout.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        #expect(f.count == 2 && f[1][7] == "5" && f[1][8] == "2352", "\(fp64.stdout)\(fp64.stderr)")
     }
 }

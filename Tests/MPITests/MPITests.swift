@@ -71,8 +71,11 @@ func splitCSV(_ line: String) -> [String] {
 }
 
 @Suite(.serialized) struct MPIBackendTests {
+    // bf16 and stochastic fp32 take the staged path (fp64 carriers); fp32 to nearest the
+    // binary32 one (MPI_FLOAT collectives).
     let policies = ["param=bf16,compute=bf16,accumulate=fp32,grad=bf16,hvp=fp32",
-                    "param=fp32,compute=fp32,accumulate=fp32,grad=fp32,hvp=fp32,rounding=stochastic"]
+                    "param=fp32,compute=fp32,accumulate=fp32,grad=fp32,hvp=fp32,rounding=stochastic",
+                    "param=fp32,compute=fp32,accumulate=fp32,grad=fp32,hvp=fp32"]
 
     @Test(arguments: [2, 3]) func hvpEqualsTheInProcessSimulation(np: Int) throws {
         let d = scratch("hvp\(np)")
@@ -180,5 +183,11 @@ func splitCSV(_ line: String) -> [String] {
         #expect(r.status == 0, "\(r.stderr)")
         let lines = r.stdout.split(separator: "\n")
         #expect(lines.count == 3 && lines[1].hasPrefix("mpi,2,0,") && lines[2].hasPrefix("mpi,2,1,"), "\(r.stdout)")
+        // The in-process count (CLITests.shardBenchmarkCountsCollectives): binary32 points and
+        // gradients over MPI_FLOAT, ĥ as Doubles.
+        for line in lines.dropFirst() {
+            let cells = line.split(separator: ",", omittingEmptySubsequences: false)
+            #expect(cells.count == 10 && cells[7] == "5" && cells[8] == "1344", "\(line)")
+        }
     }
 }
