@@ -20,10 +20,12 @@ import Studies
 /// the collectives of one FD-HVP and the payload the rank contributes to them
 /// (8 bytes per value, 4 for the binary32 collectives of an fp32 policy's points and
 /// gradients — ĥ is gathered as Doubles; how many bytes cross the wire depends on the
-/// MPI library's algorithm). Memory is the process's peak resident set
-/// (`getrusage` ru_maxrss), which includes the runtime and the model's data.
+/// MPI library's algorithm). `max_rss_mib` is the process's peak resident set
+/// (`getrusage` ru_maxrss), which includes the runtime, the model's data and setting
+/// up; `hvp_rss_delta_mib` the warm-up FD-HVP's peak above the RSS before it, and
+/// `mem_model_mib` what ``memoryModel(_:policy:ranks:mpi:unsharded:)`` says it holds.
 public enum ShardBench {
-    public static let header = "backend,ranks,rank,model,n,seconds_per_hvp,collectives_per_hvp,bytes_sent_per_hvp,max_rss_mib"
+    public static let header = "backend,ranks,rank,model,n,seconds_per_hvp,collectives_per_hvp,bytes_sent_per_hvp,max_rss_mib,hvp_rss_delta_mib,mem_model_mib"
 
     public static func run(model spec: String, policy: String, shards: Int, reps: Int, seed: UInt64 = 0) throws -> String? {
         guard reps >= 1 && reps <= 10_000 else { throw HarnessError("--reps must be in 1...10000") }
@@ -36,9 +38,17 @@ public enum ShardBench {
         do { pol = try PrecisionPolicy(policy) } catch { throw HarnessError("--policy: \(error)") }
         let engine = try FDEngine(model: m, policy: pol)
         let param = try pol.arithmetic(pol.param)
-        let theta = ModelSetup.parameters(m, seed: seed, param: param)
-        let v = ModelSetup.direction(count: theta.count, seed: seed)
-        let layout = ShardLayout(count: theta.count, shards: ranks)
+        let n = m.parameterCount
+        let layout = ShardLayout(count: n, shards: ranks)
+        // θ and v in full for the unsharded FD-HVP; otherwise only the shards this process
+        // holds (every rank's in process, its own under MPI), as FSDP keeps them.
+        let (theta, v, shards): ([Double], [Double], [Int: (theta: [Double], v: [Double])]) = {
+            let theta = ModelSetup.parameters(m, seed: seed, param: param)
+            let v = ModelSetup.direction(count: n, seed: seed)
+            if unsharded { return (theta, v, [:]) }
+            let mine = world.map { [$0.rank] } ?? Array(0..<ranks)
+            return ([], [], Dictionary(uniqueKeysWithValues: mine.map { ($0, (layout.shard(theta, rank: $0), layout.shard(v, rank: $0))) }))
+        }()
         let step = StepPolicy.absolute(1e-3)
         // One FD-HVP; returns (collectives, payload bytes) of this rank.
         func hvp() throws -> (Int, Int) {
@@ -48,14 +58,19 @@ public enum ShardBench {
             }
             return try SPMD.run(shards: ranks, world: world) { comm -> (Int, Int) in
                 let c = CountingCommunicator(comm)
-                let hv = engine.rankEstimate(comm: c, thetaShard: layout.shard(theta, rank: comm.rank),
-                                             vShard: layout.shard(v, rank: comm.rank), layout: layout,
+                let hv = engine.rankEstimate(comm: c, thetaShard: shards[comm.rank]!.theta, vShard: shards[comm.rank]!.v, layout: layout,
                                              scheme: .central, step: step, order: .sequential)
                 _ = layout.unpad(c.allGather(hv))
                 return (c.calls, c.bytes)
             }
         }
+        // The warm-up's memory: its peak RSS above the RSS before it (after the allocator
+        // returned its free pages), against the model of what the binary32 path holds.
+        MemoryProbe.resetPeak()
+        let before = MemoryProbe.current()
         let (calls, bytes) = try hvp()
+        let deltaMiB = Double(max(MemoryProbe.peak() - before, 0)) / 1_048_576
+        let modelMiB = memoryModel(m, policy: pol, ranks: ranks, mpi: world != nil, unsharded: unsharded).map { Double($0) / 1_048_576 }
         let clock = ContinuousClock()
         var times: [Double] = []
         for _ in 0..<reps { times.append(try clock.measure { _ = try hvp() }.seconds) }
@@ -64,17 +79,52 @@ public enum ShardBench {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let rssMiB = Double(usage.ru_maxrss) / 1024
-        let cells = { (backend: String, rank: String, t: Double, calls: Int, bytes: Int, rss: Double) in
-            "\(backend),\(ranks),\(rank),\"\(spec)\",\(theta.count),\(t),\(calls),\(bytes),\(String(format: "%.1f", rss))"
+        let mib = { (x: Double) in String(format: "%.1f", x) }
+        let model = modelMiB.map(mib) ?? ""
+        let cells = { (backend: String, rank: String, t: Double, calls: Int, bytes: Int, rss: Double, delta: Double) in
+            "\(backend),\(ranks),\(rank),\"\(spec)\",\(n),\(t),\(calls),\(bytes),\(mib(rss)),\(mib(delta)),\(model)"
         }
         guard let w = world else {
-            return header + "\n" + cells(unsharded ? "unsharded" : "in-process", "all", median, calls, bytes, rssMiB) + "\n"
+            return header + "\n" + cells(unsharded ? "unsharded" : "in-process", "all", median, calls, bytes, rssMiB, deltaMiB) + "\n"
         }
-        let all = w.allGather([median, Double(calls), Double(bytes), rssMiB])
+        let all = w.allGather([median, Double(calls), Double(bytes), rssMiB, deltaMiB])
         guard w.rank == 0 else { return nil }
         return header + "\n" + (0..<w.size).map {
-            cells("mpi", "\($0)", all[4 * $0], Int(all[4 * $0 + 1]), Int(all[4 * $0 + 2]), all[4 * $0 + 3])
+            cells("mpi", "\($0)", all[5 * $0], Int(all[5 * $0 + 1]), Int(all[5 * $0 + 2]), all[5 * $0 + 3], all[5 * $0 + 4])
         }.joined(separator: "\n") + "\n"
+    }
+
+    /// Bytes one FD-HVP of the binary32 path holds at its peak above what was allocated
+    /// before it, per process (`hvp_rss_delta_mib`'s model); nil for policies that take
+    /// the staged fp64-carrier path (not modelled here). With m the padded shard length
+    /// and G the values one gradient holds at its peak over the rank's block of samples
+    /// (``DescribedModel/peakGradientValues(samples:)``, the point it reads included), a
+    /// rank's peak is the largest of three moments:
+    /// - the second gradient: both points (8m bytes) and the first gradient's shard (4m)
+    ///   alive, the gradient's own 4·(G − n) beyond the point, and the gathered point 4n
+    ///   where gathering copies it (under MPI always, in process with two or more ranks;
+    ///   one in-process rank and the unsharded path read the point itself);
+    /// - the quotient: both points, both gradient shards and ĥ in fp64, 24m;
+    /// - the all-gather of ĥ that ends the benchmark's FD-HVP: the shard and the gathered
+    ///   vector in fp64, 8m + 8·(padded n), and 8n more to drop padding (none, without).
+    /// In process the S ranks reach each moment together: S times one rank. Setting up
+    /// (the full θ and v, a checkpoint's dequantization) is not part of it: `max_rss_mib`
+    /// includes that.
+    static func memoryModel(_ m: any DifferentiableModel, policy p: PrecisionPolicy, ranks: Int, mpi: Bool, unsharded: Bool) -> Int? {
+        guard let param = try? p.arithmetic(p.param), let grad = try? p.arithmetic(p.grad), let hvp = try? p.arithmetic(p.hvp),
+              param.isBinary32Nearest, grad.isBinary32Nearest, hvp.isBinary32Nearest || hvp == .fp64,
+              p.compute.name == "fp32", p.mode(for: p.compute) == .nearest else { return nil }
+        let n = m.parameterCount
+        let layout = ShardLayout(count: n, shards: unsharded ? 1 : ranks)
+        let shard = layout.shardSize
+        let samples = (m.sampleCount + layout.shards - 1) / layout.shards        // rank 0's block, the largest
+        let g = m.peakGradientValues(samples: samples)
+        let gathers = mpi || (!unsharded && ranks > 1)
+        let secondGradient = 12 * shard + 4 * (g - n) + (gathers ? 4 * n : 0)
+        let quotient = 24 * shard
+        let gatherHV = unsharded ? 0 : 8 * shard + 8 * layout.paddedCount + (layout.paddedCount > n ? 8 * n : 0)
+        let rank = max(secondGradient, quotient, gatherHV)
+        return mpi ? rank : layout.shards * rank
     }
 }
 

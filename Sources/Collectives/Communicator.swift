@@ -268,6 +268,6 @@ public struct ShardLayout: Sendable, Equatable {
         if shards == 1 { return full }
         return (0..<shardSize).map { i in let j = r * shardSize + i; return j < count ? full[j] : 0 }
     }
-    /// Drops the padding of a gathered vector.
-    public func unpad(_ padded: [Double]) -> [Double] { Array(padded.prefix(count)) }
+    /// Drops the padding of a gathered vector (none: the vector itself, sharing its storage).
+    public func unpad(_ padded: [Double]) -> [Double] { padded.count == count ? padded : Array(padded.prefix(count)) }
 }

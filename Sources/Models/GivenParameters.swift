@@ -54,6 +54,7 @@ extension ParameterSource {
     public func describe() -> ModelDescription { base.describe() }
     public var knownEigenvalues: [Double]? { base.knownEigenvalues }
     public func peakGradientValues(shards: Int) -> Int { base.peakGradientValues(shards: shards) }
+    public func peakGradientValues(samples: Int) -> Int { base.peakGradientValues(samples: samples) }
     public func gradientWork() -> GradientWork? { base.gradientWork() }
 
     public func lossAndGradient<T: ComputeScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T]) {

@@ -153,6 +153,18 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
     }
     public var context: Int { sequences[0].count - 1 }
 
+    /// At the start of the reverse pass, for `samples` sequences of L tokens: θ (read in
+    /// place: no work copy, no transposes) and the gradient, 2n; per token and layer the
+    /// cache (the residual stream twice, the two normed inputs, q and the attention
+    /// output: 6d; k and v: 2·kv-width; the attention weights: heads·L; gate, up and their
+    /// product: 3·ff; two RMS factors), and per token the stream, the final norm's output
+    /// and the logits with their gradient (2d + 2·vocab).
+    public func peakGradientValues(samples: Int) -> Int {
+        let c = config, L = context
+        let perToken = c.layers * (6 * c.width + 2 * c.kvWidth + c.heads * L + 3 * c.ff + 2) + 2 * c.width + 2 * c.vocab
+        return 2 * parameterCount + samples * L * perToken
+    }
+
     /// The checkpoint's parameters when loaded from one; otherwise seeded: matrices
     /// uniform in ±0.05·√3 (standard deviation 0.05), norm gains 1.
     public func initialParameters(seed: UInt64) -> [Double] {

@@ -158,8 +158,11 @@ extension MLP {
     }
 
     /// h_0…h_{L−1} and z_1…z_L, the backward temporaries, W and Wᵀ (one copy: the batch is not split).
-    public func peakGradientValues(shards: Int) -> Int {
-        let b = data.count, w = widths
+    public func peakGradientValues(shards: Int) -> Int { peakGradientValues(samples: data.count) }
+
+    /// The same for a block of `samples` rows.
+    public func peakGradientValues(samples b: Int) -> Int {
+        let w = widths
         let acts = b * (w.dropLast().reduce(0, +) + w.dropFirst().reduce(0, +))
         return acts + b * (w.max() ?? 0) * 2 + 2 * parameterCount
     }

@@ -48,6 +48,10 @@ public protocol DescribedModel {
     /// data-parallel ranks (activations and their gradients, weight copies and
     /// transposes): the scaling study's memory model.
     func peakGradientValues(shards: Int) -> Int
+    /// Values of the compute type alive at the peak of one gradient over `samples` of the
+    /// batch's samples in one thread, the point it reads included: what one rank of a
+    /// sharded FD-HVP holds for its block of samples (`bench shard-hvp`'s memory model).
+    func peakGradientValues(samples: Int) -> Int
     /// The work of one gradient over the whole batch, counted from the architecture
     /// (``GradientWork``); nil for models whose cost is not modelled (quadratics, the
     /// sum of exponentials, external oracles).
@@ -59,6 +63,8 @@ extension DifferentiableModel {
     public var knownEigenvalues: [Double]? { nil }
     /// θ and the gradient.
     public func peakGradientValues(shards: Int) -> Int { 2 * parameterCount }
+    /// As for the whole batch on one rank.
+    public func peakGradientValues(samples: Int) -> Int { peakGradientValues(shards: 1) }
     /// Not modelled.
     public func gradientWork() -> GradientWork? { nil }
 }

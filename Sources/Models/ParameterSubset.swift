@@ -79,6 +79,7 @@ public struct ParameterSubset<Base: DifferentiableModel>: DifferentiableModel, M
     public var knownEigenvalues: [Double]? { layout.count == fixed.count ? base.knownEigenvalues : nil }
     /// The full model's: a subset's gradient is the full gradient, restricted.
     public func peakGradientValues(shards: Int) -> Int { base.peakGradientValues(shards: shards) }
+    public func peakGradientValues(samples: Int) -> Int { base.peakGradientValues(samples: samples) }
     public func gradientWork() -> GradientWork? { base.gradientWork() }
     public func checkExactHVP(format: String) throws { try base.checkExactHVP(format: format) }
     public func initialParameters(seed: UInt64) -> [Double] { selected }

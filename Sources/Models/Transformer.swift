@@ -288,4 +288,7 @@ extension TransformerLM {
         let perBlock = 10 * L * d + 2 * L * c.ff + c.heads * L * L
         return shards * (c.layers * perBlock + 4 * L * d + 2 * L * vocab.count) + 4 * parameterCount
     }
+
+    /// Sequences are taken one at a time: one sequence's activations, whatever the count.
+    public func peakGradientValues(samples: Int) -> Int { peakGradientValues(shards: 1) }
 }
