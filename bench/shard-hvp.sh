@@ -20,6 +20,12 @@ for n in 1 2 4; do
   .build/release/hessian-harness bench shard-hvp --model "$MODEL" --shards "$n" --reps "$REPS" | tail -n +2 >> "$tmp"
   mpirun --oversubscribe -np "$n" .build/release/hessian-harness-mpi bench shard-hvp --model "$MODEL" --reps "$REPS" | tail -n +2 >> "$tmp"
 done
+# The memory model counts live bytes: checked on MPI ranks under glibc's defaults (HH_MALLOC=system unmaps a
+# freed large block; with freed memory kept, RSS also holds blocks a larger request could not reuse). One FD-HVP
+# each (their times include faulting every page in: not comparable with the rows above).
+for n in 1 2 4; do
+  mpirun --oversubscribe -x HH_MALLOC=system -np "$n" .build/release/hessian-harness-mpi bench shard-hvp --model "$MODEL" --reps 1 | tail -n +2 >> "$tmp"
+done
 mv "$tmp" "$out"
 dirty=$(git status --porcelain --untracked-files=no -- . ':(exclude)results' ':(exclude)notebooks-export')
 python3 - "$MODEL" "$REPS" "$start" "$(git rev-parse HEAD)${dirty:+-dirty}" "$(mpirun --version | head -1)" <<'PY' > results/benchmarks/$NAME.manifest.json
@@ -27,7 +33,7 @@ import json, os, subprocess, sys, datetime
 model, reps, start, commit, mpi = sys.argv[1:6]
 version = subprocess.run([".build/release/hessian-harness", "version"], capture_output=True, text=True).stdout.strip().splitlines()
 print(json.dumps({"tool": "hessian-harness bench/shard-hvp.sh", "tool_version": version[0], "git_commit": commit,
-                  "command": ["bench/shard-hvp.sh", model], "parameters": {"model": model, "ranks": "unsharded, 1, 2, 4", "reps": reps,
+                  "command": ["bench/shard-hvp.sh", model], "parameters": {"model": model, "ranks": "unsharded, 1, 2, 4 (and MPI 1, 2, 4 under HH_MALLOC=system, one FD-HVP each, for the memory model)", "reps": reps,
                   "scheme": "central", "eps": "1e-3", "policy": "param=fp32,compute=fp32,accumulate=blas,grad=fp32,hvp=fp32 (bench shard-hvp default: BLAS products, as bench models)"},
                   "seeds": {"model": 0, "v": 0x5DEECE66D}, "library_versions": version[1:], "mpi": mpi,
                   "cores": os.cpu_count(), "start_time": start,

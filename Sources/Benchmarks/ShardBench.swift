@@ -1,4 +1,5 @@
 import Harness
+import LinearAlgebra
 import Foundation
 import Scalars
 import Models
@@ -23,9 +24,10 @@ import Studies
 /// MPI library's algorithm). `max_rss_mib` is the process's peak resident set
 /// (`getrusage` ru_maxrss), which includes the runtime, the model's data and setting
 /// up; `hvp_rss_delta_mib` the warm-up FD-HVP's peak above the RSS before it, and
-/// `mem_model_mib` what ``memoryModel(_:policy:ranks:mpi:unsharded:)`` says it holds.
+/// `mem_model_mib` what ``memoryModel(_:policy:ranks:mpi:unsharded:)`` says it holds;
+/// `allocator` the `HH_MALLOC` policy in force (`keep` or `system`).
 public enum ShardBench {
-    public static let header = "backend,ranks,rank,model,n,seconds_per_hvp,collectives_per_hvp,bytes_sent_per_hvp,max_rss_mib,hvp_rss_delta_mib,mem_model_mib"
+    public static let header = "backend,ranks,rank,model,n,seconds_per_hvp,collectives_per_hvp,bytes_sent_per_hvp,max_rss_mib,hvp_rss_delta_mib,mem_model_mib,allocator"
 
     public static func run(model spec: String, policy: String, shards: Int, reps: Int, seed: UInt64 = 0) throws -> String? {
         guard reps >= 1 && reps <= 10_000 else { throw HarnessError("--reps must be in 1...10000") }
@@ -81,8 +83,9 @@ public enum ShardBench {
         let rssMiB = Double(usage.ru_maxrss) / 1024
         let mib = { (x: Double) in String(format: "%.1f", x) }
         let model = modelMiB.map(mib) ?? ""
+        let allocator = ProcessAllocator.isKeepingFreedMemory ? "keep" : "system"
         let cells = { (backend: String, rank: String, t: Double, calls: Int, bytes: Int, rss: Double, delta: Double) in
-            "\(backend),\(ranks),\(rank),\"\(spec)\",\(n),\(t),\(calls),\(bytes),\(mib(rss)),\(mib(delta)),\(model)"
+            "\(backend),\(ranks),\(rank),\"\(spec)\",\(n),\(t),\(calls),\(bytes),\(mib(rss)),\(mib(delta)),\(model),\(allocator)"
         }
         guard let w = world else {
             return header + "\n" + cells(unsharded ? "unsharded" : "in-process", "all", median, calls, bytes, rssMiB, deltaMiB) + "\n"
@@ -104,12 +107,20 @@ public enum ShardBench {
     ///   alive, the gradient's own 4·(G − n) beyond the point, and the gathered point 4n
     ///   where gathering copies it (under MPI always, in process with two or more ranks;
     ///   one in-process rank and the unsharded path read the point itself);
+    /// - the reduce-scatter of the second gradient (the gathered point released): both
+    ///   points and the first gradient's shard (12m), the full gradient (4·padded n), the
+    ///   received chunks (under MPI 4·padded n; in process the ranks' gradients are read
+    ///   in place) and the reduced shard (4m);
     /// - the quotient: both points, both gradient shards and ĥ in fp64, 24m;
     /// - the all-gather of ĥ that ends the benchmark's FD-HVP: the shard and the gathered
     ///   vector in fp64, 8m + 8·(padded n), and 8n more to drop padding (none, without).
     /// In process the S ranks reach each moment together: S times one rank. Setting up
     /// (the full θ and v, a checkpoint's dequantization) is not part of it: `max_rss_mib`
-    /// includes that.
+    /// includes that. The model counts live bytes, which is what RSS measures under
+    /// glibc's defaults (`HH_MALLOC=system`: a freed large block is unmapped); with freed
+    /// memory kept (the default) RSS also holds the freed blocks a larger request could
+    /// not reuse (13% more on two ranks of SmolLM2-135M), so `bench/shard-hvp.sh` checks
+    /// the model on MPI rows run under `system`.
     static func memoryModel(_ m: any DifferentiableModel, policy p: PrecisionPolicy, ranks: Int, mpi: Bool, unsharded: Bool) -> Int? {
         guard let param = try? p.arithmetic(p.param), let grad = try? p.arithmetic(p.grad), let hvp = try? p.arithmetic(p.hvp),
               param.isBinary32Nearest, grad.isBinary32Nearest, hvp.isBinary32Nearest || hvp == .fp64,
@@ -122,8 +133,9 @@ public enum ShardBench {
         let gathers = mpi || (!unsharded && ranks > 1)
         let secondGradient = 12 * shard + 4 * (g - n) + (gathers ? 4 * n : 0)
         let quotient = 24 * shard
+        let reduceScatter = layout.shards == 1 ? 0 : 16 * shard + 4 * layout.paddedCount + (mpi ? 4 * layout.paddedCount : 0)
         let gatherHV = unsharded ? 0 : 8 * shard + 8 * layout.paddedCount + (layout.paddedCount > n ? 8 * n : 0)
-        let rank = max(secondGradient, quotient, gatherHV)
+        let rank = max(secondGradient, reduceScatter, quotient, gatherHV)
         return mpi ? rank : layout.shards * rank
     }
 }

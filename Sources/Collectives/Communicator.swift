@@ -84,36 +84,55 @@ public func reduce(_ parts: [[Double]], _ format: FormatArithmetic, _ order: Red
     }
 }
 
-/// ``reduce(_:_:_:)`` in `.fp32` of binary32 contributions: the same order, each addition
-/// the hardware's binary32 addition (correctly rounded to nearest, as `FormatArithmetic.fp32.add`).
+/// ``reduce(_:_:_:)`` in `.fp32` of binary32 contributions, given as `m` values at
+/// `m·offset` of each rank's buffer (so that no contribution is copied out first): the
+/// same order, each addition the hardware's binary32 addition (correctly rounded to
+/// nearest, as `FormatArithmetic.fp32.add`).
 @inlinable
-public func reduce(_ parts: [[Float]], _ order: ReductionOrder) -> [Float] {
-    func add(_ a: [Float], _ b: [Float]) -> [Float] {
-        [Float](unsafeUninitializedCapacity: a.count) { out, count in
-            a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in
-                for i in 0..<a.count { out[i] = a[i] + b[i] }
-            } }
-            count = a.count
+public func reduce(_ parts: [UnsafeBufferPointer<Float>], _ order: ReductionOrder) -> [Float] {
+    let m = parts[0].count
+    func sum(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>) -> [Float] {
+        [Float](unsafeUninitializedCapacity: m) { out, count in
+            for i in 0..<m { out[i] = a[i] + b[i] }
+            count = m
         }
     }
     switch order {
     case .sequential:
-        var acc = parts[0]
-        for p in parts.dropFirst() { acc = add(acc, p) }
+        var acc = Array(parts[0])
+        acc.withUnsafeMutableBufferPointer { acc in
+            for p in parts.dropFirst() { for i in 0..<m { acc[i] = acc[i] + p[i] } }
+        }
         return acc
     case .tree:
-        var level = parts
+        guard parts.count > 1 else { return Array(parts[0]) }
+        // The first level from the ranks' buffers, the next ones from its results.
+        var level: [[Float]] = stride(from: 0, to: parts.count, by: 2).map { i in
+            i + 1 < parts.count ? sum(parts[i], parts[i + 1]) : Array(parts[i])
+        }
         while level.count > 1 {
             var next: [[Float]] = []
             var i = 0
             while i < level.count {
-                next.append(i + 1 < level.count ? add(level[i], level[i + 1]) : level[i])
+                if i + 1 < level.count {
+                    next.append(level[i].withUnsafeBufferPointer { a in level[i + 1].withUnsafeBufferPointer { b in sum(a, b) } })
+                } else { next.append(level[i]) }
                 i += 2
             }
             level = next
         }
         return level[0]
     }
+}
+
+/// The chunk of `m` values at `offset·m` of each of `buffers`, reduced in binary32 (``reduce(_:_:)-([UnsafeBufferPointer<Float>],_)``).
+@inlinable
+public func reduceChunk(_ buffers: [[Float]], offset r: Int, count m: Int, _ order: ReductionOrder) -> [Float] {
+    func with(_ i: Int, _ acc: [UnsafeBufferPointer<Float>]) -> [Float] {
+        if i == buffers.count { return reduce(acc, order) }
+        return buffers[i].withUnsafeBufferPointer { with(i + 1, acc + [UnsafeBufferPointer(rebasing: $0[(r * m)..<((r + 1) * m)])]) }
+    }
+    return with(0, [])
 }
 
 /// Runs SPMD bodies: on S in-process ranks (threads), or, when this process is one
@@ -249,7 +268,7 @@ struct RankCommunicator: Communicator {
         let m = full.count / size
         let all = world.exchange(rank, full)
         if size == 1 { return all[0] }
-        return reduce(all.map { Array($0[(rank * m)..<((rank + 1) * m)]) }, order)
+        return reduceChunk(all, offset: rank, count: m, order)
     }
 }
 

@@ -112,10 +112,15 @@ enum Binary32FD {
             count = m
         }
         let padding = layout.paddedCount - n
-        func gradientShard(_ local: [Float]) -> [Float] {
+        // The gathered point is released before the reduce-scatter (it is the largest
+        // buffer alive there otherwise).
+        func gradient(_ local: [Float]) -> [Float] {
             var full = comm.allGather(local)
             if padding > 0 { full.removeLast(padding) }
-            var g = model.lossAndGradient(full, samples: samples, accumulation: precision.accumulation).gradient
+            return model.lossAndGradient(full, samples: samples, accumulation: precision.accumulation).gradient
+        }
+        func gradientShard(_ local: [Float]) -> [Float] {
+            var g = gradient(local)
             if padding > 0 { g.append(contentsOf: repeatElement(0, count: padding)) }
             return comm.reduceScatter(g, order: order)
         }

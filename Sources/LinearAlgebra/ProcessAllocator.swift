@@ -51,6 +51,9 @@ public enum ProcessAllocator {
         return kept
     }
 
+    /// Whether ``keepFreedMemory()`` took effect in this process.
+    public static var isKeepingFreedMemory: Bool { kept }
+
     /// What manifests record: `glibc, freed memory kept (M_MMAP_MAX=0, M_TRIM_THRESHOLD=max, M_ARENA_MAX=1)`
     /// or `system default`.
     public static var description: String {

@@ -86,7 +86,7 @@ public struct MPICommunicator: Communicator {
         return out
     }
 
-    /// Binary32 chunks as `MPI_FLOAT`, added with ``reduce(_:_:)-([[Float]],_)``.
+    /// Binary32 chunks as `MPI_FLOAT`, added in place of the received buffer (``reduce(_:_:)-([UnsafeBufferPointer<Float>],_)``).
     public func reduceScatter(_ full: [Float], order: ReductionOrder) -> [Float] {
         precondition(full.count % size == 0, "reduceScatter: length \(full.count) not divisible by \(size) ranks")
         let m = full.count / size
@@ -99,6 +99,8 @@ public struct MPICommunicator: Communicator {
             }
         }
         if size == 1 { return received }
-        return reduce((0..<size).map { Array(received[($0 * m)..<(($0 + 1) * m)]) }, order)
+        return received.withUnsafeBufferPointer { r in
+            reduce((0..<size).map { UnsafeBufferPointer(rebasing: r[($0 * m)..<(($0 + 1) * m)]) }, order)
+        }
     }
 }

@@ -242,7 +242,7 @@ func runCLIResources(_ args: [String], environment: [String: String]) throws -> 
         let model = ["--model", "mlp:widths=6-8-3,samples=16", "--reps", "1"]
         let base = try runCLI(["bench", "shard-hvp", "--shards", "0"] + model)
         #expect(base.status == 0, "\(base.stderr)")
-        let header = "backend,ranks,rank,model,n,seconds_per_hvp,collectives_per_hvp,bytes_sent_per_hvp,max_rss_mib,hvp_rss_delta_mib,mem_model_mib"
+        let header = "backend,ranks,rank,model,n,seconds_per_hvp,collectives_per_hvp,bytes_sent_per_hvp,max_rss_mib,hvp_rss_delta_mib,mem_model_mib,allocator"
         // Split naively on commas, the quoted spec becomes fields 3 and 4: n is field 5,
         // the collectives 7 and the bytes 8.
         let b = base.stdout.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
@@ -256,7 +256,7 @@ func runCLIResources(_ args: [String], environment: [String: String]) throws -> 
         let f = fp64.stdout.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
         #expect(f.count == 2 && f[1][7] == "5" && f[1][8] == "2352", "\(fp64.stdout)\(fp64.stderr)")
         // The memory model covers the binary32 path only: a cell under fp32, empty under fp64.
-        #expect(t.count == 2 && t[1].count == 12 && Double(t[1][11]) != nil, "\(two.stdout)")
-        #expect(f.count == 2 && f[1].count == 12 && f[1][11] == "", "\(fp64.stdout)")
+        #expect(t.count == 2 && t[1].count == 13 && Double(t[1][11]) != nil && t[1][12] == "keep", "\(two.stdout)")
+        #expect(f.count == 2 && f[1].count == 13 && f[1][11] == "", "\(fp64.stdout)")
     }
 }
