@@ -198,22 +198,16 @@ public final class InProcessWorld: @unchecked Sendable {
 
     /// Deposits `data` for `rank`, waits for all ranks, returns a snapshot of all
     /// slots, then waits again so slots can be reused by the next collective.
-    func exchange(_ rank: Int, _ data: [Double]) -> [[Double]] {
-        lock.lock()
-        slots[rank] = data
-        barrier()
-        let snapshot = slots
-        barrier()
-        lock.unlock()
-        return snapshot
-    }
+    func exchange(_ rank: Int, _ data: [Double]) -> [[Double]] { exchange(rank, data, \.slots) }
 
     /// ``exchange(_:_:)-([Double])`` of binary32 values.
-    func exchange(_ rank: Int, _ data: [Float]) -> [[Float]] {
+    func exchange(_ rank: Int, _ data: [Float]) -> [[Float]] { exchange(rank, data, \.floatSlots) }
+
+    private func exchange<E>(_ rank: Int, _ data: [E], _ slots: ReferenceWritableKeyPath<InProcessWorld, [[E]]>) -> [[E]] {
         lock.lock()
-        floatSlots[rank] = data
+        self[keyPath: slots][rank] = data
         barrier()
-        let snapshot = floatSlots
+        let snapshot = self[keyPath: slots]
         barrier()
         lock.unlock()
         return snapshot

@@ -40,30 +40,10 @@ public struct MPICommunicator: Communicator {
     public let rank: Int
     public let size: Int
 
-    public func allGather(_ local: [Double]) -> [Double] {
-        let m = local.count
-        precondition(m <= Int(Int32.max), "allGather: \(m) values exceed one MPI message")
-        var out = [Double](repeating: 0, count: m * size)
-        local.withUnsafeBufferPointer { l in
-            out.withUnsafeMutableBufferPointer { o in
-                MPIJob.check(MPI_Allgather(l.baseAddress, Int32(m), hh_mpi_double(), o.baseAddress, Int32(m), hh_mpi_double(),
-                                           hh_mpi_comm_world()), "MPI_Allgather")
-            }
-        }
-        return out
-    }
+    public func allGather(_ local: [Double]) -> [Double] { gather(local, hh_mpi_double()) }
 
     public func reduceScatter(_ full: [Double], format: FormatArithmetic, order: ReductionOrder) -> [Double] {
-        precondition(full.count % size == 0, "reduceScatter: length \(full.count) not divisible by \(size) ranks")
-        let m = full.count / size
-        precondition(m <= Int(Int32.max), "reduceScatter: \(m) values exceed one MPI message")
-        var received = [Double](repeating: 0, count: full.count)
-        full.withUnsafeBufferPointer { f in
-            received.withUnsafeMutableBufferPointer { r in
-                MPIJob.check(MPI_Alltoall(f.baseAddress, Int32(m), hh_mpi_double(), r.baseAddress, Int32(m), hh_mpi_double(),
-                                          hh_mpi_comm_world()), "MPI_Alltoall")
-            }
-        }
+        let (received, m) = exchangeChunks(full, hh_mpi_double())
         return reduce((0..<size).map { Array(received[($0 * m)..<(($0 + 1) * m)]) }, format, order)
     }
 
@@ -73,34 +53,42 @@ public struct MPICommunicator: Communicator {
     }
 
     /// Binary32 values as `MPI_FLOAT`.
-    public func allGather(_ local: [Float]) -> [Float] {
+    public func allGather(_ local: [Float]) -> [Float] { gather(local, hh_mpi_float()) }
+
+    /// Binary32 chunks as `MPI_FLOAT`, added in place of the received buffer (``reduce(_:_:)-([UnsafeBufferPointer<Float>],_)``).
+    public func reduceScatter(_ full: [Float], order: ReductionOrder) -> [Float] {
+        let (received, m) = exchangeChunks(full, hh_mpi_float())
+        if size == 1 { return received }
+        return received.withUnsafeBufferPointer { r in
+            reduce((0..<size).map { UnsafeBufferPointer(rebasing: r[($0 * m)..<(($0 + 1) * m)]) }, order)
+        }
+    }
+
+    /// `MPI_Allgather` of `local` (values of `type`, which must match `E`).
+    func gather<E: BinaryFloatingPoint>(_ local: [E], _ type: MPI_Datatype) -> [E] {
         let m = local.count
         precondition(m <= Int(Int32.max), "allGather: \(m) values exceed one MPI message")
-        var out = [Float](repeating: 0, count: m * size)
+        var out = [E](repeating: 0, count: m * size)
         local.withUnsafeBufferPointer { l in
             out.withUnsafeMutableBufferPointer { o in
-                MPIJob.check(MPI_Allgather(l.baseAddress, Int32(m), hh_mpi_float(), o.baseAddress, Int32(m), hh_mpi_float(),
-                                           hh_mpi_comm_world()), "MPI_Allgather")
+                MPIJob.check(MPI_Allgather(l.baseAddress, Int32(m), type, o.baseAddress, Int32(m), type, hh_mpi_comm_world()), "MPI_Allgather")
             }
         }
         return out
     }
 
-    /// Binary32 chunks as `MPI_FLOAT`, added in place of the received buffer (``reduce(_:_:)-([UnsafeBufferPointer<Float>],_)``).
-    public func reduceScatter(_ full: [Float], order: ReductionOrder) -> [Float] {
+    /// `MPI_Alltoall` of `full`'s S chunks: rank r receives every rank's chunk r, in rank
+    /// order (the same volume as a ring reduce-scatter). Returns them and the chunk length.
+    func exchangeChunks<E: BinaryFloatingPoint>(_ full: [E], _ type: MPI_Datatype) -> (received: [E], chunk: Int) {
         precondition(full.count % size == 0, "reduceScatter: length \(full.count) not divisible by \(size) ranks")
         let m = full.count / size
         precondition(m <= Int(Int32.max), "reduceScatter: \(m) values exceed one MPI message")
-        var received = [Float](repeating: 0, count: full.count)
+        var received = [E](repeating: 0, count: full.count)
         full.withUnsafeBufferPointer { f in
             received.withUnsafeMutableBufferPointer { r in
-                MPIJob.check(MPI_Alltoall(f.baseAddress, Int32(m), hh_mpi_float(), r.baseAddress, Int32(m), hh_mpi_float(),
-                                          hh_mpi_comm_world()), "MPI_Alltoall")
+                MPIJob.check(MPI_Alltoall(f.baseAddress, Int32(m), type, r.baseAddress, Int32(m), type, hh_mpi_comm_world()), "MPI_Alltoall")
             }
         }
-        if size == 1 { return received }
-        return received.withUnsafeBufferPointer { r in
-            reduce((0..<size).map { UnsafeBufferPointer(rebasing: r[($0 * m)..<(($0 + 1) * m)]) }, order)
-        }
+        return (received, m)
     }
 }
