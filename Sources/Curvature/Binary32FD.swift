@@ -35,6 +35,13 @@ import Models
 public protocol FusedFDScalar: ComputeScalar {
     static func fusedFD<M: DifferentiableModel>(_ model: M, theta: [Double], v: [Double], scheme: FDScheme,
                                                 epsilon: Double, precision: FDPrecision) -> FDResult?
+    /// One rank's part of the sharded FD-HVP with the same values as the staged
+    /// ``ShardedHVP/rankEstimateByStages(comm:model:thetaShard:vShard:layout:scheme:step:precision:order:compute:)``
+    /// (nil for the policies it does not cover). `Float`: ``Binary32FD``.
+    static func fusedRankFD<M: DifferentiableModel>(
+        comm: any Communicator, model: M, thetaShard: [Double], vShard: [Double], layout: ShardLayout, scheme: FDScheme,
+        epsilon: Double, samples: Range<Int>, precision: FDPrecision, order: ReductionOrder, wantsPlus: Bool
+    ) -> (hv: [Double], plus: [Double])?
 }
 
 extension Float: FusedFDScalar {
@@ -42,6 +49,15 @@ extension Float: FusedFDScalar {
     public static func fusedFD<M: DifferentiableModel>(_ model: M, theta: [Double], v: [Double], scheme: FDScheme,
                                                        epsilon: Double, precision: FDPrecision) -> FDResult? {
         Binary32FD.estimate(model, theta: theta, v: v, scheme: scheme, epsilon: epsilon, precision: precision)
+    }
+
+    @inlinable
+    public static func fusedRankFD<M: DifferentiableModel>(
+        comm: any Communicator, model: M, thetaShard: [Double], vShard: [Double], layout: ShardLayout, scheme: FDScheme,
+        epsilon: Double, samples: Range<Int>, precision: FDPrecision, order: ReductionOrder, wantsPlus: Bool
+    ) -> (hv: [Double], plus: [Double])? {
+        Binary32FD.rankEstimate(comm: comm, model: model, thetaShard: thetaShard, vShard: vShard, layout: layout, scheme: scheme,
+                                epsilon: epsilon, samples: samples, precision: precision, order: order, wantsPlus: wantsPlus)
     }
 }
 

@@ -50,11 +50,11 @@ public enum ShardedHVP {
         scheme: FDScheme, step: StepPolicy, precision: FDPrecision, order: ReductionOrder, compute: T.Type,
         wantsPlus: Bool = true
     ) -> (hv: [Double], plus: [Double], eps: Double) {
-        if T.self == Float.self {
+        if let F = T.self as? any FusedFDScalar.Type {           // fp32 throughout: the same values in fewer passes
             let eps = epsilon(comm: comm, thetaShard: tr, vShard: vr, step: step, order: order)
-            if let r = Binary32FD.rankEstimate(comm: comm, model: model, thetaShard: tr, vShard: vr, layout: layout, scheme: scheme,
-                                               epsilon: eps, samples: samples(comm: comm, model.sampleCount), precision: precision,
-                                               order: order, wantsPlus: wantsPlus) {
+            if let r = F.fusedRankFD(comm: comm, model: model, thetaShard: tr, vShard: vr, layout: layout, scheme: scheme,
+                                     epsilon: eps, samples: samples(comm: comm, model.sampleCount), precision: precision,
+                                     order: order, wantsPlus: wantsPlus) {
                 return (r.hv, r.plus, eps)
             }
         }
