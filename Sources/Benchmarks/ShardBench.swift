@@ -24,7 +24,7 @@ import Studies
 /// MPI library's algorithm). `max_rss_mib` is the process's peak resident set
 /// (`getrusage` ru_maxrss), which includes the runtime, the model's data and setting
 /// up; `hvp_rss_delta_mib` the warm-up FD-HVP's peak above the RSS before it, and
-/// `mem_model_mib` what ``memoryModel(_:policy:ranks:mpi:unsharded:)`` says it holds;
+/// `mem_model_mib` what ``memoryModel(_:policy:precision:ranks:mpi:unsharded:)`` says it holds;
 /// `allocator` the `HH_MALLOC` policy in force (`keep` or `system`).
 public enum ShardBench {
     public static let header = "backend,ranks,rank,model,n,seconds_per_hvp,collectives_per_hvp,bytes_sent_per_hvp,max_rss_mib,hvp_rss_delta_mib,mem_model_mib,allocator"
@@ -72,7 +72,7 @@ public enum ShardBench {
         let before = MemoryProbe.current()
         let (calls, bytes) = try hvp()
         let deltaMiB = Double(max(MemoryProbe.peak() - before, 0)) / 1_048_576
-        let modelMiB = memoryModel(m, policy: pol, ranks: ranks, mpi: world != nil, unsharded: unsharded).map { Double($0) / 1_048_576 }
+        let modelMiB = memoryModel(m, policy: pol, precision: engine.precision, ranks: ranks, mpi: world != nil, unsharded: unsharded).map { Double($0) / 1_048_576 }
         let clock = ContinuousClock()
         var times: [Double] = []
         for _ in 0..<reps { times.append(try clock.measure { _ = try hvp() }.seconds) }
@@ -102,7 +102,7 @@ public enum ShardBench {
     /// the staged fp64-carrier path (not modelled here). With m the padded shard length
     /// and G the values one gradient holds at its peak over the rank's block of samples
     /// (``DescribedModel/peakGradientValues(samples:)``, the point it reads included), a
-    /// rank's peak is the largest of three moments:
+    /// rank's peak is the largest of four moments:
     /// - the second gradient: both points (8m bytes) and the first gradient's shard (4m)
     ///   alive, the gradient's own 4·(G − n) beyond the point, and the gathered point 4n
     ///   where gathering copies it (under MPI always, in process with two or more ranks;
@@ -121,15 +121,13 @@ public enum ShardBench {
     /// memory kept (the default) RSS also holds the freed blocks a larger request could
     /// not reuse (13% more on two ranks of SmolLM2-135M), so `bench/shard-hvp.sh` checks
     /// the model on MPI rows run under `system`.
-    static func memoryModel(_ m: any DifferentiableModel, policy p: PrecisionPolicy, ranks: Int, mpi: Bool, unsharded: Bool) -> Int? {
-        guard let param = try? p.arithmetic(p.param), let grad = try? p.arithmetic(p.grad), let hvp = try? p.arithmetic(p.hvp),
-              param.isBinary32Nearest, grad.isBinary32Nearest, hvp.isBinary32Nearest || hvp == .fp64,
-              p.compute.name == "fp32", p.mode(for: p.compute) == .nearest else { return nil }
+    static func memoryModel(_ m: any DifferentiableModel, policy p: PrecisionPolicy, precision: FDPrecision, ranks: Int, mpi: Bool,
+                            unsharded: Bool) -> Int? {
+        guard precision.shardsInBinary32, p.compute.name == "fp32", p.mode(for: p.compute) == .nearest else { return nil }
         let n = m.parameterCount
         let layout = ShardLayout(count: n, shards: unsharded ? 1 : ranks)
         let shard = layout.shardSize
-        let samples = (m.sampleCount + layout.shards - 1) / layout.shards        // rank 0's block, the largest
-        let g = m.peakGradientValues(samples: samples)
+        let g = m.peakGradientValues(samples: ShardedHVP.samples(rank: 0, shards: layout.shards, count: m.sampleCount).count)  // the largest block
         let gathers = mpi || (!unsharded && ranks > 1)
         let secondGradient = 12 * shard + 4 * (g - n) + (gathers ? 4 * n : 0)
         let quotient = 24 * shard

@@ -73,17 +73,7 @@ enum Binary32FD {
               precision.hvp.isBinary32Nearest || precision.hvp == .fp64, scheme != .richardson else { return nil }
         let n = theta.count
         let central = scheme == .central                           // offsets: central [1, −1], forward [1, 0]
-        var swamped = 0, moving = 0
-        var second = [Float]()
-        let plus = [Float](unsafeUninitializedCapacity: n) { out, count in
-            second = [Float](unsafeUninitializedCapacity: n) { out2, count2 in
-                theta.withUnsafeBufferPointer { t in v.withUnsafeBufferPointer { vs in
-                    (moving, swamped) = points(t, vs, eps, central: central, precision.param, plus: out, second: out2)
-                } }
-                count2 = n
-            }
-            count = n
-        }
+        let (plus, second, moving, swamped) = pointArrays(theta, v, eps, central: central, precision.param)
         let grads = [plus, second].map {
             model.lossAndGradient($0, samples: 0..<model.sampleCount, accumulation: precision.accumulation).gradient
         }
@@ -112,21 +102,11 @@ enum Binary32FD {
         scheme: FDScheme, epsilon eps: Double, samples: Range<Int>, precision: FDPrecision, order: ReductionOrder,
         wantsPlus: Bool
     ) -> (hv: [Double], plus: [Double])? {
-        guard precision.param.isBinary32Nearest, precision.grad.isBinary32Nearest,
-              precision.hvp.isBinary32Nearest || precision.hvp == .fp64, scheme != .richardson else { return nil }
+        guard precision.shardsInBinary32, scheme != .richardson else { return nil }
         let m = tr.count, n = layout.count
         precondition(vr.count == m && m == layout.shardSize)
         let central = scheme == .central
-        var second = [Float]()
-        let plus = [Float](unsafeUninitializedCapacity: m) { out, count in
-            second = [Float](unsafeUninitializedCapacity: m) { out2, count2 in
-                tr.withUnsafeBufferPointer { t in vr.withUnsafeBufferPointer { vs in
-                    _ = points(t, vs, eps, central: central, precision.param, plus: out, second: out2)
-                } }
-                count2 = m
-            }
-            count = m
-        }
+        let (plus, second, _, _) = pointArrays(tr, vr, eps, central: central, precision.param)
         let padding = layout.paddedCount - n
         // The gathered point is released before the reduce-scatter (it is the largest
         // buffer alive there otherwise).
@@ -143,6 +123,25 @@ enum Binary32FD {
         let gPlus = gradientShard(plus), gSecond = gradientShard(second)
         let hv = quotient(gPlus, gSecond, denominator: precision.hvp.round(scheme == .forward ? eps : 2 * eps), hvp: precision.hvp)
         return (hv, wantsPlus ? plus.map(Double.init) : [])
+    }
+
+    /// ``points(_:_:_:central:_:plus:second:)`` into two new arrays.
+    @inlinable
+    static func pointArrays(_ theta: [Double], _ v: [Double], _ eps: Double, central: Bool, _ param: FormatArithmetic)
+        -> (plus: [Float], second: [Float], moving: Int, swamped: Int) {
+        let n = theta.count
+        var moving = 0, swamped = 0
+        var second = [Float]()
+        let plus = [Float](unsafeUninitializedCapacity: n) { out, count in
+            second = [Float](unsafeUninitializedCapacity: n) { out2, count2 in
+                theta.withUnsafeBufferPointer { t in v.withUnsafeBufferPointer { vs in
+                    (moving, swamped) = points(t, vs, eps, central: central, param, plus: out, second: out2)
+                } }
+                count2 = n
+            }
+            count = n
+        }
+        return (plus, second, moving, swamped)
     }
 
     /// Both points in one pass over θ and v: plus[i] = fl32(θᵢ + εvᵢ) and second[i] =
@@ -188,5 +187,14 @@ enum Binary32FD {
             } } }
             count = n
         }
+    }
+}
+
+extension FDPrecision {
+    /// Whether a `Float` sharded FD-HVP under this precision takes the binary32 path
+    /// (``Binary32FD``'s rank estimate; forward and central schemes): param and grad
+    /// binary32 to nearest, hvp binary32 to nearest or fp64.
+    @inlinable public var shardsInBinary32: Bool {
+        param.isBinary32Nearest && grad.isBinary32Nearest && (hvp.isBinary32Nearest || hvp == .fp64)
     }
 }

@@ -80,9 +80,13 @@ public enum ShardedHVP {
 
     /// This rank's block of the samples: ⌈B/S⌉ each, the last ones shorter or empty.
     @inlinable
-    static func samples(comm: any Communicator, _ count: Int) -> Range<Int> {
-        let per = (count + comm.size - 1) / comm.size
-        return min(comm.rank * per, count)..<min((comm.rank + 1) * per, count)
+    static func samples(comm: any Communicator, _ count: Int) -> Range<Int> { samples(rank: comm.rank, shards: comm.size, count: count) }
+
+    /// Rank r's block of `count` samples over `shards` ranks: ⌈B/S⌉ each, the last ones shorter or empty.
+    @inlinable
+    public static func samples(rank r: Int, shards: Int, count: Int) -> Range<Int> {
+        let per = (count + shards - 1) / shards
+        return min(r * per, count)..<min((r + 1) * per, count)
     }
 
     /// ``rankEstimate(comm:model:thetaShard:vShard:layout:scheme:step:precision:order:compute:wantsPlus:)``
