@@ -253,6 +253,7 @@ public enum Kernels {
                      "gemm: op(A) is \(m)×\(k), op(B) \(kb)×\(n), C holds \(c.count)")
         guard m > 0 && n > 0 else { return }
         guard k > 0 else { for i in 0..<(m * n) { c[i] = .zero }; return }
+        if let log = Kernels.gemmLog { log.record(GemmShape(m: m, k: k, n: n, transA: ta, transB: tb)) }
         B.blasGemm(ta, tb, m, n, k, UnsafeRawPointer(a.baseAddress!).assumingMemoryBound(to: B.self), max(ac, 1),
                    UnsafeRawPointer(b.baseAddress!).assumingMemoryBound(to: B.self), max(bc, 1),
                    UnsafeMutableRawPointer(c.baseAddress!).assumingMemoryBound(to: B.self))

@@ -1,3 +1,5 @@
+import LinearAlgebra
+
 /// The work of one gradient (forward and reverse pass over the model's whole batch),
 /// counted analytically from the architecture: the features of the scaling study's
 /// cost model `time ≈ c_f·FLOPs + c_b·bytes + c_0` (docs/NUMERICS.md §9, issue 19).
@@ -17,6 +19,9 @@
 ///   4×). Element-wise work (norms, softmax, activations, the loss) is proportional to
 ///   the activations and so rides on this term. Bytes are `values × bytes per value`.
 /// - `tokens`: the batch's positions (sequences × context) or samples.
+/// - `products`: the BLAS products of those FLOPs, shape by shape (transposes as the code
+///   passes them) with how often each runs: the cost model times them at their own shapes
+///   (``GemmShape``); `flops − gemmFlops` is the rest (attention's dot products).
 ///
 /// These are counts of the harness's own algorithm, not of an ideal one (the attention
 /// kernel is not fused, the loss materializes every logit).
@@ -24,7 +29,21 @@ public struct GradientWork: Sendable, Equatable {
     public var flops: Double
     public var values: Double
     public var tokens: Int
-    public init(flops: Double, values: Double, tokens: Int) { self.flops = flops; self.values = values; self.tokens = tokens }
+    public var products: [GemmShape: Int]
+    public init(flops: Double, values: Double, tokens: Int, products: [GemmShape: Int] = [:]) {
+        self.flops = flops; self.values = values; self.tokens = tokens; self.products = products
+    }
+    /// FLOPs of ``products``.
+    public var gemmFlops: Double { products.reduce(0) { $0 + $1.key.flops * Double($1.value) } }
+
+    /// The three products of a linear map over `rows` rows from `in` to `out` whose weight
+    /// is stored out×in, as the Llama and MLP code runs them: forward X·Wᵀ (NT), weight
+    /// gradient dYᵀ·X (TN), input gradient dY·W (NN, unless `inputGradient` is false).
+    static func linearMap(_ p: inout [GemmShape: Int], rows r: Int, in i: Int, out o: Int, times c: Int = 1, inputGradient: Bool = true) {
+        p[GemmShape(m: r, k: i, n: o, transA: false, transB: true), default: 0] += c
+        p[GemmShape(m: o, k: r, n: i, transA: true, transB: false), default: 0] += c
+        if inputGradient { p[GemmShape(m: r, k: o, n: i), default: 0] += c }
+    }
 
     /// Causal attention's multiply–adds over `sequences` sequences of `context` positions,
     /// forward and reverse, for query heads totalling `width` columns.
@@ -40,12 +59,14 @@ extension MLP {
     public func gradientWork() -> GradientWork? {
         let b = Double(data.count)
         var macs = 0.0
+        var products: [GemmShape: Int] = [:]
         for l in 0..<(widths.count - 1) {
             let m = b * Double(widths[l]) * Double(widths[l + 1])
             macs += l > 0 ? 3 * m : 2 * m
+            GradientWork.linearMap(&products, rows: data.count, in: widths[l], out: widths[l + 1], inputGradient: l > 0)
         }
         let acts = b * Double(widths.dropLast().reduce(0, +) + widths.dropFirst().reduce(0, +))
-        return GradientWork(flops: 2 * macs, values: 4 * Double(parameterCount) + 4 * acts, tokens: data.count)
+        return GradientWork(flops: 2 * macs, values: 4 * Double(parameterCount) + 4 * acts, tokens: data.count, products: products)
     }
 }
 
@@ -61,7 +82,20 @@ extension TransformerLM {
         let macs = 3 * linear + Double(c.layers) * GradientWork.attentionMACs(sequences: S, context: L, width: c.width)
         let perBlock = r * (10 * d + 2 * Double(c.ff)) + Double(S * c.heads * L * L)
         let acts = Double(c.layers) * perBlock + r * (4 * d + 2 * v)
-        return GradientWork(flops: 2 * macs, values: 4 * Double(parameterCount) + 4 * acts, tokens: S * L)
+        // Per sequence (L rows), the weights' transposes and dYᵀ formed as copies, so every
+        // product is NN: forward X·W (L×in·in×out), weight gradient dYᵀ·X (out×L·L×in),
+        // input gradient dY·W (L×out·out×in).
+        var products: [GemmShape: Int] = [:]
+        func map(_ i: Int, _ o: Int, _ times: Int) {
+            products[GemmShape(m: L, k: i, n: o), default: 0] += times * S
+            products[GemmShape(m: o, k: L, n: i), default: 0] += times * S
+            products[GemmShape(m: L, k: o, n: i), default: 0] += times * S
+        }
+        map(c.width, c.width, 4 * c.layers)
+        map(c.width, c.ff, c.layers)
+        map(c.ff, c.width, c.layers)
+        map(c.width, vocab.count, 1)
+        return GradientWork(flops: 2 * macs, values: 4 * Double(parameterCount) + 4 * acts, tokens: S * L, products: products)
     }
 }
 
@@ -87,7 +121,15 @@ extension LlamaLM.Config {
         let macs = 3 * r * perPosition + Double(layers) * GradientWork.attentionMACs(sequences: S, context: L, width: width)
         let perBlock = r * (7 * d + 2 * kv + 3 * f) + Double(S * heads * L * L)
         let acts = Double(layers) * perBlock + r * (2 * d + 2 * v)
-        return GradientWork(flops: 2 * macs, values: 4 * Double(parameterCount) + 4 * acts, tokens: S * L)
+        // The linear maps see all S·L rows as one matrix.
+        var products: [GemmShape: Int] = [:]
+        let R = S * L
+        GradientWork.linearMap(&products, rows: R, in: width, out: width, times: 2 * layers)        // q, o
+        GradientWork.linearMap(&products, rows: R, in: width, out: kvWidth, times: 2 * layers)      // k, v
+        GradientWork.linearMap(&products, rows: R, in: width, out: ff, times: 2 * layers)           // gate, up
+        GradientWork.linearMap(&products, rows: R, in: ff, out: width, times: layers)               // down
+        GradientWork.linearMap(&products, rows: R, in: width, out: vocab)                           // head
+        return GradientWork(flops: 2 * macs, values: 4 * Double(parameterCount) + 4 * acts, tokens: S * L, products: products)
     }
 }
 

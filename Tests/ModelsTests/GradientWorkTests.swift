@@ -76,6 +76,30 @@ struct GradientWorkTests {
         }
     }
 
+    /// The products a gradient lists are the ones it runs: shapes, transposes and counts
+    /// recorded from sgemm's calls (``GemmLog``) during one fp32 BLAS gradient, for each
+    /// family (the Llama with tied and untied heads and grouped k/v); their FLOPs are the
+    /// linear part of the closed-form count.
+    @Test func productsAreTheOnesAGradientRuns() throws {
+        // (spec, context, sequences, width, layers); attention's FLOPs are the rest.
+        let cases: [(String, Int, Int, Int, Int)] = [
+            ("mlp:widths=5-7-6-3,samples=9", 0, 0, 0, 0),
+            ("transformer:context=5,width=8,heads=2,layers=2,ff=12,sequences=3", 5, 3, 8, 2),
+            ("llama:vocab=13,width=8,layers=3,heads=4,kv_heads=2,ff=10,context=6,sequences=2,tied=yes", 6, 2, 8, 3),
+            ("llama:vocab=13,width=8,layers=2,heads=4,kv_heads=4,ff=10,context=6,sequences=3,tied=no", 6, 3, 8, 2)]
+        for (spec, L, S, d, layers) in cases {
+            let m = try ModelSpec.build(spec, seed: 3)
+            let w = try #require(m.gradientWork())
+            let theta = (0..<m.parameterCount).map { Float(($0 % 11) - 5) / 16 }
+            let log = GemmLog()
+            Kernels.$gemmLog.withValue(log) { _ = m.lossAndGradient(theta, accumulation: .blas) }
+            #expect(!log.counts.isEmpty, "\(spec)")
+            #expect(log.counts == w.products, "\(spec): ran \(log.counts.sorted { $0.key < $1.key }), listed \(w.products.sorted { $0.key < $1.key })")
+            let attention = Double(layers) * 12 * Double(S) * Double(L * (L + 1) / 2) * Double(d)
+            #expect(w.flops - w.gemmFlops == attention, "\(spec)")
+        }
+    }
+
     @Test func unmodelledFamiliesSayNil() throws {
         #expect(try ModelSpec.build("expsum:n=4", seed: 1).gradientWork() == nil)
         #expect(try ModelSpec.build("quadratic:diag:n=12,lo=0.5,hi=3", seed: 1).gradientWork() == nil)
