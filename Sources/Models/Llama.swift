@@ -160,9 +160,20 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
     /// product: 3·ff; two RMS factors), and per token the stream, the final norm's output
     /// and the logits with their gradient (2d + 2·vocab).
     public func peakGradientValues(samples: Int) -> Int {
-        let c = config, L = context
-        let perToken = c.layers * (6 * c.width + 2 * c.kvWidth + c.heads * L + 3 * c.ff + 2) + 2 * c.width + 2 * c.vocab
-        return 2 * parameterCount + samples * L * perToken
+        2 * parameterCount + samples * context * valuesPerToken
+    }
+
+    /// `shards` in-process ranks at once, each with its block of the sequences: θ once,
+    /// a gradient per rank, and every sequence's per-token values (the blocks partition
+    /// the batch).
+    public func peakGradientValues(shards: Int) -> Int {
+        (1 + shards) * parameterCount + sequences.count * context * valuesPerToken
+    }
+
+    /// The per-token values of ``peakGradientValues(samples:)``.
+    var valuesPerToken: Int {
+        let c = config
+        return c.layers * (6 * c.width + 2 * c.kvWidth + c.heads * context + 3 * c.ff + 2) + 2 * c.width + 2 * c.vocab
     }
 
     /// The checkpoint's parameters when loaded from one; otherwise seeded: matrices

@@ -66,6 +66,13 @@ struct DescriptionTests {
         // One rank's activations plus n values four times: θ, the weights' work copy, their transposes, the gradient.
         #expect(t.peakGradientValues(shards: 1) == perRank + 4 * t.parameterCount)
         #expect(try ModelSpec.build("expsum:n=4", seed: 1).peakGradientValues(shards: 3) == 8)
+        // Llama (k/v width 2 heads × 2): per token and layer 6d + 2·kv + heads·L + 3·ff + 2 = 48 + 8 + 24 + 30 + 2,
+        // per token 2d + 2·vocab; θ once and a gradient per rank.
+        let l = try ModelSpec.build("llama:vocab=13,width=8,layers=2,heads=4,kv_heads=2,ff=10,context=6,sequences=3", seed: 1)
+        let perToken = 2 * (48 + 8 + 24 + 30 + 2) + 2 * 8 + 2 * 13
+        #expect(l.peakGradientValues(samples: 1) == 2 * l.parameterCount + 6 * perToken)
+        #expect(l.peakGradientValues(shards: 1) == 2 * l.parameterCount + 3 * 6 * perToken)
+        #expect(l.peakGradientValues(shards: 2) == 3 * l.parameterCount + 3 * 6 * perToken)
         // Through a parameter source (training), the base's model, not the default 2n.
         let trained = try ModelSpec.build("mlp:widths=4-6-3,samples=8,train=2", seed: 1)
         #expect(trained.peakGradientValues(shards: 1) == m.peakGradientValues(shards: 1))
