@@ -68,6 +68,7 @@ public enum ShardBench {
         }
         // The warm-up's memory: its peak RSS above the RSS before it (after the allocator
         // returned its free pages), against the model of what the binary32 path holds.
+        MemoryProbe.releaseFreedMemory()
         MemoryProbe.resetPeak()
         let before = MemoryProbe.current()
         let (calls, bytes) = try hvp()

@@ -1,62 +1,81 @@
 import RealModule
 
-/// The work-based cost model of the scaling study (docs/NUMERICS.md §9):
-/// `time ≈ c_f·FLOPs + c_b·bytes + c_0`, the three coefficients non-negative.
+/// The work-based cost model of the scaling study (docs/NUMERICS.md §9): time as a
+/// non-negative combination of work features plus a fixed cost, `time ≈ Σ_j c_j·x_j + c_0`
+/// — the study's features are the gradient's BLAS products timed at their shapes, the
+/// other FLOPs and the bytes moved (`c_g·G + c_f·F + c_b·B + c_0`).
 ///
 /// Fitted by least squares of the *relative* residuals `(ĉ·x_i − t_i)/t_i`, so that a
 /// 1 ms configuration weighs as much as a 1 s one (absolute residuals would let the
-/// largest size decide alone). Non-negativity is exact: every subset of the three
-/// terms is solved by its normal equations and the best subset whose coefficients are
-/// all ≥ 0 is kept (three terms, seven subsets; no iterative NNLS needed). FLOPs and
-/// bytes grow together within one architecture family, so c_f and c_b can trade off
-/// against each other; the fit is judged by its predictions on held-out sizes, not by
-/// the coefficients' separate values.
+/// largest size decide alone). Non-negativity is exact: every subset of the k + 1 terms
+/// is solved by its normal equations and the best one whose coefficients are all ≥ 0 is
+/// kept (2^(k+1) − 1 subsets; no iterative NNLS needed). The features grow together
+/// within one architecture family, so their coefficients can trade off against each
+/// other; the fit is judged by its predictions on held-out sizes, not by the
+/// coefficients' separate values.
 public struct CostModel: Sendable, Equatable {
-    /// Seconds per FLOP, per byte, and the fixed cost.
-    public var perFlop: Double, perByte: Double, fixed: Double
+    /// The coefficient of each feature (in the order the fit was given them) and the
+    /// fixed cost.
+    public var coefficients: [Double], fixed: Double
     /// Points the fit used, and the root mean square of their relative residuals.
     public var points: Int, rmsRelative: Double
 
-    public func predict(flops: Double, bytes: Double) -> Double { perFlop * flops + perByte * bytes + fixed }
+    public func predict(_ features: [Double]) -> Double {
+        precondition(features.count == coefficients.count, "cost model of \(coefficients.count) features given \(features.count)")
+        return zip(coefficients, features).reduce(fixed) { $0 + $1.0 * $1.1 }
+    }
 
-    /// Fits `t` against `(flops, bytes)`; nil with fewer than two points or non-positive
-    /// times.
+    /// Seconds per FLOP and per byte of a model fitted by ``fit(flops:bytes:time:)``.
+    public var perFlop: Double { coefficients[0] }
+    public var perByte: Double { coefficients[1] }
+    public func predict(flops: Double, bytes: Double) -> Double { predict([flops, bytes]) }
     public static func fit(flops: [Double], bytes: [Double], time: [Double]) -> CostModel? {
         precondition(flops.count == bytes.count && bytes.count == time.count)
-        let idx = time.indices.filter { time[$0] > 0 && time[$0].isFinite && flops[$0].isFinite && bytes[$0].isFinite }
+        return fit(features: zip(flops, bytes).map { [$0, $1] }, time: time)
+    }
+
+    /// Fits `t ≈ Σ_j c_j·x_j + c_0` over points `features[i]` (each of the same length);
+    /// nil with fewer than two usable points or non-positive times. A feature that is zero
+    /// at every point gets coefficient 0.
+    public static func fit(features: [[Double]], time: [Double]) -> CostModel? {
+        precondition(features.count == time.count)
+        let k = features.first?.count ?? 0
+        precondition(features.allSatisfy { $0.count == k })
+        let idx = time.indices.filter { time[$0] > 0 && time[$0].isFinite && features[$0].allSatisfy(\.isFinite) }
         guard idx.count >= 2 else { return nil }
         // Rows divided by t_i: each residual is relative; columns scaled to unit maximum
-        // for conditioning.
-        let cols: [[Double]] = [idx.map { flops[$0] / time[$0] }, idx.map { bytes[$0] / time[$0] }, idx.map { 1 / time[$0] }]
+        // for conditioning. Column k is the fixed cost.
+        let cols: [[Double]] = (0..<k).map { j in idx.map { features[$0][j] / time[$0] } } + [idx.map { 1 / time[$0] }]
         let scale = cols.map { c in c.map(abs).max() ?? 0 }
         var best: (c: [Double], sse: Double)? = nil
-        for mask in 1..<8 {
-            let active = (0..<3).filter { mask & (1 << $0) != 0 && scale[$0] > 0 }
-            guard active.count == (0..<3).filter({ mask & (1 << $0) != 0 }).count, active.count <= idx.count else { continue }
+        for mask in 1..<(1 << (k + 1)) {
+            let chosen = (0...k).filter { mask & (1 << $0) != 0 }
+            let active = chosen.filter { scale[$0] > 0 }
+            guard active.count == chosen.count, active.count <= idx.count else { continue }
             let a = active.map { j in cols[j].map { $0 / scale[j] } }
             // Normal equations AᵀA c = Aᵀ1.
-            let k = active.count
-            var m = [[Double]](repeating: [Double](repeating: 0, count: k + 1), count: k)
-            for r in 0..<k {
-                for s in 0..<k { m[r][s] = zip(a[r], a[s]).reduce(0) { $0 + $1.0 * $1.1 } }
-                m[r][k] = a[r].reduce(0, +)
+            let q = active.count
+            var m = [[Double]](repeating: [Double](repeating: 0, count: q + 1), count: q)
+            for r in 0..<q {
+                for s in 0..<q { m[r][s] = zip(a[r], a[s]).reduce(0) { $0 + $1.0 * $1.1 } }
+                m[r][q] = a[r].reduce(0, +)
             }
             guard let sol = solve(m) else { continue }
             guard sol.allSatisfy({ $0 >= 0 && $0.isFinite }) else { continue }
             var sse = 0.0
             for i in idx.indices {
                 var p = 0.0
-                for r in 0..<k { p += a[r][i] * sol[r] }
+                for r in 0..<q { p += a[r][i] * sol[r] }
                 sse += (p - 1) * (p - 1)
             }
             if best == nil || sse < best!.sse {
-                var c = [0.0, 0.0, 0.0]
+                var c = [Double](repeating: 0, count: k + 1)
                 for (r, j) in active.enumerated() { c[j] = sol[r] / scale[j] }
                 best = (c, sse)
             }
         }
         guard let b = best else { return nil }
-        return CostModel(perFlop: b.c[0], perByte: b.c[1], fixed: b.c[2], points: idx.count,
+        return CostModel(coefficients: Array(b.c[0..<k]), fixed: b.c[k], points: idx.count,
                          rmsRelative: (b.sse / Double(idx.count)).squareRoot())
     }
 

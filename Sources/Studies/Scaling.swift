@@ -7,18 +7,20 @@ import Models
 import Curvature
 
 /// Study `scaling` (NUMERICS.md §9): cost of gradients, FD-HVPs (each scheme), the
-/// exact dual HVP and a Lanczos step against parameter count and shard count, power-law
-/// fits `t = a·n^b` over the measured range (descriptive: not extrapolated), and a memory
-/// model of FD-HVP SLQ checked against measured peak RSS and evaluated at 10⁹–10¹¹
-/// parameters.
+/// exact dual HVP and a Lanczos step against the work counted from the architecture, a
+/// cost model fitted on the small sizes and checked on held-out large ones, and a memory
+/// model of FD-HVP SLQ checked against measured peak RSS.
 ///
 /// Units run one at a time (``exclusive``): timings are medians over `repeats`
-/// (after a warm-up), and memory is the process's peak RSS (`VmHWM`, reset through
+/// (after a warm-up; the Lanczos step the mean over a run after a first one), and memory is the process's peak RSS (`VmHWM`, reset through
 /// `/proc/self/clear_refs` before each unit) — so timing and memory columns are
 /// measurements and, unlike the other studies' tables, not byte-reproducible.
 ///
 /// Tables:
-/// - `timings.csv`: per model × shards: `time_grad_s`, `time_hvp_s` per scheme
+/// - `timings.csv`: per model × shards: the gradient's counted work (`flops_grad`,
+///   `bytes_grad`, `flops_gemm_grad` of it in BLAS products) and `gemm_s_grad` (those
+///   products timed at their shapes, `gemm.csv`; the unsharded gradient's products also on
+///   rows with shards > 1), `time_grad_s`, `time_hvp_s` per scheme
 ///   (`time_hvp_forward_s`, …), `time_hvp_exact_s` (dual numbers, unsharded),
 ///   `grad_rss_delta_bytes` (one gradient's peak RSS above the RSS before it),
 ///   `activation_values` (the model's count of compute values alive at a gradient's peak),
@@ -28,15 +30,21 @@ import Curvature
 ///   Lanczos phase in the harness's own representation (fp64 carriers for
 ///   param/grad/hvp stages, the compute and Krylov types' sizes, all S ranks in one
 ///   process), with `mem_model_ratio = mem_model_bytes / rss_delta_bytes`.
-/// - `fits.csv`: per quantity and shard count, `fit_a`, `fit_b`, `fit_r2` of `t = a·n^b`
-///   and the measured range `n_min`…`n_max` it describes. Times are not extrapolated: at
-///   these sizes fixed overheads dominate (exponents below 1), so a power law fitted
-///   here says nothing about 10⁹ parameters (issue 19 asks for a work-based cost model
-///   validated on held-out sizes first).
-/// - `extrapolation.csv`: the native memory model per shard (formats' own byte sizes;
-///   activations excluded) at 10⁹, 10¹⁰, 10¹¹ parameters for each shard count and
-///   reorthogonalization (none: 3 Lanczos vectors; full/partial/selective:
-///   `memory_steps` + 1 stored vectors), each row labelled with its assumptions.
+/// - `gemm.csv`: every product shape of every model and extrapolation target, how often one
+///   gradient runs it, its seconds and GFLOP/s (``GemmCalibration``).
+/// - `costmodel.csv`: per quantity, family and shard count, the ``CostModel``
+///   `t ≈ c_gemm·G + c_f·F_o + c_b·B + c_0` (features: ``features(quantity:flops:gemmFlops:gemmSeconds:bytes:n:cb:kb:steps:)``)
+///   fitted on the sizes up to `fit_max_parameters`; `predictions.csv` every size's
+///   prediction, role `fit` or `held-out`.
+/// - `fits.csv`: the exponent of time against the quantity's FLOPs (and against its
+///   products' measured seconds) in the compute-bound range (`compute_bound_min_parameters`
+///   up): descriptive, never extrapolated.
+/// - `extrapolation.csv`: times of `extrapolate_models` (architectures never run) from the
+///   cost model of their family, only where it was checked on held-out sizes; the native
+///   memory model per shard (formats' own byte sizes; activations excluded) at
+///   `extrapolate_to` parameters for each shard count and reorthogonalization (none: 3
+///   Lanczos vectors; full/partial/selective: `memory_steps` + 1 stored vectors). Every row
+///   is labelled with its assumptions.
 public struct ScalingStudy: Study {
     public struct Config: Sendable {
         public var models: [String]
@@ -101,23 +109,49 @@ public struct ScalingStudy: Study {
         cases = c.models.flatMap { m in c.shards.map { Case(model: m, shards: $0) } }
     }
 
-    public var units: [StudyUnit] { cases.map { StudyUnit(key: "\($0.model)|\($0.shards)") } }
+    /// One unit per model and shard count, then one per extrapolation target (its products
+    /// timed at their shapes, nothing else run).
+    public var units: [StudyUnit] {
+        cases.map { StudyUnit(key: "\($0.model)|\($0.shards)") } + targets.map { StudyUnit(key: "products|\($0.spec)") }
+    }
     public var seeds: [String: UInt64] { ["seed": config.seed] }
 
     public var timingsHeader: [String] {
-        ["model", "family", "parameters", "samples", "tokens", "flops_grad", "bytes_grad", "policy", "shards", "repeats", "time_grad_s"]
+        ["model", "family", "parameters", "samples", "tokens", "flops_grad", "bytes_grad", "flops_gemm_grad", "gemm_s_grad", "policy", "shards",
+         "repeats", "time_grad_s"]
             + config.schemes.map { "time_hvp_\($0.rawValue)_s" } + ["time_hvp_exact_s", "time_lanczos_step_s"]
             + config.schemes.map { "hvp_over_grad_\($0.rawValue)" } + ["hvp_over_grad_exact", "lanczos_steps",
             "grad_rss_delta_bytes", "activation_values", "peak_rss_bytes", "rss_delta_bytes", "mem_model_bytes", "mem_model_ratio"]
     }
-    public static let fitsHeader = ["quantity", "family", "shards", "exponent_vs_flops", "fit_r2", "points", "n_min", "n_max"]
-    public static let costModelHeader = ["quantity", "family", "shards", "c_flop_s", "c_byte_s", "c_0_s", "fit_points", "fit_rms_rel",
+    public static let fitsHeader = ["quantity", "family", "shards", "exponent_vs_flops", "fit_r2", "exponent_vs_gemm_s", "points", "n_min", "n_max"]
+    public static let costModelHeader = ["quantity", "family", "shards", "c_gemm", "c_flop_s", "c_byte_s", "c_0_s", "fit_points", "fit_rms_rel",
                                          "n_min", "n_max"]
-    public static let predictionsHeader = ["model", "family", "parameters", "shards", "quantity", "flops", "bytes", "measured_s",
-                                           "predicted_s", "pred_over_meas", "role"]
-    public static let extrapolationHeader = ["model", "parameters", "shards", "reorth", "lanczos_vectors", "quantity", "value", "unit", "label"]
+    public static let predictionsHeader = ["model", "family", "parameters", "shards", "quantity", "flops", "gemm_s", "other_flops", "bytes",
+                                           "measured_s", "predicted_s", "pred_over_meas", "role"]
+    public static let gemmHeader = ["model", "m", "k", "n", "trans_a", "trans_b", "count", "seconds", "gflop_s"]
+
+    /// Times each product of `work` at its shape (``GemmCalibration``): the `gemm` rows of
+    /// `model` and the seconds of all of them together (Σ count·seconds).
+    func timeProducts(_ work: GradientWork, model: String, into out: inout UnitOutput) throws -> Double {
+        var total = 0.0
+        for (shape, count) in work.products.sorted(by: { $0.key < $1.key }) {
+            let t = try GemmCalibration.measure(shape, policy: config.policy, repeats: config.repeats)
+            total += Double(count) * t
+            out.append("gemm", [model, "\(shape.m)", "\(shape.k)", "\(shape.n)", shape.transA ? "T" : "N", shape.transB ? "T" : "N", "\(count)",
+                                cell(t), cell(shape.flops / t / 1e9)])
+        }
+        return total
+    }
+    public static let extrapolationHeader = ["model", "family", "parameters", "flops", "shards", "reorth", "lanczos_vectors", "quantity", "value", "unit",
+                                             "label"]
 
     public func run(unit index: Int, context: StudyContext) throws -> UnitOutput {
+        var out = UnitOutput()
+        guard index < cases.count else {
+            let t = targets[index - cases.count]
+            _ = try timeProducts(t.work, model: t.spec, into: &out)
+            return out
+        }
         let c = cases[index]
         let m = try ModelSetup.build(c.model, seed: config.seed, param: config.policy.param)
         let engine = try FDEngine(model: m, policy: config.policy)
@@ -136,6 +170,7 @@ public struct ScalingStudy: Study {
         }
         // One gradient's own peak above the RSS before it (its activations, conversions and
         // result), then its median time.
+        MemoryProbe.releaseFreedMemory()
         MemoryProbe.resetPeak()
         let gradRSS0 = MemoryProbe.current()
         _ = try engine.gradient(theta: theta, shards: c.shards)
@@ -144,29 +179,37 @@ public struct ScalingStudy: Study {
         var tHVP: [Double] = []
         for s in config.schemes { tHVP.append(try median { _ = try engine.estimate(theta: theta, v: v, scheme: s, step: step, shards: c.shards) }) }
         let tExact = median { _ = engine.exactHVP(theta: theta, v: v) }
-        // Lanczos phase: peak memory measured around it alone.
+        // Lanczos phase: peak memory measured around a first run alone (the heap's free
+        // pages returned first), its time on a second run that reuses the first one's pages,
+        // as the steps of a long run reuse each other's.
         let krylovBytes = try Self.bytes(config.policy, config.policy.krylov)
-        MemoryProbe.resetPeak()
-        let rss0 = MemoryProbe.current()
         var steps = 0
-        let lanczosSeconds = seconds(try clock.measure {
+        func lanczos() throws {
             let traces = try ModelLanczos.run(krylov: config.policy.krylov, mode: config.policy.mode(for: config.policy.krylov),
                                               accumulation: config.policy.krylovAccumulation(), reorthogonalization: .full, steps: config.lanczosSteps, dimension: n, probes: [v],
                                               seed: config.seed) { q in
                 (try? engine.estimate(theta: theta, v: q, scheme: .central, step: step, shards: c.shards).hv) ?? q
             }
             steps = traces[0].alpha.count
-        })
+        }
+        MemoryProbe.releaseFreedMemory()
+        MemoryProbe.resetPeak()
+        let rss0 = MemoryProbe.current()
+        try lanczos()
         let peak = MemoryProbe.peak()
+        let lanczosSeconds = seconds(try clock.measure { try lanczos() })
         let model = MemoryModel(n: n, shards: c.shards, computeBytes: engine.computeBytes, krylovBytes: krylovBytes,
                                 activations: m.peakGradientValues(shards: c.shards))
         let predicted = model.harnessLanczosBytes(steps: steps)
         let delta = max(peak - rss0, 0)
         let family = m.describe().family
         let work = m.gradientWork()
-        var out = UnitOutput()
+        // The gradient's products timed at their shapes, after everything else (the unit's
+        // memory was measured without them).
+        let gemmSeconds = try work.map { try timeProducts($0, model: c.model, into: &out) }
         out.append("timings", [c.model, family, "\(n)", "\(m.sampleCount)", work.map { "\($0.tokens)" } ?? "",
                                cell(work?.flops), cell(work.map { $0.values * Double(engine.computeBytes) }),
+                               cell(work?.gemmFlops), cell(gemmSeconds),
                                config.policy.description, "\(c.shards)", "\(config.repeats)",
                                cell(tGrad)] + tHVP.map(cell) + [cell(tExact), cell(lanczosSeconds / Double(max(steps, 1)))]
                    + tHVP.map { cell($0 / tGrad) } + [cell(tExact / tGrad), "\(steps)", "\(gradDelta)", "\(m.peakGradientValues(shards: c.shards))", "\(peak)", "\(delta)", "\(predicted)",
@@ -180,27 +223,31 @@ public struct ScalingStudy: Study {
         return try ScalarRegistry.run(format: format, rounding: p.mode(for: format), Size())
     }
 
-    /// The cost model's features of one quantity, from the gradient's work (FLOPs F,
-    /// bytes B in the compute type of `cb` bytes per value), the parameter count n, the
-    /// Krylov type's `kb` bytes per value and the Lanczos steps m:
-    /// - gradient: (F, B);
-    /// - FD-HVP of a scheme with g gradients: (g·F, g·B + 8n·(3g + 3)): the perturbed
+    /// The cost model's features `[G, F_o, B]` of one quantity and its FLOPs, from one
+    /// gradient's work: its BLAS products timed at their shapes (G seconds, ``GemmCalibration``),
+    /// its FLOPs F of which F_o = F − (the products' FLOPs) are not BLAS products
+    /// (attention's dot products), its bytes B in the compute type of `cb` bytes per value,
+    /// the parameter count n, the Krylov type's `kb` bytes per value and the Lanczos steps m:
+    /// - gradient: [G, F_o, B];
+    /// - FD-HVP of a scheme with g gradients: [g·G, g·F_o, g·B + 8n·(3g + 3)]: the perturbed
     ///   parameters (read θ and v, write θ + cεv: 3 fp64 passes per gradient) and the
     ///   difference quotient (3 passes);
-    /// - exact HVP (dual numbers over fp64): (3F, 16/cb · B): a dual multiply–add is three
-    ///   real ones, a dual value 16 bytes;
+    /// - exact HVP (dual numbers over fp64, not the compute type's products): [0, 3F, 16/cb · B]:
+    ///   a dual multiply–add is three real ones, a dual value 16 bytes;
     /// - Lanczos step (central FD-HVP, full reorthogonalization over m steps): the HVP's
     ///   features plus 8n·3 for the three-term recurrence and kb·n·2(m + 1) for the
     ///   projections against the mean (m + 1)/2 stored vectors, read twice each.
-    static func features(quantity q: String, flops f: Double, bytes b: Double, n: Double, cb: Double, kb: Double, steps m: Double) -> (Double, Double)? {
+    static func features(quantity q: String, flops f: Double, gemmFlops fg: Double, gemmSeconds g0: Double, bytes b: Double, n: Double,
+                         cb: Double, kb: Double, steps m: Double) -> (features: [Double], flops: Double)? {
+        let fo = max(f - fg, 0)
         switch q {
-        case "time_grad_s": return (f, b)
-        case "time_hvp_exact_s": return (3 * f, 16 / cb * b)
-        case "time_lanczos_step_s": return (2 * f, 2 * b + 8 * n * 9 + 8 * n * 3 + kb * n * 2 * (m + 1))
+        case "time_grad_s": return ([g0, fo, b], f)
+        case "time_hvp_exact_s": return ([0, 3 * f, 16 / cb * b], 3 * f)
+        case "time_lanczos_step_s": return ([2 * g0, 2 * fo, 2 * b + 8 * n * 9 + 8 * n * 3 + kb * n * 2 * (m + 1)], 2 * f)
         default:
             guard q.hasPrefix("time_hvp_"), let s = FDScheme(rawValue: String(q.dropFirst(9).dropLast(2))) else { return nil }
             let g = Double(s.gradients)
-            return (g * f, g * b + 8 * n * (3 * g + 3))
+            return ([g * g0, g * fo, g * b + 8 * n * (3 * g + 3)], g * f)
         }
     }
 
@@ -215,39 +262,46 @@ public struct ScalingStudy: Study {
         func col(_ name: String) -> Int { h.firstIndex(of: name)! }
         let ni = col("parameters"), si = col("shards"), fi = col("family"), mi = col("model")
         let flopsI = col("flops_grad"), bytesI = col("bytes_grad"), stepsI = col("lanczos_steps")
+        let gemmFlopsI = col("flops_gemm_grad"), gemmSI = col("gemm_s_grad")
+        let gemm = concatenate("gemm", Self.gemmHeader, outputs)
         let cb = Double(try Self.bytes(config.policy, config.policy.compute)), kb = Double(try Self.bytes(config.policy, config.policy.krylov))
         struct Fitted { var model: CostModel; var nMin: Double; var nMax: Double; var heldOut: [Double]; var measuredMax: Double }
         var fitted: [String: Fitted] = [:]                         // "quantity|family|shards"
         let families = timings.rows.map { $0[fi] }.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         for s in config.shards {
             for fam in families {
-                let rows = timings.rows.filter { $0[si] == "\(s)" && $0[fi] == fam && Double($0[flopsI]) != nil }
+                let rows = timings.rows.filter { $0[si] == "\(s)" && $0[fi] == fam && Double($0[flopsI]) != nil && Double($0[gemmSI]) != nil }
                 guard !rows.isEmpty else { continue }
                 for q in quantities {
                     let qi = col(q)
-                    let x: [(n: Double, f: Double, b: Double, t: Double, row: [String])] = rows.compactMap { r in
+                    let x: [(n: Double, f: Double, x: [Double], t: Double, row: [String])] = rows.compactMap { r in
                         let n = Double(r[ni])!
-                        guard let fb = Self.features(quantity: q, flops: Double(r[flopsI])!, bytes: Double(r[bytesI])!,
+                        guard let fx = Self.features(quantity: q, flops: Double(r[flopsI])!, gemmFlops: Double(r[gemmFlopsI]) ?? 0,
+                                                     gemmSeconds: Double(r[gemmSI])!, bytes: Double(r[bytesI])!,
                                                      n: n, cb: cb, kb: kb, steps: Double(r[stepsI]) ?? 0) else { return nil }
-                        return (n, fb.0, fb.1, Double(r[qi]) ?? .nan, r)
+                        return (n, fx.flops, fx.features, Double(r[qi]) ?? .nan, r)
                     }
                     // Power law against FLOPs in the compute-bound range.
                     let cbRows = x.filter { $0.n >= config.computeBoundMinParameters }
                     if let lf = logLogFit(x: cbRows.map(\.f), y: cbRows.map(\.t)) {
-                        fits.rows.append([q, fam, "\(s)", cell(lf.slope), cell(lf.r2), "\(cbRows.count)", cell(cbRows.map(\.n).min()), cell(cbRows.map(\.n).max())])
+                        // Against the products' measured seconds: near 1 when time follows what
+                        // the BLAS delivers at each shape (empty where the quantity runs none).
+                        let lg = logLogFit(x: cbRows.map { $0.x[0] }, y: cbRows.map(\.t))
+                        fits.rows.append([q, fam, "\(s)", cell(lf.slope), cell(lf.r2), lg.map { cell($0.slope) } ?? "", "\(cbRows.count)",
+                                          cell(cbRows.map(\.n).min()), cell(cbRows.map(\.n).max())])
                     }
                     // Cost model on the sizes up to fitMaxParameters; every row predicted.
                     let fitRows = x.filter { $0.n <= config.fitMaxParameters }
-                    guard let cm = CostModel.fit(flops: fitRows.map(\.f), bytes: fitRows.map(\.b), time: fitRows.map(\.t)) else { continue }
-                    costs.rows.append([q, fam, "\(s)", cell(cm.perFlop), cell(cm.perByte), cell(cm.fixed), "\(cm.points)", cell(cm.rmsRelative),
+                    guard let cm = CostModel.fit(features: fitRows.map(\.x), time: fitRows.map(\.t)) else { continue }
+                    costs.rows.append([q, fam, "\(s)"] + cm.coefficients.map(cell) + [cell(cm.fixed), "\(cm.points)", cell(cm.rmsRelative),
                                        cell(fitRows.map(\.n).min()), cell(fitRows.map(\.n).max())])
                     var held: [Double] = []
                     for p in x {
-                        let pred = cm.predict(flops: p.f, bytes: p.b)
+                        let pred = cm.predict(p.x)
                         let ratio = p.t > 0 ? pred / p.t : .nan
                         let role = p.n <= config.fitMaxParameters ? "fit" : "held-out"
                         if role == "held-out" { held.append(ratio) }
-                        preds.rows.append([p.row[mi], fam, p.row[ni], "\(s)", q, cell(p.f), cell(p.b), cell(p.t), cell(pred), cell(ratio), role])
+                        preds.rows.append([p.row[mi], fam, p.row[ni], "\(s)", q, cell(p.f)] + p.x.map(cell) + [cell(p.t), cell(pred), cell(ratio), role])
                     }
                     fitted["\(q)|\(fam)|\(s)"] = Fitted(model: cm, nMin: fitRows.map(\.n).min()!, nMax: fitRows.map(\.n).max()!, heldOut: held,
                                                           measuredMax: x.map(\.n).max()!)
@@ -262,33 +316,39 @@ public struct ScalingStudy: Study {
                 for (reorth, vectors) in [("none", 3), ("full", config.memorySteps + 1), ("partial", config.memorySteps + 1),
                                           ("selective", config.memorySteps + 1)] {
                     let b = mm(x).nativePerShard(policy: config.policy, lanczosVectors: vectors)
-                    extrap.rows.append(["", cell(x), "\(s)", reorth, "\(vectors)", "memory_sharded_per_shard_bytes", cell(b.sharded), "bytes",
+                    extrap.rows.append(["", "", cell(x), "", "\(s)", reorth, "\(vectors)", "memory_sharded_per_shard_bytes", cell(b.sharded), "bytes",
                                         "extrapolated: memory model; \(assumed); activations excluded"])
-                    extrap.rows.append(["", cell(x), "\(s)", reorth, "\(vectors)", "memory_unsharded_transient_bytes", cell(b.unsharded), "bytes",
+                    extrap.rows.append(["", "", cell(x), "", "\(s)", reorth, "\(vectors)", "memory_unsharded_transient_bytes", cell(b.unsharded), "bytes",
                                         "extrapolated: memory model; \(assumed); full-size buffers (FSDP bounds them by the largest layer)"])
                 }
             }
         }
         // Times of architectures never run: the cost model of their family at one shard,
         // only where that model was checked on held-out sizes.
+        let mdl = Self.gemmHeader.firstIndex(of: "model")!, cnt = Self.gemmHeader.firstIndex(of: "count")!,
+            sec = Self.gemmHeader.firstIndex(of: "seconds")!
         for t in targets {
+            let products = gemm.rows.filter { $0[mdl] == t.spec }
+            let g0 = products.reduce(0.0) { $0 + Double($1[cnt])! * Double($1[sec])! }
             for q in quantities {
-                guard let f = fitted["\(q)|\(t.family)|1"], !f.heldOut.isEmpty,
-                      let fb = Self.features(quantity: q, flops: t.work.flops, bytes: t.work.values * cb, n: Double(t.parameters), cb: cb, kb: kb,
+                guard !products.isEmpty, let f = fitted["\(q)|\(t.family)|1"], !f.heldOut.isEmpty,
+                      let fx = Self.features(quantity: q, flops: t.work.flops, gemmFlops: t.work.gemmFlops, gemmSeconds: g0,
+                                             bytes: t.work.values * cb, n: Double(t.parameters), cb: cb, kb: kb,
                                              steps: Double(config.lanczosSteps)) else { continue }
                 let lo = f.heldOut.min()!, hi = f.heldOut.max()!
-                let label = "extrapolated: cost model c_f·FLOPs + c_b·bytes + c_0 of family \(t.family) fitted on \(Int(f.nMin))–\(Int(f.nMax)) parameters "
+                let label = "extrapolated: cost model c_g·(its BLAS products timed at their shapes on this machine, gemm.csv) + c_f·(other FLOPs) "
+                    + "+ c_b·bytes + c_0 of family \(t.family) fitted on \(Int(f.nMin))–\(Int(f.nMax)) parameters "
                     + "(predicted/measured \(String(format: "%.2f", lo))–\(String(format: "%.2f", hi)) on its held-out sizes up to "
                     + "\(Int(f.measuredMax))); "
                     + "\(t.work.tokens) tokens per batch; FLOPs and bytes counted for this architecture; this machine's measured throughput "
                     + "(the manifest's CPU, cores, BLAS threads); policy \(config.policy.description); one process, no communication"
                     + (q == "time_lanczos_step_s" ? "; full reorthogonalization averaged over \(config.lanczosSteps) steps" : "")
-                extrap.rows.append([t.spec, "\(t.parameters)", "1", q == "time_lanczos_step_s" ? "full" : "",
+                extrap.rows.append([t.spec, t.family, "\(t.parameters)", cell(fx.flops), "1", q == "time_lanczos_step_s" ? "full" : "",
                                     q == "time_lanczos_step_s" ? "\(config.lanczosSteps + 1)" : "", q,
-                                    cell(f.model.predict(flops: fb.0, bytes: fb.1)), "s", label])
+                                    cell(f.model.predict(fx.features)), "s", label])
             }
         }
-        return StudyOutput(tables: [timings, fits, costs, preds, extrap])
+        return StudyOutput(tables: [timings, gemm, fits, costs, preds, extrap])
     }
 }
 
@@ -361,15 +421,22 @@ func seconds(_ d: Duration) -> Double {
 
 /// Resident memory of this process (Linux /proc).
 public enum MemoryProbe {
-    /// Resets the peak RSS (VmHWM) to the current RSS (`5` into /proc/self/clear_refs),
-    /// after returning the heap's free pages to the system (`malloc_trim`): memory freed
-    /// earlier but kept by the allocator (a checkpoint's dequantization buffers, 7.6 GB
-    /// for SmolLM2) would otherwise count in the starting RSS and be reused unseen.
+    /// Resets the peak RSS (VmHWM) to the current RSS (`5` into /proc/self/clear_refs).
     public static func resetPeak() {
+        if let f = fopen("/proc/self/clear_refs", "w") { fputs("5", f); fclose(f) }
+    }
+
+    /// Returns the heap's free pages to the system (`malloc_trim`). Before measuring what
+    /// a stage holds: memory freed earlier but kept by the allocator (a checkpoint's
+    /// dequantization buffers, 7.6 GB for SmolLM2) would otherwise count in the starting
+    /// RSS and be reused unseen. Not before a timed stage: the executables keep freed
+    /// memory (``ProcessAllocator``) so that a stage reuses its predecessor's pages
+    /// instead of faulting in fresh ones, and trimming undoes that (on a VM whose fresh
+    /// pages cost ~2 s per GB, SmolLM2's FD-HVP paid seconds for it).
+    public static func releaseFreedMemory() {
         #if os(Linux)
         _ = glibcMallocTrim(0)
         #endif
-        if let f = fopen("/proc/self/clear_refs", "w") { fputs("5", f); fclose(f) }
     }
     public static func current() -> Int { field("VmRSS:") }
     public static func peak() -> Int { field("VmHWM:") }

@@ -103,7 +103,10 @@ func occurrences(_ s: String, _ sub: String) -> Int { s.components(separatedBy: 
             default:
                 let t = try rows("timings.csv")
                 let timeColumns = t.first!.keys.filter { $0.hasPrefix("time_") }.count
-                #expect(markers == t.count * timeColumns + t.filter { (Double($0["rss_delta_bytes"]!) ?? 0) > 0 }.count)
+                // Times and memory per configuration, each product's throughput, each extrapolated time.
+                let products = try rows("gemm.csv").count, far = try rows("extrapolation.csv").filter { $0["unit"] == "s" }.count
+                #expect(products > 0)
+                #expect(markers == t.count * timeColumns + t.filter { (Double($0["rss_delta_bytes"]!) ?? 0) > 0 }.count + products + far)
             }
         }
     }

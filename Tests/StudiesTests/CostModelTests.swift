@@ -1,7 +1,7 @@
 import Testing
 @testable import Studies
 
-/// The scaling study's cost model `t = c_f·F + c_b·B + c_0` (non-negative, relative
+/// The scaling study's cost model `t = Σ c_j·x_j + c_0` (non-negative, relative
 /// residuals).
 struct CostModelTests {
     @Test func recoversExactCoefficients() throws {
@@ -13,6 +13,30 @@ struct CostModelTests {
         #expect(abs(m.perFlop / 2e-10 - 1) < 1e-9 && abs(m.perByte / 3e-9 - 1) < 1e-9 && abs(m.fixed / 1e-4 - 1) < 1e-9)
         #expect(m.rmsRelative < 1e-12 && m.points == 6)
         #expect(abs(m.predict(flops: 1e10, bytes: 1e9) - (2 + 3 + 1e-4)) < 1e-9)
+    }
+
+    /// The scaling study's form: three features (measured product seconds, other FLOPs,
+    /// bytes) and the fixed cost recovered exactly; a feature zero at every point (an
+    /// MLP's non-product FLOPs) gets coefficient 0 and does not stop the fit.
+    @Test func threeFeaturesAndAnAllZeroOne() throws {
+        let g: [Double] = [1e-4, 2e-3, 1e-2, 4e-2, 0.3, 1.1], f: [Double] = [1e6, 5e6, 2e7, 3e7, 9e7, 1e8]
+        let b: [Double] = [5e5, 1e6, 2e7, 2.5e7, 1e8, 4e8]
+        var points: [[Double]] = [], t: [Double] = [], zeroed: [[Double]] = [], t2: [Double] = []
+        for i in 0..<6 {
+            let gi: Double = g[i], fi: Double = f[i], bi: Double = b[i]
+            points.append([gi, fi, bi])
+            t.append(1.2 * gi + 4e-10 * fi + 3e-10 * bi + 2e-5)
+            zeroed.append([gi, 0, bi])
+            t2.append(0.9 * gi + 1e-9 * bi)
+        }
+        let m = try #require(CostModel.fit(features: points, time: t))
+        let want: [Double] = [1.2, 4e-10, 3e-10]
+        for j in 0..<3 { #expect(abs(m.coefficients[j] / want[j] - 1) < 1e-8) }
+        #expect(abs(m.fixed / 2e-5 - 1) < 1e-8 && m.rmsRelative < 1e-10)
+        let total: Double = 1.2 + 0.4 + 0.3 + 2e-5
+        #expect(abs(m.predict([1, 1e9, 1e9]) - total) < 1e-9)
+        let z = try #require(CostModel.fit(features: zeroed, time: t2))
+        #expect(z.coefficients[1] == 0 && abs(z.coefficients[0] / 0.9 - 1) < 1e-8 && abs(z.coefficients[2] / 1e-9 - 1) < 1e-8)
     }
 
     @Test func coefficientsStayNonNegative() throws {

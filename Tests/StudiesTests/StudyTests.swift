@@ -425,24 +425,42 @@ extension RegimesTests {
         // The cost model: fitted on the two sizes ≤ 300 parameters (30, 212), the third (340) held out.
         let c = table(out, "costmodel")
         #expect(c.rows.count == 2 * 4 && column(c, "fit_points").allSatisfy { $0 == "2" } && column(c, "n_max").allSatisfy { $0 == "212.0" })
+        #expect(c.header.contains("c_gemm") && column(c, "c_gemm").allSatisfy { Double($0)! >= 0 })
         let p = table(out, "predictions")
         #expect(p.rows.count == 6 * 4 && column(p, "role").filter { $0 == "held-out" }.count == 2 * 4)
-        for r in p.rows { #expect(abs(Double(r[9])! - Double(r[8])! / Double(r[7])!) < 1e-12) }
+        let pred = numbers(p, "predicted_s"), meas = numbers(p, "measured_s"), ratio = numbers(p, "pred_over_meas")
+        for i in pred.indices { #expect(abs(ratio[i] - pred[i] / meas[i]) < 1e-12) }
+        // Every product of every model (and of the target) timed once per unit; a unit's
+        // gemm_s_grad is the count-weighted sum of its rows. The MLP 4-4-2 runs three
+        // products (the first layer has no input gradient): 8×4·4×4 NT, 4×8·8×4 TN, and
+        // for layer 1 8×4·4×2 NT, 2×8·8×4 TN, 8×2·2×4 NN: five shapes, once each.
+        let g = table(out, "gemm")
+        let first = g.rows.filter { $0[0] == "mlp:widths=4-4-2,samples=8" }
+        #expect(first.count == 2 * 5 && first.allSatisfy { $0[6] == "1" && Double($0[7])! > 0 && Double($0[8])! > 0 })
+        #expect(Set(first.map { $0[1...5].joined(separator: " ") }) == ["8 4 4 N T", "4 8 4 T N", "8 4 2 N T", "2 8 4 T N", "8 2 4 N N"])
+        #expect(g.rows.contains { $0[0] == "mlp:widths=64-64-8,samples=8" })
+        let gemmS = numbers(t, "gemm_s_grad")
+        #expect(gemmS[0] > 0 && abs(gemmS[0] - first.prefix(5).reduce(0) { $0 + Double($1[6])! * Double($1[7])! }) < 1e-15)
+        #expect(numbers(t, "flops_gemm_grad")[0] == numbers(t, "flops_grad")[0])          // an MLP's FLOPs are all products
         let e = table(out, "extrapolation")
-        let mem = e.rows.filter { $0[7] == "bytes" }, time = e.rows.filter { $0[7] == "s" }
-        #expect(mem.allSatisfy { $0[8].hasPrefix("extrapolated") && $0[8].contains("param fp32 4") && $0[8].contains("measured only up to") })
-        #expect(mem.allSatisfy { $0[5].hasPrefix("memory_") })
+        func at(_ r: [String], _ k: String) -> String { r[e.header.firstIndex(of: k)!] }
+        let mem = e.rows.filter { at($0, "unit") == "bytes" }, time = e.rows.filter { at($0, "unit") == "s" }
+        #expect(mem.allSatisfy { at($0, "label").hasPrefix("extrapolated") && at($0, "label").contains("param fp32 4") && at($0, "label").contains("measured only up to") })
+        #expect(mem.allSatisfy { at($0, "quantity").hasPrefix("memory_") })
         // Times only from the work-based cost model of the target's family, each row with its
         // assumptions and the held-out check it rests on; never from a power law.
-        #expect(time.count == 4 && time.allSatisfy { $0[0] == "mlp:widths=64-64-8,samples=8" && $0[2] == "1" && Double($0[6])! > 0 })
-        #expect(time.allSatisfy { $0[8].contains("cost model") && $0[8].contains("fitted on 30–212 parameters") && $0[8].contains("held-out sizes up to 340)")
-                                  && $0[8].contains("8 tokens per batch") && $0[8].contains("policy param=fp32") })
+        #expect(time.count == 4 && time.allSatisfy { at($0, "model") == "mlp:widths=64-64-8,samples=8" && at($0, "shards") == "1"
+                                                     && Double(at($0, "value"))! > 0 && at($0, "family") == "mlp" && Double(at($0, "flops"))! > 0 })
+        #expect(time.allSatisfy { at($0, "label").contains("cost model") && at($0, "label").contains("fitted on 30–212 parameters")
+                                  && at($0, "label").contains("held-out sizes up to 340)") && at($0, "label").contains("timed at their shapes")
+                                  && at($0, "label").contains("8 tokens per batch") && at($0, "label").contains("policy param=fp32") })
         // Native memory model at 1e9 parameters, 2 shards, fp32 everywhere, full reorthogonalization with 11 vectors:
         // per shard 5e8 · (2·4 + 2·4 + 4 + 11·8) = 5.4e10 bytes (the policy leaves krylov at fp64); transient
         // full-size buffers 1e9 · (4 + 4) = 8e9.
-        let row = e.rows.first { $0[2] == "2" && $0[3] == "full" && $0[5] == "memory_sharded_per_shard_bytes" }!
-        #expect(Double(row[6]) == 5.4e10)
-        #expect(Double(e.rows.first { $0[2] == "2" && $0[3] == "full" && $0[5] == "memory_unsharded_transient_bytes" }![6]) == 8e9)
+        let row = e.rows.first { at($0, "shards") == "2" && at($0, "reorth") == "full" && at($0, "quantity") == "memory_sharded_per_shard_bytes" }!
+        #expect(Double(at(row, "value")) == 5.4e10)
+        #expect(Double(at(e.rows.first { at($0, "shards") == "2" && at($0, "reorth") == "full" && at($0, "quantity") == "memory_unsharded_transient_bytes" }!,
+                          "value")) == 8e9)
     }
 
     /// The Lanczos phase's memory model by hand: basis and w 4·1000·11, the operator's fp64

@@ -91,6 +91,9 @@ public struct HVPCommand {
         // Each stage's peak RSS: the process's peak while the stage runs (what it holds
         // then included: the model, θ, v, the reference), from a reset of VmHWM.
         var exact: [Double] = []
+        // Setup's freed memory (a checkpoint's dequantization buffers) returned once; the
+        // stages then reuse each other's pages, as a run of many HVPs does.
+        MemoryProbe.releaseFreedMemory()
         MemoryProbe.resetPeak()
         let tExact = try clock.measure {
             guard Cluster.isRoot, reference != "none" else { return }

@@ -307,21 +307,42 @@ public enum ReportCommand {
     }
 
     static func scaling(_ r: Reader) throws -> Content {
-        let t = try r.table("timings.csv"), pr = try r.table("predictions.csv")
+        let t = try r.table("timings.csv"), pr = try r.table("predictions.csv"), ex = try r.table("extrapolation.csv")
         let quantities = t.header.filter { $0.hasPrefix("time_") }
-        var sec = Section(heading: "Time against work", text: "Medians per configuration against the gradient's FLOPs counted from the architecture (markers: measured; crosses: the cost model t = c_f·FLOPs + c_b·bytes + c_0 fitted per family on the sizes up to fit_max_parameters, predicting the larger, held-out ones).")
+        var sec = Section(heading: "Time against work", text: "Medians per configuration against the quantity's FLOPs counted from the architecture (markers: measured; dashed: the cost model t = c_gemm·G + c_f·F_o + c_b·B + c_0 fitted per family on the sizes up to fit_max_parameters, predicting the larger, held-out ones; G is the gradient's BLAS products timed at their shapes, F_o its other FLOPs, B its bytes).")
         for fam in distinct(pr.rows, "family") {
             for sh in distinct(pr.rows.filter { $0["family"] == fam }, "shards") {
                 let sel = pr.rows.filter { $0["family"] == fam && $0["shards"] == sh }
                 var f = Figure(title: "\(fam), shards = \(sh)", xLabel: "FLOPs of the quantity", yLabel: "time (s)", logX: true, logY: true)
+                // Shaded: the FLOPs the fit saw and those it predicted and was checked on.
+                for (k, (role, label)) in [("fit", "fitted range"), ("held-out", "validated range (held out)")].enumerated() {
+                    let xs = sel.filter { $0["role"] == role }.map { num($0, "flops") }.filter(\.isFinite)
+                    if let lo = xs.min(), let hi = xs.max() { f.bands.append(.init(lo: lo, hi: hi, color: k == 0 ? "#999999" : color(2), label: label)) }
+                }
+                let targets = ex.rows.filter { $0["family"] == fam && $0["shards"] == sh && $0["unit"] == "s" }
                 for (i, q) in quantities.enumerated() {
                     let rows = sel.filter { $0["quantity"] == q }
                     f.series.append(.init(label: q, x: rows.map { num($0, "flops") }, y: rows.map { num($0, "measured_s") }, color: color(i), line: false))
                     f.series.append(.init(label: "", x: rows.map { num($0, "flops") }, y: rows.map { num($0, "predicted_s") }, color: color(i), dash: "4,3", markers: false))
+                    let far = targets.filter { $0["quantity"] == q }
+                    if !far.isEmpty {
+                        f.series.append(.init(label: "\(q), extrapolated", x: far.map { num($0, "flops") }, y: far.map { num($0, "value") }, color: color(i),
+                                              dash: "1,3", markers: true))
+                    }
                 }
                 sec.plots.append(Plot(figure: f, python: "plot_times('\(fam)', \(sh))"))
             }
         }
+        let gm = try r.table("gemm.csv")
+        var gs = Section(heading: "BLAS throughput by product shape", text: "gemm.csv: each product of each model's gradient (and of the extrapolation targets) timed alone at its shape, in GFLOP/s against its FLOPs. Where throughput still rises at the largest shapes, time per FLOP keeps falling with width, and a cost per FLOP fitted on small models over-predicts large ones; the cost model uses these seconds instead.")
+        var g = Figure(title: "Product throughput", xLabel: "FLOPs of one product", yLabel: "GFLOP/s", logX: true, logY: false)
+        let fam = { (m: String) in String(m.prefix { $0 != ":" }) }
+        for (i, f0) in distinct(gm.rows.map { ["family": fam($0["model"]!)] }, "family").enumerated() {
+            let rows = gm.rows.filter { fam($0["model"]!) == f0 }
+            g.series.append(.init(label: f0, x: rows.map { 2 * num($0, "m") * num($0, "k") * num($0, "n") }, y: rows.map { num($0, "gflop_s") },
+                                  color: color(i), line: false))
+        }
+        gs.plots.append(Plot(figure: g, python: "plot_gemm()"))
         var held = Section(heading: "Held-out predictions", text: "Predicted over measured time on the sizes above fit_max_parameters, which the fit did not see.")
         let ho = pr.rows.filter { $0["role"] == "held-out" }
         let cols = ["model", "parameters", "shards", "quantity", "measured_s", "predicted_s", "pred_over_meas"]
@@ -335,11 +356,11 @@ public enum ReportCommand {
         }
         mem.plots.append(Plot(figure: f, python: "plot_memory()"))
         var tab = Section(heading: "Cost model, exponents and extrapolation", text: "costmodel.csv: the fitted coefficients and the range they were fitted on. fits.csv: the exponent of time against FLOPs in the compute-bound range. extrapolation.csv: times of architectures never run, from the cost model of their family, and the memory model at 10⁹–10¹¹ parameters; every row states its assumptions.")
-        let cm = try r.table("costmodel.csv"), ft = try r.table("fits.csv"), ex = try r.table("extrapolation.csv")
+        let cm = try r.table("costmodel.csv"), ft = try r.table("fits.csv")
         tab.tables.append(("costmodel.csv", cm.header, cm.rows.map { row in cm.header.map { row[$0]! } }))
         tab.tables.append(("fits.csv", ft.header, ft.rows.map { row in ft.header.map { row[$0]! } }))
         tab.tables.append(("extrapolation.csv", ex.header, ex.rows.map { row in ex.header.map { row[$0]! } }))
         return Content(title: "scaling: runtime and memory", intro: "Cost of gradients, HVPs and Lanczos steps against work counted from the architecture (NUMERICS.md §9).",
-                       sections: [sec, held, mem, tab], files: ["timings.csv", "costmodel.csv", "predictions.csv", "fits.csv", "extrapolation.csv"])
+                       sections: [sec, gs, held, mem, tab], files: ["timings.csv", "gemm.csv", "costmodel.csv", "predictions.csv", "fits.csv", "extrapolation.csv"])
     }
 }

@@ -246,15 +246,32 @@ extension ReportCommand {
             return fig
 
         def plot_times(family, shards):
-            p = CSV["predictions.csv"]
+            p = CSV["predictions.csv"]; x = CSV["extrapolation.csv"]
             sel = p[(p.family == family) & (p.shards == shards)]
+            far = x[(x.family == family) & (x.shards == shards) & (x.unit == "s")]
             fig, ax = plt.subplots(figsize=(7, 4))
+            for role, label, c in [("fit", "fitted range", "#999999"), ("held-out", "validated range (held out)", COLORS[2])]:
+                r = sel[sel.role == role]
+                if len(r): ax.axvspan(r.flops.min(), r.flops.max(), color=c, alpha=0.15, label=label)
             for i, q in enumerate(dict.fromkeys(sel.quantity)):
                 c = COLORS[i % len(COLORS)]; r = sel[sel.quantity == q]
                 ax.plot(r.flops, r.measured_s, "o", ms=3, color=c, label=q)
                 ax.plot(r.flops, r.predicted_s, "--", color=c)
+                e = far[far.quantity == q]
+                if len(e): ax.plot(e.flops, e.value, ":", marker="x", color=c, label=f"{q}, extrapolated")
             ax.set_xscale("log"); ax.set_yscale("log"); ax.set_xlabel("FLOPs of the quantity"); ax.set_ylabel("time (s)")
             ax.set_title(f"{family}, shards = {shards}", fontsize=9); legend(ax)
+            return fig
+
+        def plot_gemm():
+            g = CSV["gemm.csv"]
+            fam = g.model.str.split(":").str[0]
+            fig, ax = plt.subplots(figsize=(7, 4))
+            for i, f in enumerate(dict.fromkeys(fam)):
+                r = g[fam == f]
+                ax.plot(2.0 * r.m * r.k * r.n, r.gflop_s, "o", ms=3, color=COLORS[i % len(COLORS)], label=f)
+            ax.set_xscale("log"); ax.set_xlabel("FLOPs of one product"); ax.set_ylabel("GFLOP/s")
+            ax.set_title("Product throughput", fontsize=9); legend(ax)
             return fig
 
         def plot_memory():
