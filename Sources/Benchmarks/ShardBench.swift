@@ -25,11 +25,12 @@ import Studies
 /// (`getrusage` ru_maxrss), which includes the runtime, the model's data and setting
 /// up; `hvp_rss_delta_mib` the warm-up FD-HVP's peak above the RSS before it, and
 /// `mem_model_mib` what ``memoryModel(_:policy:precision:ranks:mpi:unsharded:)`` says it holds;
-/// `allocator` the `HH_MALLOC` policy in force (`keep` or `system`).
+/// `allocator` the `HH_MALLOC` policy in force (`keep` or `system`); `pred_s`, with a
+/// cost model given, ``predictedSeconds(_:policy:ranks:costModel:)``.
 public enum ShardBench {
-    public static let header = "backend,ranks,rank,model,n,seconds_per_hvp,collectives_per_hvp,bytes_sent_per_hvp,max_rss_mib,hvp_rss_delta_mib,mem_model_mib,allocator"
+    public static let header = "backend,ranks,rank,model,n,seconds_per_hvp,collectives_per_hvp,bytes_sent_per_hvp,max_rss_mib,hvp_rss_delta_mib,mem_model_mib,allocator,pred_s"
 
-    public static func run(model spec: String, policy: String, shards: Int, reps: Int, seed: UInt64 = 0) throws -> String? {
+    public static func run(model spec: String, policy: String, shards: Int, reps: Int, seed: UInt64 = 0, costModel: String? = nil) throws -> String? {
         guard reps >= 1 && reps <= 10_000 else { throw HarnessError("--reps must be in 1...10000") }
         let world = Cluster.world
         let unsharded = shards == 0 && world == nil
@@ -40,6 +41,8 @@ public enum ShardBench {
         do { pol = try PrecisionPolicy(policy) } catch { throw HarnessError("--policy: \(error)") }
         let engine = try FDEngine(model: m, policy: pol)
         let param = try pol.arithmetic(pol.param)
+        // Read before the measurement, so that a bad file fails at once.
+        let costRow = try costModel.map { try costModelRow($0, family: m.describe().family) }
         let n = m.parameterCount
         let layout = ShardLayout(count: n, shards: ranks)
         // θ and v in full for the unsharded FD-HVP; otherwise only the shards this process
@@ -85,8 +88,10 @@ public enum ShardBench {
         let mib = { (x: Double) in String(format: "%.1f", x) }
         let model = modelMiB.map(mib) ?? ""
         let allocator = ProcessAllocator.isKeepingFreedMemory ? "keep" : "system"
+        // After the measurement: the products are timed on this process's core.
+        let predicted = try costRow.map { try predictedSeconds(m, policy: pol, ranks: unsharded ? 1 : ranks, costModel: $0) }.map { "\($0)" } ?? ""
         let cells = { (backend: String, rank: String, t: Double, calls: Int, bytes: Int, rss: Double, delta: Double) in
-            "\(backend),\(ranks),\(rank),\"\(spec)\",\(n),\(t),\(calls),\(bytes),\(mib(rss)),\(mib(delta)),\(model),\(allocator)"
+            "\(backend),\(ranks),\(rank),\"\(spec)\",\(n),\(t),\(calls),\(bytes),\(mib(rss)),\(mib(delta)),\(model),\(allocator),\(predicted)"
         }
         guard let w = world else {
             return header + "\n" + cells(unsharded ? "unsharded" : "in-process", "all", median, calls, bytes, rssMiB, deltaMiB) + "\n"
@@ -96,6 +101,41 @@ public enum ShardBench {
         return header + "\n" + (0..<w.size).map {
             cells("mpi", "\($0)", all[5 * $0], Int(all[5 * $0 + 1]), Int(all[5 * $0 + 2]), all[5 * $0 + 3], all[5 * $0 + 4])
         }.joined(separator: "\n") + "\n"
+    }
+
+    /// The `time_hvp_central_s` cost model of `family` at one shard from a scaling study's
+    /// `costmodel.csv`: its three coefficients (c_gemm, c_f, c_b) and c_0.
+    static func costModelRow(_ path: String, family: String) throws -> CostModel {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw HarnessError("--cost-model: cannot read \(path)") }
+        let lines = text.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        guard let h = lines.first, let q = h.firstIndex(of: "quantity"), let f = h.firstIndex(of: "family"), let s = h.firstIndex(of: "shards"),
+              let cols = Optional(["c_gemm", "c_flop_s", "c_byte_s", "c_0_s"].compactMap { h.firstIndex(of: $0) }), cols.count == 4 else {
+            throw HarnessError("--cost-model: \(path) is not a scaling study's costmodel.csv (needs quantity, family, shards, c_gemm, c_flop_s, c_byte_s, c_0_s)")
+        }
+        guard let row = lines.dropFirst().first(where: { $0.count == h.count && $0[q] == "time_hvp_central_s" && $0[f] == family && $0[s] == "1" }) else {
+            throw HarnessError("--cost-model: \(path) has no time_hvp_central_s model of family '\(family)' at one shard")
+        }
+        let c = cols.map { Double(row[$0]) }
+        guard c.allSatisfy({ $0 != nil && $0!.isFinite && $0! >= 0 }) else { throw HarnessError("--cost-model: bad coefficients in \(path)") }
+        return CostModel(coefficients: c[0..<3].map { $0! }, fixed: c[3]!, points: 0, rmsRelative: .nan)
+    }
+
+    /// One rank's time per central FD-HVP as the scaling study's cost model says: the
+    /// family's `time_hvp_central_s` model evaluated at the work of the largest rank's block
+    /// of samples (``DescribedModel/gradientWork(samples:)``, its products timed here at
+    /// their shapes), each rank on a core of its own. What it leaves out: the collectives
+    /// (the all-gather of the point and the reduce-scatter of the gradient, bandwidth-bound
+    /// copies within a machine) and ranks sharing a core (four ranks on two cores take
+    /// about twice the prediction).
+    static func predictedSeconds(_ m: any DifferentiableModel, policy: PrecisionPolicy, ranks: Int, costModel: CostModel) throws -> Double {
+        let block = ShardedHVP.samples(rank: 0, shards: ranks, count: m.sampleCount).count
+        guard let w = m.gradientWork(samples: block) else { throw HarnessError("--cost-model: the model's cost is not modelled (no gradient work)") }
+        var g = 0.0
+        for (shape, count) in w.products { g += Double(count) * (try GemmCalibration.measure(shape, policy: policy, repeats: 3)) }
+        let cb = Double(try ScalingStudy.bytes(policy, policy.compute))
+        guard let x = ScalingStudy.features(quantity: "time_hvp_central_s", flops: w.flops, gemmFlops: w.gemmFlops, gemmSeconds: g,
+                                            bytes: w.values * cb, n: Double(m.parameterCount), cb: cb, kb: 0, steps: 0) else { return .nan }
+        return costModel.predict(x.features)
     }
 
     /// Bytes one FD-HVP of the binary32 path holds at its peak above what was allocated

@@ -513,6 +513,7 @@ struct Bench: ParsableCommand {
     @Option(help: "shard-hvp: model spec.") var model: String = "mlp:widths=64-256-256-10,samples=256"
     @Option(help: "shard-hvp: precision policy (default: fp32 with BLAS products, as bench models).") var policy: String = "param=fp32,compute=fp32,accumulate=blas,grad=fp32,hvp=fp32"
     @Option(help: "shard-hvp: in-process ranks, 0 for the unsharded FD-HVP (omit under MPI).") var shards: Int = 1
+    @Option(help: "shard-hvp: a scaling study's costmodel.csv; adds pred_s, a rank's time per FD-HVP as the model's family's central FD-HVP model says at the rank's block of samples.") var costModel: String?
     func run() throws {
         if Cluster.size > 1 && suite != "shard-hvp" { throw HarnessError("under MPI only the shard-hvp benchmark runs") }
         guard (1...1000).contains(trials) else { throw HarnessError("--trials must be in 1...1000 (got \(trials))") }
@@ -535,7 +536,7 @@ struct Bench: ParsableCommand {
             let count = n == 4096 ? 10_000 : n       // --n: configurations (default 10⁴)
             print(SweepBench.render(count: count, jobs: 2, try SweepBench.run(count: count, jobs: 2)), terminator: "")
         case "shard-hvp":
-            if let t = try ShardBench.run(model: model, policy: policy, shards: shards, reps: min(reps, 50)) { print(t, terminator: "") }
+            if let t = try ShardBench.run(model: model, policy: policy, shards: shards, reps: min(reps, 50), costModel: costModel) { print(t, terminator: "") }
         default: throw HarnessError("unknown benchmark suite '\(suite)' (known: scalars, krylov, models, formats, topk, gemm, slq, shard-hvp, sweep)")
         }
     }

@@ -56,6 +56,7 @@ extension ParameterSource {
     public func peakGradientValues(shards: Int) -> Int { base.peakGradientValues(shards: shards) }
     public func peakGradientValues(samples: Int) -> Int { base.peakGradientValues(samples: samples) }
     public func gradientWork() -> GradientWork? { base.gradientWork() }
+    public func gradientWork(samples: Int) -> GradientWork? { base.gradientWork(samples: samples) }
 
     public func lossAndGradient<T: ComputeScalar>(_ theta: [T], samples: Range<Int>, accumulation: Accumulation) -> (loss: T, gradient: [T]) {
         base.lossAndGradient(theta, samples: samples, accumulation: accumulation)

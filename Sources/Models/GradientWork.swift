@@ -56,17 +56,19 @@ public struct GradientWork: Sendable, Equatable {
 extension MLP {
     /// Forward R·in·out, weight gradient R·in·out per layer, input gradient for every
     /// layer but the first; activations h_0…h_{L−1} and z_1…z_L per sample.
-    public func gradientWork() -> GradientWork? {
-        let b = Double(data.count)
+    public func gradientWork() -> GradientWork? { gradientWork(samples: data.count) }
+
+    public func gradientWork(samples: Int) -> GradientWork? {
+        let b = Double(samples)
         var macs = 0.0
         var products: [GemmShape: Int] = [:]
         for l in 0..<(widths.count - 1) {
             let m = b * Double(widths[l]) * Double(widths[l + 1])
             macs += l > 0 ? 3 * m : 2 * m
-            GradientWork.linearMap(&products, rows: data.count, in: widths[l], out: widths[l + 1], inputGradient: l > 0)
+            GradientWork.linearMap(&products, rows: samples, in: widths[l], out: widths[l + 1], inputGradient: l > 0)
         }
         let acts = b * Double(widths.dropLast().reduce(0, +) + widths.dropFirst().reduce(0, +))
-        return GradientWork(flops: 2 * macs, values: 4 * Double(parameterCount) + 4 * acts, tokens: data.count, products: products)
+        return GradientWork(flops: 2 * macs, values: 4 * Double(parameterCount) + 4 * acts, tokens: samples, products: products)
     }
 }
 
@@ -76,8 +78,10 @@ extension TransformerLM {
     /// attention per sequence; activations as ``peakGradientValues(shards:)`` counts them
     /// (10·d + 2·ff per position and block, heads·L² per sequence and block, 4·d + 2·V per
     /// position).
-    public func gradientWork() -> GradientWork? {
-        let c = config, d = Double(c.width), L = c.context, S = sequences.count, r = Double(S * L), v = Double(vocab.count)
+    public func gradientWork() -> GradientWork? { gradientWork(samples: sequences.count) }
+
+    public func gradientWork(samples S: Int) -> GradientWork? {
+        let c = config, d = Double(c.width), L = c.context, r = Double(S * L), v = Double(vocab.count)
         let linear = r * (Double(c.layers) * (4 * d * d + 2 * d * Double(c.ff)) + v * d)
         let macs = 3 * linear + Double(c.layers) * GradientWork.attentionMACs(sequences: S, context: L, width: c.width)
         let perBlock = r * (10 * d + 2 * Double(c.ff)) + Double(S * c.heads * L * L)
@@ -134,7 +138,6 @@ extension LlamaLM.Config {
 }
 
 extension LlamaLM {
-    public func gradientWork() -> GradientWork? {
-        config.gradientWork(sequences: sequences.count, context: context)
-    }
+    public func gradientWork() -> GradientWork? { gradientWork(samples: sequences.count) }
+    public func gradientWork(samples: Int) -> GradientWork? { config.gradientWork(sequences: samples, context: context) }
 }

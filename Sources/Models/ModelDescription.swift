@@ -56,6 +56,9 @@ public protocol DescribedModel {
     /// (``GradientWork``); nil for models whose cost is not modelled (quadratics, the
     /// sum of exponentials, external oracles).
     func gradientWork() -> GradientWork?
+    /// The same over `samples` of the batch's samples (sequences for the language models):
+    /// one data-parallel rank's share (`bench shard-hvp`'s predicted time per rank).
+    func gradientWork(samples: Int) -> GradientWork?
 }
 
 extension DifferentiableModel {
@@ -67,4 +70,5 @@ extension DifferentiableModel {
     public func peakGradientValues(samples: Int) -> Int { peakGradientValues(shards: 1) }
     /// Not modelled.
     public func gradientWork() -> GradientWork? { nil }
+    public func gradientWork(samples: Int) -> GradientWork? { nil }
 }

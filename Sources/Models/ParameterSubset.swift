@@ -81,6 +81,7 @@ public struct ParameterSubset<Base: DifferentiableModel>: DifferentiableModel, M
     public func peakGradientValues(shards: Int) -> Int { base.peakGradientValues(shards: shards) }
     public func peakGradientValues(samples: Int) -> Int { base.peakGradientValues(samples: samples) }
     public func gradientWork() -> GradientWork? { base.gradientWork() }
+    public func gradientWork(samples: Int) -> GradientWork? { base.gradientWork(samples: samples) }
     public func checkExactHVP(format: String) throws { try base.checkExactHVP(format: format) }
     public func initialParameters(seed: UInt64) -> [Double] { selected }
 

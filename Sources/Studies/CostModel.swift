@@ -19,6 +19,9 @@ public struct CostModel: Sendable, Equatable {
     public var coefficients: [Double], fixed: Double
     /// Points the fit used, and the root mean square of their relative residuals.
     public var points: Int, rmsRelative: Double
+    public init(coefficients: [Double], fixed: Double, points: Int, rmsRelative: Double) {
+        self.coefficients = coefficients; self.fixed = fixed; self.points = points; self.rmsRelative = rmsRelative
+    }
 
     public func predict(_ features: [Double]) -> Double {
         precondition(features.count == coefficients.count, "cost model of \(coefficients.count) features given \(features.count)")

@@ -218,7 +218,7 @@ public struct ScalingStudy: Study {
     }
 
     /// Bytes per value of a format of the policy as the harness holds it.
-    static func bytes(_ p: PrecisionPolicy, _ format: ScalarFormat) throws -> Int {
+    public static func bytes(_ p: PrecisionPolicy, _ format: ScalarFormat) throws -> Int {
         struct Size: ScalarBody { func run<T: ComputeScalar>(_: T.Type) -> Int { MemoryLayout<T>.stride } }
         return try ScalarRegistry.run(format: format, rounding: p.mode(for: format), Size())
     }
@@ -237,7 +237,7 @@ public struct ScalingStudy: Study {
     /// - Lanczos step (central FD-HVP, full reorthogonalization over m steps): the HVP's
     ///   features plus 8n·3 for the three-term recurrence and kb·n·2(m + 1) for the
     ///   projections against the mean (m + 1)/2 stored vectors, read twice each.
-    static func features(quantity q: String, flops f: Double, gemmFlops fg: Double, gemmSeconds g0: Double, bytes b: Double, n: Double,
+    public static func features(quantity q: String, flops f: Double, gemmFlops fg: Double, gemmSeconds g0: Double, bytes b: Double, n: Double,
                          cb: Double, kb: Double, steps m: Double) -> (features: [Double], flops: Double)? {
         let fo = max(f - fg, 0)
         switch q {

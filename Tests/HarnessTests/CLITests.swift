@@ -242,7 +242,7 @@ func runCLIResources(_ args: [String], environment: [String: String]) throws -> 
         let model = ["--model", "mlp:widths=6-8-3,samples=16", "--reps", "1"]
         let base = try runCLI(["bench", "shard-hvp", "--shards", "0"] + model)
         #expect(base.status == 0, "\(base.stderr)")
-        let header = "backend,ranks,rank,model,n,seconds_per_hvp,collectives_per_hvp,bytes_sent_per_hvp,max_rss_mib,hvp_rss_delta_mib,mem_model_mib,allocator"
+        let header = "backend,ranks,rank,model,n,seconds_per_hvp,collectives_per_hvp,bytes_sent_per_hvp,max_rss_mib,hvp_rss_delta_mib,mem_model_mib,allocator,pred_s"
         // Split naively on commas, the quoted spec becomes fields 3 and 4: n is field 5,
         // the collectives 7 and the bytes 8.
         let b = base.stdout.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
@@ -256,7 +256,34 @@ func runCLIResources(_ args: [String], environment: [String: String]) throws -> 
         let f = fp64.stdout.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
         #expect(f.count == 2 && f[1][7] == "5" && f[1][8] == "2352", "\(fp64.stdout)\(fp64.stderr)")
         // The memory model covers the binary32 path only: a cell under fp32, empty under fp64.
-        #expect(t.count == 2 && t[1].count == 13 && Double(t[1][11]) != nil && t[1][12] == "keep", "\(two.stdout)")
-        #expect(f.count == 2 && f[1].count == 13 && f[1][11] == "", "\(fp64.stdout)")
+        #expect(t.count == 2 && t[1].count == 14 && Double(t[1][11]) != nil && t[1][12] == "keep" && t[1][13] == "", "\(two.stdout)")
+        #expect(f.count == 2 && f[1].count == 14 && f[1][11] == "", "\(fp64.stdout)")
+    }
+
+    /// `--cost-model`: a rank's predicted time is the family's central FD-HVP model at the
+    /// rank's block. With only bytes and a fixed cost (c_b = 1e-9 s/byte, c_0 = 0.5 s) the
+    /// prediction is exact arithmetic: the 6-8-3 MLP (n = 83) over a block of b samples
+    /// moves 4·(4·83 + 4·25b) bytes per gradient, the FD-HVP two of them and 8·83·9 bytes
+    /// of fp64 passes — 15,032 bytes at two ranks (b = 8), 21,432 unsharded (b = 16).
+    /// A missing file or family is one line and exit 2.
+    @Test func shardBenchmarkPredictsFromACostModel() throws {
+        let dir = tempDir("shard-cost-model")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("costmodel.csv").path
+        try ("quantity,family,shards,c_gemm,c_flop_s,c_byte_s,c_0_s,fit_points,fit_rms_rel,n_min,n_max\n"
+             + "time_grad_s,mlp,1,1.0,0.0,0.0,0.0,5,0.01,10,100\n"
+             + "time_hvp_central_s,mlp,1,0.0,0.0,1e-9,0.5,5,0.01,10,100\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let model = ["--model", "mlp:widths=6-8-3,samples=16", "--reps", "1", "--cost-model", path]
+        for (shards, want) in [("2", 0.5 + 15_032e-9), ("0", 0.5 + 21_432e-9)] {
+            let r = try runCLI(["bench", "shard-hvp", "--shards", shards] + model)
+            let row = r.stdout.split(separator: "\n").last!.split(separator: ",", omittingEmptySubsequences: false)
+            #expect(r.status == 0 && row.count == 14, "\(r.stdout)\(r.stderr)")
+            #expect(abs((Double(row.last ?? "") ?? 0) - want) < 1e-12, "\(r.stdout)")
+        }
+        let missing = try runCLI(["bench", "shard-hvp", "--shards", "1", "--model", "transformer:context=4,width=8,heads=2,layers=1,ff=8,sequences=2",
+                                  "--reps", "1", "--cost-model", path])
+        #expect(missing.status == 2 && missing.stdout.isEmpty && missing.stderr.contains("family 'transformer'"), "\(missing.stderr)")
+        let none = try runCLI(["bench", "shard-hvp", "--shards", "1"] + model.dropLast() + [dir.appendingPathComponent("nope.csv").path])
+        #expect(none.status == 2 && none.stdout.isEmpty && none.stderr.contains("cannot read"), "\(none.stderr)")
     }
 }

@@ -187,7 +187,7 @@ func splitCSV(_ line: String) -> [String] {
         // gradients over MPI_FLOAT, ĥ as Doubles.
         for line in lines.dropFirst() {
             let cells = line.split(separator: ",", omittingEmptySubsequences: false)
-            #expect(cells.count == 13 && cells[7] == "5" && cells[8] == "1344", "\(line)")
+            #expect(cells.count == 14 && cells[7] == "5" && cells[8] == "1344", "\(line)")
         }
     }
 }
