@@ -19,6 +19,9 @@ PRED=()
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 out=results/benchmarks/$NAME.csv
 start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+# The tree as built (read now: edits made while the benchmark runs are not in the binary).
+dirty=$(git status --porcelain --untracked-files=no -- . ':(exclude)results' ':(exclude)notebooks-export')
+commit="$(git rev-parse HEAD)${dirty:+-dirty}"
 tmp=$(mktemp)
 .build/release/hessian-harness bench shard-hvp --model "$MODEL" --shards 0 --reps "$REPS" "${PRED[@]}" > "$tmp"
 for n in 1 2 4; do
@@ -32,8 +35,7 @@ for n in 1 2 4; do
   mpirun --oversubscribe -x HH_MALLOC=system -np "$n" .build/release/hessian-harness-mpi bench shard-hvp --model "$MODEL" --reps 1 | tail -n +2 >> "$tmp"
 done
 mv "$tmp" "$out"
-dirty=$(git status --porcelain --untracked-files=no -- . ':(exclude)results' ':(exclude)notebooks-export')
-python3 - "$MODEL" "$REPS" "$start" "$(git rev-parse HEAD)${dirty:+-dirty}" "$(mpirun --version | head -1)" <<'PY' > results/benchmarks/$NAME.manifest.json
+python3 - "$MODEL" "$REPS" "$start" "$commit" "$(mpirun --version | head -1)" <<'PY' > results/benchmarks/$NAME.manifest.json
 import json, os, subprocess, sys, datetime
 model, reps, start, commit, mpi = sys.argv[1:6]
 version = subprocess.run([".build/release/hessian-harness", "version"], capture_output=True, text=True).stdout.strip().splitlines()
