@@ -106,18 +106,18 @@ public enum ShardBench {
     /// The `time_hvp_central_s` cost model of `family` at one shard from a scaling study's
     /// `costmodel.csv`: its three coefficients (c_gemm, c_f, c_b) and c_0.
     static func costModelRow(_ path: String, family: String) throws -> CostModel {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw HarnessError("--cost-model: cannot read \(path)") }
-        let lines = text.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
-        guard let h = lines.first, let q = h.firstIndex(of: "quantity"), let f = h.firstIndex(of: "family"), let s = h.firstIndex(of: "shards"),
-              let cols = Optional(["c_gemm", "c_flop_s", "c_byte_s", "c_0_s"].compactMap { h.firstIndex(of: $0) }), cols.count == 4 else {
+        let rows: [[String: String]]
+        do { rows = try CSVTable.read(path: path) } catch { throw HarnessError("--cost-model: \(error)") }
+        let names = ["c_gemm", "c_flop_s", "c_byte_s", "c_0_s"]
+        guard let first = rows.first, (["quantity", "family", "shards"] + names).allSatisfy({ first[$0] != nil }) else {
             throw HarnessError("--cost-model: \(path) is not a scaling study's costmodel.csv (needs quantity, family, shards, c_gemm, c_flop_s, c_byte_s, c_0_s)")
         }
-        guard let row = lines.dropFirst().first(where: { $0.count == h.count && $0[q] == "time_hvp_central_s" && $0[f] == family && $0[s] == "1" }) else {
+        guard let row = rows.first(where: { $0["quantity"] == "time_hvp_central_s" && $0["family"] == family && $0["shards"] == "1" }) else {
             throw HarnessError("--cost-model: \(path) has no time_hvp_central_s model of family '\(family)' at one shard")
         }
-        let c = cols.map { Double(row[$0]) }
-        guard c.allSatisfy({ $0 != nil && $0!.isFinite && $0! >= 0 }) else { throw HarnessError("--cost-model: bad coefficients in \(path)") }
-        return CostModel(coefficients: c[0..<3].map { $0! }, fixed: c[3]!, points: 0, rmsRelative: .nan)
+        let c = names.compactMap { row[$0].flatMap(Double.init) }.filter { $0.isFinite && $0 >= 0 }
+        guard c.count == 4 else { throw HarnessError("--cost-model: bad coefficients in \(path)") }
+        return CostModel(coefficients: Array(c[0..<3]), fixed: c[3], points: 0, rmsRelative: .nan)
     }
 
     /// One rank's time per central FD-HVP as the scaling study's cost model says: the
@@ -125,8 +125,8 @@ public enum ShardBench {
     /// of samples (``DescribedModel/gradientWork(samples:)``, its products timed here at
     /// their shapes), each rank on a core of its own. What it leaves out: the collectives
     /// (the all-gather of the point and the reduce-scatter of the gradient, bandwidth-bound
-    /// copies within a machine) and ranks sharing a core (four ranks on two cores take
-    /// about twice the prediction).
+    /// copies within a machine) and ranks sharing a core (four ranks on two cores take up
+    /// to twice the prediction).
     static func predictedSeconds(_ m: any DifferentiableModel, policy: PrecisionPolicy, ranks: Int, costModel: CostModel) throws -> Double {
         let block = ShardedHVP.samples(rank: 0, shards: ranks, count: m.sampleCount).count
         guard let w = m.gradientWork(samples: block) else { throw HarnessError("--cost-model: the model's cost is not modelled (no gradient work)") }

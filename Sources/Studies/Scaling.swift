@@ -11,9 +11,9 @@ import Curvature
 /// cost model fitted on the small sizes and checked on held-out large ones, and a memory
 /// model of FD-HVP SLQ checked against measured peak RSS.
 ///
-/// Units run one at a time (``exclusive``): timings are medians over `repeats`
-/// (after a warm-up; the Lanczos step the mean over a run after a first one), and memory is the process's peak RSS (`VmHWM`, reset through
-/// `/proc/self/clear_refs` before each unit) — so timing and memory columns are
+/// Units run one at a time (``exclusive``): timings are medians over `repeats` (after a
+/// warm-up; the Lanczos step the mean over a run after a first one), and memory is the
+/// process's peak RSS (`VmHWM`, reset through `/proc/self/clear_refs` before each phase) — so timing and memory columns are
 /// measurements and, unlike the other studies' tables, not byte-reproducible.
 ///
 /// Tables:
@@ -129,6 +129,8 @@ public struct ScalingStudy: Study {
     public static let predictionsHeader = ["model", "family", "parameters", "shards", "quantity", "flops", "gemm_s", "other_flops", "bytes",
                                            "measured_s", "predicted_s", "pred_over_meas", "role"]
     public static let gemmHeader = ["model", "m", "k", "n", "trans_a", "trans_b", "count", "seconds", "gflop_s"]
+    public static let extrapolationHeader = ["model", "family", "parameters", "flops", "shards", "reorth", "lanczos_vectors", "quantity", "value", "unit",
+                                             "label"]
 
     /// Times each product of `work` at its shape (``GemmCalibration``): the `gemm` rows of
     /// `model` and the seconds of all of them together (Σ count·seconds).
@@ -142,8 +144,6 @@ public struct ScalingStudy: Study {
         }
         return total
     }
-    public static let extrapolationHeader = ["model", "family", "parameters", "flops", "shards", "reorth", "lanczos_vectors", "quantity", "value", "unit",
-                                             "label"]
 
     public func run(unit index: Int, context: StudyContext) throws -> UnitOutput {
         var out = UnitOutput()

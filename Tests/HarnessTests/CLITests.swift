@@ -284,6 +284,6 @@ func runCLIResources(_ args: [String], environment: [String: String]) throws -> 
                                   "--reps", "1", "--cost-model", path])
         #expect(missing.status == 2 && missing.stdout.isEmpty && missing.stderr.contains("family 'transformer'"), "\(missing.stderr)")
         let none = try runCLI(["bench", "shard-hvp", "--shards", "1"] + model.dropLast() + [dir.appendingPathComponent("nope.csv").path])
-        #expect(none.status == 2 && none.stdout.isEmpty && none.stderr.contains("cannot read"), "\(none.stderr)")
+        #expect(none.status == 2 && none.stdout.isEmpty && none.stderr.contains("cannot open"), "\(none.stderr)")
     }
 }
