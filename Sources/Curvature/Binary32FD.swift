@@ -71,7 +71,6 @@ enum Binary32FD {
                                                  epsilon eps: Double, precision: FDPrecision) -> FDResult? {
         guard precision.param.isBinary32Nearest, precision.grad.containsBinary32,
               precision.hvp.isBinary32Nearest || precision.hvp == .fp64, scheme != .richardson else { return nil }
-        let n = theta.count
         let central = scheme == .central                           // offsets: central [1, −1], forward [1, 0]
         let (plus, second, moving, swamped) = pointArrays(theta, v, eps, central: central, precision.param)
         let grads = [plus, second].map {

@@ -163,7 +163,7 @@ public struct TransformerLM: OutputModel, GradientCore {
     public func lossAndGradient<T: ComputeScalar, Head: LossHead>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation, head lossHead: Head,
                                                                observer: ((_ weight: String, _ input: Matrix<T>, _ outputGradient: Matrix<T>) -> Void)?) -> (loss: T, gradient: [T]) {
         precondition(theta.count == layout.count)
-        let c = config, d = c.width, L = c.context, H = c.heads, dh = d / H, V = vocab.count
+        let c = config, d = c.width, L = c.context, H = c.heads, dh = d / H
         var grad = [T](repeating: .zero, count: layout.count)
         var loss = T.zero
         let norm = 1 / T(sequences.count * L)

@@ -102,9 +102,14 @@ struct ELFWeakConstants {
             }
             for s in symbols where s.info >> 4 == 2 && s.info & 0xF == 1 && defined(s) {
                 let sec = sections[s.section]
-                guard s.value <= sec.size, s.size <= sec.size - s.value else { throw fail("symbol \(s.name) outside its section") }
-                let bytes = sec.type == 8 ? [UInt8](repeating: 0, count: s.size) : Array(b[(sec.offset + s.value)..<(sec.offset + s.value + s.size)])
-                let relocs = (relocations[s.section] ?? []).filter { $0.offset >= s.value && $0.offset < s.value + s.size }
+                guard s.value <= sec.size else { throw fail("symbol \(s.name) outside its section") }
+                // A Swift type-metadata address point (`…N`) is an alias 16 bytes into its full
+                // metadata object (`…Mf`) and carries the full object's size, so it can run past
+                // the section's end when that object is the section's last (a local struct's
+                // metadata in Studies' Scaling.swift.o): read up to the end.
+                let size = min(s.size, sec.size - s.value)
+                let bytes = sec.type == 8 ? [UInt8](repeating: 0, count: size) : Array(b[(sec.offset + s.value)..<(sec.offset + s.value + size)])
+                let relocs = (relocations[s.section] ?? []).filter { $0.offset >= s.value && $0.offset < s.value + size }
                     .map { r -> Relocation in
                         let (t, a) = target(r.sym, r.addend)
                         return Relocation(offset: r.offset - s.value, type: r.type, target: t, addend: a)
