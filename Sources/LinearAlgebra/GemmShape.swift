@@ -3,10 +3,9 @@ import Synchronization
 /// The shape of one matrix product C = op(A)·op(B) as BLAS sees it: op(A) is m×k, op(B)
 /// k×n, each operand stored row-major and transposed by the flag.
 ///
-/// The scaling study's cost model times a gradient's products at their own shapes
-/// (sgemm's throughput at 64 or 128 rows still grows with the width over the whole range
-/// the study measures, so a cost per FLOP fitted on small models cannot predict large
-/// ones); the models list the products one gradient runs (`GradientWork.products`), and
+/// The scaling study's cost model times a gradient's products at their own shapes (a
+/// product's throughput depends on its shape and the machine, so its time is measured,
+/// not assumed proportional to its FLOPs); the models list the products one gradient runs (`GradientWork.products`), and
 /// ``GemmLog`` records the products a computation really runs, so the two can be checked
 /// against each other.
 public struct GemmShape: Hashable, Sendable, Comparable, CustomStringConvertible {

@@ -6,13 +6,14 @@ import Models
 /// accumulation, through the same ``Kernels`` entry point the models call (sgemm for
 /// fp32 under `blas`): the scaling study's measured cost of a gradient's products.
 ///
-/// Why measure rather than count: at the 64–128 rows of a language-model batch, sgemm's
-/// throughput on one core still grows with the product's width over the whole range the
-/// study runs (the Llama gradient went from 25 to 54 GFLOP/s between 10⁶ and 10⁸
-/// parameters), so a cost per FLOP fitted on small models over-predicts large ones. The
-/// product's time at its own shape is a property of the machine and the BLAS, measured
-/// like a roofline's peak, not fitted to the models' timings; the cost model then fits a
-/// multiplier of it (near 1 when the in-model products run as fast as the isolated ones).
+/// Why measure rather than count: a product's throughput depends on its shape and the
+/// machine (small products run far below peak; at 64–128 rows one machine's gradients got
+/// faster per FLOP with width over the whole range the study runs, while on another the
+/// products alone are flat from ~10⁶ FLOPs up), so a cost per FLOP fitted on small models
+/// need not hold for large ones. The product's time at its own shape is a property of the
+/// machine and the BLAS, measured like a roofline's peak, not fitted to the models'
+/// timings; the cost model then fits a multiplier of it (near 1 when the in-model products
+/// run as fast as the isolated ones).
 ///
 /// Each shape is timed on operands of its own size (values in [−3/4, 3/4], no
 /// subnormals), after one warm-up call, in batches of calls lasting at least `batchSeconds`;
