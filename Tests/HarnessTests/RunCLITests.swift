@@ -196,6 +196,25 @@ func read(_ dir: URL, _ f: String) -> Data { FileManager.default.contents(atPath
         let line = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         #expect(line.hasPrefix(SHA256.hex(bytes)))
+        // Every length from 0 to 130 bytes: the tail in one block (< 56 bytes left), in two
+        // (56–63 left), and whole blocks before it.
+        let dir = tempDir("sha-lengths")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let paths = try (0...130).map { len -> String in
+            let u = dir.appendingPathComponent("\(len)")
+            try Data(bytes.prefix(len)).write(to: u)
+            return u.path
+        }
+        let q = Process()
+        q.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        q.arguments = paths
+        let out = Pipe()
+        q.standardOutput = out
+        try q.run()
+        let sums = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+        q.waitUntilExit()
+        #expect(sums.count == 131)
+        for (len, l) in sums.enumerated() { #expect(l.hasPrefix(SHA256.hex(Data(bytes.prefix(len)))), "length \(len)") }
     }
 
     /// The temporary siblings of AtomicFile.write, as a resumed sweep recognizes (and

@@ -3,9 +3,10 @@ import Foundation
 /// SHA-256 (FIPS 180-4), for the experiment file's digest in the manifest.
 ///
 /// Written by hand on purpose: the only packaged implementation available here is
-/// swift-crypto, which would add about a minute to every clean build for one hash
-/// of a few kilobytes. Checked against the FIPS 180-4 example vectors and against
-/// coreutils `sha256sum` in the tests.
+/// swift-crypto, which would add about a minute to every clean build. It also hashes the
+/// manifest's output files, gigabytes for a real model's `hvp` arrays, so it reads the
+/// data in place. Checked against the FIPS 180-4 example vectors and against coreutils
+/// `sha256sum` at every length from 0 to 130 bytes (each padding case) in the tests.
 public enum SHA256 {
     static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -20,36 +21,48 @@ public enum SHA256 {
 
     public static func digest(_ data: Data) -> [UInt8] {
         var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
-        var msg = [UInt8](data)
-        let bitLength = UInt64(msg.count) &* 8
-        msg.append(0x80)
-        while msg.count % 64 != 56 { msg.append(0) }
-        for i in (0..<8).reversed() { msg.append(UInt8(truncatingIfNeeded: bitLength >> (8 * UInt64(i)))) }
-        @inline(__always) func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
         var w = [UInt32](repeating: 0, count: 64)
-        for chunk in stride(from: 0, to: msg.count, by: 64) {
-            for t in 0..<16 {
-                let b = chunk + 4 * t
-                w[t] = UInt32(msg[b]) << 24 | UInt32(msg[b + 1]) << 16 | UInt32(msg[b + 2]) << 8 | UInt32(msg[b + 3])
-            }
-            for t in 16..<64 {
-                let s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3)
-                let s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10)
-                w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
-            }
-            var (a, b, c, d, e, f, g, hh) = (h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7])
-            for t in 0..<64 {
-                let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
-                let ch = (e & f) ^ (~e & g)
-                let t1 = hh &+ s1 &+ ch &+ k[t] &+ w[t]
-                let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
-                let maj = (a & b) ^ (a & c) ^ (b & c)
-                let t2 = s0 &+ maj
-                (hh, g, f, e, d, c, b, a) = (g, f, e, d &+ t1, c, b, a, t1 &+ t2)
-            }
-            h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d; h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
+        // The message is read in place, 64 bytes at a time (no copy: the arrays `hvp` hashes
+        // are gigabytes); only the tail and its padding are assembled, in one or two blocks.
+        data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            h.withUnsafeMutableBufferPointer { hp in w.withUnsafeMutableBufferPointer { wp in k.withUnsafeBufferPointer { kp in
+                let n = raw.count, full = n / 64
+                if let base = raw.baseAddress { for c in 0..<full { compress(base + 64 * c, hp, wp, kp) } }
+                var tail = [UInt8](repeating: 0, count: 128)
+                let rest = n - 64 * full
+                for i in 0..<rest { tail[i] = raw[64 * full + i] }
+                tail[rest] = 0x80
+                let blocks = rest < 56 ? 1 : 2
+                let bits = UInt64(n) &* 8
+                for i in 0..<8 { tail[64 * blocks - 1 - i] = UInt8(truncatingIfNeeded: bits >> (8 * UInt64(i))) }
+                tail.withUnsafeBytes { tp in for b in 0..<blocks { compress(tp.baseAddress! + 64 * b, hp, wp, kp) } }
+            } } }
         }
         return h.flatMap { x in (0..<4).map { UInt8(truncatingIfNeeded: x >> (24 - 8 * UInt32($0))) } }
+    }
+
+    /// One 64-byte block into the state `h` (FIPS 180-4 §6.2.2), `w` the message schedule.
+    @inline(__always)
+    static func compress(_ p: UnsafeRawPointer, _ h: UnsafeMutableBufferPointer<UInt32>, _ w: UnsafeMutableBufferPointer<UInt32>,
+                         _ k: UnsafeBufferPointer<UInt32>) {
+        @inline(__always) func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
+        for t in 0..<16 { w[t] = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 4 * t, as: UInt32.self)) }
+        for t in 16..<64 {
+            let s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3)
+            let s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10)
+            w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
+        }
+        var (a, b, c, d, e, f, g, hh) = (h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7])
+        for t in 0..<64 {
+            let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
+            let ch = (e & f) ^ (~e & g)
+            let t1 = hh &+ s1 &+ ch &+ k[t] &+ w[t]
+            let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
+            let maj = (a & b) ^ (a & c) ^ (b & c)
+            let t2 = s0 &+ maj
+            (hh, g, f, e, d, c, b, a) = (g, f, e, d &+ t1, c, b, a, t1 &+ t2)
+        }
+        h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d; h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
     }
 
     public static func hex(_ data: Data) -> String {
