@@ -130,8 +130,7 @@ public enum ShardBench {
     static func predictedSeconds(_ m: any DifferentiableModel, policy: PrecisionPolicy, ranks: Int, costModel: CostModel) throws -> Double {
         let block = ShardedHVP.samples(rank: 0, shards: ranks, count: m.sampleCount).count
         guard let w = m.gradientWork(samples: block) else { throw HarnessError("--cost-model: the model's cost is not modelled (no gradient work)") }
-        var g = 0.0
-        for (shape, count) in w.products { g += Double(count) * (try GemmCalibration.measure(shape, policy: policy, repeats: 3)) }
+        let g = try GemmCalibration.measure(w, policy: policy, repeats: 3).total
         let cb = Double(try ScalingStudy.bytes(policy, policy.compute))
         guard let x = ScalingStudy.features(quantity: "time_hvp_central_s", flops: w.flops, gemmFlops: w.gemmFlops, gemmSeconds: g,
                                             bytes: w.values * cb, n: Double(m.parameterCount), cb: cb, kb: 0, steps: 0) else { return .nan }

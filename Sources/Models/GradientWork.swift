@@ -39,9 +39,12 @@ public struct GradientWork: Sendable, Equatable {
     /// The three products of a linear map over `rows` rows from `in` to `out` whose weight
     /// is stored out×in, as the Llama and MLP code runs them: forward X·Wᵀ (NT), weight
     /// gradient dYᵀ·X (TN), input gradient dY·W (NN, unless `inputGradient` is false).
-    static func linearMap(_ p: inout [GemmShape: Int], rows r: Int, in i: Int, out o: Int, times c: Int = 1, inputGradient: Bool = true) {
-        p[GemmShape(m: r, k: i, n: o, transA: false, transB: true), default: 0] += c
-        p[GemmShape(m: o, k: r, n: i, transA: true, transB: false), default: 0] += c
+    /// With `transposesCopied` the operands' transposes are formed as copies first (the
+    /// transformer), so the same shapes run as NN products.
+    static func linearMap(_ p: inout [GemmShape: Int], rows r: Int, in i: Int, out o: Int, times c: Int = 1, inputGradient: Bool = true,
+                          transposesCopied: Bool = false) {
+        p[GemmShape(m: r, k: i, n: o, transA: false, transB: !transposesCopied), default: 0] += c
+        p[GemmShape(m: o, k: r, n: i, transA: !transposesCopied, transB: false), default: 0] += c
         if inputGradient { p[GemmShape(m: r, k: o, n: i), default: 0] += c }
     }
 
@@ -90,15 +93,9 @@ extension TransformerLM {
         // product is NN: forward X·W (L×in·in×out), weight gradient dYᵀ·X (out×L·L×in),
         // input gradient dY·W (L×out·out×in).
         var products: [GemmShape: Int] = [:]
-        func map(_ i: Int, _ o: Int, _ times: Int) {
-            products[GemmShape(m: L, k: i, n: o), default: 0] += times * S
-            products[GemmShape(m: o, k: L, n: i), default: 0] += times * S
-            products[GemmShape(m: L, k: o, n: i), default: 0] += times * S
+        for (i, o, times) in [(c.width, c.width, 4 * c.layers), (c.width, c.ff, c.layers), (c.ff, c.width, c.layers), (c.width, vocab.count, 1)] {
+            GradientWork.linearMap(&products, rows: L, in: i, out: o, times: times * S, transposesCopied: true)
         }
-        map(c.width, c.width, 4 * c.layers)
-        map(c.width, c.ff, c.layers)
-        map(c.ff, c.width, c.layers)
-        map(c.width, vocab.count, 1)
         return GradientWork(flops: 2 * macs, values: 4 * Double(parameterCount) + 4 * acts, tokens: S * L, products: products)
     }
 }

@@ -19,6 +19,20 @@ import Models
 /// subnormals), after one warm-up call, in batches of calls lasting at least `batchSeconds`;
 /// the median of `repeats` batches' mean.
 public enum GemmCalibration {
+    /// Every product of `work` timed at its shape (``measure(_:policy:repeats:batchSeconds:)``),
+    /// in shape order, and their seconds together, Σ count·seconds: one gradient's G.
+    public static func measure(_ work: GradientWork, policy: PrecisionPolicy, repeats: Int)
+        throws -> (total: Double, products: [(shape: GemmShape, count: Int, seconds: Double)]) {
+        var total = 0.0
+        var products: [(shape: GemmShape, count: Int, seconds: Double)] = []
+        for (shape, count) in work.products.sorted(by: { $0.key < $1.key }) {
+            let t = try measure(shape, policy: policy, repeats: repeats)
+            total += Double(count) * t
+            products.append((shape, count, t))
+        }
+        return (total, products)
+    }
+
     public static func measure(_ shape: GemmShape, policy: PrecisionPolicy, repeats: Int = 5, batchSeconds: Double = 0.02) throws -> Double {
         struct Body: ScalarBody {
             let shape: GemmShape, accumulation: LinearAlgebraAccumulation, repeats: Int, batchSeconds: Double
@@ -50,7 +64,6 @@ public enum GemmCalibration {
         for _ in 0..<max(repeats, 1) {
             means.append(seconds(clock.measure { for _ in 0..<calls { call() } }) / Double(calls))
         }
-        means.sort()
-        return means.count % 2 == 1 ? means[means.count / 2] : (means[means.count / 2 - 1] + means[means.count / 2]) / 2
+        return median(means)
     }
 }

@@ -135,14 +135,12 @@ public struct ScalingStudy: Study {
     /// Times each product of `work` at its shape (``GemmCalibration``): the `gemm` rows of
     /// `model` and the seconds of all of them together (Σ count·seconds).
     func timeProducts(_ work: GradientWork, model: String, into out: inout UnitOutput) throws -> Double {
-        var total = 0.0
-        for (shape, count) in work.products.sorted(by: { $0.key < $1.key }) {
-            let t = try GemmCalibration.measure(shape, policy: config.policy, repeats: config.repeats)
-            total += Double(count) * t
+        let g = try GemmCalibration.measure(work, policy: config.policy, repeats: config.repeats)
+        for (shape, count, t) in g.products {
             out.append("gemm", [model, "\(shape.m)", "\(shape.k)", "\(shape.n)", shape.transA ? "T" : "N", shape.transB ? "T" : "N", "\(count)",
                                 cell(t), cell(shape.flops / t / 1e9)])
         }
-        return total
+        return g.total
     }
 
     public func run(unit index: Int, context: StudyContext) throws -> UnitOutput {
@@ -165,8 +163,7 @@ public struct ScalingStudy: Study {
             try f()                                              // warm-up
             var ts: [Double] = []
             for _ in 0..<config.repeats { ts.append(seconds(try clock.measure { try f() })) }
-            ts.sort()
-            return ts.count % 2 == 1 ? ts[ts.count / 2] : (ts[ts.count / 2 - 1] + ts[ts.count / 2]) / 2
+            return Studies.median(ts)
         }
         // One gradient's own peak above the RSS before it (its activations, conversions and
         // result), then its median time.
@@ -406,6 +403,13 @@ extension MemoryModel {
         let bits = 1 + expBits + f.p - 1
         return bits <= 8 ? 1 : bits <= 16 ? 2 : bits <= 32 ? 4 : 8
     }
+}
+
+/// The median (the mean of the middle two for an even count); NaN when empty.
+func median(_ xs: [Double]) -> Double {
+    guard !xs.isEmpty else { return .nan }
+    let s = xs.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
 }
 
 /// A duration in seconds.
