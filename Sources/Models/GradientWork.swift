@@ -37,14 +37,12 @@ public struct GradientWork: Sendable, Equatable {
     public var gemmFlops: Double { products.reduce(0) { $0 + $1.key.flops * Double($1.value) } }
 
     /// The three products of a linear map over `rows` rows from `in` to `out` whose weight
-    /// is stored out×in, as the Llama and MLP code runs them: forward X·Wᵀ (NT), weight
-    /// gradient dYᵀ·X (TN), input gradient dY·W (NN, unless `inputGradient` is false).
-    /// With `transposesCopied` the operands' transposes are formed as copies first (the
-    /// transformer), so the same shapes run as NN products.
-    static func linearMap(_ p: inout [GemmShape: Int], rows r: Int, in i: Int, out o: Int, times c: Int = 1, inputGradient: Bool = true,
-                          transposesCopied: Bool = false) {
-        p[GemmShape(m: r, k: i, n: o, transA: false, transB: !transposesCopied), default: 0] += c
-        p[GemmShape(m: o, k: r, n: i, transA: !transposesCopied, transB: false), default: 0] += c
+    /// is stored out×in, as the models run them (the weights read in place): forward X·Wᵀ
+    /// (NT), weight gradient dYᵀ·X (TN), input gradient dY·W (NN, unless `inputGradient`
+    /// is false).
+    static func linearMap(_ p: inout [GemmShape: Int], rows r: Int, in i: Int, out o: Int, times c: Int = 1, inputGradient: Bool = true) {
+        p[GemmShape(m: r, k: i, n: o, transA: false, transB: true), default: 0] += c
+        p[GemmShape(m: o, k: r, n: i, transA: true, transB: false), default: 0] += c
         if inputGradient { p[GemmShape(m: r, k: o, n: i), default: 0] += c }
     }
 
@@ -77,10 +75,15 @@ extension MLP {
 
 extension TransformerLM {
     /// Per position and block: q, k, v, o (d² each) and the MLP (2·d·ff); per position the
-    /// head (V·d); each 3×;
-    /// attention per sequence; activations as ``peakGradientValues(shards:)`` counts them
-    /// (10·d + 2·ff per position and block, heads·L² per sequence and block, 4·d + 2·V per
-    /// position).
+    /// head (V·d); each 3×; attention per sequence; activations as
+    /// ``peakGradientValues(shards:)`` counts them (10·d + 2·ff per position and block,
+    /// heads·L² per sequence and block, 4·d + 2·V per position). The linear maps run one
+    /// sequence (L rows) at a time, so over S sequences the parameters move
+    /// (4 + 6(S − 1))·n times: the gradient zeroed, the first sequence's products reading
+    /// the weights twice (forward, input gradient) and writing their gradients in place,
+    /// and each later sequence reading them twice again and writing, reading and adding
+    /// a weight gradient of its own (the weights read in place: BLAS policies; other
+    /// policies copy each weight and its transpose once more, 4n, not counted here).
     public func gradientWork() -> GradientWork? { gradientWork(samples: sequences.count) }
 
     public func gradientWork(samples S: Int) -> GradientWork? {
@@ -89,14 +92,14 @@ extension TransformerLM {
         let macs = 3 * linear + Double(c.layers) * GradientWork.attentionMACs(sequences: S, context: L, width: c.width)
         let perBlock = r * (10 * d + 2 * Double(c.ff)) + Double(S * c.heads * L * L)
         let acts = Double(c.layers) * perBlock + r * (4 * d + 2 * v)
-        // Per sequence (L rows), the weights' transposes and dYᵀ formed as copies, so every
-        // product is NN: forward X·W (L×in·in×out), weight gradient dYᵀ·X (out×L·L×in),
-        // input gradient dY·W (L×out·out×in).
+        // Per sequence (L rows): forward X·Wᵀ (NT), weight gradient dYᵀ·X (TN), input
+        // gradient dY·W (NN), as Llama's, the weights read in place.
         var products: [GemmShape: Int] = [:]
         for (i, o, times) in [(c.width, c.width, 4 * c.layers), (c.width, c.ff, c.layers), (c.ff, c.width, c.layers), (c.width, vocab.count, 1)] {
-            GradientWork.linearMap(&products, rows: L, in: i, out: o, times: times * S, transposesCopied: true)
+            GradientWork.linearMap(&products, rows: L, in: i, out: o, times: times * S)
         }
-        return GradientWork(flops: 2 * macs, values: 4 * Double(parameterCount) + 4 * acts, tokens: S * L, products: products)
+        let parameterPasses = 4 + 6 * Double(max(S - 1, 0))
+        return GradientWork(flops: 2 * macs, values: parameterPasses * Double(parameterCount) + 4 * acts, tokens: S * L, products: products)
     }
 }
 

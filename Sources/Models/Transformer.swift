@@ -75,12 +75,74 @@ public struct TransformerLM: OutputModel, GradientCore {
     }
 
     struct LNCache<T: ComputeScalar> { var xhat: Matrix<T>; var invStd: [T] }
-    /// One block's weight matrices (as stored: [out, in]).
-    struct BlockWeights<T: ComputeScalar> {
-        var wq, wk, wv, wo, w1, w2: Matrix<T>
-        func transposed() -> BlockWeights {
-            BlockWeights(wq: wq.transposed(), wk: wk.transposed(), wv: wv.transposed(), wo: wo.transposed(),
-                         w1: w1.transposed(), w2: w2.transposed())
+    /// A block's weight matrices, in the order the reverse pass indexes them.
+    static let blockWeights = ["attn.wq", "attn.wk", "attn.wv", "attn.wo", "mlp.w1", "mlp.w2"]
+
+    /// Tests only: copy the weights under `.blas` too (the bits the in-place products must keep).
+    @TaskLocal static var copiesWeights = false
+
+    /// The weight matrices as the products read them. Where BLAS computes the products
+    /// (Float, Double and their dual numbers under `.blas`), in place in θ, the
+    /// transposition a flag of sgemm/dgemm, as Llama reads its weights; elsewhere each
+    /// weight and its transpose are copied out of θ once per gradient, since the generic
+    /// products take matrices. The copies cost four passes over the n parameters per
+    /// gradient, the transposes strided (13% of a 10⁸-parameter FD-HVP here); under
+    /// `.blas` the flagged products give the copies' bits on OpenBLAS's Prescott, Haswell
+    /// and Zen kernels (``Kernels/gemm(_:transposed:_:transposed:accumulation:)``; checked
+    /// by `TransformerTests.inPlaceWeightsKeepTheCopiesBits`).
+    struct Weights<T: ComputeScalar> {
+        let inPlace: Bool
+        var copies: [String: (w: Matrix<T>, wT: Matrix<T>)] = [:]
+
+        init(_ model: TransformerLM, _ theta: [T], _ acc: Accumulation) {
+            inPlace = Self.blasComputes(acc) && !TransformerLM.copiesWeights
+            guard !inPlace else { return }
+            for name in ["head"] + (0..<model.config.layers).flatMap({ b in TransformerLM.blockWeights.map { "block\(b).\($0)" } }) {
+                let w = model.mat(theta, name)
+                copies[name] = (w, w.transposed())
+            }
+        }
+
+        /// Whether `.blas` products of `T` run in BLAS (Float, Double, their duals).
+        static func blasComputes(_ acc: Accumulation) -> Bool {
+            guard case .blas = acc else { return false }
+            return T.self is any BLASScalar.Type || T.self is any BLASDualScalar.Type
+        }
+
+        /// X·Wᵀ for the weight `name` (stored out×in).
+        func forward(_ x: Matrix<T>, _ theta: [T], _ t: TensorSpec, _ acc: Accumulation) -> Matrix<T> {
+            guard inPlace else { return Kernels.gemm(x, copies[t.name]!.wT, accumulation: acc) }
+            return theta.withUnsafeBufferPointer {
+                Kernels.gemm(x, transposed: false, UnsafeBufferPointer(rebasing: $0[t.range]), rows: t.shape[0], cols: t.shape[1],
+                             transposed: true, accumulation: acc)
+            }
+        }
+
+        /// dY·W, the input gradient of ``forward(_:_:_:_:)``.
+        func backward(_ dy: Matrix<T>, _ theta: [T], _ t: TensorSpec, _ acc: Accumulation) -> Matrix<T> {
+            guard inPlace else { return Kernels.gemm(dy, copies[t.name]!.w, accumulation: acc) }
+            return theta.withUnsafeBufferPointer {
+                Kernels.gemm(dy, transposed: false, UnsafeBufferPointer(rebasing: $0[t.range]), rows: t.shape[0], cols: t.shape[1],
+                             transposed: false, accumulation: acc)
+            }
+        }
+
+        /// grad[W] += dYᵀ·X for one sequence. In place, the batch's first sequence writes
+        /// its product straight into the (zero) gradient: the same bits as adding it to
+        /// zero, since a BLAS sum starts from +0 and so is never −0; later sequences add a
+        /// product as before (the order of the sum over sequences is unchanged).
+        func weightGradient(_ dy: Matrix<T>, _ x: Matrix<T>, _ grad: inout [T], _ t: TensorSpec, first: Bool,
+                            _ acc: Accumulation) {
+            if inPlace && first {
+                grad.withUnsafeMutableBufferPointer {
+                    Kernels.gemm(dy, transposed: true, x, transposed: false, into: UnsafeMutableBufferPointer(rebasing: $0[t.range]), accumulation: acc)
+                }
+                return
+            }
+            let g = Kernels.gemm(dy, transposed: true, x, transposed: false, accumulation: acc)
+            grad.withUnsafeMutableBufferPointer { gp in g.storage.withUnsafeBufferPointer { p in
+                for i in p.indices { gp[t.offset + i] += p[i] }
+            } }
         }
     }
     struct BlockCache<T: ComputeScalar> {
@@ -135,10 +197,6 @@ public struct TransformerLM: OutputModel, GradientCore {
         let t = layout.tensor(name)!
         return Matrix(rows: t.shape[0], cols: t.shape[1], storage: Array(theta[t.range]))
     }
-    func addMatrix<T: ComputeScalar>(_ grad: inout [T], _ name: String, _ m: Matrix<T>) {
-        let off = layout.tensor(name)!.offset
-        for i in m.storage.indices { grad[off + i] += m.storage[i] }
-    }
 
     public func lossAndGradient<T: ComputeScalar>(_ theta: [T], samples: Range<Int>, accumulation acc: Accumulation) -> (loss: T, gradient: [T]) {
         specializedGradient(theta, samples: samples, accumulation: acc)
@@ -168,90 +226,85 @@ public struct TransformerLM: OutputModel, GradientCore {
         var loss = T.zero
         let norm = 1 / T(sequences.count * L)
         let scale = 1 / T(dh).squareRoot()
-        let tok = mat(theta, "embed.tokens"), pos = mat(theta, "embed.positions"), head = mat(theta, "head")
-        let headT = head.transposed()
-        // Weight matrices and their transposes depend only on θ: build them once, not per sequence.
-        let w = (0..<c.layers).map { b in
-            BlockWeights(wq: mat(theta, "block\(b).attn.wq"), wk: mat(theta, "block\(b).attn.wk"), wv: mat(theta, "block\(b).attn.wv"),
-                         wo: mat(theta, "block\(b).attn.wo"), w1: mat(theta, "block\(b).mlp.w1"), w2: mat(theta, "block\(b).mlp.w2"))
-        }
-        let wT = w.map { $0.transposed() }
+        let ot = layout.tensor("embed.tokens")!.offset, op = layout.tensor("embed.positions")!.offset
+        let weights = Weights(self, theta, acc)
+        let head = layout.tensor("head")!
+        let wt = (0..<c.layers).map { b in Self.blockWeights.map { layout.tensor("block\(b).\($0)")! } }   // q, k, v, o, w1, w2
         for s in samples {
-            let seq = sequences[s]
+            let seq = sequences[s], first = s == samples.lowerBound
             // Forward.
             var h = Matrix<T>(rows: L, cols: d)
-            for t in 0..<L { for j in 0..<d { h[t, j] = tok[seq[t], j] + pos[t, j] } }
+            for t in 0..<L { for j in 0..<d { h[t, j] = theta[ot + seq[t] * d + j] + theta[op + t * d + j] } }
             var caches: [BlockCache<T>] = []
             for b in 0..<c.layers {
                 let blk = "block\(b)"
                 let (a, c1) = layerNorm(h, slice(theta, "\(blk).ln1.gain"), slice(theta, "\(blk).ln1.bias"))
-                let q = Kernels.gemm(a, wT[b].wq, accumulation: acc)
-                let k = Kernels.gemm(a, wT[b].wk, accumulation: acc)
-                let v = Kernels.gemm(a, wT[b].wv, accumulation: acc)
+                let q = weights.forward(a, theta, wt[b][0], acc)
+                let k = weights.forward(a, theta, wt[b][1], acc)
+                let v = weights.forward(a, theta, wt[b][2], acc)
                 var o = Matrix<T>(rows: L, cols: d)
                 let ps = CausalAttention.forward(q: q, k: k, v: v, rows: 0, length: L, heads: H, kvHeads: H, headWidth: dh, scale: scale, into: &o)
-                let attn = Kernels.gemm(o, wT[b].wo, accumulation: acc)
+                let attn = weights.forward(o, theta, wt[b][3], acc)
                 for i in h.storage.indices { h.storage[i] += attn.storage[i] }
                 let (m2, c2) = layerNorm(h, slice(theta, "\(blk).ln2.gain"), slice(theta, "\(blk).ln2.bias"))
-                var u = Kernels.gemm(m2, wT[b].w1, accumulation: acc)
+                var u = weights.forward(m2, theta, wt[b][4], acc)
                 let b1 = slice(theta, "\(blk).mlp.b1"), b10 = b1.startIndex
                 for t in 0..<L { for j in 0..<c.ff { u[t, j] += b1[b10 + j] } }
                 let gu = u.map { Activation.gelu.value($0) }
-                var f = Kernels.gemm(gu, wT[b].w2, accumulation: acc)
+                var f = weights.forward(gu, theta, wt[b][5], acc)
                 let b2 = slice(theta, "\(blk).mlp.b2"), b20 = b2.startIndex
                 for t in 0..<L { for j in 0..<d { f[t, j] += b2[b20 + j] } }
                 for i in h.storage.indices { h.storage[i] += f.storage[i] }
                 caches.append(BlockCache(ln1: c1, a: a, q: q, k: k, v: v, p: ps, o: o, ln2: c2, m: m2, u: u, gu: gu))
             }
             let (zf, cf) = layerNorm(h, slice(theta, "final.ln.gain"), slice(theta, "final.ln.bias"))
-            let logits = Kernels.gemm(zf, headT, accumulation: acc)
+            let logits = weights.forward(zf, theta, head, acc)
             let (sum, dlogits) = lossHead.evaluate(logits, label: { seq[$0 + 1] }, scale: norm)
             loss += sum * norm
             // Backward.
             observer?("head", zf, dlogits)
-            addMatrix(&grad, "head", Kernels.gemm(dlogits.transposed(), zf, accumulation: acc))
-            let dzf = Kernels.gemm(dlogits, head, accumulation: acc)
+            weights.weightGradient(dlogits, zf, &grad, head, first: first, acc)
+            let dzf = weights.backward(dlogits, theta, head, acc)
             var dh_ = layerNormBackward(dzf, cf, slice(theta, "final.ln.gain"), &grad,
                                         gainOffset: layout.tensor("final.ln.gain")!.offset, biasOffset: layout.tensor("final.ln.bias")!.offset)
             for b in stride(from: c.layers - 1, through: 0, by: -1) {
                 let blk = "block\(b)", cache = caches[b]
                 // MLP.
                 observer?("\(blk).mlp.w2", cache.gu, dh_)
-                addMatrix(&grad, "\(blk).mlp.w2", Kernels.gemm(dh_.transposed(), cache.gu, accumulation: acc))
+                weights.weightGradient(dh_, cache.gu, &grad, wt[b][5], first: first, acc)
                 let ob2 = layout.tensor("\(blk).mlp.b2")!.offset
                 for t in 0..<L { for j in 0..<d { grad[ob2 + j] += dh_[t, j] } }
-                var du = Kernels.gemm(dh_, w[b].w2, accumulation: acc)
+                var du = weights.backward(dh_, theta, wt[b][5], acc)
                 for i in du.storage.indices { du.storage[i] *= Activation.gelu.derivative(cache.u.storage[i]) }
                 observer?("\(blk).mlp.w1", cache.m, du)
-                addMatrix(&grad, "\(blk).mlp.w1", Kernels.gemm(du.transposed(), cache.m, accumulation: acc))
+                weights.weightGradient(du, cache.m, &grad, wt[b][4], first: first, acc)
                 let ob1 = layout.tensor("\(blk).mlp.b1")!.offset
                 for t in 0..<L { for j in 0..<c.ff { grad[ob1 + j] += du[t, j] } }
-                let dm = Kernels.gemm(du, w[b].w1, accumulation: acc)
+                let dm = weights.backward(du, theta, wt[b][4], acc)
                 let dln2 = layerNormBackward(dm, cache.ln2, slice(theta, "\(blk).ln2.gain"), &grad,
                                              gainOffset: layout.tensor("\(blk).ln2.gain")!.offset, biasOffset: layout.tensor("\(blk).ln2.bias")!.offset)
                 for i in dh_.storage.indices { dh_.storage[i] += dln2.storage[i] }
                 // Attention.
                 observer?("\(blk).attn.wo", cache.o, dh_)
-                addMatrix(&grad, "\(blk).attn.wo", Kernels.gemm(dh_.transposed(), cache.o, accumulation: acc))
-                let dO = Kernels.gemm(dh_, w[b].wo, accumulation: acc)
+                weights.weightGradient(dh_, cache.o, &grad, wt[b][3], first: first, acc)
+                let dO = weights.backward(dh_, theta, wt[b][3], acc)
                 var dq = Matrix<T>(rows: L, cols: d), dk = Matrix<T>(rows: L, cols: d), dv = Matrix<T>(rows: L, cols: d)
                 CausalAttention.backward(dO: dO, q: cache.q, k: cache.k, v: cache.v, p: cache.p[...], rows: 0, length: L, heads: H, kvHeads: H,
                                          headWidth: dh, scale: scale, dq: &dq, dk: &dk, dv: &dv)
                 observer?("\(blk).attn.wq", cache.a, dq)
                 observer?("\(blk).attn.wk", cache.a, dk)
                 observer?("\(blk).attn.wv", cache.a, dv)
-                addMatrix(&grad, "\(blk).attn.wq", Kernels.gemm(dq.transposed(), cache.a, accumulation: acc))
-                addMatrix(&grad, "\(blk).attn.wk", Kernels.gemm(dk.transposed(), cache.a, accumulation: acc))
-                addMatrix(&grad, "\(blk).attn.wv", Kernels.gemm(dv.transposed(), cache.a, accumulation: acc))
-                var da = Kernels.gemm(dq, w[b].wq, accumulation: acc)
-                let dak = Kernels.gemm(dk, w[b].wk, accumulation: acc)
-                let dav = Kernels.gemm(dv, w[b].wv, accumulation: acc)
+                weights.weightGradient(dq, cache.a, &grad, wt[b][0], first: first, acc)
+                weights.weightGradient(dk, cache.a, &grad, wt[b][1], first: first, acc)
+                weights.weightGradient(dv, cache.a, &grad, wt[b][2], first: first, acc)
+                var da = weights.backward(dq, theta, wt[b][0], acc)
+                let dak = weights.backward(dk, theta, wt[b][1], acc)
+                let dav = weights.backward(dv, theta, wt[b][2], acc)
                 for i in da.storage.indices { da.storage[i] += dak.storage[i] + dav.storage[i] }
                 let dln1 = layerNormBackward(da, cache.ln1, slice(theta, "\(blk).ln1.gain"), &grad,
                                              gainOffset: layout.tensor("\(blk).ln1.gain")!.offset, biasOffset: layout.tensor("\(blk).ln1.bias")!.offset)
                 for i in dh_.storage.indices { dh_.storage[i] += dln1.storage[i] }
             }
-            let ot = layout.tensor("embed.tokens")!.offset, op = layout.tensor("embed.positions")!.offset
             for t in 0..<L { for j in 0..<d {
                 grad[ot + seq[t] * d + j] += dh_[t, j]
                 grad[op + t * d + j] += dh_[t, j]
@@ -280,15 +333,30 @@ extension TransformerLM {
 
     /// Per rank and block: the attention and MLP activations and their gradients
     /// (10·L·d + 2·L·ff) and the attention scores (heads·L²); per rank the embeddings,
-    /// final norm and logits; n values four times: θ, the weights' work copy, their
-    /// transposes and the gradient being built (which the count missed until the scaling
-    /// study's peak RSS showed it: 0.90 of the measured FD-HVP Lanczos peak at 10⁸).
+    /// final norm and logits; θ once and a gradient per rank; and on a rank with more than
+    /// one sequence, a later sequence's weight gradient before it is added (the largest
+    /// weight matrix). This is the BLAS policies' count, whose products read the weights in
+    /// place; other policies also hold a copy of every weight and of its transpose (2n
+    /// more). Until the weights were read in place these 2n were part of every count (the
+    /// scaling study's peak RSS found them: 0.90 of the measured FD-HVP Lanczos peak at 10⁸
+    /// while they were missed).
     public func peakGradientValues(shards: Int) -> Int {
-        let c = config, L = c.context, d = c.width
-        let perBlock = 10 * L * d + 2 * L * c.ff + c.heads * L * L
-        return shards * (c.layers * perBlock + 4 * L * d + 2 * L * vocab.count) + 4 * parameterCount
+        let perRank = (sequences.count + shards - 1) / shards
+        return (1 + shards) * parameterCount + shards * (sequenceValues + (perRank > 1 ? largestWeight : 0))
     }
 
-    /// Sequences are taken one at a time: one sequence's activations, whatever the count.
-    public func peakGradientValues(samples: Int) -> Int { peakGradientValues(shards: 1) }
+    /// One rank's `samples` sequences, taken one at a time: θ, the gradient, one sequence's
+    /// activations and, for more than one sequence, a later one's weight gradient.
+    public func peakGradientValues(samples: Int) -> Int {
+        2 * parameterCount + sequenceValues + (samples > 1 ? largestWeight : 0)
+    }
+
+    /// One sequence's activations and their gradients (what a rank holds at its peak).
+    var sequenceValues: Int {
+        let c = config, L = c.context, d = c.width
+        return c.layers * (10 * L * d + 2 * L * c.ff + c.heads * L * L) + 4 * L * d + 2 * L * vocab.count
+    }
+
+    /// Values of the largest weight matrix (d², d·ff or the head's V·d).
+    var largestWeight: Int { config.width * max(config.width, config.ff, vocab.count) }
 }

@@ -42,6 +42,13 @@ struct GradientWorkTests {
         let linear = Self.layoutFlops(m.layout, rows: Double(S * L), gathered: ["embed.tokens", "embed.positions"])
         #expect(w.flops == linear + attention)
         #expect(w.tokens == S * L)
+        // Values: the parameters 4 + 6(S − 1) times (a sequence at a time: each reads the
+        // weights twice; the first writes its weight gradients in place, each later one
+        // writes, reads and adds its own); activations 4× (per block 10·d + 2·ff per
+        // position and heads·L² per sequence; per position 4·d + 2·V).
+        let V = (m.describe().entries["vocabulary"] as! String).count
+        let acts = layers * (S * L * (10 * d + 2 * 12) + S * H * L * L) + S * L * (4 * d + 2 * V)
+        #expect(w.values == Double((4 + 6 * (S - 1)) * m.parameterCount + 4 * acts))
     }
 
     @Test func llamaFlopsAndParametersFromItsLayout() throws {

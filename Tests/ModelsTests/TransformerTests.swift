@@ -3,11 +3,53 @@ import RealModule
 @testable import Models
 @testable import Curvature
 import Scalars
+import LinearAlgebra
 
 @Suite struct TransformerTests {
     static func tiny() throws -> TransformerLM {
         try TransformerLM(config: .init(context: 5, width: 8, heads: 2, layers: 2, ff: 12, sequences: 2),
                           corpus: "abcabcaabbccabcacbacbbacabcabbca", seed: 3)
+    }
+
+    /// Under `.blas` the products read the weights in place from θ (transposition a flag,
+    /// the first sequence's weight gradients written straight into the gradient); the
+    /// copies path (each weight and its transpose copied out, products of the copies,
+    /// every sequence's weight gradient added to zeros) is the one the MPFR checks above
+    /// cover. On OpenBLAS's Prescott, Haswell and Zen kernels the two agree bit for bit,
+    /// for fp32, fp64 and forward-over-reverse duals (the exact HVP), sequences 1 and 3;
+    /// on SkylakeX and Cooperlake, whose small products sum in a layout-dependent order,
+    /// to within a few ulps of the gradient's scale. A wrong transposition flag, a sequence
+    /// added twice or lost fails both.
+    @Test func inPlaceWeightsKeepTheCopiesBits() throws {
+        let exact = ["prescott", "haswell", "zen"].contains(BLASRuntime.coreName.lowercased())
+        for S in [1, 3] {
+            let m = try TransformerLM(config: .init(context: 6, width: 12, heads: 3, layers: 2, ff: 20, sequences: S),
+                                      corpus: "abcabcaabbccabcacbacbbacabcabbcadcbadcab", seed: 4)
+            var g = SplitMix64(seed: 9)
+            let theta = m.initialParameters(seed: 5).map { $0 + 0.2 * (g.nextUniform() - 0.5) }
+            let v = theta.map { _ in g.nextUniform() - 0.5 }
+            func check<T: ComputeScalar>(_ th: [T], _ tol: Double, _ what: String, _ value: (T) -> Double) {
+                let inPlace = m.lossAndGradient(th, accumulation: .blas)
+                #expect(TransformerLM.Weights<T>.blasComputes(.blas), "\(what): BLAS does not compute its products")
+                let copies = TransformerLM.$copiesWeights.withValue(true) { m.lossAndGradient(th, accumulation: .blas) }
+                let a = inPlace.gradient.map(value), b = copies.gradient.map(value)
+                let scale = b.map(\.magnitude).max()!
+                #expect(scale > 0)
+                if exact {
+                    let differ = zip(a, b).filter { $0.bitPattern != $1.bitPattern }.count
+                    #expect(differ == 0, "\(what), \(S) sequences: \(differ) of \(a.count) differ")
+                    #expect(value(inPlace.loss).bitPattern == value(copies.loss).bitPattern)
+                } else {
+                    let worst = zip(a, b).map { abs($0 - $1) }.max()!
+                    #expect(worst <= tol * scale, "\(what), \(S) sequences: \(worst) against \(scale)")
+                }
+            }
+            check(theta.map { Float($0) }, 1e-5, "fp32", { Double($0) })
+            check(theta, 1e-13, "fp64", { $0 })
+            let dual = zip(theta, v).map { Dual<Double>($0, $1) }
+            check(dual, 1e-13, "Dual<Double> values", \.value)
+            check(dual, 1e-13, "Dual<Double> tangents (the exact HVP)", \.tangent)
+        }
     }
 
     /// ∂L/∂θᵢ in MPFloat<256> vs central differences (h = 2⁻⁸⁰) for three
