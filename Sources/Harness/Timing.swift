@@ -1,8 +1,6 @@
+import Studies            // Duration.seconds
+
 /// Wall-clock timing for benchmarks and command summaries.
-extension Duration {
-    /// The duration in seconds.
-    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
-}
 
 public enum Timing {
     /// Median over `trials` runs of `body`, in seconds (after one untimed warm-up

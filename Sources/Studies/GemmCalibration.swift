@@ -58,11 +58,11 @@ public enum GemmCalibration {
         }
         call()                                                   // warm-up
         // Calls per batch: enough for batchSeconds, from one timed call.
-        let one = max(seconds(clock.measure { call() }), 1e-9)
+        let one = max(clock.measure { call() }.seconds, 1e-9)
         let calls = max(1, Int((batchSeconds / one).rounded(.up)))
         var means: [Double] = []
         for _ in 0..<max(repeats, 1) {
-            means.append(seconds(clock.measure { for _ in 0..<calls { call() } }) / Double(calls))
+            means.append(clock.measure { for _ in 0..<calls { call() } }.seconds / Double(calls))
         }
         return median(means)
     }

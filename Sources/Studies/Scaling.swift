@@ -162,7 +162,7 @@ public struct ScalingStudy: Study {
         func median(_ f: () throws -> Void) rethrows -> Double {
             try f()                                              // warm-up
             var ts: [Double] = []
-            for _ in 0..<config.repeats { ts.append(seconds(try clock.measure { try f() })) }
+            for _ in 0..<config.repeats { ts.append(try clock.measure { try f() }.seconds) }
             return Studies.median(ts)
         }
         // One gradient's own peak above the RSS before it (its activations, conversions and
@@ -194,7 +194,7 @@ public struct ScalingStudy: Study {
         let rss0 = MemoryProbe.current()
         try lanczos()
         let peak = MemoryProbe.peak()
-        let lanczosSeconds = seconds(try clock.measure { try lanczos() })
+        let lanczosSeconds = try clock.measure { try lanczos() }.seconds
         let model = MemoryModel(n: n, shards: c.shards, computeBytes: engine.computeBytes, krylovBytes: krylovBytes,
                                 activations: m.peakGradientValues(shards: c.shards))
         let predicted = model.harnessLanczosBytes(steps: steps)
@@ -412,10 +412,9 @@ func median(_ xs: [Double]) -> Double {
     return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
 }
 
-/// A duration in seconds.
-func seconds(_ d: Duration) -> Double {
-    let (s, a) = d.components
-    return Double(s) + Double(a) * 1e-18
+extension Duration {
+    /// The duration in seconds (the studies' timings, and through `Harness` the commands' and benchmarks').
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }
 
 #if os(Linux)

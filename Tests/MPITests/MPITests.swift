@@ -153,7 +153,7 @@ func splitCSV(_ line: String) -> [String] {
         #expect(kept >= 2 && kept < 8, "journal keeps the finished configurations (\(kept))")
 
         // Whatever the kill caught, also leave a torn journal line behind (a crash in mid-write).
-        FileManager.default.createFile(atPath: units.appendingPathComponent("rank9-1.log").path, contents: Data("{\"index\":7,\"ke".utf8))
+        _ = FileManager.default.createFile(atPath: units.appendingPathComponent("rank9-1.log").path, contents: Data("{\"index\":7,\"ke".utf8))
         let resumed = try mpi(2, ["run", exp, "--quick", "--out", out.path, "--resume"])
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(resumed.stderr.contains("resuming, \(kept) of 8 configurations already done"), "\(resumed.stderr)")

@@ -3,6 +3,7 @@ import Scalars
 import LinearAlgebra
 import Krylov
 import Models
+import Studies
 
 /// The exact eigenvalues beside an `slq` run (ascending): what its report's histogram
 /// and any outside comparison need.
