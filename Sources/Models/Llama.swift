@@ -259,30 +259,6 @@ public struct LlamaLM: DifferentiableModel, GradientCore {
         return dx
     }
 
-    /// X·Wᵀ for the row-major out×in weight at `offset` of θ, read in place where BLAS computes it.
-    func linear<T: ComputeScalar>(_ x: Matrix<T>, _ theta: [T], at offset: Int, out: Int, in: Int, _ acc: Accumulation) -> Matrix<T> {
-        theta.withUnsafeBufferPointer {
-            Kernels.gemm(x, transposed: false, UnsafeBufferPointer(rebasing: $0[offset..<(offset + out * `in`)]), rows: out, cols: `in`,
-                         transposed: true, accumulation: acc)
-        }
-    }
-    /// dY·W (the input gradient of ``linear(_:_:at:out:in:_:)``).
-    func linearBackward<T: ComputeScalar>(_ dy: Matrix<T>, _ theta: [T], at offset: Int, out: Int, in: Int, _ acc: Accumulation) -> Matrix<T> {
-        theta.withUnsafeBufferPointer {
-            Kernels.gemm(dy, transposed: false, UnsafeBufferPointer(rebasing: $0[offset..<(offset + out * `in`)]), rows: out, cols: `in`,
-                         transposed: false, accumulation: acc)
-        }
-    }
-    /// grad[W] = dYᵀ·X, written in place (every weight's gradient is written once: the
-    /// linear maps see all sequences of the batch as one matrix).
-    func weightGradient<T: ComputeScalar>(_ dy: Matrix<T>, _ x: Matrix<T>, _ grad: inout [T], at offset: Int, _ acc: Accumulation) {
-        let n = dy.cols * x.cols
-        grad.withUnsafeMutableBufferPointer {
-            Kernels.gemm(dy, transposed: true, x, transposed: false, into: UnsafeMutableBufferPointer(rebasing: $0[offset..<(offset + n)]),
-                         accumulation: acc)
-        }
-    }
-
     struct Cache<T: ComputeScalar> {
         var h: Matrix<T>; var r1: [T]; var a: Matrix<T>; var q: Matrix<T>; var k: Matrix<T>; var v: Matrix<T>
         var p: [Matrix<T>]; var o: Matrix<T>; var h2: Matrix<T>; var r2: [T]; var m: Matrix<T>

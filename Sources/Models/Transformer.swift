@@ -109,22 +109,16 @@ public struct TransformerLM: OutputModel, GradientCore {
             return T.self is any BLASScalar.Type || T.self is any BLASDualScalar.Type
         }
 
-        /// X·Wᵀ for the weight `name` (stored out×in).
+        /// X·Wᵀ for the weight `t` (stored out×in).
         func forward(_ x: Matrix<T>, _ theta: [T], _ t: TensorSpec, _ acc: Accumulation) -> Matrix<T> {
             guard inPlace else { return Kernels.gemm(x, copies[t.name]!.wT, accumulation: acc) }
-            return theta.withUnsafeBufferPointer {
-                Kernels.gemm(x, transposed: false, UnsafeBufferPointer(rebasing: $0[t.range]), rows: t.shape[0], cols: t.shape[1],
-                             transposed: true, accumulation: acc)
-            }
+            return linear(x, theta, at: t.offset, out: t.shape[0], in: t.shape[1], acc)
         }
 
         /// dY·W, the input gradient of ``forward(_:_:_:_:)``.
         func backward(_ dy: Matrix<T>, _ theta: [T], _ t: TensorSpec, _ acc: Accumulation) -> Matrix<T> {
             guard inPlace else { return Kernels.gemm(dy, copies[t.name]!.w, accumulation: acc) }
-            return theta.withUnsafeBufferPointer {
-                Kernels.gemm(dy, transposed: false, UnsafeBufferPointer(rebasing: $0[t.range]), rows: t.shape[0], cols: t.shape[1],
-                             transposed: false, accumulation: acc)
-            }
+            return linearBackward(dy, theta, at: t.offset, out: t.shape[0], in: t.shape[1], acc)
         }
 
         /// grad[W] += dYᵀ·X for one sequence. In place, the batch's first sequence writes
@@ -133,12 +127,7 @@ public struct TransformerLM: OutputModel, GradientCore {
         /// product as before (the order of the sum over sequences is unchanged).
         func weightGradient(_ dy: Matrix<T>, _ x: Matrix<T>, _ grad: inout [T], _ t: TensorSpec, first: Bool,
                             _ acc: Accumulation) {
-            if inPlace && first {
-                grad.withUnsafeMutableBufferPointer {
-                    Kernels.gemm(dy, transposed: true, x, transposed: false, into: UnsafeMutableBufferPointer(rebasing: $0[t.range]), accumulation: acc)
-                }
-                return
-            }
+            if inPlace && first { return Models.weightGradient(dy, x, &grad, at: t.offset, acc) }
             let g = Kernels.gemm(dy, transposed: true, x, transposed: false, accumulation: acc)
             grad.withUnsafeMutableBufferPointer { gp in g.storage.withUnsafeBufferPointer { p in
                 for i in p.indices { gp[t.offset + i] += p[i] }

@@ -122,7 +122,7 @@ struct GradientWorkTests {
         for bad in ["mlp:widths=4", "mlp:widths=4-3,act=nope", "gguf:/nonexistent/model.gguf", "llama:vocab=13,width=8,layers=1,heads=3,ff=4"] {
             #expect(throws: (any Error).self, "\(bad)") { try ModelSpec.validate(bad) }
         }
-        try MemoryBudget.$taskLimit.withValue(1e6) {
+        MemoryBudget.$taskLimit.withValue(1e6) {
             #expect(throws: MemoryBudgetError.self) { try ModelSpec.validate("mlp:widths=512-512-10,samples=8") }
             #expect(throws: MemoryBudgetError.self) { try ModelSpec.build("mlp:widths=512-512-10,samples=8", seed: 0) }
         }
