@@ -1,7 +1,6 @@
 import Studies            // Duration.seconds
 
 /// Wall-clock timing for benchmarks and command summaries.
-
 public enum Timing {
     /// Median over `trials` runs of `body`, in seconds (after one untimed warm-up
     /// run when `warmUp`).
