@@ -11,10 +11,12 @@ import Curvature
 /// cost model fitted on the small sizes and checked on held-out large ones, and a memory
 /// model of FD-HVP SLQ checked against measured peak RSS.
 ///
-/// Units run one at a time (``exclusive``): timings are medians over `repeats` (after a
-/// warm-up; the Lanczos step the mean over a run after a first one), and memory is the
-/// process's peak RSS (`VmHWM`, reset through `/proc/self/clear_refs` before each phase) — so timing and memory columns are
-/// measurements and, unlike the other studies' tables, not byte-reproducible.
+/// Units run one at a time (``exclusive``), in `repeats` rounds (``units``): each round
+/// times every quantity of every configuration once, and a timing is the median over the
+/// rounds (the Lanczos step the mean over one run); the first round measures memory — the
+/// process's peak RSS (`VmHWM`, reset through `/proc/self/clear_refs` before each phase) —
+/// and warms up the timings. Timing and memory columns are measurements and, unlike the
+/// other studies' tables, not byte-reproducible.
 ///
 /// Tables:
 /// - `timings.csv`: per model × shards: the gradient's counted work (`flops_grad`,
@@ -30,8 +32,10 @@ import Curvature
 ///   Lanczos phase in the harness's own representation (fp64 carriers for
 ///   param/grad/hvp stages, the compute and Krylov types' sizes, all S ranks in one
 ///   process), with `mem_model_ratio = mem_model_bytes / rss_delta_bytes`.
+/// - `rounds.csv`: every round's seconds per model × shards and quantity (and the
+///   gradient's products together, `gemm_s_grad`): the spread behind each median.
 /// - `gemm.csv`: every product shape of every model and extrapolation target, how often one
-///   gradient runs it, its seconds and GFLOP/s (``GemmCalibration``).
+///   gradient runs it, its seconds (the median over the rounds) and GFLOP/s (``GemmCalibration``).
 /// - `costmodel.csv`: per quantity, family and shard count, the ``CostModel``
 ///   `t ≈ c_gemm·G + c_f·F_o + c_b·B + c_0` (features: ``features(quantity:flops:gemmFlops:gemmSeconds:bytes:n:cb:kb:steps:)``)
 ///   fitted on the sizes up to `fit_max_parameters`; `predictions.csv` every size's
@@ -109,10 +113,17 @@ public struct ScalingStudy: Study {
         cases = c.models.flatMap { m in c.shards.map { Case(model: m, shards: $0) } }
     }
 
-    /// One unit per model and shard count, then one per extrapolation target (its products
-    /// timed at their shapes, nothing else run).
+    /// `repeats` rounds, round-major: each round one unit per model and shard count, then
+    /// one per extrapolation target (its products timed at their shapes, nothing else run).
+    /// A unit of round r times every quantity once; ``finish(_:)`` takes the median over
+    /// the rounds. Rounds spread each configuration's timings over the whole run, so a
+    /// slow phase of a shared machine lasting minutes inflates one of its timings, not all
+    /// of them (timed back to back, a 1.5·10⁸-parameter FD-HVP once measured 11.8 s where
+    /// a repeat 20 minutes later took 9.0 s).
     public var units: [StudyUnit] {
-        cases.map { StudyUnit(key: "\($0.model)|\($0.shards)") } + targets.map { StudyUnit(key: "products|\($0.spec)") }
+        (0..<config.repeats).flatMap { r in
+            cases.map { StudyUnit(key: "\($0.model)|\($0.shards)|round \(r + 1)") } + targets.map { StudyUnit(key: "products|\($0.spec)|round \(r + 1)") }
+        }
     }
     public var seeds: [String: UInt64] { ["seed": config.seed] }
 
@@ -132,25 +143,30 @@ public struct ScalingStudy: Study {
     public static let extrapolationHeader = ["model", "family", "parameters", "flops", "shards", "reorth", "lanczos_vectors", "quantity", "value", "unit",
                                              "label"]
 
-    /// Times each product of `work` at its shape (``GemmCalibration``): the `gemm` rows of
-    /// `model` and the seconds of all of them together (Σ count·seconds).
-    func timeProducts(_ work: GradientWork, model: String, into out: inout UnitOutput) throws -> Double {
-        let g = try GemmCalibration.measure(work, policy: config.policy, repeats: config.repeats)
+    /// Times each product of `work` at its shape once (``GemmCalibration``, one batch after
+    /// its warm-up): the `gemm_round` rows of `model` in this round.
+    func timeProducts(_ work: GradientWork, model: String, shards: Int, round: Int, into out: inout UnitOutput) throws {
+        let g = try GemmCalibration.measure(work, policy: config.policy, repeats: 1)
         for (shape, count, t) in g.products {
-            out.append("gemm", [model, "\(shape.m)", "\(shape.k)", "\(shape.n)", shape.transA ? "T" : "N", shape.transB ? "T" : "N", "\(count)",
-                                cell(t), cell(shape.flops / t / 1e9)])
+            out.append("gemm_round", [model, "\(shards)", "\(round + 1)", "\(shape.m)", "\(shape.k)", "\(shape.n)", shape.transA ? "T" : "N",
+                                      shape.transB ? "T" : "N", "\(count)", cell(t)])
         }
-        return g.total
     }
 
+    /// A unit of round `r`: every quantity of its configuration timed once (the first
+    /// round also measures memory, before any timing, and is the warm-up of later ones).
+    /// Rows: `time_round` (this round's seconds per quantity), `gemm_round` (its products'
+    /// seconds per shape) and, in the first round, `memory` (work counts and memory).
     public func run(unit index: Int, context: StudyContext) throws -> UnitOutput {
         var out = UnitOutput()
-        guard index < cases.count else {
-            let t = targets[index - cases.count]
-            _ = try timeProducts(t.work, model: t.spec, into: &out)
+        let perRound = cases.count + targets.count
+        let round = index / perRound, j = index % perRound
+        guard j < cases.count else {
+            let t = targets[j - cases.count]
+            try timeProducts(t.work, model: t.spec, shards: 1, round: round, into: &out)
             return out
         }
-        let c = cases[index]
+        let c = cases[j]
         let m = try ModelSetup.build(c.model, seed: config.seed, param: config.policy.param)
         let engine = try FDEngine(model: m, policy: config.policy)
         let theta = ModelSetup.parameters(m, seed: config.seed, param: try config.policy.arithmetic(config.policy.param))
@@ -159,27 +175,6 @@ public struct ScalingStudy: Study {
         let v = (0..<n).map { _ in 2 * g.nextUniform() - 1 }
         let step = StepPolicy.relative(1e-3)
         let clock = ContinuousClock()
-        func median(_ f: () throws -> Void) rethrows -> Double {
-            try f()                                              // warm-up
-            var ts: [Double] = []
-            for _ in 0..<config.repeats { ts.append(try clock.measure { try f() }.seconds) }
-            return Studies.median(ts)
-        }
-        // One gradient's own peak above the RSS before it (its activations, conversions and
-        // result), then its median time.
-        MemoryProbe.releaseFreedMemory()
-        MemoryProbe.resetPeak()
-        let gradRSS0 = MemoryProbe.current()
-        _ = try engine.gradient(theta: theta, shards: c.shards)
-        let gradDelta = max(MemoryProbe.peak() - gradRSS0, 0)
-        let tGrad = try median { _ = try engine.gradient(theta: theta, shards: c.shards) }
-        var tHVP: [Double] = []
-        for s in config.schemes { tHVP.append(try median { _ = try engine.estimate(theta: theta, v: v, scheme: s, step: step, shards: c.shards) }) }
-        let tExact = median { _ = engine.exactHVP(theta: theta, v: v) }
-        // Lanczos phase: peak memory measured around a first run alone (the heap's free
-        // pages returned first), its time on a second run that reuses the first one's pages,
-        // as the steps of a long run reuse each other's.
-        let krylovBytes = try Self.bytes(config.policy, config.policy.krylov)
         var steps = 0
         func lanczos() throws {
             let traces = try ModelLanczos.run(krylov: config.policy.krylov, mode: config.policy.mode(for: config.policy.krylov),
@@ -189,30 +184,50 @@ public struct ScalingStudy: Study {
             }
             steps = traces[0].alpha.count
         }
-        MemoryProbe.releaseFreedMemory()
-        MemoryProbe.resetPeak()
-        let rss0 = MemoryProbe.current()
-        try lanczos()
-        let peak = MemoryProbe.peak()
-        let lanczosSeconds = try clock.measure { try lanczos() }.seconds
-        let model = MemoryModel(n: n, shards: c.shards, computeBytes: engine.computeBytes, krylovBytes: krylovBytes,
-                                activations: m.peakGradientValues(shards: c.shards))
-        let predicted = model.harnessLanczosBytes(steps: steps)
-        let delta = max(peak - rss0, 0)
-        let family = m.describe().family
         let work = m.gradientWork()
-        // The gradient's products timed at their shapes, after everything else (the unit's
-        // memory was measured without them).
-        let gemmSeconds = try work.map { try timeProducts($0, model: c.model, into: &out) }
-        out.append("timings", [c.model, family, "\(n)", "\(m.sampleCount)", work.map { "\($0.tokens)" } ?? "",
-                               cell(work?.flops), cell(work.map { $0.values * Double(engine.computeBytes) }),
-                               cell(work?.gemmFlops), cell(gemmSeconds),
-                               config.policy.description, "\(c.shards)", "\(config.repeats)",
-                               cell(tGrad)] + tHVP.map(cell) + [cell(tExact), cell(lanczosSeconds / Double(max(steps, 1)))]
-                   + tHVP.map { cell($0 / tGrad) } + [cell(tExact / tGrad), "\(steps)", "\(gradDelta)", "\(m.peakGradientValues(shards: c.shards))", "\(peak)", "\(delta)", "\(predicted)",
-                                                     cell(delta > 0 ? Double(predicted) / Double(delta) : .nan)])
+        if round == 0 {
+            // One gradient's own peak above the RSS before it (its activations, conversions
+            // and result); then the Lanczos phase's peak around a run alone (the heap's
+            // free pages returned first). Both also warm up what this round then times:
+            // the executables keep freed memory (``ProcessAllocator``), so the timed calls
+            // reuse these pages, and later rounds (which never return memory) the pages of
+            // every configuration before them.
+            MemoryProbe.releaseFreedMemory()
+            MemoryProbe.resetPeak()
+            let gradRSS0 = MemoryProbe.current()
+            _ = try engine.gradient(theta: theta, shards: c.shards)
+            let gradDelta = max(MemoryProbe.peak() - gradRSS0, 0)
+            MemoryProbe.releaseFreedMemory()
+            MemoryProbe.resetPeak()
+            let rss0 = MemoryProbe.current()
+            try lanczos()
+            let peak = MemoryProbe.peak()
+            _ = engine.exactHVP(theta: theta, v: v)                // warm-up: the dual numbers' pages
+            let krylovBytes = try Self.bytes(config.policy, config.policy.krylov)
+            let predicted = MemoryModel(n: n, shards: c.shards, computeBytes: engine.computeBytes, krylovBytes: krylovBytes,
+                                        activations: m.peakGradientValues(shards: c.shards)).harnessLanczosBytes(steps: steps)
+            let delta = max(peak - rss0, 0)
+            out.append("memory", [c.model, m.describe().family, "\(n)", "\(m.sampleCount)", work.map { "\($0.tokens)" } ?? "",
+                                  cell(work?.flops), cell(work.map { $0.values * Double(engine.computeBytes) }), cell(work?.gemmFlops),
+                                  config.policy.description, "\(c.shards)", "\(steps)", "\(gradDelta)", "\(m.peakGradientValues(shards: c.shards))",
+                                  "\(peak)", "\(delta)", "\(predicted)", cell(delta > 0 ? Double(predicted) / Double(delta) : .nan)])
+        }
+        var seconds: [Double] = [try clock.measure { _ = try engine.gradient(theta: theta, shards: c.shards) }.seconds]
+        for s in config.schemes {
+            seconds.append(try clock.measure { _ = try engine.estimate(theta: theta, v: v, scheme: s, step: step, shards: c.shards) }.seconds)
+        }
+        seconds.append(clock.measure { _ = engine.exactHVP(theta: theta, v: v) }.seconds)
+        let lanczosSeconds = try clock.measure { try lanczos() }.seconds
+        seconds.append(lanczosSeconds / Double(max(steps, 1)))
+        for (q, t) in zip(quantities, seconds) { out.append("time_round", [c.model, "\(c.shards)", "\(round + 1)", q, cell(t)]) }
+        // The gradient's products timed at their shapes, after everything else (the
+        // first round's memory was measured without them).
+        if let w = work { try timeProducts(w, model: c.model, shards: c.shards, round: round, into: &out) }
         return out
     }
+
+    /// The timed quantities, in the order of `timings.csv`'s columns.
+    var quantities: [String] { ["time_grad_s"] + config.schemes.map { "time_hvp_\($0.rawValue)_s" } + ["time_hvp_exact_s", "time_lanczos_step_s"] }
 
     /// Bytes per value of a format of the policy as the harness holds it.
     public static func bytes(_ p: PrecisionPolicy, _ format: ScalarFormat) throws -> Int {
@@ -248,10 +263,47 @@ public struct ScalingStudy: Study {
         }
     }
 
+    public static let roundsHeader = ["model", "shards", "round", "quantity", "seconds"]
+
+    /// Assembles `timings.csv` (the median over the rounds of each quantity, and of each
+    /// product shape's seconds in `gemm.csv`), `rounds.csv` (every round's seconds, the
+    /// spread behind each median, with `gemm_s_grad` per round) and the fits.
     public func finish(_ outputs: [UnitOutput]) throws -> StudyOutput {
-        let timings = concatenate("timings", timingsHeader, outputs)
+        let timeRows = outputs.flatMap { $0.tables["time_round"] ?? [] }       // model, shards, round, quantity, seconds
+        let gemmRows = outputs.flatMap { $0.tables["gemm_round"] ?? [] }       // model, shards, round, m, k, n, tA, tB, count, seconds
+        var rounds = StudyTable(name: "rounds", header: Self.roundsHeader, rows: timeRows)
+        var perQuantity: [String: [Double]] = [:]                                // "model|shards|quantity"
+        for r in timeRows { perQuantity["\(r[0])|\(r[1])|\(r[3])", default: []].append(Double(r[4])!) }
+        // Products: the median per (configuration, shape) over the rounds, in the order first run.
+        var shapeOrder: [String] = [], shapeSeconds: [String: [Double]] = [:], shapeRow: [String: [String]] = [:]
+        var roundProducts: [String: Double] = [:]                               // "model|shards|round": Σ count·seconds
+        for r in gemmRows {
+            let key = ([r[0], r[1]] + r[3...8]).joined(separator: "|")
+            if shapeSeconds[key] == nil { shapeOrder.append(key); shapeRow[key] = r }
+            shapeSeconds[key, default: []].append(Double(r[9])!)
+            roundProducts["\(r[0])|\(r[1])|\(r[2])", default: 0] += Double(r[8])! * Double(r[9])!
+        }
+        var gemm = StudyTable(name: "gemm", header: Self.gemmHeader)
+        var productSeconds: [String: Double] = [:]                               // "model|shards": one gradient's G
+        for key in shapeOrder {
+            let r = shapeRow[key]!, t = median(shapeSeconds[key]!)
+            let flops = 2 * Double(r[3])! * Double(r[4])! * Double(r[5])!
+            gemm.rows.append([r[0], r[3], r[4], r[5], r[6], r[7], r[8], cell(t), cell(flops / t / 1e9)])
+            productSeconds["\(r[0])|\(r[1])", default: 0] += Double(r[8])! * t
+        }
+        for r in timeRows where r[3] == quantities[0] {
+            if let g = roundProducts["\(r[0])|\(r[1])|\(r[2])"] { rounds.rows.append([r[0], r[1], r[2], "gemm_s_grad", cell(g)]) }
+        }
+        var timings = StudyTable(name: "timings", header: timingsHeader)
+        for m in outputs.flatMap({ $0.tables["memory"] ?? [] }) {
+            // model, family, n, samples, tokens, flops, bytes, gemm flops, policy, shards, steps, then memory
+            let key = "\(m[0])|\(m[9])"
+            let t = quantities.map { median(perQuantity["\(key)|\($0)"] ?? []) }
+            let grad = t[0], hvps = Array(t[1...config.schemes.count]), exact = t[config.schemes.count + 1]
+            timings.rows.append(Array(m[0...7]) + [cell(productSeconds[key]), m[8], m[9], "\(config.repeats)"] + t.map(cell)
+                                + hvps.map { cell($0 / grad) } + [cell(exact / grad)] + Array(m[10...]))
+        }
         let h = timingsHeader
-        let quantities = ["time_grad_s"] + config.schemes.map { "time_hvp_\($0.rawValue)_s" } + ["time_hvp_exact_s", "time_lanczos_step_s"]
         var fits = StudyTable(name: "fits", header: Self.fitsHeader)
         var costs = StudyTable(name: "costmodel", header: Self.costModelHeader)
         var preds = StudyTable(name: "predictions", header: Self.predictionsHeader)
@@ -260,7 +312,6 @@ public struct ScalingStudy: Study {
         let ni = col("parameters"), si = col("shards"), fi = col("family"), mi = col("model")
         let flopsI = col("flops_grad"), bytesI = col("bytes_grad"), stepsI = col("lanczos_steps")
         let gemmFlopsI = col("flops_gemm_grad"), gemmSI = col("gemm_s_grad")
-        let gemm = concatenate("gemm", Self.gemmHeader, outputs)
         let cb = Double(try Self.bytes(config.policy, config.policy.compute)), kb = Double(try Self.bytes(config.policy, config.policy.krylov))
         struct Fitted { var model: CostModel; var nMin: Double; var nMax: Double; var heldOut: [Double]; var measuredMax: Double }
         var fitted: [String: Fitted] = [:]                         // "quantity|family|shards"
@@ -345,7 +396,7 @@ public struct ScalingStudy: Study {
                                     cell(f.model.predict(fx.features)), "s", label])
             }
         }
-        return StudyOutput(tables: [timings, gemm, fits, costs, preds, extrap])
+        return StudyOutput(tables: [timings, rounds, gemm, fits, costs, preds, extrap])
     }
 }
 
@@ -406,7 +457,7 @@ extension MemoryModel {
 }
 
 /// The median (the mean of the middle two for an even count); NaN when empty.
-func median(_ xs: [Double]) -> Double {
+public func median(_ xs: [Double]) -> Double {
     guard !xs.isEmpty else { return .nan }
     let s = xs.sorted()
     return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2

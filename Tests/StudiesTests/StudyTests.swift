@@ -463,6 +463,43 @@ extension RegimesTests {
                           "value")) == 8e9)
     }
 
+    /// Rounds: the units run round-major (every configuration once per round, the
+    /// extrapolation targets' products too); a timing is the median of its rounds, a
+    /// product shape's seconds the median of its rounds and `gemm_s_grad` their
+    /// count-weighted sum; memory is measured in the first round only.
+    @Test func timingsAreMediansOverRounds() throws {
+        let models = ["mlp:widths=4-4-2,samples=8", "mlp:widths=8-16-4,samples=8"]
+        let s = try ScalingStudy(.init(models: models, policy: fp32, shards: [1], schemes: [.central], repeats: 3, lanczosSteps: 2,
+                                       memorySteps: 10, extrapolateTo: [1e9], fitMaxParameters: 300, computeBoundMinParameters: 1,
+                                       extrapolateModels: ["mlp:widths=64-64-8,samples=8"]))
+        #expect(s.units.map(\.key) == (1...3).flatMap { r in models.map { "\($0)|1|round \(r)" } + ["products|mlp:widths=64-64-8,samples=8|round \(r)"] })
+        let outputs = try s.units.indices.map { try s.run(unit: $0, context: StudyContext()) }
+        #expect(outputs.enumerated().allSatisfy { i, o in (o.tables["memory"] != nil) == (i < 2) })
+        let out = try s.finish(outputs)
+        let t = table(out, "timings"), rd = table(out, "rounds"), g = table(out, "gemm")
+        #expect(t.rows.count == 2 && column(t, "repeats") == ["3", "3"])
+        for (i, m) in models.enumerated() {
+            for q in ["time_grad_s", "time_hvp_central_s", "time_hvp_exact_s", "time_lanczos_step_s", "gemm_s_grad"] {
+                let xs = rd.rows.filter { $0[0] == m && $0[3] == q }.map { Double($0[4])! }
+                #expect(xs.count == 3 && Set(rd.rows.filter { $0[0] == m && $0[3] == q }.map { $0[2] }) == ["1", "2", "3"])
+                if q != "gemm_s_grad" { #expect(numbers(t, q)[i] == xs.sorted()[1], "\(m) \(q)") }
+            }
+            // Products: one row per shape with the median of its three rounds.
+            let shapes = outputs.flatMap { $0.tables["gemm_round"] ?? [] }.filter { $0[0] == m }
+            let rows = g.rows.filter { $0[0] == m }
+            #expect(shapes.count == 3 * rows.count)
+            var total = 0.0
+            for r in rows {
+                let xs = shapes.filter { Array($0[3...8]) == Array(r[1...6]) }.map { Double($0[9])! }.sorted()
+                #expect(xs.count == 3 && Double(r[7])! == xs[1])
+                total += Double(r[6])! * xs[1]
+            }
+            #expect(abs(numbers(t, "gemm_s_grad")[i] - total) <= 1e-15 * total)
+        }
+        #expect(numbers(t, "hvp_over_grad_central")[1] == numbers(t, "time_hvp_central_s")[1] / numbers(t, "time_grad_s")[1])
+        #expect(g.rows.filter { $0[0] == "mlp:widths=64-64-8,samples=8" }.count > 0)
+    }
+
     /// The Lanczos phase's memory model by hand: basis and w 4·1000·11, the operator's fp64
     /// input 8000, then the larger FD moment: the quotient 1000·(4·4 + 8) = 24000, or the
     /// second gradient 3·4·1000 + 4·(activations − 1000).

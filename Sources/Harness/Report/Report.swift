@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import Studies
 
 /// `hessian-harness report RESULTS_DIR [--out DIR]`: a study's results (or a single
 /// `slq`, `hvp`, `eigen`, `recommend` or `trace` run's folder, RunReports.swift) as a
@@ -355,12 +356,31 @@ public enum ReportCommand {
             f.series.append(.init(label: "model, \(sh) shards", x: sel.map { num($0, "parameters") }, y: sel.map { num($0, "mem_model_bytes") }, color: color(i), dash: "4,3", markers: false))
         }
         mem.plots.append(Plot(figure: f, python: "plot_memory()"))
+        // Each round's seconds over the median of its configuration and quantity: how far
+        // one timing strays (a slow phase of the machine), which the median over rounds absorbs.
+        var spread: Section? = nil
+        if let rd = try? r.table("rounds.csv") {
+            var sp = Section(heading: "Timing spread over rounds", text: "rounds.csv: every configuration's quantities are timed once per round, the rounds spread over the whole run; each point is one round's seconds over the median of its rounds (the value in timings.csv), against the configuration's parameters.")
+            var f = Figure(title: "Rounds against their median", xLabel: "parameters", yLabel: "seconds / median over rounds", logX: true, logY: false)
+            let params = Dictionary(t.rows.map { ("\($0["model"]!)|\($0["shards"]!)", num($0, "parameters")) }, uniquingKeysWith: { a, _ in a })
+            var med: [String: [Double]] = [:]
+            for row in rd.rows { med["\(row["model"]!)|\(row["shards"]!)|\(row["quantity"]!)", default: []].append(num(row, "seconds")) }
+            for (i, k) in distinct(rd.rows, "round").enumerated() {
+                let rows = rd.rows.filter { $0["round"] == k && params["\($0["model"]!)|\($0["shards"]!)"] != nil }
+                f.series.append(.init(label: "round \(k)", x: rows.map { params["\($0["model"]!)|\($0["shards"]!)"]! },
+                                      y: rows.map { num($0, "seconds") / median(med["\($0["model"]!)|\($0["shards"]!)|\($0["quantity"]!)"]!) },
+                                      color: color(i), line: false))
+            }
+            sp.plots.append(Plot(figure: f, python: "plot_rounds()"))
+            spread = sp
+        }
         var tab = Section(heading: "Cost model, exponents and extrapolation", text: "costmodel.csv: the fitted coefficients and the range they were fitted on. fits.csv: the exponent of time against FLOPs in the compute-bound range. extrapolation.csv: times of architectures never run, from the cost model of their family, and the memory model at 10⁹–10¹¹ parameters; every row states its assumptions.")
         let cm = try r.table("costmodel.csv"), ft = try r.table("fits.csv")
         tab.tables.append(("costmodel.csv", cm.header, cm.rows.map { row in cm.header.map { row[$0]! } }))
         tab.tables.append(("fits.csv", ft.header, ft.rows.map { row in ft.header.map { row[$0]! } }))
         tab.tables.append(("extrapolation.csv", ex.header, ex.rows.map { row in ex.header.map { row[$0]! } }))
         return Content(title: "scaling: runtime and memory", intro: "Cost of gradients, HVPs and Lanczos steps against work counted from the architecture (NUMERICS.md §9).",
-                       sections: [sec, gs, held, mem, tab], files: ["timings.csv", "gemm.csv", "costmodel.csv", "predictions.csv", "fits.csv", "extrapolation.csv"])
+                       sections: [sec, gs, held] + (spread.map { [$0] } ?? []) + [mem, tab],
+                       files: ["timings.csv"] + (spread == nil ? [] : ["rounds.csv"]) + ["gemm.csv", "costmodel.csv", "predictions.csv", "fits.csv", "extrapolation.csv"])
     }
 }

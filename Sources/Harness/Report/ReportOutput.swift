@@ -274,6 +274,16 @@ extension ReportCommand {
             ax.set_title("Product throughput", fontsize=9); legend(ax)
             return fig
 
+        def plot_rounds():
+            r = CSV["rounds.csv"].merge(CSV["timings.csv"][["model", "shards", "parameters"]], on=["model", "shards"])
+            r["rel"] = r.seconds / r.groupby(["model", "shards", "quantity"]).seconds.transform("median")
+            fig, ax = plt.subplots(figsize=(7, 4))
+            for i, (k, s) in enumerate(r.groupby("round", sort=False)):
+                ax.plot(s.parameters, s.rel, "o", ms=3, color=COLORS[i % len(COLORS)], label=f"round {k}")
+            ax.set_xscale("log"); ax.set_xlabel("parameters"); ax.set_ylabel("seconds / median over rounds")
+            ax.set_title("Rounds against their median", fontsize=9); legend(ax)
+            return fig
+
         def plot_memory():
             t = CSV["timings.csv"]
             fig, ax = plt.subplots(figsize=(7, 4))
