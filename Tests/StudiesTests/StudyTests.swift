@@ -468,16 +468,16 @@ extension RegimesTests {
     /// product shape's seconds the median of its rounds and `gemm_s_grad` their
     /// count-weighted sum; memory is measured in the first round only.
     @Test func timingsAreMediansOverRounds() throws {
-        let models = ["mlp:widths=4-4-2,samples=8", "mlp:widths=8-16-4,samples=8"]
+        let models = ["mlp:widths=4-4-2,samples=8", "mlp:widths=8-16-4,samples=8", "mlp:widths=16-16-4,samples=8"]
         let s = try ScalingStudy(.init(models: models, policy: fp32, shards: [1], schemes: [.central], repeats: 3, lanczosSteps: 2,
                                        memorySteps: 10, extrapolateTo: [1e9], fitMaxParameters: 300, computeBoundMinParameters: 1,
                                        extrapolateModels: ["mlp:widths=64-64-8,samples=8"]))
         #expect(s.units.map(\.key) == (1...3).flatMap { r in models.map { "\($0)|1|round \(r)" } + ["products|mlp:widths=64-64-8,samples=8|round \(r)"] })
         let outputs = try s.units.indices.map { try s.run(unit: $0, context: StudyContext()) }
-        #expect(outputs.enumerated().allSatisfy { i, o in (o.tables["memory"] != nil) == (i < 2) })
+        #expect(outputs.enumerated().allSatisfy { i, o in (o.tables["memory"] != nil) == (i < 3) })
         let out = try s.finish(outputs)
         let t = table(out, "timings"), rd = table(out, "rounds"), g = table(out, "gemm")
-        #expect(t.rows.count == 2 && column(t, "repeats") == ["3", "3"])
+        #expect(t.rows.count == 3 && column(t, "repeats") == ["3", "3", "3"])
         for (i, m) in models.enumerated() {
             for q in ["time_grad_s", "time_hvp_central_s", "time_hvp_exact_s", "time_lanczos_step_s", "gemm_s_grad"] {
                 let xs = rd.rows.filter { $0[0] == m && $0[3] == q }.map { Double($0[4])! }
@@ -498,6 +498,9 @@ extension RegimesTests {
         }
         #expect(numbers(t, "hvp_over_grad_central")[1] == numbers(t, "time_hvp_central_s")[1] / numbers(t, "time_grad_s")[1])
         #expect(g.rows.filter { $0[0] == "mlp:widths=64-64-8,samples=8" }.count > 0)
+        // The target's times come from the held-out-checked cost model, as with one round.
+        let e = table(out, "extrapolation")
+        #expect(e.rows.filter { $0[0] == "mlp:widths=64-64-8,samples=8" && $0[9] == "s" }.count == 4)
     }
 
     /// The Lanczos phase's memory model by hand: basis and w 4·1000·11, the operator's fp64
