@@ -362,13 +362,14 @@ public enum ReportCommand {
         if let rd = try? r.table("rounds.csv") {
             var sp = Section(heading: "Timing spread over rounds", text: "rounds.csv: every configuration's quantities are timed once per round, the rounds spread over the whole run; each point is one round's seconds over the median of its rounds (the value in timings.csv), against the configuration's parameters.")
             var f = Figure(title: "Rounds against their median", xLabel: "parameters", yLabel: "seconds / median over rounds", logX: true, logY: false)
-            let params = Dictionary(t.rows.map { ("\($0["model"]!)|\($0["shards"]!)", num($0, "parameters")) }, uniquingKeysWith: { a, _ in a })
+            func configuration(_ row: [String: String]) -> String { "\(row["model"]!)|\(row["shards"]!)" }
+            let params = Dictionary(t.rows.map { (configuration($0), num($0, "parameters")) }, uniquingKeysWith: { a, _ in a })
             var med: [String: [Double]] = [:]
-            for row in rd.rows { med["\(row["model"]!)|\(row["shards"]!)|\(row["quantity"]!)", default: []].append(num(row, "seconds")) }
+            for row in rd.rows { med[configuration(row) + "|" + row["quantity"]!, default: []].append(num(row, "seconds")) }
             for (i, k) in distinct(rd.rows, "round").enumerated() {
-                let rows = rd.rows.filter { $0["round"] == k && params["\($0["model"]!)|\($0["shards"]!)"] != nil }
-                f.series.append(.init(label: "round \(k)", x: rows.map { params["\($0["model"]!)|\($0["shards"]!)"]! },
-                                      y: rows.map { num($0, "seconds") / median(med["\($0["model"]!)|\($0["shards"]!)|\($0["quantity"]!)"]!) },
+                let rows = rd.rows.filter { $0["round"] == k && params[configuration($0)] != nil }
+                f.series.append(.init(label: "round \(k)", x: rows.map { params[configuration($0)]! },
+                                      y: rows.map { num($0, "seconds") / median(med[configuration($0) + "|" + $0["quantity"]!]!) },
                                       color: color(i), line: false))
             }
             sp.plots.append(Plot(figure: f, python: "plot_rounds()"))
