@@ -104,36 +104,42 @@ public enum ShardBench {
     }
 
     /// The `time_hvp_central_s` cost model of `family` at one shard from a scaling study's
-    /// `costmodel.csv`: its three coefficients (c_gemm, c_f, c_b) and c_0.
+    /// `costmodel.csv`: its four coefficients (c_gemm, c_f, c_b, c_pass) and c_0.
     static func costModelRow(_ path: String, family: String) throws -> CostModel {
         let rows: [[String: String]]
         do { rows = try CSVTable.read(path: path) } catch { throw HarnessError("--cost-model: \(error)") }
-        let names = ["c_gemm", "c_flop_s", "c_byte_s", "c_0_s"]
+        let names = ["c_gemm", "c_flop_s", "c_byte_s", "c_pass", "c_0_s"]
         guard let first = rows.first, (["quantity", "family", "shards"] + names).allSatisfy({ first[$0] != nil }) else {
-            throw HarnessError("--cost-model: \(path) is not a scaling study's costmodel.csv (needs quantity, family, shards, c_gemm, c_flop_s, c_byte_s, c_0_s)")
+            throw HarnessError("--cost-model: \(path) is not a scaling study's costmodel.csv (needs quantity, family, shards, c_gemm, c_flop_s, c_byte_s, c_pass, c_0_s; files made before c_pass was added describe another model: re-run the study)")
         }
         guard let row = rows.first(where: { $0["quantity"] == "time_hvp_central_s" && $0["family"] == family && $0["shards"] == "1" }) else {
             throw HarnessError("--cost-model: \(path) has no time_hvp_central_s model of family '\(family)' at one shard")
         }
         let c = names.compactMap { row[$0].flatMap(Double.init) }.filter { $0.isFinite && $0 >= 0 }
-        guard c.count == 4 else { throw HarnessError("--cost-model: bad coefficients in \(path)") }
-        return CostModel(coefficients: Array(c[0..<3]), fixed: c[3], points: 0, rmsRelative: .nan)
+        guard c.count == 5 else { throw HarnessError("--cost-model: bad coefficients in \(path)") }
+        return CostModel(coefficients: Array(c[0..<4]), fixed: c[4], points: 0, rmsRelative: .nan)
     }
 
     /// One rank's time per central FD-HVP as the scaling study's cost model says: the
     /// family's `time_hvp_central_s` model evaluated at the work of the largest rank's block
     /// of samples (``DescribedModel/gradientWork(samples:)``, its products timed here at
-    /// their shapes), each rank on a core of its own. What it leaves out: the collectives
-    /// (the all-gather of the point and the reduce-scatter of the gradient, bandwidth-bound
-    /// copies within a machine) and ranks sharing a core (four ranks on two cores take up
-    /// to twice the prediction).
+    /// their shapes), each rank on a core of its own, with the passes around the gradients
+    /// those of the unsharded central FD-HVP at the full n timed here (``PassCalibration``:
+    /// a rank's own points and quotient run on its shard, so this bounds them from above).
+    /// What it leaves out: the collectives (the all-gather of the point and the
+    /// reduce-scatter of the gradient, bandwidth-bound copies within a machine) and ranks
+    /// sharing a core (four ranks on two cores take up to twice the prediction).
     static func predictedSeconds(_ m: any DifferentiableModel, policy: PrecisionPolicy, ranks: Int, costModel: CostModel) throws -> Double {
         let block = ShardedHVP.samples(rank: 0, shards: ranks, count: m.sampleCount).count
         guard let w = m.gradientWork(samples: block) else { throw HarnessError("--cost-model: the model's cost is not modelled (no gradient work)") }
         let g = try GemmCalibration.measure(w, policy: policy, repeats: 3).total
         let cb = Double(try ScalingStudy.bytes(policy, policy.compute))
+        let n = m.parameterCount
+        let passes = try PassCalibration.measure(theta: ModelSetup.direction(count: n, seed: 1), v: ModelSetup.direction(count: n, seed: 2),
+                                                 policy: policy, schemes: [.central], step: .absolute(1e-3), shards: 1)
         guard let x = ScalingStudy.features(quantity: "time_hvp_central_s", flops: w.flops, gemmFlops: w.gemmFlops, gemmSeconds: g,
-                                            bytes: w.values * cb, n: Double(m.parameterCount), cb: cb, kb: 0, steps: 0) else { return .nan }
+                                            bytes: w.values * cb, n: Double(n), cb: cb, kb: 0, steps: 0,
+                                            passes: ["pass_hvp_central_s": passes.hvp[0]]) else { return .nan }
         return costModel.predict(x.features)
     }
 

@@ -3,7 +3,8 @@ import RealModule
 /// The work-based cost model of the scaling study (docs/NUMERICS.md §9): time as a
 /// non-negative combination of work features plus a fixed cost, `time ≈ Σ_j c_j·x_j + c_0`
 /// — the study's features are the gradient's BLAS products timed at their shapes, the
-/// other FLOPs and the bytes moved (`c_g·G + c_f·F + c_b·B + c_0`).
+/// other FLOPs, the bytes moved and the O(n) passes timed alone
+/// (`G + c_f·F + c_b·B + P + c_0`, the timed ones pinned at coefficient 1).
 ///
 /// Fitted by least squares of the *relative* residuals `(ĉ·x_i − t_i)/t_i`, so that a
 /// 1 ms configuration weighs as much as a 1 s one (absolute residuals would let the
@@ -40,28 +41,43 @@ public struct CostModel: Sendable, Equatable {
     /// Fits `t ≈ Σ_j c_j·x_j + c_0` over points `features[i]` (each of the same length);
     /// nil with fewer than two usable points or non-positive times. A feature that is zero
     /// at every point gets coefficient 0.
-    public static func fit(features: [[Double]], time: [Double]) -> CostModel? {
+    ///
+    /// `fixed` pins coefficients chosen before the fit (feature index → value): a feature
+    /// that is itself a measured time — seconds of the same work timed alone — enters
+    /// with coefficient 1, its seconds subtracted from each time before the free
+    /// coefficients are fitted to the rest. The scaling study pins its products' and its
+    /// O(n) passes' seconds so: fitted freely, the products' coefficient traded against
+    /// the bytes' (the features grow together within a family) and the extrapolations,
+    /// where the products dominate, differed by a factor of two between two runs.
+    public static func fit(features: [[Double]], time: [Double], fixed: [Int: Double] = [:]) -> CostModel? {
         precondition(features.count == time.count)
         let k = features.first?.count ?? 0
         precondition(features.allSatisfy { $0.count == k })
+        precondition(fixed.keys.allSatisfy { (0..<k).contains($0) } && fixed.values.allSatisfy(\.isFinite), "fixed coefficients of features 0..<\(k)")
         let idx = time.indices.filter { time[$0] > 0 && time[$0].isFinite && features[$0].allSatisfy(\.isFinite) }
         guard idx.count >= 2 else { return nil }
         // Rows divided by t_i: each residual is relative; columns scaled to unit maximum
-        // for conditioning. Column k is the fixed cost.
+        // for conditioning. Column k is the fixed cost. The target of row i is
+        // 1 − (the pinned terms)/t_i.
         let cols: [[Double]] = (0..<k).map { j in idx.map { features[$0][j] / time[$0] } } + [idx.map { 1 / time[$0] }]
+        let target = idx.map { i in 1 - fixed.reduce(0.0) { $0 + $1.value * features[i][$1.key] } / time[i] }
         let scale = cols.map { c in c.map(abs).max() ?? 0 }
-        var best: (c: [Double], sse: Double)? = nil
+        // The empty subset (every free coefficient 0) is a candidate too: with pinned terms
+        // it can be the best non-negative fit.
+        var zero = [Double](repeating: 0, count: k + 1)
+        for (j, value) in fixed { zero[j] = value }
+        var best: (c: [Double], sse: Double)? = (zero, target.reduce(0) { $0 + $1 * $1 })
         for mask in 1..<(1 << (k + 1)) {
             let chosen = (0...k).filter { mask & (1 << $0) != 0 }
-            let active = chosen.filter { scale[$0] > 0 }
+            let active = chosen.filter { scale[$0] > 0 && fixed[$0] == nil }
             guard active.count == chosen.count, active.count <= idx.count else { continue }
             let a = active.map { j in cols[j].map { $0 / scale[j] } }
-            // Normal equations AᵀA c = Aᵀ1.
+            // Normal equations AᵀA c = Aᵀy.
             let q = active.count
             var m = [[Double]](repeating: [Double](repeating: 0, count: q + 1), count: q)
             for r in 0..<q {
                 for s in 0..<q { m[r][s] = zip(a[r], a[s]).reduce(0) { $0 + $1.0 * $1.1 } }
-                m[r][q] = a[r].reduce(0, +)
+                m[r][q] = zip(a[r], target).reduce(0) { $0 + $1.0 * $1.1 }
             }
             guard let sol = solve(m) else { continue }
             guard sol.allSatisfy({ $0 >= 0 && $0.isFinite }) else { continue }
@@ -69,10 +85,11 @@ public struct CostModel: Sendable, Equatable {
             for i in idx.indices {
                 var p = 0.0
                 for r in 0..<q { p += a[r][i] * sol[r] }
-                sse += (p - 1) * (p - 1)
+                sse += (p - target[i]) * (p - target[i])
             }
             if best == nil || sse < best!.sse {
                 var c = [Double](repeating: 0, count: k + 1)
+                for (j, value) in fixed { c[j] = value }
                 for (r, j) in active.enumerated() { c[j] = sol[r] / scale[j] }
                 best = (c, sse)
             }

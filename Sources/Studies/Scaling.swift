@@ -22,7 +22,8 @@ import Curvature
 /// - `timings.csv`: per model × shards: the gradient's counted work (`flops_grad`,
 ///   `bytes_grad`, `flops_gemm_grad` of it in BLAS products) and `gemm_s_grad` (those
 ///   products timed at their shapes, `gemm.csv`; the unsharded gradient's products also on
-///   rows with shards > 1), `time_grad_s`, `time_hvp_s` per scheme
+///   rows with shards > 1), `pass_grad_s` and `pass_hvp_s` per scheme (the O(n) passes
+///   around the model's gradients timed alone, ``PassCalibration``), `time_grad_s`, `time_hvp_s` per scheme
 ///   (`time_hvp_forward_s`, …), `time_hvp_exact_s` (dual numbers, unsharded),
 ///   `grad_rss_delta_bytes` (one gradient's peak RSS above the RSS before it),
 ///   `activation_values` (the model's count of compute values alive at a gradient's peak),
@@ -33,13 +34,15 @@ import Curvature
 ///   param/grad/hvp stages, the compute and Krylov types' sizes, all S ranks in one
 ///   process), with `mem_model_ratio = mem_model_bytes / rss_delta_bytes`.
 /// - `rounds.csv`: every round's seconds per model × shards and quantity (and the
-///   gradient's products together, `gemm_s_grad`): the spread behind each median.
+///   gradient's products together, `gemm_s_grad`, and the pass seconds): the spread
+///   behind each median.
 /// - `gemm.csv`: every product shape of every model and extrapolation target, how often one
 ///   gradient runs it, its seconds (the median over the rounds) and GFLOP/s (``GemmCalibration``).
 /// - `costmodel.csv`: per quantity, family and shard count, the ``CostModel``
-///   `t ≈ c_gemm·G + c_f·F_o + c_b·B + c_0` (features: ``features(quantity:flops:gemmFlops:gemmSeconds:bytes:n:cb:kb:steps:)``)
-///   fitted on the sizes up to `fit_max_parameters`; `predictions.csv` every size's
-///   prediction, role `fit` or `held-out`.
+///   `t ≈ c_gemm·G + c_f·F_o + c_b·B + c_pass·P + c_0` (features: ``features(quantity:flops:gemmFlops:gemmSeconds:bytes:n:cb:kb:steps:passes:)``)
+///   with c_gemm = c_pass = 1 fixed beforehand (G and P are seconds of the same work
+///   timed alone) and c_f, c_b, c_0 fitted on the sizes up to `fit_max_parameters`;
+///   `predictions.csv` every size's prediction, role `fit` or `held-out`.
 /// - `fits.csv`: the exponent of time against the quantity's FLOPs (and against its
 ///   products' measured seconds) in the compute-bound range (`compute_bound_min_parameters`
 ///   up): descriptive, never extrapolated.
@@ -128,16 +131,15 @@ public struct ScalingStudy: Study {
     public var seeds: [String: UInt64] { ["seed": config.seed] }
 
     public var timingsHeader: [String] {
-        ["model", "family", "parameters", "samples", "tokens", "flops_grad", "bytes_grad", "flops_gemm_grad", "gemm_s_grad", "policy", "shards",
-         "repeats", "time_grad_s"]
+        ["model", "family", "parameters", "samples", "tokens", "flops_grad", "bytes_grad", "flops_gemm_grad", "gemm_s_grad"] + passQuantities + ["policy", "shards", "repeats", "time_grad_s"]
             + config.schemes.map { "time_hvp_\($0.rawValue)_s" } + ["time_hvp_exact_s", "time_lanczos_step_s"]
             + config.schemes.map { "hvp_over_grad_\($0.rawValue)" } + ["hvp_over_grad_exact", "lanczos_steps",
             "grad_rss_delta_bytes", "activation_values", "peak_rss_bytes", "rss_delta_bytes", "mem_model_bytes", "mem_model_ratio"]
     }
     public static let fitsHeader = ["quantity", "family", "shards", "exponent_vs_flops", "fit_r2", "exponent_vs_gemm_s", "points", "n_min", "n_max"]
-    public static let costModelHeader = ["quantity", "family", "shards", "c_gemm", "c_flop_s", "c_byte_s", "c_0_s", "fit_points", "fit_rms_rel",
+    public static let costModelHeader = ["quantity", "family", "shards", "c_gemm", "c_flop_s", "c_byte_s", "c_pass", "c_0_s", "fit_points", "fit_rms_rel",
                                          "n_min", "n_max"]
-    public static let predictionsHeader = ["model", "family", "parameters", "shards", "quantity", "flops", "gemm_s", "other_flops", "bytes",
+    public static let predictionsHeader = ["model", "family", "parameters", "shards", "quantity", "flops", "gemm_s", "other_flops", "bytes", "pass_s",
                                            "measured_s", "predicted_s", "pred_over_meas", "role"]
     public static let gemmHeader = ["model", "m", "k", "n", "trans_a", "trans_b", "count", "seconds", "gflop_s"]
     public static let extrapolationHeader = ["model", "family", "parameters", "flops", "shards", "reorth", "lanczos_vectors", "quantity", "value", "unit",
@@ -220,6 +222,11 @@ public struct ScalingStudy: Study {
         let lanczosSeconds = try clock.measure { try lanczos() }.seconds
         seconds.append(lanczosSeconds / Double(max(steps, 1)))
         for (q, t) in zip(quantities, seconds) { out.append("time_round", [c.model, "\(c.shards)", "\(round + 1)", q, cell(t)]) }
+        // The passes around the model's gradients, timed alone at this θ and v.
+        let passes = try PassCalibration.measure(theta: theta, v: v, policy: config.policy, schemes: passSchemes, step: step, shards: c.shards)
+        for (q, t) in zip(passQuantities, [passes.gradient] + passes.hvp) {
+            out.append("time_round", [c.model, "\(c.shards)", "\(round + 1)", q, cell(t)])
+        }
         // The gradient's products timed at their shapes, after everything else (the
         // first round's memory was measured without them).
         if let w = work { try timeProducts(w, model: c.model, shards: c.shards, round: round, into: &out) }
@@ -228,6 +235,10 @@ public struct ScalingStudy: Study {
 
     /// The timed quantities, in the order of `timings.csv`'s columns.
     var quantities: [String] { ["time_grad_s"] + config.schemes.map { "time_hvp_\($0.rawValue)_s" } + ["time_hvp_exact_s", "time_lanczos_step_s"] }
+    /// The pass seconds (``PassCalibration``), in the order of `timings.csv`'s columns.
+    var passQuantities: [String] { ["pass_grad_s"] + passSchemes.map { "pass_hvp_\($0.rawValue)_s" } }
+    /// The schemes whose passes are timed: the study's and central (the Lanczos step's).
+    var passSchemes: [FDScheme] { config.schemes.contains(.central) ? config.schemes : config.schemes + [.central] }
 
     /// Bytes per value of a format of the policy as the harness holds it.
     public static func bytes(_ p: PrecisionPolicy, _ format: ScalarFormat) throws -> Int {
@@ -235,33 +246,45 @@ public struct ScalingStudy: Study {
         return try ScalarRegistry.run(format: format, rounding: p.mode(for: format), Size())
     }
 
-    /// The cost model's features `[G, F_o, B]` of one quantity and its FLOPs, from one
+    /// The cost model's features `[G, F_o, B, P]` of one quantity and its FLOPs, from one
     /// gradient's work: its BLAS products timed at their shapes (G seconds, ``GemmCalibration``),
     /// its FLOPs F of which F_o = F − (the products' FLOPs) are not BLAS products
     /// (attention's dot products), its bytes B in the compute type of `cb` bytes per value,
-    /// the parameter count n, the Krylov type's `kb` bytes per value and the Lanczos steps m:
-    /// - gradient: [G, F_o, B];
-    /// - FD-HVP of a scheme with g gradients: [g·G, g·F_o, g·B + 8n·(3g + 3)]: the perturbed
-    ///   parameters (read θ and v, write θ + cεv: 3 fp64 passes per gradient) and the
-    ///   difference quotient (3 passes);
-    /// - exact HVP (dual numbers over fp64, not the compute type's products): [0, 3F, 16/cb · B]:
+    /// the parameter count n, the Krylov type's `kb` bytes per value, the Lanczos steps m
+    /// and the pass seconds P timed alone (``PassCalibration``; `passes` by column name,
+    /// `pass_grad_s`, `pass_hvp_<scheme>_s`):
+    /// - gradient: [G, F_o, B, P_grad] (P_grad: θ into the compute type and the result back);
+    /// - FD-HVP of a scheme with g gradients: [g·G, g·F_o, g·B, P_scheme]: its gradients
+    ///   read the points directly, and P_scheme is everything around them (points, ε,
+    ///   accounting, quotient);
+    /// - exact HVP (dual numbers over fp64, not the compute type's products): [0, 3F, 16/cb · B, 0]:
     ///   a dual multiply–add is three real ones, a dual value 16 bytes;
-    /// - Lanczos step (central FD-HVP, full reorthogonalization over m steps): the HVP's
-    ///   features plus 8n·3 for the three-term recurrence and kb·n·2(m + 1) for the
-    ///   projections against the mean (m + 1)/2 stored vectors, read twice each.
+    /// - Lanczos step (central FD-HVP, full reorthogonalization over m steps): the central
+    ///   FD-HVP's features plus 8n·3 bytes for the three-term recurrence and kb·n·2(m + 1)
+    ///   for the projections against the mean (m + 1)/2 stored vectors, read twice each.
+    /// Nil for an unknown quantity or a missing pass time.
     public static func features(quantity q: String, flops f: Double, gemmFlops fg: Double, gemmSeconds g0: Double, bytes b: Double, n: Double,
-                         cb: Double, kb: Double, steps m: Double) -> (features: [Double], flops: Double)? {
+                         cb: Double, kb: Double, steps m: Double, passes: [String: Double]) -> (features: [Double], flops: Double)? {
         let fo = max(f - fg, 0)
         switch q {
-        case "time_grad_s": return ([g0, fo, b], f)
-        case "time_hvp_exact_s": return ([0, 3 * f, 16 / cb * b], 3 * f)
-        case "time_lanczos_step_s": return ([2 * g0, 2 * fo, 2 * b + 8 * n * 9 + 8 * n * 3 + kb * n * 2 * (m + 1)], 2 * f)
+        case "time_grad_s":
+            guard let p = passes["pass_grad_s"] else { return nil }
+            return ([g0, fo, b, p], f)
+        case "time_hvp_exact_s": return ([0, 3 * f, 16 / cb * b, 0], 3 * f)
+        case "time_lanczos_step_s":
+            guard let p = passes["pass_hvp_central_s"] else { return nil }
+            return ([2 * g0, 2 * fo, 2 * b + 8 * n * 3 + kb * n * 2 * (m + 1), p], 2 * f)
         default:
-            guard q.hasPrefix("time_hvp_"), let s = FDScheme(rawValue: String(q.dropFirst(9).dropLast(2))) else { return nil }
+            guard q.hasPrefix("time_hvp_"), let s = FDScheme(rawValue: String(q.dropFirst(9).dropLast(2))),
+                  let p = passes["pass_hvp_\(s.rawValue)_s"] else { return nil }
             let g = Double(s.gradients)
-            return ([g * g0, g * fo, g * b + 8 * n * (3 * g + 3)], g * f)
+            return ([g * g0, g * fo, g * b, p], g * f)
         }
     }
+
+    /// The coefficients fixed before the fit: the products' and the passes' (features 0
+    /// and 3), both seconds of the same work timed alone (``CostModel/fit(features:time:fixed:)``).
+    public static let pinnedCoefficients: [Int: Double] = [0: 1, 3: 1]
 
     public static let roundsHeader = ["model", "shards", "round", "quantity", "seconds"]
 
@@ -300,7 +323,8 @@ public struct ScalingStudy: Study {
             let key = "\(m[0])|\(m[9])"
             let t = quantities.map { median(perQuantity["\(key)|\($0)"] ?? []) }
             let grad = t[0], hvps = Array(t[1...config.schemes.count]), exact = t[config.schemes.count + 1]
-            timings.rows.append(Array(m[0...7]) + [cell(productSeconds[key]), m[8], m[9], "\(config.repeats)"] + t.map(cell)
+            let passes = passQuantities.map { median(perQuantity["\(key)|\($0)"] ?? []) }
+            timings.rows.append(Array(m[0...7]) + [cell(productSeconds[key])] + passes.map(cell) + [m[8], m[9], "\(config.repeats)"] + t.map(cell)
                                 + hvps.map { cell($0 / grad) } + [cell(exact / grad)] + Array(m[10...]))
         }
         let h = timingsHeader
@@ -312,6 +336,10 @@ public struct ScalingStudy: Study {
         let ni = col("parameters"), si = col("shards"), fi = col("family"), mi = col("model")
         let flopsI = col("flops_grad"), bytesI = col("bytes_grad"), stepsI = col("lanczos_steps")
         let gemmFlopsI = col("flops_gemm_grad"), gemmSI = col("gemm_s_grad")
+        let passI = passQuantities.map { ($0, col($0)) }
+        func passes(_ r: [String]) -> [String: Double] {
+            Dictionary(uniqueKeysWithValues: passI.compactMap { q, i in Double(r[i]).map { (q, $0) } })
+        }
         let cb = Double(try Self.bytes(config.policy, config.policy.compute)), kb = Double(try Self.bytes(config.policy, config.policy.krylov))
         struct Fitted { var model: CostModel; var nMin: Double; var nMax: Double; var heldOut: [Double]; var measuredMax: Double }
         var fitted: [String: Fitted] = [:]                         // "quantity|family|shards"
@@ -326,7 +354,7 @@ public struct ScalingStudy: Study {
                         let n = Double(r[ni])!
                         guard let fx = Self.features(quantity: q, flops: Double(r[flopsI])!, gemmFlops: Double(r[gemmFlopsI]) ?? 0,
                                                      gemmSeconds: Double(r[gemmSI])!, bytes: Double(r[bytesI])!,
-                                                     n: n, cb: cb, kb: kb, steps: Double(r[stepsI]) ?? 0) else { return nil }
+                                                     n: n, cb: cb, kb: kb, steps: Double(r[stepsI]) ?? 0, passes: passes(r)) else { return nil }
                         return (n, fx.flops, fx.features, Double(r[qi]) ?? .nan, r)
                     }
                     // Power law against FLOPs in the compute-bound range.
@@ -340,7 +368,7 @@ public struct ScalingStudy: Study {
                     }
                     // Cost model on the sizes up to fitMaxParameters; every row predicted.
                     let fitRows = x.filter { $0.n <= config.fitMaxParameters }
-                    guard let cm = CostModel.fit(features: fitRows.map(\.x), time: fitRows.map(\.t)) else { continue }
+                    guard let cm = CostModel.fit(features: fitRows.map(\.x), time: fitRows.map(\.t), fixed: Self.pinnedCoefficients) else { continue }
                     costs.rows.append([q, fam, "\(s)"] + cm.coefficients.map(cell) + [cell(cm.fixed), "\(cm.points)", cell(cm.rmsRelative),
                                        cell(fitRows.map(\.n).min()), cell(fitRows.map(\.n).max())])
                     var held: [Double] = []
@@ -375,6 +403,19 @@ public struct ScalingStudy: Study {
         // only where that model was checked on held-out sizes.
         let mdl = Self.gemmHeader.firstIndex(of: "model")!, cnt = Self.gemmHeader.firstIndex(of: "count")!,
             sec = Self.gemmHeader.firstIndex(of: "seconds")!
+        // The passes are streams over n values: at a target, n times their seconds per
+        // parameter measured on the configurations of at least 10⁷ parameters (beyond the
+        // caches; the largest one alone if none is that large), the median over them.
+        let oneShard = timings.rows.filter { $0[si] == "1" }
+        let large = oneShard.filter { (Double($0[ni]) ?? 0) >= 1e7 }
+        let passRows = large.isEmpty ? Array(oneShard.max { Double($0[ni])! < Double($1[ni])! }.map { [$0] } ?? []) : large
+        var passPerParameter: [String: Double] = [:]
+        for (q, i) in passI {
+            let r = passRows.compactMap { row in Double(row[i]).map { $0 / Double(row[ni])! } }
+            if !r.isEmpty { passPerParameter[q] = median(r) }
+        }
+        let passBasis = "the O(n) passes at \(passRows.count) measured size(s) of \(passRows.compactMap { Int($0[ni]) }.min() ?? 0)–"
+            + "\(passRows.compactMap { Int($0[ni]) }.max() ?? 0) parameters scaled by n (median seconds per parameter)"
         for t in targets {
             let products = gemm.rows.filter { $0[mdl] == t.spec }
             let g0 = products.reduce(0.0) { $0 + Double($1[cnt])! * Double($1[sec])! }
@@ -382,10 +423,11 @@ public struct ScalingStudy: Study {
                 guard !products.isEmpty, let f = fitted["\(q)|\(t.family)|1"], !f.heldOut.isEmpty,
                       let fx = Self.features(quantity: q, flops: t.work.flops, gemmFlops: t.work.gemmFlops, gemmSeconds: g0,
                                              bytes: t.work.values * cb, n: Double(t.parameters), cb: cb, kb: kb,
-                                             steps: Double(config.lanczosSteps)) else { continue }
+                                             steps: Double(config.lanczosSteps),
+                                             passes: passPerParameter.mapValues { $0 * Double(t.parameters) }) else { continue }
                 let lo = f.heldOut.min()!, hi = f.heldOut.max()!
-                let label = "extrapolated: cost model c_g·(its BLAS products timed at their shapes on this machine, gemm.csv) + c_f·(other FLOPs) "
-                    + "+ c_b·bytes + c_0 of family \(t.family) fitted on \(Int(f.nMin))–\(Int(f.nMax)) parameters "
+                let label = "extrapolated: cost model (its BLAS products timed at their shapes on this machine, gemm.csv) + c_f·(other FLOPs) "
+                    + "+ c_b·bytes + (\(passBasis)) + c_0 of family \(t.family) fitted on \(Int(f.nMin))–\(Int(f.nMax)) parameters "
                     + "(predicted/measured \(String(format: "%.2f", lo))–\(String(format: "%.2f", hi)) on its held-out sizes up to "
                     + "\(Int(f.measuredMax))); "
                     + "\(t.work.tokens) tokens per batch; FLOPs and bytes counted for this architecture; this machine's measured throughput "

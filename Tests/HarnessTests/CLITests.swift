@@ -270,11 +270,13 @@ func runCLIResources(_ args: [String], environment: [String: String]) throws -> 
         let dir = tempDir("shard-cost-model")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let path = dir.appendingPathComponent("costmodel.csv").path
-        try ("quantity,family,shards,c_gemm,c_flop_s,c_byte_s,c_0_s,fit_points,fit_rms_rel,n_min,n_max\n"
-             + "time_grad_s,mlp,1,1.0,0.0,0.0,0.0,5,0.01,10,100\n"
-             + "time_hvp_central_s,mlp,1,0.0,0.0,1e-9,0.5,5,0.01,10,100\n").write(toFile: path, atomically: true, encoding: .utf8)
+        try ("quantity,family,shards,c_gemm,c_flop_s,c_byte_s,c_pass,c_0_s,fit_points,fit_rms_rel,n_min,n_max\n"
+             + "time_grad_s,mlp,1,1.0,0.0,0.0,1.0,0.0,5,0.01,10,100\n"
+             + "time_hvp_central_s,mlp,1,0.0,0.0,1e-9,0.0,0.5,5,0.01,10,100\n").write(toFile: path, atomically: true, encoding: .utf8)
         let model = ["--model", "mlp:widths=6-8-3,samples=16", "--reps", "1", "--cost-model", path]
-        for (shards, want) in [("2", 0.5 + 15_032e-9), ("0", 0.5 + 21_432e-9)] {
+        // 0.5 s + 1 ns per byte of two gradients over the largest rank's block of samples
+        // (8 of 16 samples on two ranks, all 16 unsharded): 2·B = 9 056 and 15 456 bytes.
+        for (shards, want) in [("2", 0.5 + 9_056e-9), ("0", 0.5 + 15_456e-9)] {
             let r = try runCLI(["bench", "shard-hvp", "--shards", shards] + model)
             let row = r.stdout.split(separator: "\n").last!.split(separator: ",", omittingEmptySubsequences: false)
             #expect(r.status == 0 && row.count == 14, "\(r.stdout)\(r.stderr)")
@@ -283,6 +285,12 @@ func runCLIResources(_ args: [String], environment: [String: String]) throws -> 
         let missing = try runCLI(["bench", "shard-hvp", "--shards", "1", "--model", "transformer:context=4,width=8,heads=2,layers=1,ff=8,sequences=2",
                                   "--reps", "1", "--cost-model", path])
         #expect(missing.status == 2 && missing.stdout.isEmpty && missing.stderr.contains("family 'transformer'"), "\(missing.stderr)")
+        // A costmodel.csv of the model before the pass seconds (no c_pass column) is refused.
+        let old = dir.appendingPathComponent("old.csv").path
+        try ("quantity,family,shards,c_gemm,c_flop_s,c_byte_s,c_0_s,fit_points,fit_rms_rel,n_min,n_max\n"
+             + "time_hvp_central_s,mlp,1,0.0,0.0,1e-9,0.5,5,0.01,10,100\n").write(toFile: old, atomically: true, encoding: .utf8)
+        let before = try runCLI(["bench", "shard-hvp", "--shards", "1"] + model.dropLast() + [old])
+        #expect(before.status == 2 && before.stdout.isEmpty && before.stderr.contains("c_pass"), "\(before.stderr)")
         let none = try runCLI(["bench", "shard-hvp", "--shards", "1"] + model.dropLast() + [dir.appendingPathComponent("nope.csv").path])
         #expect(none.status == 2 && none.stdout.isEmpty && none.stderr.contains("cannot open"), "\(none.stderr)")
     }

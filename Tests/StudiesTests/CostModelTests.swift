@@ -39,6 +39,32 @@ struct CostModelTests {
         #expect(z.coefficients[1] == 0 && abs(z.coefficients[0] / 0.9 - 1) < 1e-8 && abs(z.coefficients[2] / 1e-9 - 1) < 1e-8)
     }
 
+    /// Pinned coefficients (the study's measured seconds at coefficient 1): the free ones
+    /// are fitted to what the pinned terms leave, and are exact when the times follow the
+    /// model. Fitting the same times with the products' coefficient free finds another
+    /// exact-looking split only because these features are proportional (G ∝ B here):
+    /// the pin is what decides it. And the pinned value is used, not refitted: pinning at
+    /// a wrong value leaves a residual.
+    @Test func pinnedCoefficientsAreKeptAndTheRestFitted() throws {
+        let g: [Double] = [1e-4, 2e-3, 1e-2, 4e-2, 0.3, 1.1], f: [Double] = [1e6, 5e6, 2e7, 3e7, 9e7, 1e8]
+        let p: [Double] = [3e-5, 1e-4, 9e-4, 5e-3, 2e-2, 0.2]
+        var points: [[Double]] = [], t: [Double] = []
+        for i in 0..<6 {
+            let b = 2e9 * g[i]                                      // bytes grow with the products' seconds
+            points.append([g[i], f[i], b, p[i]])
+            t.append(g[i] + 4e-10 * f[i] + 1e-10 * b + p[i] + 2e-5)
+        }
+        let m = try #require(CostModel.fit(features: points, time: t, fixed: [0: 1, 3: 1]))
+        #expect(m.coefficients[0] == 1 && m.coefficients[3] == 1)
+        #expect(abs(m.coefficients[1] / 4e-10 - 1) < 1e-8 && abs(m.coefficients[2] / 1e-10 - 1) < 1e-8 && abs(m.fixed / 2e-5 - 1) < 1e-8)
+        #expect(m.rmsRelative < 1e-10)
+        let wrong = try #require(CostModel.fit(features: points, time: t, fixed: [0: 2, 3: 1]))
+        #expect(wrong.coefficients[0] == 2 && wrong.rmsRelative > 1e-3)
+        // Pinned terms larger than every time: no free term can be negative, so all are 0.
+        let over = try #require(CostModel.fit(features: points, time: t.map { $0 / 10 }, fixed: [0: 1]))
+        #expect(over.coefficients == [1, 0, 0, 0] && over.fixed == 0)
+    }
+
     @Test func coefficientsStayNonNegative() throws {
         // Times that an unconstrained fit would explain with a negative fixed cost.
         let f: [Double] = [1e6, 1e7, 1e8, 1e9]

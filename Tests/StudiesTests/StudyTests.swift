@@ -425,11 +425,29 @@ extension RegimesTests {
         // The cost model: fitted on the two sizes ≤ 300 parameters (30, 212), the third (340) held out.
         let c = table(out, "costmodel")
         #expect(c.rows.count == 2 * 4 && column(c, "fit_points").allSatisfy { $0 == "2" } && column(c, "n_max").allSatisfy { $0 == "212.0" })
-        #expect(c.header.contains("c_gemm") && column(c, "c_gemm").allSatisfy { Double($0)! >= 0 })
+        // The products' and the passes' seconds enter at coefficient 1, fixed before the fit.
+        #expect(numbers(c, "c_gemm").allSatisfy { $0 == 1 } && numbers(c, "c_pass").allSatisfy { $0 == 1 })
+        #expect(numbers(c, "c_flop_s").allSatisfy { $0 >= 0 } && numbers(c, "c_byte_s").allSatisfy { $0 >= 0 } && numbers(c, "c_0_s").allSatisfy { $0 >= 0 })
+        // Pass seconds measured per configuration: the gradient's and the central FD-HVP's.
+        #expect(numbers(t, "pass_grad_s").allSatisfy { $0 > 0 } && numbers(t, "pass_hvp_central_s").allSatisfy { $0 > 0 })
         let p = table(out, "predictions")
         #expect(p.rows.count == 6 * 4 && column(p, "role").filter { $0 == "held-out" }.count == 2 * 4)
         let pred = numbers(p, "predicted_s"), meas = numbers(p, "measured_s"), ratio = numbers(p, "pred_over_meas")
         for i in pred.indices { #expect(abs(ratio[i] - pred[i] / meas[i]) < 1e-12) }
+        // Every prediction is its cost model at its features, the pass seconds those of its
+        // configuration (the gradient's, the central FD-HVP's for the FD-HVP and the Lanczos
+        // step, none for the exact HVP).
+        func cellOf(_ tb: StudyTable, _ r: [String], _ k: String) -> Double { Double(r[tb.header.firstIndex(of: k)!])! }
+        for r in p.rows {
+            let q = r[p.header.firstIndex(of: "quantity")!], sh = r[p.header.firstIndex(of: "shards")!]
+            let cm = try #require(c.rows.first { $0[0] == q && $0[2] == sh })
+            let want = cellOf(p, r, "gemm_s") * cellOf(c, cm, "c_gemm") + cellOf(p, r, "other_flops") * cellOf(c, cm, "c_flop_s")
+                + cellOf(p, r, "bytes") * cellOf(c, cm, "c_byte_s") + cellOf(p, r, "pass_s") * cellOf(c, cm, "c_pass") + cellOf(c, cm, "c_0_s")
+            #expect(abs(cellOf(p, r, "predicted_s") / want - 1) < 1e-12)
+            let tr = try #require(t.rows.first { $0[0] == r[0] && $0[t.header.firstIndex(of: "shards")!] == sh })
+            let passCol = q == "time_grad_s" ? "pass_grad_s" : q == "time_hvp_exact_s" ? nil : "pass_hvp_central_s"
+            #expect(cellOf(p, r, "pass_s") == (passCol.map { cellOf(t, tr, $0) } ?? 0), "\(q)")
+        }
         // Every product of every model (and of the target) timed once per unit; a unit's
         // gemm_s_grad is the count-weighted sum of its rows. The MLP 4-4-2 runs three
         // products (the first layer has no input gradient): 8×4·4×4 NT, 4×8·8×4 TN, and
@@ -453,7 +471,8 @@ extension RegimesTests {
                                                      && Double(at($0, "value"))! > 0 && at($0, "family") == "mlp" && Double(at($0, "flops"))! > 0 })
         #expect(time.allSatisfy { at($0, "label").contains("cost model") && at($0, "label").contains("fitted on 30–212 parameters")
                                   && at($0, "label").contains("held-out sizes up to 340)") && at($0, "label").contains("timed at their shapes")
-                                  && at($0, "label").contains("8 tokens per batch") && at($0, "label").contains("policy param=fp32") })
+                                  && at($0, "label").contains("8 tokens per batch") && at($0, "label").contains("policy param=fp32")
+                                  && at($0, "label").contains("O(n) passes at 1 measured size(s) of 340–340 parameters") })
         // Native memory model at 1e9 parameters, 2 shards, fp32 everywhere, full reorthogonalization with 11 vectors:
         // per shard 5e8 · (2·4 + 2·4 + 4 + 11·8) = 5.4e10 bytes (the policy leaves krylov at fp64); transient
         // full-size buffers 1e9 · (4 + 4) = 8e9.

@@ -310,7 +310,7 @@ public enum ReportCommand {
     static func scaling(_ r: Reader) throws -> Content {
         let t = try r.table("timings.csv"), pr = try r.table("predictions.csv"), ex = try r.table("extrapolation.csv")
         let quantities = t.header.filter { $0.hasPrefix("time_") }
-        var sec = Section(heading: "Time against work", text: "Medians per configuration against the quantity's FLOPs counted from the architecture (markers: measured; dashed: the cost model t = c_gemm·G + c_f·F_o + c_b·B + c_0 fitted per family on the sizes up to fit_max_parameters, predicting the larger, held-out ones; G is the gradient's BLAS products timed at their shapes, F_o its other FLOPs, B its bytes).")
+        var sec = Section(heading: "Time against work", text: "Medians per configuration against the quantity's FLOPs counted from the architecture (markers: measured; dashed: the cost model t = G + c_f·F_o + c_b·B + P + c_0 fitted per family on the sizes up to fit_max_parameters, predicting the larger, held-out ones; G is the gradient's BLAS products timed at their shapes, P the O(n) passes around the model's gradients timed alone, both at coefficient 1 fixed beforehand, F_o the other FLOPs, B the bytes).")
         for fam in distinct(pr.rows, "family") {
             for sh in distinct(pr.rows.filter { $0["family"] == fam }, "shards") {
                 let sel = pr.rows.filter { $0["family"] == fam && $0["shards"] == sh }
