@@ -498,7 +498,7 @@ extension RegimesTests {
         let t = table(out, "timings"), rd = table(out, "rounds"), g = table(out, "gemm")
         #expect(t.rows.count == 3 && column(t, "repeats") == ["3", "3", "3"])
         for (i, m) in models.enumerated() {
-            for q in ["time_grad_s", "time_hvp_central_s", "time_hvp_exact_s", "time_lanczos_step_s", "gemm_s_grad"] {
+            for q in ["time_grad_s", "time_hvp_central_s", "time_hvp_exact_s", "time_lanczos_step_s", "pass_grad_s", "pass_hvp_central_s", "gemm_s_grad"] {
                 let xs = rd.rows.filter { $0[0] == m && $0[3] == q }.map { Double($0[4])! }
                 #expect(xs.count == 3 && Set(rd.rows.filter { $0[0] == m && $0[3] == q }.map { $0[2] }) == ["1", "2", "3"])
                 if q != "gemm_s_grad" { #expect(numbers(t, q)[i] == xs.sorted()[1], "\(m) \(q)") }
