@@ -257,8 +257,12 @@ public struct ScalingStudy: Study {
     /// - FD-HVP of a scheme with g gradients: [g·G, g·F_o, g·B, P_scheme]: its gradients
     ///   read the points directly, and P_scheme is everything around them (points, ε,
     ///   accounting, quotient);
-    /// - exact HVP (dual numbers over fp64, not the compute type's products): [0, 3F, 16/cb · B, 0]:
-    ///   a dual multiply–add is three real ones, a dual value 16 bytes;
+    /// - exact HVP (forward-over-reverse in dual numbers of the compute type): [0, 3F, 16/cb · B, 0]:
+    ///   a dual multiply–add is three real ones, its bytes charged as 16-byte values. A known
+    ///   misspecification, kept so that committed fits stay comparable: under `blas` each dual
+    ///   product is three BLAS products of the compute type (value AB, tangent A'B + AB') with
+    ///   split and merge passes around them, and a `Dual<Float>` is 8 bytes (the bytes' factor
+    ///   only rescales c_b); the three products are ~30% of its time at 10⁸ parameters;
     /// - Lanczos step (central FD-HVP, full reorthogonalization over m steps): the central
     ///   FD-HVP's features plus 8n·3 bytes for the three-term recurrence and kb·n·2(m + 1)
     ///   for the projections against the mean (m + 1)/2 stored vectors, read twice each.
