@@ -262,7 +262,7 @@ public struct ScalingStudy: Study {
     ///   misspecification, kept so that committed fits stay comparable: under `blas` each dual
     ///   product is three BLAS products of the compute type (value AB, tangent A'B + AB') with
     ///   split and merge passes around them, and a `Dual<Float>` is 8 bytes (the bytes' factor
-    ///   only rescales c_b); the three products are ~30% of its time at 10⁸ parameters;
+    ///   only rescales c_b); three times G is 26–39% of its held-out times (2026-12-07 run);
     /// - Lanczos step (central FD-HVP, full reorthogonalization over m steps): the central
     ///   FD-HVP's features plus 8n·3 bytes for the three-term recurrence and kb·n·2(m + 1)
     ///   for the projections against the mean (m + 1)/2 stored vectors, read twice each.
