@@ -26,7 +26,7 @@ import Studies
 /// up; `hvp_rss_delta_mib` the warm-up FD-HVP's peak above the RSS before it, and
 /// `mem_model_mib` what ``memoryModel(_:policy:precision:ranks:mpi:unsharded:)`` says it holds;
 /// `allocator` the `HH_MALLOC` policy in force (`keep` or `system`); `pred_s`, with a
-/// cost model given, ``predictedSeconds(_:policy:ranks:costModel:)``.
+/// cost model given, ``predictedSeconds(_:policy:ranks:step:costModel:)``.
 public enum ShardBench {
     public static let header = "backend,ranks,rank,model,n,seconds_per_hvp,collectives_per_hvp,bytes_sent_per_hvp,max_rss_mib,hvp_rss_delta_mib,mem_model_mib,allocator,pred_s"
 
@@ -89,7 +89,7 @@ public enum ShardBench {
         let model = modelMiB.map(mib) ?? ""
         let allocator = ProcessAllocator.isKeepingFreedMemory ? "keep" : "system"
         // After the measurement: the products are timed on this process's core.
-        let predicted = try costRow.map { try predictedSeconds(m, policy: pol, ranks: unsharded ? 1 : ranks, costModel: $0) }.map { "\($0)" } ?? ""
+        let predicted = try costRow.map { try predictedSeconds(m, policy: pol, ranks: unsharded ? 1 : ranks, step: step, costModel: $0) }.map { "\($0)" } ?? ""
         let cells = { (backend: String, rank: String, t: Double, calls: Int, bytes: Int, rss: Double, delta: Double) in
             "\(backend),\(ranks),\(rank),\"\(spec)\",\(n),\(t),\(calls),\(bytes),\(mib(rss)),\(mib(delta)),\(model),\(allocator),\(predicted)"
         }
@@ -129,14 +129,14 @@ public enum ShardBench {
     /// What it leaves out: the collectives (the all-gather of the point and the
     /// reduce-scatter of the gradient, bandwidth-bound copies within a machine) and ranks
     /// sharing a core (four ranks on two cores take up to twice the prediction).
-    static func predictedSeconds(_ m: any DifferentiableModel, policy: PrecisionPolicy, ranks: Int, costModel: CostModel) throws -> Double {
+    static func predictedSeconds(_ m: any DifferentiableModel, policy: PrecisionPolicy, ranks: Int, step: StepPolicy, costModel: CostModel) throws -> Double {
         let block = ShardedHVP.samples(rank: 0, shards: ranks, count: m.sampleCount).count
         guard let w = m.gradientWork(samples: block) else { throw HarnessError("--cost-model: the model's cost is not modelled (no gradient work)") }
         let g = try GemmCalibration.measure(w, policy: policy, repeats: 3).total
         let cb = Double(try ScalingStudy.bytes(policy, policy.compute))
         let n = m.parameterCount
         let passes = try PassCalibration.measure(theta: ModelSetup.direction(count: n, seed: 1), v: ModelSetup.direction(count: n, seed: 2),
-                                                 policy: policy, schemes: [.central], step: .absolute(1e-3), shards: 1)
+                                                 policy: policy, schemes: [.central], step: step, shards: 1)
         guard let x = ScalingStudy.features(quantity: "time_hvp_central_s", flops: w.flops, gemmFlops: w.gemmFlops, gemmSeconds: g,
                                             bytes: w.values * cb, n: Double(n), cb: cb, kb: 0, steps: 0,
                                             passes: ["pass_hvp_central_s": passes.hvp[0]]) else { return .nan }

@@ -66,7 +66,7 @@ public struct CostModel: Sendable, Equatable {
         // it can be the best non-negative fit.
         var zero = [Double](repeating: 0, count: k + 1)
         for (j, value) in fixed { zero[j] = value }
-        var best: (c: [Double], sse: Double)? = (zero, target.reduce(0) { $0 + $1 * $1 })
+        var best: (c: [Double], sse: Double) = (zero, target.reduce(0) { $0 + $1 * $1 })
         for mask in 1..<(1 << (k + 1)) {
             let chosen = (0...k).filter { mask & (1 << $0) != 0 }
             let active = chosen.filter { scale[$0] > 0 && fixed[$0] == nil }
@@ -87,16 +87,15 @@ public struct CostModel: Sendable, Equatable {
                 for r in 0..<q { p += a[r][i] * sol[r] }
                 sse += (p - target[i]) * (p - target[i])
             }
-            if best == nil || sse < best!.sse {
+            if sse < best.sse {
                 var c = [Double](repeating: 0, count: k + 1)
                 for (j, value) in fixed { c[j] = value }
                 for (r, j) in active.enumerated() { c[j] = sol[r] / scale[j] }
                 best = (c, sse)
             }
         }
-        guard let b = best else { return nil }
-        return CostModel(coefficients: Array(b.c[0..<k]), fixed: b.c[k], points: idx.count,
-                         rmsRelative: (b.sse / Double(idx.count)).squareRoot())
+        return CostModel(coefficients: Array(best.c[0..<k]), fixed: best.c[k], points: idx.count,
+                         rmsRelative: (best.sse / Double(idx.count)).squareRoot())
     }
 
     /// Gaussian elimination with partial pivoting on an augmented k × (k+1) system; nil

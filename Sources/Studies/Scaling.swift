@@ -221,12 +221,10 @@ public struct ScalingStudy: Study {
         seconds.append(clock.measure { _ = engine.exactHVP(theta: theta, v: v) }.seconds)
         let lanczosSeconds = try clock.measure { try lanczos() }.seconds
         seconds.append(lanczosSeconds / Double(max(steps, 1)))
-        for (q, t) in zip(quantities, seconds) { out.append("time_round", [c.model, "\(c.shards)", "\(round + 1)", q, cell(t)]) }
         // The passes around the model's gradients, timed alone at this θ and v.
         let passes = try PassCalibration.measure(theta: theta, v: v, policy: config.policy, schemes: passSchemes, step: step, shards: c.shards)
-        for (q, t) in zip(passQuantities, [passes.gradient] + passes.hvp) {
-            out.append("time_round", [c.model, "\(c.shards)", "\(round + 1)", q, cell(t)])
-        }
+        seconds += [passes.gradient] + passes.hvp
+        for (q, t) in zip(quantities + passQuantities, seconds) { out.append("time_round", [c.model, "\(c.shards)", "\(round + 1)", q, cell(t)]) }
         // The gradient's products timed at their shapes, after everything else (the
         // first round's memory was measured without them).
         if let w = work { try timeProducts(w, model: c.model, shards: c.shards, round: round, into: &out) }
