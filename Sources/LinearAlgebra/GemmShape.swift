@@ -25,12 +25,32 @@ public struct GemmShape: Hashable, Sendable, Comparable, CustomStringConvertible
 /// Counts the BLAS products (sgemm/dgemm, ``Kernels`` `blasInto`) run while it is bound
 /// to ``Kernels/gemmLog`` — a checking aid: one task-local read per product when unbound.
 /// Products run on other threads (in-process shards) are not seen.
+///
+/// Dual-number products through BLAS (``Kernels`` `blasDualGemm`: two or three real
+/// products between a split of each operand into values and tangents and a merge of the
+/// result) are also recorded whole, in ``dualCounts``; their real products are in
+/// ``counts`` like any other.
 public final class GemmLog: Sendable {
     let shapes = Mutex<[GemmShape: Int]>([:])
+    let dualShapes = Mutex<[GemmShape: Int]>([:])
     public init() {}
     public func record(_ s: GemmShape) { shapes.withLock { $0[s, default: 0] += 1 } }
+    public func recordDual(_ s: GemmShape) { dualShapes.withLock { $0[s, default: 0] += 1 } }
     /// Each shape seen and how many times.
     public var counts: [GemmShape: Int] { shapes.withLock { $0 } }
+    /// Each dual-number product's shape (the product as a whole) and how many times.
+    public var dualCounts: [GemmShape: Int] { dualShapes.withLock { $0 } }
+
+    /// Bytes the dual products' split and merge passes move, for `w`-byte components:
+    /// splitting reads each dual element of A and B (2w) and writes its value and
+    /// tangent (2w); merging reads the value product and up to two tangent products (3w)
+    /// and writes the dual result (2w): Σ count · (4w·(mk + kn) + 5w·mn).
+    public func dualPassBytes(componentBytes w: Int) -> Double {
+        dualCounts.reduce(0) { acc, e in
+            let s = e.key, wd = Double(w)
+            return acc + Double(e.value) * (4 * wd * (Double(s.m) * Double(s.k) + Double(s.k) * Double(s.n)) + 5 * wd * Double(s.m) * Double(s.n))
+        }
+    }
 }
 
 extension Kernels {

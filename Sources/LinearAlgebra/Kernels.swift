@@ -297,6 +297,7 @@ public enum Kernels {
         precondition(a.count == ar * ac && b.count == br * bc && (ta ? ar : ac) == (tb ? bc : br),
                      "gemm: A is \(ar)×\(ac), B is \(br)×\(bc)")
         guard m > 0 && n > 0 else { return Matrix(rows: m, cols: n, storage: []) }
+        if let log = Kernels.gemmLog { log.recordDual(GemmShape(m: m, k: ta ? ar : ac, n: n, transA: ta, transB: tb)) }
         let sa = split(a), sb = split(b)
         func product(_ x: [W], _ y: [W]) -> [W] {
             [W](unsafeUninitializedCapacity: m * n) { c, count in

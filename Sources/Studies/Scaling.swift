@@ -22,7 +22,9 @@ import Curvature
 /// - `timings.csv`: per model × shards: the gradient's counted work (`flops_grad`,
 ///   `bytes_grad`, `flops_gemm_grad` of it in BLAS products) and `gemm_s_grad` (those
 ///   products timed at their shapes, `gemm.csv`; the unsharded gradient's products also on
-///   rows with shards > 1), `pass_grad_s` and `pass_hvp_s` per scheme (the O(n) passes
+///   rows with shards > 1), the exact HVP's logged work (`flops_gemm_exact` in real BLAS
+///   products, `bytes_dual_pass` moved by its dual products' split and merge passes) and
+///   `gemm_s_exact` (those products timed at their shapes), `pass_grad_s` and `pass_hvp_s` per scheme (the O(n) passes
 ///   around the model's gradients timed alone, ``PassCalibration``), `time_grad_s`, `time_hvp_s` per scheme
 ///   (`time_hvp_forward_s`, …), `time_hvp_exact_s` (dual numbers, unsharded),
 ///   `grad_rss_delta_bytes` (one gradient's peak RSS above the RSS before it),
@@ -34,14 +36,14 @@ import Curvature
 ///   param/grad/hvp stages, the compute and Krylov types' sizes, all S ranks in one
 ///   process), with `mem_model_ratio = mem_model_bytes / rss_delta_bytes`.
 /// - `rounds.csv`: every round's seconds per model × shards and quantity (and the
-///   gradient's products together, `gemm_s_grad`, and the pass seconds): the spread
+///   gradient's products together, `gemm_s_grad`, the exact HVP's, `gemm_s_exact`, and the pass seconds): the spread
 ///   behind each median.
 /// - `gemm.csv`: every product shape of every model and extrapolation target, how often one
-///   gradient runs it, its seconds (the median over the rounds) and GFLOP/s (``GemmCalibration``).
+///   gradient (`count`) and one exact HVP (`exact_count`) run it, its seconds (the median over the rounds) and GFLOP/s (``GemmCalibration``).
 /// - `costmodel.csv`: per quantity, family and shard count, the ``CostModel``
 ///   `t ≈ c_gemm·G + c_f·F_o + c_b·B + c_pass·P + c_0` (features: ``features(quantity:flops:gemmFlops:gemmSeconds:bytes:n:cb:kb:steps:passes:)``)
 ///   with c_gemm = c_pass = 1 fixed beforehand (G and P are seconds of the same work
-///   timed alone) and c_f, c_b, c_0 fitted on the sizes up to `fit_max_parameters`;
+///   timed alone; for the exact HVP, G is its own real products') and c_f, c_b, c_0 fitted on the sizes up to `fit_max_parameters`;
 ///   `predictions.csv` every size's prediction, role `fit` or `held-out`.
 /// - `fits.csv`: the exponent of time against the quantity's FLOPs (and against its
 ///   products' measured seconds) in the compute-bound range (`compute_bound_min_parameters`
@@ -131,7 +133,8 @@ public struct ScalingStudy: Study {
     public var seeds: [String: UInt64] { ["seed": config.seed] }
 
     public var timingsHeader: [String] {
-        ["model", "family", "parameters", "samples", "tokens", "flops_grad", "bytes_grad", "flops_gemm_grad", "gemm_s_grad"] + passQuantities + ["policy", "shards", "repeats", "time_grad_s"]
+        ["model", "family", "parameters", "samples", "tokens", "flops_grad", "bytes_grad", "flops_gemm_grad", "gemm_s_grad",
+         "flops_gemm_exact", "bytes_dual_pass", "gemm_s_exact"] + passQuantities + ["policy", "shards", "repeats", "time_grad_s"]
             + config.schemes.map { "time_hvp_\($0.rawValue)_s" } + ["time_hvp_exact_s", "time_lanczos_step_s"]
             + config.schemes.map { "hvp_over_grad_\($0.rawValue)" } + ["hvp_over_grad_exact", "lanczos_steps",
             "grad_rss_delta_bytes", "activation_values", "peak_rss_bytes", "rss_delta_bytes", "mem_model_bytes", "mem_model_ratio"]
@@ -141,17 +144,20 @@ public struct ScalingStudy: Study {
                                          "n_min", "n_max"]
     public static let predictionsHeader = ["model", "family", "parameters", "shards", "quantity", "flops", "gemm_s", "other_flops", "bytes", "pass_s",
                                            "measured_s", "predicted_s", "pred_over_meas", "role"]
-    public static let gemmHeader = ["model", "m", "k", "n", "trans_a", "trans_b", "count", "seconds", "gflop_s"]
+    public static let gemmHeader = ["model", "m", "k", "n", "trans_a", "trans_b", "count", "exact_count", "seconds", "gflop_s"]
     public static let extrapolationHeader = ["model", "family", "parameters", "flops", "shards", "reorth", "lanczos_vectors", "quantity", "value", "unit",
                                              "label"]
 
-    /// Times each product of `work` at its shape once (``GemmCalibration``, one batch after
-    /// its warm-up): the `gemm_round` rows of `model` in this round.
-    func timeProducts(_ work: GradientWork, model: String, shards: Int, round: Int, into out: inout UnitOutput) throws {
-        let g = try GemmCalibration.measure(work, policy: config.policy, repeats: 1)
-        for (shape, count, t) in g.products {
+    /// Times each product of `work` and of the exact HVP (`exact`, its real products as
+    /// logged) at its shape once (``GemmCalibration``, one batch after its warm-up): the
+    /// `gemm_round` rows of `model` in this round, each shape with how often the gradient
+    /// and the exact HVP run it.
+    func timeProducts(_ work: GradientWork, exact: [GemmShape: Int] = [:], model: String, shards: Int, round: Int,
+                      into out: inout UnitOutput) throws {
+        for shape in Set(work.products.keys).union(exact.keys).sorted() {
+            let t = try GemmCalibration.measure(shape, policy: config.policy, repeats: 1)
             out.append("gemm_round", [model, "\(shards)", "\(round + 1)", "\(shape.m)", "\(shape.k)", "\(shape.n)", shape.transA ? "T" : "N",
-                                      shape.transB ? "T" : "N", "\(count)", cell(t)])
+                                      shape.transB ? "T" : "N", "\(work.products[shape] ?? 0)", "\(exact[shape] ?? 0)", cell(t)])
         }
     }
 
@@ -204,13 +210,18 @@ public struct ScalingStudy: Study {
             let rss0 = MemoryProbe.current()
             try lanczos()
             let peak = MemoryProbe.peak()
-            _ = engine.exactHVP(theta: theta, v: v)                // warm-up: the dual numbers' pages
+            // Warm-up of the dual numbers' pages, its products logged: the exact HVP's
+            // real products (FLOPs) and its dual products' split and merge bytes.
+            let exactLog = GemmLog()
+            Kernels.$gemmLog.withValue(exactLog) { _ = engine.exactHVP(theta: theta, v: v) }
+            let exactGemmFlops = exactLog.counts.reduce(0.0) { $0 + $1.key.flops * Double($1.value) }
             let krylovBytes = try Self.bytes(config.policy, config.policy.krylov)
             let predicted = MemoryModel(n: n, shards: c.shards, computeBytes: engine.computeBytes, krylovBytes: krylovBytes,
                                         activations: m.peakGradientValues(shards: c.shards)).harnessLanczosBytes(steps: steps)
             let delta = max(peak - rss0, 0)
             out.append("memory", [c.model, m.describe().family, "\(n)", "\(m.sampleCount)", work.map { "\($0.tokens)" } ?? "",
                                   cell(work?.flops), cell(work.map { $0.values * Double(engine.computeBytes) }), cell(work?.gemmFlops),
+                                  cell(exactGemmFlops), cell(exactLog.dualPassBytes(componentBytes: engine.computeBytes)),
                                   config.policy.description, "\(c.shards)", "\(steps)", "\(gradDelta)", "\(m.peakGradientValues(shards: c.shards))",
                                   "\(peak)", "\(delta)", "\(predicted)", cell(delta > 0 ? Double(predicted) / Double(delta) : .nan)])
         }
@@ -218,16 +229,17 @@ public struct ScalingStudy: Study {
         for s in config.schemes {
             seconds.append(try clock.measure { _ = try engine.estimate(theta: theta, v: v, scheme: s, step: step, shards: c.shards) }.seconds)
         }
-        seconds.append(clock.measure { _ = engine.exactHVP(theta: theta, v: v) }.seconds)
+        let exactLog = GemmLog()
+        seconds.append(clock.measure { Kernels.$gemmLog.withValue(exactLog) { _ = engine.exactHVP(theta: theta, v: v) } }.seconds)
         let lanczosSeconds = try clock.measure { try lanczos() }.seconds
         seconds.append(lanczosSeconds / Double(max(steps, 1)))
         // The passes around the model's gradients, timed alone at this θ and v.
         let passes = try PassCalibration.measure(theta: theta, v: v, policy: config.policy, schemes: passSchemes, step: step, shards: c.shards)
         seconds += [passes.gradient] + passes.hvp
         for (q, t) in zip(quantities + passQuantities, seconds) { out.append("time_round", [c.model, "\(c.shards)", "\(round + 1)", q, cell(t)]) }
-        // The gradient's products timed at their shapes, after everything else (the
-        // first round's memory was measured without them).
-        if let w = work { try timeProducts(w, model: c.model, shards: c.shards, round: round, into: &out) }
+        // The gradient's and the exact HVP's products timed at their shapes, after
+        // everything else (the first round's memory was measured without them).
+        if let w = work { try timeProducts(w, exact: exactLog.counts, model: c.model, shards: c.shards, round: round, into: &out) }
         return out
     }
 
@@ -255,24 +267,33 @@ public struct ScalingStudy: Study {
     /// - FD-HVP of a scheme with g gradients: [g·G, g·F_o, g·B, P_scheme]: its gradients
     ///   read the points directly, and P_scheme is everything around them (points, ε,
     ///   accounting, quotient);
-    /// - exact HVP (forward-over-reverse in dual numbers of the compute type): [0, 3F, 16/cb · B, 0]:
-    ///   a dual multiply–add is three real ones, its bytes charged as 16-byte values. A known
-    ///   misspecification, kept so that committed fits stay comparable: under `blas` each dual
-    ///   product is three BLAS products of the compute type (value AB, tangent A'B + AB') with
-    ///   split and merge passes around them, and a `Dual<Float>` is 8 bytes (the bytes' factor
-    ///   only rescales c_b); three times G is 26–39% of its held-out times (2026-12-07 run);
+    /// - exact HVP (forward-over-reverse in dual numbers of the compute type), from `exact`,
+    ///   what its run logged (``GemmLog``): [G_x, 3·F_o, 2·B + D, 0] with G_x its real BLAS
+    ///   products timed at their shapes (under `blas` a dual product is two or three of them:
+    ///   value AB and tangent A'B + AB', a zero tangent's term skipped), F_o the non-product
+    ///   FLOPs in dual arithmetic (a dual multiply–add is three real ones; all of F where no
+    ///   product runs through BLAS, as with accumulation other than `blas`), 2·B the
+    ///   gradient's values held as dual pairs and D the bytes of the dual products' split and
+    ///   merge passes (``GemmLog/dualPassBytes(componentBytes:)``); its FLOPs are the
+    ///   products' plus 3·F_o. Nil without `exact` (an architecture never run). The
+    ///   2026-12-07 run's form, [0, 3F, 16/cb · B, 0], left the products' throughput to one
+    ///   fitted cost per FLOP and missed every held-out size (0.70–1.31);
     /// - Lanczos step (central FD-HVP, full reorthogonalization over m steps): the central
     ///   FD-HVP's features plus 8n·3 bytes for the three-term recurrence and kb·n·2(m + 1)
     ///   for the projections against the mean (m + 1)/2 stored vectors, read twice each.
     /// Nil for an unknown quantity or a missing pass time.
     public static func features(quantity q: String, flops f: Double, gemmFlops fg: Double, gemmSeconds g0: Double, bytes b: Double, n: Double,
-                         cb: Double, kb: Double, steps m: Double, passes: [String: Double]) -> (features: [Double], flops: Double)? {
+                                cb: Double, kb: Double, steps m: Double, passes: [String: Double],
+                                exact: (gemmFlops: Double, gemmSeconds: Double, dualPassBytes: Double)? = nil) -> (features: [Double], flops: Double)? {
         let fo = max(f - fg, 0)
         switch q {
         case "time_grad_s":
             guard let p = passes["pass_grad_s"] else { return nil }
             return ([g0, fo, b, p], f)
-        case "time_hvp_exact_s": return ([0, 3 * f, 16 / cb * b, 0], 3 * f)
+        case "time_hvp_exact_s":
+            guard let x = exact else { return nil }
+            let other = x.gemmFlops > 0 ? 3 * fo : 3 * f                  // no BLAS products run: all of it in dual arithmetic
+            return ([x.gemmSeconds, other, 2 * b + x.dualPassBytes, 0], x.gemmFlops + other)
         case "time_lanczos_step_s":
             guard let p = passes["pass_hvp_central_s"] else { return nil }
             return ([2 * g0, 2 * fo, 2 * b + 8 * n * 3 + kb * n * 2 * (m + 1), p], 2 * f)
@@ -295,39 +316,44 @@ public struct ScalingStudy: Study {
     /// spread behind each median, with `gemm_s_grad` per round) and the fits.
     public func finish(_ outputs: [UnitOutput]) throws -> StudyOutput {
         let timeRows = outputs.flatMap { $0.tables["time_round"] ?? [] }       // model, shards, round, quantity, seconds
-        let gemmRows = outputs.flatMap { $0.tables["gemm_round"] ?? [] }       // model, shards, round, m, k, n, tA, tB, count, seconds
+        let gemmRows = outputs.flatMap { $0.tables["gemm_round"] ?? [] }       // model, shards, round, m, k, n, tA, tB, count, exact count, seconds
         var rounds = StudyTable(name: "rounds", header: Self.roundsHeader, rows: timeRows)
         var perQuantity: [String: [Double]] = [:]                                // "model|shards|quantity"
         for r in timeRows { perQuantity["\(r[0])|\(r[1])|\(r[3])", default: []].append(Double(r[4])!) }
         // Products: the median per (configuration, shape) over the rounds, in the order first run.
         var shapeOrder: [String] = [], shapeSeconds: [String: [Double]] = [:], shapeRow: [String: [String]] = [:]
-        var roundProducts: [String: Double] = [:]                               // "model|shards|round": Σ count·seconds
+        var roundProducts: [String: Double] = [:], roundExact: [String: Double] = [:]   // "model|shards|round": Σ count·seconds
         for r in gemmRows {
-            let key = ([r[0], r[1]] + r[3...8]).joined(separator: "|")
+            let key = ([r[0], r[1]] + r[3...9]).joined(separator: "|")
             if shapeSeconds[key] == nil { shapeOrder.append(key); shapeRow[key] = r }
-            shapeSeconds[key, default: []].append(Double(r[9])!)
-            roundProducts["\(r[0])|\(r[1])|\(r[2])", default: 0] += Double(r[8])! * Double(r[9])!
+            shapeSeconds[key, default: []].append(Double(r[10])!)
+            roundProducts["\(r[0])|\(r[1])|\(r[2])", default: 0] += Double(r[8])! * Double(r[10])!
+            roundExact["\(r[0])|\(r[1])|\(r[2])", default: 0] += Double(r[9])! * Double(r[10])!
         }
         var gemm = StudyTable(name: "gemm", header: Self.gemmHeader)
-        var productSeconds: [String: Double] = [:]                               // "model|shards": one gradient's G
+        var productSeconds: [String: Double] = [:], exactSeconds: [String: Double] = [:]   // "model|shards": one gradient's G, one exact HVP's
         for key in shapeOrder {
             let r = shapeRow[key]!, t = median(shapeSeconds[key]!)
             let flops = 2 * Double(r[3])! * Double(r[4])! * Double(r[5])!
-            gemm.rows.append([r[0], r[3], r[4], r[5], r[6], r[7], r[8], cell(t), cell(flops / t / 1e9)])
+            gemm.rows.append([r[0], r[3], r[4], r[5], r[6], r[7], r[8], r[9], cell(t), cell(flops / t / 1e9)])
             productSeconds["\(r[0])|\(r[1])", default: 0] += Double(r[8])! * t
+            exactSeconds["\(r[0])|\(r[1])", default: 0] += Double(r[9])! * t
         }
         for r in timeRows where r[3] == quantities[0] {
-            if let g = roundProducts["\(r[0])|\(r[1])|\(r[2])"] { rounds.rows.append([r[0], r[1], r[2], "gemm_s_grad", cell(g)]) }
+            let k = "\(r[0])|\(r[1])|\(r[2])"
+            if let g = roundProducts[k] { rounds.rows.append([r[0], r[1], r[2], "gemm_s_grad", cell(g)]) }
+            if let g = roundExact[k] { rounds.rows.append([r[0], r[1], r[2], "gemm_s_exact", cell(g)]) }
         }
         var timings = StudyTable(name: "timings", header: timingsHeader)
         for m in outputs.flatMap({ $0.tables["memory"] ?? [] }) {
-            // model, family, n, samples, tokens, flops, bytes, gemm flops, policy, shards, steps, then memory
-            let key = "\(m[0])|\(m[9])"
+            // model, family, n, samples, tokens, flops, bytes, gemm flops, exact gemm flops, dual pass bytes,
+            // policy, shards, steps, then memory
+            let key = "\(m[0])|\(m[11])"
             let t = quantities.map { median(perQuantity["\(key)|\($0)"] ?? []) }
             let grad = t[0], hvps = Array(t[1...config.schemes.count]), exact = t[config.schemes.count + 1]
             let passes = passQuantities.map { median(perQuantity["\(key)|\($0)"] ?? []) }
-            timings.rows.append(Array(m[0...7]) + [cell(productSeconds[key])] + passes.map(cell) + [m[8], m[9], "\(config.repeats)"] + t.map(cell)
-                                + hvps.map { cell($0 / grad) } + [cell(exact / grad)] + Array(m[10...]))
+            timings.rows.append(Array(m[0...7]) + [cell(productSeconds[key]), m[8], m[9], cell(exactSeconds[key])] + passes.map(cell)
+                                + [m[10], m[11], "\(config.repeats)"] + t.map(cell) + hvps.map { cell($0 / grad) } + [cell(exact / grad)] + Array(m[12...]))
         }
         let h = timingsHeader
         var fits = StudyTable(name: "fits", header: Self.fitsHeader)
@@ -338,6 +364,7 @@ public struct ScalingStudy: Study {
         let ni = col("parameters"), si = col("shards"), fi = col("family"), mi = col("model")
         let flopsI = col("flops_grad"), bytesI = col("bytes_grad"), stepsI = col("lanczos_steps")
         let gemmFlopsI = col("flops_gemm_grad"), gemmSI = col("gemm_s_grad")
+        let exactFlopsI = col("flops_gemm_exact"), exactSI = col("gemm_s_exact"), dualI = col("bytes_dual_pass")
         let passI = passQuantities.map { ($0, col($0)) }
         func passes(_ r: [String]) -> [String: Double] {
             Dictionary(uniqueKeysWithValues: passI.compactMap { q, i in Double(r[i]).map { (q, $0) } })
@@ -356,7 +383,8 @@ public struct ScalingStudy: Study {
                         let n = Double(r[ni])!
                         guard let fx = Self.features(quantity: q, flops: Double(r[flopsI])!, gemmFlops: Double(r[gemmFlopsI]) ?? 0,
                                                      gemmSeconds: Double(r[gemmSI])!, bytes: Double(r[bytesI])!,
-                                                     n: n, cb: cb, kb: kb, steps: Double(r[stepsI]) ?? 0, passes: passes(r)) else { return nil }
+                                                     n: n, cb: cb, kb: kb, steps: Double(r[stepsI]) ?? 0, passes: passes(r),
+                                                     exact: (Double(r[exactFlopsI]) ?? 0, Double(r[exactSI]) ?? 0, Double(r[dualI]) ?? 0)) else { return nil }
                         return (n, fx.flops, fx.features, Double(r[qi]) ?? .nan, r)
                     }
                     // Power law against FLOPs in the compute-bound range.

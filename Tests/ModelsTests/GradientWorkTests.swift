@@ -107,6 +107,37 @@ struct GradientWorkTests {
         }
     }
 
+    /// The exact HVP's products as the scaling study logs them: in the transformer and
+    /// the Llama every product of the gradient runs once as a dual product (split, three
+    /// real products, merge; the embeddings are parameters, so no tangent is zero), in the
+    /// MLP's split reverse pass no dual product at all, its real products three per
+    /// gradient product but two in the first layer (the data's tangent is zero).
+    @Test func exactHVPRunsEachProductInDualNumbers() throws {
+        for spec in ["transformer:context=5,width=8,heads=2,layers=2,ff=12,sequences=3",
+                     "llama:vocab=13,width=8,layers=2,heads=4,kv_heads=2,ff=10,context=6,sequences=2,tied=yes"] {
+            let m = try ModelSpec.build(spec, seed: 3)
+            let w = try #require(m.gradientWork())
+            let theta = (0..<m.parameterCount).map { Float(($0 % 11) - 5) / 16 }, v = theta.reversed().map { $0 + 1 / 32 }
+            let log = GemmLog()
+            Kernels.$gemmLog.withValue(log) { _ = m.exactHVP(theta, Array(v), accumulation: .blas) }
+            #expect(log.dualCounts == w.products, "\(spec)")
+            #expect(log.counts == w.products.mapValues { 3 * $0 }, "\(spec)")
+            // Split and merge: 16 bytes per element of A and B, 20 per element of C (w = 4).
+            let bytes = w.products.reduce(0.0) { a, e in
+                a + Double(e.value) * Double(16 * (e.key.m * e.key.k + e.key.k * e.key.n) + 20 * e.key.m * e.key.n)
+            }
+            #expect(log.dualPassBytes(componentBytes: 4) == bytes && bytes > 0)
+        }
+        let m = try ModelSpec.build("mlp:widths=5-7-6-3,samples=9", seed: 3)
+        let w = try #require(m.gradientWork())
+        let theta = (0..<m.parameterCount).map { Float(($0 % 11) - 5) / 16 }
+        let log = GemmLog()
+        Kernels.$gemmLog.withValue(log) { _ = m.exactHVP(theta, theta, accumulation: .blas) }
+        #expect(log.dualCounts.isEmpty && log.dualPassBytes(componentBytes: 4) == 0)
+        let first: Set<GemmShape> = [GemmShape(m: 9, k: 5, n: 7, transA: false, transB: true), GemmShape(m: 7, k: 9, n: 5, transA: true, transB: false)]
+        #expect(log.counts == Dictionary(uniqueKeysWithValues: w.products.map { ($0.key, (first.contains($0.key) ? 2 : 3) * $0.value) }))
+    }
+
     @Test func unmodelledFamiliesSayNil() throws {
         #expect(try ModelSpec.build("expsum:n=4", seed: 1).gradientWork() == nil)
         #expect(try ModelSpec.build("quadratic:diag:n=12,lo=0.5,hi=3", seed: 1).gradientWork() == nil)

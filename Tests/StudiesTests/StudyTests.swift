@@ -409,8 +409,10 @@ extension RegimesTests {
 
 @Suite struct ScalingStudyTests {
     @Test func tablesFitsAndLabelledExtrapolation() throws {
+        // BLAS products (the gradient's and the exact HVP's through sgemm).
+        let blas = try PrecisionPolicy("param=fp32,compute=fp32,accumulate=blas,grad=fp32,hvp=fp32")
         let s = try ScalingStudy(.init(models: ["mlp:widths=4-4-2,samples=8", "mlp:widths=8-16-4,samples=8", "mlp:widths=16-16-4,samples=8"],
-                                       policy: fp32, shards: [1, 2], schemes: [.central], repeats: 1, lanczosSteps: 3, memorySteps: 10,
+                                       policy: blas, shards: [1, 2], schemes: [.central], repeats: 1, lanczosSteps: 3, memorySteps: 10,
                                        extrapolateTo: [1e9], fitMaxParameters: 300, computeBoundMinParameters: 1,
                                        extrapolateModels: ["mlp:widths=64-64-8,samples=8"]))
         #expect(s.exclusive)
@@ -447,27 +449,43 @@ extension RegimesTests {
             let tr = try #require(t.rows.first { $0[0] == r[0] && $0[t.header.firstIndex(of: "shards")!] == sh })
             let passCol = q == "time_grad_s" ? "pass_grad_s" : q == "time_hvp_exact_s" ? nil : "pass_hvp_central_s"
             #expect(cellOf(p, r, "pass_s") == (passCol.map { cellOf(t, tr, $0) } ?? 0), "\(q)")
+            // The exact HVP's products are its own (logged), timed at their shapes; its other
+            // FLOPs none (an MLP's are all products), its bytes the gradient's as dual pairs
+            // (the MLP's split reverse pass has no split or merge passes).
+            if q == "time_hvp_exact_s" {
+                #expect(cellOf(p, r, "gemm_s") == cellOf(t, tr, "gemm_s_exact") && cellOf(p, r, "other_flops") == 0)
+                #expect(cellOf(p, r, "bytes") == 2 * cellOf(t, tr, "bytes_grad") && cellOf(t, tr, "bytes_dual_pass") == 0)
+                #expect(cellOf(p, r, "flops") == cellOf(t, tr, "flops_gemm_exact"))
+            }
         }
         // Every product of every model (and of the target) timed once per unit; a unit's
         // gemm_s_grad is the count-weighted sum of its rows. The MLP 4-4-2 runs three
         // products (the first layer has no input gradient): 8×4·4×4 NT, 4×8·8×4 TN, and
-        // for layer 1 8×4·4×2 NT, 2×8·8×4 TN, 8×2·2×4 NN: five shapes, once each.
+        // for layer 1 8×4·4×2 NT, 2×8·8×4 TN, 8×2·2×4 NN: five shapes, once each. Its exact
+        // HVP runs each as a dual product, three real ones (value AB, tangent A'B + AB'),
+        // but two in the first layer, where the data's tangent is zero (X·W'ᵀ and dY'ᵀ·X
+        // remain): 2, 2, 3, 3, 3, 2176 FLOPs where the gradient's are 896.
         let g = table(out, "gemm")
         let first = g.rows.filter { $0[0] == "mlp:widths=4-4-2,samples=8" }
-        #expect(first.count == 2 * 5 && first.allSatisfy { $0[6] == "1" && Double($0[7])! > 0 && Double($0[8])! > 0 })
-        #expect(Set(first.map { $0[1...5].joined(separator: " ") }) == ["8 4 4 N T", "4 8 4 T N", "8 4 2 N T", "2 8 4 T N", "8 2 4 N N"])
+        #expect(first.count == 2 * 5 && first.allSatisfy { $0[6] == "1" && Double($0[8])! > 0 && Double($0[9])! > 0 })
+        #expect(Set(first.map { $0[1...5].joined(separator: " ") + " \($0[7])" })
+                == ["8 4 4 N T 2", "4 8 4 T N 2", "8 4 2 N T 3", "2 8 4 T N 3", "8 2 4 N N 3"])
         #expect(g.rows.contains { $0[0] == "mlp:widths=64-64-8,samples=8" })
-        let gemmS = numbers(t, "gemm_s_grad")
-        #expect(gemmS[0] > 0 && abs(gemmS[0] - first.prefix(5).reduce(0) { $0 + Double($1[6])! * Double($1[7])! }) < 1e-15)
+        #expect(g.rows.filter { $0[0] == "mlp:widths=64-64-8,samples=8" }.allSatisfy { $0[7] == "0" })   // never run: no exact HVP
+        let gemmS = numbers(t, "gemm_s_grad"), exactS = numbers(t, "gemm_s_exact")
+        #expect(gemmS[0] > 0 && abs(gemmS[0] - first.prefix(5).reduce(0) { $0 + Double($1[6])! * Double($1[8])! }) < 1e-15)
+        #expect(exactS[0] > 0 && abs(exactS[0] - first.prefix(5).reduce(0) { $0 + Double($1[7])! * Double($1[8])! }) < 1e-15)
         #expect(numbers(t, "flops_gemm_grad")[0] == numbers(t, "flops_grad")[0])          // an MLP's FLOPs are all products
+        #expect(numbers(t, "flops_gemm_grad")[0] == 896 && numbers(t, "flops_gemm_exact")[0] == 2176)
         let e = table(out, "extrapolation")
         func at(_ r: [String], _ k: String) -> String { r[e.header.firstIndex(of: k)!] }
         let mem = e.rows.filter { at($0, "unit") == "bytes" }, time = e.rows.filter { at($0, "unit") == "s" }
         #expect(mem.allSatisfy { at($0, "label").hasPrefix("extrapolated") && at($0, "label").contains("param fp32 4") && at($0, "label").contains("measured only up to") })
         #expect(mem.allSatisfy { at($0, "quantity").hasPrefix("memory_") })
         // Times only from the work-based cost model of the target's family, each row with its
-        // assumptions and the held-out check it rests on; never from a power law.
-        #expect(time.count == 4 && time.allSatisfy { at($0, "model") == "mlp:widths=64-64-8,samples=8" && at($0, "shards") == "1"
+        // assumptions and the held-out check it rests on; never from a power law. Not the
+        // exact HVP's: its products are logged from a run, and a target never runs.
+        #expect(time.count == 3 && !time.contains { at($0, "quantity") == "time_hvp_exact_s" } && time.allSatisfy { at($0, "model") == "mlp:widths=64-64-8,samples=8" && at($0, "shards") == "1"
                                                      && Double(at($0, "value"))! > 0 && at($0, "family") == "mlp" && Double(at($0, "flops"))! > 0 })
         #expect(time.allSatisfy { at($0, "label").contains("cost model") && at($0, "label").contains("fitted on 30–212 parameters")
                                   && at($0, "label").contains("held-out sizes up to 340)") && at($0, "label").contains("timed at their shapes")
@@ -498,28 +516,36 @@ extension RegimesTests {
         let t = table(out, "timings"), rd = table(out, "rounds"), g = table(out, "gemm")
         #expect(t.rows.count == 3 && column(t, "repeats") == ["3", "3", "3"])
         for (i, m) in models.enumerated() {
-            for q in ["time_grad_s", "time_hvp_central_s", "time_hvp_exact_s", "time_lanczos_step_s", "pass_grad_s", "pass_hvp_central_s", "gemm_s_grad"] {
+            for q in ["time_grad_s", "time_hvp_central_s", "time_hvp_exact_s", "time_lanczos_step_s", "pass_grad_s", "pass_hvp_central_s", "gemm_s_grad",
+                      "gemm_s_exact"] {
                 let xs = rd.rows.filter { $0[0] == m && $0[3] == q }.map { Double($0[4])! }
                 #expect(xs.count == 3 && Set(rd.rows.filter { $0[0] == m && $0[3] == q }.map { $0[2] }) == ["1", "2", "3"])
-                if q != "gemm_s_grad" { #expect(numbers(t, q)[i] == xs.sorted()[1], "\(m) \(q)") }
+                if !q.hasPrefix("gemm_s_") { #expect(numbers(t, q)[i] == xs.sorted()[1], "\(m) \(q)") }
             }
             // Products: one row per shape with the median of its three rounds.
             let shapes = outputs.flatMap { $0.tables["gemm_round"] ?? [] }.filter { $0[0] == m }
             let rows = g.rows.filter { $0[0] == m }
             #expect(shapes.count == 3 * rows.count)
-            var total = 0.0
+            var total = 0.0, exact = 0.0
             for r in rows {
-                let xs = shapes.filter { Array($0[3...8]) == Array(r[1...6]) }.map { Double($0[9])! }.sorted()
-                #expect(xs.count == 3 && Double(r[7])! == xs[1])
+                let xs = shapes.filter { Array($0[3...9]) == Array(r[1...7]) }.map { Double($0[10])! }.sorted()
+                #expect(xs.count == 3 && Double(r[8])! == xs[1])
                 total += Double(r[6])! * xs[1]
+                exact += Double(r[7])! * xs[1]
             }
             #expect(abs(numbers(t, "gemm_s_grad")[i] - total) <= 1e-15 * total)
+            #expect(abs(numbers(t, "gemm_s_exact")[i] - exact) <= 1e-15 * exact)
         }
+        // Without `blas` nothing runs through BLAS: the exact HVP's work is all dual arithmetic
+        // (other FLOPs 3F, its FLOPs; no products).
+        #expect(numbers(t, "gemm_s_exact").allSatisfy { $0 == 0 } && numbers(t, "flops_gemm_exact").allSatisfy { $0 == 0 })
+        let pe = table(out, "predictions").rows.filter { $0[4] == "time_hvp_exact_s" }
+        #expect(pe.count == 3 && pe.allSatisfy { Double($0[7])! == Double($0[5])! && Double($0[5])! > 0 && Double($0[6])! == 0 })
         #expect(numbers(t, "hvp_over_grad_central")[1] == numbers(t, "time_hvp_central_s")[1] / numbers(t, "time_grad_s")[1])
         #expect(g.rows.filter { $0[0] == "mlp:widths=64-64-8,samples=8" }.count > 0)
         // The target's times come from the held-out-checked cost model, as with one round.
         let e = table(out, "extrapolation")
-        #expect(e.rows.filter { $0[0] == "mlp:widths=64-64-8,samples=8" && $0[9] == "s" }.count == 4)
+        #expect(e.rows.filter { $0[0] == "mlp:widths=64-64-8,samples=8" && $0[9] == "s" }.count == 3)
     }
 
     /// The Lanczos phase's memory model by hand: basis and w 4·1000·11, the operator's fp64

@@ -335,7 +335,7 @@ public enum ReportCommand {
             }
         }
         let gm = try r.table("gemm.csv")
-        var gs = Section(heading: "BLAS throughput by product shape", text: "gemm.csv: each product of each model's gradient (and of the extrapolation targets) timed alone at its shape, in GFLOP/s against its FLOPs. Where throughput still rises at the largest shapes, time per FLOP keeps falling with width, and a cost per FLOP fitted on small models over-predicts large ones; the cost model uses these seconds instead.")
+        var gs = Section(heading: "BLAS throughput by product shape", text: "gemm.csv: each product of each model's gradient and exact HVP (and of the extrapolation targets' gradients) timed alone at its shape, in GFLOP/s against its FLOPs. Where throughput still rises at the largest shapes, time per FLOP keeps falling with width, and a cost per FLOP fitted on small models over-predicts large ones; the cost model uses these seconds instead.")
         var g = Figure(title: "Product throughput", xLabel: "FLOPs of one product", yLabel: "GFLOP/s", logX: true, logY: false)
         let fam = { (m: String) in String(m.prefix { $0 != ":" }) }
         for (i, f0) in distinct(gm.rows.map { ["family": fam($0["model"]!)] }, "family").enumerated() {
