@@ -8,15 +8,29 @@ extension MLP {
     /// apart; every other case runs the generic ``DifferentiableModel/dualNumberHVP(_:_:accumulation:)``.
     @inlinable
     public func hessianVectorProduct<T: ComputeScalar>(_ theta: [T], _ v: [T], accumulation: Accumulation) -> (gradient: [T], hv: [T]) {
-        if accumulation == .blas, activation == .tanh, let B = T.self as? any BLASScalar.Type { return splitDualHVP(B, theta, v) }
+        if accumulation == .blas, activation == .tanh {
+            var out: (gradient: [T], hv: [T]) = ([], []), arrays = (theta, v)
+            let done = withUnsafeMutablePointer(to: &out) { op in withUnsafePointer(to: &arrays) { ap in
+                BLASSpecialization.run(T.self, SplitDual(model: self, arrays: UnsafeRawPointer(ap), out: UnsafeMutableRawPointer(op))) != nil
+            } }
+            if done { return out }
+        }
         return dualNumberHVP(theta, v, accumulation: accumulation)
     }
 
-    /// ``splitDualHVP(_:_:)`` of `T`'s arrays, `B` being `T`.
-    @inlinable
-    func splitDualHVP<T: ComputeScalar, B: BLASScalar>(_: B.Type, _ theta: [T], _ v: [T]) -> (gradient: [T], hv: [T]) {
-        let r = splitDualHVP(unsafeBitCast(theta, to: [B].self), unsafeBitCast(v, to: [B].self))
-        return (unsafeBitCast(r.gradient, to: [T].self), unsafeBitCast(r.hv, to: [T].self))
+    /// ``splitDualHVP(_:_:)`` with the concrete BLAS type (``BLASSpecialization``): θ and
+    /// v read as `([B], [B])` (the arrays they already are), the result written as
+    /// `(gradient: [B], hv: [B])`.
+    @usableFromInline
+    struct SplitDual: BLASSpecializedBody {
+        @usableFromInline let model: MLP, arrays: UnsafeRawPointer, out: UnsafeMutableRawPointer
+        @inlinable init(model: MLP, arrays: UnsafeRawPointer, out: UnsafeMutableRawPointer) {
+            self.model = model; self.arrays = arrays; self.out = out
+        }
+        @inlinable func run<B: BLASScalar>(_: B.Type) {
+            let a = arrays.assumingMemoryBound(to: ([B], [B]).self).pointee
+            out.assumingMemoryBound(to: (gradient: [B], hv: [B]).self).pointee = model.splitDualHVP(a.0, a.1)
+        }
     }
 
     /// The reverse pass of ``lossAndGradient(_:samples:accumulation:head:)`` in

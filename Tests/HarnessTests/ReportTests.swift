@@ -104,11 +104,11 @@ func occurrences(_ s: String, _ sub: String) -> Int { s.components(separatedBy: 
                 let t = try rows("timings.csv")
                 let timeColumns = t.first!.keys.filter { $0.hasPrefix("time_") }.count, passColumns = t.first!.keys.filter { $0.hasPrefix("pass_") }.count
                 // Times and memory per configuration, each product's throughput, each extrapolated time,
-                // each round's timing (one per configuration, quantity and round, the products' sum and
-                // the pass seconds among them).
+                // each round's timing (one per configuration, quantity and round, the gradient's and the
+                // exact HVP's products' sums and the pass seconds among them).
                 let products = try rows("gemm.csv").count, far = try rows("extrapolation.csv").filter { $0["unit"] == "s" }.count
                 let spread = try rows("rounds.csv").count
-                #expect(passColumns == 2 && products > 0 && spread == t.count * (timeColumns + 1 + passColumns) * Int(t.first!["repeats"]!)!)
+                #expect(passColumns == 2 && products > 0 && spread == t.count * (timeColumns + 2 + passColumns) * Int(t.first!["repeats"]!)!)
                 #expect(markers == t.count * timeColumns + t.filter { (Double($0["rss_delta_bytes"]!) ?? 0) > 0 }.count + products + far + spread)
             }
         }
