@@ -333,10 +333,12 @@ struct HVP: ParsableCommand {
     @Option(help: "Format of the exact reference HVP: mpfr256 (or another mpfrN), fp64 (forward-over-reverse in Dual<Double>, sums in order: for large models), or none.")
     var reference: String = "mpfr256"
     @Option(help: "Only these parameter tensors (comma-separated names or globs of names or blocks, e.g. 'blk.29.*'): the Hessian block H_SS, every other parameter held fixed.") var params: String?
+    @Option(help: "Time the gradient and the HVP this many times each: time_grad_s and time_hvp_s are the first (fresh memory included), time_grad_warm_s and time_hvp_warm_s the median of the others.") var repeats: Int = 1
     func run() throws {
         var c = HVPCommand(model: model, seed: seed, policy: policy, scheme: scheme, eps: eps, stepPolicy: stepPolicy,
                            shards: shards, order: order, out: out, command: CommandLine.arguments, reference: reference)
         c.params = params
+        c.repeats = repeats
         try c.run()
     }
 }

@@ -56,12 +56,35 @@ import Models
         }
     }
 
+    /// --repeats N times the gradient and the HVP N times: the warm columns hold the median
+    /// of repeats 2…N (empty for N = 1), and the products written are the first's, the same
+    /// bytes as a one-shot run under stochastic rounding (the repeats draw after them).
+    @Test func repeatsAddWarmTimingsAndChangeNoValue() throws {
+        let base = tempDir("hvp-repeats")
+        defer { try? FileManager.default.removeItem(at: base) }
+        var hv: [Int: Data] = [:]
+        for n in [1, 3] {
+            let dir = base.appendingPathComponent("r\(n)")
+            let r = try runCLI(["hvp", "--model", "mlp:widths=4-6-3,samples=10", "--policy", "param=bf16,compute=bf16,grad=bf16,hvp=bf16,rounding=stochastic",
+                                "--eps", "0.05", "--seed", "3", "--reference", "none", "--repeats", "\(n)", "--out", dir.path])
+            #expect(r.status == 0, Comment(rawValue: r.stderr))
+            let row = try #require(try CSVTable.read(path: dir.appendingPathComponent("summary.csv").path).first)
+            #expect(row["repeats"] == "\(n)")
+            for k in ["time_grad_warm_s", "time_hvp_warm_s"] {
+                if n == 1 { #expect(row[k] == "", "\(k)") } else { #expect((Double(row[k] ?? "") ?? 0) > 0, "\(k) = \(row[k] ?? "nil")") }
+            }
+            hv[n] = try Data(contentsOf: dir.appendingPathComponent("hv.npy"))
+        }
+        #expect(hv[1] != nil && hv[1] == hv[3])
+    }
+
     @Test func badInputExitsTwoAndWritesNothing() throws {
         for args in [["--model", "mlp:widths=4"], ["--model", "transformer:d=4"], ["--model", "quadratic:bogus:n=3"],
                      ["--model", "softmax:d=3,classes=2", "--policy", "param=bf17"], ["--model", "softmax:d=3,classes=2", "--policy", "colour=red"],
                      ["--model", "softmax:d=3,classes=2", "--eps", "0"], ["--model", "softmax:d=3,classes=2", "--eps", "nan"],
                      ["--model", "softmax:d=3,classes=2", "--scheme", "backward"], ["--model", "softmax:d=3,classes=2", "--step-policy", "sideways"],
-                     ["--model", "softmax:d=3,classes=2", "--shards", "0"], ["--model", "mlp:widths=3-2,act=swish"]] {
+                     ["--model", "softmax:d=3,classes=2", "--shards", "0"], ["--model", "mlp:widths=3-2,act=swish"],
+                     ["--model", "softmax:d=3,classes=2", "--repeats", "0"]] {
             let dir = tempDir("hvp-bad")
             let r = try runCLI(["hvp"] + args + ["--out", dir.path])
             #expect(r.status == 2 && r.stdout.isEmpty && r.stderr.hasPrefix("error: "), "\(args): \(r.status) \(r.stderr)")

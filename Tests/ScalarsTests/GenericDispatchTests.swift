@@ -106,3 +106,36 @@ import Scalars
     }
 }
 
+
+/// ``ScalarArrays/doubles(_:roundedBy:)`` of Float values is `FormatArithmetic.round`
+/// of each value bit for bit, through its plain-widening pass for fp32 and fp64 (which
+/// must make NaNs canonical for fp32 and keep their payloads for fp64) and through the
+/// rounding loop for the other formats.
+@Suite struct ScalarArraysTests {
+    /// Every class of binary32 value: ±0, subnormals, normals, ±∞, quiet and signalling
+    /// NaNs with payloads and both signs, among random values.
+    static func values() -> [Float] {
+        var g = SplitMix64(seed: 7)
+        var x: [Float] = (0..<4000).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: g.next())) }
+        x += [0, -0, .leastNonzeroMagnitude, -.leastNonzeroMagnitude, .leastNormalMagnitude.nextDown, 1, -3.5,
+              .greatestFiniteMagnitude, .infinity, -.infinity, .nan, -.nan,
+              Float(bitPattern: 0x7FC0_1234), Float(bitPattern: 0xFFC0_0001), Float(bitPattern: 0x7F80_0001), Float(bitPattern: 0xFF80_0F00)]
+        return x
+    }
+
+    @Test(arguments: ["fp32", "fp64", "bf16", "fp16"])
+    func doublesMatchesRoundingEachValue(format: String) throws {
+        let f = try FormatArithmetic(name: format)
+        let x = Self.values()
+        #expect(x.contains { $0.isNaN && $0.sign == .minus } && x.contains { $0.isSubnormal })
+        let got = ScalarArrays.doubles(x, roundedBy: f)
+        let want = x.map { f.round(Double($0)) }
+        #expect(got.count == want.count)
+        let differing = zip(got, want).filter { $0.bitPattern != $1.bitPattern }.count
+        #expect(differing == 0, "\(format): \(differing) values differ from FormatArithmetic.round")
+        // Rounding into a format drops a NaN's payload; fp64 keeps it (so the fast path cannot
+        // pass both by doing the same thing to NaNs).
+        let i = x.firstIndex { $0.bitPattern == 0x7FC0_1234 }!
+        #expect((got[i].bitPattern == Double.nan.bitPattern) == (format != "fp64"))
+    }
+}

@@ -25,6 +25,11 @@ public struct HVPCommand {
     public var reference: String
     /// `--params PATTERN`: the Hessian of these tensors only, the others held fixed (``ParameterSubset``).
     public var params: String? = nil
+    /// `--repeats N`: the gradient and the HVP timed N times each (alternating). `time_grad_s`
+    /// and `time_hvp_s` are the first (what a one-shot run pays, its fresh memory included);
+    /// `time_grad_warm_s` and `time_hvp_warm_s` the median of the others (empty for N = 1):
+    /// the steady state of a run of many products, as benchmarks of other tools report it.
+    public var repeats: Int = 1
 
     public init(model: String, seed: UInt64, policy: String, scheme: String, eps: Double, stepPolicy: String,
                 shards: Int, order: String, out: String, command: [String], reference: String = "mpfr256") {
@@ -55,6 +60,7 @@ public struct HVPCommand {
         let pol: PrecisionPolicy
         do { pol = try PrecisionPolicy(policy) } catch { throw HarnessError("--policy: \(error)") }
         m = try ParamsOption.restrict(m, pattern: params, seed: seed, policy: pol)
+        guard repeats >= 1 else { throw HarnessError("--repeats must be at least 1 (got \(repeats))") }
         let exactOnly = scheme == "exact"
         guard exactOnly || FDScheme(rawValue: scheme) != nil else {
             throw HarnessError("unknown --scheme '\(scheme)' (known: exact, forward, central, richardson)")
@@ -102,21 +108,27 @@ public struct HVPCommand {
         let peakExact = MemoryProbe.peak()
         // The FD-HVP (or the exact HVP), and one gradient as it takes it (θ converted,
         // gradient in the compute type, rounded into grad), timed.
+        // Repeats after the first: the same products again (their results dropped), alternating.
         var peakGrad = 0, peakHVP = 0
+        var warmGrad: [Double] = [], warmHVP: [Double] = []
         let (r, tGrad, tHVP) = try StochasticRounding.withSeed(seed) { () throws -> (FDResult, Double, Double) in
+            func product() throws -> FDResult {
+                if exactOnly {
+                    return FDResult(hv: engine.exactHVP(theta: theta, v: v), epsilon: 0, delta: [Double](repeating: 0, count: v.count), swampedFraction: 0)
+                }
+                return try engine.estimate(theta: theta, v: v, scheme: FDScheme(rawValue: scheme)!, step: step, shards: nShards, order: ord, world: world)
+            }
             MemoryProbe.resetPeak()
             let tGrad = try clock.measure { _ = try engine.gradient(theta: theta) }.seconds
             peakGrad = MemoryProbe.peak()
             MemoryProbe.resetPeak()
-            defer { peakHVP = MemoryProbe.peak() }
             var r: FDResult? = nil
-            let tHVP = try clock.measure {
-                if exactOnly {
-                    r = FDResult(hv: engine.exactHVP(theta: theta, v: v), epsilon: 0, delta: [Double](repeating: 0, count: v.count), swampedFraction: 0)
-                } else {
-                    r = try engine.estimate(theta: theta, v: v, scheme: FDScheme(rawValue: scheme)!, step: step, shards: nShards, order: ord, world: world)
-                }
-            }.seconds
+            let tHVP = try clock.measure { r = try product() }.seconds
+            peakHVP = MemoryProbe.peak()
+            for _ in 1..<repeats {
+                warmGrad.append(try clock.measure { _ = try engine.gradient(theta: theta) }.seconds)
+                warmHVP.append(try clock.measure { _ = try product() }.seconds)
+            }
             return (r!, tGrad, tHVP)
         }
         if let i = r.hv.firstIndex(where: { !$0.isFinite }) {
@@ -130,12 +142,14 @@ public struct HVPCommand {
         let nh = r.hv.reduce(0) { $0 + $1 * $1 }.squareRoot()
         var summary = Table(header: ["model", "policy", "scheme", "step_policy", "eps", "eps_applied", "shards", "reduction_order", "seed",
                                     "reference", "rel_err", "cos_align", "swamped_fraction", "time_grad_s", "time_hvp_s", "time_reference_s", "hvp_over_grad",
-                                    "peak_rss_grad_bytes", "peak_rss_hvp_bytes", "peak_rss_reference_bytes"])
+                                    "peak_rss_grad_bytes", "peak_rss_hvp_bytes", "peak_rss_reference_bytes",
+                                    "repeats", "time_grad_warm_s", "time_hvp_warm_s"])
         summary.append([model, pol.description, scheme, stepPolicy, csvNumber(eps), csvNumber(r.epsilon), "\(nShards)", ord.rawValue, "\(seed)",
                         reference,
                         hasReference ? csvNumber(norm > 0 ? diff / norm : diff) : "", hasReference ? csvNumber(nh > 0 && norm > 0 ? dotp / (nh * norm) : 0) : "",
                         csvNumber(r.swampedFraction), csvNumber(tGrad), csvNumber(tHVP), hasReference ? csvNumber(tExact) : "",
-                        csvNumber(tGrad > 0 ? tHVP / tGrad : 0), "\(peakGrad)", "\(peakHVP)", hasReference ? "\(peakExact)" : ""])
+                        csvNumber(tGrad > 0 ? tHVP / tGrad : 0), "\(peakGrad)", "\(peakHVP)", hasReference ? "\(peakExact)" : "",
+                        "\(repeats)", warmGrad.isEmpty ? "" : csvNumber(median(warmGrad)), warmHVP.isEmpty ? "" : csvNumber(median(warmHVP))])
         var bundle = OutputBundle()
         let inputs = Manifest.hashes(ModelSpec.inputFiles(model))
         let (json, extra) = try describe(m, inputs: inputs)
@@ -148,7 +162,7 @@ public struct HVPCommand {
         try bundle.add("summary.csv", summary)
         let manifest = Manifest(command: command, seeds: ["model": seed, "v": ModelSetup.directionSeed(seed), "stochastic_rounding": seed],
                                 parameters: ["model": model, "params": params ?? "all", "policy": pol.description, "scheme": scheme, "eps": "\(eps)",
-                                             "step_policy": stepPolicy, "shards": "\(nShards)", "mpi_ranks": "\(Cluster.size)", "reduction_order": ord.rawValue,
+                                             "step_policy": stepPolicy, "repeats": "\(repeats)", "shards": "\(nShards)", "mpi_ranks": "\(Cluster.size)", "reduction_order": ord.rawValue,
                                              "reference": reference == "none" ? "none" : "exact HVP (forward-over-reverse) in \(reference), rounded to fp64",
                                              "v": "uniform(-1, 1) entries from SplitMix64(seed ^ 0x5DEECE66D), fp64"],
                                 start: start, end: Date(), inputFiles: inputs)
