@@ -130,6 +130,7 @@ let package = Package(
         .target(
             name: "Harness",
             dependencies: [
+                "CKernels",
                 "Studies",
                 "Collectives",
                 "Checkpoints",
@@ -153,6 +154,7 @@ let package = Package(
         .target(
             name: "Benchmarks",
             dependencies: [
+                "CKernels",
                 "Harness",
                 "Studies",
                 "Curvature",
@@ -259,7 +261,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HarnessTests",
-            dependencies: ["Harness", "Studies", "Scalars", "Krylov", "LinearAlgebra", "hessian-harness"]
+            dependencies: ["Harness", "Studies", "Scalars", "Krylov", "LinearAlgebra", "CKernels", "hessian-harness"]
         ),
     ]
 )

@@ -494,12 +494,13 @@ struct Version: ParsableCommand {
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks (build with -c release). Suites: scalars, krylov, models, formats, topk, gemm, slq, shard-hvp, sweep.",
+        abstract: "Benchmarks (build with -c release). Suites: scalars, krylov, models, formats, topk, gemm, slq, shard-hvp, sweep, sha256.",
         discussion: """
         formats: one gradient of an MLP of 9,610 parameters in every format and rounding mode, and whether the type \
         runs specialized code or the generic path. gemm: C = A·B (n = 256) in fp32/fp64 (BLAS and order-preserving SIMD) and mixed precision (bf16, fp16 inputs with \
         fp32 accumulation; bf16 accumulation). slq: one FD-HVP SLQ run on the transformer LM (--model transformer:…). \
         sweep: CPU seconds of a sweep's own bookkeeping (journal, tables, manifest) over --n empty configurations (default 10⁴). \
+        sha256: MB/s of the manifests' file digests over --n bytes (default 64 MiB), with the CPU's compression and the plain C one. \
         shard-hvp: median time per central FD-HVP, collectives and bytes sent per FD-HVP, and peak memory of --shards \
         in-process ranks (--shards 0: the unsharded FD-HVP, the baseline), or per rank under \
         `mpirun -np N hessian-harness-mpi bench shard-hvp` (one shard per rank).
@@ -537,9 +538,12 @@ struct Bench: ParsableCommand {
         case "sweep":
             let count = n == 4096 ? 10_000 : n       // --n: configurations (default 10⁴)
             print(SweepBench.render(count: count, jobs: 2, try SweepBench.run(count: count, jobs: 2)), terminator: "")
+        case "sha256":
+            let bytes = n == 4096 ? 64 << 20 : n     // --n: bytes (default 64 MiB)
+            print(SHA256Bench.render(bytes: bytes, SHA256Bench.run(bytes: bytes, trials: min(trials, 9))), terminator: "")
         case "shard-hvp":
             if let t = try ShardBench.run(model: model, policy: policy, shards: shards, reps: min(reps, 50), costModel: costModel) { print(t, terminator: "") }
-        default: throw HarnessError("unknown benchmark suite '\(suite)' (known: scalars, krylov, models, formats, topk, gemm, slq, shard-hvp, sweep)")
+        default: throw HarnessError("unknown benchmark suite '\(suite)' (known: scalars, krylov, models, formats, topk, gemm, slq, shard-hvp, sweep, sha256)")
         }
     }
 }

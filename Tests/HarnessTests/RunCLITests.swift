@@ -1,5 +1,7 @@
 import Testing
+import CKernels
 import Foundation
+import Scalars
 @testable import Harness
 import Studies
 
@@ -178,31 +180,27 @@ func read(_ dir: URL, _ f: String) -> Data { FileManager.default.contents(atPath
         }
     }
 
-    @Test func sha256KnownVectors() throws {
-        #expect(SHA256.hex(Data("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        #expect(SHA256.hex(Data()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(SHA256.hex(Data("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+    /// Each compression function (the CPU's — SHA-NI where it has them — and the plain C one)
+    /// against the FIPS 180-4 vectors and coreutils `sha256sum`: every length from 0 to 130
+    /// bytes (the tail in one block, in two, whole blocks before it) and 3 MB of random bytes.
+    @Test(arguments: ["cpu", "portable"])
+    func sha256KnownVectors(compression: String) throws {
+        let blocks: SHA256.Blocks = compression == "cpu" ? { hh_sha256_blocks($0, $1, $2) } : { hh_sha256_blocks_portable($0, $1, $2) }
+        let hex = { (d: Data) in SHA256.hex(d, blocks: blocks) }
+        #expect(hex(Data("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(hex(Data()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(hex(Data("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
                 == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
-        // Against coreutils on a file longer than one block.
-        let f = tempDir("sha").appendingPathExtension("bin")
         let bytes = Data((0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 7919) })
-        try bytes.write(to: f)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-        p.arguments = [f.path]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        try p.run()
-        let line = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(line.hasPrefix(SHA256.hex(bytes)))
-        // Every length from 0 to 130 bytes: the tail in one block (< 56 bytes left), in two
-        // (56–63 left), and whole blocks before it.
-        let dir = tempDir("sha-lengths")
+        var g = SplitMix64(seed: 11)
+        let big = Data((0..<(3 << 20) + 37).map { _ in UInt8(truncatingIfNeeded: g.next()) })
+        let dir = tempDir("sha-\(compression)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let paths = try (0...130).map { len -> String in
-            let u = dir.appendingPathComponent("\(len)")
-            try Data(bytes.prefix(len)).write(to: u)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let inputs = (0...130).map { Data(bytes.prefix($0)) } + [bytes, big]
+        let paths = try inputs.enumerated().map { i, d -> String in
+            let u = dir.appendingPathComponent("\(i)")
+            try d.write(to: u)
             return u.path
         }
         let q = Process()
@@ -213,8 +211,8 @@ func read(_ dir: URL, _ f: String) -> Data { FileManager.default.contents(atPath
         try q.run()
         let sums = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
         q.waitUntilExit()
-        #expect(sums.count == 131)
-        for (len, l) in sums.enumerated() { #expect(l.hasPrefix(SHA256.hex(Data(bytes.prefix(len)))), "length \(len)") }
+        #expect(sums.count == inputs.count)
+        for (i, l) in sums.enumerated() { #expect(l.hasPrefix(hex(inputs[i])), "input \(i) (\(inputs[i].count) bytes)") }
     }
 
     /// The temporary siblings of AtomicFile.write, as a resumed sweep recognizes (and

@@ -84,4 +84,11 @@ int hh_dual_gemm_f64(int level, size_t m, size_t k, size_t n, const double *av, 
    0 otherwise (0 as well on a C library other than glibc). */
 int hh_malloc_keep_freed(void);
 
+/* SHA-256 compression over `blocks` 64-byte blocks into `state` (FIPS 180-4 §6.2.2); the
+   caller pads. hh_sha256_blocks uses the x86 SHA extensions when the CPU has them
+   (hh_sha256_has_shani), else hh_sha256_blocks_portable. */
+void hh_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks);
+void hh_sha256_blocks_portable(uint32_t state[8], const uint8_t *data, size_t blocks);
+int hh_sha256_has_shani(void);
+
 #endif

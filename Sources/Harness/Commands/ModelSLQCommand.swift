@@ -306,7 +306,7 @@ public struct ModelSLQCommand {
         if let exact { try bundle.add("spectrum.csv", SpectrumTable.make(exact)) }
         var manifest = Manifest(command: command, seeds: ["model": seed, "probes": seed, "stochastic_rounding": seed],
                                 parameters: ["model": model, "params": params ?? "all", "policy": policy.description, "regimes_file": regimes ?? "",
-                                             "regimes_sha256": regimesData.map(SHA256.hex) ?? "", "scheme": schemeName, "step_policy": stepName,
+                                             "regimes_sha256": regimesData.map { SHA256.hex($0) } ?? "", "scheme": schemeName, "step_policy": stepName,
                                              "eps": "\(epsValue)", "eps_source": epsSource, "krylov_accumulation": policy.krylovAccumulation().description,
                                              "reorth": ro.rawValue, "steps": "\(nSteps)", "probes": "\(probes)",
                                              "probe": kind.rawValue, "shards": "\(nShards)",

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// SHA-256 (FIPS 180-4), for the experiment file's digest in the manifest.
@@ -5,68 +6,41 @@ import Foundation
 /// Written by hand on purpose: the only packaged implementation available here is
 /// swift-crypto, which would add about a minute to every clean build. It also hashes the
 /// manifest's output files, gigabytes for a real model's `hvp` arrays, so it reads the
-/// data in place. Checked against the FIPS 180-4 example vectors and against coreutils
-/// `sha256sum` at every length from 0 to 130 bytes (each padding case) in the tests.
+/// data in place and compresses it in C (`hh_sha256_blocks`: the x86 SHA extensions where
+/// the CPU has them; the Swift loop it replaced ran ~150 MB/s, 20 s of an `hvp` of
+/// SmolLM2). Checked against the FIPS 180-4 example vectors and against coreutils
+/// `sha256sum` at every length from 0 to 130 bytes (each padding case) and on a few
+/// megabytes, with each compression function, in the tests.
 public enum SHA256 {
-    static let k: [UInt32] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-    ]
+    /// The compression function over whole 64-byte blocks: CKernels' `hh_sha256_blocks`
+    /// (the x86 SHA extensions when the CPU has them, else plain C).
+    public typealias Blocks = (UnsafeMutablePointer<UInt32>, UnsafePointer<UInt8>, Int) -> Void
 
-    public static func digest(_ data: Data) -> [UInt8] {
+    /// The digest of `data`, the blocks compressed by `blocks` (the default picks the
+    /// CPU's fastest; tests pass `hh_sha256_blocks_portable` to check the other).
+    public static func digest(_ data: Data, blocks: Blocks = { hh_sha256_blocks($0, $1, $2) }) -> [UInt8] {
         var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
-        var w = [UInt32](repeating: 0, count: 64)
-        // The message is read in place, 64 bytes at a time (no copy: the arrays `hvp` hashes
-        // are gigabytes); only the tail and its padding are assembled, in one or two blocks.
+        // The message is read in place (no copy: the arrays `hvp` hashes are gigabytes);
+        // only the tail and its padding are assembled, in one or two blocks.
         data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
-            h.withUnsafeMutableBufferPointer { hp in w.withUnsafeMutableBufferPointer { wp in k.withUnsafeBufferPointer { kp in
+            h.withUnsafeMutableBufferPointer { hp in
                 let n = raw.count, full = n / 64
-                if let base = raw.baseAddress { for c in 0..<full { compress(base + 64 * c, hp, wp, kp) } }
+                if let base = raw.baseAddress, full > 0 { blocks(hp.baseAddress!, base.assumingMemoryBound(to: UInt8.self), full) }
                 var tail = [UInt8](repeating: 0, count: 128)
                 let rest = n - 64 * full
                 for i in 0..<rest { tail[i] = raw[64 * full + i] }
                 tail[rest] = 0x80
-                let blocks = rest < 56 ? 1 : 2
+                let count = rest < 56 ? 1 : 2
                 let bits = UInt64(n) &* 8
-                for i in 0..<8 { tail[64 * blocks - 1 - i] = UInt8(truncatingIfNeeded: bits >> (8 * UInt64(i))) }
-                tail.withUnsafeBytes { tp in for b in 0..<blocks { compress(tp.baseAddress! + 64 * b, hp, wp, kp) } }
-            } } }
+                for i in 0..<8 { tail[64 * count - 1 - i] = UInt8(truncatingIfNeeded: bits >> (8 * UInt64(i))) }
+                tail.withUnsafeBufferPointer { tp in blocks(hp.baseAddress!, tp.baseAddress!, count) }
+            }
         }
         return h.flatMap { x in (0..<4).map { UInt8(truncatingIfNeeded: x >> (24 - 8 * UInt32($0))) } }
     }
 
-    /// One 64-byte block into the state `h` (FIPS 180-4 §6.2.2), `w` the message schedule.
-    @inline(__always)
-    static func compress(_ p: UnsafeRawPointer, _ h: UnsafeMutableBufferPointer<UInt32>, _ w: UnsafeMutableBufferPointer<UInt32>,
-                         _ k: UnsafeBufferPointer<UInt32>) {
-        @inline(__always) func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
-        for t in 0..<16 { w[t] = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 4 * t, as: UInt32.self)) }
-        for t in 16..<64 {
-            let s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3)
-            let s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10)
-            w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
-        }
-        var (a, b, c, d, e, f, g, hh) = (h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7])
-        for t in 0..<64 {
-            let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
-            let ch = (e & f) ^ (~e & g)
-            let t1 = hh &+ s1 &+ ch &+ k[t] &+ w[t]
-            let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
-            let maj = (a & b) ^ (a & c) ^ (b & c)
-            let t2 = s0 &+ maj
-            (hh, g, f, e, d, c, b, a) = (g, f, e, d &+ t1, c, b, a, t1 &+ t2)
-        }
-        h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d; h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
-    }
-
-    public static func hex(_ data: Data) -> String {
-        digest(data).map { String($0, radix: 16).leftPadded(2) }.joined()
+    public static func hex(_ data: Data, blocks: Blocks = { hh_sha256_blocks($0, $1, $2) }) -> String {
+        digest(data, blocks: blocks).map { String($0, radix: 16).leftPadded(2) }.joined()
     }
 }
 
