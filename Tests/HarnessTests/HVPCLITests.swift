@@ -74,6 +74,13 @@ import Models
                 if n == 1 { #expect(row[k] == "", "\(k)") } else { #expect((Double(row[k] ?? "") ?? 0) > 0, "\(k) = \(row[k] ?? "nil")") }
             }
             hv[n] = try Data(contentsOf: dir.appendingPathComponent("hv.npy"))
+            // timings.csv: every repeat's times, the first those of summary.csv (only with repeats).
+            let timings = dir.appendingPathComponent("timings.csv")
+            #expect(FileManager.default.fileExists(atPath: timings.path) == (n > 1))
+            if n > 1 {
+                let t = try CSVTable.read(path: timings.path)
+                #expect(t.map { $0["repeat"] } == ["1", "2", "3"] && t[0]["time_grad_s"] == row["time_grad_s"] && t[0]["time_hvp_s"] == row["time_hvp_s"])
+            }
         }
         #expect(hv[1] != nil && hv[1] == hv[3])
     }

@@ -29,6 +29,7 @@ public struct HVPCommand {
     /// and `time_hvp_s` are the first (what a one-shot run pays, its fresh memory included);
     /// `time_grad_warm_s` and `time_hvp_warm_s` the median of the others (empty for N = 1):
     /// the steady state of a run of many products, as benchmarks of other tools report it.
+    /// `timings.csv` lists every repeat's two times.
     public var repeats: Int = 1
 
     public init(model: String, seed: UInt64, policy: String, scheme: String, eps: Double, stepPolicy: String,
@@ -160,6 +161,11 @@ public struct HVPCommand {
         if hasReference { bundle.add("hv_exact.npy", NPY.float64(exact)) }
         bundle.add("hv.npy", NPY.float64(r.hv))
         try bundle.add("summary.csv", summary)
+        if repeats > 1 {
+            var timings = Table(header: ["repeat", "time_grad_s", "time_hvp_s"])
+            for (i, (g, h)) in zip([tGrad] + warmGrad, [tHVP] + warmHVP).enumerated() { timings.append(["\(i + 1)", csvNumber(g), csvNumber(h)]) }
+            try bundle.add("timings.csv", timings)
+        }
         let manifest = Manifest(command: command, seeds: ["model": seed, "v": ModelSetup.directionSeed(seed), "stochastic_rounding": seed],
                                 parameters: ["model": model, "params": params ?? "all", "policy": pol.description, "scheme": scheme, "eps": "\(eps)",
                                              "step_policy": stepPolicy, "repeats": "\(repeats)", "shards": "\(nShards)", "mpi_ranks": "\(Cluster.size)", "reduction_order": ord.rawValue,
