@@ -37,6 +37,10 @@ public protocol ComputeScalar: Real, Sendable {
     static func fromBinary32Rounding(_ x: [Float]) -> [Self]?
     /// `x` as this type at no cost when every element is already one (`Double`: `x`), else nil.
     static func sameValues(_ x: [Double]) -> [Self]?
+    /// `x` rounded into the stage format `f` as Doubles, when a faster pass than rounding each
+    /// value gives the same bits, else nil. `Float`: plain widening when `f` contains binary32
+    /// (``ScalarArrays/doubles(_:roundedBy:)``).
+    static func doublesExactly(_ x: [Self], roundedBy f: FormatArithmetic) -> [Double]?
     /// Whether every value of the type is exactly a binary32 number (then widening to
     /// binary32 is exact, and products widened to fp32, or binary32 BLAS on widened copies,
     /// apply). `Float`, `Float16` and every emulated format: true.
@@ -56,6 +60,7 @@ extension ComputeScalar {
     @inlinable @inline(__always) public static func dualTanhValues(_ z: [Dual<Self>]) -> [Dual<Self>]? { nil }
     @inlinable @inline(__always) public static func fromBinary32Rounding(_ x: [Float]) -> [Self]? { nil }
     @inlinable @inline(__always) public static func sameValues(_ x: [Double]) -> [Self]? { nil }
+    @inlinable @inline(__always) public static func doublesExactly(_ x: [Self], roundedBy f: FormatArithmetic) -> [Double]? { nil }
     @inlinable @inline(__always) public static var exactInBinary32: Bool { false }
     @inlinable @inline(__always) public static var exactInBinary64: Bool { exactInBinary32 }
 }
@@ -81,6 +86,11 @@ extension Float: ComputeScalar {
         }
     }
     @inlinable public static func fromBinary32Rounding(_ x: [Float]) -> [Float]? { x }
+    /// A binary32 value is its own rounding into fp32 or fp64: widening (``ScalarArrays``).
+    @inlinable
+    public static func doublesExactly(_ x: [Float], roundedBy f: FormatArithmetic) -> [Double]? {
+        f.containsBinary32 ? ScalarArrays.widening(x, canonicalNaN: f.isBinary32Nearest) : nil
+    }
     @inlinable
     public static func fusedAxpy(_ a: Float, _ x: UnsafeBufferPointer<Float>, _ y: UnsafeMutableBufferPointer<Float>) -> Bool {
         hh_saxpy_fused(y.count, a, x.baseAddress, y.baseAddress)
@@ -155,9 +165,7 @@ public enum ScalarArrays {
             let xs = x.assumingMemoryBound(to: [U].self).pointee
             // A gradient in Float rounded into fp32 or fp64 (the common policy): every value
             // is its own rounding, so the pass is plain widening (see `widening`).
-            if U.self == Float.self && f.containsBinary32 {
-                return widening(unsafeBitCast(xs, to: [Float].self), canonicalNaN: f.isBinary32Nearest)
-            }
+            if let exact = U.doublesExactly(xs, roundedBy: f) { return exact }
             return fill(xs) { f.round($0.doubleValue) }
         }
     }
@@ -172,7 +180,7 @@ public enum ScalarArrays {
     /// (ScalarsTests). Not timed alone: in the profile of SmolLM2's gradient the widening
     /// pass is ~1% of the run's samples, most of them page faults on its fresh fp64 array.
     @inlinable
-    static func widening(_ x: [Float], canonicalNaN: Bool) -> [Double] {
+    public static func widening(_ x: [Float], canonicalNaN: Bool) -> [Double] {
         var sawNaN = false
         var out = [Double](unsafeUninitializedCapacity: x.count) { out, count in
             x.withUnsafeBufferPointer { xs in
