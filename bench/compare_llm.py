@@ -15,7 +15,7 @@ Every round starts both sides as fresh processes, ours first then theirs. Ours:
 `hvp --scheme central --repeats 6` (gradient and FD-HVP alternating, six of each) and
 `hvp --scheme exact --repeats 2`; theirs loads the same weights and times six gradients,
 two FD-HVPs and two exact HVPs. Six, because our process settles more slowly: its second
-gradient still took 5.2–5.7 s where the fourth to sixth took 2.5–2.9 s (timings.csv of
+gradient still took 5.2–5.7 s where the third to sixth took 2.5–3.1 s (timings.csv of
 `hvp --repeats 6`, the same number of page faults as a fast run: on this VM the cost of
 reusing freed pages varies, not their count). The targets compare each side's steady state, as the other
 rows of compare.csv do: the median of a process's products after its first (ours:

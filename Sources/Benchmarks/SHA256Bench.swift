@@ -1,6 +1,7 @@
 import CKernels
 import Foundation
 import Harness
+import Scalars
 
 /// `bench sha256`: the throughput of the manifests' file digests (``SHA256``) on `bytes`
 /// of pseudo-random data, with the CPU's compression (the x86 SHA extensions where it
@@ -8,23 +9,14 @@ import Harness
 /// untimed first, so its pages are resident).
 public enum SHA256Bench {
     public static func run(bytes: Int, trials: Int) -> [(String, Double)] {
-        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
-        let data = Data((0..<bytes).map { _ in
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return UInt8(truncatingIfNeeded: state >> 33)
-        })
+        var g = SplitMix64(seed: 1)
+        let data = Data((0..<bytes).map { _ in UInt8(truncatingIfNeeded: g.next()) })
         let compressions: [(String, SHA256.Blocks)] = [
             (hh_sha256_has_shani() != 0 ? "cpu (SHA-NI)" : "cpu (plain C, no SHA-NI)", { hh_sha256_blocks($0, $1, $2) }),
             ("plain C", { hh_sha256_blocks_portable($0, $1, $2) }),
         ]
         return compressions.map { name, blocks in
-            _ = SHA256.digest(data, blocks: blocks)
-            let clock = ContinuousClock()
-            let times = (0..<trials).map { _ in
-                let d = clock.measure { _ = SHA256.digest(data, blocks: blocks) }
-                return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-            }.sorted()
-            return (name, Double(bytes) / times[times.count / 2] / 1e6)
+            (name, Double(bytes) / Timing.median(trials: trials, warmUp: true) { _ = SHA256.digest(data, blocks: blocks) } / 1e6)
         }
     }
 
