@@ -64,7 +64,7 @@ public enum ShardedLanczos {
     /// q_prev are the basis's own arrays (copy-on-write: appending shares the storage), so
     /// at 1.3·10⁸ parameters the vectors beyond the basis are w (fp64 carriers, the FD-HVP's
     /// result updated in place) and, while `apply` runs, q widened to fp64.
-    static func run<S: BinaryFloatingPoint>(_: S.Type, comm: any Communicator, start: [Double], steps: Int, full: Bool,
+    static func run<S: BinaryFloatingPoint & ComputeScalar>(_: S.Type, comm: any Communicator, start: [Double], steps: Int, full: Bool,
                                             k: FormatArithmetic, acc: FormatArithmetic, order: ReductionOrder, measure: Bool,
                                             apply: ([Double]) -> [Double]) -> Result {
         func localDot(_ a: [S], _ b: [Double]) -> Double {

@@ -25,6 +25,16 @@ public protocol ComputeScalar: Real, Sendable {
     /// with the same bits, returning true; false when the type has none and the generic
     /// loop runs. `Float`, `Double`: CKernels' loops with the CPU's FMA in vector lanes.
     static func fusedAxpy(_ a: Self, _ x: UnsafeBufferPointer<Self>, _ y: UnsafeMutableBufferPointer<Self>) -> Bool
+    /// `yᵢ ← (a·xᵢ + yᵢ)` rounded once to binary64, xᵢ widened exactly (the fp64 Krylov
+    /// update ``FormatArithmetic/fmaEach(_:_:_:)`` of a stored basis vector), by a faster
+    /// route with the same bits, returning true; false: the generic loop runs. `Float`,
+    /// `Double`: CKernels' loops with the CPU's FMA in vector lanes.
+    static func fusedAxpyBinary64(_ a: Double, _ x: UnsafeBufferPointer<Self>, _ y: UnsafeMutableBufferPointer<Double>) -> Bool
+    /// The binary64 recursive fused dot product `s ← fma(xᵢ, yᵢ, s)` from +0 in order
+    /// (``FormatArithmetic/fmaSum(_:_:)`` in fp64), by a faster route with the same bits,
+    /// or nil. `Float`, `Double`: CKernels' chain on the FMA instruction, not a call of the
+    /// C library's `fma` per element.
+    static func fusedDotBinary64(_ x: UnsafeBufferPointer<Self>, _ y: UnsafeBufferPointer<Double>) -> Double?
     /// ``Elementary/tanh(_:)`` of every element by a faster route with the same bits, or nil
     /// (the elementwise loop runs). `Float`: the vector kernel of ``Binary32Tanh``.
     static func tanhValues(_ z: [Self]) -> [Self]?
@@ -56,6 +66,10 @@ extension ComputeScalar {
     public static func dualRecursiveDot(_ x: UnsafeBufferPointer<Dual<Self>>, _ y: UnsafeBufferPointer<Dual<Self>>) -> Dual<Self>? { nil }
     @inlinable @inline(__always)
     public static func fusedAxpy(_ a: Self, _ x: UnsafeBufferPointer<Self>, _ y: UnsafeMutableBufferPointer<Self>) -> Bool { false }
+    @inlinable @inline(__always)
+    public static func fusedAxpyBinary64(_ a: Double, _ x: UnsafeBufferPointer<Self>, _ y: UnsafeMutableBufferPointer<Double>) -> Bool { false }
+    @inlinable @inline(__always)
+    public static func fusedDotBinary64(_ x: UnsafeBufferPointer<Self>, _ y: UnsafeBufferPointer<Double>) -> Double? { nil }
     @inlinable @inline(__always) public static func tanhValues(_ z: [Self]) -> [Self]? { nil }
     @inlinable @inline(__always) public static func dualTanhValues(_ z: [Dual<Self>]) -> [Dual<Self>]? { nil }
     @inlinable @inline(__always) public static func fromBinary32Rounding(_ x: [Float]) -> [Self]? { nil }
@@ -96,6 +110,15 @@ extension Float: ComputeScalar {
         hh_saxpy_fused(y.count, a, x.baseAddress, y.baseAddress)
         return true
     }
+    @inlinable
+    public static func fusedAxpyBinary64(_ a: Double, _ x: UnsafeBufferPointer<Float>, _ y: UnsafeMutableBufferPointer<Double>) -> Bool {
+        hh_daxpy_fused_f32x(y.count, a, x.baseAddress, y.baseAddress)
+        return true
+    }
+    @inlinable
+    public static func fusedDotBinary64(_ x: UnsafeBufferPointer<Float>, _ y: UnsafeBufferPointer<Double>) -> Double? {
+        hh_ddot_fused_chain_f32x(x.count, x.baseAddress, y.baseAddress)
+    }
 }
 
 extension Double: ComputeScalar {
@@ -108,6 +131,15 @@ extension Double: ComputeScalar {
     public static func fusedAxpy(_ a: Double, _ x: UnsafeBufferPointer<Double>, _ y: UnsafeMutableBufferPointer<Double>) -> Bool {
         hh_daxpy_fused(y.count, a, x.baseAddress, y.baseAddress)
         return true
+    }
+    @inlinable
+    public static func fusedAxpyBinary64(_ a: Double, _ x: UnsafeBufferPointer<Double>, _ y: UnsafeMutableBufferPointer<Double>) -> Bool {
+        hh_daxpy_fused(y.count, a, x.baseAddress, y.baseAddress)
+        return true
+    }
+    @inlinable
+    public static func fusedDotBinary64(_ x: UnsafeBufferPointer<Double>, _ y: UnsafeBufferPointer<Double>) -> Double? {
+        hh_ddot_fused_chain(x.count, x.baseAddress, y.baseAddress)
     }
 }
 

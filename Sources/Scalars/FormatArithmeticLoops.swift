@@ -3,14 +3,19 @@
 /// scalar operation gives; the rounding path (binary64, binary32 to nearest, general)
 /// is chosen once outside the loop, so its per-element work stays inline. Called per
 /// element from a large function, ``FormatArithmetic/fma(_:_:_:)`` was not inlined:
-/// on SmolLM2-135M, 10% of an `slq` run was spent in calls to it.
+/// on SmolLM2-135M, 10% of an `slq` run was spent in calls to it. In binary64 the
+/// element type's kernels run (``ComputeScalar/fusedAxpyBinary64(_:_:_:)``,
+/// ``ComputeScalar/fusedDotBinary64(_:_:)``): the package targets baseline x86-64, where
+/// `addingProduct` is a call of the C library's `fma` per element (28% of an fp64-Krylov
+/// `slq` run on SmolLM2-135M, four steps).
 extension FormatArithmetic {
     /// `y[i] ← fma(y[i], a, x[i])` for every i: `y[i] + a·x[i]` rounded once into the format.
     @inlinable
-    public func fmaEach<X: BinaryFloatingPoint>(_ y: UnsafeMutableBufferPointer<Double>, _ a: Double, _ x: UnsafeBufferPointer<X>) {
+    public func fmaEach<X: BinaryFloatingPoint & ComputeScalar>(_ y: UnsafeMutableBufferPointer<Double>, _ a: Double, _ x: UnsafeBufferPointer<X>) {
         precondition(x.count == y.count, "fmaEach: length mismatch")
         switch fast {
         case 3:
+            if X.fusedAxpyBinary64(a, x, y) { return }
             for i in 0..<y.count { y[i] = y[i].addingProduct(a, Double(x[i])) }
         case 1:
             for i in 0..<y.count {
@@ -25,11 +30,12 @@ extension FormatArithmetic {
     /// `s ← fma(s, x[i], y[i])` for i in order from s = +0: the recursive dot product in
     /// the format, each step rounded once.
     @inlinable
-    public func fmaSum<X: BinaryFloatingPoint>(_ x: UnsafeBufferPointer<X>, _ y: UnsafeBufferPointer<Double>) -> Double {
+    public func fmaSum<X: BinaryFloatingPoint & ComputeScalar>(_ x: UnsafeBufferPointer<X>, _ y: UnsafeBufferPointer<Double>) -> Double {
         precondition(x.count == y.count, "fmaSum: length mismatch")
         var s = 0.0
         switch fast {
         case 3:
+            if let r = X.fusedDotBinary64(x, y) { return r }
             for i in 0..<x.count { s = s.addingProduct(Double(x[i]), y[i]) }
         case 1:
             for i in 0..<x.count {

@@ -139,3 +139,78 @@ import Scalars
         #expect((got[i].bitPattern == Double.nan.bitPattern) == (format != "fp64"))
     }
 }
+
+/// ``FormatArithmetic/fmaEach(_:_:_:)`` and ``FormatArithmetic/fmaSum(_:_:)`` (the sharded
+/// Lanczos updates and dot products) give, element by element, the scalar
+/// ``FormatArithmetic/fma(_:_:_:)``'s bits: in fp64 through the element type's CKernels
+/// loops (vector lanes for the update, the FMA instruction for the chain), in fp32 through
+/// the generic loop. The reference is the scalar operation (the C library's correctly
+/// rounded fma in fp64). NaN results are compared as NaN: which of several NaN operands
+/// propagates is the instruction's choice.
+@Suite struct FormatArithmeticLoopsTests {
+    /// Lengths around the kernels' 8-wide blocks and tails.
+    static let lengths = [0, 1, 3, 7, 8, 9, 15, 16, 17, 1029]
+
+    /// Values of both signs over `span` binades around 1, with (when `specials`) zeros,
+    /// subnormals, huge values, infinities and NaNs mixed in.
+    static func values(_ n: Int, seed: UInt64, span: Int, specials: Bool) -> [Double] {
+        var g = SplitMix64(seed: seed)
+        let special: [Double] = [0, -0, .leastNonzeroMagnitude, -0x1p-1060, .greatestFiniteMagnitude, -.infinity, .infinity, .nan, 0x1p-1030]
+        return (0..<n).map { i in
+            let r = g.next()
+            if specials && r % 13 == 0 { return special[Int(r >> 8) % special.count] }
+            let m = 1 + Double(r >> 12) * 0x1p-52
+            let e = Int((r >> 1) % UInt64(2 * span + 1)) - span
+            return (r & 1 == 0 ? m : -m) * Double(sign: .plus, exponent: e, significand: 1)
+        }
+    }
+
+    static func same(_ a: Double, _ b: Double) -> Bool { a.isNaN ? b.isNaN : a.bitPattern == b.bitPattern }
+
+    func check<X: BinaryFloatingPoint & ComputeScalar>(_: X.Type, format: String, span: Int, specials: Bool) throws -> (each: Int, sum: Int, compared: Int) {
+        let f = try FormatArithmetic(name: format)
+        var eachDiffer = 0, sumDiffer = 0, compared = 0
+        for (t, n) in Self.lengths.enumerated() {
+            // Stored vectors and carriers hold values of the format (as in the Lanczos run).
+            let x = Self.values(n, seed: UInt64(2 * t + 1), span: span, specials: specials).map { X(f.round($0)) }
+            let y0 = Self.values(n, seed: UInt64(2 * t + 2), span: span, specials: specials).map { f.round($0) }
+            for a in [0.75, -1.0 / 3, f.round(0x1p-20 * .pi)] {
+                var y = y0
+                y.withUnsafeMutableBufferPointer { y in x.withUnsafeBufferPointer { x in f.fmaEach(y, a, x) } }
+                let want = zip(y0, x).map { f.fma($0, a, Double($1)) }
+                eachDiffer += zip(y, want).filter { !Self.same($0, $1) }.count
+                compared += n
+            }
+            let s = x.withUnsafeBufferPointer { x in y0.withUnsafeBufferPointer { y in f.fmaSum(x, y) } }
+            let want = zip(x, y0).reduce(0.0) { f.fma($0, Double($1.0), $1.1) }
+            if !Self.same(s, want) { sumDiffer += 1 }
+        }
+        return (eachDiffer, sumDiffer, compared)
+    }
+
+    @Test(arguments: ["fp64", "fp32"], [false, true])
+    func loopsMatchTheScalarOperation(format: String, specials: Bool) throws {
+        // Wide exponent spans make subnormal, overflowing and non-finite results; narrow
+        // ones keep dot products finite so every step of the chain is compared.
+        for span in [4, 40, 1100] {
+            let d = try check(Double.self, format: format, span: span, specials: specials)
+            let s = try check(Float.self, format: format, span: min(span, 140), specials: specials)
+            #expect(d.each == 0 && d.sum == 0, "\(format) Double span \(span): \(d.each) of \(d.compared) updates, \(d.sum) dot products differ")
+            #expect(s.each == 0 && s.sum == 0, "\(format) Float span \(span): \(s.each) of \(s.compared) updates, \(s.sum) dot products differ")
+        }
+    }
+
+    /// The kernels are the ones taken in fp64 (a default would give the same bits, slower),
+    /// and a fused chain is not an unfused one: on these values the two differ.
+    @Test func theKernelsAreTakenAndFused() {
+        var y: [Double] = [1, 2]
+        let xd: [Double] = [3, 4], xf: [Float] = [3, 4]
+        #expect(y.withUnsafeMutableBufferPointer { y in xd.withUnsafeBufferPointer { Double.fusedAxpyBinary64(0.5, $0, y) } })
+        #expect(y.withUnsafeMutableBufferPointer { y in xf.withUnsafeBufferPointer { Float.fusedAxpyBinary64(0.5, $0, y) } })
+        #expect(y == [4.0, 6.0])   // 1 + 2·1.5, 2 + 2·2
+        let x = Self.values(1029, seed: 9, span: 4, specials: false), z = Self.values(1029, seed: 10, span: 4, specials: false)
+        let fused = x.withUnsafeBufferPointer { x in z.withUnsafeBufferPointer { Double.fusedDotBinary64(x, $0) } }
+        let unfused = zip(x, z).reduce(0.0) { $0 + $1.0 * $1.1 }
+        #expect(fused != nil && fused != unfused)
+    }
+}
