@@ -200,6 +200,7 @@ public struct ModelSLQCommand {
         let step = chosenStep
         let gen = ProbeGenerator(seed: seed, kind: kind), nProbes = probes
         let clock = ContinuousClock()
+        let stepClock = StepClock()
         var traces: [LanczosTrace] = []
         let elapsed: Double
         if shardedLanczos {
@@ -223,12 +224,14 @@ public struct ModelSLQCommand {
                             let r = ShardedLanczos.run(comm: comm, start: layout.shard(g.next(n), rank: comm.rank), steps: stepsCap,
                                                        reorthogonalization: ro, krylov: k, accumulate: acc, order: ord,
                                                        measureOrthogonality: true) { q in
+                                if comm.rank == 0 { stepClock.mark() }
                                 if direct {
                                     return (try? engine.estimate(theta: theta, v: q, scheme: fdScheme, step: step, shards: 1, order: ord).hv)
                                         ?? [Double](repeating: .nan, count: q.count)
                                 }
                                 return engine.rankEstimate(comm: comm, thetaShard: tr, vShard: q, layout: layout, scheme: fdScheme, step: step, order: ord)
                             }
+                            if comm.rank == 0 { stepClock.endProbe() }
                             return LanczosTrace(alpha: r.alpha, beta: r.beta, orthLoss: r.orthLoss, orthLossFro: r.orthLossFro,
                                                 breakdown: r.breakdown)
                         }
@@ -237,13 +240,15 @@ public struct ModelSLQCommand {
             }.seconds
         } else {
             let apply: ([Double]) -> [Double] = { q in
-                (try? engine.estimate(theta: theta, v: q, scheme: fdScheme, step: step, shards: shards, order: ord).hv)
+                stepClock.mark()
+                return (try? engine.estimate(theta: theta, v: q, scheme: fdScheme, step: step, shards: shards, order: ord).hv)
                     ?? [Double](repeating: .nan, count: q.count)
             }
             elapsed = try clock.measure {
                 traces = try ModelLanczos.run(krylov: policy.krylov, mode: policy.mode(for: policy.krylov),
                                               accumulation: policy.krylovAccumulation(), reorthogonalization: ro,
                                               steps: nSteps, dimension: n, probes: Self.probeVectors(gen, count: probes, n), seed: seed, apply: apply)
+                stepClock.endProbe()
             }.seconds
         }
         // Every rank holds the same tridiagonals; rank 0 alone writes the results.
@@ -274,7 +279,7 @@ public struct ModelSLQCommand {
                                      "reduction_order", "seed", "tolerance", "predicted_err", "validated_err", "validated_ok", "lambda_min", "lambda_min_residual",
                                      "lambda_max", "lambda_max_residual",
                                      "w1_scaled", "ks", "ritz_err_top_1", "orth_loss_max", "time_lanczos_s", "time_lanczos_step_s",
-                                     "exact_spectrum", "trace_slq", "trace_exact"])
+                                     "time_lanczos_first_step_s", "time_lanczos_step_warm_s", "exact_spectrum", "trace_slq", "trace_exact"])
         var w1s: Double? = nil, ks: Double? = nil, top: Double? = nil
         if let exact {
             let (w1, k) = SpectralDistance.compare(mu, SpectralMeasure(eigenvalues: exact))
@@ -296,6 +301,7 @@ public struct ModelSLQCommand {
                         csvNumber(rmin?.value ?? .nan), rmin.map { csvNumber($0.residual) } ?? "", csvNumber(rmax?.value ?? .nan),
                         rmax.map { csvNumber($0.residual) } ?? "", cell(w1s), cell(ks), cell(top),
                         csvNumber(orthMax), csvNumber(elapsed), csvNumber(totalSteps > 0 ? elapsed / Double(totalSteps) : 0),
+                        cell(stepClock.durations.first), cell(stepClock.durations.count > 1 ? median(Array(stepClock.durations.dropFirst())) : nil),
                         exact != nil ? "yes" : hasExactHVP ? "no (n > 3000)" : "no (the model serves no exact HVP)",
                         csvNumber(Double(n) * zip(mu.nodes, mu.weights).reduce(0) { $0 + $1.0 * $1.1 }), exact.map { csvNumber($0.reduce(0, +)) } ?? ""])
         var bundle = OutputBundle()
@@ -318,6 +324,29 @@ public struct ModelSLQCommand {
         try bundle.write(to: URL(fileURLWithPath: out))
         print(bundle.summaryLine("slq", columns: ["eps", "eps_source", "steps_done", "breakdown", "lambda_min", "lambda_max", "w1_scaled",
                                                   "ritz_err_top_1", "predicted_err"], dir: out))
+    }
+}
+
+/// The instants at which a Lanczos run applies its operator (rank 0's, once per step)
+/// and at which each probe's run ends: a step lasts from one application to the next (or
+/// to its probe's end), everything the step does (the FD-HVP, the dot products, the
+/// reorthogonalization, the next vector). `time_lanczos_first_step_s` is the run's first
+/// step (it also faults in the FD-HVP's working memory), `time_lanczos_step_warm_s` the
+/// median of the others (empty for a one-step run): the steady state, as `hvp --repeats`
+/// reports. Written by one thread only (rank 0, or the unsharded run's).
+final class StepClock: @unchecked Sendable {
+    private let clock = ContinuousClock()
+    private var starts: [ContinuousClock.Instant] = []
+    private(set) var durations: [Double] = []
+
+    func mark() { starts.append(clock.now) }
+
+    /// Closes the probe's steps (the last one ends now). The unsharded run marks all its
+    /// probes' steps before one end: a step that spans two probes includes drawing the next.
+    func endProbe() {
+        let now = clock.now
+        for (a, b) in zip(starts, starts.dropFirst() + [now]) { durations.append((b - a).seconds) }
+        starts = []
     }
 }
 
