@@ -43,34 +43,58 @@ static void saxpy_avx_fma(size_t n, float a, const float *x, float *y) {
     for (; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
 }
 
-__attribute__((target("avx,fma")))
-static void daxpy_f32x_avx_fma(size_t n, double a, const float *x, double *y) {
-    __m256d va = _mm256_set1_pd(a);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256d y0 = _mm256_fmadd_pd(va, _mm256_cvtps_pd(_mm_loadu_ps(x + i)), _mm256_loadu_pd(y + i));
-        __m256d y1 = _mm256_fmadd_pd(va, _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4)), _mm256_loadu_pd(y + i + 4));
-        _mm256_storeu_pd(y + i, y0);
-        _mm256_storeu_pd(y + i + 4, y1);
-    }
-    for (; i < n; i++) y[i] = fma(a, (double)x[i], y[i]);
+/* Several fp64 Krylov updates and dot products in one pass (hh_daxpy_fused_many,
+   hh_ddot_fused_chains): written once for binary64 and for binary32 x widened exactly
+   (LOADX4 loads four x values as doubles, LOADX1 one). */
+#define HH_MANY_KERNELS(suffix, xtype, LOADX4, LOADX1) \
+__attribute__((target("avx,fma"))) \
+static void daxpy_many##suffix##_avx_fma(size_t n, size_t k, const double *a, const xtype *const *x, double *y) { \
+    size_t i = 0; \
+    for (; i + 8 <= n; i += 8) { \
+        __m256d y0 = _mm256_loadu_pd(y + i), y1 = _mm256_loadu_pd(y + i + 4); \
+        for (size_t m = 0; m < k; m++) { \
+            __m256d am = _mm256_broadcast_sd(a + m); \
+            y0 = _mm256_fmadd_pd(am, LOADX4(x[m] + i), y0); \
+            y1 = _mm256_fmadd_pd(am, LOADX4(x[m] + i + 4), y1); \
+        } \
+        _mm256_storeu_pd(y + i, y0); \
+        _mm256_storeu_pd(y + i + 4, y1); \
+    } \
+    for (; i < n; i++) for (size_t m = 0; m < k; m++) y[i] = fma(a[m], (double)x[m][i], y[i]); \
+} \
+/* Four chains advance together (the FMA's latency hidden by the other three), over \
+   blocks of y that stay in the L1 cache while every group of four reads them. */ \
+__attribute__((target("avx,fma"))) \
+static void ddot_chains##suffix##_avx_fma(size_t n, size_t k, const xtype *const *x, const double *y, double *out) { \
+    for (size_t m = 0; m < k; m++) out[m] = 0.0; \
+    for (size_t i0 = 0; i0 < n; i0 += 1024) { \
+        size_t i1 = n - i0 < 1024 ? n : i0 + 1024; \
+        for (size_t m = 0; m < k; m += 4) { \
+            /* A group short of four repeats its last vector; only its own sums are kept. */ \
+            const xtype *x0 = x[m], *x1 = x[m + 1 < k ? m + 1 : k - 1], \
+                        *x2 = x[m + 2 < k ? m + 2 : k - 1], *x3 = x[m + 3 < k ? m + 3 : k - 1]; \
+            __m128d s0 = _mm_set_sd(out[m]), s1 = _mm_set_sd(m + 1 < k ? out[m + 1] : 0), \
+                    s2 = _mm_set_sd(m + 2 < k ? out[m + 2] : 0), s3 = _mm_set_sd(m + 3 < k ? out[m + 3] : 0); \
+            for (size_t i = i0; i < i1; i++) { \
+                __m128d yi = _mm_load_sd(y + i); \
+                s0 = _mm_fmadd_sd(LOADX1(x0 + i), yi, s0); \
+                s1 = _mm_fmadd_sd(LOADX1(x1 + i), yi, s1); \
+                s2 = _mm_fmadd_sd(LOADX1(x2 + i), yi, s2); \
+                s3 = _mm_fmadd_sd(LOADX1(x3 + i), yi, s3); \
+            } \
+            out[m] = _mm_cvtsd_f64(s0); \
+            if (m + 1 < k) out[m + 1] = _mm_cvtsd_f64(s1); \
+            if (m + 2 < k) out[m + 2] = _mm_cvtsd_f64(s2); \
+            if (m + 3 < k) out[m + 3] = _mm_cvtsd_f64(s3); \
+        } \
+    } \
 }
-
-/* The recursive chain is one dependent fused operation per element (latency bound):
-   the instruction instead of a call per element is what is gained. */
-__attribute__((target("avx,fma")))
-static double ddot_chain_avx_fma(size_t n, const double *x, const double *y) {
-    __m128d s = _mm_setzero_pd();
-    for (size_t i = 0; i < n; i++) s = _mm_fmadd_sd(_mm_load_sd(x + i), _mm_load_sd(y + i), s);
-    return _mm_cvtsd_f64(s);
-}
-
-__attribute__((target("avx,fma")))
-static double ddot_chain_f32x_avx_fma(size_t n, const float *x, const double *y) {
-    __m128d s = _mm_setzero_pd();
-    for (size_t i = 0; i < n; i++) s = _mm_fmadd_sd(_mm_set_sd((double)x[i]), _mm_load_sd(y + i), s);
-    return _mm_cvtsd_f64(s);
-}
+#define HH_LOAD4_F64(p) _mm256_loadu_pd(p)
+#define HH_LOAD1_F64(p) _mm_load_sd(p)
+#define HH_LOAD4_F32(p) _mm256_cvtps_pd(_mm_loadu_ps(p))
+#define HH_LOAD1_F32(p) _mm_set_sd((double)*(p))
+HH_MANY_KERNELS(, double, HH_LOAD4_F64, HH_LOAD1_F64)
+HH_MANY_KERNELS(_f32x, float, HH_LOAD4_F32, HH_LOAD1_F32)
 
 static int has_avx_fma(void) {
     static int cached = -1;
@@ -96,29 +120,40 @@ void hh_saxpy_fused(size_t n, float a, const float *x, float *y) {
     for (size_t i = 0; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
 }
 
-void hh_daxpy_fused_f32x(size_t n, double a, const float *x, double *y) {
+void hh_daxpy_fused_many(size_t n, size_t k, const double *a, const double *const *x, double *y) {
 #ifdef HH_X86_FMA
-    if (has_avx_fma()) { daxpy_f32x_avx_fma(n, a, x, y); return; }
+    if (has_avx_fma()) { daxpy_many_avx_fma(n, k, a, x, y); return; }
 #endif
-    for (size_t i = 0; i < n; i++) y[i] = fma(a, (double)x[i], y[i]);
+    for (size_t i = 0; i < n; i++) for (size_t m = 0; m < k; m++) y[i] = fma(a[m], x[m][i], y[i]);
 }
 
-double hh_ddot_fused_chain(size_t n, const double *x, const double *y) {
+void hh_daxpy_fused_many_f32x(size_t n, size_t k, const double *a, const float *const *x, double *y) {
 #ifdef HH_X86_FMA
-    if (has_avx_fma()) return ddot_chain_avx_fma(n, x, y);
+    if (has_avx_fma()) { daxpy_many_f32x_avx_fma(n, k, a, x, y); return; }
 #endif
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++) s = fma(x[i], y[i], s);
-    return s;
+    for (size_t i = 0; i < n; i++) for (size_t m = 0; m < k; m++) y[i] = fma(a[m], (double)x[m][i], y[i]);
 }
 
-double hh_ddot_fused_chain_f32x(size_t n, const float *x, const double *y) {
+void hh_ddot_fused_chains(size_t n, size_t k, const double *const *x, const double *y, double *out) {
 #ifdef HH_X86_FMA
-    if (has_avx_fma()) return ddot_chain_f32x_avx_fma(n, x, y);
+    if (has_avx_fma()) { ddot_chains_avx_fma(n, k, x, y, out); return; }
 #endif
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++) s = fma((double)x[i], y[i], s);
-    return s;
+    for (size_t m = 0; m < k; m++) {
+        double s = 0.0;
+        for (size_t i = 0; i < n; i++) s = fma(x[m][i], y[i], s);
+        out[m] = s;
+    }
+}
+
+void hh_ddot_fused_chains_f32x(size_t n, size_t k, const float *const *x, const double *y, double *out) {
+#ifdef HH_X86_FMA
+    if (has_avx_fma()) { ddot_chains_f32x_avx_fma(n, k, x, y, out); return; }
+#endif
+    for (size_t m = 0; m < k; m++) {
+        double s = 0.0;
+        for (size_t i = 0; i < n; i++) s = fma((double)x[m][i], y[i], s);
+        out[m] = s;
+    }
 }
 
 int hh_cpu_x86_level(void) {

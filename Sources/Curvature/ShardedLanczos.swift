@@ -59,6 +59,16 @@ public enum ShardedLanczos {
                             acc: accumulate ?? k, order: order, measure: measure, apply: apply)
     }
 
+    /// Vectors per pass of the grouped dot products and updates.
+    static let group = 8
+
+    /// `body` with the buffer pointers of `arrays` (valid inside it: nested closures).
+    static func withBuffers<S, R>(_ arrays: ArraySlice<[S]>, _ done: [UnsafeBufferPointer<S>] = [],
+                                  _ body: ([UnsafeBufferPointer<S>]) -> R) -> R {
+        guard let first = arrays.first else { return body(done) }
+        return first.withUnsafeBufferPointer { withBuffers(arrays.dropFirst(), done + [$0], body) }
+    }
+
     /// The recurrence with the Lanczos vectors q stored as `S` (binary32 when every value
     /// of the Krylov format is one, else binary64: the same values either way). q and
     /// q_prev are the basis's own arrays (copy-on-write: appending shares the storage), so
@@ -67,14 +77,24 @@ public enum ShardedLanczos {
     static func run<S: BinaryFloatingPoint & ComputeScalar>(_: S.Type, comm: any Communicator, start: [Double], steps: Int, full: Bool,
                                             k: FormatArithmetic, acc: FormatArithmetic, order: ReductionOrder, measure: Bool,
                                             apply: ([Double]) -> [Double]) -> Result {
-        func localDot(_ a: [S], _ b: [Double]) -> Double {
-            a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in acc.fmaSum(a, b) } }
+        // The local dot products of every x with b, several x per pass over b (in groups of
+        // `group`: the same sums as one at a time).
+        func localDots(_ xs: [[S]], _ b: [Double]) -> [Double] {
+            b.withUnsafeBufferPointer { b in
+                stride(from: 0, to: xs.count, by: group).flatMap { c in withBuffers(xs[c..<min(c + group, xs.count)]) { acc.fmaSums($0, b) } }
+            }
         }
-        // w ← w − c·x, each element rounded once into the Krylov format.
-        func update(_ w: inout [Double], _ c: Double, _ x: [S]) {
-            w.withUnsafeMutableBufferPointer { w in x.withUnsafeBufferPointer { x in k.fmaEach(w, -c, x) } }
+        // w ← w − c_m·x_m for m = 0, 1, … in order, each element rounded once into the Krylov
+        // format per update (several x per pass over w: the same bits as one at a time).
+        func update(_ w: inout [Double], _ cs: [Double], _ xs: [[S]]) {
+            w.withUnsafeMutableBufferPointer { w in
+                for c in stride(from: 0, to: xs.count, by: group) {
+                    let r = c..<min(c + group, xs.count)
+                    withBuffers(xs[r]) { k.fmaEach(w, cs[r].map { -$0 }, $0) }
+                }
+            }
         }
-        func dot(_ a: [S], _ b: [Double]) -> Double { k.round(comm.allReduce(localDot(a, b), format: acc, order: order)) }
+        func dot(_ a: [S], _ b: [Double]) -> Double { k.round(comm.allReduce(localDots([a], b)[0], format: acc, order: order)) }
         func norm(_ w: [Double]) -> Double {
             k.round(k.round(comm.allReduce(w.withUnsafeBufferPointer { acc.fmaSum($0, $0) }, format: acc, order: order)).squareRoot())
         }
@@ -118,14 +138,12 @@ public enum ShardedLanczos {
                     if j > 0 { w[i] = k.fma(w[i], -betaPrev, Double(qPrev[i])) }
                 }
             } else {
-                update(&w, alpha, q)
-                if j > 0 { update(&w, betaPrev, qPrev) }
+                if j > 0 { update(&w, [alpha, betaPrev], [q, qPrev]) } else { update(&w, [alpha], [q]) }
             }
             if full {
                 for _ in 0..<2 {
-                    let local = basis.map { localDot($0, w) }
-                    let h = comm.allReduce(local, format: acc, order: order).map { k.round($0) }
-                    for (m, c) in h.enumerated() { update(&w, c, basis[m]) }
+                    let h = comm.allReduce(localDots(basis, w), format: acc, order: order).map { k.round($0) }
+                    update(&w, h, basis)
                 }
             }
             let beta = norm(w)

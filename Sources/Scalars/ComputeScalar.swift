@@ -25,16 +25,20 @@ public protocol ComputeScalar: Real, Sendable {
     /// with the same bits, returning true; false when the type has none and the generic
     /// loop runs. `Float`, `Double`: CKernels' loops with the CPU's FMA in vector lanes.
     static func fusedAxpy(_ a: Self, _ x: UnsafeBufferPointer<Self>, _ y: UnsafeMutableBufferPointer<Self>) -> Bool
-    /// `yᵢ ← (a·xᵢ + yᵢ)` rounded once to binary64, xᵢ widened exactly (the fp64 Krylov
-    /// update ``FormatArithmetic/fmaEach(_:_:_:)`` of a stored basis vector), by a faster
-    /// route with the same bits, returning true; false: the generic loop runs. `Float`,
-    /// `Double`: CKernels' loops with the CPU's FMA in vector lanes.
-    static func fusedAxpyBinary64(_ a: Double, _ x: UnsafeBufferPointer<Self>, _ y: UnsafeMutableBufferPointer<Double>) -> Bool
-    /// The binary64 recursive fused dot product `s ← fma(xᵢ, yᵢ, s)` from +0 in order
-    /// (``FormatArithmetic/fmaSum(_:_:)`` in fp64), by a faster route with the same bits,
-    /// or nil. `Float`, `Double`: CKernels' chain on the FMA instruction, not a call of the
-    /// C library's `fma` per element.
-    static func fusedDotBinary64(_ x: UnsafeBufferPointer<Self>, _ y: UnsafeBufferPointer<Double>) -> Double?
+    /// `yᵢ ← (a_m·x_m,ᵢ + yᵢ)` rounded once to binary64 for m = 0, 1, … in order at every i,
+    /// the x_m widened exactly (the fp64 Krylov updates of ``FormatArithmetic/fmaEach(_:_:_:)``
+    /// against stored basis vectors, each `y.count` long), by a faster route with the same
+    /// bits, returning true; false: the generic loop runs. `Float`, `Double`: CKernels'
+    /// loops with the CPU's FMA in vector lanes, y read and written once for all m.
+    static func fusedAxpyBinary64(_ a: UnsafeBufferPointer<Double>, _ xs: UnsafeBufferPointer<UnsafePointer<Self>?>,
+                                  _ y: UnsafeMutableBufferPointer<Double>) -> Bool
+    /// The binary64 recursive fused dot products `s ← fma(x_m,ᵢ, yᵢ, s)` from +0 in order of
+    /// i (``FormatArithmetic/fmaSums(_:_:)`` in fp64) into `out[m]`, by a faster route with
+    /// the same bits, returning true; false: the generic loop runs. `Float`, `Double`:
+    /// CKernels' chains on the FMA instruction (four at a time), not a call of the C
+    /// library's `fma` per element.
+    static func fusedDotsBinary64(_ xs: UnsafeBufferPointer<UnsafePointer<Self>?>, _ y: UnsafeBufferPointer<Double>,
+                                  _ out: UnsafeMutableBufferPointer<Double>) -> Bool
     /// ``Elementary/tanh(_:)`` of every element by a faster route with the same bits, or nil
     /// (the elementwise loop runs). `Float`: the vector kernel of ``Binary32Tanh``.
     static func tanhValues(_ z: [Self]) -> [Self]?
@@ -67,9 +71,11 @@ extension ComputeScalar {
     @inlinable @inline(__always)
     public static func fusedAxpy(_ a: Self, _ x: UnsafeBufferPointer<Self>, _ y: UnsafeMutableBufferPointer<Self>) -> Bool { false }
     @inlinable @inline(__always)
-    public static func fusedAxpyBinary64(_ a: Double, _ x: UnsafeBufferPointer<Self>, _ y: UnsafeMutableBufferPointer<Double>) -> Bool { false }
+    public static func fusedAxpyBinary64(_ a: UnsafeBufferPointer<Double>, _ xs: UnsafeBufferPointer<UnsafePointer<Self>?>,
+                                         _ y: UnsafeMutableBufferPointer<Double>) -> Bool { false }
     @inlinable @inline(__always)
-    public static func fusedDotBinary64(_ x: UnsafeBufferPointer<Self>, _ y: UnsafeBufferPointer<Double>) -> Double? { nil }
+    public static func fusedDotsBinary64(_ xs: UnsafeBufferPointer<UnsafePointer<Self>?>, _ y: UnsafeBufferPointer<Double>,
+                                         _ out: UnsafeMutableBufferPointer<Double>) -> Bool { false }
     @inlinable @inline(__always) public static func tanhValues(_ z: [Self]) -> [Self]? { nil }
     @inlinable @inline(__always) public static func dualTanhValues(_ z: [Dual<Self>]) -> [Dual<Self>]? { nil }
     @inlinable @inline(__always) public static func fromBinary32Rounding(_ x: [Float]) -> [Self]? { nil }
@@ -111,13 +117,16 @@ extension Float: ComputeScalar {
         return true
     }
     @inlinable
-    public static func fusedAxpyBinary64(_ a: Double, _ x: UnsafeBufferPointer<Float>, _ y: UnsafeMutableBufferPointer<Double>) -> Bool {
-        hh_daxpy_fused_f32x(y.count, a, x.baseAddress, y.baseAddress)
+    public static func fusedAxpyBinary64(_ a: UnsafeBufferPointer<Double>, _ xs: UnsafeBufferPointer<UnsafePointer<Float>?>,
+                                         _ y: UnsafeMutableBufferPointer<Double>) -> Bool {
+        hh_daxpy_fused_many_f32x(y.count, xs.count, a.baseAddress, xs.baseAddress, y.baseAddress)
         return true
     }
     @inlinable
-    public static func fusedDotBinary64(_ x: UnsafeBufferPointer<Float>, _ y: UnsafeBufferPointer<Double>) -> Double? {
-        hh_ddot_fused_chain_f32x(x.count, x.baseAddress, y.baseAddress)
+    public static func fusedDotsBinary64(_ xs: UnsafeBufferPointer<UnsafePointer<Float>?>, _ y: UnsafeBufferPointer<Double>,
+                                         _ out: UnsafeMutableBufferPointer<Double>) -> Bool {
+        hh_ddot_fused_chains_f32x(y.count, xs.count, xs.baseAddress, y.baseAddress, out.baseAddress)
+        return true
     }
 }
 
@@ -133,13 +142,16 @@ extension Double: ComputeScalar {
         return true
     }
     @inlinable
-    public static func fusedAxpyBinary64(_ a: Double, _ x: UnsafeBufferPointer<Double>, _ y: UnsafeMutableBufferPointer<Double>) -> Bool {
-        hh_daxpy_fused(y.count, a, x.baseAddress, y.baseAddress)
+    public static func fusedAxpyBinary64(_ a: UnsafeBufferPointer<Double>, _ xs: UnsafeBufferPointer<UnsafePointer<Double>?>,
+                                         _ y: UnsafeMutableBufferPointer<Double>) -> Bool {
+        hh_daxpy_fused_many(y.count, xs.count, a.baseAddress, xs.baseAddress, y.baseAddress)
         return true
     }
     @inlinable
-    public static func fusedDotBinary64(_ x: UnsafeBufferPointer<Double>, _ y: UnsafeBufferPointer<Double>) -> Double? {
-        hh_ddot_fused_chain(x.count, x.baseAddress, y.baseAddress)
+    public static func fusedDotsBinary64(_ xs: UnsafeBufferPointer<UnsafePointer<Double>?>, _ y: UnsafeBufferPointer<Double>,
+                                         _ out: UnsafeMutableBufferPointer<Double>) -> Bool {
+        hh_ddot_fused_chains(y.count, xs.count, xs.baseAddress, y.baseAddress, out.baseAddress)
+        return true
     }
 }
 

@@ -140,16 +140,17 @@ import Scalars
     }
 }
 
-/// ``FormatArithmetic/fmaEach(_:_:_:)`` and ``FormatArithmetic/fmaSum(_:_:)`` (the sharded
-/// Lanczos updates and dot products) give, element by element, the scalar
-/// ``FormatArithmetic/fma(_:_:_:)``'s bits: in fp64 through the element type's CKernels
-/// loops (vector lanes for the update, the FMA instruction for the chain), in fp32 through
-/// the generic loop. The reference is the scalar operation (the C library's correctly
-/// rounded fma in fp64). NaN results are compared as NaN: which of several NaN operands
-/// propagates is the instruction's choice.
+/// ``FormatArithmetic/fmaEach(_:_:_:)`` and ``FormatArithmetic/fmaSums(_:_:)`` (the sharded
+/// Lanczos updates and dot products, one vector or several at once) give, element by
+/// element, the scalar ``FormatArithmetic/fma(_:_:_:)``'s bits: in fp64 through the element
+/// type's CKernels loops (vector lanes for the updates, four FMA chains at a time for the
+/// dot products), in fp32 through the generic loop. The reference is the scalar operation
+/// applied one update after the other (the C library's correctly rounded fma in fp64).
+/// NaN results are compared as NaN: which of several NaN operands propagates is the
+/// instruction's choice.
 @Suite struct FormatArithmeticLoopsTests {
-    /// Lengths around the kernels' 8-wide blocks and tails.
-    static let lengths = [0, 1, 3, 7, 8, 9, 15, 16, 17, 1029]
+    /// Lengths around the kernels' 8-wide blocks, their tails and the dot products' 1024 blocks.
+    static let lengths = [0, 1, 3, 7, 8, 9, 15, 16, 17, 1029, 2051]
 
     /// Values of both signs over `span` binades around 1, with (when `specials`) zeros,
     /// subnormals, huge values, infinities and NaNs mixed in.
@@ -167,25 +168,44 @@ import Scalars
 
     static func same(_ a: Double, _ b: Double) -> Bool { a.isNaN ? b.isNaN : a.bitPattern == b.bitPattern }
 
+    /// Differing updated elements and dot products, and how many were compared, over every
+    /// length and k = 1…10 vectors at once (groups of four chains and their remainders).
     func check<X: BinaryFloatingPoint & ComputeScalar>(_: X.Type, format: String, span: Int, specials: Bool) throws -> (each: Int, sum: Int, compared: Int) {
         let f = try FormatArithmetic(name: format)
         var eachDiffer = 0, sumDiffer = 0, compared = 0
         for (t, n) in Self.lengths.enumerated() {
-            // Stored vectors and carriers hold values of the format (as in the Lanczos run).
-            let x = Self.values(n, seed: UInt64(2 * t + 1), span: span, specials: specials).map { X(f.round($0)) }
-            let y0 = Self.values(n, seed: UInt64(2 * t + 2), span: span, specials: specials).map { f.round($0) }
-            for a in [0.75, -1.0 / 3, f.round(0x1p-20 * .pi)] {
+            for k in [1, 2, 3, 4, 5, 8, 10] where n < 2000 || k == 5 {
+                // Stored vectors and carriers hold values of the format (as in the Lanczos run).
+                let xs = (0..<k).map { m in Self.values(n, seed: UInt64(100 * t + m + 1), span: span, specials: specials).map { X(f.round($0)) } }
+                let y0 = Self.values(n, seed: UInt64(100 * t + 99), span: span, specials: specials).map { f.round($0) }
+                let a = (0..<k).map { m in f.round([0.75, -1.0 / 3, 0x1p-20 * .pi][m % 3] * Double(m + 1)) }
                 var y = y0
-                y.withUnsafeMutableBufferPointer { y in x.withUnsafeBufferPointer { x in f.fmaEach(y, a, x) } }
-                let want = zip(y0, x).map { f.fma($0, a, Double($1)) }
+                y.withUnsafeMutableBufferPointer { y in
+                    FormatArithmeticLoopsTests.buffers(xs) { f.fmaEach(y, a, $0) }
+                }
+                var want = y0
+                for m in 0..<k { for i in 0..<n { want[i] = f.fma(want[i], a[m], Double(xs[m][i])) } }
                 eachDiffer += zip(y, want).filter { !Self.same($0, $1) }.count
                 compared += n
+                let s = y0.withUnsafeBufferPointer { y in FormatArithmeticLoopsTests.buffers(xs) { f.fmaSums($0, y) } }
+                let sums = xs.map { x in zip(x, y0).reduce(0.0) { f.fma($0, Double($1.0), $1.1) } }
+                sumDiffer += zip(s, sums).filter { !Self.same($0, $1) }.count
+                // The one-vector forms are the same operations.
+                if k == 1 {
+                    var y1 = y0
+                    y1.withUnsafeMutableBufferPointer { y in xs[0].withUnsafeBufferPointer { f.fmaEach(y, a[0], $0) } }
+                    eachDiffer += zip(y1, want).filter { !Self.same($0, $1) }.count
+                    let s1 = xs[0].withUnsafeBufferPointer { x in y0.withUnsafeBufferPointer { f.fmaSum(x, $0) } }
+                    if !Self.same(s1, sums[0]) { sumDiffer += 1 }
+                }
             }
-            let s = x.withUnsafeBufferPointer { x in y0.withUnsafeBufferPointer { y in f.fmaSum(x, y) } }
-            let want = zip(x, y0).reduce(0.0) { f.fma($0, Double($1.0), $1.1) }
-            if !Self.same(s, want) { sumDiffer += 1 }
         }
         return (eachDiffer, sumDiffer, compared)
+    }
+
+    static func buffers<X, R>(_ xs: [[X]], _ done: [UnsafeBufferPointer<X>] = [], _ body: ([UnsafeBufferPointer<X>]) -> R) -> R {
+        guard done.count < xs.count else { return body(done) }
+        return xs[done.count].withUnsafeBufferPointer { buffers(xs, done + [$0], body) }
     }
 
     @Test(arguments: ["fp64", "fp32"], [false, true])
@@ -204,13 +224,23 @@ import Scalars
     /// and a fused chain is not an unfused one: on these values the two differ.
     @Test func theKernelsAreTakenAndFused() {
         var y: [Double] = [1, 2]
-        let xd: [Double] = [3, 4], xf: [Float] = [3, 4]
-        #expect(y.withUnsafeMutableBufferPointer { y in xd.withUnsafeBufferPointer { Double.fusedAxpyBinary64(0.5, $0, y) } })
-        #expect(y.withUnsafeMutableBufferPointer { y in xf.withUnsafeBufferPointer { Float.fusedAxpyBinary64(0.5, $0, y) } })
+        let xd: [Double] = [3, 4], xf: [Float] = [3, 4], a = [0.5]
+        let taken = y.withUnsafeMutableBufferPointer { y in
+            a.withUnsafeBufferPointer { a in
+                xd.withUnsafeBufferPointer { xd in xf.withUnsafeBufferPointer { xf in
+                    [xd.baseAddress].withUnsafeBufferPointer { Double.fusedAxpyBinary64(a, $0, y) }
+                        && [xf.baseAddress].withUnsafeBufferPointer { Float.fusedAxpyBinary64(a, $0, y) }
+                } }
+            }
+        }
+        #expect(taken)
         #expect(y == [4.0, 6.0])   // 1 + 2·1.5, 2 + 2·2
         let x = Self.values(1029, seed: 9, span: 4, specials: false), z = Self.values(1029, seed: 10, span: 4, specials: false)
-        let fused = x.withUnsafeBufferPointer { x in z.withUnsafeBufferPointer { Double.fusedDotBinary64(x, $0) } }
+        var out = [0.0]
+        let dots = out.withUnsafeMutableBufferPointer { out in
+            x.withUnsafeBufferPointer { x in z.withUnsafeBufferPointer { z in [x.baseAddress].withUnsafeBufferPointer { Double.fusedDotsBinary64($0, z, out) } } }
+        }
         let unfused = zip(x, z).reduce(0.0) { $0 + $1.0 * $1.1 }
-        #expect(fused != nil && fused != unfused)
+        #expect(dots && out[0] != unfused)
     }
 }

@@ -8,15 +8,19 @@
    256-bit lanes, otherwise the C library's fma per element. */
 void hh_daxpy_fused(size_t n, double a, const double *x, double *y);
 void hh_saxpy_fused(size_t n, float a, const float *x, float *y);
-/* The same with binary32 x widened exactly to binary64: y[i] = fma(a, (double)x[i], y[i]). */
-void hh_daxpy_fused_f32x(size_t n, double a, const float *x, double *y);
-/* The recursive fused dot product s = fma(x[i], y[i], s), i = 0..n-1 in order from
-   s = +0: one rounding per element, the bits of Swift's `s.addingProduct(x, y)` chain
-   (NaN payloads aside: which of several NaN operands propagates is the instruction's
-   choice). The chain is latency bound; the CPU's FMA instruction replaces a call of the
-   C library's fma per element. The _f32x form widens binary32 x exactly. */
-double hh_ddot_fused_chain(size_t n, const double *x, const double *y);
-double hh_ddot_fused_chain_f32x(size_t n, const float *x, const double *y);
+/* k updates in one pass over y: y[i] = fma(a[m], x[m][i], y[i]) for m = 0..k-1 in that
+   order at every i (each x[m] of n values): the bits of k calls of hh_daxpy_fused, y
+   read and written once. The _f32x form widens binary32 x exactly. */
+void hh_daxpy_fused_many(size_t n, size_t k, const double *a, const double *const *x, double *y);
+void hh_daxpy_fused_many_f32x(size_t n, size_t k, const double *a, const float *const *x, double *y);
+/* k recursive fused dot products with one y: out[m] = the chain s = fma(x[m][i], y[i], s),
+   i = 0..n-1 in order from s = +0, one rounding per element: the bits of Swift's
+   `s.addingProduct(x, y)` loop (NaN payloads aside: which of several NaN operands
+   propagates is the instruction's choice). A chain is latency bound; with the CPU's FMA
+   four chains advance together and y is read once from memory. The _f32x form widens
+   binary32 x exactly. */
+void hh_ddot_fused_chains(size_t n, size_t k, const double *const *x, const double *y, double *out);
+void hh_ddot_fused_chains_f32x(size_t n, size_t k, const float *const *x, const double *y, double *out);
 
 /* Binary32 tanh of x[i] into y[i] for i < n ≤ 64 (x and y must not overlap): the
    Double evaluation of Scalars' Binary32Tanh operation for operation (no contraction
