@@ -62,6 +62,19 @@ public enum ShardedLanczos {
     /// Vectors per pass of the grouped dot products and updates.
     static let group = 8
 
+    /// Σᵢ aᵢ·yᵢ in binary64 (each product rounded, then added, left to right) for each of one
+    /// to four vectors a, the four chains advancing together.
+    @inline(__always)
+    static func plainDots<S: BinaryFloatingPoint>(_ xs: [UnsafeBufferPointer<S>], _ y: UnsafeBufferPointer<S>) -> [Double] {
+        let a0 = xs[0], a1 = xs[min(1, xs.count - 1)], a2 = xs[min(2, xs.count - 1)], a3 = xs[min(3, xs.count - 1)]
+        var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+        for i in 0..<y.count {
+            let yi = Double(y[i])
+            s0 += Double(a0[i]) * yi; s1 += Double(a1[i]) * yi; s2 += Double(a2[i]) * yi; s3 += Double(a3[i]) * yi
+        }
+        return Array([s0, s1, s2, s3].prefix(xs.count))
+    }
+
     /// `body` with the buffer pointers of `arrays` (valid inside it: nested closures).
     static func withBuffers<S, R>(_ arrays: ArraySlice<[S]>, _ done: [UnsafeBufferPointer<S>] = [],
                                   _ body: ([UnsafeBufferPointer<S>]) -> R) -> R {
@@ -115,11 +128,12 @@ public enum ShardedLanczos {
         var breakdown: LanczosBreakdown? = nil
         // Orthogonality in fp64: local sums plus an all-reduce in fp64, of the stored
         // vectors against x and then of x with itself.
+        // Four sums per pass over x (the same sums as one at a time: each its own chain).
         func dots64(_ x: [S]) -> [Double] {
-            var local = basis.map { a in var s = 0.0; for i in a.indices { s += Double(a[i]) * Double(x[i]) }; return s }
-            var xx = 0.0
-            for i in x.indices { xx += Double(x[i]) * Double(x[i]) }
-            local.append(xx)
+            let all = basis + [x]
+            let local = x.withUnsafeBufferPointer { x in
+                stride(from: 0, to: all.count, by: 4).flatMap { c in withBuffers(all[c..<min(c + 4, all.count)]) { plainDots($0, x) } }
+            }
             return comm.allReduce(local, format: .fp64, order: .sequential)
         }
         var maxOff = 0.0, fro2 = 0.0
