@@ -120,41 +120,28 @@ void hh_saxpy_fused(size_t n, float a, const float *x, float *y) {
     for (size_t i = 0; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
 }
 
-void hh_daxpy_fused_many(size_t n, size_t k, const double *a, const double *const *x, double *y) {
+/* The public entry points of HH_MANY_KERNELS' loops, with the portable loops (the C
+   library's fma per element) where the CPU has no FMA. */
 #ifdef HH_X86_FMA
-    if (has_avx_fma()) { daxpy_many_avx_fma(n, k, a, x, y); return; }
+#define HH_MANY_FAST(call) if (has_avx_fma()) { call; return; }
+#else
+#define HH_MANY_FAST(call)
 #endif
-    for (size_t i = 0; i < n; i++) for (size_t m = 0; m < k; m++) y[i] = fma(a[m], x[m][i], y[i]);
+#define HH_MANY_ENTRIES(suffix, xtype) \
+void hh_daxpy_fused_many##suffix(size_t n, size_t k, const double *a, const xtype *const *x, double *y) { \
+    HH_MANY_FAST(daxpy_many##suffix##_avx_fma(n, k, a, x, y)) \
+    for (size_t i = 0; i < n; i++) for (size_t m = 0; m < k; m++) y[i] = fma(a[m], (double)x[m][i], y[i]); \
+} \
+void hh_ddot_fused_chains##suffix(size_t n, size_t k, const xtype *const *x, const double *y, double *out) { \
+    HH_MANY_FAST(ddot_chains##suffix##_avx_fma(n, k, x, y, out)) \
+    for (size_t m = 0; m < k; m++) { \
+        double s = 0.0; \
+        for (size_t i = 0; i < n; i++) s = fma((double)x[m][i], y[i], s); \
+        out[m] = s; \
+    } \
 }
-
-void hh_daxpy_fused_many_f32x(size_t n, size_t k, const double *a, const float *const *x, double *y) {
-#ifdef HH_X86_FMA
-    if (has_avx_fma()) { daxpy_many_f32x_avx_fma(n, k, a, x, y); return; }
-#endif
-    for (size_t i = 0; i < n; i++) for (size_t m = 0; m < k; m++) y[i] = fma(a[m], (double)x[m][i], y[i]);
-}
-
-void hh_ddot_fused_chains(size_t n, size_t k, const double *const *x, const double *y, double *out) {
-#ifdef HH_X86_FMA
-    if (has_avx_fma()) { ddot_chains_avx_fma(n, k, x, y, out); return; }
-#endif
-    for (size_t m = 0; m < k; m++) {
-        double s = 0.0;
-        for (size_t i = 0; i < n; i++) s = fma(x[m][i], y[i], s);
-        out[m] = s;
-    }
-}
-
-void hh_ddot_fused_chains_f32x(size_t n, size_t k, const float *const *x, const double *y, double *out) {
-#ifdef HH_X86_FMA
-    if (has_avx_fma()) { ddot_chains_f32x_avx_fma(n, k, x, y, out); return; }
-#endif
-    for (size_t m = 0; m < k; m++) {
-        double s = 0.0;
-        for (size_t i = 0; i < n; i++) s = fma((double)x[m][i], y[i], s);
-        out[m] = s;
-    }
-}
+HH_MANY_ENTRIES(, double)
+HH_MANY_ENTRIES(_f32x, float)
 
 int hh_cpu_x86_level(void) {
 #ifdef HH_X86_FMA
