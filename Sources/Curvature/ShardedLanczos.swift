@@ -127,8 +127,8 @@ public enum ShardedLanczos {
         var normEstimate = 0.0
         var breakdown: LanczosBreakdown? = nil
         // Orthogonality in fp64: local sums plus an all-reduce in fp64, of the stored
-        // vectors against x and then of x with itself.
-        // Four sums per pass over x (the same sums as one at a time: each its own chain).
+        // vectors against x and then of x with itself, four sums per pass over x (each its
+        // own chain: the same sums as one at a time).
         func dots64(_ x: [S]) -> [Double] {
             let all = basis + [x]
             let local = x.withUnsafeBufferPointer { x in
