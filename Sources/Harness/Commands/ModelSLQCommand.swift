@@ -303,8 +303,7 @@ public struct ModelSLQCommand {
                         csvNumber(rmin?.value ?? .nan), rmin.map { csvNumber($0.residual) } ?? "", csvNumber(rmax?.value ?? .nan),
                         rmax.map { csvNumber($0.residual) } ?? "", cell(w1s), cell(ks), cell(top),
                         csvNumber(orthMax), csvNumber(elapsed), csvNumber(totalSteps > 0 ? elapsed / Double(totalSteps) : 0),
-                        cell(stepClock.durations.first), cell(stepClock.durations.count > 1 ? median(Array(stepClock.durations.dropFirst())) : nil),
-                        cell(stepClock.operator.count > 1 ? median(Array(stepClock.operator.dropFirst())) : nil),
+                        cell(stepClock.durations.first), cell(StepClock.warm(stepClock.durations)), cell(StepClock.warm(stepClock.applications)),
                         exact != nil ? "yes" : hasExactHVP ? "no (n > 3000)" : "no (the model serves no exact HVP)",
                         csvNumber(Double(n) * zip(mu.nodes, mu.weights).reduce(0) { $0 + $1.0 * $1.1 }), exact.map { csvNumber($0.reduce(0, +)) } ?? ""])
         var bundle = OutputBundle()
@@ -344,10 +343,13 @@ final class StepClock: @unchecked Sendable {
     private var starts: [ContinuousClock.Instant] = []
     private(set) var durations: [Double] = []
     /// Each step's operator application.
-    private(set) var `operator`: [Double] = []
+    private(set) var applications: [Double] = []
 
     func mark() { starts.append(clock.now) }
-    func applied() { if let s = starts.last { `operator`.append((clock.now - s).seconds) } }
+    func applied() { if let s = starts.last { applications.append((clock.now - s).seconds) } }
+
+    /// The median after the first (nil for fewer than two).
+    static func warm(_ times: [Double]) -> Double? { times.count > 1 ? median(Array(times.dropFirst())) : nil }
 
     /// Closes the probe's steps (the last one ends now). The unsharded run marks all its
     /// probes' steps before one end: a step that spans two probes includes drawing the next.
